@@ -1,0 +1,1 @@
+"""The `acgs` command line: one module per command group."""

@@ -1,0 +1,85 @@
+"""What every domain event carries besides its payload (decisions 8)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.maci import MaciRole
+
+SCHEMA_VERSION = 1
+_EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:event")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: a user or agent (`sub`), their roles, and how they authenticated."""
+
+    sub: str
+    roles: tuple[MaciRole, ...] = ()
+    auth_method: str = "system"
+    actor_type: str = "user"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "roles": [r.value for r in self.roles],
+            "auth_method": self.auth_method,
+            "actor_type": self.actor_type,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Actor:
+        return cls(
+            sub=str(data["sub"]),
+            roles=tuple(MaciRole(r) for r in data.get("roles", ())),
+            auth_method=str(data.get("auth_method", "system")),
+            actor_type=str(data.get("actor_type", "user")),
+        )
+
+
+SYSTEM_ACTOR = Actor(sub="system", auth_method="system", actor_type="system")
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Carried by every event: the tenant it belongs to, the actor, the hash, the trace."""
+
+    tenant_id: UUID
+    actor: Actor
+    constitutional_hash: str
+    trace_parent: str | None = field(default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant_id": str(self.tenant_id),
+            "actor": self.actor.as_dict(),
+            "constitutional_hash": self.constitutional_hash,
+            "trace_parent": self.trace_parent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EventMeta:
+        return cls(
+            tenant_id=UUID(str(data["tenant_id"])),
+            actor=Actor.from_dict(data["actor"]),
+            constitutional_hash=str(data["constitutional_hash"]),
+            trace_parent=data.get("trace_parent"),
+        )
+
+
+def event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
+    """A stable id for a stored event: the same after any replay, unique in the store."""
+    return uuid5(_EVENT_ID_NAMESPACE, f"{aggregate_id}:{aggregate_version}")
+
+
+def event_type(domain_event: object) -> str:
+    """`tenant.created` for `Tenant.Created`: aggregate and event class, snake-cased, dotted."""
+    qualname = type(domain_event).__qualname__
+    return ".".join(_snake(part) for part in qualname.split("."))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -1,0 +1,36 @@
+"""Typed errors of policy parsing; each knows where in which file it happened."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+from domain.policy.rule_model import Location
+
+
+class PolicySyntaxError(DomainError):
+    """A source text that does not parse; stops only the policy it belongs to."""
+
+    code = "POLICY_SYNTAX_ERROR"
+
+    def __init__(self, message: str, location: Location, policy_id: str | None = None) -> None:
+        super().__init__(
+            f"{location}: {message}",
+            {"file": location.file, "line": location.line, "column": location.column},
+        )
+        self.reason = message
+        self.location = location
+        self.policy_id = policy_id
+
+
+class PolicyModelError(DomainError):
+    """A document that parses but is not a valid rule model (missing id, bad effect, ...)."""
+
+    code = "POLICY_MODEL_ERROR"
+
+    def __init__(self, message: str, location: Location, policy_id: str | None = None) -> None:
+        super().__init__(
+            f"{location}: {message}",
+            {"file": location.file, "line": location.line, "column": location.column},
+        )
+        self.reason = message
+        self.location = location
+        self.policy_id = policy_id

@@ -1,0 +1,1 @@
+"""Gap analysis: the catalogue of governance gaps, their detectors and the severity score."""

@@ -1,0 +1,1 @@
+"""The Tenant aggregate and its values."""

@@ -1,0 +1,169 @@
+"""The embedded PostgreSQL of the `embedded` profile: one server per data directory.
+
+Debian's server binaries are used when present and running as root (they are on this project's
+machines); otherwise the `pgserver` wheel, which ships its own binaries. The server listens on a
+Unix socket only. A second process pointed at the same data directory (the CLI while `acgs serve`
+runs) finds the running server through `postmaster.pid` and connects to it instead of starting
+another; only the process that started the server stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+DATABASE_NAME = "acgs"
+SUPERUSER = "postgres"
+_DEBIAN_ROOT = Path("/usr/lib/postgresql")
+_SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to 107 bytes including the file name.
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not be started or reached."""
+
+
+def debian_bin_dir() -> Path | None:
+    """The newest Debian PostgreSQL server binaries, if installed."""
+    if not _DEBIAN_ROOT.is_dir():
+        return None
+    versions = sorted(
+        (p for p in _DEBIAN_ROOT.iterdir() if (p / "bin" / "postgres").exists()),
+        key=lambda p: int(p.name) if p.name.isdigit() else 0,
+    )
+    return versions[-1] / "bin" if versions else None
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server whose cluster lives in `data_dir / "pg"`."""
+
+    data_dir: Path
+    started_here: bool = field(default=False, init=False)
+    _pgserver: object | None = field(default=None, init=False, repr=False)
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def socket_dir(self) -> Path:
+        preferred = self.cluster_dir
+        if len(str(preferred)) < _SOCKET_PATH_LIMIT - 20:
+            return preferred
+        digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"acgs-pg-{digest}"
+
+    def url(self, user: str = SUPERUSER, dbname: str = DATABASE_NAME) -> str:
+        port = self._running_port()
+        if port is None:
+            msg = f"no PostgreSQL server is running for {self.cluster_dir}"
+            raise EmbeddedPostgresError(msg)
+        return f"postgresql://{user}@/{dbname}?host={quote(str(self.socket_dir))}&port={port}"
+
+    def start(self) -> str:
+        """Start the server unless one already runs on this data; return the superuser URL."""
+        if self._running_port() is None:
+            bin_dir = debian_bin_dir()
+            if bin_dir is not None and os.geteuid() == 0:
+                self._start_debian(bin_dir)
+            else:
+                self._start_pgserver()
+            self.started_here = True
+        self._ensure_database()
+        return self.url()
+
+    def stop(self) -> None:
+        """Stop the server if this process started it."""
+        if not self.started_here:
+            return
+        bin_dir = debian_bin_dir()
+        if self._pgserver is not None:
+            cleanup = getattr(self._pgserver, "cleanup", None)
+            if callable(cleanup):
+                cleanup()
+        elif bin_dir is not None:
+            self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir), "-m", "fast",
+                                "-w", "stop"])
+        self.started_here = False
+
+    def _running_port(self) -> int | None:
+        pid_file = self.cluster_dir / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        socket = self.socket_dir / f".s.PGSQL.{port}"
+        deadline = time.monotonic() + 10
+        while not socket.exists():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        return port
+
+    def _start_debian(self, bin_dir: Path) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.data_dir, self.socket_dir):
+            path.chmod(0o755)
+        if not (self.cluster_dir / "PG_VERSION").exists():
+            self.cluster_dir.mkdir(parents=True, exist_ok=True)
+            shutil.chown(self.cluster_dir, user="postgres", group="postgres")
+            self.cluster_dir.chmod(0o700)
+            self._run_as_owner([str(bin_dir / "initdb"), "-D", str(self.cluster_dir), "-A", "trust",
+                                "-U", SUPERUSER, "-E", "UTF8", "--no-sync", "--no-instructions"])
+        shutil.chown(self.socket_dir, user="postgres", group="postgres")
+        port = _free_port()
+        options = (f"-p {port} -c listen_addresses='' -k {self.socket_dir} -c fsync=on "
+                   "-c max_connections=200 -c shared_buffers=128MB")
+        self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir), "-w", "-s",
+                            "-l", str(self.cluster_dir / "server.log"), "-o", options, "start"])
+
+    def _start_pgserver(self) -> None:
+        try:
+            import pgserver  # noqa: PLC0415 - optional, only for non-root embedded runs
+        except ImportError as exc:
+            msg = ("no PostgreSQL server binaries: install Debian's postgresql package (as root) "
+                   "or the pgserver wheel (pip install 'acgs-enterprise[embedded]')")
+            raise EmbeddedPostgresError(msg) from exc
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._pgserver = pgserver.get_server(self.cluster_dir, cleanup_mode=None)
+
+    def _ensure_database(self) -> None:
+        import psycopg  # noqa: PLC0415
+
+        with psycopg.connect(self.url(dbname="postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  [DATABASE_NAME]).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+    def _run_as_owner(self, argv: list[str]) -> None:
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            msg = f"{Path(argv[-1]).name if argv else 'postgres'} failed: {result.stderr.strip()}"
+            raise EmbeddedPostgresError(msg)
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
