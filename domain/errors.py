@@ -23,7 +23,9 @@ class ValidationFailed(DomainError):
 
     @classmethod
     def field(cls, field: str, message: str, **extra: Any) -> ValidationFailed:
-        return cls(f"{field}: {message}", {"fields": [{"field": field, "message": message, **extra}]})
+        return cls(
+            f"{field}: {message}", {"fields": [{"field": field, "message": message, **extra}]}
+        )
 
 
 class InvalidTenantSlug(ValidationFailed):
@@ -56,3 +58,7 @@ class ConstitutionalHashRequired(DomainError):
 
 class ConstitutionalHashMismatch(DomainError):
     code = "CONSTITUTIONAL_HASH_MISMATCH"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"

@@ -178,7 +178,9 @@ def policy_from_document(
         raise PolicyModelError("a policy must be an object", location)
     policy_id = raw.get("policy_id")
     if not isinstance(policy_id, str) or not POLICY_ID.fullmatch(policy_id):
-        raise PolicyModelError(f"'policy_id' must match [A-Za-z0-9_.-]+, got {policy_id!r}", location)
+        raise PolicyModelError(
+            f"'policy_id' must match [A-Za-z0-9_.-]+, got {policy_id!r}", location
+        )
     try:
         combining = Combining(raw.get("combining", Combining.DENY_OVERRIDES.value))
         default = Effect(raw.get("default", Effect.DENY.value))

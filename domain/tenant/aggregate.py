@@ -80,8 +80,11 @@ class Tenant(Aggregate):
     def update_profile(self, changes: dict[str, object], meta: EventMeta) -> list[str]:
         """Change name, admin email and/or billing plan; return the names actually changed."""
         self._require(TenantStatus.ACTIVE, TenantStatus.SUSPENDED, action="update")
-        validators = {"tenant_name": tenant_name, "admin_email": admin_email,
-                      "billing_plan": lambda v: BillingPlan.parse(v).value}
+        validators = {
+            "tenant_name": tenant_name,
+            "admin_email": admin_email,
+            "billing_plan": lambda v: BillingPlan.parse(v).value,
+        }
         new = {k: validators[k](v) for k, v in changes.items() if k in validators}
         new = {k: v for k, v in new.items() if getattr(self, k) != v}
         if new:

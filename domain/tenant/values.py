@@ -11,8 +11,10 @@ from domain.errors import InvalidTenantSlug, ValidationFailed
 
 SLUG_PATTERN = "^[a-z0-9-]+$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
-                       r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 MIN_NAME, MAX_NAME = 3, 255

@@ -90,8 +90,9 @@ class EmbeddedPostgres:
             if callable(cleanup):
                 cleanup()
         elif bin_dir is not None:
-            self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir), "-m", "fast",
-                                "-w", "stop"])
+            self._run_as_owner(
+                [str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir), "-m", "fast", "-w", "stop"]
+            )
         self.started_here = False
 
     def _running_port(self) -> int | None:
@@ -124,21 +125,50 @@ class EmbeddedPostgres:
             self.cluster_dir.mkdir(parents=True, exist_ok=True)
             shutil.chown(self.cluster_dir, user="postgres", group="postgres")
             self.cluster_dir.chmod(0o700)
-            self._run_as_owner([str(bin_dir / "initdb"), "-D", str(self.cluster_dir), "-A", "trust",
-                                "-U", SUPERUSER, "-E", "UTF8", "--no-sync", "--no-instructions"])
+            self._run_as_owner(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.cluster_dir),
+                    "-A",
+                    "trust",
+                    "-U",
+                    SUPERUSER,
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--no-instructions",
+                ]
+            )
         shutil.chown(self.socket_dir, user="postgres", group="postgres")
         port = _free_port()
-        options = (f"-p {port} -c listen_addresses='' -k {self.socket_dir} -c fsync=on "
-                   "-c max_connections=200 -c shared_buffers=128MB")
-        self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir), "-w", "-s",
-                            "-l", str(self.cluster_dir / "server.log"), "-o", options, "start"])
+        options = (
+            f"-p {port} -c listen_addresses='' -k {self.socket_dir} -c fsync=on "
+            "-c max_connections=200 -c shared_buffers=128MB"
+        )
+        self._run_as_owner(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(self.cluster_dir),
+                "-w",
+                "-s",
+                "-l",
+                str(self.cluster_dir / "server.log"),
+                "-o",
+                options,
+                "start",
+            ]
+        )
 
     def _start_pgserver(self) -> None:
         try:
             import pgserver  # noqa: PLC0415 - optional, only for non-root embedded runs
         except ImportError as exc:
-            msg = ("no PostgreSQL server binaries: install Debian's postgresql package (as root) "
-                   "or the pgserver wheel (pip install 'acgs-enterprise[embedded]')")
+            msg = (
+                "no PostgreSQL server binaries: install Debian's postgresql package (as root) "
+                "or the pgserver wheel (pip install 'acgs-enterprise[embedded]')"
+            )
             raise EmbeddedPostgresError(msg) from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._pgserver = pgserver.get_server(self.cluster_dir, cleanup_mode=None)
@@ -147,8 +177,9 @@ class EmbeddedPostgres:
         import psycopg  # noqa: PLC0415
 
         with psycopg.connect(self.url(dbname="postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                  [DATABASE_NAME]).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+            ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 

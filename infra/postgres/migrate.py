@@ -59,8 +59,10 @@ def migrate(database_url: str) -> list[Migration]:
             for migration in available_migrations():
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:
-                        msg = (f"migration {migration.version}_{migration.name} was changed after "
-                               "it was applied; add a new migration instead")
+                        msg = (
+                            f"migration {migration.version}_{migration.name} was changed after "
+                            "it was applied; add a new migration instead"
+                        )
                         raise MigrationError(msg)
                     continue
                 try:

@@ -4,6 +4,15 @@
 -- events, and a trigger pins each aggregate to the tenant of its first event, because RLS does not
 -- hide primary-key conflicts: without the pin a tenant that learned another tenant's aggregate id
 -- could append version N+1 to it and break the owner's next write.
+DO $$
+BEGIN
+    IF to_regtype('stored_event_uuid') IS NULL THEN
+        CREATE TYPE stored_event_uuid AS (
+            originator_id UUID, originator_version BIGINT, topic TEXT, state BYTEA);
+    END IF;
+END
+$$;
+
 CREATE TABLE IF NOT EXISTS governance_events (
     originator_id       UUID NOT NULL,
     originator_version  BIGINT NOT NULL,
@@ -58,12 +67,16 @@ CREATE TRIGGER governance_events_immutable BEFORE UPDATE OR DELETE ON governance
 -- Uniqueness claims (tenant slug, tenant name) written in the same transaction as the events
 -- that make them, so two concurrent creates of one slug cannot both commit.
 CREATE TABLE IF NOT EXISTS tenant_claims (
-    kind       VARCHAR(50) NOT NULL,
+    kind       VARCHAR(50) NOT NULL CHECK (kind IN ('tenant_slug', 'tenant_name')),
     value      VARCHAR(255) NOT NULL,
     tenant_id  UUID NOT NULL
-        DEFAULT nullif(current_setting('app.current_tenant_id', true), '')::uuid,
-    PRIMARY KEY (kind, value)
+        DEFAULT nullif(current_setting('app.current_tenant_id', true), '')::uuid
 );
+-- One unique index per kind, so a violation names what was taken.
+CREATE UNIQUE INDEX IF NOT EXISTS tenant_claims_tenant_slug ON tenant_claims (value)
+    WHERE kind = 'tenant_slug';
+CREATE UNIQUE INDEX IF NOT EXISTS tenant_claims_tenant_name ON tenant_claims (value)
+    WHERE kind = 'tenant_name';
 CREATE INDEX IF NOT EXISTS idx_tenant_claims_tenant ON tenant_claims (tenant_id);
 
 -- Where each projection runner (and the Kafka relay) has got to in the notification log.

@@ -1,0 +1,129 @@
+"""The composition root: builds the system from settings. Nothing else wires adapters."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from api.settings import Settings
+from commands.application import GovernanceApplication
+from commands.tenants import TenantCommands
+from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
+from infra.postgres.embedded import EmbeddedPostgres
+from infra.postgres.migrate import migrate
+from infra.postgres.projection_runner import ProjectionRunner, projection_status
+from projections.audit_log import AuditLogProjection
+from projections.base import Projection
+from projections.tenants import TenantsProjection
+
+PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
+
+
+def all_projections() -> list[Projection]:
+    return [TenantsProjection(), AuditLogProjection()]
+
+
+def open_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The admin connection string, starting (or finding) the embedded server if configured so."""
+    if settings.database_url is not None:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    return embedded.start(), embedded
+
+
+def event_store_env(admin_url: str, settings: Settings) -> dict[str, str]:
+    params = conninfo_to_dict(role_conninfo(admin_url, APP_ROLE, settings.app_db_password))
+    return {
+        "PERSISTENCE_MODULE": PERSISTENCE_MODULE,
+        "POSTGRES_DBNAME": str(params.get("dbname", "acgs")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": APP_ROLE,
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(settings.pool_size),
+        "POSTGRES_MAX_OVERFLOW": "0",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "CREATE_TABLE": "n",
+    }
+
+
+@dataclass
+class System:
+    """Everything a process needs, built once; `close()` releases it in reverse order."""
+
+    settings: Settings
+    admin_url: str
+    embedded: EmbeddedPostgres | None
+    app: GovernanceApplication
+    tenants: TenantCommands
+    database: Database
+    runners: list[ProjectionRunner] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def app_conninfo(self) -> str:
+        return role_conninfo(self.admin_url, APP_ROLE, self.settings.app_db_password)
+
+    @property
+    def projector_conninfo(self) -> str:
+        return role_conninfo(self.admin_url, PROJECTOR_ROLE, self.settings.projector_db_password)
+
+    def runner(self, name: str) -> ProjectionRunner:
+        for runner in self.runners:
+            if runner.name == name:
+                return runner
+        names = ", ".join(r.name for r in self.runners)
+        msg = f"unknown projection {name!r}; known: {names}"
+        raise KeyError(msg)
+
+    def start_projections(self) -> None:
+        for runner in self.runners:
+            thread = threading.Thread(target=runner.run, args=(self._stop,),
+                                      name=f"projection-{runner.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def projection_status(self) -> list[dict[str, Any]]:
+        with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
+            return projection_status(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for runner in self.runners:
+            runner.close()
+        self.app.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def build(settings: Settings, *, apply_migrations: bool | None = None) -> System:
+    """Connect (starting the embedded server when configured), migrate, and wire everything.
+
+    Migrations run by default in the embedded profile; in production `acgs db migrate` runs them.
+    """
+    admin_url, embedded = open_database(settings)
+    try:
+        if apply_migrations if apply_migrations is not None else embedded is not None:
+            migrate(admin_url)
+        app = GovernanceApplication(env=event_store_env(admin_url, settings))
+        tenants = TenantCommands(app, settings.constitutional_hash)
+        tenants.bootstrap_system_tenant()
+        system = System(settings=settings, admin_url=admin_url, embedded=embedded, app=app,
+                        tenants=tenants,
+                        database=Database(role_conninfo(admin_url, APP_ROLE,
+                                                        settings.app_db_password),
+                                          settings.pool_size))
+        system.runners = [ProjectionRunner(system.projector_conninfo, p, app.mapper)
+                          for p in all_projections()]
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return system

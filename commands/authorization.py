@@ -1,0 +1,80 @@
+"""The permission table (decisions 6), held as data, and the one check every command uses.
+
+A principal of another tenant gets NotFound, never Forbidden: a tenant must not learn that
+another tenant's resource exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from commands.context import Principal
+from domain.errors import Forbidden, NotFound
+from domain.maci import MaciRole
+
+
+class Scope(StrEnum):
+    PLATFORM = "platform"  # only principals of the system tenant
+    TENANT = "tenant"  # principals of the target tenant, and platform principals
+
+
+class Permission(StrEnum):
+    TENANT_CREATE = "tenant:create"
+    TENANT_LIST = "tenant:list"
+    TENANT_READ = "tenant:read"
+    TENANT_UPDATE_PROFILE = "tenant:update-profile"
+    TENANT_MANAGE_PLAN = "tenant:manage-plan"  # quotas, billing plan, status
+    TENANT_DEACTIVATE = "tenant:deactivate"
+    TENANT_REACTIVATE = "tenant:reactivate"
+    TOKEN_ISSUE = "token:issue"
+    AUDIT_READ = "audit:read"
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[MaciRole]
+    scope: Scope
+    description: str
+
+
+_E, _J, _A = MaciRole.EXECUTIVE, MaciRole.JUDICIAL, MaciRole.AUDITOR
+
+PERMISSIONS: dict[Permission, Rule] = {
+    Permission.TENANT_CREATE: Rule(frozenset({_E}), Scope.PLATFORM, "Create a tenant"),
+    Permission.TENANT_LIST: Rule(frozenset({_E, _J, _A}), Scope.PLATFORM, "List all tenants"),
+    Permission.TENANT_READ: Rule(frozenset({_E}), Scope.TENANT, "Read a tenant and its usage"),
+    Permission.TENANT_UPDATE_PROFILE: Rule(
+        frozenset({_E}), Scope.TENANT, "Change a tenant's name and admin email"
+    ),
+    Permission.TENANT_MANAGE_PLAN: Rule(
+        frozenset({_E}), Scope.PLATFORM, "Change quotas, billing plan or status; suspend"
+    ),
+    Permission.TENANT_DEACTIVATE: Rule(frozenset({_E}), Scope.PLATFORM, "Deactivate or purge"),
+    Permission.TENANT_REACTIVATE: Rule(frozenset({_E}), Scope.PLATFORM, "Reactivate a tenant"),
+    Permission.TOKEN_ISSUE: Rule(frozenset({_E}), Scope.PLATFORM, "Issue access tokens"),
+    Permission.AUDIT_READ: Rule(frozenset({_E, _J, _A}), Scope.TENANT, "Read the audit log"),
+}
+
+
+def authorize(principal: Principal, permission: Permission, tenant_id: UUID | None = None) -> None:
+    """Raise unless `principal` holds `permission` on `tenant_id` (None: platform-wide)."""
+    rule = PERMISSIONS[permission]
+    if (
+        rule.scope is Scope.TENANT
+        and tenant_id is not None
+        and not principal.is_platform
+        and tenant_id != principal.tenant_id
+    ):
+        raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
+    if rule.scope is Scope.PLATFORM and not principal.is_platform:
+        raise Forbidden(
+            f"{rule.description}: platform principals only", {"permission": permission.value}
+        )
+    if not principal.effective_roles() & rule.roles:
+        needed = sorted(r.value for r in rule.roles)
+        raise Forbidden(
+            f"{rule.description}: requires one of {', '.join(needed)}",
+            {"permission": permission.value, "required_roles": needed},
+        )

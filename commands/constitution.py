@@ -1,0 +1,14 @@
+"""The constitutional-hash check every state-changing command runs first (decisions 1)."""
+
+from __future__ import annotations
+
+from domain.errors import ConstitutionalHashMismatch, ConstitutionalHashRequired
+
+
+def verify_constitutional_hash(supplied: str | None, expected: str) -> None:
+    if supplied is None or supplied == "":
+        msg = "constitutional_hash is required on state-changing requests"
+        raise ConstitutionalHashRequired(msg, {"expected_header": "X-Constitutional-Hash"})
+    if supplied != expected:
+        msg = "constitutional_hash does not match this deployment's constitution"
+        raise ConstitutionalHashMismatch(msg, {"supplied": supplied[:64]})

@@ -1,0 +1,58 @@
+"""Who is asking, and what every command brings along (decisions 1, 5, 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from domain.events import Actor, EventMeta
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user or agent: the claims of a verified token."""
+
+    sub: str
+    tenant_id: UUID
+    roles: tuple[MaciRole, ...]
+    auth_method: str = "token"
+    actor_type: str = "user"
+
+    @property
+    def is_platform(self) -> bool:
+        """A principal of the system tenant operates the platform (decisions 6)."""
+        return self.tenant_id == SYSTEM_TENANT_ID
+
+    @property
+    def primary_role(self) -> MaciRole | None:
+        return max(self.roles, key=lambda r: r.rank) if self.roles else None
+
+    def effective_roles(self) -> frozenset[MaciRole]:
+        held: set[MaciRole] = set()
+        for role in self.roles:
+            held |= role.includes()
+        return frozenset(held)
+
+    def actor(self) -> Actor:
+        return Actor(
+            sub=self.sub, roles=self.roles, auth_method=self.auth_method, actor_type=self.actor_type
+        )
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """The principal, the constitutional hash the caller supplied, and the trace to continue."""
+
+    principal: Principal
+    constitutional_hash: str | None
+    trace_parent: str | None = None
+
+    def meta(self, tenant_id: UUID, constitutional_hash: str) -> EventMeta:
+        return EventMeta(
+            tenant_id=tenant_id,
+            actor=self.principal.actor(),
+            constitutional_hash=constitutional_hash,
+            trace_parent=self.trace_parent,
+        )

@@ -1,0 +1,241 @@
+"""Tenant commands: create, update, suspend, deactivate, purge, reactivate.
+
+Each runs the same preamble (`TenantCommands._begin`): authorize the principal, verify the
+constitutional hash, and build the event metadata. A refusal is itself audited, in the
+principal's own tenant, and nothing else is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+from commands.application import Claim, GovernanceApplication
+from commands.authorization import Permission, authorize
+from commands.constitution import verify_constitutional_hash
+from commands.context import CommandContext
+from domain.audit import AuditEntry
+from domain.errors import (
+    ConstitutionalHashMismatch,
+    ConstitutionalHashRequired,
+    Forbidden,
+    NotFound,
+    TenantNameTaken,
+    TenantSlugTaken,
+    ValidationFailed,
+)
+from domain.events import SYSTEM_ACTOR, EventMeta
+from domain.tenancy import SYSTEM_TENANT_ID, SYSTEM_TENANT_SLUG
+from domain.tenant.aggregate import Tenant
+from domain.tenant.values import Quotas, TenantStatus
+
+PROFILE_FIELDS = frozenset({"tenant_name", "admin_email"})
+PLAN_FIELDS = frozenset({"billing_plan", "status"})
+QUOTA_FIELDS = frozenset(Quotas.BOUNDS)
+WRITABLE_FIELDS = PROFILE_FIELDS | PLAN_FIELDS | QUOTA_FIELDS
+
+
+@dataclass(frozen=True)
+class CreateTenant:
+    tenant_name: object
+    tenant_slug: object
+    admin_email: object
+    billing_plan: object = "standard"
+    quotas: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TenantUpdate:
+    tenant: Tenant
+    updated_fields: list[str]
+
+
+def name_claim(name: str) -> Claim:
+    return ("tenant_name", name.casefold())
+
+
+def slug_claim(slug: str) -> Claim:
+    return ("tenant_slug", slug)
+
+
+class TenantCommands:
+    def __init__(self, app: GovernanceApplication, constitutional_hash: str) -> None:
+        self._app = app
+        self._hash = constitutional_hash
+
+    def create(self, ctx: CommandContext, command: CreateTenant) -> Tenant:
+        tenant_id = uuid4()
+        meta = self._begin(ctx, Permission.TENANT_CREATE, None, "create_tenant", tenant_id)
+        quotas = Quotas(**{k: v for k, v in command.quotas.items()})  # type: ignore[arg-type]
+        tenant = Tenant.register(
+            tenant_id=tenant_id,
+            name=command.tenant_name,
+            slug=command.tenant_slug,
+            email=command.admin_email,
+            plan=command.billing_plan,
+            quotas=quotas,
+            meta=meta,
+        )
+        self._app.save_for(
+            tenant_id,
+            tenant,
+            claims=[slug_claim(tenant.tenant_slug), name_claim(tenant.tenant_name)],
+        )
+        return tenant
+
+    def get(self, ctx: CommandContext, tenant_id: UUID) -> Tenant:
+        """The tenant as the write side knows it (for responses built from the aggregate)."""
+        authorize(ctx.principal, Permission.TENANT_READ, tenant_id)
+        tenant = self._app.load(tenant_id, tenant_id, Tenant)
+        if tenant.status is TenantStatus.PURGED:
+            raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
+        return tenant
+
+    def update(self, ctx: CommandContext, tenant_id: UUID, changes: dict[str, Any]) -> TenantUpdate:
+        """Apply a partial update; quotas, plan and status need a platform principal."""
+        unknown = sorted(set(changes) - WRITABLE_FIELDS)
+        if unknown:
+            raise ValidationFailed(
+                f"fields cannot be changed: {', '.join(unknown)}",
+                {
+                    "fields": [
+                        {"field": f, "message": "read-only or unknown field"} for f in unknown
+                    ]
+                },
+            )
+        if not changes:
+            raise ValidationFailed("no fields to update", {"fields": []})
+        permission = (
+            Permission.TENANT_MANAGE_PLAN
+            if set(changes) - PROFILE_FIELDS
+            else Permission.TENANT_UPDATE_PROFILE
+        )
+        meta = self._begin(ctx, permission, tenant_id, "update_tenant", tenant_id)
+        tenant = self._load_live(tenant_id)
+        old_name = tenant.tenant_name
+        updated = tenant.update_profile(
+            {k: v for k, v in changes.items() if k in PROFILE_FIELDS | {"billing_plan"}}, meta
+        )
+        updated += tenant.change_quotas(
+            {k: v for k, v in changes.items() if k in QUOTA_FIELDS}, meta
+        )
+        if "status" in changes:
+            updated += self._change_status(tenant, changes["status"], meta)
+        claims, releases = [], []
+        if tenant.tenant_name != old_name:
+            claims, releases = [name_claim(tenant.tenant_name)], [name_claim(old_name)]
+        self._app.save_for(tenant_id, tenant, claims=claims, releases=releases)
+        return TenantUpdate(tenant, sorted(updated))
+
+    def deactivate(
+        self, ctx: CommandContext, tenant_id: UUID, *, immediate: bool = False
+    ) -> Tenant:
+        """Soft delete with a grace period, or (`immediate`) purge at once."""
+        action = "purge_tenant" if immediate else "deactivate_tenant"
+        meta = self._begin(ctx, Permission.TENANT_DEACTIVATE, tenant_id, action, tenant_id)
+        if tenant_id == SYSTEM_TENANT_ID:
+            raise Forbidden("the system tenant cannot be deactivated")
+        tenant = self._load_live(tenant_id)
+        releases: list[Claim] = []
+        if tenant.status is not TenantStatus.DEACTIVATED:
+            tenant.deactivate(meta)
+        if immediate:
+            tenant.purge(meta)
+            releases = [slug_claim(tenant.tenant_slug), name_claim(tenant.tenant_name)]
+        self._app.save_for(tenant_id, tenant, releases=releases)
+        return tenant
+
+    def reactivate(self, ctx: CommandContext, tenant_id: UUID) -> Tenant:
+        meta = self._begin(
+            ctx, Permission.TENANT_REACTIVATE, tenant_id, "reactivate_tenant", tenant_id
+        )
+        tenant = self._load_live(tenant_id)
+        tenant.reactivate(meta)
+        self._app.save_for(tenant_id, tenant)
+        return tenant
+
+    def bootstrap_system_tenant(self) -> bool:
+        """Create the system tenant's aggregate once; True when created now."""
+        try:
+            self._app.load(SYSTEM_TENANT_ID, SYSTEM_TENANT_ID, Tenant)
+        except NotFound:
+            pass
+        else:
+            return False
+        meta = EventMeta(SYSTEM_TENANT_ID, SYSTEM_ACTOR, self._hash)
+        tenant = Tenant.register(
+            tenant_id=SYSTEM_TENANT_ID,
+            name="System",
+            slug=SYSTEM_TENANT_SLUG,
+            email="admin@acgs2.local",
+            meta=meta,
+        )
+        try:
+            self._app.save_for(
+                SYSTEM_TENANT_ID,
+                tenant,
+                claims=[slug_claim(tenant.tenant_slug), name_claim(tenant.tenant_name)],
+            )
+        except (TenantSlugTaken, TenantNameTaken):
+            return False
+        return True
+
+    def _change_status(self, tenant: Tenant, status: object, meta: EventMeta) -> list[str]:
+        try:
+            target = TenantStatus(str(status))
+        except ValueError:
+            target = TenantStatus.PURGED
+        if target is tenant.status:
+            return []
+        transitions = {
+            TenantStatus.SUSPENDED: tenant.suspend,
+            TenantStatus.ACTIVE: tenant.reactivate,
+            TenantStatus.DEACTIVATED: tenant.deactivate,
+        }
+        if target not in transitions:
+            raise ValidationFailed.field("status", "must be one of active, suspended, deactivated")
+        transitions[target](meta)
+        return ["status"]
+
+    def _load_live(self, tenant_id: UUID) -> Tenant:
+        tenant = self._app.load(tenant_id, tenant_id, Tenant)
+        if tenant.status is TenantStatus.PURGED:
+            raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
+        return tenant
+
+    def _begin(
+        self,
+        ctx: CommandContext,
+        permission: Permission,
+        tenant_id: UUID | None,
+        action: str,
+        subject: UUID,
+    ) -> EventMeta:
+        """Authorize and verify the hash; return the metadata of the events about `subject`."""
+        try:
+            authorize(ctx.principal, permission, tenant_id)
+            verify_constitutional_hash(ctx.constitutional_hash, self._hash)
+        except (Forbidden, ConstitutionalHashRequired, ConstitutionalHashMismatch) as refusal:
+            self._audit_refusal(ctx, action, tenant_id, refusal)
+            raise
+        return ctx.meta(subject, self._hash)
+
+    def _audit_refusal(
+        self, ctx: CommandContext, action: str, tenant_id: UUID | None, refusal: Exception
+    ) -> None:
+        own = ctx.principal.tenant_id
+        category = "authorization" if isinstance(refusal, Forbidden) else "governance"
+        entry = AuditEntry.record(
+            entry_id=uuid4(),
+            category=category,
+            action=action,
+            result="denied",
+            target_resource=f"tenant/{tenant_id}" if tenant_id else "tenants",
+            details={
+                "code": getattr(refusal, "code", "DENIED"),
+                "constitutional_validation_passed": category != "governance",
+            },
+            meta=ctx.meta(own, self._hash),
+        )
+        self._app.save_for(own, entry)

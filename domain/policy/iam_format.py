@@ -1,0 +1,218 @@
+"""AWS-IAM-style JSON documents (legacy-formats.md, format 1) translated into the rule model.
+
+IAM meaning is deny-overrides with default deny. Action/Resource patterns with `*` and `?` become
+anchored RE2 patterns matched against `action` and `resource.id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from domain.policy.errors import PolicyModelError
+from domain.policy.model_document import POLICY_ID, UnsupportedConstruct, is_valid_path
+from domain.policy.rule_model import (
+    AllOf,
+    AnyOf,
+    Combining,
+    Comparison,
+    Condition,
+    Effect,
+    Location,
+    Not,
+    Operator,
+    Policy,
+    Rule,
+    UnsupportedRule,
+)
+
+_REGEX_SPECIALS = frozenset("\\.+*?()|[]{}^$")
+_STRING_OPERATORS = {"StringEquals", "StringNotEquals", "StringLike", "StringNotLike"}
+_NUMERIC_OPERATORS = {
+    "NumericEquals": Operator.EQ,
+    "NumericNotEquals": Operator.NE,
+    "NumericLessThan": Operator.LT,
+    "NumericLessThanEquals": Operator.LTE,
+    "NumericGreaterThan": Operator.GT,
+    "NumericGreaterThanEquals": Operator.GTE,
+}
+# "the value is a string" in rule-model terms: starts_with "" holds for every string and nothing else.
+_IS_STRING = "starts_with"
+
+
+def is_iam_document(document: Any) -> bool:
+    return isinstance(document, Mapping) and "Statement" in document
+
+
+def wildcard_pattern(wildcard: str) -> str:
+    """IAM wildcard (`*` any run, `?` one character) as an anchored RE2 pattern."""
+    parts: list[str] = []
+    for char in wildcard:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        elif char in _REGEX_SPECIALS:
+            parts.append("\\" + char)
+        else:
+            parts.append(char)
+    return "(?s)^" + "".join(parts) + "$"
+
+
+def _as_list(raw: Any, what: str, location: Location) -> list[Any]:
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise PolicyModelError(f"{what} must not be empty", location)
+    return values
+
+
+def _patterns_condition(field: str, raw: Any, what: str, location: Location) -> Condition:
+    members: list[Condition] = []
+    for item in _as_list(raw, what, location):
+        if not isinstance(item, str):
+            raise PolicyModelError(f"{what} entries must be strings", location)
+        if "*" in item or "?" in item:
+            members.append(Comparison(field, Operator.MATCHES, wildcard_pattern(item)))
+        else:
+            members.append(Comparison(field, Operator.EQ, item))
+    return members[0] if len(members) == 1 else AnyOf(tuple(members))
+
+
+def _number(raw: Any, location: Location) -> int | float:
+    if isinstance(raw, bool):
+        raise PolicyModelError(f"not a number: {raw!r}", location)
+    if isinstance(raw, int | float):
+        return raw
+    try:
+        text = str(raw).strip()
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise PolicyModelError(f"not a number: {raw!r}", location) from None
+
+
+def _one_value(operator: str, key: str, value: Any, location: Location) -> Condition:
+    if operator == "StringEquals":
+        return Comparison(key, Operator.EQ, value)
+    if operator == "StringNotEquals":
+        return AllOf(
+            (Comparison(key, Operator.STARTS_WITH, ""), Comparison(key, Operator.NE, value))
+        )
+    if operator == "StringLike":
+        return Comparison(key, Operator.MATCHES, wildcard_pattern(str(value)))
+    if operator == "StringNotLike":
+        return AllOf(
+            (
+                Comparison(key, Operator.STARTS_WITH, ""),
+                Not(Comparison(key, Operator.MATCHES, wildcard_pattern(str(value)))),
+            )
+        )
+    if operator in _NUMERIC_OPERATORS:
+        number = _number(value, location)
+        if operator == "NumericNotEquals":  # a number other than the value, nothing else
+            return AnyOf(
+                (Comparison(key, Operator.LT, number), Comparison(key, Operator.GT, number))
+            )
+        return Comparison(key, _NUMERIC_OPERATORS[operator], number)
+    if operator == "Bool":
+        flag = value if isinstance(value, bool) else str(value).lower() == "true"
+        return Comparison(key, Operator.EQ, flag)
+    if operator == "Null":
+        is_null = value if isinstance(value, bool) else str(value).lower() == "true"
+        return Comparison(key, Operator.NOT_EXISTS if is_null else Operator.EXISTS)
+    raise UnsupportedConstruct(f"IAM condition operator '{operator}'")
+
+
+def _conditions(raw: Any, location: Location) -> list[Condition]:
+    if not isinstance(raw, Mapping):
+        raise PolicyModelError("Condition must be an object", location)
+    found: list[Condition] = []
+    for operator, keys in raw.items():
+        if operator.startswith(("ForAllValues:", "ForAnyValue:")) or operator.endswith("IfExists"):
+            raise UnsupportedConstruct(f"IAM qualifier in '{operator}'")
+        if operator not in _STRING_OPERATORS | set(_NUMERIC_OPERATORS) | {"Bool", "Null"}:
+            raise UnsupportedConstruct(f"IAM condition operator '{operator}'")
+        if not isinstance(keys, Mapping):
+            raise PolicyModelError(f"{operator} must map request paths to values", location)
+        for key, values in keys.items():
+            if not is_valid_path(key):
+                raise PolicyModelError(f"condition key '{key}' is not a request path", location)
+            members = [
+                _one_value(operator, key, v, location) for v in _as_list(values, key, location)
+            ]
+            if operator == "StringEquals" and len(members) > 1:
+                found.append(Comparison(key, Operator.IN, list(_as_list(values, key, location))))
+            else:
+                found.append(members[0] if len(members) == 1 else AnyOf(tuple(members)))
+    return found
+
+
+def _statement(raw: Any, index: int, location: Location) -> Rule | UnsupportedRule:
+    if not isinstance(raw, Mapping):
+        raise PolicyModelError(f"Statement #{index + 1} must be an object", location)
+    rule_id = raw.get("Sid") or f"statement-{index + 1}"
+    if not isinstance(rule_id, str):
+        raise PolicyModelError(f"Statement #{index + 1}: Sid must be a string", location)
+    if raw.get("Effect") not in ("Allow", "Deny"):
+        raise PolicyModelError(f"Statement {rule_id}: Effect must be Allow or Deny", location)
+    members: list[Condition] = []
+    try:
+        for key, field, negated in (
+            ("Action", "action", False),
+            ("NotAction", "action", True),
+            ("Resource", "resource.id", False),
+            ("NotResource", "resource.id", True),
+        ):
+            if key in raw:
+                condition = _patterns_condition(field, raw[key], key, location)
+                members.append(Not(condition) if negated else condition)
+        if "Condition" in raw:
+            members.extend(_conditions(raw["Condition"], location))
+    except UnsupportedConstruct as unsupported:
+        return UnsupportedRule(rule_id, str(unsupported), location)
+    when: Condition | None = None
+    if members:
+        when = members[0] if len(members) == 1 else AllOf(tuple(members))
+    return Rule(
+        id=rule_id,
+        effect=Effect.ALLOW if raw["Effect"] == "Allow" else Effect.DENY,
+        when=when,
+        location=location,
+    )
+
+
+def policy_from_iam(
+    document: Mapping[str, Any],
+    default_id: str,
+    location: Location,
+    statement_locations: Sequence[Location] = (),
+) -> Policy:
+    policy_id = document.get("Id", default_id)
+    if not isinstance(policy_id, str) or not POLICY_ID.fullmatch(policy_id):
+        raise PolicyModelError(f"IAM policy id must match [A-Za-z0-9_.-]+: {policy_id!r}", location)
+    statements = _as_list(document["Statement"], "Statement", location)
+    rules: list[Rule] = []
+    unsupported: list[UnsupportedRule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(statements):
+        where = statement_locations[index] if index < len(statement_locations) else location
+        try:
+            parsed = _statement(raw, index, where)
+        except PolicyModelError as bad:
+            raise PolicyModelError(bad.reason, bad.location, policy_id) from None
+        if parsed.id in seen:
+            raise PolicyModelError(f"duplicate Sid '{parsed.id}'", where, policy_id)
+        seen.add(parsed.id)
+        if isinstance(parsed, UnsupportedRule):
+            unsupported.append(parsed)
+        else:
+            rules.append(parsed)
+    return Policy(
+        policy_id=policy_id,
+        rules=tuple(rules),
+        combining=Combining.DENY_OVERRIDES,
+        default=Effect.DENY,
+        version=str(document.get("Version")) if document.get("Version") else None,
+        unsupported=tuple(unsupported),
+        source_format="iam",
+        location=location,
+    )

@@ -1,0 +1,63 @@
+"""Connections for the service: the application role for queries and commands, the projector role
+for projection runners, and tenant-scoped transactions (decisions 4)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+APP_ROLE = "acgs2_app"
+ADMIN_ROLE = "acgs2_admin"
+PROJECTOR_ROLE = "acgs2_projector"
+SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
+
+
+def role_conninfo(admin_url: str, role: str, password: str | None = None) -> str:
+    """The connection string of `admin_url` with another login role."""
+    overrides: dict[str, Any] = {"user": role}
+    if password is not None:
+        overrides["password"] = password
+    elif "password" in conninfo_to_dict(admin_url):
+        overrides["password"] = ""
+    return make_conninfo(admin_url, **overrides)
+
+
+class Database:
+    """An async pool of application-role connections; every transaction is tenant-scoped."""
+
+    def __init__(self, conninfo: str, pool_size: int = 10) -> None:
+        self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
+            conninfo,
+            min_size=min(2, pool_size),
+            max_size=pool_size,
+            open=False,
+            kwargs={"row_factory": dict_row, "autocommit": True, "prepare_threshold": 1},
+            connection_class=AsyncConnection[DictRow],
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def tenant_session(self, tenant_id: UUID | None) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """A transaction that sees exactly one tenant's rows (none when `tenant_id` is None)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(SET_TENANT, ["" if tenant_id is None else str(tenant_id)])
+            yield conn
+
+    @asynccontextmanager
+    async def platform_session(self) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """A read transaction across tenants, as acgs2_admin; for platform principals only."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {ADMIN_ROLE}")
+            yield conn
