@@ -9,3 +9,13 @@ import click
 @click.version_option(package_name="acgs-enterprise")
 def cli() -> None:
     """ACGS enterprise governance backend."""
+
+
+from api.cli.db import db  # noqa: E402
+from api.cli.projections import projections, replay  # noqa: E402
+from api.cli.serve import serve  # noqa: E402
+
+cli.add_command(db)
+cli.add_command(serve)
+cli.add_command(replay)
+cli.add_command(projections)

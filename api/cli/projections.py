@@ -1,0 +1,43 @@
+"""`acgs replay` and `acgs projections`: rebuild and inspect read models."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from api.bootstrap import all_projections, build
+from api.settings import Settings
+
+
+@click.command()
+@click.argument("projection", type=click.Choice([p.name for p in all_projections()]))
+def replay(projection: str) -> None:
+    """Rebuild one read model from the start of the event log."""
+    system = build(Settings.from_env())
+    try:
+        runner = system.runner(projection)
+        started = time.perf_counter()
+        runner.reset()
+        applied = runner.catch_up()
+        elapsed = time.perf_counter() - started
+        click.echo(f"replayed {projection}: {applied} events in {elapsed:.2f} s")
+    finally:
+        system.close()
+
+
+@click.group()
+def projections() -> None:
+    """Inspect projections."""
+
+
+@projections.command("status")
+def status() -> None:
+    """Each projection's position and lag behind the event log."""
+    system = build(Settings.from_env())
+    try:
+        for row in system.projection_status():
+            click.echo(f"{row['name']:<20} position {row['position']:>8}  head {row['head']:>8}  "
+                       f"behind {row['events_behind']:>6} events / {row['seconds_behind']:.3f} s")
+    finally:
+        system.close()

@@ -1,0 +1,46 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.response import Response
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+READY_LAG_SECONDS = 5.0
+
+
+class HealthController(Controller):
+    tags = ["operations"]  # noqa: RUF012
+
+    @get("/healthz", summary="Liveness: the process answers", sync_to_thread=False)
+    def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", summary="Readiness: database reachable, projections within 5 s of the log")
+    async def readyz(self, state: State) -> Response[dict[str, Any]]:
+        system = state.system
+        checks: dict[str, Any] = {}
+        ready = True
+        try:
+            async with system.database.tenant_session(None) as conn:
+                await conn.execute("SELECT 1")
+            checks["database"] = "ok"
+            lagging = [p for p in await _status(system) if p["seconds_behind"] > READY_LAG_SECONDS]
+            checks["projections"] = "ok" if not lagging else {"lagging": lagging}
+            ready = not lagging
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+            ready = False
+        status = HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE
+        return Response({"status": "ready" if ready else "not_ready", "checks": checks},
+                        status_code=status)
+
+
+async def _status(system: Any) -> list[dict[str, Any]]:
+    import anyio.to_thread  # noqa: PLC0415
+
+    result: list[dict[str, Any]] = await anyio.to_thread.run_sync(system.projection_status)
+    return result

@@ -1,0 +1,5 @@
+"""Shared fixtures. Real peers are started by the plugins in tests/peers/ (session-scoped)."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.peers.postgres"]
