@@ -67,7 +67,13 @@ class TenantCommands:
     def create(self, ctx: CommandContext, command: CreateTenant) -> Tenant:
         tenant_id = uuid4()
         meta = self._begin(ctx, Permission.TENANT_CREATE, None, "create_tenant", tenant_id)
-        quotas = Quotas(**{k: v for k, v in command.quotas.items()})  # type: ignore[arg-type]
+        unknown = sorted(set(command.quotas) - QUOTA_FIELDS)
+        if unknown:
+            raise ValidationFailed(
+                f"unknown fields: {', '.join(unknown)}",
+                {"fields": [{"field": f, "message": "unknown field"} for f in unknown]},
+            )
+        quotas = Quotas().changed(**command.quotas)
         tenant = Tenant.register(
             tenant_id=tenant_id,
             name=command.tenant_name,

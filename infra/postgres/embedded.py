@@ -23,6 +23,7 @@ from urllib.parse import quote
 DATABASE_NAME = "acgs"
 SUPERUSER = "postgres"
 _DEBIAN_ROOT = Path("/usr/lib/postgresql")
+_SHARED_CLUSTERS = Path("/var/lib/acgs-postgres")
 _SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to 107 bytes including the file name.
 
 
@@ -55,7 +56,7 @@ class EmbeddedPostgres:
 
     @property
     def socket_dir(self) -> Path:
-        preferred = self.cluster_dir
+        preferred = self.cluster_dir.resolve()
         if len(str(preferred)) < _SOCKET_PATH_LIMIT - 20:
             return preferred
         digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
@@ -91,7 +92,8 @@ class EmbeddedPostgres:
                 cleanup()
         elif bin_dir is not None:
             self._run_as_owner(
-                [str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir), "-m", "fast", "-w", "stop"]
+                [str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir.resolve()), "-m", "fast",
+                 "-w", "stop"]
             )
         self.started_here = False
 
@@ -118,48 +120,29 @@ class EmbeddedPostgres:
 
     def _start_debian(self, bin_dir: Path) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.cluster_dir.exists() and not _server_user_can_reach(self.data_dir):
+            # The server runs as `postgres`, which cannot traverse a private parent (say /root or
+            # pytest's 0700 temp root): keep the cluster where it can, linked from the data dir.
+            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            elsewhere = _SHARED_CLUSTERS / digest
+            elsewhere.mkdir(parents=True, exist_ok=True)
+            _SHARED_CLUSTERS.chmod(0o755)
+            self.cluster_dir.symlink_to(elsewhere, target_is_directory=True)
+        cluster = self.cluster_dir.resolve()
+        if not (cluster / "PG_VERSION").exists():
+            cluster.mkdir(parents=True, exist_ok=True)
+            shutil.chown(cluster, user="postgres", group="postgres")
+            cluster.chmod(0o700)
+            initdb = [str(bin_dir / "initdb"), "-D", str(cluster), "-A", "trust", "-U", SUPERUSER,
+                      "-E", "UTF8", "--no-sync", "--no-instructions"]
+            self._run_as_owner(initdb)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        for path in (self.data_dir, self.socket_dir):
-            path.chmod(0o755)
-        if not (self.cluster_dir / "PG_VERSION").exists():
-            self.cluster_dir.mkdir(parents=True, exist_ok=True)
-            shutil.chown(self.cluster_dir, user="postgres", group="postgres")
-            self.cluster_dir.chmod(0o700)
-            self._run_as_owner(
-                [
-                    str(bin_dir / "initdb"),
-                    "-D",
-                    str(self.cluster_dir),
-                    "-A",
-                    "trust",
-                    "-U",
-                    SUPERUSER,
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "--no-instructions",
-                ]
-            )
         shutil.chown(self.socket_dir, user="postgres", group="postgres")
         port = _free_port()
-        options = (
-            f"-p {port} -c listen_addresses='' -k {self.socket_dir} -c fsync=on "
-            "-c max_connections=200 -c shared_buffers=128MB"
-        )
-        self._run_as_owner(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(self.cluster_dir),
-                "-w",
-                "-s",
-                "-l",
-                str(self.cluster_dir / "server.log"),
-                "-o",
-                options,
-                "start",
-            ]
-        )
+        options = (f"-p {port} -c listen_addresses='' -k {self.socket_dir} "
+                   "-c max_connections=200 -c shared_buffers=128MB")
+        self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-w", "-s",
+                            "-l", str(cluster / "server.log"), "-o", options, "start"])
 
     def _start_pgserver(self) -> None:
         try:
@@ -183,6 +166,11 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
+    @staticmethod
+    def _server_user_can_reach(path: Path) -> bool:
+        probe = ["runuser", "-u", "postgres", "--", "test", "-x", str(path.resolve())]
+        return subprocess.run(probe, capture_output=True, check=False).returncode == 0  # noqa: S603
+
     def _run_as_owner(self, argv: list[str]) -> None:
         if os.geteuid() == 0:
             argv = ["runuser", "-u", "postgres", "--", *argv]
@@ -190,6 +178,11 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             msg = f"{Path(argv[-1]).name if argv else 'postgres'} failed: {result.stderr.strip()}"
             raise EmbeddedPostgresError(msg)
+
+
+def _server_user_can_reach(path: Path) -> bool:
+    probe = ["runuser", "-u", "postgres", "--", "test", "-x", str(path.resolve())]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0  # noqa: S603
 
 
 def _free_port() -> int:

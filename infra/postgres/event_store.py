@@ -35,11 +35,13 @@ class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        curs.execute(SET_TENANT, [tenant_setting()], prepare=True)
+        # Not prepared: this runs in a pipeline, and a failed pipeline (a taken claim) would
+        # leave psycopg believing in prepared statements the server never created.
+        curs.execute(SET_TENANT, [tenant_setting()], prepare=False)
         for kind, value in kwargs.get("releases", ()):
-            curs.execute(_DELETE_CLAIM, [kind, value], prepare=True)
+            curs.execute(_DELETE_CLAIM, [kind, value], prepare=False)
         for kind, value in kwargs.get("claims", ()):
-            curs.execute(_INSERT_CLAIM, [kind, value], prepare=True)
+            curs.execute(_INSERT_CLAIM, [kind, value], prepare=False)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def select_events(
@@ -81,3 +83,8 @@ class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
 
 class TenantScopedFactory(PostgresFactory):
     application_recorder_class = TenantScopedApplicationRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        # No automatic preparation on the pipelined insert path (see `_insert_events`).
+        self.datastore.pool.kwargs["prepare_threshold"] = None

@@ -3,6 +3,8 @@ code (Debian's binaries as root, else pgserver), migrated, and stopped by PID at
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +19,22 @@ from infra.postgres.migrate import migrate
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The superuser connection string of a fresh, migrated database."""
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
-    url = server.start()
-    migrate(url)
-    yield url
-    server.stop()
+def pg_admin_url() -> Iterator[str]:
+    """The superuser connection string of a fresh, migrated database.
+
+    The cluster lives in its own world-traversable temp dir (the server runs as `postgres`, which
+    cannot enter pytest's private temp root) and is removed afterwards.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="acgs-test-pg-"))
+    data_dir.chmod(0o755)
+    server = EmbeddedPostgres(data_dir)
+    try:
+        url = server.start()
+        migrate(url)
+        yield url
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'acgs2_app') THEN
-        CREATE ROLE acgs2_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+        CREATE ROLE acgs2_app LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'acgs2_admin') THEN
         CREATE ROLE acgs2_admin NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
@@ -16,6 +16,9 @@ BEGIN
 END
 $$;
 
+-- NOINHERIT: acgs2_app holds acgs2_admin's rights (and its RLS policies) only after an explicit
+-- SET LOCAL ROLE acgs2_admin, never implicitly through membership.
+ALTER ROLE acgs2_app NOINHERIT;
 GRANT acgs2_admin TO acgs2_app;
 
 CREATE TABLE IF NOT EXISTS policies (

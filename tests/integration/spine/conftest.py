@@ -1,0 +1,56 @@
+"""Helpers for the spine's integration tests: principals, contexts and tenant-scoped SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from api.bootstrap import System
+from commands.context import CommandContext, Principal
+from commands.tenants import CreateTenant
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+from domain.tenant.aggregate import Tenant
+
+HASH = "cdd01ef066bc6cf2"
+PLATFORM = CommandContext(Principal("operator", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
+
+
+@pytest.fixture
+def create_tenant(system: System, unique: str) -> Callable[..., Tenant]:
+    counter = iter(range(1000))
+
+    def create(**overrides: Any) -> Tenant:
+        n = next(counter)
+        values: dict[str, Any] = {"tenant_name": f"Tenant {unique} {n}",
+                                  "tenant_slug": f"t-{unique}-{n}",
+                                  "admin_email": f"admin{n}@example.com"}
+        values.update(overrides)
+        return system.tenants.create(PLATFORM, CreateTenant(**values))
+
+    return create
+
+
+@pytest.fixture
+def as_tenant(system: System) -> Callable[[UUID | None], Any]:
+    """`with as_tenant(tid) as cur:` runs SQL as acgs2_app inside a tenant-scoped transaction."""
+
+    @contextmanager
+    def scoped(tenant_id: UUID | None) -> Iterator[psycopg.Cursor[Any]]:
+        with psycopg.connect(system.app_conninfo) as conn, conn.transaction(), \
+                conn.cursor() as cur:
+            cur.execute("SELECT set_config('app.current_tenant_id', %s, true)",
+                        ["" if tenant_id is None else str(tenant_id)])
+            yield cur
+
+    return scoped
+
+
+def catch_up(system: System) -> None:
+    for runner in system.runners:
+        runner.catch_up()

@@ -1,0 +1,63 @@
+"""The permission table and the single authorization check (decisions 6)."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from commands.authorization import PERMISSIONS, Permission, Scope, authorize
+from commands.context import Principal
+from domain.errors import Forbidden, NotFound
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+
+TENANT = uuid4()
+
+
+def principal(*roles: MaciRole, tenant: object = TENANT) -> Principal:
+    return Principal(sub="u", tenant_id=tenant, roles=roles)  # type: ignore[arg-type]
+
+
+def test_every_permission_has_a_rule() -> None:
+    assert set(PERMISSIONS) == set(Permission)
+
+
+def test_rank_orders_executive_highest_and_monitor_lowest() -> None:
+    ranked = sorted(MaciRole, key=lambda r: r.rank, reverse=True)
+    assert ranked[0] is MaciRole.EXECUTIVE
+    assert ranked[-1] is MaciRole.MONITOR
+
+
+def test_judicial_includes_auditor_and_every_role_includes_monitor() -> None:
+    assert MaciRole.AUDITOR in MaciRole.JUDICIAL.includes()
+    assert all(MaciRole.MONITOR in r.includes() for r in MaciRole)
+
+
+def test_platform_executive_may_create_tenants() -> None:
+    authorize(principal(MaciRole.EXECUTIVE, tenant=SYSTEM_TENANT_ID), Permission.TENANT_CREATE)
+
+
+def test_tenant_executive_may_not_create_tenants() -> None:
+    with pytest.raises(Forbidden):
+        authorize(principal(MaciRole.EXECUTIVE), Permission.TENANT_CREATE)
+
+
+def test_another_tenants_resource_is_not_found_never_forbidden() -> None:
+    with pytest.raises(NotFound):
+        authorize(principal(MaciRole.EXECUTIVE), Permission.TENANT_READ, uuid4())
+
+
+def test_own_tenant_with_too_low_a_role_is_forbidden() -> None:
+    with pytest.raises(Forbidden) as err:
+        authorize(principal(MaciRole.MONITOR), Permission.TENANT_READ, TENANT)
+    assert err.value.details["required_roles"] == ["EXECUTIVE"]
+
+
+def test_judicial_may_read_audit_through_auditor_inclusion() -> None:
+    assert PERMISSIONS[Permission.AUDIT_READ].scope is Scope.TENANT
+    authorize(principal(MaciRole.JUDICIAL), Permission.AUDIT_READ, TENANT)
+
+
+def test_platform_auditor_may_list_tenants() -> None:
+    authorize(principal(MaciRole.AUDITOR, tenant=SYSTEM_TENANT_ID), Permission.TENANT_LIST)
