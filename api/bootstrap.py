@@ -83,8 +83,9 @@ class System:
 
     def start_projections(self) -> None:
         for runner in self.runners:
-            thread = threading.Thread(target=runner.run, args=(self._stop,),
-                                      name=f"projection-{runner.name}", daemon=True)
+            thread = threading.Thread(
+                target=runner.run, args=(self._stop,), name=f"projection-{runner.name}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -115,13 +116,19 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
         app = GovernanceApplication(env=event_store_env(admin_url, settings))
         tenants = TenantCommands(app, settings.constitutional_hash)
         tenants.bootstrap_system_tenant()
-        system = System(settings=settings, admin_url=admin_url, embedded=embedded, app=app,
-                        tenants=tenants,
-                        database=Database(role_conninfo(admin_url, APP_ROLE,
-                                                        settings.app_db_password),
-                                          settings.pool_size))
-        system.runners = [ProjectionRunner(system.projector_conninfo, p, app.mapper)
-                          for p in all_projections()]
+        system = System(
+            settings=settings,
+            admin_url=admin_url,
+            embedded=embedded,
+            app=app,
+            tenants=tenants,
+            database=Database(
+                role_conninfo(admin_url, APP_ROLE, settings.app_db_password), settings.pool_size
+            ),
+        )
+        system.runners = [
+            ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
+        ]
     except BaseException:
         if embedded is not None:
             embedded.stop()

@@ -35,7 +35,8 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         e = dict(os.environ if env is None else env)
         constitutional_hash = e.get("CONSTITUTIONAL_HASH") or e.get(
-            "ACGS_CONSTITUTIONAL_HASH", DEFAULT_CONSTITUTIONAL_HASH)
+            "ACGS_CONSTITUTIONAL_HASH", DEFAULT_CONSTITUTIONAL_HASH
+        )
         if not CONSTITUTIONAL_HASH_PATTERN.fullmatch(constitutional_hash):
             msg = "CONSTITUTIONAL_HASH must be 16 lowercase hexadecimal characters"
             raise SettingsError(msg)

@@ -55,10 +55,10 @@ class GovernanceApplication(Application[UUID]):
                 raise
 
     def load(self, tenant_id: UUID, aggregate_id: UUID, kind: type[TAggregate]) -> TAggregate:
-        """The aggregate as `tenant_id` sees it; NotFound if absent, another tenant's or another kind."""
+        """The aggregate as `tenant_id` sees it; NotFound if absent, not its own, or of another kind."""
         with acting_for(tenant_id):
             try:
-                aggregate = self.repository.get(aggregate_id)
+                aggregate: Aggregate = self.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 raise NotFound(
                     f"{kind.__name__.lower()} not found", {"id": str(aggregate_id)}

@@ -28,7 +28,7 @@ class Permission(StrEnum):
     TENANT_MANAGE_PLAN = "tenant:manage-plan"  # quotas, billing plan, status
     TENANT_DEACTIVATE = "tenant:deactivate"
     TENANT_REACTIVATE = "tenant:reactivate"
-    TOKEN_ISSUE = "token:issue"
+    TOKEN_ISSUE = "token:issue"  # noqa: S105 - a permission name
     AUDIT_READ = "audit:read"
 
 

@@ -15,6 +15,14 @@ RESULTS = ("success", "failure", "denied")
 
 
 class AuditEntry(Aggregate):
+    class Recorded(Aggregate.Created):
+        category: str
+        action: str
+        result: str
+        target_resource: str | None
+        details: dict[str, Any]
+        meta: dict[str, Any]
+
     @classmethod
     def record(
         cls,
@@ -40,10 +48,10 @@ class AuditEntry(Aggregate):
             meta=meta.as_dict(),
         )
 
-    @event("Recorded")
+    @event(Recorded)
     def __init__(
         self,
-        id: UUID,  # noqa: A002 - the library takes the aggregate id by this name
+        id: UUID,
         category: str,
         action: str,
         result: str,

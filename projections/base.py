@@ -11,8 +11,11 @@ class Projection(Protocol):
     """Applies events to its tables inside the runner's transaction (which also moves its
     position), so each event is applied exactly once, even across crashes and restarts."""
 
-    name: str
-    tables: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> tuple[str, ...]: ...
 
     def apply(self, cur: Cursor[Any], event: Any) -> None:
         """Apply one domain event; ignore events this projection does not care about."""

@@ -26,8 +26,10 @@ ON CONFLICT (tenant_id) DO UPDATE SET tenant_name = EXCLUDED.tenant_name,
     billing_plan = EXCLUDED.billing_plan, version = EXCLUDED.version,
     deactivated_at = NULL, data_purge_scheduled = NULL
 """
-_TOUCH = ("UPDATE tenants SET updated_at = %(at)s, version = %(version)s, "
-          "constitutional_hash = %(constitutional_hash)s")
+_TOUCH = (
+    "UPDATE tenants SET updated_at = %(at)s, version = %(version)s, "
+    "constitutional_hash = %(constitutional_hash)s"
+)
 _WHERE = " WHERE tenant_id = %(tenant_id)s"
 _PROFILE_COLUMNS = ("tenant_name", "admin_email", "billing_plan")
 _QUOTA_COLUMNS = ("max_requests_per_minute", "max_storage_gb", "max_concurrent_connections")
@@ -40,14 +42,24 @@ class TenantsProjection:
     def apply(self, cur: Cursor[Any], event: Any) -> None:
         if not isinstance(event, Tenant.Event):
             return
-        base = {"tenant_id": event.originator_id, "at": event.timestamp,
-                "version": event.originator_version,
-                "constitutional_hash": event.meta["constitutional_hash"]}
+        base = {
+            "tenant_id": event.originator_id,
+            "at": event.timestamp,
+            "version": event.originator_version,
+            "constitutional_hash": event.meta["constitutional_hash"],
+        }
         if isinstance(event, Tenant.Created):
-            cur.execute(_UPSERT, {**base, **event.quotas, "tenant_name": event.tenant_name,
-                                  "tenant_slug": event.tenant_slug,
-                                  "admin_email": event.admin_email,
-                                  "billing_plan": event.billing_plan})
+            cur.execute(
+                _UPSERT,
+                {
+                    **base,
+                    **event.quotas,
+                    "tenant_name": event.tenant_name,
+                    "tenant_slug": event.tenant_slug,
+                    "admin_email": event.admin_email,
+                    "billing_plan": event.billing_plan,
+                },
+            )
         elif isinstance(event, Tenant.ProfileUpdated):
             columns = [c for c in _PROFILE_COLUMNS if c in event.changes]
             sets = "".join(f", {c} = %({c})s" for c in columns)
@@ -58,27 +70,36 @@ class TenantsProjection:
         elif isinstance(event, Tenant.Suspended):
             cur.execute(_TOUCH + ", status = 'suspended'" + _WHERE, base)
         elif isinstance(event, Tenant.Reactivated):
-            cur.execute(_TOUCH + ", status = 'active', deactivated_at = NULL, "
-                        "data_purge_scheduled = NULL" + _WHERE, base)
+            cur.execute(
+                _TOUCH + ", status = 'active', deactivated_at = NULL, "
+                "data_purge_scheduled = NULL" + _WHERE,
+                base,
+            )
         elif isinstance(event, Tenant.Deactivated):
-            cur.execute(_TOUCH + ", status = 'deactivated', deactivated_at = %(at)s, "
-                        "data_purge_scheduled = %(at)s + make_interval(days => %(days)s)" + _WHERE,
-                        {**base, "days": event.grace_period_days})
+            cur.execute(
+                _TOUCH + ", status = 'deactivated', deactivated_at = %(at)s, "
+                "data_purge_scheduled = %(at)s + make_interval(days => %(days)s)" + _WHERE,
+                {**base, "days": event.grace_period_days},
+            )
         elif isinstance(event, Tenant.Purged):
-            cur.execute("DELETE FROM tenants" + _WHERE, base)
+            cur.execute("DELETE FROM tenants WHERE tenant_id = %(tenant_id)s", base)
 
 
 # --- queries (run inside a tenant or platform session) --------------------------------------
 
-TENANT_COLUMNS = ("tenant_id, tenant_name, tenant_slug, status, max_requests_per_minute, "
-                  "max_storage_gb, max_concurrent_connections, admin_email, billing_plan, "
-                  "created_at, updated_at, deactivated_at, data_purge_scheduled, "
-                  "constitutional_hash, version")
+TENANT_COLUMNS = (
+    "tenant_id, tenant_name, tenant_slug, status, max_requests_per_minute, "
+    "max_storage_gb, max_concurrent_connections, admin_email, billing_plan, "
+    "created_at, updated_at, deactivated_at, data_purge_scheduled, "
+    "constitutional_hash, version"
+)
 
 
 async def find_tenant(conn: AsyncConnection[DictRow], tenant_id: Any) -> dict[str, Any] | None:
-    cur = await conn.execute(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s",
-                             [tenant_id])
+    cur = await conn.execute(
+        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s",  # noqa: S608 - constants
+        [tenant_id],
+    )
     return await cur.fetchone()
 
 
@@ -88,7 +109,7 @@ async def list_tenants(
     """A page of tenants, newest first, and the total that match."""
     where, params = ("WHERE status = %s", [status]) if status else ("", [])
     cur = await conn.execute(
-        f"SELECT tenant_id, tenant_name, tenant_slug, status, created_at, "
+        f"SELECT tenant_id, tenant_name, tenant_slug, status, created_at, "  # noqa: S608 - constants
         f"count(*) OVER () AS total FROM tenants {where} "
         f"ORDER BY created_at DESC, tenant_id LIMIT %s OFFSET %s",
         [*params, limit, offset],
@@ -99,6 +120,6 @@ async def list_tenants(
         for row in rows[1:]:
             row.pop("total")
         return rows, total
-    cur = await conn.execute(f"SELECT count(*) AS total FROM tenants {where}", params)
+    cur = await conn.execute(f"SELECT count(*) AS total FROM tenants {where}", params)  # noqa: S608
     counted = await cur.fetchone()
     return [], int(counted["total"]) if counted else 0

@@ -37,7 +37,9 @@ def status() -> None:
     system = build(Settings.from_env())
     try:
         for row in system.projection_status():
-            click.echo(f"{row['name']:<20} position {row['position']:>8}  head {row['head']:>8}  "
-                       f"behind {row['events_behind']:>6} events / {row['seconds_behind']:.3f} s")
+            click.echo(
+                f"{row['name']:<20} position {row['position']:>8}  head {row['head']:>8}  "
+                f"behind {row['events_behind']:>6} events / {row['seconds_behind']:.3f} s"
+            )
     finally:
         system.close()

@@ -35,8 +35,9 @@ class HealthController(Controller):
             checks["database"] = f"unavailable: {type(exc).__name__}"
             ready = False
         status = HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE
-        return Response({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=status)
+        return Response(
+            {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=status
+        )
 
 
 async def _status(system: Any) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ same tenant. Guards run before an event is triggered, so an illegal call emits n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -28,8 +29,40 @@ from domain.tenant.values import (
 PROFILE_FIELDS = ("tenant_name", "admin_email", "billing_plan")
 
 
+def _plan(value: object) -> str:
+    return BillingPlan.parse(value).value
+
+
 class Tenant(Aggregate):
     """An isolated customer of the platform. Its id is the `tenant_id` of all its data."""
+
+    class Event(Aggregate.Event):
+        meta: dict[str, Any]
+
+    class Created(Event, Aggregate.Created):
+        tenant_name: str
+        tenant_slug: str
+        admin_email: str
+        billing_plan: str
+        quotas: dict[str, int]
+
+    class ProfileUpdated(Event):
+        changes: dict[str, str]
+
+    class QuotasChanged(Event):
+        quotas: dict[str, int]
+
+    class Suspended(Event):
+        pass
+
+    class Reactivated(Event):
+        pass
+
+    class Deactivated(Event):
+        grace_period_days: int
+
+    class Purged(Event):
+        pass
 
     @classmethod
     def register(
@@ -54,10 +87,10 @@ class Tenant(Aggregate):
             meta=meta.as_dict(),
         )
 
-    @event("Created")
+    @event(Created)
     def __init__(
         self,
-        id: UUID,  # noqa: A002 - the library takes the aggregate id by this name
+        id: UUID,
         tenant_name: str,
         tenant_slug: str,
         admin_email: str,
@@ -80,10 +113,10 @@ class Tenant(Aggregate):
     def update_profile(self, changes: dict[str, object], meta: EventMeta) -> list[str]:
         """Change name, admin email and/or billing plan; return the names actually changed."""
         self._require(TenantStatus.ACTIVE, TenantStatus.SUSPENDED, action="update")
-        validators = {
+        validators: dict[str, Callable[[object], str]] = {
             "tenant_name": tenant_name,
             "admin_email": admin_email,
-            "billing_plan": lambda v: BillingPlan.parse(v).value,
+            "billing_plan": _plan,
         }
         new = {k: validators[k](v) for k, v in changes.items() if k in validators}
         new = {k: v for k, v in new.items() if getattr(self, k) != v}
@@ -91,7 +124,7 @@ class Tenant(Aggregate):
             self._profile_updated(changes=new, meta=meta.as_dict())
         return sorted(new)
 
-    @event("ProfileUpdated")
+    @event(ProfileUpdated)
     def _profile_updated(self, changes: dict[str, str], meta: dict[str, Any]) -> None:
         del meta
         for key, value in changes.items():
@@ -106,7 +139,7 @@ class Tenant(Aggregate):
             self._quotas_changed(quotas=quotas.as_dict(), meta=meta.as_dict())
         return changed
 
-    @event("QuotasChanged")
+    @event(QuotasChanged)
     def _quotas_changed(self, quotas: dict[str, int], meta: dict[str, Any]) -> None:
         del meta
         self.quotas = Quotas(**quotas)
@@ -117,7 +150,7 @@ class Tenant(Aggregate):
         self._require(TenantStatus.ACTIVE, action="suspend")
         self._suspended(meta=meta.as_dict())
 
-    @event("Suspended")
+    @event(Suspended)
     def _suspended(self, meta: dict[str, Any]) -> None:
         del meta
         self.status = TenantStatus.SUSPENDED
@@ -126,7 +159,7 @@ class Tenant(Aggregate):
         self._require(TenantStatus.SUSPENDED, TenantStatus.DEACTIVATED, action="reactivate")
         self._reactivated(meta=meta.as_dict())
 
-    @event("Reactivated")
+    @event(Reactivated)
     def _reactivated(self, meta: dict[str, Any]) -> None:
         del meta
         self.status = TenantStatus.ACTIVE
@@ -138,7 +171,7 @@ class Tenant(Aggregate):
         self._require(TenantStatus.ACTIVE, TenantStatus.SUSPENDED, action="deactivate")
         self._deactivated(grace_period_days=GRACE_PERIOD_DAYS, meta=meta.as_dict())
 
-    @event("Deactivated")
+    @event(Deactivated)
     def _deactivated(self, grace_period_days: int, meta: dict[str, Any]) -> None:
         del meta
         self.status = TenantStatus.DEACTIVATED
@@ -150,7 +183,7 @@ class Tenant(Aggregate):
         self._require(TenantStatus.DEACTIVATED, action="purge")
         self._purged(meta=meta.as_dict())
 
-    @event("Purged")
+    @event(Purged)
     def _purged(self, meta: dict[str, Any]) -> None:
         del meta
         self.status = TenantStatus.PURGED

@@ -59,7 +59,7 @@ def tenant_name(value: object) -> str:
 
 
 def tenant_slug(value: object) -> str:
-    """3–63 characters of `[a-z0-9-]`, no leading, trailing or doubled hyphen."""
+    """3 to 63 characters of `[a-z0-9-]`, no leading, trailing or doubled hyphen."""
     shown = value if isinstance(value, str) else repr(value)
     details = {"field": "tenant_slug", "value": shown[:100], "constraint": SLUG_PATTERN}
     if not isinstance(value, str) or not _SLUG_RE.fullmatch(value):

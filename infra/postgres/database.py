@@ -49,7 +49,9 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
-    async def tenant_session(self, tenant_id: UUID | None) -> AsyncIterator[AsyncConnection[DictRow]]:
+    async def tenant_session(
+        self, tenant_id: UUID | None
+    ) -> AsyncIterator[AsyncConnection[DictRow]]:
         """A transaction that sees exactly one tenant's rows (none when `tenant_id` is None)."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(SET_TENANT, ["" if tenant_id is None else str(tenant_id)])

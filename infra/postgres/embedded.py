@@ -92,8 +92,15 @@ class EmbeddedPostgres:
                 cleanup()
         elif bin_dir is not None:
             self._run_as_owner(
-                [str(bin_dir / "pg_ctl"), "-D", str(self.cluster_dir.resolve()), "-m", "fast",
-                 "-w", "stop"]
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.cluster_dir.resolve()),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ]
             )
         self.started_here = False
 
@@ -133,16 +140,41 @@ class EmbeddedPostgres:
             cluster.mkdir(parents=True, exist_ok=True)
             shutil.chown(cluster, user="postgres", group="postgres")
             cluster.chmod(0o700)
-            initdb = [str(bin_dir / "initdb"), "-D", str(cluster), "-A", "trust", "-U", SUPERUSER,
-                      "-E", "UTF8", "--no-sync", "--no-instructions"]
+            initdb = [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(cluster),
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ]
             self._run_as_owner(initdb)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.socket_dir, user="postgres", group="postgres")
         port = _free_port()
-        options = (f"-p {port} -c listen_addresses='' -k {self.socket_dir} "
-                   "-c max_connections=200 -c shared_buffers=128MB")
-        self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(cluster), "-w", "-s",
-                            "-l", str(cluster / "server.log"), "-o", options, "start"])
+        options = (
+            f"-p {port} -c listen_addresses='' -k {self.socket_dir} "
+            "-c max_connections=200 -c shared_buffers=128MB"
+        )
+        self._run_as_owner(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(cluster),
+                "-w",
+                "-s",
+                "-l",
+                str(cluster / "server.log"),
+                "-o",
+                options,
+                "start",
+            ]
+        )
 
     def _start_pgserver(self) -> None:
         try:
@@ -154,7 +186,8 @@ class EmbeddedPostgres:
             )
             raise EmbeddedPostgresError(msg) from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._pgserver = pgserver.get_server(self.cluster_dir, cleanup_mode=None)
+        get_server = pgserver.get_server  # type: ignore[attr-defined]
+        self._pgserver = get_server(self.cluster_dir, cleanup_mode=None)
 
     def _ensure_database(self) -> None:
         import psycopg  # noqa: PLC0415

@@ -1,6 +1,7 @@
 """The eventsourcing library's PostgreSQL persistence, scoped to a tenant.
 
-Selected by the composition root with PERSISTENCE_MODULE=infra.postgres.event_store:TenantScopedFactory.
+Selected by the composition root with
+PERSISTENCE_MODULE=infra.postgres.event_store:TenantScopedFactory.
 Every transaction that reads or writes events first sets `app.current_tenant_id` (transaction-local)
 from `domain.tenancy.current_tenant()`, so RLS filters what is read and the column default stamps
 what is written. Uniqueness claims (`claims=` / `releases=` passed to `Application.save`) are
@@ -87,4 +88,6 @@ class TenantScopedFactory(PostgresFactory):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         # No automatic preparation on the pipelined insert path (see `_insert_events`).
-        self.datastore.pool.kwargs["prepare_threshold"] = None
+        pool_kwargs = self.datastore.pool.kwargs
+        if isinstance(pool_kwargs, dict):
+            pool_kwargs["prepare_threshold"] = None

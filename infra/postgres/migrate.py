@@ -1,4 +1,4 @@
-"""Versioned SQL migrations: each file applied once, in one transaction, recorded with a checksum."""
+"""Versioned SQL migrations: each applied once, in one transaction, recorded with a checksum."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def migrate(database_url: str) -> list[Migration]:
                     continue
                 try:
                     with conn.transaction():
-                        conn.execute(migration.sql.encode())  # type: ignore[call-overload]
+                        conn.execute(migration.sql.encode())
                         conn.execute(
                             "INSERT INTO schema_migrations (version, name, checksum) "
                             "VALUES (%s, %s, %s)",

@@ -39,8 +39,9 @@ def pg_admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings.from_env({"ACGS_DATABASE_URL": pg_admin_url,
-                              "ACGS_DATA_DIR": str(tmp_path_factory.mktemp("data"))})
+    return Settings.from_env(
+        {"ACGS_DATABASE_URL": pg_admin_url, "ACGS_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
+    )
 
 
 @pytest.fixture(scope="session")

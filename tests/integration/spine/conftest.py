@@ -27,9 +27,11 @@ def create_tenant(system: System, unique: str) -> Callable[..., Tenant]:
 
     def create(**overrides: Any) -> Tenant:
         n = next(counter)
-        values: dict[str, Any] = {"tenant_name": f"Tenant {unique} {n}",
-                                  "tenant_slug": f"t-{unique}-{n}",
-                                  "admin_email": f"admin{n}@example.com"}
+        values: dict[str, Any] = {
+            "tenant_name": f"Tenant {unique} {n}",
+            "tenant_slug": f"t-{unique}-{n}",
+            "admin_email": f"admin{n}@example.com",
+        }
         values.update(overrides)
         return system.tenants.create(PLATFORM, CreateTenant(**values))
 
@@ -42,10 +44,11 @@ def as_tenant(system: System) -> Callable[[UUID | None], Any]:
 
     @contextmanager
     def scoped(tenant_id: UUID | None) -> Iterator[psycopg.Cursor[Any]]:
-        with psycopg.connect(system.app_conninfo) as conn, conn.transaction(), \
-                conn.cursor() as cur:
-            cur.execute("SELECT set_config('app.current_tenant_id', %s, true)",
-                        ["" if tenant_id is None else str(tenant_id)])
+        with psycopg.connect(system.app_conninfo) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT set_config('app.current_tenant_id', %s, true)",
+                ["" if tenant_id is None else str(tenant_id)],
+            )
             yield cur
 
     return scoped

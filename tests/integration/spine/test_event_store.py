@@ -22,11 +22,14 @@ def meta(tenant: Tenant) -> EventMeta:
     return EventMeta(tenant.id, SYSTEM_ACTOR, HASH)
 
 
-def test_appended_events_carry_their_tenant(system: System, create_tenant: Callable[..., Tenant],
-                                            admin_conn: Any) -> None:
+def test_appended_events_carry_their_tenant(
+    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any
+) -> None:
     tenant = create_tenant()
-    rows = admin_conn.execute("SELECT tenant_id, originator_version FROM governance_events "
-                              "WHERE originator_id = %s", [tenant.id]).fetchall()
+    rows = admin_conn.execute(
+        "SELECT tenant_id, originator_version FROM governance_events WHERE originator_id = %s",
+        [tenant.id],
+    ).fetchall()
     assert rows == [(tenant.id, 1)]
 
 
@@ -37,8 +40,9 @@ def test_loading_replays_every_event(system: System, create_tenant: Callable[...
     assert (loaded.version, loaded.quotas.max_storage_gb, loaded.billing_plan) == (3, 42, "free")
 
 
-def test_a_stale_write_is_a_concurrent_modification(system: System,
-                                                    create_tenant: Callable[..., Tenant]) -> None:
+def test_a_stale_write_is_a_concurrent_modification(
+    system: System, create_tenant: Callable[..., Tenant]
+) -> None:
     tenant = create_tenant()
     first = system.app.load(tenant.id, tenant.id, Tenant)
     second = system.app.load(tenant.id, tenant.id, Tenant)
@@ -49,23 +53,27 @@ def test_a_stale_write_is_a_concurrent_modification(system: System,
         system.app.save_for(tenant.id, second)
 
 
-def test_another_tenants_aggregate_is_not_found(system: System,
-                                                create_tenant: Callable[..., Tenant]) -> None:
+def test_another_tenants_aggregate_is_not_found(
+    system: System, create_tenant: Callable[..., Tenant]
+) -> None:
     a, b = create_tenant(), create_tenant()
     with pytest.raises(NotFound):
         system.app.load(b.id, a.id, Tenant)
 
 
 def test_a_cross_tenant_append_is_refused_and_the_owner_keeps_writing(
-    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any,
+    system: System,
+    create_tenant: Callable[..., Tenant],
+    admin_conn: Any,
 ) -> None:
     a, b = create_tenant(), create_tenant()
     intruder = system.app.load(a.id, a.id, Tenant)  # as if tenant B had learned A's state
     intruder.suspend(EventMeta(b.id, SYSTEM_ACTOR, HASH))
     with pytest.raises(NotFound):
         system.app.save_for(b.id, intruder)
-    owners = admin_conn.execute("SELECT DISTINCT tenant_id FROM governance_events "
-                                "WHERE originator_id = %s", [a.id]).fetchall()
+    owners = admin_conn.execute(
+        "SELECT DISTINCT tenant_id FROM governance_events WHERE originator_id = %s", [a.id]
+    ).fetchall()
     assert owners == [(a.id,)]
     system.tenants.update(PLATFORM, a.id, {"status": "suspended"})
     assert system.app.load(a.id, a.id, Tenant).version == 2
@@ -76,8 +84,9 @@ def test_stored_events_are_immutable(system: System, create_tenant: Callable[...
     with psycopg.connect(system.app_conninfo) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(tenant.id)])
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("UPDATE governance_events SET topic = 'x' WHERE originator_id = %s",
-                         [tenant.id])
+            conn.execute(
+                "UPDATE governance_events SET topic = 'x' WHERE originator_id = %s", [tenant.id]
+            )
 
 
 def test_bad_input_writes_nothing(system: System, admin_conn: Any, unique: str) -> None:

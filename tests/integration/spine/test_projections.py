@@ -32,23 +32,27 @@ def make_history(system: System, create_tenant: Callable[..., Tenant]) -> None:
 
 @pytest.mark.parametrize("name", ["tenants", "audit_log"])
 def test_replay_into_empty_tables_gives_identical_rows(
-    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any, name: str,
+    system: System,
+    create_tenant: Callable[..., Tenant],
+    admin_conn: Any,
+    name: str,
 ) -> None:
     make_history(system, create_tenant)
     catch_up(system)
     before = snapshot(admin_conn, name)
     runner = system.runner(name)
     runner.reset()
-    assert admin_conn.execute(f"SELECT count(*) FROM {runner.projection.tables[0]}"
-                              ).fetchone() == (0,)
+    assert admin_conn.execute(f"SELECT count(*) FROM {runner.projection.tables[0]}").fetchone() == (
+        0,
+    )
     applied = runner.catch_up()
     assert applied > 0
     assert snapshot(admin_conn, name) == before
 
 
-def test_a_caught_up_runner_applies_nothing_twice(system: System,
-                                                  create_tenant: Callable[..., Tenant],
-                                                  admin_conn: Any) -> None:
+def test_a_caught_up_runner_applies_nothing_twice(
+    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any
+) -> None:
     create_tenant()
     catch_up(system)
     rows = admin_conn.execute("SELECT count(*) FROM tenant_audit_log").fetchone()
@@ -56,8 +60,9 @@ def test_a_caught_up_runner_applies_nothing_twice(system: System,
     assert admin_conn.execute("SELECT count(*) FROM tenant_audit_log").fetchone() == rows
 
 
-def test_status_reports_lag_and_then_none(system: System,
-                                          create_tenant: Callable[..., Tenant]) -> None:
+def test_status_reports_lag_and_then_none(
+    system: System, create_tenant: Callable[..., Tenant]
+) -> None:
     catch_up(system)
     create_tenant()
     behind = {s["name"]: s for s in system.projection_status()}
@@ -68,27 +73,46 @@ def test_status_reports_lag_and_then_none(system: System,
     assert status["tenants"]["seconds_behind"] == 0.0
 
 
-def test_tenant_row_matches_the_aggregate(system: System, create_tenant: Callable[..., Tenant],
-                                          admin_conn: Any) -> None:
+def test_tenant_row_matches_the_aggregate(
+    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any
+) -> None:
     tenant = create_tenant()
-    update = system.tenants.update(PLATFORM, tenant.id, {"max_requests_per_minute": 5000,
-                                                         "billing_plan": "enterprise"})
+    update = system.tenants.update(
+        PLATFORM, tenant.id, {"max_requests_per_minute": 5000, "billing_plan": "enterprise"}
+    )
     catch_up(system)
     row = admin_conn.execute(
         "SELECT tenant_slug, status, max_requests_per_minute, billing_plan, version, updated_at "
-        "FROM tenants WHERE tenant_id = %s", [tenant.id]).fetchone()
-    assert row == (tenant.tenant_slug, "active", 5000, "enterprise", update.tenant.version,
-                   update.tenant.modified_on)
+        "FROM tenants WHERE tenant_id = %s",
+        [tenant.id],
+    ).fetchone()
+    assert row == (
+        tenant.tenant_slug,
+        "active",
+        5000,
+        "enterprise",
+        update.tenant.version,
+        update.tenant.modified_on,
+    )
 
 
-def test_audit_rows_carry_actor_hash_and_event_time(system: System,
-                                                    create_tenant: Callable[..., Tenant],
-                                                    admin_conn: Any) -> None:
+def test_audit_rows_carry_actor_hash_and_event_time(
+    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any
+) -> None:
     tenant = create_tenant()
     catch_up(system)
     row = admin_conn.execute(
         "SELECT event_type, event_category, actor_id, action, target_resource, result, "
         "constitutional_hash, timestamp FROM tenant_audit_log WHERE tenant_id = %s",
-        [tenant.id]).fetchone()
-    assert row == ("tenant.created", "admin", "operator", "create_tenant",
-                   f"tenant/{tenant.id}", "success", "cdd01ef066bc6cf2", tenant.created_on)
+        [tenant.id],
+    ).fetchone()
+    assert row == (
+        "tenant.created",
+        "admin",
+        "operator",
+        "create_tenant",
+        f"tenant/{tenant.id}",
+        "success",
+        "cdd01ef066bc6cf2",
+        tenant.created_on,
+    )

@@ -41,8 +41,11 @@ def test_two_concurrent_creates_of_one_slug_exactly_one_wins(system: System, uni
     def create(i: int) -> None:
         barrier.wait()
         try:
-            results.append(system.tenants.create(
-                PLATFORM, CreateTenant(f"Racer {unique} {i}", f"race-{unique}", f"r{i}@x.com")))
+            results.append(
+                system.tenants.create(
+                    PLATFORM, CreateTenant(f"Racer {unique} {i}", f"race-{unique}", f"r{i}@x.com")
+                )
+            )
         except DomainError as exc:
             results.append(exc)
 
@@ -59,21 +62,26 @@ def test_two_concurrent_creates_of_one_slug_exactly_one_wins(system: System, uni
 def test_duplicate_name_is_taken_case_insensitively(system: System, unique: str) -> None:
     system.tenants.create(PLATFORM, CreateTenant(f"Globex {unique}", f"globex-{unique}", "a@x.com"))
     with pytest.raises(TenantNameTaken):
-        system.tenants.create(PLATFORM, CreateTenant(f"GLOBEX {unique}", f"globex2-{unique}",
-                                                     "a@x.com"))
+        system.tenants.create(
+            PLATFORM, CreateTenant(f"GLOBEX {unique}", f"globex2-{unique}", "a@x.com")
+        )
 
 
 def test_renaming_frees_the_old_name(system: System, unique: str) -> None:
-    first = system.tenants.create(PLATFORM, CreateTenant(f"Old {unique}", f"old-{unique}", "a@x.com"))
+    first = system.tenants.create(
+        PLATFORM, CreateTenant(f"Old {unique}", f"old-{unique}", "a@x.com")
+    )
     system.tenants.update(PLATFORM, first.id, {"tenant_name": f"New {unique}"})
-    again = system.tenants.create(PLATFORM, CreateTenant(f"Old {unique}", f"old2-{unique}",
-                                                         "a@x.com"))
+    again = system.tenants.create(
+        PLATFORM, CreateTenant(f"Old {unique}", f"old2-{unique}", "a@x.com")
+    )
     assert again.tenant_name == f"Old {unique}"
 
 
 def test_immediate_purge_frees_the_slug_and_hides_the_tenant(system: System, unique: str) -> None:
-    tenant = system.tenants.create(PLATFORM, CreateTenant(f"Gone {unique}", f"gone-{unique}",
-                                                          "a@x.com"))
+    tenant = system.tenants.create(
+        PLATFORM, CreateTenant(f"Gone {unique}", f"gone-{unique}", "a@x.com")
+    )
     purged = system.tenants.deactivate(PLATFORM, tenant.id, immediate=True)
     assert purged.status is TenantStatus.PURGED
     with pytest.raises(NotFound):
@@ -99,18 +107,22 @@ def test_the_system_tenant_cannot_be_deactivated(system: System) -> None:
 
 
 def test_tenant_admin_may_rename_but_not_raise_own_quotas(
-    system: System, create_tenant: Callable[..., Tenant], unique: str,
+    system: System,
+    create_tenant: Callable[..., Tenant],
+    unique: str,
 ) -> None:
     tenant = create_tenant()
     admin = CommandContext(Principal("alice", tenant.id, (MaciRole.EXECUTIVE,)), HASH)
-    assert system.tenants.update(admin, tenant.id, {"tenant_name": f"Self {unique}"}
-                                 ).updated_fields == ["tenant_name"]
+    assert system.tenants.update(
+        admin, tenant.id, {"tenant_name": f"Self {unique}"}
+    ).updated_fields == ["tenant_name"]
     with pytest.raises(Forbidden):
         system.tenants.update(admin, tenant.id, {"max_requests_per_minute": 999_999})
 
 
-def test_other_tenants_admin_gets_not_found(system: System,
-                                            create_tenant: Callable[..., Tenant]) -> None:
+def test_other_tenants_admin_gets_not_found(
+    system: System, create_tenant: Callable[..., Tenant]
+) -> None:
     a, b = create_tenant(), create_tenant()
     intruder = CommandContext(Principal("mallory", b.id, (MaciRole.EXECUTIVE,)), HASH)
     with pytest.raises(NotFound):
@@ -119,12 +131,21 @@ def test_other_tenants_admin_gets_not_found(system: System,
         system.tenants.get(intruder, a.id)
 
 
-@pytest.mark.parametrize(("supplied", "error"), [
-    (None, ConstitutionalHashRequired), ("", ConstitutionalHashRequired),
-    ("0000000000000000", ConstitutionalHashMismatch), ("INVALID", ConstitutionalHashMismatch),
-])
+@pytest.mark.parametrize(
+    ("supplied", "error"),
+    [
+        (None, ConstitutionalHashRequired),
+        ("", ConstitutionalHashRequired),
+        ("0000000000000000", ConstitutionalHashMismatch),
+        ("INVALID", ConstitutionalHashMismatch),
+    ],
+)
 def test_hash_refusals_write_only_their_audit_entry(
-    system: System, admin_conn: Any, unique: str, supplied: str | None, error: type[Exception],
+    system: System,
+    admin_conn: Any,
+    unique: str,
+    supplied: str | None,
+    error: type[Exception],
 ) -> None:
     ctx = CommandContext(PLATFORM.principal, supplied)
     before = events_count(admin_conn)
@@ -137,18 +158,25 @@ def test_hash_refusals_write_only_their_audit_entry(
         "WHERE action = 'create_tenant' AND result = 'denied' ORDER BY timestamp DESC LIMIT 1"
     ).fetchone()
     assert row == ("governance", "denied", False)
-    assert admin_conn.execute("SELECT count(*) FROM tenants WHERE tenant_slug = %s",
-                              [f"hash-{unique}"]).fetchone() == (0,)
+    assert admin_conn.execute(
+        "SELECT count(*) FROM tenants WHERE tenant_slug = %s", [f"hash-{unique}"]
+    ).fetchone() == (0,)
 
 
 def test_forbidden_create_is_audited_in_the_callers_tenant(
-    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any, unique: str,
+    system: System,
+    create_tenant: Callable[..., Tenant],
+    admin_conn: Any,
+    unique: str,
 ) -> None:
     tenant = create_tenant()
     ctx = CommandContext(Principal("bob", tenant.id, (MaciRole.EXECUTIVE,)), HASH)
     with pytest.raises(Forbidden):
         system.tenants.create(ctx, CreateTenant(f"Nope {unique}", f"nope-{unique}", "a@x.com"))
     catch_up(system)
-    row = admin_conn.execute("SELECT event_category, result, actor_id FROM tenant_audit_log "
-                             "WHERE tenant_id = %s AND result = 'denied'", [tenant.id]).fetchone()
+    row = admin_conn.execute(
+        "SELECT event_category, result, actor_id FROM tenant_audit_log "
+        "WHERE tenant_id = %s AND result = 'denied'",
+        [tenant.id],
+    ).fetchone()
     assert row == ("authorization", "denied", "bob")

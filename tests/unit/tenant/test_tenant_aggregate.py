@@ -20,8 +20,12 @@ def meta() -> EventMeta:
 
 
 def new_tenant(**overrides: object) -> Tenant:
-    values: dict[str, object] = {"name": "Acme Corporation", "slug": "acme-corp",
-                                 "email": "admin@acme.com", "plan": "enterprise"}
+    values: dict[str, object] = {
+        "name": "Acme Corporation",
+        "slug": "acme-corp",
+        "email": "admin@acme.com",
+        "plan": "enterprise",
+    }
     values.update(overrides)
     m = meta()
     return Tenant.register(tenant_id=m.tenant_id, meta=m, **values)  # type: ignore[arg-type]
@@ -38,8 +42,21 @@ def test_created_tenant_is_active_with_default_quotas() -> None:
     assert created.meta["actor"]["sub"] == "system"
 
 
-@pytest.mark.parametrize("slug", ["Invalid_Slug", "ab", "-acme", "acme-", "ac--me", "a" * 64,
-                                  "acme corp", "acme;drop", "", "ümlaut"])
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "Invalid_Slug",
+        "ab",
+        "-acme",
+        "acme-",
+        "ac--me",
+        "a" * 64,
+        "acme corp",
+        "acme;drop",
+        "",
+        "ümlaut",
+    ],
+)
 def test_invalid_slug_is_refused_with_its_own_code(slug: str) -> None:
     with pytest.raises(InvalidTenantSlug) as err:
         new_tenant(slug=slug)
@@ -52,16 +69,19 @@ def test_valid_slugs_are_accepted(slug: str) -> None:
     assert new_tenant(slug=slug).tenant_slug == slug
 
 
-@pytest.mark.parametrize(("field", "overrides"), [
-    ("tenant_name", {"name": "ab"}),
-    ("tenant_name", {"name": "  a  "}),
-    ("tenant_name", {"name": "x" * 256}),
-    ("tenant_name", {"name": "bad\x00name"}),
-    ("admin_email", {"email": "not-an-email"}),
-    ("admin_email", {"email": "a@b"}),
-    ("admin_email", {"email": "a b@c.com"}),
-    ("billing_plan", {"plan": "platinum"}),
-])
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        ("tenant_name", {"name": "ab"}),
+        ("tenant_name", {"name": "  a  "}),
+        ("tenant_name", {"name": "x" * 256}),
+        ("tenant_name", {"name": "bad\x00name"}),
+        ("admin_email", {"email": "not-an-email"}),
+        ("admin_email", {"email": "a@b"}),
+        ("admin_email", {"email": "a b@c.com"}),
+        ("billing_plan", {"plan": "platinum"}),
+    ],
+)
 def test_bad_profile_values_name_the_field(field: str, overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationFailed) as err:
         new_tenant(**overrides)
@@ -69,11 +89,17 @@ def test_bad_profile_values_name_the_field(field: str, overrides: dict[str, obje
     assert err.value.details["fields"][0]["field"] == field
 
 
-@pytest.mark.parametrize("quotas", [
-    {"max_requests_per_minute": 0}, {"max_requests_per_minute": -5},
-    {"max_storage_gb": 100_001}, {"max_concurrent_connections": 1.5},
-    {"max_requests_per_minute": True}, {"max_storage_gb": "10"},
-])
+@pytest.mark.parametrize(
+    "quotas",
+    [
+        {"max_requests_per_minute": 0},
+        {"max_requests_per_minute": -5},
+        {"max_storage_gb": 100_001},
+        {"max_concurrent_connections": 1.5},
+        {"max_requests_per_minute": True},
+        {"max_storage_gb": "10"},
+    ],
+)
 def test_quotas_must_be_positive_bounded_integers(quotas: dict[str, object]) -> None:
     with pytest.raises(ValidationFailed):
         Quotas(**quotas)  # type: ignore[arg-type]
@@ -85,8 +111,9 @@ def test_email_domain_is_normalised_to_lower_case() -> None:
 
 def test_update_profile_reports_only_changed_fields() -> None:
     tenant = new_tenant()
-    changed = tenant.update_profile({"tenant_name": "Acme Corporation",
-                                     "admin_email": "ops@acme.com"}, meta())
+    changed = tenant.update_profile(
+        {"tenant_name": "Acme Corporation", "admin_email": "ops@acme.com"}, meta()
+    )
     assert changed == ["admin_email"]
     assert tenant.admin_email == "ops@acme.com"
 
@@ -96,8 +123,11 @@ def test_quota_change_emits_one_event_with_all_quotas() -> None:
     tenant.collect_events()
     assert tenant.change_quotas({"max_storage_gb": 50}, meta()) == ["max_storage_gb"]
     [changed] = tenant.collect_events()
-    assert changed.quotas == {"max_requests_per_minute": 1000, "max_storage_gb": 50,
-                              "max_concurrent_connections": 100}
+    assert changed.quotas == {
+        "max_requests_per_minute": 1000,
+        "max_storage_gb": 50,
+        "max_concurrent_connections": 100,
+    }
 
 
 def test_deactivation_schedules_purge_thirty_days_later() -> None:
@@ -116,16 +146,20 @@ def test_reactivation_clears_the_purge_schedule() -> None:
     assert tenant.data_purge_scheduled is None
 
 
-@pytest.mark.parametrize(("setup", "action"), [
-    ([], "reactivate"),
-    ([], "purge"),
-    (["suspend"], "suspend"),
-    (["deactivate"], "deactivate"),
-    (["deactivate", "purge"], "reactivate"),
-    (["deactivate", "purge"], "purge"),
-])
-def test_illegal_transitions_are_typed_errors_and_emit_nothing(setup: list[str],
-                                                               action: str) -> None:
+@pytest.mark.parametrize(
+    ("setup", "action"),
+    [
+        ([], "reactivate"),
+        ([], "purge"),
+        (["suspend"], "suspend"),
+        (["deactivate"], "deactivate"),
+        (["deactivate", "purge"], "reactivate"),
+        (["deactivate", "purge"], "purge"),
+    ],
+)
+def test_illegal_transitions_are_typed_errors_and_emit_nothing(
+    setup: list[str], action: str
+) -> None:
     tenant = new_tenant()
     for step in setup:
         getattr(tenant, step)(meta())
@@ -154,7 +188,10 @@ def test_replaying_events_rebuilds_the_same_state() -> None:
         rebuilt = e.mutate(rebuilt)
     assert isinstance(rebuilt, Tenant)
     assert (rebuilt.tenant_name, rebuilt.quotas.max_requests_per_minute, rebuilt.status) == (
-        "Renamed Corp", 5000, TenantStatus.SUSPENDED)
+        "Renamed Corp",
+        5000,
+        TenantStatus.SUSPENDED,
+    )
 
 
 def test_event_ids_are_stable_and_distinct() -> None:
