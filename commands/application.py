@@ -55,7 +55,7 @@ class GovernanceApplication(Application[UUID]):
                 raise
 
     def load(self, tenant_id: UUID, aggregate_id: UUID, kind: type[TAggregate]) -> TAggregate:
-        """The aggregate as `tenant_id` sees it; NotFound if absent, not its own, or of another kind."""
+        """The aggregate as `tenant_id` sees it; NotFound if absent, not theirs, or another kind."""
         with acting_for(tenant_id):
             try:
                 aggregate: Aggregate = self.repository.get(aggregate_id)
