@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg import Cursor
@@ -23,8 +24,14 @@ from psycopg.sql import SQL
 from domain.tenancy import current_tenant
 
 SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
-_INSERT_CLAIM = "INSERT INTO tenant_claims (kind, value) VALUES (%s, %s)"
-_DELETE_CLAIM = "DELETE FROM tenant_claims WHERE kind = %s AND value = %s"
+_INSERT_CLAIMS = ("INSERT INTO tenant_claims (kind, value) "
+                  "SELECT * FROM unnest(%s::varchar[], %s::varchar[])")
+_DELETE_CLAIMS = ("DELETE FROM tenant_claims WHERE (kind, value) IN "
+                  "(SELECT * FROM unnest(%s::varchar[], %s::varchar[]))")
+
+
+def _columns(pairs: list[tuple[str, str]]) -> list[list[str]]:
+    return [[kind for kind, _ in pairs], [value for _, value in pairs]]
 
 
 def tenant_setting() -> str:
@@ -33,16 +40,49 @@ def tenant_setting() -> str:
 
 
 class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's pipelined insert, plus: a connection whose pipeline failed is closed.
+
+        After a failed pipeline (a taken claim, a version conflict) psycopg's bookkeeping of
+        prepared statements can disagree with the server ("prepared statement does not exist"
+        on the next use), so such a connection is discarded rather than returned to the pool.
+        """
+        failure: Exception | None = None
+        notification_ids: Sequence[int] | None = None
+        with self.datastore.get_connection() as conn:
+            try:
+                with conn.pipeline() as pipeline, conn.transaction():
+                    try:
+                        with conn.cursor() as curs:
+                            self._insert_events(curs, stored_events, **kwargs)
+                            self._insert_stored_events(curs, stored_events, **kwargs)
+                            pipeline.sync()
+                            notification_ids = self._fetch_ids_after_insert_events(
+                                curs, stored_events, **kwargs
+                            )
+                    except psycopg.Error as exc:
+                        failure = exc  # re-raised once the pipeline has exited
+                if failure is not None:
+                    raise failure
+            except psycopg.Error as exc:
+                conn.close()
+                if failure is not None and failure is not exc:
+                    raise failure from None  # the cause, not the aborted pipeline's echo
+                raise
+        return notification_ids
+
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        # Not prepared: this runs in a pipeline, and a failed pipeline (a taken claim) would
-        # leave psycopg believing in prepared statements the server never created.
-        curs.execute(SET_TENANT, [tenant_setting()], prepare=False)
-        for kind, value in kwargs.get("releases", ()):
-            curs.execute(_DELETE_CLAIM, [kind, value], prepare=False)
-        for kind, value in kwargs.get("claims", ()):
-            curs.execute(_INSERT_CLAIM, [kind, value], prepare=False)
+        curs.execute(SET_TENANT, [tenant_setting()], prepare=True)
+        releases = list(kwargs.get("releases", ()))
+        claims = list(kwargs.get("claims", ()))
+        if releases:
+            curs.execute(_DELETE_CLAIMS, _columns(releases), prepare=True)
+        if claims:
+            curs.execute(_INSERT_CLAIMS, _columns(claims), prepare=True)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def select_events(
@@ -84,10 +124,3 @@ class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
 
 class TenantScopedFactory(PostgresFactory):
     application_recorder_class = TenantScopedApplicationRecorder
-
-    def __init__(self, env: Any) -> None:
-        super().__init__(env)
-        # No automatic preparation on the pipelined insert path (see `_insert_events`).
-        pool_kwargs = self.datastore.pool.kwargs
-        if isinstance(pool_kwargs, dict):
-            pool_kwargs["prepare_threshold"] = None

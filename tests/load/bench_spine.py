@@ -1,0 +1,172 @@
+"""Spine benchmarks (issue 2). Run: `python -m tests.load.bench_spine` (or `make bench`).
+
+1. Sequential command throughput and latency: tenant creations through TenantCommands (auth,
+   hash check, validation, uniqueness claims, tenant-scoped event store) next to a bare
+   eventsourcing application saving the same aggregate on the same database, alternating
+   rounds in one process. The ratio is the figure (target >= 0.8).
+2. Projection lag p50/p99 with the runners live while commands arrive (target p99 < 50 ms).
+3. The tenants page query (platform session, 50 rows) and the tenant detail query with 1,000
+   tenants (target p99 < 5 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import ClassVar
+
+from eventsourcing.application import Application
+
+from api.bootstrap import build
+from api.settings import Settings
+from commands.context import CommandContext, Principal
+from commands.tenants import CreateTenant
+from domain.events import SYSTEM_ACTOR, EventMeta
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+from domain.tenant.aggregate import Tenant
+from infra.postgres.embedded import EmbeddedPostgres
+from infra.postgres.migrate import migrate
+from projections.tenants import find_tenant, list_tenants
+from tests.load.stats import percentile, summary_ms
+
+HASH = "cdd01ef066bc6cf2"
+PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
+ROUNDS, PER_ROUND = 5, 200
+
+
+class BareApplication(Application[uuid.UUID]):
+    name = "bare"
+    env: ClassVar[dict[str, str]] = {"PERSISTENCE_MODULE": "eventsourcing.postgres"}
+
+
+def bare_env(admin_url: str) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    p = conninfo_to_dict(admin_url)
+    return {"POSTGRES_DBNAME": str(p["dbname"]), "POSTGRES_HOST": str(p["host"]),
+            "POSTGRES_PORT": str(p["port"]), "POSTGRES_USER": str(p["user"]),
+            "POSTGRES_PASSWORD": "", "CREATE_TABLE": "y"}
+
+
+def main() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="acgs-bench-"))
+    data_dir.chmod(0o755)
+    server = EmbeddedPostgres(data_dir)
+    try:
+        url = server.start()
+        migrate(url)
+        run(url, data_dir)
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run(url: str, data_dir: Path) -> None:
+    settings = Settings.from_env({"ACGS_DATABASE_URL": url, "ACGS_DATA_DIR": str(data_dir)})
+    system = build(settings, apply_migrations=False)
+    bare = BareApplication(env=bare_env(url))
+    ours_lat: list[float] = []
+    bare_lat: list[float] = []
+    ours_time = bare_time = 0.0
+    n = 0
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for _ in range(PER_ROUND):
+            t0 = time.perf_counter()
+            system.tenants.create(PLATFORM, CreateTenant(f"Bench {n}", f"bench-{n}",
+                                                         f"a{n}@bench.io"))
+            ours_lat.append(time.perf_counter() - t0)
+            n += 1
+        ours_time += time.perf_counter() - start
+        start = time.perf_counter()
+        for i in range(PER_ROUND):
+            t0 = time.perf_counter()
+            tid = uuid.uuid4()
+            meta = EventMeta(tid, SYSTEM_ACTOR, HASH)
+            bare.save(Tenant.register(tenant_id=tid, name=f"Bare {n} {i}", slug=f"bare-{i}",
+                                      email="a@bench.io", meta=meta))
+            bare_lat.append(time.perf_counter() - t0)
+        bare_time += time.perf_counter() - start
+    total = ROUNDS * PER_ROUND
+    ours_rate, bare_rate = total / ours_time, total / bare_time
+    print("== 1. sequential commands (tenant creation), alternating rounds")
+    print(f"acgs commands : {ours_rate:8.1f} commands/s  {summary_ms(ours_lat)}")
+    print(f"bare app      : {bare_rate:8.1f} commands/s  {summary_ms(bare_lat)}")
+    print(f"ratio         : {ours_rate / bare_rate:.2f}x the bare eventsourcing application")
+
+    print("== 2. projection lag with live runners (commands at ~200/s)")
+    lags: list[float] = []
+    lock = threading.Lock()
+
+    def record(_name: str, _count: int, lag: float) -> None:
+        with lock:
+            lags.append(lag)
+
+    for runner in system.runners:
+        runner.catch_up()
+        runner.on_batch = record
+    system.start_projections()
+    time.sleep(0.2)
+    for i in range(600):
+        system.tenants.update(PLATFORM, system_tenant_ids(system)[i % 50],
+                              {"max_requests_per_minute": 1000 + i})
+        time.sleep(0.005)
+    deadline = time.monotonic() + 10
+    while any(s["events_behind"] for s in system.projection_status()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    print(f"projection lag: {summary_ms(lags)}  (target p99 < 50 ms)")
+
+    print(f"== 3. read-model queries with {total + 1} tenants")
+    asyncio.run(query_bench(system))
+    system.close()
+
+
+_ids: list[uuid.UUID] = []
+
+
+def system_tenant_ids(system: object) -> list[uuid.UUID]:
+    if not _ids:
+        import psycopg  # noqa: PLC0415
+
+        with psycopg.connect(system.admin_url) as conn:  # type: ignore[attr-defined]
+            _ids.extend(r[0] for r in conn.execute(
+                "SELECT tenant_id FROM tenants WHERE tenant_slug LIKE 'bench-%' LIMIT 50"))
+    return _ids
+
+
+async def query_bench(system: object) -> None:
+    db = system.database  # type: ignore[attr-defined]
+    await db.open()
+    ids = system_tenant_ids(system)
+    page: list[float] = []
+    detail: list[float] = []
+    for i in range(3000):
+        t0 = time.perf_counter()
+        async with db.platform_session() as conn:
+            rows, total = await list_tenants(conn, status=None, limit=50,
+                                             offset=random.randrange(0, 950))
+        page.append(time.perf_counter() - t0)
+        assert len(rows) == 50 and total > 1000
+        tid = ids[i % len(ids)]
+        t0 = time.perf_counter()
+        async with db.tenant_session(tid) as conn:
+            found = await find_tenant(conn, tid)
+        detail.append(time.perf_counter() - t0)
+        assert found is not None
+    await db.close()
+    print(f"tenants page (platform, 50 rows): {summary_ms(page[200:])}  (target p99 < 5 ms)")
+    print(f"tenant detail (tenant-scoped)   : {summary_ms(detail[200:])}")
+    print(f"page p99 {percentile([x * 1000 for x in page[200:]], 99):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
