@@ -13,9 +13,11 @@ def cli() -> None:
 
 from api.cli.db import db  # noqa: E402
 from api.cli.projections import projections, replay  # noqa: E402
+from api.cli.policy import policy  # noqa: E402
 from api.cli.serve import serve  # noqa: E402
 
 cli.add_command(db)
 cli.add_command(serve)
 cli.add_command(replay)
 cli.add_command(projections)
+cli.add_command(policy)

@@ -1,1 +1,1 @@
-"""Legacy policy migration: parsers of the four legacy formats, analysis, the Rego generator and the gate."""
+"""Legacy policy migration: parsers of the legacy formats, analysis, Rego generator, the gate."""

@@ -44,8 +44,8 @@ oblige: _OBLIGE IDENT [STRING]
       | test
 
 test: path CMP operand                  -> compare
-    | path _IN list                     -> member
-    | path _NOT _IN list                -> not_member
+    | path _IN literal_list             -> member
+    | path _NOT _IN literal_list        -> not_member
     | path _CONTAINS operand            -> contains
     | path _STARTS _WITH STRING         -> starts_with
     | path _ENDS _WITH STRING           -> ends_with
@@ -54,9 +54,9 @@ test: path CMP operand                  -> compare
     | path _NOT _EXISTS                 -> not_exists
     | path                              -> truthy
 
-?operand: literal | list | path
+?operand: literal | literal_list | path
 literal: STRING | NUMBER | TRUE | FALSE | NULL
-list: "[" [operand ("," operand)*] "]"
+literal_list: "[" [operand ("," operand)*] "]"
 path: IDENT ("." IDENT)*
 
 CMP: "==" | "!=" | ">=" | "<=" | ">" | "<"
@@ -84,7 +84,7 @@ _EXISTS: "EXISTS"i
 TRUE: "true"i
 FALSE: "false"i
 NULL: "null"i
-IDENT: /(?!(?:and|or|not|in|then|when|rule|policy|because|oblige)(?![A-Za-z0-9_-]))[A-Za-z][A-Za-z0-9_-]*/i
+IDENT: /(?!(?:and|or|not|in|then|when|rule|policy|because|oblige)(?![\w-]))[A-Za-z][\w-]*/i
 STRING: /"(?:[^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/
 NUMBER: /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/
 INT: /-?[0-9]+/
@@ -127,7 +127,7 @@ class _ToRuleModel(Transformer[Token, Any]):
             return float(text) if any(c in text for c in ".eE") else int(text)
         return {"TRUE": True, "FALSE": False, "NULL": None}[token.type]
 
-    def list(self, *items: Any) -> list[Any]:
+    def literal_list(self, *items: Any) -> list[Any]:
         return [] if items == (None,) else list(items)
 
     def compare(self, path: _PathRef, cmp: Token, operand: Any) -> Comparison:
@@ -158,7 +158,7 @@ class _ToRuleModel(Transformer[Token, Any]):
         return Comparison(path.path, Operator.NOT_EXISTS)
 
     def truthy(self, path: _PathRef) -> Comparison:
-        return Comparison(path.path, Operator.EQ, True)
+        return Comparison(path.path, Operator.EQ, value=True)
 
     def negation(self, member: Condition) -> Not:
         return Not(member)
@@ -317,7 +317,7 @@ def parse_policy_block(block: PolicyBlock, file: str) -> Policy:
         raise PolicySyntaxError(
             _describe(error), Location(file, line, column), block.declared_id
         ) from None
-    except Exception as error:  # a transformer fault (e.g. a path inside a list)
+    except Exception as error:  # noqa: BLE001 - lark wraps transformer faults (a path in a list)
         cause = error.__context__ or error
         raise PolicySyntaxError(
             str(getattr(cause, "orig_exc", cause)),

@@ -36,7 +36,7 @@ _NUMERIC_OPERATORS = {
     "NumericGreaterThan": Operator.GT,
     "NumericGreaterThanEquals": Operator.GTE,
 }
-# "the value is a string" in rule-model terms: starts_with "" holds for every string and nothing else.
+# "the value is a string" in rule-model terms: starts_with "" holds for every string, only.
 _IS_STRING = "starts_with"
 
 
@@ -90,7 +90,9 @@ def _number(raw: Any, location: Location) -> int | float:
         raise PolicyModelError(f"not a number: {raw!r}", location) from None
 
 
-def _one_value(operator: str, key: str, value: Any, location: Location) -> Condition:
+def _one_value(  # noqa: PLR0911 - one branch per IAM operator
+    operator: str, key: str, value: Any, location: Location
+) -> Condition:
     if operator == "StringEquals":
         return Comparison(key, Operator.EQ, value)
     if operator == "StringNotEquals":

@@ -1,4 +1,4 @@
-"""Builds the rule model from a decoded JSON or YAML document (legacy-formats.md, formats 1 and 2)."""
+"""Builds the rule model from a decoded JSON or YAML document (legacy-formats.md, formats 1, 2)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def parse_rule(raw: Any, index: int, location: Location) -> Rule | UnsupportedRu
     if not isinstance(rule_id, str) or not rule_id:
         raise PolicyModelError(f"rule #{index + 1} needs an 'id' (a string)", location)
     try:
-        effect = Effect(raw.get("effect"))
+        effect = Effect(str(raw.get("effect")))
     except ValueError:
         raise PolicyModelError(
             f"rule {rule_id}: 'effect' must be allow or deny", location, None

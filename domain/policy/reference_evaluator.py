@@ -8,7 +8,7 @@ from typing import Any
 
 import re2
 
-from domain.policy.json_values import canonical_text, is_number, json_equal, orderable
+from domain.policy.json_values import canonical_text, json_equal, orderable
 from domain.policy.rule_model import (
     AllOf,
     AnyOf,
@@ -23,7 +23,8 @@ from domain.policy.rule_model import (
 from domain.policy.rule_order import deciding_order
 
 CONSTITUTIONAL_HASH_MISMATCH = "constitutional hash mismatch"
-_ABSENT: Any = object()
+ABSENT: Any = object()
+_ABSENT = ABSENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +49,25 @@ class InvalidPattern(ValueError):
 
 @lru_cache(maxsize=4096)
 def compiled_pattern(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False
     try:
-        return re2.compile(pattern)
+        return re2.compile(pattern, options=options)
     except re2.error as error:
-        raise InvalidPattern(f"{pattern!r}: {error}") from None
+        reason = error.args[0] if error.args else error
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise InvalidPattern(f"{pattern!r}: {text}") from None
+
+
+@lru_cache(maxsize=8192)
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
 
 
 def lookup(request: Any, path: str) -> Any:
     """The value at a dotted path, or _ABSENT; only objects are descended into."""
     value = request
-    for segment in path.split("."):
+    for segment in _segments(path):
         if not isinstance(value, dict) or segment not in value:
             return _ABSENT
         value = value[segment]
@@ -138,7 +148,7 @@ def rule_decision(policy: Policy, applicable: list[Rule]) -> Effect:
 
 
 def evaluate(policy: Policy, request: Any, constitutional_hash: str) -> Decision:
-    """The decision of `policy` on `request` with the constitutional guard of `constitutional_hash`."""
+    """The decision of `policy` on `request` under the guard of `constitutional_hash`."""
     applicable = [rule for rule in policy.rules if condition_holds(rule.when, request)]
     decision = rule_decision(policy, applicable)
     hash_matches = (
@@ -157,6 +167,3 @@ def evaluate(policy: Policy, request: Any, constitutional_hash: str) -> Decision
         for obligation in rule.obligations
     }
     return Decision(final is Effect.ALLOW, frozenset(deny), frozenset(obligations))
-
-
-__all__ = ["Decision", "InvalidPattern", "evaluate", "is_number", "lookup"]

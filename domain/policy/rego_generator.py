@@ -19,7 +19,6 @@ from domain.policy.rule_model import (
     Comparison,
     Condition,
     Effect,
-    Not,
     Operator,
     Policy,
 )
@@ -52,7 +51,9 @@ contains_value(text, value) if {
 
 
 def package_segment(name: str) -> str:
-    segment = "".join(c if c in "abcdefghijklmnopqrstuvwxyz0123456789_" else "_" for c in name.lower())
+    segment = "".join(
+        c if c in "abcdefghijklmnopqrstuvwxyz0123456789_" else "_" for c in name.lower()
+    )
     return f"p_{segment}" if segment[:1].isdigit() else segment
 
 
@@ -98,7 +99,7 @@ class _ModuleWriter:
     def define(self, name: str, bodies: list[list[str]]) -> None:
         self.helpers.extend(_rule_text(name, body) for body in bodies)
 
-    def literals(self, condition: Condition, owner: str) -> list[str]:
+    def literals(self, condition: Condition, owner: str) -> list[str]:  # noqa: PLR0911
         """The body literals (a conjunction) that hold exactly when the condition does."""
         if isinstance(condition, Comparison):
             return self.comparison(condition)
@@ -224,12 +225,15 @@ def generate_rego(
     )
     sections.append('default allow := false\n\nallow if final_decision == "allow"')
     sections.append(
-        f"deny contains {json.dumps(CONSTITUTIONAL_HASH_MISMATCH)} if not constitutional_hash_matches"
+        f"deny contains {json.dumps(CONSTITUTIONAL_HASH_MISMATCH)} "
+        "if not constitutional_hash_matches"
     )
     for rule in policy.rules:
         if rule.effect is Effect.DENY:
             reason = json.dumps(rule.deny_reason, ensure_ascii=False)
             sections.append(f"deny contains {reason} if {names[rule.id]}")
+    if not any(rule.obligations for rule in policy.rules):
+        sections.append("obligations := set()")
     for rule in policy.rules:
         for obligation in rule.obligations:
             head = f"obligations contains {rego_value(obligation.as_json())}"

@@ -44,6 +44,7 @@ def locate_json_rules(
     policy_key: str,
     policy_id: str,
     rule_ids: Sequence[object],
+    *,
     start: int = 0,
 ) -> tuple[Location, list[Location]]:
     """Best-effort positions of a policy and of its rules (by their ids) in JSON text."""

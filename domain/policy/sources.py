@@ -100,7 +100,7 @@ def _parse_json(file: str, text: str, stem: str, *, iam_only: bool) -> list[Pars
         name = name if isinstance(name, str) else f"{stem}#{number}"
         rule_ids = [rule.get("id") if isinstance(rule, dict) else None for rule in _rules_of(item)]
         location, rule_locations = locate_json_rules(
-            file, text, "policy_id", name, rule_ids, cursor
+            file, text, "policy_id", name, rule_ids, start=cursor
         )
         cursor = max(cursor, find_keyed_string(text, "policy_id", name, cursor) + 1)
         try:

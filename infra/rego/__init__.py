@@ -1,1 +1,1 @@
-"""The Rego engine adapter: regorus (embedded) and `opa check --strict` when an `opa` binary exists."""
+"""The Rego engine adapter: regorus (embedded), and `opa check --strict` when `opa` is on PATH."""

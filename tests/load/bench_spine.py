@@ -50,9 +50,14 @@ def bare_env(admin_url: str) -> dict[str, str]:
     from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
     p = conninfo_to_dict(admin_url)
-    return {"POSTGRES_DBNAME": str(p["dbname"]), "POSTGRES_HOST": str(p["host"]),
-            "POSTGRES_PORT": str(p["port"]), "POSTGRES_USER": str(p["user"]),
-            "POSTGRES_PASSWORD": "", "CREATE_TABLE": "y"}
+    return {
+        "POSTGRES_DBNAME": str(p["dbname"]),
+        "POSTGRES_HOST": str(p["host"]),
+        "POSTGRES_PORT": str(p["port"]),
+        "POSTGRES_USER": str(p["user"]),
+        "POSTGRES_PASSWORD": "",
+        "CREATE_TABLE": "y",
+    }
 
 
 def main() -> None:
@@ -80,8 +85,9 @@ def run(url: str, data_dir: Path) -> None:
         start = time.perf_counter()
         for _ in range(PER_ROUND):
             t0 = time.perf_counter()
-            system.tenants.create(PLATFORM, CreateTenant(f"Bench {n}", f"bench-{n}",
-                                                         f"a{n}@bench.io"))
+            system.tenants.create(
+                PLATFORM, CreateTenant(f"Bench {n}", f"bench-{n}", f"a{n}@bench.io")
+            )
             ours_lat.append(time.perf_counter() - t0)
             n += 1
         ours_time += time.perf_counter() - start
@@ -90,8 +96,15 @@ def run(url: str, data_dir: Path) -> None:
             t0 = time.perf_counter()
             tid = uuid.uuid4()
             meta = EventMeta(tid, SYSTEM_ACTOR, HASH)
-            bare.save(Tenant.register(tenant_id=tid, name=f"Bare {n} {i}", slug=f"bare-{i}",
-                                      email="a@bench.io", meta=meta))
+            bare.save(
+                Tenant.register(
+                    tenant_id=tid,
+                    name=f"Bare {n} {i}",
+                    slug=f"bare-{i}",
+                    email="a@bench.io",
+                    meta=meta,
+                )
+            )
             bare_lat.append(time.perf_counter() - t0)
         bare_time += time.perf_counter() - start
     total = ROUNDS * PER_ROUND
@@ -115,8 +128,9 @@ def run(url: str, data_dir: Path) -> None:
     system.start_projections()
     time.sleep(0.2)
     for i in range(600):
-        system.tenants.update(PLATFORM, system_tenant_ids(system)[i % 50],
-                              {"max_requests_per_minute": 1000 + i})
+        system.tenants.update(
+            PLATFORM, system_tenant_ids(system)[i % 50], {"max_requests_per_minute": 1000 + i}
+        )
         time.sleep(0.005)
     deadline = time.monotonic() + 10
     while any(s["events_behind"] for s in system.projection_status()):
@@ -138,8 +152,12 @@ def system_tenant_ids(system: object) -> list[uuid.UUID]:
         import psycopg  # noqa: PLC0415
 
         with psycopg.connect(system.admin_url) as conn:  # type: ignore[attr-defined]
-            _ids.extend(r[0] for r in conn.execute(
-                "SELECT tenant_id FROM tenants WHERE tenant_slug LIKE 'bench-%' LIMIT 50"))
+            _ids.extend(
+                r[0]
+                for r in conn.execute(
+                    "SELECT tenant_id FROM tenants WHERE tenant_slug LIKE 'bench-%' LIMIT 50"
+                )
+            )
     return _ids
 
 
@@ -152,10 +170,12 @@ async def query_bench(system: object) -> None:
     for i in range(3000):
         t0 = time.perf_counter()
         async with db.platform_session() as conn:
-            rows, total = await list_tenants(conn, status=None, limit=50,
-                                             offset=random.randrange(0, 950))
+            rows, total = await list_tenants(
+                conn, status=None, limit=50, offset=random.randrange(0, 950)
+            )
         page.append(time.perf_counter() - t0)
-        assert len(rows) == 50 and total > 1000
+        assert len(rows) == 50
+        assert total > 1000
         tid = ids[i % len(ids)]
         t0 = time.perf_counter()
         async with db.tenant_session(tid) as conn:

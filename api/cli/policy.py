@@ -1,0 +1,238 @@
+"""`acgs policy ...`: convert legacy policies to Rego, check converted Rego, analyse gaps."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from commands.policy_conversion import (
+    SourceNotFound,
+    SourceUnreadable,
+    check_directory,
+    collect_sources,
+    default_jobs,
+    find_gaps,
+    read_sources,
+    run_conversion,
+    write_outputs,
+)
+from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
+from domain.policy.conversion import ConversionSettings, ConversionStatus, PolicyResult
+from domain.policy.conversion_report import totals
+from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, severity_score
+from domain.policy.sources import SourceFormat
+from infra.rego.opa_check import OpaStrictChecker
+from infra.rego.regorus_engine import RegorusEngine
+
+EXIT_USAGE = 2
+_STATUS_STYLE = {"converted": "green", "partial": "yellow", "failed": "red"}
+
+
+def _fail(message: str) -> None:
+    click.echo(f"acgs policy: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _hash_option(value: str) -> str:
+    if not CONSTITUTIONAL_HASH_PATTERN.fullmatch(value):
+        raise click.BadParameter("must be 16 lowercase hex characters")
+    return value
+
+
+hash_option = click.option(
+    "--constitutional-hash",
+    default=lambda: os.environ.get("CONSTITUTIONAL_HASH", DEFAULT_CONSTITUTIONAL_HASH),
+    show_default="env CONSTITUTIONAL_HASH or " + DEFAULT_CONSTITUTIONAL_HASH,
+    callback=lambda _ctx, _param, value: _hash_option(value),
+    help="Hash the generated Rego's constitutional guard requires.",
+)
+
+
+@click.group()
+def policy() -> None:
+    """Legacy policy migration: convert to Rego, prove, analyse gaps."""
+
+
+@policy.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "source_format",
+    type=click.Choice([item.value for item in SourceFormat]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--tenant", default=None, help="Tenant slug: packages become acgs.tenants.<slug>.<id>."
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when any policy failed or is partial.")
+@click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar.")
+@hash_option
+def convert(
+    sources: tuple[str, ...],
+    out_dir: Path,
+    source_format: str,
+    tenant: str | None,
+    strict: bool,
+    jobs: int | None,
+    show_progress: bool | None,
+    constitutional_hash: str,
+) -> None:
+    """Convert legacy policies (files or directories) to Rego v1 in OUT, with report.json/.md."""
+    try:
+        files = collect_sources(sources, SourceFormat(source_format))
+        texts = read_sources(files)
+    except (SourceNotFound, SourceUnreadable) as failure:
+        _fail(failure.message)
+    settings = ConversionSettings(tenant=tenant, constitutional_hash=constitutional_hash)
+    workers = default_jobs(jobs, len(texts))
+    started = time.perf_counter()
+    stderr = Console(stderr=True)
+    visible = show_progress if show_progress is not None else stderr.is_terminal
+    with _progress_bar(stderr, visible) as bar:
+        task = bar.add_task("converting", total=len(texts))
+        results = run_conversion(
+            texts,
+            RegorusEngine,
+            source_format=SourceFormat(source_format),
+            settings=settings,
+            jobs=workers,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
+    try:
+        outcome = write_outputs(
+            results,
+            out_dir,
+            settings=settings,
+            engine_name=RegorusEngine.name,
+            strict_checker=OpaStrictChecker.from_path(),
+        )
+    except OSError as failure:
+        _fail(f"cannot write to {out_dir}: {failure.strerror}")
+    elapsed = time.perf_counter() - started
+    _print_summary(outcome.results, elapsed, out_dir)
+    if strict and outcome.has_failures:
+        sys.exit(1)
+
+
+class RateColumn(ProgressColumn):
+    """Files per second over the run so far."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.speed or (task.completed / task.elapsed if task.elapsed else 0.0)
+        return Text(f"{speed:,.0f} files/s", style="cyan")
+
+
+def _progress_bar(console: Console, visible: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not visible,
+    )
+
+
+def _print_summary(results: list[PolicyResult], elapsed: float, out_dir: Path) -> None:
+    console = Console()
+    table = Table(title="Policy conversion")
+    for column in ("policy", "status", "rules", "warnings", "errors"):
+        table.add_column(column)
+    for result in results[:50]:
+        style = _STATUS_STYLE[result.status.value]
+        table.add_row(
+            result.policy_id,
+            f"[{style}]{result.status.value}[/]",
+            f"{result.rules_converted}/{result.rules_total}",
+            str(len(result.warnings)),
+            str(len(result.errors)),
+        )
+    if len(results) > 50:
+        table.caption = f"first 50 of {len(results)} policies; all in {out_dir / 'report.md'}"
+    console.print(table)
+    summary = totals(results)
+    rate = len(results) / elapsed if elapsed > 0 else 0.0
+    console.print(
+        f"{summary['policies']} policies: {summary['converted']} converted, "
+        f"{summary['partial']} partial, {summary['failed']} failed; rules "
+        f"{summary['rules_converted']}/{summary['rules_total']}; constitutional compliance "
+        f"{summary['constitutional_compliance_rate']:.1%}; "
+        f"{elapsed:.2f} s ({rate:.0f} policies/s). "
+        f"Report: {out_dir / 'report.json'}"
+    )
+    for result in results:
+        if result.status is ConversionStatus.FAILED and result.errors:
+            click.echo(f"failed {result.policy_id}: {result.errors[0]}", err=True)
+
+
+@policy.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@hash_option
+def check(directory: Path, constitutional_hash: str) -> None:
+    """The gate only: compile and evaluate every .rego in DIRECTORY; exit 1 if any fails."""
+    try:
+        results = check_directory(directory, RegorusEngine(), constitutional_hash)
+    except (SourceNotFound, SourceUnreadable) as failure:
+        _fail(failure.message)
+    console = Console()
+    table = Table(title=f"Rego gate ({RegorusEngine.name})")
+    for column in ("module", "package", "requests", "result"):
+        table.add_column(column)
+    for result in results:
+        verdict = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
+        table.add_row(
+            Path(result.file).name,
+            result.package,
+            str(result.requests),
+            f"{verdict} {result.message}",
+        )
+    console.print(table)
+    failed = sum(1 for result in results if not result.passed)
+    console.print(f"{len(results)} modules checked, {failed} failed.")
+    if failed or not results:
+        sys.exit(1)
+
+
+@policy.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True
+)
+def gaps(sources: tuple[str, ...], output: str) -> None:
+    """Gap analysis of legacy sources and converted Rego: findings and severity score."""
+    try:
+        findings, analysed = find_gaps(sources)
+    except (SourceNotFound, SourceUnreadable) as failure:
+        _fail(failure.message)
+    text = (
+        gap_report_text(findings, analysed)
+        if output == "json"
+        else gap_report_markdown(findings, analysed)
+    )
+    click.echo(text, nl=False)
+    if output == "md":
+        click.echo(f"\nscore {severity_score(findings)}", err=True)

@@ -1,0 +1,365 @@
+"""Batch use-cases of the policy migration toolkit: convert, check (gate only), gaps.
+
+File reading and writing happen here, not in the domain. `--jobs` runs chunks of sources in a
+process pool; each worker builds its own Rego engine once (the factory must be picklable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.errors import DomainError
+from domain.policy.conversion import (
+    ConversionSettings,
+    ConversionStatus,
+    PolicyResult,
+    convert_parsed,
+)
+from domain.policy.conversion_report import report_json, report_markdown
+from domain.policy.diagnostics import error
+from domain.policy.gaps.gap_report import GapFinding, policy_gaps, rego_gaps
+from domain.policy.gate import RegoEngine, first_disagreement
+from domain.policy.gate_inputs import gate_inputs
+from domain.policy.rego_generator import package_segment
+from domain.policy.rule_model import Location, Policy
+from domain.policy.sources import EXTENSIONS, SourceFormat, parse_source
+
+EngineFactory = Callable[[], RegoEngine]
+Progress = Callable[[int, int], None]
+CHUNK_SIZE = 25
+
+
+class SourceNotFound(DomainError):
+    code = "SOURCE_NOT_FOUND"
+
+
+class SourceUnreadable(DomainError):
+    code = "SOURCE_UNREADABLE"
+
+
+class StrictChecker(Protocol):
+    """Port: a second, stricter compiler over written modules (`opa check --strict`)."""
+
+    def check(self, files: Sequence[Path]) -> dict[str, str]:
+        """Error message by file path, for the files that fail."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceText:
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ConversionOutcome:
+    results: list[PolicyResult]
+    report: dict[str, Any]
+    written: list[Path]
+
+    @property
+    def has_failures(self) -> bool:
+        return any(result.status is not ConversionStatus.CONVERTED for result in self.results)
+
+
+def collect_sources(paths: Sequence[str | Path], source_format: SourceFormat) -> list[Path]:
+    """Files named, and the legacy-format files under directories named; sorted per directory."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                item
+                for item in path.rglob("*")
+                if item.is_file()
+                and (source_format is not SourceFormat.AUTO or item.suffix.lower() in EXTENSIONS)
+            )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SourceNotFound(f"no such file or directory: {raw}")
+    return files
+
+
+def read_sources(files: Sequence[Path]) -> list[SourceText]:
+    sources: list[SourceText] = []
+    for file in files:
+        try:
+            sources.append(SourceText(str(file), file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as failure:
+            reason = failure.strerror if isinstance(failure, OSError) else "not UTF-8 text"
+            raise SourceUnreadable(f"cannot read {file}: {reason}") from None
+    return sources
+
+
+_worker_engine: RegoEngine | None = None
+
+
+def _init_worker(factory: EngineFactory) -> None:
+    global _worker_engine  # noqa: PLW0603 - one engine per worker process, built once
+    _worker_engine = factory()
+
+
+def convert_chunk(
+    chunk: Sequence[SourceText],
+    source_format: SourceFormat,
+    settings: ConversionSettings,
+    engine: RegoEngine | None = None,
+) -> list[PolicyResult]:
+    active = engine or _worker_engine
+    if active is None:
+        raise RuntimeError("no Rego engine in this worker")
+    results: list[PolicyResult] = []
+    for source in chunk:
+        for parsed in parse_source(source.name, source.text, source_format):
+            results.append(convert_parsed(parsed, active, source.name, settings))
+    return results
+
+
+def _chunks(sources: Sequence[SourceText], size: int) -> Iterator[list[SourceText]]:
+    for start in range(0, len(sources), size):
+        yield list(sources[start : start + size])
+
+
+def run_conversion(
+    sources: Sequence[SourceText],
+    engine_factory: EngineFactory,
+    *,
+    source_format: SourceFormat = SourceFormat.AUTO,
+    settings: ConversionSettings = ConversionSettings(),  # noqa: B008 - frozen value object
+    jobs: int = 1,
+    progress: Progress | None = None,
+) -> list[PolicyResult]:
+    """Every policy of every source, in source order; duplicates in the batch fail."""
+    chunks = list(_chunks(sources, CHUNK_SIZE if jobs > 1 else max(1, min(CHUNK_SIZE, 5))))
+    by_chunk: dict[int, list[PolicyResult]] = {}
+    done = 0
+    if jobs <= 1 or len(chunks) <= 1:
+        engine = engine_factory()
+        for index, chunk in enumerate(chunks):
+            by_chunk[index] = convert_chunk(chunk, source_format, settings, engine)
+            done += len(chunk)
+            if progress:
+                progress(done, len(sources))
+    else:
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=_init_worker, initargs=(engine_factory,)
+        ) as pool:
+            futures = {
+                pool.submit(convert_chunk, chunk, source_format, settings): (index, len(chunk))
+                for index, chunk in enumerate(chunks)
+            }
+            for future in as_completed(futures):
+                index, size = futures[future]
+                by_chunk[index] = future.result()
+                done += size
+                if progress:
+                    progress(done, len(sources))
+    results = [result for index in sorted(by_chunk) for result in by_chunk[index]]
+    return _fail_duplicates(results)
+
+
+def _fail_duplicates(results: list[PolicyResult]) -> list[PolicyResult]:
+    seen_ids: dict[str, str] = {}
+    seen_packages: dict[str, str] = {}
+    checked: list[PolicyResult] = []
+    for original in results:
+        result = original
+        segment = package_segment(result.policy_id)
+        clash = seen_ids.get(result.policy_id) or seen_packages.get(segment)
+        if clash is not None:
+            what = f"policy_id '{result.policy_id}' is not unique in the batch (first in {clash})"
+            result = replace(
+                original,
+                status=ConversionStatus.FAILED,
+                errors=(
+                    *result.errors,
+                    error("DUPLICATE_POLICY_ID", what, Location(result.source)),
+                ),
+                recommendation="Give every policy in the batch its own policy_id.",
+                rego=None,
+                constitutional_compliant=False,
+            )
+        else:
+            seen_ids[result.policy_id] = result.source
+            seen_packages[segment] = result.source
+        checked.append(result)
+    return checked
+
+
+def write_outputs(
+    results: list[PolicyResult],
+    out_dir: Path,
+    *,
+    settings: ConversionSettings,
+    engine_name: str,
+    strict_checker: StrictChecker | None = None,
+) -> ConversionOutcome:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[Path, int] = {}
+    for index, result in enumerate(results):
+        if result.rego is not None:
+            target = out_dir / f"{result.policy_id}.rego"
+            target.write_text(result.rego, encoding="utf-8")
+            written[target] = index
+    if strict_checker is not None and written:
+        for file, message in strict_checker.check(list(written)).items():
+            position = next((i for path, i in written.items() if str(path) == file), None)
+            if position is None:
+                continue
+            failed = results[position]
+            results[position] = replace(
+                failed,
+                status=ConversionStatus.FAILED,
+                errors=(*failed.errors, error("OPA_CHECK_FAILED", message, Location(file))),
+                recommendation="Do not deploy: `opa check --strict` refused the module.",
+                constitutional_compliant=False,
+            )
+            Path(file).unlink(missing_ok=True)
+    report = report_json(results, settings.constitutional_hash, engine_name)
+    report["tenant"] = settings.tenant
+    (out_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8"
+    )
+    (out_dir / "report.md").write_text(
+        report_markdown(results, settings.constitutional_hash, engine_name), encoding="utf-8"
+    )
+    kept = [path for path in written if path.exists()]
+    return ConversionOutcome(results, report, kept)
+
+
+def default_jobs(requested: int | None, work_items: int) -> int:
+    if requested is not None and requested > 0:
+        return requested
+    chunks = max(1, -(-work_items // CHUNK_SIZE))
+    return max(1, min(os.cpu_count() or 1, chunks))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    file: str
+    package: str
+    passed: bool
+    requests: int
+    message: str
+
+
+def _package_of(module: str) -> str:
+    for line in module.splitlines():
+        if line.startswith("package "):
+            return line.split(None, 1)[1].strip()
+    return ""
+
+
+def _source_policies(report: dict[str, Any]) -> dict[str, Policy]:
+    policies: dict[str, Policy] = {}
+    sources = {entry.get("source") for entry in report.get("policies", [])}
+    for source in sorted(s for s in sources if isinstance(s, str)):
+        path = Path(source)
+        if not path.is_file():
+            continue
+        for parsed in parse_source(source, path.read_text(encoding="utf-8")):
+            if isinstance(parsed, Policy):
+                policies.setdefault(parsed.policy_id, parsed)
+    return policies
+
+
+def check_directory(
+    directory: Path, engine: RegoEngine, constitutional_hash: str
+) -> list[CheckResult]:
+    """The gate over written modules: against their sources when report.json names them,
+    else compile, evaluate and verify the constitutional guard."""
+    if not directory.is_dir():
+        raise SourceNotFound(f"no such directory: {directory}")
+    report_path = directory / "report.json"
+    report: dict[str, Any] = {}
+    if report_path.is_file():
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        constitutional_hash = str(report.get("constitutional_hash") or constitutional_hash)
+    policies = _source_policies(report)
+    results: list[CheckResult] = []
+    for file in sorted(directory.glob("*.rego")):
+        module = read_sources([file])[0].text
+        package = _package_of(module)
+        policy = policies.get(file.stem)
+        if policy is not None:
+            requests = list(gate_inputs(policy, constitutional_hash).requests)
+        else:
+            requests = [
+                {"constitutional_hash": constitutional_hash},
+                {"constitutional_hash": "0000000000000000"},
+            ]
+        try:
+            decisions = engine.decisions(file.name, module, package, requests)
+        except DomainError as failure:
+            results.append(
+                CheckResult(
+                    str(file),
+                    package,
+                    passed=False,
+                    requests=len(requests),
+                    message=failure.message,
+                )
+            )
+            continue
+        if policy is not None:
+            counterexample = first_disagreement(policy, requests, decisions, constitutional_hash)
+            message = (
+                "equal to its source"
+                if counterexample is None
+                else (
+                    "differs from its source on "
+                    + json.dumps(counterexample.request, sort_keys=True)
+                )
+            )
+            results.append(
+                CheckResult(str(file), package, counterexample is None, len(requests), message)
+            )
+            continue
+        guarded = not decisions[-1].allow and "constitutional hash mismatch" in decisions[-1].deny
+        message = (
+            "compiles; constitutional guard holds" if guarded else "constitutional guard missing"
+        )
+        results.append(CheckResult(str(file), package, guarded, len(requests), message))
+    return results
+
+
+def find_gaps(
+    paths: Sequence[str | Path], source_format: SourceFormat = SourceFormat.AUTO
+) -> tuple[list[GapFinding], int]:
+    """Gap findings over legacy sources and `.rego` modules alike, with how many were analysed."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    item
+                    for item in path.rglob("*")
+                    if item.is_file()
+                    and (item.suffix.lower() in EXTENSIONS or item.suffix == ".rego")
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SourceNotFound(f"no such file or directory: {raw}")
+    findings: list[GapFinding] = []
+    analysed = 0
+    for source in read_sources(files):
+        if source.name.endswith(".rego"):
+            analysed += 1
+            findings.extend(rego_gaps(source.name, source.text))
+            continue
+        for parsed in parse_source(source.name, source.text, source_format):
+            if isinstance(parsed, Policy):
+                analysed += 1
+                findings.extend(policy_gaps(parsed, source.name))
+    return findings, analysed
