@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -77,8 +78,12 @@ def event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
 
 def event_type(domain_event: object) -> str:
     """`tenant.created` for `Tenant.Created`: aggregate and event class, snake-cased, dotted."""
-    qualname = type(domain_event).__qualname__
-    return ".".join(_snake(part) for part in qualname.split("."))
+    return event_type_of(type(domain_event))
+
+
+@cache
+def event_type_of(event_class: type) -> str:
+    return ".".join(_snake(part) for part in event_class.__qualname__.split("."))
 
 
 def _snake(name: str) -> str:
