@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from api.settings import Settings
+from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
 from commands.tenants import TenantCommands
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
@@ -21,6 +22,8 @@ from projections.base import Projection
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
+PARTITION_CHECK_SECONDS = 6 * 3600
+log = logging.getLogger(__name__)
 
 
 def all_projections() -> list[Projection]:
@@ -62,6 +65,7 @@ class System:
     tenants: TenantCommands
     database: Database
     runners: list[ProjectionRunner] = field(default_factory=list)
+    relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on (decisions 8)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -81,10 +85,37 @@ class System:
         msg = f"unknown projection {name!r}; known: {names}"
         raise KeyError(msg)
 
+    def ensure_audit_partitions(self) -> int:
+        """Create the audit log's monthly partitions from last month to three months ahead."""
+        with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
+            row = conn.execute("SELECT ensure_audit_partitions(1, 3)").fetchone()
+        return int(row[0]) if row else 0
+
+    def _maintain(self) -> None:
+        while not self._stop.wait(PARTITION_CHECK_SECONDS):
+            try:
+                self.ensure_audit_partitions()
+            except psycopg.Error:
+                log.warning("could not create audit partitions ahead; will retry")
+
     def start_projections(self) -> None:
+        self.ensure_audit_partitions()
+        maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
+        maintenance.start()
+        self._threads.append(maintenance)
         for runner in self.runners:
             thread = threading.Thread(
                 target=runner.run, args=(self._stop,), name=f"projection-{runner.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self.start_streaming()
+
+    def start_streaming(self) -> None:
+        """Start the Kafka relay (when streaming is configured) in its own thread."""
+        if self.relay is not None:
+            thread = threading.Thread(
+                target=self.relay.run, args=(self._stop,), name="kafka-relay", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -99,6 +130,8 @@ class System:
             thread.join(timeout=5)
         for runner in self.runners:
             runner.close()
+        if self.relay is not None:
+            self.relay.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -129,8 +162,54 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
         ]
+        if settings.kafka_bootstrap_servers:
+            system.relay = build_relay(system, kafka_config(settings))
     except BaseException:
         if embedded is not None:
             embedded.stop()
         raise
     return system
+
+
+def kafka_config(settings: Settings) -> Any:
+    """The streaming configuration (an infra.kafka.config.KafkaConfig; needs the `streaming`
+    extra). Streaming is on when ACGS_KAFKA_BOOTSTRAP_SERVERS is set."""
+    from infra.kafka.config import KafkaConfig  # noqa: PLC0415 - optional extra
+
+    if not settings.kafka_bootstrap_servers:
+        msg = "ACGS_KAFKA_BOOTSTRAP_SERVERS is not set"
+        raise SettingsError(msg)
+    if not settings.schema_registry_url:
+        msg = "ACGS_SCHEMA_REGISTRY_URL is required when ACGS_KAFKA_BOOTSTRAP_SERVERS is set"
+        raise SettingsError(msg)
+    return KafkaConfig(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        schema_registry_url=settings.schema_registry_url,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=settings.kafka_sasl_password,
+        schema_registry_basic_auth=settings.schema_registry_basic_auth,
+        relay_batch_size=settings.kafka_relay_batch_size,
+        linger_ms=settings.kafka_linger_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+
+
+def build_relay(system: System, config: Any, *, name: str = "kafka_relay") -> Any:
+    """The Kafka relay over this system's event store (an infra.kafka.relay.KafkaRelay)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
+    from infra.kafka.codec import EventCodec  # noqa: PLC0415 - optional extra
+    from infra.kafka.relay import KafkaRelay  # noqa: PLC0415
+    from projections.audit_log import audit_record  # noqa: PLC0415
+
+    codec = EventCodec(SchemaRegistryClient(config.registry_conf()))
+    return KafkaRelay(
+        system.projector_conninfo,
+        system.app.mapper,
+        codec,
+        config,
+        audit_record=audit_record,
+        name=name,
+    )

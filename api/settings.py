@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
@@ -26,6 +26,16 @@ class Settings:
     log_level: str
     kafka_bootstrap_servers: str | None
     schema_registry_url: str | None
+    # Streaming (decisions 8): credentials and tuning; streaming is on when the servers are set.
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    schema_registry_basic_auth: str | None = field(default=None, repr=False)
+    kafka_relay_batch_size: int = 2000
+    kafka_linger_ms: int = 5
+    kafka_session_timeout_ms: int = 10000
+    kafka_local: bool = False  # start a local broker and registry (development only)
 
     @property
     def profile(self) -> str:
@@ -52,6 +62,15 @@ class Settings:
             log_level=e.get("ACGS_LOG_LEVEL", "INFO").upper(),
             kafka_bootstrap_servers=e.get("ACGS_KAFKA_BOOTSTRAP_SERVERS") or None,
             schema_registry_url=e.get("ACGS_SCHEMA_REGISTRY_URL") or None,
+            kafka_security_protocol=e.get("ACGS_KAFKA_SECURITY_PROTOCOL") or None,
+            kafka_sasl_mechanism=e.get("ACGS_KAFKA_SASL_MECHANISM") or None,
+            kafka_sasl_username=e.get("ACGS_KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password=e.get("ACGS_KAFKA_SASL_PASSWORD") or None,
+            schema_registry_basic_auth=e.get("ACGS_SCHEMA_REGISTRY_BASIC_AUTH") or None,
+            kafka_relay_batch_size=_int(e, "ACGS_KAFKA_RELAY_BATCH_SIZE", 2000, 1, 100_000),
+            kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
+            kafka_session_timeout_ms=_int(e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000),
+            kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
         )
 
 

@@ -61,12 +61,7 @@ PERMISSIONS: dict[Permission, Rule] = {
 def authorize(principal: Principal, permission: Permission, tenant_id: UUID | None = None) -> None:
     """Raise unless `principal` holds `permission` on `tenant_id` (None: platform-wide)."""
     rule = PERMISSIONS[permission]
-    if (
-        rule.scope is Scope.TENANT
-        and tenant_id is not None
-        and not principal.is_platform
-        and tenant_id != principal.tenant_id
-    ):
+    if tenant_id is not None and not principal.is_platform and tenant_id != principal.tenant_id:
         raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
     if rule.scope is Scope.PLATFORM and not principal.is_platform:
         raise Forbidden(

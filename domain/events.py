@@ -81,9 +81,13 @@ def event_type(domain_event: object) -> str:
     return event_type_of(type(domain_event))
 
 
-@cache
 def event_type_of(event_class: type) -> str:
-    return ".".join(_snake(part) for part in event_class.__qualname__.split("."))
+    return _dotted(event_class.__qualname__)
+
+
+@cache
+def _dotted(qualname: str) -> str:
+    return ".".join(_snake(part) for part in qualname.split("."))
 
 
 def _snake(name: str) -> str:

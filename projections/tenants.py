@@ -95,11 +95,11 @@ TENANT_COLUMNS = (
 )
 
 
+FIND_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s"  # noqa: S608
+
+
 async def find_tenant(conn: AsyncConnection[DictRow], tenant_id: Any) -> dict[str, Any] | None:
-    cur = await conn.execute(
-        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s",  # noqa: S608 - constants
-        [tenant_id],
-    )
+    cur = await conn.execute(FIND_TENANT, [tenant_id])
     return await cur.fetchone()
 
 
@@ -123,3 +123,11 @@ async def list_tenants(
     cur = await conn.execute(f"SELECT count(*) AS total FROM tenants {where}", params)  # noqa: S608
     counted = await cur.fetchone()
     return [], int(counted["total"]) if counted else 0
+
+
+async def find_tenant_by_slug(conn: AsyncConnection[DictRow], slug: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_slug = %s",  # noqa: S608 - constants
+        [slug],
+    )
+    return await cur.fetchone()

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.peers.postgres"]
+pytest_plugins = ["tests.peers.postgres", "tests.peers.kafka", "tests.peers.http"]

@@ -13,11 +13,22 @@ def cli() -> None:
 
 from api.cli.db import db  # noqa: E402
 from api.cli.projections import projections, replay  # noqa: E402
-from api.cli.policy import policy  # noqa: E402
 from api.cli.serve import serve  # noqa: E402
+from api.cli.token import token  # noqa: E402
 
 cli.add_command(db)
 cli.add_command(serve)
 cli.add_command(replay)
 cli.add_command(projections)
+
+
+from api.cli.policy import policy  # noqa: E402
+
 cli.add_command(policy)
+cli.add_command(token)
+
+from api.cli.streaming import streaming  # noqa: E402
+from api.cli.worker import worker  # noqa: E402
+
+cli.add_command(worker)
+cli.add_command(streaming)

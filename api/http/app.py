@@ -1,27 +1,98 @@
-"""The Litestar application: routes, state and lifecycle."""
+"""The Litestar application: routes, dependencies, error handling, OpenAPI, and the edge."""
 
 from __future__ import annotations
 
-from litestar import Litestar
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
+from api.http.auth import principal_from_scope
+from api.http.directory import CACHE_SECONDS
+from api.http.edge import Edge
+from api.http.errors import handle_exception
 from api.http.health import HealthController
+from api.http.operations import OperationsController
+from api.http.services import ApiServices
+from api.http.tenants import TenantController
+from commands.context import Principal
+
+MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(system: System) -> Litestar:
+def create_app(
+    system: System,
+    *,
+    extra_route_handlers: Sequence[ControllerRouterHandler] = (),
+    tenant_cache_seconds: float = CACHE_SECONDS,
+) -> Litestar:
+    api = ApiServices.build(system, tenant_cache_seconds=tenant_cache_seconds)
+
     async def open_pool() -> None:
         await system.database.open()
 
     async def close_pool() -> None:
         await system.database.close()
 
-    return Litestar(
-        route_handlers=[HealthController],
-        state=State({"system": system}),
+    def provide_api() -> ApiServices:
+        return api
+
+    def provide_principal(request: Request[Any, Any, Any], api: ApiServices) -> Principal:
+        # Depending on `api` puts the two dependencies in sequence: Litestar resolves
+        # independent dependencies in a task group, which costs more than both of them.
+        del api
+        return principal_from_scope(request.scope)
+
+    v1 = Router(
+        path="/v1",
+        route_handlers=[TenantController],
+        security=[{"BearerToken": []}],
+        dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
+    )
+    app = Litestar(
+        route_handlers=[HealthController, OperationsController, v1, *extra_route_handlers],
+        dependencies={"api": Provide(provide_api, sync_to_thread=False)},
+        state=State(
+            {
+                "system": system,
+                "api": api,
+                "constitutional_hash": system.settings.constitutional_hash,
+            }
+        ),
         on_startup=[open_pool],
         on_shutdown=[close_pool],
-        openapi_config=OpenAPIConfig(title="ACGS Enterprise API", version="1.0.0", path="/schema"),
+        exception_handlers={Exception: handle_exception},
+        openapi_config=OpenAPIConfig(
+            title="ACGS Enterprise API",
+            version="1.0.0",
+            description="Tenant management of the ACGS governance backend. Every /v1 route "
+            "needs a bearer token issued by the service (acgs token issue). Every "
+            "state-changing request carries the constitutional hash (body field "
+            "constitutional_hash or header X-Constitutional-Hash). Errors use one envelope: "
+            '{"error": {"code", "message", "details", "constitutional_hash"}}.',
+            path="/schema",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="RS256 access token; keys at /.well-known/jwks.json",
+                    )
+                }
+            ),
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,
         debug=False,
     )
+    app.asgi_handler = Edge(app.asgi_handler, api)
+    return app

@@ -59,7 +59,15 @@ class Tenant(Aggregate):
         pass
 
     class Deactivated(Event):
+        """Applied by hand rather than through a decorated method, because the deactivation
+        time is the event's own timestamp, which a decorated method cannot see."""
+
         grace_period_days: int
+
+        def apply(self, aggregate: Tenant) -> None:
+            aggregate.status = TenantStatus.DEACTIVATED
+            aggregate.deactivated_at = self.timestamp
+            aggregate.data_purge_scheduled = self.timestamp + timedelta(days=self.grace_period_days)
 
     class Purged(Event):
         pass
@@ -169,14 +177,9 @@ class Tenant(Aggregate):
     def deactivate(self, meta: EventMeta) -> None:
         """Soft delete: data is kept for the grace period, then purged."""
         self._require(TenantStatus.ACTIVE, TenantStatus.SUSPENDED, action="deactivate")
-        self._deactivated(grace_period_days=GRACE_PERIOD_DAYS, meta=meta.as_dict())
-
-    @event(Deactivated)
-    def _deactivated(self, grace_period_days: int, meta: dict[str, Any]) -> None:
-        del meta
-        self.status = TenantStatus.DEACTIVATED
-        self.deactivated_at = self.modified_on
-        self.data_purge_scheduled = self.modified_on + timedelta(days=grace_period_days)
+        self.trigger_event(
+            self.Deactivated, grace_period_days=GRACE_PERIOD_DAYS, meta=meta.as_dict()
+        )
 
     def purge(self, meta: EventMeta) -> None:
         """Delete the tenant's data for good; only a deactivated tenant can be purged."""

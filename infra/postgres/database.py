@@ -3,12 +3,12 @@ for projection runners, and tenant-scoped transactions (decisions 4)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection
+from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -56,6 +56,23 @@ class Database:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(SET_TENANT, ["" if tenant_id is None else str(tenant_id)])
             yield conn
+
+    async def fetch_one_as_tenant(
+        self, tenant_id: UUID, query: str, params: Sequence[Any]
+    ) -> DictRow | None:
+        """One row of `query` as `tenant_id` sees it, in one round trip (hot read paths).
+
+        The tenant setting and the query go as one simple-protocol message, which PostgreSQL
+        runs as one implicit transaction: `set_config(..., true)` is transaction-local exactly
+        as in `tenant_session` and is gone when the message completes. Parameters are bound
+        client-side by psycopg (quoted literals), as simple-protocol messages require.
+        """
+        async with self.pool.connection() as conn:
+            cur = AsyncClientCursor(conn, row_factory=dict_row)
+            statement = f"{SET_TENANT}; {query}"
+            await cur.execute(statement, [str(tenant_id), *params])
+            cur.nextset()
+            return await cur.fetchone()
 
     @asynccontextmanager
     async def platform_session(self) -> AsyncIterator[AsyncConnection[DictRow]]:

@@ -24,10 +24,13 @@ from psycopg.sql import SQL
 from domain.tenancy import current_tenant
 
 SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
-_INSERT_CLAIMS = ("INSERT INTO tenant_claims (kind, value) "
-                  "SELECT * FROM unnest(%s::varchar[], %s::varchar[])")
-_DELETE_CLAIMS = ("DELETE FROM tenant_claims WHERE (kind, value) IN "
-                  "(SELECT * FROM unnest(%s::varchar[], %s::varchar[]))")
+_INSERT_CLAIMS = (
+    "INSERT INTO tenant_claims (kind, value) SELECT * FROM unnest(%s::varchar[], %s::varchar[])"
+)
+_DELETE_CLAIMS = (
+    "DELETE FROM tenant_claims WHERE (kind, value) IN "
+    "(SELECT * FROM unnest(%s::varchar[], %s::varchar[]))"
+)
 
 
 def _columns(pairs: list[tuple[str, str]]) -> list[list[str]]:

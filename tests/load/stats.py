@@ -17,5 +17,7 @@ def percentile(samples: list[float], p: float) -> float:
 def summary_ms(samples: list[float]) -> str:
     """p50/p99/max of durations given in seconds, printed in milliseconds."""
     ms = [s * 1000 for s in samples]
-    return (f"p50 {percentile(ms, 50):.3f} ms  p99 {percentile(ms, 99):.3f} ms  "
-            f"max {max(ms):.3f} ms  mean {statistics.fmean(ms):.3f} ms  n={len(ms)}")
+    return (
+        f"p50 {percentile(ms, 50):.3f} ms  p99 {percentile(ms, 99):.3f} ms  "
+        f"max {max(ms):.3f} ms  mean {statistics.fmean(ms):.3f} ms  n={len(ms)}"
+    )

@@ -87,7 +87,9 @@ def test_status_reports_lag_and_then_none(
         assert behind["events_behind"] == behind["head"] > 0
         assert behind["seconds_behind"] > 0
         applied = probe.catch_up()
-        assert applied >= behind["events_behind"]
+        # Notification ids may have gaps (a refused insert consumes one), so `events_behind`
+        # is an upper bound on the events still to apply.
+        assert 0 < applied <= behind["events_behind"]
         assert probe.projection.seen == applied
         status = {s["name"]: s for s in system.projection_status()}[probe.name]
         assert status["events_behind"] == 0

@@ -1,0 +1,195 @@
+"""Request and response bodies of the tenant API (spec-digest 2.1), as msgspec Structs.
+
+Request bodies refuse unknown fields (422 `VALIDATION_ERROR`, read-only fields named as such).
+Values are validated by the domain (`domain.tenant.values`), so the rules live in one place;
+the types here are what the JSON must be, and what OpenAPI documents.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from domain.tenant.aggregate import Tenant
+
+WritableStatus = Literal["active", "suspended", "deactivated"]
+
+
+class CreateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    tenant_name: str
+    tenant_slug: str
+    admin_email: str
+    billing_plan: str | UnsetType = UNSET
+    max_requests_per_minute: int | UnsetType = UNSET
+    max_storage_gb: int | UnsetType = UNSET
+    max_concurrent_connections: int | UnsetType = UNSET
+    constitutional_hash: str | UnsetType = UNSET
+
+    def quotas(self) -> dict[str, object]:
+        values = {
+            "max_requests_per_minute": self.max_requests_per_minute,
+            "max_storage_gb": self.max_storage_gb,
+            "max_concurrent_connections": self.max_concurrent_connections,
+        }
+        return {k: v for k, v in values.items() if v is not UNSET}
+
+
+class UpdateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    tenant_name: str | UnsetType = UNSET
+    admin_email: str | UnsetType = UNSET
+    billing_plan: str | UnsetType = UNSET
+    status: WritableStatus | UnsetType = UNSET
+    max_requests_per_minute: int | UnsetType = UNSET
+    max_storage_gb: int | UnsetType = UNSET
+    max_concurrent_connections: int | UnsetType = UNSET
+    constitutional_hash: str | UnsetType = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            f: getattr(self, f)
+            for f in self.__struct_fields__
+            if f != "constitutional_hash" and getattr(self, f) is not UNSET
+        }
+
+
+class ConstitutionalHashBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An optional body of the reactivate route: the hash may come here or in the header."""
+
+    constitutional_hash: str | UnsetType = UNSET
+
+
+class TenantCreated(msgspec.Struct, kw_only=True):
+    tenant_id: UUID
+    tenant_name: str
+    tenant_slug: str
+    status: str
+    admin_email: str
+    billing_plan: str
+    max_requests_per_minute: int
+    max_storage_gb: int
+    max_concurrent_connections: int
+    created_at: datetime
+    constitutional_hash: str
+    api_endpoint: str
+
+    @classmethod
+    def of(cls, tenant: Tenant, constitutional_hash: str, api_endpoint: str) -> TenantCreated:
+        return cls(
+            tenant_id=tenant.id,
+            tenant_name=tenant.tenant_name,
+            tenant_slug=tenant.tenant_slug,
+            status=tenant.status.value,
+            admin_email=tenant.admin_email,
+            billing_plan=tenant.billing_plan,
+            **tenant.quotas.as_dict(),
+            created_at=_utc(tenant.created_on),
+            constitutional_hash=constitutional_hash,
+            api_endpoint=api_endpoint,
+        )
+
+
+class TenantSummary(msgspec.Struct, kw_only=True):
+    tenant_id: UUID
+    tenant_name: str
+    tenant_slug: str
+    status: str
+    created_at: datetime
+
+
+class TenantList(msgspec.Struct, kw_only=True):
+    tenants: list[TenantSummary]
+    total: int
+    limit: int
+    offset: int
+    constitutional_hash: str
+
+
+class UsageStats(msgspec.Struct, kw_only=True):
+    current_requests_per_minute: int
+    current_storage_gb: float
+    current_connections: int
+
+
+class TenantDetail(msgspec.Struct, kw_only=True):
+    tenant_id: UUID
+    tenant_name: str
+    tenant_slug: str
+    status: str
+    max_requests_per_minute: int
+    max_storage_gb: int
+    max_concurrent_connections: int
+    admin_email: str
+    billing_plan: str
+    created_at: datetime
+    updated_at: datetime
+    deactivated_at: datetime | None
+    data_purge_scheduled: datetime | None
+    constitutional_hash: str
+    usage_stats: UsageStats
+
+    @classmethod
+    def of(cls, row: dict[str, Any], usage: UsageStats) -> TenantDetail:
+        return cls(
+            tenant_id=row["tenant_id"],
+            tenant_name=row["tenant_name"],
+            tenant_slug=row["tenant_slug"],
+            status=row["status"],
+            max_requests_per_minute=row["max_requests_per_minute"],
+            max_storage_gb=row["max_storage_gb"],
+            max_concurrent_connections=row["max_concurrent_connections"],
+            admin_email=row["admin_email"],
+            billing_plan=row["billing_plan"],
+            created_at=_utc(row["created_at"]),
+            updated_at=_utc(row["updated_at"]),
+            deactivated_at=_utc_or_none(row["deactivated_at"]),
+            data_purge_scheduled=_utc_or_none(row["data_purge_scheduled"]),
+            constitutional_hash=row["constitutional_hash"],
+            usage_stats=usage,
+        )
+
+
+class TenantUpdated(msgspec.Struct, kw_only=True):
+    tenant_id: UUID
+    updated_fields: list[str]
+    updated_at: datetime
+    constitutional_hash: str
+
+
+class TenantDeactivated(msgspec.Struct, kw_only=True):
+    tenant_id: UUID
+    status: str
+    deactivated_at: datetime | None
+    data_purge_scheduled: datetime | None
+    purged_at: datetime | None
+    constitutional_hash: str
+
+    @classmethod
+    def of(cls, tenant: Tenant, constitutional_hash: str) -> TenantDeactivated:
+        purged = tenant.status.value == "purged"
+        return cls(
+            tenant_id=tenant.id,
+            status=tenant.status.value,
+            deactivated_at=_utc_or_none(tenant.deactivated_at),
+            data_purge_scheduled=None if purged else _utc_or_none(tenant.data_purge_scheduled),
+            purged_at=_utc(tenant.modified_on) if purged else None,
+            constitutional_hash=constitutional_hash,
+        )
+
+
+class TenantReactivated(msgspec.Struct, kw_only=True):
+    tenant_id: UUID
+    status: str
+    reactivated_at: datetime
+    constitutional_hash: str
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)

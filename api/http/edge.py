@@ -1,0 +1,197 @@
+"""The edge: a raw ASGI wrapper around the whole Litestar app, so it sees every response,
+including the framework's own 404 and 405, and everything refused before routing.
+
+For every request it assigns a request id, adds the security headers and
+`X-Constitutional-Hash`, records metrics and writes one access-log line. For `/v1` it also
+authenticates the bearer token, refuses tokens of tenants that are not active, and applies the
+tenant's quotas: requests per minute (with `X-RateLimit-*` on every response to that principal),
+concurrent requests, and storage on writes of tenant principals. A refusal is rendered with the
+one error envelope (errors.py) and never reaches a handler, so nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from litestar.enums import ScopeType
+
+from api.http.auth import PRINCIPAL_KEY, authenticate
+from api.http.errors import (
+    ConcurrencyLimited,
+    InvalidToken,
+    RateLimited,
+    StorageQuotaExceeded,
+    envelope_bytes,
+    refusal_headers,
+    status_of,
+)
+from api.logging import request_id_var
+from domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+    from api.http.services import ApiServices
+    from commands.context import Principal
+
+access_log = logging.getLogger("acgs.http.access")
+
+API_PREFIX = "/v1"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+)
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, api: ApiServices) -> None:
+        self._app = app
+        self._api = api
+        self._static_headers = [
+            *SECURITY_HEADERS,
+            (b"x-constitutional-hash", api.constitutional_hash.encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        context_token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        headers = [*self._static_headers, (b"x-request-id", request_id.encode())]
+        status = [500]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        principal: Principal | None = None
+        holding = False
+        try:
+            try:
+                if scope["path"] == API_PREFIX or scope["path"].startswith(API_PREFIX + "/"):
+                    principal = authenticate(self._api.verifier, _header(scope, b"authorization"))
+                    holding = await self._admit(scope, principal, headers)
+                await self._app(scope, receive, send_with_headers)
+            except DomainError as refusal:
+                await self._refuse(send_with_headers, refusal)
+        finally:
+            if holding and principal is not None:
+                await self._api.concurrency.release(principal.tenant_id)
+            self._record(scope, status[0], principal, time.perf_counter() - started)
+            request_id_var.reset(context_token)
+
+    async def _admit(
+        self, scope: HTTPScope, principal: Principal, headers: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """Apply the tenant's state and quotas; True when a concurrency slot is now held."""
+        api = self._api
+        tenant_id = principal.tenant_id
+        limits = await api.directory.limits(tenant_id)
+        if limits is None or not limits.active:
+            raise InvalidToken("the access token is not valid", {"reason": "tenant not active"})
+        decision = await api.rate_limiter.hit(tenant_id, limits.max_requests_per_minute)
+        headers += [
+            (b"x-ratelimit-limit", str(decision.limit).encode()),
+            (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+            (b"x-ratelimit-reset", str(decision.reset_at).encode()),
+        ]
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after, decision.limit)
+        if not await api.concurrency.acquire(tenant_id, limits.max_concurrent_connections):
+            raise ConcurrencyLimited(
+                "the tenant's limit of concurrent requests is reached",
+                {"limit": limits.max_concurrent_connections},
+            )
+        try:
+            if (
+                scope["method"] in WRITE_METHODS
+                and not principal.is_platform
+                and await api.storage.exceeds(tenant_id, limits.max_storage_gb)
+            ):
+                raise StorageQuotaExceeded(
+                    "the tenant's storage quota is used up",
+                    {"max_storage_gb": limits.max_storage_gb},
+                )
+        except BaseException:
+            await api.concurrency.release(tenant_id)
+            raise
+        scope["state"][PRINCIPAL_KEY] = principal
+        return True
+
+    async def _refuse(self, send: Send, refusal: DomainError) -> None:
+        body = envelope_bytes(
+            refusal.code, refusal.message, refusal.details, self._api.constitutional_hash
+        )
+        extra = [(k.lower().encode(), v.encode()) for k, v in refusal_headers(refusal).items()]
+        if refusal.code in {"UNAUTHENTICATED", "INVALID_TOKEN"}:
+            extra.append((b"www-authenticate", b'Bearer realm="acgs"'))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status_of(refusal.code),
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _record(
+        self, scope: HTTPScope, status: int, principal: Principal | None, seconds: float
+    ) -> None:
+        route = str(scope.get("path_template") or "unrouted")
+        tenant = str(principal.tenant_id) if principal is not None else "-"
+        self._api.metrics.observe(route, scope["method"], status, tenant, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": scope["state"].get("request_id"),
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 3),
+                        "tenant_id": tenant,
+                        "sub": principal.sub if principal is not None else None,
+                    },
+                },
+            )
+
+
+def _header(scope: HTTPScope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+def _request_id(scope: HTTPScope) -> str:
+    supplied = _header(scope, b"x-request-id")
+    if supplied is not None and _REQUEST_ID.fullmatch(supplied):
+        return supplied.decode()
+    return uuid.uuid4().hex
+
+
+__all__ = ["Edge"]

@@ -1,0 +1,215 @@
+"""The one error envelope (decisions 2) and the one mapping from error codes to HTTP statuses.
+
+    {"error": {"code", "message", "details", "constitutional_hash"}}
+
+Domain and command errors carry their `code`; the API's own refusals (authentication, quotas,
+idempotency) are typed here; Litestar's exceptions (404, 405, validation, body too large) and any
+unexpected exception are translated, the last to a 500 that carries only a correlation id: the
+request id, which the log line of the failure also carries. Nothing else of an unexpected
+exception (type, text, SQL, stack) reaches the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+
+from domain.errors import DomainError
+
+log = logging.getLogger("acgs.http")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "VALIDATION_ERROR": 422,
+    "INVALID_TENANT_SLUG": 422,
+    "TENANT_SLUG_TAKEN": 409,
+    "TENANT_NAME_TAKEN": 409,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNAUTHENTICATED": 401,
+    "INVALID_TOKEN": 401,
+    "FORBIDDEN": 403,
+    "RATE_LIMITED": 429,
+    "CONCURRENCY_LIMITED": 429,
+    "STORAGE_QUOTA_EXCEEDED": 403,
+    "INVALID_STATE_TRANSITION": 409,
+    "CONCURRENT_MODIFICATION": 409,
+    "IDEMPOTENCY_KEY_REUSED": 409,
+    "IDEMPOTENCY_KEY_IN_USE": 409,
+    "INTEGRATION_UNREACHABLE": 503,
+    "INTEGRATION_AUTH_FAILED": 422,
+    "DEPENDENCY_UNAVAILABLE": 503,
+    "CONSTITUTIONAL_HASH_REQUIRED": 400,
+    "CONSTITUTIONAL_HASH_MISMATCH": 409,
+    "INTERNAL_ERROR": 500,
+    # Policy conversion (domain.policy, commands.policy_conversion): the submitted input is wrong.
+    "POLICY_SYNTAX_ERROR": 422,
+    "POLICY_MODEL_ERROR": 422,
+    "REGO_COMPILE_ERROR": 422,
+    "REGO_EVALUATION_ERROR": 422,
+    "SOURCE_NOT_FOUND": 422,
+    "SOURCE_UNREADABLE": 422,
+}
+
+# Fields a client may read but never write; named as such when a body carries them.
+READ_ONLY_FIELDS = frozenset(
+    {
+        "tenant_id",
+        "tenant_slug",
+        "created_at",
+        "updated_at",
+        "deactivated_at",
+        "data_purge_scheduled",
+        "usage_stats",
+        "api_endpoint",
+        "version",
+    }
+)
+_BACKTICKED = re.compile(r"`([^`]{1,100})`")
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class InvalidToken(DomainError):
+    code = "INVALID_TOKEN"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int, limit: int) -> None:
+        super().__init__(
+            f"the tenant's limit of {limit} requests per minute is reached",
+            {"limit": limit, "retry_after_seconds": retry_after},
+        )
+        self.retry_after = retry_after
+
+
+class ConcurrencyLimited(DomainError):
+    code = "CONCURRENCY_LIMITED"
+
+
+class StorageQuotaExceeded(DomainError):
+    code = "STORAGE_QUOTA_EXCEEDED"
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyKeyInUse(DomainError):
+    code = "IDEMPOTENCY_KEY_IN_USE"
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+    details: dict[str, Any]
+    constitutional_hash: str
+
+
+class ErrorEnvelope(msgspec.Struct):
+    error: ErrorBody
+
+
+def status_of(code: str) -> int:
+    return STATUS_BY_CODE.get(code, 500)
+
+
+def envelope_bytes(
+    code: str, message: str, details: dict[str, Any], constitutional_hash: str
+) -> bytes:
+    return msgspec.json.encode(
+        ErrorEnvelope(ErrorBody(code, message, details, constitutional_hash))
+    )
+
+
+def refusal_headers(error: DomainError) -> dict[str, str]:
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
+
+
+def translate(exc: Exception, request_id: str) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    """(code, message, details, headers) of any exception; unexpected ones become a bare 500."""
+    if isinstance(exc, DomainError):
+        return exc.code, exc.message, exc.details, refusal_headers(exc)
+    if isinstance(exc, HTTPException):
+        return _framework(exc)
+    return (
+        "INTERNAL_ERROR",
+        "an unexpected error occurred; quote the correlation id when reporting it",
+        {"correlation_id": request_id},
+        {},
+    )
+
+
+def _framework(exc: HTTPException) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    if isinstance(exc, ValidationException):
+        fields = [_field_error(item) for item in (exc.extra or []) if isinstance(item, dict)]
+        return "VALIDATION_ERROR", "the request is invalid", {"fields": fields}, {}
+    if isinstance(exc, NotFoundException):
+        return "NOT_FOUND", "no such resource", {}, {}
+    if isinstance(exc, MethodNotAllowedException):
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+        return "METHOD_NOT_ALLOWED", "method not allowed on this resource", {}, headers
+    if exc.status_code == 413:
+        return "PAYLOAD_TOO_LARGE", "the request body is too large", {}, {}
+    if 400 <= exc.status_code < 500:
+        # Malformed JSON and other client errors the framework raises before a handler runs.
+        detail = exc.detail if exc.status_code == 400 else "the request is invalid"
+        return "VALIDATION_ERROR", _safe(detail), {"fields": [{"field": "body"}]}, {}
+    return "INTERNAL_ERROR", "the server could not handle the request", {}, {}
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Litestar's exception handler for every exception type."""
+    request_id = str(request.scope.get("state", {}).get("request_id", "-"))
+    code, message, details, headers = translate(exc, request_id)
+    if code == "INTERNAL_ERROR":
+        log.error(
+            "unhandled exception",
+            exc_info=exc,
+            extra={
+                "request_id": request_id,
+                "fields": {"path": request.url.path, "method": request.method},
+            },
+        )
+    hash_ = request.app.state["constitutional_hash"]
+    return Response(
+        envelope_bytes(code, message, details, hash_),
+        status_code=status_of(code),
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _field_error(item: dict[str, Any]) -> dict[str, str]:
+    message = str(item.get("message", "invalid value"))
+    key = str(item.get("key", "body"))
+    named = _BACKTICKED.search(message)
+    if key == "data" and named:  # msgspec names the offending object key in backticks
+        key = named.group(1)
+        if "unknown field" in message:
+            message = "is read-only" if key in READ_ONLY_FIELDS else "unknown field"
+        elif "missing required field" in message:
+            message = "is required"
+    elif key == "data":
+        key = "body"
+    return {"field": key[:100], "message": _safe(message), "source": str(item.get("source", ""))}
+
+
+def _safe(text: str) -> str:
+    return text[:300]

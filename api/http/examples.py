@@ -1,0 +1,172 @@
+"""OpenAPI examples: one per success body and one per refusal a route can answer with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+
+from api.http.errors import ErrorEnvelope, status_of
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+
+HASH = DEFAULT_CONSTITUTIONAL_HASH
+TENANT_ID = "7f9c24e5-0b1a-4c8e-9d3f-2a6b8c1d4e5f"
+
+_ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "VALIDATION_ERROR": (
+        "admin_email: must be a valid email address",
+        {"fields": [{"field": "admin_email", "message": "must be a valid email address"}]},
+    ),
+    "INVALID_TENANT_SLUG": (
+        "Tenant slug must contain only lowercase letters, numbers, and hyphens",
+        {"field": "tenant_slug", "value": "Invalid_Slug", "constraint": "^[a-z0-9-]+$"},
+    ),
+    "TENANT_SLUG_TAKEN": ("tenant slug is already taken", {}),
+    "TENANT_NAME_TAKEN": ("tenant name is already taken", {}),
+    "NOT_FOUND": ("tenant not found", {"tenant_id": TENANT_ID}),
+    "UNAUTHENTICATED": ("a bearer token is required", {"header": "Authorization"}),
+    "INVALID_TOKEN": ("the access token is not valid", {"reason": "token expired"}),
+    "FORBIDDEN": (
+        "Create a tenant: requires one of EXECUTIVE",
+        {"permission": "tenant:create", "required_roles": ["EXECUTIVE"]},
+    ),
+    "RATE_LIMITED": (
+        "the tenant's limit of 1000 requests per minute is reached",
+        {"limit": 1000, "retry_after_seconds": 12},
+    ),
+    "CONCURRENCY_LIMITED": ("the tenant's limit of concurrent requests is reached", {"limit": 100}),
+    "STORAGE_QUOTA_EXCEEDED": ("the tenant's storage quota is used up", {"max_storage_gb": 10}),
+    "INVALID_STATE_TRANSITION": (
+        "cannot reactivate a tenant that is active",
+        {"status": "active", "allowed_from": ["suspended", "deactivated"]},
+    ),
+    "CONCURRENT_MODIFICATION": (
+        "the resource was changed by another request; reload and retry",
+        {},
+    ),
+    "IDEMPOTENCY_KEY_REUSED": (
+        "this Idempotency-Key was used with a different request",
+        {"header": "Idempotency-Key"},
+    ),
+    "CONSTITUTIONAL_HASH_REQUIRED": (
+        "constitutional_hash is required on state-changing requests",
+        {"expected_header": "X-Constitutional-Hash"},
+    ),
+    "CONSTITUTIONAL_HASH_MISMATCH": (
+        "constitutional_hash does not match this deployment's constitution",
+        {"supplied": "0000000000000000"},
+    ),
+}
+_ALWAYS = ("UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED")
+WRITE = ("CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH", "STORAGE_QUOTA_EXCEEDED")
+
+
+def error_example(code: str) -> dict[str, Any]:
+    message, details = _ERRORS[code]
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "constitutional_hash": HASH,
+        }
+    }
+
+
+def refusals(*codes: str) -> dict[int, ResponseSpec]:
+    """The error responses of a route, grouped by status, each code an example."""
+    by_status: dict[int, list[str]] = {}
+    for code in (*codes, *_ALWAYS):
+        by_status.setdefault(status_of(code), []).append(code)
+    return {
+        status: ResponseSpec(
+            data_container=ErrorEnvelope,
+            description=" or ".join(group),
+            examples=[Example(summary=code, value=error_example(code)) for code in group],
+        )
+        for status, group in sorted(by_status.items())
+    }
+
+
+def example(summary: str, value: dict[str, Any]) -> list[Example]:
+    return [Example(summary=summary, value=value)]
+
+
+CREATE_REQUEST = {
+    "tenant_name": "Acme Corporation",
+    "tenant_slug": "acme-corp",
+    "admin_email": "admin@acme.com",
+    "billing_plan": "enterprise",
+    "max_requests_per_minute": 5000,
+    "max_storage_gb": 100,
+    "max_concurrent_connections": 500,
+    "constitutional_hash": HASH,
+}
+CREATED = {
+    "tenant_id": TENANT_ID,
+    "tenant_name": "Acme Corporation",
+    "tenant_slug": "acme-corp",
+    "status": "active",
+    "admin_email": "admin@acme.com",
+    "billing_plan": "enterprise",
+    "max_requests_per_minute": 5000,
+    "max_storage_gb": 100,
+    "max_concurrent_connections": 500,
+    "created_at": "2026-01-07T12:00:00Z",
+    "constitutional_hash": HASH,
+    "api_endpoint": "https://acme-corp.api.acgs2.com",
+}
+LIST = {
+    "tenants": [
+        {
+            "tenant_id": TENANT_ID,
+            "tenant_name": "Acme Corporation",
+            "tenant_slug": "acme-corp",
+            "status": "active",
+            "created_at": "2026-01-07T12:00:00Z",
+        }
+    ],
+    "total": 1,
+    "limit": 50,
+    "offset": 0,
+    "constitutional_hash": HASH,
+}
+DETAIL = {
+    **{k: v for k, v in CREATED.items() if k != "api_endpoint"},
+    "updated_at": "2026-01-07T12:00:00Z",
+    "deactivated_at": None,
+    "data_purge_scheduled": None,
+    "usage_stats": {
+        "current_requests_per_minute": 387,
+        "current_storage_gb": 15.3,
+        "current_connections": 42,
+    },
+}
+UPDATE_REQUEST = {"status": "suspended", "max_requests_per_minute": 10000}
+UPDATED = {
+    "tenant_id": TENANT_ID,
+    "updated_fields": ["max_requests_per_minute", "status"],
+    "updated_at": "2026-01-07T13:00:00Z",
+    "constitutional_hash": HASH,
+}
+DEACTIVATED = {
+    "tenant_id": TENANT_ID,
+    "status": "deactivated",
+    "deactivated_at": "2026-01-07T12:00:00Z",
+    "data_purge_scheduled": "2026-02-06T12:00:00Z",
+    "purged_at": None,
+    "constitutional_hash": HASH,
+}
+PURGED = {
+    **DEACTIVATED,
+    "status": "purged",
+    "data_purge_scheduled": None,
+    "purged_at": "2026-01-07T12:00:00Z",
+}
+REACTIVATED = {
+    "tenant_id": TENANT_ID,
+    "status": "active",
+    "reactivated_at": "2026-01-08T09:00:00Z",
+    "constitutional_hash": HASH,
+}

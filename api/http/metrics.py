@@ -1,0 +1,92 @@
+"""Prometheus metrics of one API process, in a registry of its own (decisions: operations).
+
+- `acgs_http_requests_total{route,method,status,tenant}`: the route is the path template, never
+  the raw path, so ids do not explode the label set;
+- `acgs_http_request_duration_seconds{route,method}`: latency histogram;
+- `acgs_events_appended_total`: events in the event store (the head of its notification log);
+- `acgs_projection_lag_events{projection}` / `acgs_projection_lag_seconds{projection}`.
+The last three are read from the database when scraped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("acgs.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class EventStoreCollector(Collector):
+    def __init__(self, projection_status: Callable[[], list[dict[str, Any]]]) -> None:
+        self._status = projection_status
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            rows = self._status()
+        except Exception:  # noqa: BLE001 - a scrape reports the failure, it does not fail
+            log.warning("projection status unavailable for metrics")
+            failed = GaugeMetricFamily(
+                "acgs_event_store_scrape_error", "1 when the event store could not be read"
+            )
+            failed.add_metric([], 1)
+            yield failed
+            return
+        head = max((int(r["head"]) for r in rows), default=0)
+        yield CounterMetricFamily(
+            "acgs_events_appended", "Events appended to the event store", value=head
+        )
+        events = GaugeMetricFamily(
+            "acgs_projection_lag_events", "Events a projection is behind", labels=["projection"]
+        )
+        seconds = GaugeMetricFamily(
+            "acgs_projection_lag_seconds",
+            "Age of the oldest event a projection has not applied",
+            labels=["projection"],
+        )
+        for row in rows:
+            events.add_metric([row["name"]], row["events_behind"])
+            seconds.add_metric([row["name"]], row["seconds_behind"])
+        yield events
+        yield seconds
+
+
+class ApiMetrics:
+    def __init__(self, projection_status: Callable[[], list[dict[str, Any]]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "acgs_http_requests",
+            "HTTP requests by route, method, status and tenant",
+            ["route", "method", "status", "tenant"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "acgs_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(EventStoreCollector(projection_status))
+        self._series: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, tenant: str, seconds: float) -> None:
+        key = (route, method, status, tenant)
+        series = self._series.get(key)
+        if series is None:  # labels() is a locked lookup: resolve each label set once
+            series = self._series[key] = (
+                self._requests.labels(route, method, str(status), tenant),
+                self._latency.labels(route, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

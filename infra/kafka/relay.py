@@ -1,0 +1,342 @@
+"""The Kafka relay: one more projection of the event store (decisions 8, ARCHITECTURE "Stream out").
+
+It follows the notification log from its position in `projection_positions`, publishes each event
+to `governance-events` and its audit record to `audit-trail` (key: tenant id; headers
+`event_type`, `event_id`, `constitutional_hash`, `traceparent`), waits until the broker has
+acknowledged every message of the batch (idempotent producer, acks=all), and only then moves its
+position. A crash between publishing and moving the position therefore re-publishes the batch:
+duplicates, never loss; consumers deduplicate on `event_id`. While the broker is away the
+producer keeps the batch queued (no delivery timeout) and the relay waits.
+
+An event that cannot be decoded or encoded goes to the topic's dead-letter topic with the error,
+and the stream moves on. One key keeps one partition, so each tenant's events keep their order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import psycopg
+from confluent_kafka import KafkaError, Message, Producer
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.events import event_id
+from infra.kafka.codec import EventCodec, Headers, RegistryUnavailable, header_list
+from infra.kafka.config import KafkaConfig
+from infra.kafka.topics import ensure_topics
+from infra.postgres.projection_runner import EVENTS_TABLE
+
+log = logging.getLogger(__name__)
+_SELECT = (
+    f"SELECT notification_id, originator_id, originator_version, topic, state, "  # noqa: S608
+    f"tenant_id FROM {EVENTS_TABLE} WHERE notification_id > %s "
+    f"ORDER BY notification_id LIMIT %s"
+)
+AuditRecordOf = Callable[[Any], dict[str, Any]]
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not acknowledge every message of a batch; the batch is published again."""
+
+
+class RelayStopped(RuntimeError):
+    """Stop was requested while the batch was still waiting for the broker."""
+
+
+@dataclass
+class RelayStats:
+    events: int = 0  # events whose batch was acknowledged and whose position was committed
+    messages: int = 0  # messages acknowledged (events and audit records)
+    dead_letters: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+class KafkaRelay:
+    def __init__(
+        self,
+        conninfo: str,
+        mapper: Mapper[Any],
+        codec: EventCodec,
+        config: KafkaConfig,
+        *,
+        audit_record: AuditRecordOf,
+        name: str = "kafka_relay",
+        producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
+    ) -> None:
+        self.conninfo = conninfo
+        self.mapper = mapper
+        self.codec = codec
+        self.config = config
+        self.audit_record = audit_record
+        self._name = name
+        self._producer_factory = producer_factory
+        self._producer: Producer | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._failures: list[tuple[KafkaError, Message]] = []
+        self.stats = RelayStats()
+        self._prepared = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # --- resources ----------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True)
+            # Losing the last position update in a database crash only re-publishes (consumers
+            # deduplicate), so the relay need not wait for each one to reach the disk.
+            self._conn.execute("SET synchronous_commit = off")
+            self._conn.execute(
+                "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                [self.name],
+            )
+        return self._conn
+
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = self._producer_factory(
+                {**self.config.producer_conf(), "on_delivery": self._on_delivery_error}
+            )
+        return self._producer
+
+    def _on_delivery_error(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append((err, msg))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+        self.codec.close()
+
+    # --- position -----------------------------------------------------------------------------
+
+    def position(self) -> int:
+        row = (
+            self._connection()
+            .execute("SELECT position FROM projection_positions WHERE name = %s", [self.name])
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def seek(self, position: int) -> None:
+        """Publish from just after `position` (0 re-publishes the whole log, e.g. for a new
+        consumer that needs history; consumers deduplicate)."""
+        self._connection().execute(
+            "UPDATE projection_positions SET position = %s, updated_at = now() WHERE name = %s",
+            [position, self.name],
+        )
+
+    def reset(self) -> None:
+        self.seek(0)
+
+    def _advance(self, position: int) -> None:
+        self.seek(position)
+
+    # --- relaying -----------------------------------------------------------------------------
+
+    def step(self, stop: threading.Event | None = None) -> int:
+        """Publish the next batch and, once the broker acknowledged all of it, move the position.
+        Returns the number of events relayed."""
+        conn = self._connection()
+        rows = conn.execute(
+            _SELECT, [self.position(), self.config.relay_batch_size], prepare=True
+        ).fetchall()
+        if not rows:
+            return 0
+        self._failures.clear()
+        sent = dead = 0
+        for row in rows:
+            s, d = self._publish(row)
+            sent, dead = sent + s, dead + d
+        self._await_delivery(stop)
+        dead += self._dead_letter_rejected(stop)
+        self._advance(rows[-1][0])
+        self.stats.events += len(rows)
+        self.stats.messages += sent
+        self.stats.dead_letters += dead
+        self.stats.batches += 1
+        return len(rows)
+
+    def catch_up(self, stop: threading.Event | None = None) -> int:
+        total = 0
+        while applied := self.step(stop):
+            total += applied
+        return total
+
+    def _publish(self, row: tuple[Any, ...]) -> tuple[int, int]:
+        """Queue the messages of one stored event; returns (messages queued, dead letters)."""
+        _, originator_id, version, stored_topic, state, _ = row
+        topics = self.config.topics
+        try:
+            event = self.mapper.to_domain_event(
+                StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=stored_topic,
+                    state=bytes(state),
+                )
+            )
+            key, value, headers = self.codec.event_message(event, topics.governance_events)
+        except RegistryUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any undecodable/unencodable event is dead-lettered
+            self._dead_letter(topics.governance_events, row, exc)
+            return 0, 1
+        self._produce(topics.governance_events, value, key, headers)
+        try:
+            audit = self.audit_record(event)
+            audit_value = self.codec.encode_audit(audit, topics.audit_trail)
+        except RegistryUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._dead_letter(topics.audit_trail, row, exc)
+            return 1, 1
+        audit_headers = [
+            ("event_type", str(audit["event_type"]).encode()),
+            ("event_id", str(audit["audit_id"]).encode()),
+            ("constitutional_hash", str(audit["constitutional_hash"]).encode()),
+        ]
+        audit_headers += [h for h in headers if h[0] == "traceparent"]
+        self._produce(
+            topics.audit_trail, audit_value, str(audit["tenant_id"]).encode(), audit_headers
+        )
+        return 2, 0
+
+    def _produce(self, topic: str, value: bytes, key: bytes, headers: Headers) -> None:
+        producer = self.producer()
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=cast("Any", headers))
+            except BufferError:  # the local queue is full: let the broker drain it
+                producer.poll(0.1)
+            else:
+                return
+
+    def _dead_letter(self, topic: str, row: tuple[Any, ...], exc: BaseException) -> None:
+        notification_id, originator_id, version, stored_topic, state, tenant_id = row
+        log.error(
+            "relay: event %s/%s (notification %s) cannot be published to %s: %s",
+            originator_id,
+            version,
+            notification_id,
+            topic,
+            exc,
+        )
+        body = {
+            "notification_id": notification_id,
+            "aggregate_id": str(originator_id),
+            "aggregate_version": version,
+            "stored_topic": stored_topic,
+            "tenant_id": str(tenant_id),
+            "error": str(exc),
+            "state": bytes(state).decode("utf-8", "replace"),
+        }
+        headers = [
+            ("event_id", str(event_id(originator_id, version)).encode()),
+            ("stored_topic", str(stored_topic).encode()),
+            ("error", str(exc)[:1000].encode()),
+            ("error_type", type(exc).__name__.encode()),
+            ("dlq_source_topic", topic.encode()),
+        ]
+        self._produce(
+            self.config.topics.dlq(topic),
+            json.dumps(body).encode(),
+            str(tenant_id).encode(),
+            headers,
+        )
+
+    def _await_delivery(self, stop: threading.Event | None) -> None:
+        producer = self.producer()
+        started = time.monotonic()
+        warned = False
+        while producer.flush(0.5) > 0:
+            if stop is not None and stop.is_set():
+                raise RelayStopped("stopped while waiting for the broker")
+            if not warned and time.monotonic() - started > 5:
+                log.warning(
+                    "relay %s: the broker has not acknowledged the batch for 5 s; "
+                    "waiting (the position stays where it is)",
+                    self.name,
+                )
+                warned = True
+        if any(err.fatal() or err.retriable() for err, _ in self._failures):
+            err = self._failures[0][0]
+            if err.fatal():
+                self._producer = None  # a fatal idempotence error: start a new producer
+            raise DeliveryFailed(f"{len(self._failures)} message(s) not delivered: {err.str()}")
+
+    def _dead_letter_rejected(self, stop: threading.Event | None) -> int:
+        """Messages the broker refused for good (e.g. too large) go to the dead-letter topic as
+        a description: the payload itself would be refused again."""
+        rejected, self._failures = self._failures, []
+        for err, msg in rejected:
+            topic = msg.topic() or ""
+            headers = header_list(msg.headers())
+            headers += [
+                ("error", err.str().encode()),
+                ("error_type", err.name().encode()),
+                ("dlq_source_topic", topic.encode()),
+            ]
+            body = json.dumps({"error": err.str(), "value_bytes": len(msg.value() or b"")})
+            self._produce(self.config.topics.dlq(topic), body.encode(), msg.key() or b"", headers)
+        if rejected:
+            self._await_delivery(stop)
+            if self._failures:
+                problem = f"dead letters not delivered: {self._failures[0][0].str()}"
+                raise DeliveryFailed(problem)
+        return len(rejected)
+
+    def prepare(self) -> None:
+        """Create missing topics and register every schema (an incompatible schema change is
+        refused here, before anything is published)."""
+        ensure_topics(self.config)
+        self.codec.register(self.config.compatibility)
+        self._prepared = True
+
+    def run(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+        """Follow the log until `stop` is set; survives database, broker and registry outages
+        (the position stays until the broker has acknowledged a batch)."""
+        while not stop.is_set():
+            try:
+                if not self._prepared:
+                    self.prepare()
+                with psycopg.connect(self.conninfo, autocommit=True) as listener:
+                    listener.execute(f"LISTEN {EVENTS_TABLE}")
+                    while not stop.is_set():
+                        if self.step(stop):
+                            continue
+                        for _ in listener.notifies(timeout=poll_seconds, stop_after=1):
+                            pass
+            except RelayStopped:
+                return
+            except (DeliveryFailed, RegistryUnavailable) as exc:
+                self.stats.retries += 1
+                log.warning("relay %s: %s; publishing the batch again", self.name, exc)
+                stop.wait(1.0)
+            except psycopg.OperationalError:
+                log.warning("relay %s lost its database connection; retrying", self.name)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                stop.wait(1.0)
+            except Exception as exc:  # the position has not moved: retrying is safe
+                if self._prepared:
+                    log.exception("relay %s failed; retrying", self.name)
+                else:
+                    log.warning(
+                        "relay %s cannot prepare topics and schemas (%s); retrying", self.name, exc
+                    )
+                stop.wait(poll_seconds)

@@ -1,0 +1,150 @@
+"""Verifies the service's access tokens (decisions 5).
+
+Only RS256 with a key of the ring is accepted: `alg: none`, HMAC (including HS256 signed with the
+public key), other algorithms, unknown or retired key ids, bad signatures, expired or not-yet-valid
+tokens, another issuer or audience, missing claims and a constitutional hash other than this
+deployment's are all refused with `TokenRejectedError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import GuestProtocol, RSAKey
+
+from domain.maci import MaciRole
+from infra.tokens.issuer import ALGORITHM
+from infra.tokens.keys import KeyRing
+
+MAX_TOKEN_BYTES = 8192
+_REQUIRED = (
+    "sub",
+    "tenant_id",
+    "maci_roles",
+    "maci_role",
+    "constitutional_hash",
+    "auth_method",
+    "sid",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "iss",
+    "aud",
+)
+
+
+class TokenRejectedError(Exception):
+    """The token is not acceptable; `reason` is safe to show (it never contains the token)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: str
+    tenant_id: UUID
+    roles: tuple[MaciRole, ...]
+    primary_role: MaciRole
+    auth_method: str
+    sid: str
+    jti: str
+    issued_at: int
+    expires_at: int
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeyRing,
+        constitutional_hash: str,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = keys
+        self._hash = constitutional_hash
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._clock = clock
+
+    def verify(self, token: str) -> TokenClaims:
+        if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+            raise TokenRejectedError("malformed token")
+        try:
+            decoded = jwt.decode(token, self._key_for, algorithms=[ALGORITHM])
+        except TokenRejectedError:
+            raise
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenRejectedError(_reason(exc)) from None
+        return self._claims(decoded.claims)
+
+    def _key_for(self, obj: GuestProtocol) -> RSAKey:
+        header = obj.headers()
+        if header.get("alg") != ALGORITHM:
+            raise TokenRejectedError("unsupported algorithm")
+        key = self._keys.verification_key(header.get("kid"))
+        if key is None:
+            raise TokenRejectedError("unknown key id")
+        return key
+
+    def _claims(self, claims: dict[str, Any]) -> TokenClaims:
+        missing = [c for c in _REQUIRED if c not in claims]
+        if missing:
+            raise TokenRejectedError(f"missing claims: {', '.join(missing)}")
+        now = int(self._clock())
+        exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (exp, nbf, iat)):
+            raise TokenRejectedError("time claims must be integers")
+        if exp <= now - self._leeway:
+            raise TokenRejectedError("token expired")
+        if nbf > now + self._leeway or iat > now + self._leeway:
+            raise TokenRejectedError("token not yet valid")
+        if claims["iss"] != self._issuer or claims["aud"] != self._audience:
+            raise TokenRejectedError("wrong issuer or audience")
+        if claims["constitutional_hash"] != self._hash:
+            raise TokenRejectedError("constitutional_hash claim does not match")
+        try:
+            tenant_id = UUID(str(claims["tenant_id"]))
+            roles = tuple(MaciRole(r) for r in claims["maci_roles"])
+            primary = MaciRole(claims["maci_role"])
+        except (ValueError, TypeError):
+            raise TokenRejectedError("malformed tenant_id or roles") from None
+        if not roles or primary not in roles or not isinstance(claims["maci_roles"], list):
+            raise TokenRejectedError("malformed roles")
+        strings = (claims["sub"], claims["auth_method"], claims["sid"], claims["jti"])
+        if not all(isinstance(s, str) and s for s in strings):
+            raise TokenRejectedError("malformed subject or identifiers")
+        return TokenClaims(
+            sub=claims["sub"],
+            tenant_id=tenant_id,
+            roles=roles,
+            primary_role=primary,
+            auth_method=claims["auth_method"],
+            sid=claims["sid"],
+            jti=claims["jti"],
+            issued_at=iat,
+            expires_at=exp,
+        )
+
+
+def _reason(exc: Exception) -> str:
+    name = type(exc).__name__
+    return {
+        "BadSignatureError": "bad signature",
+        "UnsupportedAlgorithmError": "unsupported algorithm",
+        "MissingAlgorithmError": "unsupported algorithm",
+        "DecodeError": "malformed token",
+        "InvalidPayloadError": "malformed token",
+    }.get(name, "invalid token")

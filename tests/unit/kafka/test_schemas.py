@@ -1,0 +1,187 @@
+"""schemas/avro/: a schema for every domain event type, each round-trips its event, each starts
+with the envelope of decisions 8, and each change stays compatible with its released versions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from domain.audit import AuditEntry
+from domain.events import Actor, EventMeta, event_id
+from domain.maci import MaciRole
+from domain.tenant.aggregate import Tenant
+from infra.kafka.codec import EncodeError, EventCodec
+from infra.kafka.schemas import (
+    ENVELOPE,
+    EXTERNAL_EVENT,
+    SchemaCatalog,
+    SchemaNotFound,
+    domain_event_classes,
+    incompatibilities,
+    record_name,
+)
+
+CATALOG = SchemaCatalog()
+META = EventMeta(
+    uuid4(),
+    Actor("alice", (MaciRole.EXECUTIVE, MaciRole.AUDITOR), "oidc"),
+    "cdd01ef066bc6cf2",
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+)
+
+
+def sample_events() -> list[Any]:
+    """One event of every type the domain emits."""
+    tenant = Tenant.register(
+        tenant_id=uuid4(), name="Acme Corp", slug="acme-corp", email="ops@acme.test", meta=META
+    )
+    tenant.update_profile({"tenant_name": "Acme Corporation", "billing_plan": "enterprise"}, META)
+    tenant.change_quotas({"max_storage_gb": 500}, META)
+    tenant.suspend(META)
+    tenant.reactivate(META)
+    tenant.deactivate(META)
+    tenant.purge(META)
+    entry = AuditEntry.record(
+        entry_id=uuid4(),
+        category="authorization",
+        action="create_tenant",
+        result="denied",
+        target_resource=None,
+        details={"code": "FORBIDDEN", "nested": {"list": [1, 2.5, None, True]}},
+        meta=META,
+    )
+    return [*tenant.collect_events(), *entry.collect_events()]
+
+
+@pytest.fixture
+def codec() -> EventCodec:
+    codec = EventCodec(SchemaRegistryClient.new_client({"url": "mock://"}))
+    codec.register()
+    return codec
+
+
+def test_every_domain_event_type_has_a_schema() -> None:
+    classes = domain_event_classes()
+    assert {c.__qualname__ for c in classes} >= {"Tenant.Created", "AuditEntry.Recorded"}
+    missing = [c.__qualname__ for c in classes if record_name(c) not in CATALOG]
+    assert missing == []
+
+
+def test_an_event_type_without_a_schema_is_reported(tmp_path: Path) -> None:
+    shutil.copytree(CATALOG.root, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "tenant" / "Suspended.avsc").unlink()
+    catalog = SchemaCatalog(tmp_path)
+    with pytest.raises(SchemaNotFound, match=r"acgs\.events\.tenant\.Suspended"):
+        catalog.get(record_name(Tenant.Suspended))
+
+
+def test_the_samples_cover_every_event_type() -> None:
+    assert {type(e) for e in sample_events()} == set(domain_event_classes())
+
+
+@pytest.mark.parametrize("event", sample_events(), ids=lambda e: type(e).__qualname__)
+def test_each_schema_round_trips_its_event(codec: EventCodec, event: Any) -> None:
+    value = codec.encode_event(event, "governance-events")
+
+    decoded = codec.decode(value, "governance-events")
+
+    assert value[0] == 0
+    assert codec.event_from_record(decoded) == event
+    assert decoded["event_id"] == str(event_id(event.originator_id, event.originator_version))
+    assert decoded["tenant_id"] == str(META.tenant_id)
+    assert decoded["actor"] == {
+        "sub": "alice",
+        "roles": ["EXECUTIVE", "AUDITOR"],
+        "auth_method": "oidc",
+        "actor_type": "user",
+    }
+
+
+def test_an_event_that_does_not_fit_its_schema_is_an_encode_error(codec: EventCodec) -> None:
+    entry = AuditEntry.record(
+        entry_id=uuid4(),
+        category="integration",
+        action="x",
+        result="success",
+        target_resource=None,
+        details={"not_json": uuid4()},
+        meta=META,
+    )
+    with pytest.raises(EncodeError):
+        codec.encode_event(entry.collect_events()[0], "governance-events")
+
+
+def test_every_event_schema_begins_with_the_envelope() -> None:
+    envelope = CATALOG.get(ENVELOPE).definition["fields"]
+    for cls in domain_event_classes():
+        fields = CATALOG.get(record_name(cls)).definition["fields"]
+        assert [(f["name"], json.dumps(f["type"])) for f in fields[: len(envelope)]] == [
+            (f["name"], json.dumps(f["type"])) for f in envelope
+        ], record_name(cls)
+
+
+@pytest.mark.parametrize("name", [n for n in CATALOG.names() if n != ENVELOPE])
+def test_each_schema_is_compatible_with_its_released_versions(name: str) -> None:
+    released = CATALOG.released(name)
+    assert released, f"{name} has no released version in schemas/avro/released/"
+    problems = incompatibilities(CATALOG.get(name).text, [s.text for _, s in released], "FULL")
+    assert problems == []
+
+
+def _record(*fields: dict[str, Any]) -> str:
+    return json.dumps({"type": "record", "name": "T", "namespace": "x", "fields": list(fields)})
+
+
+A = {"name": "a", "type": "string"}
+B_DEFAULT = {"name": "b", "type": "int", "default": 0}
+B_REQUIRED = {"name": "b", "type": "int"}
+
+
+def test_adding_a_field_with_a_default_is_compatible() -> None:
+    assert incompatibilities(_record(A, B_DEFAULT), [_record(A)], "FULL") == []
+
+
+def test_adding_a_required_field_is_not_backward_compatible() -> None:
+    problems = incompatibilities(_record(A, B_REQUIRED), [_record(A)], "BACKWARD")
+    assert problems == ["the new schema cannot read data written with version 1"]
+
+
+def test_removing_a_required_field_is_not_forward_compatible() -> None:
+    problems = incompatibilities(_record(A), [_record(A, B_REQUIRED)], "FULL")
+    assert problems == ["version 1 cannot read data written with the new schema"]
+
+
+def test_the_external_event_reader_is_in_the_catalogue() -> None:
+    assert EXTERNAL_EVENT in CATALOG
+    assert "payload" in CATALOG.get(EXTERNAL_EVENT).json_fields
+
+
+@pytest.mark.parametrize("event", sample_events(), ids=lambda e: type(e).__qualname__)
+def test_the_fast_path_writes_the_same_bytes_as_the_registry_serializer(
+    codec: EventCodec, event: Any
+) -> None:
+    first = codec.encode_event(event, "governance-events")  # through the AvroSerializer
+    again = codec.encode_event(event, "governance-events")  # framed with fastavro directly
+    schema = codec.plan(type(event)).schema
+    reference = codec.serialize_with_registry(schema, codec.event_record(event), "t")
+
+    assert first == again == reference
+
+
+def test_an_unreachable_registry_is_a_transient_failure_not_an_encode_error() -> None:
+    from infra.kafka.codec import RegistryUnavailable  # noqa: PLC0415
+    from infra.kafka.local_broker import free_port  # noqa: PLC0415
+
+    registry = SchemaRegistryClient({"url": f"http://127.0.0.1:{free_port()}"})
+    codec = EventCodec(registry)
+    try:
+        with pytest.raises(RegistryUnavailable):
+            codec.encode_event(sample_events()[0], "governance-events")
+    finally:
+        codec.close()

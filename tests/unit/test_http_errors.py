@@ -1,0 +1,114 @@
+"""The one mapping from error codes to HTTP statuses (decisions 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from litestar.exceptions import (
+    ClientException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+
+from api.http import errors
+from api.logging import JsonFormatter, redact
+from domain import errors as domain_errors
+
+DECIDED = {
+    "VALIDATION_ERROR": 422,
+    "INVALID_TENANT_SLUG": 422,
+    "TENANT_SLUG_TAKEN": 409,
+    "TENANT_NAME_TAKEN": 409,
+    "NOT_FOUND": 404,
+    "UNAUTHENTICATED": 401,
+    "INVALID_TOKEN": 401,
+    "FORBIDDEN": 403,
+    "RATE_LIMITED": 429,
+    "CONCURRENCY_LIMITED": 429,
+    "STORAGE_QUOTA_EXCEEDED": 403,
+    "INVALID_STATE_TRANSITION": 409,
+    "CONCURRENT_MODIFICATION": 409,
+    "INTEGRATION_UNREACHABLE": 503,
+    "INTEGRATION_AUTH_FAILED": 422,
+    "DEPENDENCY_UNAVAILABLE": 503,
+    "CONSTITUTIONAL_HASH_REQUIRED": 400,
+    "CONSTITUTIONAL_HASH_MISMATCH": 409,
+}
+
+
+def test_every_decided_code_has_its_status() -> None:
+    assert {code: errors.status_of(code) for code in DECIDED} == DECIDED
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def test_every_domain_error_type_is_mapped() -> None:
+    for error_type in _subclasses(domain_errors.DomainError):
+        assert error_type.code in errors.STATUS_BY_CODE, error_type
+
+
+def test_framework_exceptions_translate_to_the_envelope_codes() -> None:
+    assert errors.translate(NotFoundException(), "r")[0] == "NOT_FOUND"
+    code, _, _, headers = errors.translate(MethodNotAllowedException(headers={"Allow": "GET"}), "r")
+    assert (code, headers) == ("METHOD_NOT_ALLOWED", {"Allow": "GET"})
+    assert errors.translate(ClientException("JSON is malformed"), "r")[0] == "VALIDATION_ERROR"
+    validation = ValidationException(
+        extra=[
+            {
+                "message": "Object contains unknown field `tenant_id`",
+                "key": "data",
+                "source": "body",
+            },
+            {"message": "Expected `int`, got `str`", "key": "max_storage_gb", "source": "body"},
+        ]
+    )
+    _, _, details, _ = errors.translate(validation, "r")
+    assert details["fields"] == [
+        {"field": "tenant_id", "message": "is read-only", "source": "body"},
+        {"field": "max_storage_gb", "message": "Expected `int`, got `str`", "source": "body"},
+    ]
+
+
+def test_unexpected_exceptions_reveal_only_a_correlation_id() -> None:
+    code, message, details, _ = errors.translate(RuntimeError("SELECT secret"), "req-1")
+    assert code == "INTERNAL_ERROR"
+    assert details == {"correlation_id": "req-1"}
+    assert "SELECT" not in message
+
+
+def test_rate_limited_carries_retry_after() -> None:
+    _, _, details, headers = errors.translate(errors.RateLimited(12, 100), "r")
+    assert headers == {"Retry-After": "12"}
+    assert details == {"limit": 100, "retry_after_seconds": 12}
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "Authorization: Bearer abc.def.ghi",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+        "password=hunter2",
+        '"password": "hunter2"',
+        "postgresql://acgs2_app:hunter2@db/acgs",
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+    ],
+)
+def test_secrets_are_redacted_from_log_lines(secret: str) -> None:
+    import logging  # noqa: PLC0415
+
+    record = logging.makeLogRecord(
+        {"msg": "connecting with %s", "args": (secret,), "levelname": "INFO", "name": "t"}
+    )
+    line = JsonFormatter().format(record)
+    json.loads(line)
+    for fragment in ("hunter2", "abc.def.ghi", "c2lnbmF0dXJl", "MIIE"):
+        assert fragment not in line
+    assert errors.log.name == "acgs.http"
+    assert "***REDACTED***" in redact(secret)

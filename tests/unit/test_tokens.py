@@ -1,0 +1,153 @@
+"""Token keys, signing and verification without any service (decisions 5)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from commands.tokens import AUDIENCE, ISSUER
+from domain.maci import MaciRole
+from infra.tokens import KeyRing, KeyRingError, TokenIssuer, TokenRejectedError, TokenVerifier
+
+HASH = "cdd01ef066bc6cf2"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "alice",
+        "tenant_id": str(uuid.uuid4()),
+        "maci_roles": ["JUDICIAL", "MONITOR"],
+        "maci_role": "JUDICIAL",
+        "constitutional_hash": HASH,
+        "auth_method": "cli",
+        "sid": "s1",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "jti": "j1",
+    }
+    claims.update(overrides)
+    return claims
+
+
+@pytest.fixture
+def ring(tmp_path: Path) -> KeyRing:
+    ring = KeyRing(tmp_path / "keys", clock=Clock())
+    ring.ensure()
+    return ring
+
+
+def _verifier(ring: KeyRing, **kwargs: Any) -> TokenVerifier:
+    return TokenVerifier(ring, HASH, issuer=ISSUER, audience=AUDIENCE, **kwargs)
+
+
+def test_a_signed_token_verifies_to_its_claims(ring: KeyRing) -> None:
+    claims = _claims()
+    token, kid = TokenIssuer(ring).sign(claims)
+    verified = _verifier(ring).verify(token)
+    assert verified.sub == "alice"
+    assert str(verified.tenant_id) == claims["tenant_id"]
+    assert verified.roles == (MaciRole.JUDICIAL, MaciRole.MONITOR)
+    assert verified.primary_role is MaciRole.JUDICIAL
+    assert kid == ring.signing_key()[0]
+
+
+def test_private_keys_are_owner_only(ring: KeyRing) -> None:
+    for pem in (ring.directory / "active").iterdir():
+        assert pem.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": -1}, "token expired"),  # exp and nbf: seconds from now
+        ({"nbf": 60}, "token not yet valid"),
+        ({"constitutional_hash": "ffffffffffffffff"}, "constitutional_hash claim does not match"),
+        ({"aud": "elsewhere"}, "wrong issuer or audience"),
+        ({"maci_roles": [], "maci_role": "JUDICIAL"}, "malformed roles"),
+        ({"sub": ""}, "malformed subject or identifiers"),
+        ({"exp": True}, "time claims must be integers"),
+    ],
+)
+def test_bad_claims_are_rejected_with_a_reason(
+    ring: KeyRing, overrides: dict[str, Any], reason: str
+) -> None:
+    now = int(time.time())
+    relative = {k: now + v for k, v in overrides.items() if k in {"exp", "nbf"} and v is not True}
+    token, _ = TokenIssuer(ring).sign(_claims(**{**overrides, **relative}))
+    with pytest.raises(TokenRejectedError) as rejected:
+        _verifier(ring).verify(token)
+    assert rejected.value.reason == reason
+
+
+def test_missing_claims_are_named(ring: KeyRing) -> None:
+    claims = _claims()
+    del claims["jti"], claims["sid"]
+    token, _ = TokenIssuer(ring).sign(claims)
+    with pytest.raises(TokenRejectedError, match="missing claims: sid, jti"):
+        _verifier(ring).verify(token)
+
+
+def test_leeway_tolerates_small_clock_skew(ring: KeyRing) -> None:
+    token, _ = TokenIssuer(ring).sign(_claims(nbf=int(time.time()) + 5))
+    assert _verifier(ring, leeway_seconds=30).verify(token).sub == "alice"
+
+
+def test_a_new_key_signs_and_the_old_one_verifies_until_retired(tmp_path: Path) -> None:
+    clock = Clock()
+    ring = KeyRing(tmp_path / "keys", clock=clock)
+    old = ring.ensure()
+    verifier = _verifier(ring)
+    old_token, _ = TokenIssuer(ring).sign(_claims())
+    assert verifier.verify(old_token).sub == "alice"
+
+    admin = KeyRing(tmp_path / "keys")  # the CLI, another process
+    new = admin.add()
+    assert new != old
+    clock.now += 0.5  # an unknown kid forces a re-read of the directory (at most 10/s)
+    new_token, kid = TokenIssuer(admin).sign(_claims())
+    assert kid == new
+    assert verifier.verify(new_token).sub == "alice"
+    assert verifier.verify(old_token).sub == "alice"
+
+    admin.retire(old)
+    clock.now += 0.5  # not yet re-read: the directory is checked at most once a second
+    assert verifier.verify(old_token).sub == "alice"
+    clock.now += 1.0
+    with pytest.raises(TokenRejectedError, match="unknown key id"):
+        verifier.verify(old_token)
+    assert [(k.kid, k.status, k.signing) for k in admin.describe()] == [
+        (old, "retired", False),
+        (new, "active", True),
+    ]
+
+
+def test_the_last_active_key_cannot_be_retired(ring: KeyRing) -> None:
+    only = ring.signing_key()[0]
+    with pytest.raises(KeyRingError, match="only active key"):
+        ring.retire(only)
+    with pytest.raises(KeyRingError, match="not a key id"):
+        ring.retire("../../etc/passwd")
+
+
+def test_jwks_has_only_public_parts(ring: KeyRing) -> None:
+    (key,) = ring.jwks()["keys"]
+    assert key["kty"] == "RSA"
+    assert key["alg"] == "RS256"
+    assert key["use"] == "sig"
+    assert set(key) & {"d", "p", "q", "dp", "dq", "qi"} == set()
