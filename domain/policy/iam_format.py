@@ -10,7 +10,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain.policy.errors import PolicyModelError
-from domain.policy.model_document import POLICY_ID, UnsupportedConstruct, is_valid_path
+from domain.policy.model_document import (
+    POLICY_ID,
+    UnsupportedConstruct,
+    collect_rules,
+    is_valid_path,
+)
 from domain.policy.rule_model import (
     AllOf,
     AnyOf,
@@ -192,22 +197,9 @@ def policy_from_iam(
     if not isinstance(policy_id, str) or not POLICY_ID.fullmatch(policy_id):
         raise PolicyModelError(f"IAM policy id must match [A-Za-z0-9_.-]+: {policy_id!r}", location)
     statements = _as_list(document["Statement"], "Statement", location)
-    rules: list[Rule] = []
-    unsupported: list[UnsupportedRule] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(statements):
-        where = statement_locations[index] if index < len(statement_locations) else location
-        try:
-            parsed = _statement(raw, index, where)
-        except PolicyModelError as bad:
-            raise PolicyModelError(bad.reason, bad.location, policy_id) from None
-        if parsed.id in seen:
-            raise PolicyModelError(f"duplicate Sid '{parsed.id}'", where, policy_id)
-        seen.add(parsed.id)
-        if isinstance(parsed, UnsupportedRule):
-            unsupported.append(parsed)
-        else:
-            rules.append(parsed)
+    rules, unsupported = collect_rules(
+        statements, _statement, statement_locations, location, policy_id, "Sid"
+    )
     return Policy(
         policy_id=policy_id,
         rules=tuple(rules),

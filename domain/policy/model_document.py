@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from domain.policy.errors import PolicyModelError
@@ -167,6 +167,35 @@ def _optional_text(raw: Mapping[str, Any], key: str, location: Location) -> str 
     return str(value)
 
 
+def collect_rules(
+    raw_rules: Sequence[Any],
+    parse: Callable[[Any, int, Location], Rule | UnsupportedRule],
+    locations: Sequence[Location],
+    fallback: Location,
+    policy_id: str,
+    id_label: str,
+) -> tuple[list[Rule], list[UnsupportedRule]]:
+    """Parse each rule (or IAM statement) at its location; ids must be unique in the policy.
+    Returns the convertible rules and, apart, those flagged for manual review."""
+    rules: list[Rule] = []
+    unsupported: list[UnsupportedRule] = []
+    seen: set[str] = set()
+    for index, raw_rule in enumerate(raw_rules):
+        where = locations[index] if index < len(locations) else fallback
+        try:
+            parsed = parse(raw_rule, index, where)
+        except PolicyModelError as bad:
+            raise PolicyModelError(bad.reason, bad.location, policy_id) from None
+        if parsed.id in seen:
+            raise PolicyModelError(f"duplicate {id_label} '{parsed.id}'", where, policy_id)
+        seen.add(parsed.id)
+        if isinstance(parsed, UnsupportedRule):
+            unsupported.append(parsed)
+        else:
+            rules.append(parsed)
+    return rules, unsupported
+
+
 def policy_from_document(
     raw: Any,
     location: Location,
@@ -189,22 +218,9 @@ def policy_from_document(
     raw_rules = raw.get("rules", [])
     if not isinstance(raw_rules, list):
         raise PolicyModelError("'rules' must be a list", location, policy_id)
-    rules: list[Rule] = []
-    unsupported: list[UnsupportedRule] = []
-    seen: set[str] = set()
-    for index, raw_rule in enumerate(raw_rules):
-        rule_location = rule_locations[index] if index < len(rule_locations) else location
-        try:
-            parsed = parse_rule(raw_rule, index, rule_location)
-        except PolicyModelError as bad:
-            raise PolicyModelError(bad.reason, bad.location, policy_id) from None
-        if parsed.id in seen:
-            raise PolicyModelError(f"duplicate rule id '{parsed.id}'", rule_location, policy_id)
-        seen.add(parsed.id)
-        if isinstance(parsed, UnsupportedRule):
-            unsupported.append(parsed)
-        else:
-            rules.append(parsed)
+    rules, unsupported = collect_rules(
+        raw_rules, parse_rule, rule_locations, location, policy_id, "rule id"
+    )
     return Policy(
         policy_id=policy_id,
         rules=tuple(rules),

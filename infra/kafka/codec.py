@@ -66,8 +66,9 @@ def _registry_trouble(exc: Exception) -> bool:
     return isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore"))
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+# json.dumps with these options builds an encoder on every call; one shared encoder writes the
+# same text.
+_json_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,7 @@ class EventCodec:
         self.catalog = catalog or SchemaCatalog()
         self._fast: dict[str, tuple[bytes, Any]] = {}
         self._plans: dict[type, _EventPlan] = {}
+        self._audit_schema: AvroSchema | None = None
         self._by_type: dict[str, type[DomainEvent]] = {}
         for cls in domain_event_classes():
             self._by_type[event_type(object.__new__(cls))] = cls
@@ -125,7 +127,7 @@ class EventCodec:
 
     def plan(self, event_class: type) -> _EventPlan:
         plan = self._plans.get(event_class)
-        if plan is None:
+        if plan is None:  # worked out once per class
             schema = self.catalog.get(record_name(event_class))
             fields = [f.name for f in dataclasses.fields(event_class)]
             payload = tuple(f for f in fields if f not in _ENVELOPE_ATTRIBUTES)
@@ -151,12 +153,14 @@ class EventCodec:
         plan = self.plan(type(event))
         meta = event.meta
         actor = meta["actor"]
+        aggregate_id = str(event.originator_id)
+        version = event.originator_version
         record: dict[str, Any] = {
-            "event_id": str(event_id(event.originator_id, event.originator_version)),
+            "event_id": str(event_id(aggregate_id, version)),
             "event_type": plan.event_type,
             "schema_version": SCHEMA_VERSION,
-            "aggregate_id": str(event.originator_id),
-            "aggregate_version": event.originator_version,
+            "aggregate_id": aggregate_id,
+            "aggregate_version": version,
             "tenant_id": str(meta["tenant_id"]),
             "occurred_at": event.timestamp,
             "actor": {
@@ -168,9 +172,10 @@ class EventCodec:
             "constitutional_hash": meta["constitutional_hash"],
             "trace_parent": meta.get("trace_parent"),
         }
+        json_fields = plan.json_fields
         for name in plan.payload:
             value = getattr(event, name)
-            record[name] = _json_text(value) if name in plan.json_fields else value
+            record[name] = _json_text(value) if name in json_fields else value
         return record
 
     def encode_event(self, event: Any, topic: str) -> bytes:
@@ -217,12 +222,16 @@ class EventCodec:
 
     def encode_audit(self, audit: dict[str, Any], topic: str) -> bytes:
         """Encode an audit record (as `projections.audit_log.audit_record` gives it)."""
-        schema = self.catalog.get(AUDIT_RECORD)
+        schema = self._audit_schema
+        if schema is None:
+            schema = self._audit_schema = self.catalog.get(AUDIT_RECORD)
         try:
-            value = {name: audit.get(name) for name in schema.field_names}
+            get = audit.get
+            value = {name: get(name) for name in schema.field_names}
             for name in ("audit_id", "tenant_id", "target_id"):
-                if value[name] is not None:
-                    value[name] = str(value[name])
+                field = value[name]
+                if field is not None and type(field) is not str:
+                    value[name] = str(field)
             value["details"] = _json_text(value["details"] or {})
             return self._serialize(schema, value, topic)
         except RegistryUnavailable:

@@ -19,12 +19,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
+import msgspec
 import psycopg
 from confluent_kafka import KafkaError, Message, Producer
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    find_id_convertor,
+)
+from eventsourcing.utils import resolve_topic
 
 from domain.events import event_id
 from infra.kafka.codec import EventCodec, Headers, RegistryUnavailable, header_list
@@ -39,6 +48,9 @@ _SELECT = (
     f"ORDER BY notification_id LIMIT %s"
 )
 AuditRecordOf = Callable[[Any], dict[str, Any]]
+Outgoing = tuple[str, bytes, bytes, Headers]  # topic, value, key, headers
+_TRANSCODED = b'"_type_"'
+_decode_json = msgspec.json.Decoder().decode
 
 
 class DeliveryFailed(RuntimeError):
@@ -56,6 +68,81 @@ class RelayStats:
     dead_letters: int = 0
     batches: int = 0
     retries: int = 0
+
+
+@dataclass
+class _Batch:
+    """One batch of the log, encoded and ready to produce."""
+
+    last: int  # notification id of its last event: the position once it is acknowledged
+    events: int
+    messages: list[Outgoing] = field(default_factory=list)
+    sent: int = 0  # messages of events and audit records (the rest are dead letters)
+
+
+class FastEventDecoder:
+    """`Mapper.to_domain_event` for the stored events the relay sees: the same domain event, made
+    the way the mapper makes it (its state dict becomes the object's `__dict__`), but with the
+    state parsed by msgspec instead of the library's JSON transcoder with its per-object hook
+    (5 us -> 1 us per event).
+
+    It takes only states it can read exactly as the transcoder would: no cipher or compressor,
+    the standard `datetime_iso` transcoding, exactly one transcoded value (the timestamp), no
+    class version. Anything else, including JSON that msgspec refuses (NaN, lone surrogates), goes
+    to the mapper, so an odd event ends exactly as it did before (published or dead-lettered)."""
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        transcoder = mapper.transcoder
+        self.enabled = (
+            mapper.cipher is None
+            and mapper.compressor is None
+            and isinstance(transcoder, JSONTranscoder)
+            and type(transcoder.names.get("datetime_iso")) is DatetimeAsISO
+        )
+        self._classes: dict[str, type | None] = {}
+
+    def __call__(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        if self.enabled and state.count(_TRANSCODED) == 1:
+            try:
+                event = self._fast(originator_id, version, topic, state)
+            except Exception:  # noqa: BLE001 - the mapper decides (and raises its own error)
+                event = None
+            if event is not None:
+                return event
+        return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
+
+    def _event_class(self, topic: str) -> type | None:
+        try:
+            return self._classes[topic]
+        except KeyError:
+            cls = resolve_topic(topic)
+            fits = isinstance(cls, type) and getattr(cls, "class_version", 1) == 1
+            self._classes[topic] = cls if fits else None
+            return self._classes[topic]
+
+    def _fast(self, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        cls = self._event_class(topic)
+        if cls is None:
+            return None
+        event_state = _decode_json(state)
+        if type(event_state) is not dict or "class_version" in event_state:
+            return None
+        stamp = event_state.get("timestamp")
+        if (
+            type(stamp) is not dict
+            or len(stamp) != 2  # {"_type_": ..., "_data_": ...}
+            or stamp.get("_type_") != "datetime_iso"
+            or type(data := stamp.get("_data_")) is not str
+        ):
+            return None
+        event_state["timestamp"] = datetime.fromisoformat(data)
+        convert = find_id_convertor(cls, cast("Any", type(originator_id)))
+        event_state["originator_id"] = convert(originator_id)
+        event_state["originator_version"] = version
+        event: Any = object.__new__(cls)
+        object.__setattr__(event, "__dict__", event_state)
+        return event
 
 
 class KafkaRelay:
@@ -82,6 +169,7 @@ class KafkaRelay:
         self._failures: list[tuple[KafkaError, Message]] = []
         self.stats = RelayStats()
         self._prepared = False
+        self._decode = FastEventDecoder(mapper)
 
     @property
     def name(self) -> str:
@@ -150,70 +238,105 @@ class KafkaRelay:
     def step(self, stop: threading.Event | None = None) -> int:
         """Publish the next batch and, once the broker acknowledged all of it, move the position.
         Returns the number of events relayed."""
-        conn = self._connection()
-        rows = conn.execute(
-            _SELECT, [self.position(), self.config.relay_batch_size], prepare=True
-        ).fetchall()
-        if not rows:
+        batch = self._encode(self._fetch(self.position()))
+        if batch is None:
             return 0
-        self._failures.clear()
-        sent = dead = 0
-        for row in rows:
-            s, d = self._publish(row)
-            sent, dead = sent + s, dead + d
-        self._await_delivery(stop)
-        dead += self._dead_letter_rejected(stop)
-        self._advance(rows[-1][0])
-        self.stats.events += len(rows)
-        self.stats.messages += sent
-        self.stats.dead_letters += dead
-        self.stats.batches += 1
-        return len(rows)
+        self._produce_batch(batch)
+        self._complete(batch, stop)
+        return batch.events
 
     def catch_up(self, stop: threading.Event | None = None) -> int:
+        """Publish until the end of the log; returns the number of events relayed. Batches are
+        pipelined: the next batch is read and encoded while the broker acknowledges the previous
+        one, and is produced only once that one is acknowledged and its position committed, so
+        the position never passes an unacknowledged message."""
         total = 0
-        while applied := self.step(stop):
-            total += applied
-        return total
+        position = self.position()
+        pending: _Batch | None = None
+        while True:
+            try:
+                batch = self._encode(self._fetch(position))
+            finally:
+                if pending is not None:
+                    self._complete(pending, stop)
+                    total += pending.events
+                    pending = None
+            if batch is None:
+                return total
+            self._produce_batch(batch)
+            pending, position = batch, batch.last
 
-    def _publish(self, row: tuple[Any, ...]) -> tuple[int, int]:
-        """Queue the messages of one stored event; returns (messages queued, dead letters)."""
+    def _fetch(self, position: int) -> list[tuple[Any, ...]]:
+        conn = self._connection()
+        return conn.execute(
+            _SELECT, [position, self.config.relay_batch_size], prepare=True
+        ).fetchall()
+
+    def _encode(self, rows: list[tuple[Any, ...]]) -> _Batch | None:
+        """The messages of a batch of stored events, in log order (not produced yet)."""
+        if not rows:
+            return None
+        batch = _Batch(last=rows[-1][0], events=len(rows))
+        for row in rows:
+            batch.sent += self._encode_event(row, batch.messages)
+        return batch
+
+    def _encode_event(self, row: tuple[Any, ...], out: list[Outgoing]) -> int:
+        """Append the messages of one stored event to `out`; returns how many are not dead
+        letters."""
         _, originator_id, version, stored_topic, state, _ = row
         topics = self.config.topics
+        codec = self.codec
         try:
-            event = self.mapper.to_domain_event(
-                StoredEvent(
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=stored_topic,
-                    state=bytes(state),
-                )
-            )
-            key, value, headers = self.codec.event_message(event, topics.governance_events)
+            event = self._decode(originator_id, version, stored_topic, bytes(state))
+            key, value, headers = codec.event_message(event, topics.governance_events)
         except RegistryUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any undecodable/unencodable event is dead-lettered
-            self._dead_letter(topics.governance_events, row, exc)
-            return 0, 1
-        self._produce(topics.governance_events, value, key, headers)
+            out.append(self._dead_letter(topics.governance_events, row, exc))
+            return 0
+        out.append((topics.governance_events, value, key, headers))
         try:
             audit = self.audit_record(event)
-            audit_value = self.codec.encode_audit(audit, topics.audit_trail)
+            audit_value = codec.encode_audit(audit, topics.audit_trail)
         except RegistryUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001
-            self._dead_letter(topics.audit_trail, row, exc)
-            return 1, 1
+            out.append(self._dead_letter(topics.audit_trail, row, exc))
+            return 1
         audit_headers = [
             ("event_type", str(audit["event_type"]).encode()),
             ("event_id", str(audit["audit_id"]).encode()),
             ("constitutional_hash", str(audit["constitutional_hash"]).encode()),
         ]
         audit_headers += [h for h in headers if h[0] == "traceparent"]
-        self._produce(
-            topics.audit_trail, audit_value, str(audit["tenant_id"]).encode(), audit_headers
+        out.append(
+            (topics.audit_trail, audit_value, str(audit["tenant_id"]).encode(), audit_headers)
         )
-        return 2, 0
+        return 2
+
+    def _produce_batch(self, batch: _Batch) -> None:
+        """Queue every message of the batch (no per-message poll: delivery reports are served
+        while waiting for the batch)."""
+        self._failures.clear()
+        producer = self.producer()
+        produce = producer.produce
+        for topic, value, key, headers in batch.messages:
+            try:
+                produce(topic, value, key, headers=cast("Any", headers))
+            except BufferError:  # the local queue is full: let the broker drain it
+                self._produce(topic, value, key, headers)
+
+    def _complete(self, batch: _Batch, stop: threading.Event | None) -> None:
+        """Wait until the broker acknowledged the batch, dead-letter what it refused for good,
+        then move the position past the batch."""
+        self._await_delivery(stop)
+        rejected = self._dead_letter_rejected(stop)
+        self._advance(batch.last)
+        self.stats.events += batch.events
+        self.stats.messages += batch.sent
+        self.stats.dead_letters += len(batch.messages) - batch.sent + rejected
+        self.stats.batches += 1
 
     def _produce(self, topic: str, value: bytes, key: bytes, headers: Headers) -> None:
         producer = self.producer()
@@ -225,7 +348,8 @@ class KafkaRelay:
             else:
                 return
 
-    def _dead_letter(self, topic: str, row: tuple[Any, ...], exc: BaseException) -> None:
+    def _dead_letter(self, topic: str, row: tuple[Any, ...], exc: BaseException) -> Outgoing:
+        """The dead-letter message of an event that cannot be published to `topic`."""
         notification_id, originator_id, version, stored_topic, state, tenant_id = row
         log.error(
             "relay: event %s/%s (notification %s) cannot be published to %s: %s",
@@ -251,7 +375,7 @@ class KafkaRelay:
             ("error_type", type(exc).__name__.encode()),
             ("dlq_source_topic", topic.encode()),
         ]
-        self._produce(
+        return (
             self.config.topics.dlq(topic),
             json.dumps(body).encode(),
             str(tenant_id).encode(),
@@ -316,7 +440,7 @@ class KafkaRelay:
                 with psycopg.connect(self.conninfo, autocommit=True) as listener:
                     listener.execute(f"LISTEN {EVENTS_TABLE}")
                     while not stop.is_set():
-                        if self.step(stop):
+                        if self.catch_up(stop):
                             continue
                         for _ in listener.notifies(timeout=poll_seconds, stop_after=1):
                             pass

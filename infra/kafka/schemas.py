@@ -60,11 +60,11 @@ class AvroSchema:
         name = str(self.definition["name"])
         return f"{namespace}.{name}" if namespace and "." not in name else name
 
-    @property
-    def field_names(self) -> list[str]:
-        return [f["name"] for f in self.definition["fields"]]
+    @cached_property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f["name"] for f in self.definition["fields"])
 
-    @property
+    @cached_property
     def json_fields(self) -> frozenset[str]:
         """Fields that carry a JSON document as text (marked `"acgs.encoding": "json"`)."""
         return frozenset(
