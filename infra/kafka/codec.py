@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
 from uuid import UUID
@@ -222,6 +223,24 @@ class EventCodec:
 
     def encode_audit(self, audit: dict[str, Any], topic: str) -> bytes:
         """Encode an audit record (as `projections.audit_log.audit_record` gives it)."""
+        return self._audit_value(audit, topic)[1]
+
+    def audit_message(
+        self, audit: dict[str, Any], topic: str, extra_headers: Sequence[tuple[str, bytes]] = ()
+    ) -> tuple[bytes, bytes, Headers]:
+        """The message of an audit record: key (its tenant id), framed Avro value, and headers
+        (`event_type`, `event_id` = the audit id, `constitutional_hash`, then `extra_headers`,
+        e.g. the event's `traceparent`)."""
+        record, value = self._audit_value(audit, topic)
+        headers = [
+            ("event_type", str(audit["event_type"]).encode()),
+            ("event_id", record["audit_id"].encode()),
+            ("constitutional_hash", str(audit["constitutional_hash"]).encode()),
+        ]
+        headers += extra_headers
+        return record["tenant_id"].encode(), value, headers
+
+    def _audit_value(self, audit: dict[str, Any], topic: str) -> tuple[dict[str, Any], bytes]:
         schema = self._audit_schema
         if schema is None:
             schema = self._audit_schema = self.catalog.get(AUDIT_RECORD)
@@ -233,7 +252,7 @@ class EventCodec:
                 if field is not None and type(field) is not str:
                     value[name] = str(field)
             value["details"] = _json_text(value["details"] or {})
-            return self._serialize(schema, value, topic)
+            return value, self._serialize(schema, value, topic)
         except RegistryUnavailable:
             raise
         except Exception as exc:

@@ -298,21 +298,14 @@ class KafkaRelay:
         out.append((topics.governance_events, value, key, headers))
         try:
             audit = self.audit_record(event)
-            audit_value = codec.encode_audit(audit, topics.audit_trail)
+            trace = [h for h in headers if h[0] == "traceparent"]
+            key, value, headers = codec.audit_message(audit, topics.audit_trail, trace)
         except RegistryUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001
             out.append(self._dead_letter(topics.audit_trail, row, exc))
             return 1
-        audit_headers = [
-            ("event_type", str(audit["event_type"]).encode()),
-            ("event_id", str(audit["audit_id"]).encode()),
-            ("constitutional_hash", str(audit["constitutional_hash"]).encode()),
-        ]
-        audit_headers += [h for h in headers if h[0] == "traceparent"]
-        out.append(
-            (topics.audit_trail, audit_value, str(audit["tenant_id"]).encode(), audit_headers)
-        )
+        out.append((topics.audit_trail, value, key, headers))
         return 2
 
     def _produce_batch(self, batch: _Batch) -> None:

@@ -54,7 +54,7 @@ class AvroSchema:
         parsed: dict[str, Any] = json.loads(self.text)
         return parsed
 
-    @property
+    @cached_property
     def full_name(self) -> str:
         namespace = self.definition.get("namespace")
         name = str(self.definition["name"])
