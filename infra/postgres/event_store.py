@@ -14,22 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from domain.tenancy import current_tenant
 
 SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
-_INSERT_CLAIMS = (
-    "INSERT INTO tenant_claims (kind, value) SELECT * FROM unnest(%s::varchar[], %s::varchar[])"
-)
-_DELETE_CLAIMS = (
-    "DELETE FROM tenant_claims WHERE (kind, value) IN "
-    "(SELECT * FROM unnest(%s::varchar[], %s::varchar[]))"
+_INSERT_EVENTS = (
+    "SELECT * FROM acgs_insert_events(%s, %s::varchar[], %s::varchar[], %s::varchar[], "
+    "%s::varchar[], %s::stored_event_uuid[])"
 )
 
 
@@ -46,47 +40,21 @@ class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's pipelined insert, plus: a connection whose pipeline failed is closed.
-
-        After a failed pipeline (a taken claim, a version conflict) psycopg's bookkeeping of
-        prepared statements can disagree with the server ("prepared statement does not exist"
-        on the next use), so such a connection is discarded rather than returned to the pool.
-        """
-        failure: Exception | None = None
-        notification_ids: Sequence[int] | None = None
-        with self.datastore.get_connection() as conn:
-            try:
-                with conn.pipeline() as pipeline, conn.transaction():
-                    try:
-                        with conn.cursor() as curs:
-                            self._insert_events(curs, stored_events, **kwargs)
-                            self._insert_stored_events(curs, stored_events, **kwargs)
-                            pipeline.sync()
-                            notification_ids = self._fetch_ids_after_insert_events(
-                                curs, stored_events, **kwargs
-                            )
-                    except psycopg.Error as exc:
-                        failure = exc  # re-raised once the pipeline has exited
-                if failure is not None:
-                    raise failure
-            except psycopg.Error as exc:
-                conn.close()
-                if failure is not None and failure is not exc:
-                    raise failure from None  # the cause, not the aborted pipeline's echo
-                raise
-        return notification_ids
-
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        curs.execute(SET_TENANT, [tenant_setting()], prepare=True)
-        releases = list(kwargs.get("releases", ()))
-        claims = list(kwargs.get("claims", ()))
-        if releases:
-            curs.execute(_DELETE_CLAIMS, _columns(releases), prepare=True)
-        if claims:
-            curs.execute(_INSERT_CLAIMS, _columns(claims), prepare=True)
-        super()._insert_events(curs, stored_events, **kwargs)
+        """Claims, releases and events in one call of `acgs_insert_events` (migration 0004):
+        one statement, one round trip, one implicit transaction scoped to the tenant."""
+        if not stored_events:
+            return []
+        events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        claims = _columns(list(kwargs.get("claims", ())))
+        releases = _columns(list(kwargs.get("releases", ())))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                _INSERT_EVENTS, [tenant_setting(), *claims, *releases, events], prepare=True
+            )
+            return [row["acgs_insert_events"] for row in curs.fetchall()]
 
     def select_events(
         self,

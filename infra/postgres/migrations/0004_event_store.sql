@@ -27,30 +27,16 @@ CREATE TABLE IF NOT EXISTS governance_events (
 CREATE UNIQUE INDEX IF NOT EXISTS governance_events_notification_id_idx
     ON governance_events (notification_id ASC);
 
-CREATE TABLE IF NOT EXISTS aggregate_tenants (
-    originator_id  UUID PRIMARY KEY,
-    tenant_id      UUID NOT NULL
-);
-
--- SECURITY DEFINER so the pin is visible and writable whatever the caller; every name in it is
--- schema-qualified instead of a per-call SET search_path, which costs a GUC save and restore on
--- every inserted event.
-CREATE OR REPLACE FUNCTION pin_aggregate_tenant() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    owner UUID;
+-- The pin: an event after the first may be appended only by a transaction that can see the
+-- aggregate's first event. The function runs as the caller, so row-level security hides another
+-- tenant's first event and the append is refused, whatever the caller knows of the id. (Rows
+-- inserted earlier by the same statement are visible to a row-level BEFORE trigger, so a new
+-- aggregate saved with several events at once passes.) First events need no check: the primary
+-- key already makes (id, version 1) unique.
+CREATE OR REPLACE FUNCTION pin_aggregate_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.originator_version = 1 THEN
-        INSERT INTO public.aggregate_tenants (originator_id, tenant_id)
-        VALUES (NEW.originator_id, NEW.tenant_id)
-        ON CONFLICT (originator_id) DO NOTHING;
-        IF FOUND THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    SELECT a.tenant_id INTO owner FROM public.aggregate_tenants a
-        WHERE a.originator_id = NEW.originator_id;
-    IF owner IS DISTINCT FROM NEW.tenant_id THEN
+    IF NOT EXISTS (SELECT 1 FROM governance_events
+                   WHERE originator_id = NEW.originator_id AND originator_version = 1) THEN
         RAISE EXCEPTION 'aggregate % belongs to another tenant', NEW.originator_id
             USING ERRCODE = '42501', CONSTRAINT = 'aggregate_tenant_pin';
     END IF;
@@ -66,7 +52,7 @@ $$;
 
 DROP TRIGGER IF EXISTS governance_events_pin_tenant ON governance_events;
 CREATE TRIGGER governance_events_pin_tenant BEFORE INSERT ON governance_events
-    FOR EACH ROW EXECUTE FUNCTION pin_aggregate_tenant();
+    FOR EACH ROW WHEN (NEW.originator_version > 1) EXECUTE FUNCTION pin_aggregate_tenant();
 DROP TRIGGER IF EXISTS governance_events_immutable ON governance_events;
 CREATE TRIGGER governance_events_immutable BEFORE UPDATE OR DELETE ON governance_events
     FOR EACH ROW EXECUTE FUNCTION refuse_event_change();
@@ -85,6 +71,35 @@ CREATE UNIQUE INDEX IF NOT EXISTS tenant_claims_tenant_slug ON tenant_claims (va
 CREATE UNIQUE INDEX IF NOT EXISTS tenant_claims_tenant_name ON tenant_claims (value)
     WHERE kind = 'tenant_name';
 CREATE INDEX IF NOT EXISTS idx_tenant_claims_tenant ON tenant_claims (tenant_id);
+
+-- One save in one statement: scope the transaction to the tenant, release and take uniqueness
+-- claims, then append the events the way the eventsourcing library does (an EXCLUSIVE table lock,
+-- so notification order equals commit order, and a NOTIFY for the projection runners). It runs as
+-- the caller (row-level security applies) in the caller's implicit transaction, so the
+-- transaction-local tenant setting lasts exactly as long as the save. One round trip per save.
+CREATE OR REPLACE FUNCTION acgs_insert_events(
+    tenant TEXT,
+    claim_kinds VARCHAR[], claim_values VARCHAR[],
+    release_kinds VARCHAR[], release_values VARCHAR[],
+    events stored_event_uuid[]
+) RETURNS SETOF BIGINT LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('app.current_tenant_id', tenant, true);
+    IF cardinality(release_kinds) > 0 THEN
+        DELETE FROM tenant_claims
+        WHERE (kind, value) IN (SELECT * FROM unnest(release_kinds, release_values));
+    END IF;
+    IF cardinality(claim_kinds) > 0 THEN
+        INSERT INTO tenant_claims (kind, value) SELECT * FROM unnest(claim_kinds, claim_values);
+    END IF;
+    LOCK TABLE governance_events IN EXCLUSIVE MODE;
+    NOTIFY governance_events;
+    RETURN QUERY
+        INSERT INTO governance_events (originator_id, originator_version, topic, state)
+        SELECT e.originator_id, e.originator_version, e.topic, e.state FROM unnest(events) AS e
+        RETURNING notification_id;
+END
+$$;
 
 -- Where each projection runner (and the Kafka relay) has got to in the notification log.
 CREATE TABLE IF NOT EXISTS projection_positions (

@@ -42,16 +42,6 @@ BEGIN
     DROP POLICY IF EXISTS admin_full_access ON policies;
     CREATE POLICY admin_full_access ON policies TO acgs2_admin USING (true) WITH CHECK (true);
 
-    -- The aggregate pin is reached only through the SECURITY DEFINER trigger; the application
-    -- role has no privilege on it. Lookups must see every tenant's pin, or the pin is void.
-    ALTER TABLE aggregate_tenants ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE aggregate_tenants FORCE ROW LEVEL SECURITY;
-    DROP POLICY IF EXISTS pin_lookup ON aggregate_tenants;
-    CREATE POLICY pin_lookup ON aggregate_tenants FOR SELECT USING (true);
-    DROP POLICY IF EXISTS tenant_isolation_policy ON aggregate_tenants;
-    EXECUTE format('CREATE POLICY tenant_isolation_policy ON aggregate_tenants FOR INSERT '
-                   'WITH CHECK (tenant_id = %s)', cur);
-
     DROP POLICY IF EXISTS projector_read ON governance_events;
     CREATE POLICY projector_read ON governance_events FOR SELECT TO acgs2_projector USING (true);
 END
@@ -68,5 +58,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON policies, agent_messages, deliberation_t
 GRANT SELECT, INSERT, UPDATE, DELETE ON policies TO acgs2_admin;
 GRANT SELECT ON projection_positions TO acgs2_app, acgs2_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON projection_positions TO acgs2_projector;
+REVOKE ALL ON FUNCTION acgs_insert_events(TEXT, VARCHAR[], VARCHAR[], VARCHAR[], VARCHAR[],
+                                           stored_event_uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION acgs_insert_events(TEXT, VARCHAR[], VARCHAR[], VARCHAR[], VARCHAR[],
+                                             stored_event_uuid[]) TO acgs2_app;
 REVOKE ALL ON FUNCTION ensure_audit_partitions(INT, INT) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ensure_audit_partitions(INT, INT) TO acgs2_app, acgs2_projector;

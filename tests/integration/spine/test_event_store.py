@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -77,6 +78,22 @@ def test_a_cross_tenant_append_is_refused_and_the_owner_keeps_writing(
     assert owners == [(a.id,)]
     system.tenants.update(PLATFORM, a.id, {"status": "suspended"})
     assert system.app.load(a.id, a.id, Tenant).version == 2
+
+
+def test_a_new_aggregate_saved_with_several_events_at_once_passes_the_pin(
+    system: System, unique: str
+) -> None:
+    tenant_id = uuid4()
+    tenant = Tenant.register(
+        tenant_id=tenant_id,
+        name=f"Batch {unique}",
+        slug=f"batch-{unique}",
+        email="a@b.io",
+        meta=EventMeta(tenant_id, SYSTEM_ACTOR, HASH),
+    )
+    tenant.suspend(EventMeta(tenant_id, SYSTEM_ACTOR, HASH))
+    system.app.save_for(tenant_id, tenant)
+    assert system.app.load(tenant_id, tenant_id, Tenant).version == 2
 
 
 def test_stored_events_are_immutable(system: System, create_tenant: Callable[..., Tenant]) -> None:
