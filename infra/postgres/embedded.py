@@ -187,7 +187,7 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(msg) from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
         get_server = pgserver.get_server  # type: ignore[attr-defined]
-        self._pgserver = get_server(self.cluster_dir, cleanup_mode=None)
+        self._pgserver = get_server(self.cluster_dir, cleanup_mode="stop")
 
     def _ensure_database(self) -> None:
         import psycopg  # noqa: PLC0415
