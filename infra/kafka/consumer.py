@@ -35,8 +35,8 @@ from infra.kafka.config import KafkaConfig
 log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
 MAX_BATCH = 500  # messages applied in one transaction
-POLL_SECONDS = 0.02  # the longest a message waits for its batch to fill
-FETCH_WAIT_MS = 20  # the longest the broker holds a fetch while waiting for data
+POLL_SECONDS = 0.005  # the longest a message waits for its batch to fill
+FETCH_WAIT_MS = 10  # the longest the broker holds a fetch while waiting for data
 _DEDUP = "INSERT INTO consumed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
 
 
