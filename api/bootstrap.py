@@ -120,9 +120,15 @@ class System:
             thread.start()
             self._threads.append(thread)
 
-    def projection_status(self) -> list[dict[str, Any]]:
+    def projection_status(self, *, own_only: bool = False) -> list[dict[str, Any]]:
+        """Every tracked projection's lag, or (`own_only`) only those this system runs: the
+        read models it serves and its relay, not whatever else has a position row."""
         with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
-            return projection_status(conn)
+            status = projection_status(conn)
+        if own_only:
+            own = {r.name for r in self.runners} | ({self.relay.name} if self.relay else set())
+            status = [s for s in status if s["name"] in own]
+        return status
 
     def close(self) -> None:
         self._stop.set()

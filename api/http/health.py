@@ -43,5 +43,8 @@ class HealthController(Controller):
 async def _status(system: Any) -> list[dict[str, Any]]:
     import anyio.to_thread  # noqa: PLC0415
 
-    result: list[dict[str, Any]] = await anyio.to_thread.run_sync(system.projection_status)
-    return result
+    def own() -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = system.projection_status(own_only=True)
+        return result
+
+    return await anyio.to_thread.run_sync(own)

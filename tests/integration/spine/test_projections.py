@@ -142,3 +142,19 @@ def test_audit_rows_carry_actor_hash_and_event_time(
         "cdd01ef066bc6cf2",
         tenant.created_on,
     )
+
+
+def test_readiness_counts_only_the_projections_this_system_runs(
+    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any, unique: str
+) -> None:
+    stranger = f"retired_{unique}"
+    admin_conn.execute(
+        "INSERT INTO projection_positions (name, position) VALUES (%s, 0)", [stranger]
+    )
+    try:
+        create_tenant()
+        assert stranger in {s["name"] for s in system.projection_status()}
+        own = {s["name"] for s in system.projection_status(own_only=True)}
+        assert own == {r.name for r in system.runners}
+    finally:
+        admin_conn.execute("DELETE FROM projection_positions WHERE name = %s", [stranger])
