@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,8 +42,11 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    data_dir = Path(tmp_path_factory.mktemp("serve-data"))
+def served() -> Iterator[Served]:
+    # A world-traversable temp dir: the embedded server runs as `postgres`, which cannot enter
+    # pytest's private temp root (it would be kept in /var/lib/acgs-postgres instead).
+    data_dir = Path(tempfile.mkdtemp(prefix="acgs-serve-"))
+    data_dir.chmod(0o755)
     port = free_port()
     env = _env(data_dir, port)
     process = subprocess.Popen(
@@ -79,6 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         pumping.join(timeout=10)
         assert process.stdout is not None
         process.stdout.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _answers(url: str) -> bool:
