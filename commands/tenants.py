@@ -1,8 +1,8 @@
 """Tenant commands: create, update, suspend, deactivate, purge, reactivate.
 
-Each runs the same preamble (`TenantCommands._begin`): authorize the principal, verify the
-constitutional hash, and build the event metadata. A refusal is itself audited, in the
-principal's own tenant, and nothing else is written.
+Each runs the shared preamble (`commands.preamble.CommandPreamble`): authorize the principal,
+verify the constitutional hash, and build the event metadata; a refusal is audited and nothing
+else is written.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from uuid import UUID, uuid4
 
 from commands.application import Claim, GovernanceApplication
 from commands.authorization import Permission, authorize
-from commands.constitution import verify_constitutional_hash
 from commands.context import CommandContext
-from domain.audit import AuditEntry
+from commands.preamble import CommandPreamble
 from domain.errors import (
-    ConstitutionalHashMismatch,
-    ConstitutionalHashRequired,
     Forbidden,
     NotFound,
     TenantNameTaken,
@@ -63,10 +60,11 @@ class TenantCommands:
     def __init__(self, app: GovernanceApplication, constitutional_hash: str) -> None:
         self._app = app
         self._hash = constitutional_hash
+        self._preamble = CommandPreamble(app, constitutional_hash)
 
     def create(self, ctx: CommandContext, command: CreateTenant) -> Tenant:
         tenant_id = uuid4()
-        meta = self._begin(ctx, Permission.TENANT_CREATE, None, "create_tenant", tenant_id)
+        meta = self._preamble.begin(ctx, Permission.TENANT_CREATE, None, "create_tenant", tenant_id)
         unknown = sorted(set(command.quotas) - QUOTA_FIELDS)
         if unknown:
             raise ValidationFailed(
@@ -117,7 +115,7 @@ class TenantCommands:
             if set(changes) - PROFILE_FIELDS
             else Permission.TENANT_UPDATE_PROFILE
         )
-        meta = self._begin(ctx, permission, tenant_id, "update_tenant", tenant_id)
+        meta = self._preamble.begin(ctx, permission, tenant_id, "update_tenant", tenant_id)
         tenant = self._load_live(tenant_id)
         old_name = tenant.tenant_name
         updated = tenant.update_profile(
@@ -139,7 +137,7 @@ class TenantCommands:
     ) -> Tenant:
         """Soft delete with a grace period, or (`immediate`) purge at once."""
         action = "purge_tenant" if immediate else "deactivate_tenant"
-        meta = self._begin(ctx, Permission.TENANT_DEACTIVATE, tenant_id, action, tenant_id)
+        meta = self._preamble.begin(ctx, Permission.TENANT_DEACTIVATE, tenant_id, action, tenant_id)
         if tenant_id == SYSTEM_TENANT_ID:
             raise Forbidden("the system tenant cannot be deactivated")
         tenant = self._load_live(tenant_id)
@@ -153,7 +151,7 @@ class TenantCommands:
         return tenant
 
     def reactivate(self, ctx: CommandContext, tenant_id: UUID) -> Tenant:
-        meta = self._begin(
+        meta = self._preamble.begin(
             ctx, Permission.TENANT_REACTIVATE, tenant_id, "reactivate_tenant", tenant_id
         )
         tenant = self._load_live(tenant_id)
@@ -209,39 +207,3 @@ class TenantCommands:
         if tenant.status is TenantStatus.PURGED:
             raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
         return tenant
-
-    def _begin(
-        self,
-        ctx: CommandContext,
-        permission: Permission,
-        tenant_id: UUID | None,
-        action: str,
-        subject: UUID,
-    ) -> EventMeta:
-        """Authorize and verify the hash; return the metadata of the events about `subject`."""
-        try:
-            authorize(ctx.principal, permission, tenant_id)
-            verify_constitutional_hash(ctx.constitutional_hash, self._hash)
-        except (Forbidden, ConstitutionalHashRequired, ConstitutionalHashMismatch) as refusal:
-            self._audit_refusal(ctx, action, tenant_id, refusal)
-            raise
-        return ctx.meta(subject, self._hash)
-
-    def _audit_refusal(
-        self, ctx: CommandContext, action: str, tenant_id: UUID | None, refusal: Exception
-    ) -> None:
-        own = ctx.principal.tenant_id
-        category = "authorization" if isinstance(refusal, Forbidden) else "governance"
-        entry = AuditEntry.record(
-            entry_id=uuid4(),
-            category=category,
-            action=action,
-            result="denied",
-            target_resource=f"tenant/{tenant_id}" if tenant_id else "tenants",
-            details={
-                "code": getattr(refusal, "code", "DENIED"),
-                "constitutional_validation_passed": category != "governance",
-            },
-            meta=ctx.meta(own, self._hash),
-        )
-        self._app.save_for(own, entry)

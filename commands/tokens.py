@@ -13,14 +13,11 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from commands.application import GovernanceApplication
-from commands.authorization import Permission, authorize
-from commands.constitution import verify_constitutional_hash
+from commands.authorization import Permission
 from commands.context import CommandContext
+from commands.preamble import CommandPreamble
 from domain.audit import AuditEntry
 from domain.errors import (
-    ConstitutionalHashMismatch,
-    ConstitutionalHashRequired,
-    Forbidden,
     ValidationFailed,
 )
 from domain.maci import MaciRole
@@ -65,11 +62,19 @@ class TokenCommands:
     ) -> None:
         self._app = app
         self._hash = constitutional_hash
+        self._preamble = CommandPreamble(app, constitutional_hash)
         self._signer = signer
         self._clock = clock
 
     def issue(self, ctx: CommandContext, command: IssueToken) -> IssuedToken:
-        self._authorize(ctx, command.tenant_id)
+        meta = self._preamble.begin(
+            ctx,
+            Permission.TOKEN_ISSUE,
+            command.tenant_id,
+            "issue_token",
+            command.tenant_id,
+            refusal_category="authentication",
+        )
         _validate(command)
         now = int(self._clock())
         jti = str(uuid4())
@@ -106,33 +111,10 @@ class TokenCommands:
                 "expires_at": expires_at.isoformat(),
                 "issued_by": ctx.principal.sub,
             },
-            meta=ctx.meta(command.tenant_id, self._hash),
+            meta=meta,
         )
         self._app.save_for(command.tenant_id, entry)
         return IssuedToken(token=token, jti=jti, kid=kid, expires_at=expires_at)
-
-    def _authorize(self, ctx: CommandContext, tenant_id: UUID) -> None:
-        try:
-            authorize(ctx.principal, Permission.TOKEN_ISSUE, tenant_id)
-            verify_constitutional_hash(ctx.constitutional_hash, self._hash)
-        except (Forbidden, ConstitutionalHashRequired, ConstitutionalHashMismatch) as refusal:
-            own = ctx.principal.tenant_id
-            entry = AuditEntry.record(
-                entry_id=uuid4(),
-                category="authentication",
-                action="issue_token",
-                result="denied",
-                target_resource=f"tenant/{tenant_id}",
-                details={
-                    "code": refusal.code,
-                    "constitutional_validation_passed": not isinstance(
-                        refusal, ConstitutionalHashRequired | ConstitutionalHashMismatch
-                    ),
-                },
-                meta=ctx.meta(own, self._hash),
-            )
-            self._app.save_for(own, entry)
-            raise
 
 
 def _validate(command: IssueToken) -> None:
