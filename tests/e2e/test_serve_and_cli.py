@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from tests.peers.http import HASH, free_port, wait_for
+from tests.peers.scratch import scratch_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
@@ -43,10 +42,11 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    # A world-traversable temp dir: the embedded server runs as `postgres`, which cannot enter
-    # pytest's private temp root (it would be kept in /var/lib/acgs-postgres instead).
-    data_dir = Path(tempfile.mkdtemp(prefix="acgs-serve-"))
-    data_dir.chmod(0o755)
+    with scratch_dir("acgs-serve-") as data_dir:
+        yield from _serve(data_dir)
+
+
+def _serve(data_dir: Path) -> Iterator[Served]:
     port = free_port()
     env = _env(data_dir, port)
     process = subprocess.Popen(
@@ -84,7 +84,6 @@ def served() -> Iterator[Served]:
         pumping.join(timeout=10)
         assert process.stdout is not None
         process.stdout.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _answers(url: str) -> bool:

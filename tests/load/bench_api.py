@@ -26,7 +26,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from bisect import bisect_right
@@ -49,8 +48,9 @@ from commands.tenants import CreateTenant
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from infra.postgres.embedded import EmbeddedPostgres
-from infra.postgres.migrate import migrate
 from tests.load.stats import percentile, summary_ms
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
 
 HASH = "cdd01ef066bc6cf2"
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,12 +297,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--only-read-route", action="store_true", help="run part 4 only")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="acgs-bench-api-") as scratch, ExitStack() as stack:
-        server = EmbeddedPostgres(Path(scratch, "pg"))
-        admin_url = server.start()
-        stack.callback(server.stop)
+    with ExitStack() as stack:
+        scratch = stack.enter_context(scratch_dir("acgs-bench-api-"))
+        server, admin_url = stack.enter_context(throwaway_postgres(scratch / "pg"))
         _pin_postgres(server)
-        migrate(admin_url)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("ACGS_")},
             "ACGS_DATABASE_URL": admin_url,

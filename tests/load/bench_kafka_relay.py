@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import dataclasses
 import multiprocessing
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 import uuid
@@ -46,9 +44,9 @@ from infra.kafka.local_broker import TansuBroker
 from infra.kafka.relay import KafkaRelay
 from infra.kafka.schema_registry_server import SchemaRegistryHTTPServer
 from infra.kafka.topics import ensure_topics
-from infra.postgres.embedded import EmbeddedPostgres
-from infra.postgres.migrate import migrate
 from tests.load.stats import summary_ms
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
 
 HASH = "cdd01ef066bc6cf2"
 PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
@@ -314,14 +312,15 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="acgs-bench-kafka-"))
-    work.chmod(0o755)
-    pg, broker = EmbeddedPostgres(work / "pg"), TansuBroker(log_path=work / "tansu.log")
+    with scratch_dir("acgs-bench-kafka-") as work, throwaway_postgres(work / "pg") as (_, url):
+        run(args, work, url)
+
+
+def run(args: argparse.Namespace, work: Path, url: str) -> None:
+    broker = TansuBroker(log_path=work / "tansu.log")
     registry = SchemaRegistryHTTPServer()
     system = None
     try:
-        url = pg.start()
-        migrate(url)
         broker.start()
         registry.start_in_thread()
         settings = Settings.from_env({"ACGS_DATABASE_URL": url, "ACGS_DATA_DIR": str(work)})
@@ -341,8 +340,6 @@ def main() -> None:
             system.close()
         registry.stop()
         broker.stop()
-        pg.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -33,10 +31,10 @@ from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
-from infra.postgres.embedded import EmbeddedPostgres
-from infra.postgres.migrate import migrate
 from projections.tenants import find_tenant, list_tenants
 from tests.load.stats import percentile, summary_ms
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
 
 HASH = "cdd01ef066bc6cf2"
 PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
@@ -73,16 +71,8 @@ def bare_env(admin_url: str) -> dict[str, str]:
 
 
 def main() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="acgs-bench-"))
-    data_dir.chmod(0o755)
-    server = EmbeddedPostgres(data_dir)
-    try:
-        url = server.start()
-        migrate(url)
+    with scratch_dir("acgs-bench-") as data_dir, throwaway_postgres(data_dir) as (_, url):
         run(url, data_dir)
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def run(url: str, data_dir: Path) -> None:

@@ -3,10 +3,9 @@ code (Debian's binaries as root, else pgserver), migrated, and stopped by PID at
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -16,25 +15,27 @@ from api.bootstrap import System, build
 from api.settings import Settings
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.migrate import migrate
+from tests.peers.scratch import scratch_dir
 
 
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """The superuser connection string of a fresh, migrated database.
-
-    The cluster lives in its own world-traversable temp dir (the server runs as `postgres`, which
-    cannot enter pytest's private temp root) and is removed afterwards.
-    """
-    data_dir = Path(tempfile.mkdtemp(prefix="acgs-test-pg-"))
-    data_dir.chmod(0o755)
+@contextmanager
+def throwaway_postgres(data_dir: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A fresh, migrated cluster in `data_dir / "pg"` and its superuser connection string;
+    stopped afterwards. Used by the session fixture and the benchmarks."""
     server = EmbeddedPostgres(data_dir)
     try:
         url = server.start()
         migrate(url)
-        yield url
+        yield server, url
     finally:
         server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """The superuser connection string of a fresh, migrated database."""
+    with scratch_dir("acgs-test-pg-") as data_dir, throwaway_postgres(data_dir) as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="session")

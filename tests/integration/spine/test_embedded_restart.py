@@ -3,10 +3,6 @@ second process on the same data reuses the running server instead of starting an
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from api.bootstrap import build
@@ -15,15 +11,14 @@ from commands.tenants import CreateTenant
 from domain.tenant.aggregate import Tenant
 from infra.postgres.embedded import EmbeddedPostgres
 from tests.integration.spine.conftest import PLATFORM
+from tests.peers.scratch import scratch_dir
 
 pytestmark = pytest.mark.postgres
 
 
 def test_restart_keeps_data_and_cli_reuses_the_running_server() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="acgs-restart-"))
-    data_dir.chmod(0o755)
-    settings = Settings.from_env({"ACGS_DATA_DIR": str(data_dir)})
-    try:
+    with scratch_dir("acgs-restart-") as data_dir:
+        settings = Settings.from_env({"ACGS_DATA_DIR": str(data_dir)})
         first = build(settings)
         assert first.embedded is not None
         tenant = first.tenants.create(PLATFORM, CreateTenant("Kept Corp", "kept-corp", "a@k.io"))
@@ -38,5 +33,3 @@ def test_restart_keeps_data_and_cli_reuses_the_running_server() -> None:
             assert again.app.load(tenant.id, tenant.id, Tenant).tenant_slug == "kept-corp"
         finally:
             again.close()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
