@@ -30,25 +30,39 @@ class RegorusEngine:
     def decisions(
         self, filename: str, module: str, package: str, requests: Sequence[dict[str, Any]]
     ) -> list[Decision]:
+        # The engine is unsendable (pyo3): it must be dropped on the thread that made it. An
+        # error raised while a frame holds it would keep it alive in the traceback until another
+        # thread's garbage collection, so errors are returned, the engine dropped, then raised.
         engine = regorus.Engine()
+        outcome = _evaluate(engine, filename, module, package, requests)
+        del engine
+        if isinstance(outcome, Exception):
+            raise outcome
+        return [_decision(row) for row in outcome]
+
+
+def _evaluate(
+    engine: Any, filename: str, module: str, package: str, requests: Sequence[dict[str, Any]]
+) -> list[Any] | RegoCompileError | RegoEvaluationError:
+    """The gate's rows for every request, or the error to raise (returned, not raised)."""
+    try:
+        engine.add_policy(filename, module)
+    except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all
+        line, column = compile_error_position(str(error))
+        return RegoCompileError(error_summary(str(error)), line, column)
+    engine.add_policy("acgs_gate.rego", _GATE_MODULE.format(package=package))
+    rows: list[Any] = []
+    for request in requests:
+        engine.set_input_json(json.dumps(request))
         try:
-            engine.add_policy(filename, module)
-        except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all
-            line, column = compile_error_position(str(error))
-            raise RegoCompileError(error_summary(str(error)), line, column) from None
-        engine.add_policy("acgs_gate.rego", _GATE_MODULE.format(package=package))
-        rows: list[Any] = []
-        for request in requests:
-            engine.set_input_json(json.dumps(request))
-            try:
-                raw = engine.eval_rule_as_json(_GATE_RULE)
-            except Exception as error:  # noqa: BLE001 - as above
-                raise RegoEvaluationError(error_summary(str(error))) from None
-            row = json.loads(raw)
-            if not isinstance(row, list):
-                raise RegoEvaluationError(f"data.{package} is undefined on {request!r}")
-            rows.append(row)
-        return [_decision(row) for row in rows]
+            raw = engine.eval_rule_as_json(_GATE_RULE)
+        except Exception as error:  # noqa: BLE001 - as above
+            return RegoEvaluationError(error_summary(str(error)))
+        row = json.loads(raw)
+        if not isinstance(row, list):
+            return RegoEvaluationError(f"data.{package} is undefined on {request!r}")
+        rows.append(row)
+    return rows
 
 
 def _decision(row: list[Any]) -> Decision:
