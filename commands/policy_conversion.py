@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from domain.policy.gate_inputs import gate_inputs
 from domain.policy.rego_generator import package_segment
 from domain.policy.rule_model import Location, Policy
 from domain.policy.sources import EXTENSIONS, SourceFormat, parse_source
+from domain.policy.work_budget import Clock
 
 EngineFactory = Callable[[], RegoEngine]
 Progress = Callable[[int, int], None]
@@ -65,6 +67,7 @@ class ConversionOutcome:
 
     @property
     def has_failures(self) -> bool:
+        """Any policy failed, unproven or partial (what `--strict` refuses)."""
         return any(result.status is not ConversionStatus.CONVERTED for result in self.results)
 
 
@@ -112,6 +115,7 @@ def convert_chunk(
     source_format: SourceFormat,
     settings: ConversionSettings,
     engine: RegoEngine | None = None,
+    clock: Clock | None = time.monotonic,
 ) -> list[PolicyResult]:
     active = engine or _worker_engine
     if active is None:
@@ -119,7 +123,7 @@ def convert_chunk(
     results: list[PolicyResult] = []
     for source in chunk:
         for parsed in parse_source(source.name, source.text, source_format):
-            results.append(convert_parsed(parsed, active, source.name, settings))
+            results.append(convert_parsed(parsed, active, source.name, settings, clock))
     return results
 
 
@@ -176,16 +180,9 @@ def _fail_duplicates(results: list[PolicyResult]) -> list[PolicyResult]:
         clash = seen_ids.get(result.policy_id) or seen_packages.get(segment)
         if clash is not None:
             what = f"policy_id '{result.policy_id}' is not unique in the batch (first in {clash})"
-            result = replace(
-                original,
-                status=ConversionStatus.FAILED,
-                errors=(
-                    *result.errors,
-                    error("DUPLICATE_POLICY_ID", what, Location(result.source)),
-                ),
-                recommendation="Give every policy in the batch its own policy_id.",
-                rego=None,
-                constitutional_compliant=False,
+            result = original.as_failed(
+                error("DUPLICATE_POLICY_ID", what, Location(result.source)),
+                "Give every policy in the batch its own policy_id.",
             )
         else:
             seen_ids[result.policy_id] = result.source
@@ -214,13 +211,9 @@ def write_outputs(
             position = next((i for path, i in written.items() if str(path) == file), None)
             if position is None:
                 continue
-            failed = results[position]
-            results[position] = replace(
-                failed,
-                status=ConversionStatus.FAILED,
-                errors=(*failed.errors, error("OPA_CHECK_FAILED", message, Location(file))),
-                recommendation="Do not deploy: `opa check --strict` refused the module.",
-                constitutional_compliant=False,
+            results[position] = results[position].as_failed(
+                error("OPA_CHECK_FAILED", message, Location(file)),
+                "Do not deploy: `opa check --strict` refused the module.",
             )
             Path(file).unlink(missing_ok=True)
     report = report_json(results, settings.constitutional_hash, engine_name)

@@ -35,15 +35,21 @@ from commands.policy_conversion import (
     write_outputs,
 )
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
-from domain.policy.conversion import ConversionSettings, ConversionStatus, PolicyResult
+from domain.policy.conversion import (
+    DEFAULT_TIME_BUDGET_SECONDS,
+    ConversionSettings,
+    ConversionStatus,
+    PolicyResult,
+)
 from domain.policy.conversion_report import totals
 from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, severity_score
+from domain.policy.gate_inputs import DEFAULT_MAX_INPUTS
 from domain.policy.sources import SourceFormat
 from infra.rego.opa_check import OpaStrictChecker
 from infra.rego.regorus_engine import RegorusEngine
 
 EXIT_USAGE = 2
-_STATUS_STYLE = {"converted": "green", "partial": "yellow", "failed": "red"}
+_STATUS_STYLE = {"converted": "green", "unproven": "magenta", "partial": "yellow", "failed": "red"}
 
 
 def _fail(message: str) -> None:
@@ -84,8 +90,24 @@ def policy() -> None:
 @click.option(
     "--tenant", default=None, help="Tenant slug: packages become acgs.tenants.<slug>.<id>."
 )
-@click.option("--strict", is_flag=True, help="Exit 1 when any policy failed or is partial.")
+@click.option(
+    "--strict", is_flag=True, help="Exit 1 when any policy failed, is unproven or is partial."
+)
 @click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--max-gate-inputs",
+    type=click.IntRange(min=2),
+    default=DEFAULT_MAX_INPUTS,
+    show_default=True,
+    help="Generated gate requests per policy, at most.",
+)
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIME_BUDGET_SECONDS,
+    show_default=True,
+    help="Seconds of work per policy; a policy over it is failed.",
+)
 @click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar.")
 @hash_option
 def convert(
@@ -95,6 +117,8 @@ def convert(
     tenant: str | None,
     strict: bool,
     jobs: int | None,
+    max_gate_inputs: int,
+    time_budget: float,
     show_progress: bool | None,
     constitutional_hash: str,
 ) -> None:
@@ -104,7 +128,12 @@ def convert(
         texts = read_sources(files)
     except (SourceNotFound, SourceUnreadable) as failure:
         _fail(failure.message)
-    settings = ConversionSettings(tenant=tenant, constitutional_hash=constitutional_hash)
+    settings = ConversionSettings(
+        tenant=tenant,
+        constitutional_hash=constitutional_hash,
+        max_gate_inputs=max_gate_inputs,
+        time_budget_seconds=time_budget,
+    )
     workers = default_jobs(jobs, len(texts))
     started = time.perf_counter()
     stderr = Console(stderr=True)
@@ -178,7 +207,8 @@ def _print_summary(results: list[PolicyResult], elapsed: float, out_dir: Path) -
     rate = len(results) / elapsed if elapsed > 0 else 0.0
     console.print(
         f"{summary['policies']} policies: {summary['converted']} converted, "
-        f"{summary['partial']} partial, {summary['failed']} failed; rules "
+        f"{summary['unproven']} unproven, {summary['partial']} partial, "
+        f"{summary['failed']} failed; rules "
         f"{summary['rules_converted']}/{summary['rules_total']}; constitutional compliance "
         f"{summary['constitutional_compliance_rate']:.1%}; "
         f"{elapsed:.2f} s ({rate:.0f} policies/s). "
@@ -187,6 +217,9 @@ def _print_summary(results: list[PolicyResult], elapsed: float, out_dir: Path) -
     for result in results:
         if result.status is ConversionStatus.FAILED and result.errors:
             click.echo(f"failed {result.policy_id}: {result.errors[0]}", err=True)
+        if result.status is ConversionStatus.UNPROVEN:
+            unreached = ", ".join(result.gate.get("unreached_rules", []))
+            click.echo(f"unproven {result.policy_id}: rule(s) never reached: {unreached}", err=True)
 
 
 @policy.command()

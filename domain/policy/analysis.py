@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from domain.policy.diagnostics import Diagnostic, error, warning
-from domain.policy.json_values import canonical_text, is_number
+from domain.policy.json_values import canonical_text, is_number, json_equal
 from domain.policy.reference_evaluator import InvalidPattern, compiled_pattern
 from domain.policy.rule_model import (
     ORDERING_OPERATORS,
     REQUEST_ROOTS,
     AllOf,
+    AnyOf,
     Combining,
     Comparison,
     Condition,
@@ -44,10 +45,13 @@ def analyse(policy: Policy) -> list[Diagnostic]:
     for rule in policy.rules:
         findings.extend(_comparison_findings(rule))
         findings.extend(_obligation_findings(rule))
-        if _contradictory(rule.when):
+        if never_applicable(rule):
             findings.append(
                 warning(
-                    "CONTRADICTORY_CONDITION", "condition can never hold", rule.location, rule.id
+                    "CONTRADICTORY_CONDITION",
+                    "condition can never hold (contradictory or always-false comparisons)",
+                    rule.location,
+                    rule.id,
                 )
             )
     findings.extend(_reachability_findings(policy))
@@ -130,6 +134,36 @@ def _obligation_findings(rule: Rule) -> Iterable[Diagnostic]:
             )
 
 
+def never_applicable(rule: Rule) -> bool:
+    """True when the rule's condition is proven unsatisfiable: the gate need not reach it."""
+    return rule.when is not None and not _can_hold(rule.when)
+
+
+def _can_hold(condition: Condition) -> bool:
+    """False only when no request makes the condition true (sound, incomplete)."""
+    if isinstance(condition, Comparison):
+        if condition.value_field is not None:
+            return True
+        empty_list = condition.op is Operator.IN and condition.value == []
+        return not empty_list and _type_mismatch(condition) is None
+    if isinstance(condition, Not):
+        return _can_fail(condition.member)
+    if isinstance(condition, AnyOf):
+        return any(_can_hold(member) for member in condition.members)
+    return all(_can_hold(member) for member in condition.members) and not _contradictory(condition)
+
+
+def _can_fail(condition: Condition) -> bool:
+    """False only when every request makes the condition true."""
+    if isinstance(condition, Comparison):
+        return True  # an absent field (or, for not_exists, a present one) makes it false
+    if isinstance(condition, Not):
+        return _can_hold(condition.member)
+    if isinstance(condition, AllOf):
+        return any(_can_fail(member) for member in condition.members)
+    return all(_can_fail(member) for member in condition.members)
+
+
 def _contradictory(condition: Condition | None) -> bool:
     """Conjunctions that pin one field to two things at once (a sound, incomplete check)."""
     if not isinstance(condition, AllOf):
@@ -163,9 +197,89 @@ def _contradictory(condition: Condition | None) -> bool:
             upper[field] = min(
                 upper.get(field, float("inf")), value - (1e-12 if op is Operator.LT else 0)
             )
-    if absent & present:
+    empty_range = any(lower[field] > upper[field] for field in lower.keys() & upper.keys())
+    return bool(absent & present) or empty_range or _conflicting_members(condition.members)
+
+
+def _conflicting_members(members: tuple[Condition, ...]) -> bool:
+    return _negated_member(members) or _string_conflict(members)
+
+
+def _negated_member(members: tuple[Condition, ...]) -> bool:
+    """`a` and `not b` side by side where `a` implies `b` (`c` and `not c` the simplest)."""
+    negated = [m.member for m in members if isinstance(m, Not) and isinstance(m.member, Comparison)]
+    positive = [m for m in members if isinstance(m, Comparison)]
+    return any(_implies(a, b) for a in positive for b in negated)
+
+
+def _implies(a: Comparison, b: Comparison) -> bool:  # noqa: PLR0911 - one case per operator
+    """Every request where `a` holds makes `b` hold (False when unsure)."""
+    if a == b:
         return True
-    return any(lower[field] > upper[field] for field in lower.keys() & upper.keys())
+    if a.field != b.field or a.value_field is not None or b.value_field is not None:
+        return False
+    if a.op is Operator.EQ:
+        return _admits(b, a.value) and b.op in (Operator.IN, Operator.NOT_IN, Operator.STARTS_WITH)
+    if a.op is Operator.IN and b.op is Operator.IN and isinstance(a.value, list):
+        return all(_admits(b, item) for item in a.value)
+    if a.op is Operator.NOT_IN and b.op is Operator.NOT_IN and isinstance(b.value, list):
+        return isinstance(a.value, list) and all(_member(item, a.value) for item in b.value)
+    if a.op is Operator.STARTS_WITH and b.op is Operator.STARTS_WITH:
+        return isinstance(a.value, str) and isinstance(b.value, str) and a.value.startswith(b.value)
+    if not (is_number(a.value) and is_number(b.value)):
+        return False
+    below = {Operator.LT: (Operator.LT, Operator.LTE), Operator.LTE: (Operator.LTE, Operator.LT)}
+    above = {Operator.GT: (Operator.GT, Operator.GTE), Operator.GTE: (Operator.GTE, Operator.GT)}
+    if a.op in below and b.op in below[a.op]:
+        strict = a.op is Operator.LTE and b.op is Operator.LT
+        return bool(a.value < b.value if strict else a.value <= b.value)
+    if a.op in above and b.op in above[a.op]:
+        strict = a.op is Operator.GTE and b.op is Operator.GT
+        return bool(a.value > b.value if strict else a.value >= b.value)
+    return False
+
+
+def _string_conflict(members: tuple[Condition, ...]) -> bool:
+    """Prefixes (or suffixes) of one field that no string has both of, an `eq` value that lacks
+    one, or an `eq` value outside an `in` list (inside a `not_in` list)."""
+    by_field: dict[str, list[Comparison]] = {}
+    for member in members:
+        if isinstance(member, Comparison) and member.value_field is None:
+            by_field.setdefault(member.field, []).append(member)
+    for found in by_field.values():
+        prefixes = [c.value for c in found if c.op is Operator.STARTS_WITH]
+        suffixes = [c.value for c in found if c.op is Operator.ENDS_WITH]
+        if not (_nested(prefixes, str.startswith) and _nested(suffixes, str.endswith)):
+            return True
+        for pinned in (c.value for c in found if c.op is Operator.EQ):
+            if any(not _admits(c, pinned) for c in found):
+                return True
+        lists = [c.value for c in found if c.op is Operator.IN and isinstance(c.value, list)]
+        if lists and not any(all(_member(item, other) for other in lists) for item in lists[0]):
+            return True
+    return False
+
+
+def _member(item: object, values: list[object]) -> bool:
+    return any(json_equal(item, value) for value in values)
+
+
+def _nested(values: list[object], extends: Callable[[str, str], bool]) -> bool:
+    texts = [value for value in values if isinstance(value, str)]
+    return all(extends(a, b) or extends(b, a) for a in texts for b in texts)
+
+
+def _admits(comparison: Comparison, pinned: object) -> bool:
+    """Whether the field equal to `pinned` can satisfy the comparison (True when unsure)."""
+    op, value = comparison.op, comparison.value
+    if op in (Operator.STARTS_WITH, Operator.ENDS_WITH) and isinstance(value, str):
+        if not isinstance(pinned, str):
+            return False
+        return pinned.startswith(value) if op is Operator.STARTS_WITH else pinned.endswith(value)
+    if op in (Operator.IN, Operator.NOT_IN) and isinstance(value, list):
+        member = _member(pinned, value)
+        return member if op is Operator.IN else not member
+    return True
 
 
 def _reachability_findings(policy: Policy) -> Iterable[Diagnostic]:

@@ -20,6 +20,7 @@ def totals(results: Sequence[PolicyResult]) -> dict[str, Any]:
     return {
         "policies": len(results),
         "converted": statuses.get("converted", 0),
+        "unproven": statuses.get("unproven", 0),
         "partial": statuses.get("partial", 0),
         "failed": statuses.get("failed", 0),
         "rules_converted": rules_converted,
@@ -52,11 +53,12 @@ def report_markdown(results: Sequence[PolicyResult], constitutional_hash: str, e
         "",
         f"Constitutional hash `{constitutional_hash}`; gate engine: {engine}.",
         "",
-        "| policies | converted | partial | failed | rules converted / total | "
+        "| policies | converted | unproven | partial | failed | rules converted / total | "
         "constitutional compliance |",
-        "|---|---|---|---|---|---|",
-        f"| {summary['policies']} | {summary['converted']} | {summary['partial']} | "
-        f"{summary['failed']} | {summary['rules_converted']} / {summary['rules_total']} | "
+        "|---|---|---|---|---|---|---|",
+        f"| {summary['policies']} | {summary['converted']} | {summary['unproven']} | "
+        f"{summary['partial']} | {summary['failed']} | "
+        f"{summary['rules_converted']} / {summary['rules_total']} | "
         f"{summary['constitutional_compliance_rate']:.2%} |",
         "",
         "| policy | source | status | rules | warnings | errors | recommendation |",

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.errors import DomainError
-from domain.policy.gate_inputs import gate_inputs
+from domain.policy.gate_inputs import DEFAULT_MAX_INPUTS, gate_inputs
 from domain.policy.reference_evaluator import Decision, evaluate
 from domain.policy.rule_model import Policy
+from domain.policy.work_budget import NO_DEADLINE, Deadline
 
 
 class RegoCompileError(DomainError):
@@ -66,8 +67,10 @@ class GateVerdict:
     counterexample: Counterexample | None = None
     engine_error: RegoCompileError | RegoEvaluationError | None = None
     unreached_rules: tuple[str, ...] = ()
+    never_applicable_rules: tuple[str, ...] = ()
     uncovered_branches: tuple[str, ...] = ()
     guard_verified: bool = False
+    inputs_capped: bool = False
 
     @property
     def passed(self) -> bool:
@@ -95,13 +98,17 @@ def run_gate(
     module: str,
     package: str,
     constitutional_hash: str,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    deadline: Deadline = NO_DEADLINE,
 ) -> GateVerdict:
-    inputs = gate_inputs(policy, constitutional_hash)
+    """Raises ConversionBudgetExceeded when the deadline passes before the verdict."""
+    inputs = gate_inputs(policy, constitutional_hash, max_inputs=max_inputs, deadline=deadline)
     requests = list(inputs.requests)
     try:
         actual = engine.decisions(filename, module, package, requests)
     except (RegoCompileError, RegoEvaluationError) as failure:
         return GateVerdict(len(requests), engine_error=failure)
+    deadline.check("the gate's evaluation")
     counterexample = first_disagreement(policy, requests, actual, constitutional_hash)
     guard_verified = counterexample is None and any(
         request.get("constitutional_hash") != constitutional_hash for request in requests
@@ -111,6 +118,8 @@ def run_gate(
         counterexample,
         None,
         inputs.unreached_rules,
+        inputs.never_applicable_rules,
         inputs.uncovered_branches,
         guard_verified,
+        inputs.capped,
     )

@@ -1,37 +1,61 @@
-"""Requests that exercise a policy: every rule applicable at least once, every comparison both
-true and false, the constitutional guard both ways. Bounded: a few requests per comparison."""
+"""Requests that exercise a policy, so that the gate proves the Rego on them.
+
+- For every rule the analysis does not prove never applicable: a request that makes it applicable
+  (a witness, found by a bounded backtracking search over the rule's condition), and its
+  wrong-hash twin where that decides something.
+- For every comparison, probes set on the witness of its rule: values that satisfy it and values
+  that falsify it (glob and RE2 matches and near misses, prefixes, suffixes, members and
+  non-members, numbers and strings at, just above and just below the boundary, "1" for 1).
+- For every path the policy reads: absent, `null`, and a value of each JSON type.
+
+A probe is kept once per comparison and label (identical comparisons in several rules share
+them), so the number of requests grows with what the policy says, not with its size; it is capped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from domain.policy.analysis import never_applicable
 from domain.policy.json_values import canonical_text, is_number
+from domain.policy.pattern_witnesses import matching_strings, non_matching_strings
 from domain.policy.reference_evaluator import (
-    ABSENT as _ABSENT_VALUE,
-)
-from domain.policy.reference_evaluator import (
-    InvalidPattern,
+    ABSENT,
     comparison_holds,
-    compiled_pattern,
-    condition_holds,
     lookup,
 )
 from domain.policy.rule_model import (
     AllOf,
-    AnyOf,
     Comparison,
     Condition,
     Effect,
     Not,
     Operator,
     Policy,
+    Rule,
+    comparisons,
 )
+from domain.policy.work_budget import NO_DEADLINE, Deadline
 
-ABSENT: Any = object()
 WRONG_HASH = "0000000000000000"
+DEFAULT_MAX_INPUTS = 2000
+_SEARCH_STEPS = 400  # candidate requests tried per witness before giving up
+_FALSE_PROBES = 1  # falsifying probes per comparison: the boundary or nearest miss
 Assignment = dict[str, Any]
+Goal = tuple[Condition, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class GateInputs:
+    requests: tuple[dict[str, Any], ...]
+    unreached_rules: tuple[str, ...]
+    """Rules not proven never applicable that no request makes applicable: unproven."""
+    never_applicable_rules: tuple[str, ...] = ()
+    """Rules whose condition the analysis proves unsatisfiable: nothing to reach."""
+    uncovered_branches: tuple[str, ...] = ()
+    capped: bool = False
+    """The cap on inputs stopped the generation before it was complete."""
 
 
 def _other(value: Any) -> Any:
@@ -57,122 +81,127 @@ def _twin(value: Any) -> Any:
         return str(value)
     if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 12:
         return int(value)
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
     return ABSENT
 
 
-def _pattern_samples(pattern: str) -> list[str]:
-    literal: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            escaped = pattern[index + 1]
-            literal.append({"d": "0", "w": "a", "s": " "}.get(escaped, escaped))
-            index += 2
-            continue
-        if char == "[":
-            close = pattern.find("]", index + 2)
-            inner = pattern[index + 1 : close if close > 0 else len(pattern)].lstrip("^")
-            literal.append(inner[:1] or "a")
-            index = close + 1 if close > 0 else len(pattern)
-            continue
-        if char == ".":
-            literal.append("a")
-        elif char not in "^$()*+?|{}":
-            literal.append(char)
-        index += 1
-    text = "".join(literal)
-    return [text, text + text, "", "a", "0", "A-1", "test", "~", "\n"]
+def _non_member(members: list[Any]) -> Any:
+    numbers = [item for item in members if is_number(item)]
+    if numbers and len(numbers) == len(members):
+        return max(numbers) + 1
+    texts = {item for item in members if isinstance(item, str)}
+    candidate = "~none"
+    while candidate in texts:
+        candidate += "~"
+    return candidate
 
 
-def _pattern_case(pattern: str, want: bool) -> Any:
-    try:
-        compiled = compiled_pattern(pattern)
-    except InvalidPattern:
-        return ABSENT
-    for sample in _pattern_samples(pattern):
-        if (compiled.search(sample) is not None) is want:
-            return sample
-    return ABSENT
-
-
-def _true_cases(c: Comparison) -> list[Assignment]:  # noqa: C901, PLR0911, PLR0912
-    op, value, f = c.op, c.value, c.field
-    if op is Operator.EXISTS:
-        return [{f: "present"}]
-    if op is Operator.NOT_EXISTS:
-        return [{f: ABSENT}]
-    if c.value_field is not None:
-        g = c.value_field
-        dynamic_cases: dict[Operator, list[Assignment]] = {
-            Operator.EQ: [{f: "a", g: "a"}, {f: 1, g: 1.0}],
-            Operator.NE: [{f: "a", g: "b"}],
-            Operator.GT: [{f: 2, g: 1}, {f: "b", g: "a"}],
-            Operator.GTE: [{f: 1, g: 1}],
-            Operator.LT: [{f: 1, g: 2}],
-            Operator.LTE: [{f: "a", g: "a"}],
-            Operator.IN: [{f: "a", g: ["a"]}],
-            Operator.NOT_IN: [{f: "a", g: ["b"]}],
-            Operator.CONTAINS: [{f: ["a"], g: "a"}, {f: "xay", g: "a"}],
-            Operator.STARTS_WITH: [{f: "ab", g: "a"}],
-            Operator.ENDS_WITH: [{f: "ba", g: "a"}],
-        }
-        return dynamic_cases.get(op, [])
-    if op is Operator.EQ:
-        return [{f: value}]
-    if op is Operator.NE:
-        return [{f: _other(value)}]
-    if op in (Operator.GTE, Operator.LTE) and (is_number(value) or isinstance(value, str)):
-        return [{f: value}]
-    if op is Operator.GT and (is_number(value) or isinstance(value, str)):
-        return [{f: value + 1 if is_number(value) else value + "a"}]
-    if op is Operator.LT and is_number(value):
-        return [{f: value - 1}]
-    if op is Operator.LT and isinstance(value, str) and value:
-        return [{f: ""}]
-    if op is Operator.IN and isinstance(value, list) and value:
-        return [{f: value[0]}]
-    if op is Operator.NOT_IN and isinstance(value, list):
-        return [{f: "~absent-from-list"}]
-    if op is Operator.CONTAINS:
-        return [{f: [value]}] + ([{f: f"x{value}y"}] if isinstance(value, str) else [])
-    if op is Operator.STARTS_WITH and isinstance(value, str):
-        return [{f: value + "-tail"}]
-    if op is Operator.ENDS_WITH and isinstance(value, str):
-        return [{f: "head-" + value}]
-    if op is Operator.MATCHES and isinstance(value, str):
-        sample = _pattern_case(value, want=True)
-        return [] if sample is ABSENT else [{f: sample}]
+def _ordering_probes(value: Any) -> list[tuple[str, Any]]:
+    if is_number(value):
+        near = 0.5 if isinstance(value, int) else abs(value) / 2 or 0.5
+        return [
+            ("at", value),
+            ("just-below", value - near),
+            ("just-above", value + near),
+            ("below", value - 1),
+            ("above", value + 1),
+            ("twin", str(value)),
+        ]
+    if isinstance(value, str):
+        probes = [("at", value), ("just-above", value + " ")]
+        return [*probes, ("below", value[:-1])] if value else probes
     return []
 
 
-def _false_cases(c: Comparison) -> list[Assignment]:
-    op, value, f = c.op, c.value, c.field
+def _string_probes(op: Operator, value: Any) -> list[tuple[str, Any]]:
+    if not isinstance(value, str):
+        return []
+    if op is Operator.STARTS_WITH:
+        probes = [("exact", value), ("shorter", value[:-1]), ("shifted", "~" + value)]
+        probes.append(("longer", value + "-tail"))
+    elif op is Operator.ENDS_WITH:
+        probes = [("exact", value), ("shorter", value[1:]), ("shifted", value + "~")]
+        probes.append(("longer", "head-" + value))
+    else:
+        matches = matching_strings(value)
+        misses = non_matching_strings(value)
+        probes = [(f"match-{i}", text) for i, text in enumerate(matches[:1])]
+        probes += [(f"miss-{i}", text) for i, text in enumerate(misses[:2])]
+        probes += [(f"match-{i}", text) for i, text in enumerate(matches[1:3], start=1)]
+    return [*probes, ("non-string", 0)]
+
+
+def _value_probes(c: Comparison) -> list[tuple[str, Any]]:  # noqa: PLR0911 - one per operator
+    """(label, field value) pairs that make `c` true and false, boundaries included, the most
+    telling first: the gate takes the first few that change the comparison's outcome."""
+    op, value = c.op, c.value
+    if op is Operator.EXISTS:
+        return [("present", "present"), ("absent", ABSENT), ("null", None)]
     if op is Operator.NOT_EXISTS:
-        return [{f: "present"}]
-    cases: list[Assignment] = [{f: ABSENT}]
-    if c.value_field is not None:
-        return [{c.value_field: ABSENT}, *[{**case, f: 7} for case in _true_cases(c)[:1]]]
-    near_miss: Any = ABSENT
-    if op in (Operator.EQ, Operator.GTE, Operator.LTE, Operator.STARTS_WITH, Operator.ENDS_WITH):
-        near_miss = _other(value) if op is Operator.EQ else _twin(value)
-    elif op is Operator.NE or op is Operator.GT or op is Operator.LT:
-        near_miss = value
-    elif op is Operator.IN:
-        near_miss = _twin(value[0]) if isinstance(value, list) and value else "~x"
-    elif op is Operator.NOT_IN and isinstance(value, list) and value:
-        near_miss = value[0]
-    elif op is Operator.CONTAINS:
-        near_miss = [_twin(value)] if _twin(value) is not ABSENT else []
-    elif op is Operator.MATCHES and isinstance(value, str):
-        near_miss = _pattern_case(value, want=False)
-    if near_miss is not ABSENT:
-        cases.append({f: near_miss})
+        return [("absent", ABSENT), ("present", "present"), ("null", None)]
     if op in (Operator.EQ, Operator.NE):
-        twin = _twin(value)
-        if twin is not ABSENT:
-            cases.append({f: twin})
-    return cases
+        probes = [("equal", value), ("twin", _twin(value)), ("other", _other(value))]
+        if isinstance(value, int) and not isinstance(value, bool):
+            probes.append(("same-number", float(value)))
+        return [(label, item) for label, item in probes if item is not ABSENT]
+    if op in (Operator.GT, Operator.GTE, Operator.LT, Operator.LTE):
+        return _ordering_probes(value)
+    if op in (Operator.IN, Operator.NOT_IN):
+        if not isinstance(value, list):
+            return []
+        twin = _twin(value[0]) if value else ABSENT
+        probes = [(f"member-{i}", item) for i, item in enumerate(value[:1])]
+        probes.append(("non-member", _non_member(value)))
+        probes += [("twin", twin)] if twin is not ABSENT else []
+        return probes + [(f"member-{i}", item) for i, item in enumerate(value[1:3], start=1)]
+    if op is Operator.CONTAINS:
+        probes = [("list-with", [value]), ("list-without", [_other(value)])]
+        if isinstance(value, str):
+            probes += [("substring", f"x{value}y"), ("no-substring", value[:-1] or "~")]
+        return probes
+    return _string_probes(op, value)
+
+
+_DYNAMIC_TRUE: dict[Operator, list[tuple[Any, Any]]] = {
+    Operator.EQ: [("a", "a"), (1, 1.0)],
+    Operator.NE: [("a", "b"), (1, "1")],
+    Operator.GT: [(2, 1), ("b", "a")],
+    Operator.GTE: [(1, 1), ("a", "a")],
+    Operator.LT: [(1, 2), ("a", "b")],
+    Operator.LTE: [("a", "a"), (1, 1.0)],
+    Operator.IN: [("a", ["a"])],
+    Operator.NOT_IN: [("a", ["b"])],
+    Operator.CONTAINS: [(["a"], "a"), ("xay", "a")],
+    Operator.STARTS_WITH: [("ab", "a")],
+    Operator.ENDS_WITH: [("ba", "a")],
+    Operator.MATCHES: [("ab", "^a")],
+}
+
+
+def _probes(c: Comparison) -> list[tuple[str, Assignment]]:
+    """(label, assignment) pairs; an assignment maps paths to values (ABSENT removes a path)."""
+    if c.value_field is None:
+        return [(label, {c.field: item}) for label, item in _value_probes(c)]
+    found: list[tuple[str, Assignment]] = []
+    for index, (left, right) in enumerate(_DYNAMIC_TRUE.get(c.op, [])):
+        found.append((f"pair-{index}", {c.field: left, c.value_field: right}))
+    found.append(("other-type", {c.field: 7, c.value_field: "7"}))
+    found.append(("other-absent", {c.value_field: ABSENT}))
+    return found
+
+
+def _fitted(c: Comparison, want: bool, current: Any) -> list[Assignment]:
+    """Values built from the field's current value, for a second comparison on the same field."""
+    if c.value_field is not None or not isinstance(current, str):
+        return []
+    value = c.value
+    if want and isinstance(value, str):
+        if c.op is Operator.STARTS_WITH:
+            return [{c.field: value + current}]
+        if c.op in (Operator.ENDS_WITH, Operator.CONTAINS):
+            return [{c.field: current + value}]
+    return []
 
 
 def _set_path(request: dict[str, Any], path: str, value: Any) -> None:
@@ -207,134 +236,241 @@ def _apply(request: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
     return result
 
 
-def _witness(condition: Condition | None, want: bool, request: dict[str, Any]) -> dict[str, Any]:
-    """Best effort: `request` changed so that `condition` gives `want`."""
-    if condition is None:
-        return request
-    if isinstance(condition, Not):
-        return _witness(condition.member, not want, request)
-    if isinstance(condition, Comparison):
-        cases = _true_cases(condition) if want else _false_cases(condition)
+class _Search:
+    """A witness: a request that gives each goal its wanted truth, by depth-first search over
+    the probes of each comparison, keeping every comparison already settled as it was."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.steps = _SEARCH_STEPS
+        self.deadline = deadline
+
+    def solve(self, goals: list[Goal], request: dict[str, Any]) -> dict[str, Any] | None:
+        self.steps = _SEARCH_STEPS
+        self.deadline.check("gate input generation")
+        return self._solve(tuple(goals), (), request)
+
+    def _solve(
+        self,
+        goals: tuple[Goal, ...],
+        settled: tuple[tuple[Comparison, bool], ...],
+        request: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        if not goals:
+            return request
+        (condition, want), rest = goals[0], goals[1:]
+        if isinstance(condition, Comparison):
+            return self._settle(condition, want, rest, settled, request)
+        if isinstance(condition, Not):
+            return self._solve(((condition.member, not want), *rest), settled, request)
+        members = tuple((member, want) for member in condition.members)
+        if isinstance(condition, AllOf) == want:  # every member must give `want`
+            return self._solve((*members, *rest), settled, request)
+        for member in members:  # one member giving `want` is enough
+            found = self._solve((member, *rest), settled, request)
+            if found is not None:
+                return found
+        return None
+
+    def _settle(
+        self,
+        comparison: Comparison,
+        want: bool,
+        rest: tuple[Goal, ...],
+        settled: tuple[tuple[Comparison, bool], ...],
+        request: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """The current value first, then each probe; a choice that breaks a settled comparison
+        or leaves the rest unsolvable is undone (backtracking)."""
+        done = (*settled, (comparison, want))
+        if comparison_holds(comparison, request) is want:
+            found = self._solve(rest, done, request)
+            if found is not None:
+                return found
+        current = lookup(request, comparison.field)
+        cases = [case for _, case in _probes(comparison)] + _fitted(comparison, want, current)
         for case in cases:
+            if self.steps <= 0:
+                return None
+            self.steps -= 1
             candidate = _apply(request, case)
-            if comparison_holds(condition, candidate) is want:
-                return candidate
-        return request
-    conjunctive = isinstance(condition, AllOf) == want
-    members = condition.members if conjunctive else condition.members[:1]
-    for member in members:
-        request = _witness(member, want, request)
-    if not conjunctive and condition.members and condition_holds(condition, request) is not want:
-        for member in condition.members[1:]:
-            candidate = _witness(member, want, request)
-            if condition_holds(condition, candidate) is want:
-                return candidate
-    return request
+            if comparison_holds(comparison, candidate) is not want:
+                continue
+            if all(comparison_holds(c, candidate) is w for c, w in settled):
+                found = self._solve(rest, done, candidate)
+                if found is not None:
+                    return found
+        return None
 
 
-def _comparisons_of(condition: Condition | None) -> Iterable[Comparison]:
-    if isinstance(condition, Comparison):
-        yield condition
-    elif isinstance(condition, Not):
-        yield from _comparisons_of(condition.member)
-    elif isinstance(condition, AllOf | AnyOf):
-        for member in condition.members:
-            yield from _comparisons_of(member)
+_KIND_VALUES: tuple[tuple[str, Any], ...] = (
+    ("null", None),
+    ("boolean", True),
+    ("number", 0),
+    ("string", "~"),
+    ("array", []),
+    ("object", {}),
+)
 
 
-@dataclass(frozen=True, slots=True)
-class GateInputs:
-    requests: tuple[dict[str, Any], ...]
-    unreached_rules: tuple[str, ...]
-    uncovered_branches: tuple[str, ...]
+def _describe(c: Comparison) -> str:
+    if c.op in (Operator.EXISTS, Operator.NOT_EXISTS):
+        return f"{c.field} {c.op.value}"
+    other = c.value_field if c.value_field is not None else canonical_text(c.value)
+    return f"{c.field} {c.op.value} {other}"
 
 
-class _Coverage:
-    """What the chosen requests exercise: rules applicable, each comparison true, false with its
-    field present, and false with it absent. A candidate request is kept only if it adds to it."""
+class _Collector:
+    """The requests so far, without duplicates, up to the cap; and what they were meant to cover."""
 
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.tests = [
-            (rule.id, comparison)
-            for rule in policy.rules
-            for comparison in _comparisons_of(rule.when)
-        ]
-        self.seen: set[tuple[object, ...]] = set()
+    def __init__(self, max_inputs: int) -> None:
+        self.max_inputs = max_inputs
+        self.requests: dict[str, dict[str, Any]] = {}
+        self.capped = False
+        self.probed: set[str] = set()
+        self.outcomes: dict[str, set[bool]] = {}
 
-    def facts(self, request: dict[str, Any]) -> set[tuple[object, ...]]:
-        found: set[tuple[object, ...]] = set()
-        for index, (_, comparison) in enumerate(self.tests):
-            present = lookup(request, comparison.field) is not _ABSENT_VALUE
-            found.add(("test", index, comparison_holds(comparison, request), present))
-        return found
-
-    def offer(self, request: dict[str, Any]) -> bool:
-        """Record what `request` covers; True if it covers something new."""
-        new = self.facts(request) - self.seen
-        self.seen |= new
-        return bool(new)
-
-    def complete(self, index: int) -> bool:
-        """True seen, and false seen both with the field present and absent."""
-        seen = self.seen
-        holds = ("test", index, True, True) in seen or ("test", index, True, False) in seen
-        return (
-            holds and ("test", index, False, True) in seen and ("test", index, False, False) in seen
-        )
-
-    def uncovered_branches(self) -> list[str]:
-        missing: list[str] = []
-        for index, (rule_id, comparison) in enumerate(self.tests):
-            for outcome in (True, False):
-                if not any(
-                    ("test", index, outcome, present) in self.seen for present in (True, False)
-                ):
-                    state = "true" if outcome else "false"
-                    missing.append(
-                        f"rule {rule_id}: {comparison.field} {comparison.op.value} never {state}"
-                    )
-        return missing
-
-
-def gate_inputs(policy: Policy, constitutional_hash: str) -> GateInputs:
-    """The requests the gate evaluates both sides on, with what they failed to cover."""
-    requests: dict[str, dict[str, Any]] = {}
-    coverage = _Coverage(policy)
-
-    def add(request: dict[str, Any], *, always: bool = False) -> None:
+    def add(self, request: dict[str, Any]) -> bool:
         key = canonical_text(request)
-        if key not in requests and (coverage.offer(request) or always):
-            requests[key] = request
+        if key in self.requests:
+            return True
+        if len(self.requests) >= self.max_inputs:
+            self.capped = True
+            return False
+        self.requests[key] = request
+        return True
 
+    def observe(self, c: Comparison, request: dict[str, Any]) -> None:
+        self.outcomes.setdefault(_describe(c), set()).add(comparison_holds(c, request))
+
+
+def gate_inputs(
+    policy: Policy,
+    constitutional_hash: str,
+    *,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    deadline: Deadline = NO_DEADLINE,
+) -> GateInputs:
+    """The requests the gate evaluates both sides on, with what they failed to cover."""
+    collector = _Collector(max(2, max_inputs))
+    search = _Search(deadline)
     base = {"constitutional_hash": constitutional_hash}
-    add(base, always=True)
-    add({"constitutional_hash": WRONG_HASH}, always=True)
-    guard_checked_allow = False
+    collector.add(base)
+    collector.add({"constitutional_hash": WRONG_HASH})
+    witnesses: dict[str, dict[str, Any]] = {}
     unreached: list[str] = []
-    test_index = 0
+    never: list[str] = []
+    guard_checked_allow = False
     for rule in policy.rules:
-        witness = _witness(rule.when, want=True, request=dict(base))
-        if condition_holds(rule.when, witness):
-            add(witness, always=True)
-            # Under a hash mismatch the decision is deny: an applicable allow rule must lose, and
-            # the obligations of applicable deny rules must appear.
-            if rule.effect is Effect.DENY:
-                needs_guard_case = bool(rule.obligations)
-            else:
-                needs_guard_case = not guard_checked_allow
-            if needs_guard_case:
-                add({**witness, "constitutional_hash": WRONG_HASH}, always=True)
-                guard_checked_allow = guard_checked_allow or rule.effect is Effect.ALLOW
-        else:
+        if never_applicable(rule):
+            never.append(rule.id)
+            continue
+        witness = search.solve([(rule.when, True)] if rule.when is not None else [], dict(base))
+        if witness is None or not collector.add(witness):
             unreached.append(rule.id)
-        for comparison in _comparisons_of(rule.when):
-            if not coverage.complete(test_index):
-                for case in _false_cases(comparison) + _true_cases(comparison)[:1]:
-                    add(_apply(witness, case))
-            test_index += 1
+            continue
+        witnesses[rule.id] = witness
+        for c in comparisons(rule.when):
+            collector.observe(c, witness)
+        # Under a hash mismatch the decision is deny: an applicable allow rule must lose, and the
+        # obligations of applicable deny rules must appear.
+        needs_guard_case = bool(rule.obligations) or (
+            rule.effect is Effect.ALLOW and not guard_checked_allow
+        )
+        if needs_guard_case and collector.add({**witness, "constitutional_hash": WRONG_HASH}):
+            guard_checked_allow = guard_checked_allow or rule.effect is Effect.ALLOW
+    _probe_comparisons(policy, witnesses, base, collector, deadline)
+    _probe_paths(policy, witnesses, base, collector)
     return GateInputs(
-        tuple(requests.values()),
+        tuple(collector.requests.values()),
         tuple(unreached),
-        tuple(coverage.uncovered_branches()),
+        tuple(never),
+        tuple(_uncovered(policy, collector)),
+        collector.capped,
     )
+
+
+def _probe_comparisons(
+    policy: Policy,
+    witnesses: dict[str, dict[str, Any]],
+    base: dict[str, Any],
+    collector: _Collector,
+    deadline: Deadline,
+) -> None:
+    """On the witness of its rule, each comparison (once, however many rules hold it): a value
+    that makes it true if the witness does not, then the first falsifying probes (boundaries)."""
+    for rule in policy.rules:
+        deadline.check("gate input generation")
+        context = witnesses.get(rule.id, base)
+        for c in comparisons(rule.when):
+            described = _describe(c)
+            if described in collector.probed:
+                continue
+            collector.probed.add(described)
+            need_true = not comparison_holds(c, context)
+            falsified = 0
+            for _, case in _probes(c):
+                if falsified >= _FALSE_PROBES and not need_true:
+                    break
+                candidate = _apply(context, case)
+                outcome = comparison_holds(c, candidate)
+                if outcome and not need_true:
+                    continue
+                if not outcome and falsified >= _FALSE_PROBES:
+                    continue
+                if not collector.add(candidate):
+                    return
+                collector.observe(c, candidate)
+                need_true = need_true and not outcome
+                falsified += not outcome
+
+
+def _probe_paths(
+    policy: Policy,
+    witnesses: dict[str, dict[str, Any]],
+    base: dict[str, Any],
+    collector: _Collector,
+) -> None:
+    """Every path read: absent on the witness of the first rule reading it; then one request per
+    JSON kind (null, boolean, number, string, array, object) holding it at every path at once."""
+    paths: dict[str, None] = {}
+    for rule in policy.rules:
+        context = witnesses.get(rule.id, base)
+        for c in comparisons(rule.when):
+            for path in filter(None, (c.field, c.value_field)):
+                if path in paths:
+                    continue
+                paths[path] = None
+                if lookup(context, path) is not ABSENT:
+                    candidate = _apply(context, {path: ABSENT})
+                    if not collector.add(candidate):
+                        return
+                    collector.observe(c, candidate)
+    for _, value in _KIND_VALUES:
+        if not collector.add(_apply(base, dict.fromkeys(paths, value))):
+            return
+
+
+def _uncovered(policy: Policy, collector: _Collector) -> list[str]:
+    """Each comparison (identical ones in several rules once) never made true, or never false."""
+    missing: dict[tuple[str, bool], list[str]] = {}
+    for rule in policy.rules:
+        if never_applicable(rule):
+            continue
+        for c in comparisons(rule.when):
+            seen = collector.outcomes.get(_describe(c), set())
+            for outcome in (True, False):
+                if outcome not in seen and _possible(c, outcome):
+                    rules = missing.setdefault((_describe(c), outcome), [])
+                    if rule.id not in rules:
+                        rules.append(rule.id)
+    return [
+        f"{described} never {'true' if outcome else 'false'} (rule {', '.join(rules)})"
+        for (described, outcome), rules in missing.items()
+    ]
+
+
+def _possible(c: Comparison, outcome: bool) -> bool:
+    """Whether some request gives `c` this outcome (a comparison is always false somewhere)."""
+    if not outcome:
+        return True
+    return not never_applicable(Rule("", Effect.DENY, c))

@@ -1,11 +1,15 @@
 """AWS-IAM-style JSON documents (legacy-formats.md, format 1) translated into the rule model.
 
 IAM meaning is deny-overrides with default deny. Action/Resource patterns with `*` and `?` become
-anchored RE2 patterns matched against `action` and `resource.id`.
+anchored RE2 patterns matched against `action` and `resource.id`. Every construct keeps the rule
+model's rules for absent fields and mismatched types: `NotAction`/`NotResource` and the negated
+condition operators hold only for a string that is present, never for an absent or mistyped one.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,6 +75,10 @@ def _as_list(raw: Any, what: str, location: Location) -> list[Any]:
     return values
 
 
+def _is_string(field: str) -> Comparison:
+    return Comparison(field, Operator.STARTS_WITH, "")
+
+
 def _patterns_condition(field: str, raw: Any, what: str, location: Location) -> Condition:
     members: list[Condition] = []
     for item in _as_list(raw, what, location):
@@ -84,35 +92,60 @@ def _patterns_condition(field: str, raw: Any, what: str, location: Location) -> 
 
 
 def _number(raw: Any, location: Location) -> int | float:
-    if isinstance(raw, bool):
-        raise PolicyModelError(f"not a number: {raw!r}", location)
-    if isinstance(raw, int | float):
+    """A Numeric* value: a JSON number or a string holding one (`"5"`, `"2.5"`, `"1e3"`)."""
+    number: int | float
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise PolicyModelError(f"not a number: {json.dumps(raw)}", location)
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            number = float(text) if any(c in text for c in ".eEnN") else int(text)
+        except ValueError:
+            raise PolicyModelError(f"not a number: {json.dumps(raw)}", location) from None
+    else:
+        number = raw
+    if not math.isfinite(number):
+        raise PolicyModelError(f"not a finite number: {json.dumps(raw)}", location)
+    return number
+
+
+def _text(raw: Any, operator: str, location: Location) -> str:
+    """A String* value: a string, or a number or boolean read as its JSON text (`5` is "5")."""
+    if isinstance(raw, str):
         return raw
-    try:
-        text = str(raw).strip()
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    except ValueError:
-        raise PolicyModelError(f"not a number: {raw!r}", location) from None
+    if isinstance(raw, bool | int) or (isinstance(raw, float) and math.isfinite(raw)):
+        return json.dumps(raw)
+    raise PolicyModelError(
+        f"{operator} values must be strings, numbers or booleans, not {json.dumps(raw)}", location
+    )
+
+
+def _flag(raw: Any, operator: str, location: Location) -> bool:
+    """A Bool/Null value: a boolean or the string "true"/"false" (any case)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise PolicyModelError(
+        f"{operator} values must be true or false, not {json.dumps(raw)}", location
+    )
 
 
 def _one_value(  # noqa: PLR0911 - one branch per IAM operator
     operator: str, key: str, value: Any, location: Location
 ) -> Condition:
     if operator == "StringEquals":
-        return Comparison(key, Operator.EQ, value)
+        return Comparison(key, Operator.EQ, _text(value, operator, location))
     if operator == "StringNotEquals":
         return AllOf(
-            (Comparison(key, Operator.STARTS_WITH, ""), Comparison(key, Operator.NE, value))
+            (_is_string(key), Comparison(key, Operator.NE, _text(value, operator, location)))
         )
     if operator == "StringLike":
-        return Comparison(key, Operator.MATCHES, wildcard_pattern(str(value)))
+        pattern = wildcard_pattern(_text(value, operator, location))
+        return Comparison(key, Operator.MATCHES, pattern)
     if operator == "StringNotLike":
-        return AllOf(
-            (
-                Comparison(key, Operator.STARTS_WITH, ""),
-                Not(Comparison(key, Operator.MATCHES, wildcard_pattern(str(value)))),
-            )
-        )
+        pattern = wildcard_pattern(_text(value, operator, location))
+        return AllOf((_is_string(key), Not(Comparison(key, Operator.MATCHES, pattern))))
     if operator in _NUMERIC_OPERATORS:
         number = _number(value, location)
         if operator == "NumericNotEquals":  # a number other than the value, nothing else
@@ -121,10 +154,9 @@ def _one_value(  # noqa: PLR0911 - one branch per IAM operator
             )
         return Comparison(key, _NUMERIC_OPERATORS[operator], number)
     if operator == "Bool":
-        flag = value if isinstance(value, bool) else str(value).lower() == "true"
-        return Comparison(key, Operator.EQ, flag)
+        return Comparison(key, Operator.EQ, _flag(value, operator, location))
     if operator == "Null":
-        is_null = value if isinstance(value, bool) else str(value).lower() == "true"
+        is_null = _flag(value, operator, location)
         return Comparison(key, Operator.NOT_EXISTS if is_null else Operator.EXISTS)
     raise UnsupportedConstruct(f"IAM condition operator '{operator}'")
 
@@ -147,7 +179,8 @@ def _conditions(raw: Any, location: Location) -> list[Condition]:
                 _one_value(operator, key, v, location) for v in _as_list(values, key, location)
             ]
             if operator == "StringEquals" and len(members) > 1:
-                found.append(Comparison(key, Operator.IN, list(_as_list(values, key, location))))
+                texts = [_text(v, operator, location) for v in _as_list(values, key, location)]
+                found.append(Comparison(key, Operator.IN, texts))
             else:
                 found.append(members[0] if len(members) == 1 else AnyOf(tuple(members)))
     return found
@@ -162,6 +195,11 @@ def _statement(raw: Any, index: int, location: Location) -> Rule | UnsupportedRu
     if raw.get("Effect") not in ("Allow", "Deny"):
         raise PolicyModelError(f"Statement {rule_id}: Effect must be Allow or Deny", location)
     members: list[Condition] = []
+    for key, negated_key in (("Action", "NotAction"), ("Resource", "NotResource")):
+        if key in raw and negated_key in raw:
+            raise PolicyModelError(
+                f"Statement {rule_id}: {key} and {negated_key} exclude each other", location
+            )
     try:
         for key, field, negated in (
             ("Action", "action", False),
@@ -171,7 +209,9 @@ def _statement(raw: Any, index: int, location: Location) -> Rule | UnsupportedRu
         ):
             if key in raw:
                 condition = _patterns_condition(field, raw[key], key, location)
-                members.append(Not(condition) if negated else condition)
+                # NotAction is "a string action that matches none of these patterns": an absent
+                # or non-string action makes it false, as `not_in` is on an absent field.
+                members.append(AllOf((_is_string(field), Not(condition))) if negated else condition)
         if "Condition" in raw:
             members.extend(_conditions(raw["Condition"], location))
     except UnsupportedConstruct as unsupported:
