@@ -99,16 +99,17 @@ def _pattern_findings(pattern: str, rule: Rule) -> Iterable[Diagnostic]:
 
 def _type_mismatch(comparison: Comparison) -> str | None:
     op, value = comparison.op, comparison.value
-    subject = f"'{comparison.field} {op.value} {canonical_text(value)}'"
     if op in ORDERING_OPERATORS and not (is_number(value) or isinstance(value, str)):
-        return f"{subject} compares against a {_json_type(value)}: it is always false"
-    if op in (Operator.IN, Operator.NOT_IN) and not isinstance(value, list):
-        return f"{subject} needs a list: it is always false"
-    if op in (Operator.STARTS_WITH, Operator.ENDS_WITH) and not isinstance(value, str):
-        return f"{subject} needs a string: it is always false"
-    if op is Operator.MATCHES and not isinstance(value, str):
-        return f"{subject} needs a pattern string: it is always false"
-    return None
+        why = f"compares against a {_json_type(value)}: it is always false"
+    elif op in (Operator.IN, Operator.NOT_IN) and not isinstance(value, list):
+        why = "needs a list: it is always false"
+    elif op in (Operator.STARTS_WITH, Operator.ENDS_WITH) and not isinstance(value, str):
+        why = "needs a string: it is always false"
+    elif op is Operator.MATCHES and not isinstance(value, str):
+        why = "needs a pattern string: it is always false"
+    else:
+        return None
+    return f"'{comparison.field} {op.value} {canonical_text(value)}' {why}"
 
 
 def _json_type(value: object) -> str:
@@ -136,10 +137,10 @@ def _obligation_findings(rule: Rule) -> Iterable[Diagnostic]:
 
 def never_applicable(rule: Rule) -> bool:
     """True when the rule's condition is proven unsatisfiable: the gate need not reach it."""
-    return rule.when is not None and not _can_hold(rule.when)
+    return rule.when is not None and not can_hold(rule.when)
 
 
-def _can_hold(condition: Condition) -> bool:
+def can_hold(condition: Condition) -> bool:
     """False only when no request makes the condition true (sound, incomplete)."""
     if isinstance(condition, Comparison):
         if condition.value_field is not None:
@@ -149,8 +150,8 @@ def _can_hold(condition: Condition) -> bool:
     if isinstance(condition, Not):
         return _can_fail(condition.member)
     if isinstance(condition, AnyOf):
-        return any(_can_hold(member) for member in condition.members)
-    return all(_can_hold(member) for member in condition.members) and not _contradictory(condition)
+        return any(can_hold(member) for member in condition.members)
+    return all(can_hold(member) for member in condition.members) and not _contradictory(condition)
 
 
 def _can_fail(condition: Condition) -> bool:
@@ -158,7 +159,7 @@ def _can_fail(condition: Condition) -> bool:
     if isinstance(condition, Comparison):
         return True  # an absent field (or, for not_exists, a present one) makes it false
     if isinstance(condition, Not):
-        return _can_hold(condition.member)
+        return can_hold(condition.member)
     if isinstance(condition, AllOf):
         return any(_can_fail(member) for member in condition.members)
     return all(_can_fail(member) for member in condition.members)

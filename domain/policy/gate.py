@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from domain.errors import DomainError
 from domain.policy.gate_inputs import DEFAULT_MAX_INPUTS, gate_inputs
-from domain.policy.reference_evaluator import Decision, evaluate
+from domain.policy.reference_evaluator import Decision, evaluate_all
 from domain.policy.rule_model import Policy
 from domain.policy.work_budget import NO_DEADLINE, Deadline
 
@@ -83,8 +83,8 @@ def first_disagreement(
     actual: Sequence[Decision],
     constitutional_hash: str,
 ) -> Counterexample | None:
-    for request, decision in zip(requests, actual, strict=True):
-        expected = evaluate(policy, request, constitutional_hash)
+    expected_all = evaluate_all(policy, requests, constitutional_hash)
+    for request, decision, expected in zip(requests, actual, expected_all, strict=True):
         if expected != decision:
             return Counterexample(request, expected, decision)
     return None

@@ -14,10 +14,11 @@ them), so the number of requests grows with what the policy says, not with its s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from domain.policy.analysis import never_applicable
+from domain.policy.analysis import can_hold, never_applicable
 from domain.policy.json_values import canonical_text, is_number
 from domain.policy.pattern_witnesses import matching_strings, non_matching_strings
 from domain.policy.reference_evaluator import (
@@ -204,35 +205,28 @@ def _fitted(c: Comparison, want: bool, current: Any) -> list[Assignment]:
     return []
 
 
-def _set_path(request: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    node = request
-    for segment in parents:
-        child = node.get(segment)
-        if not isinstance(child, dict):
-            if value is ABSENT:
-                return
-            child = {}
-            node[segment] = child
-        node = child
-    if value is ABSENT:
-        node.pop(last, None)
-    else:
-        node[last] = _copy(value)
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
-
-
 def _apply(request: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
-    result: dict[str, Any] = _copy(request)
+    """`request` with each path of `assignment` set (ABSENT removes it). Requests are never
+    changed in place: only the objects along a changed path are copied, the rest is shared."""
+    result = dict(request)
     for path, value in assignment.items():
-        _set_path(result, path, value)
+        *parents, last = path.split(".")
+        node = result
+        for segment in parents:
+            child = node.get(segment)
+            if not isinstance(child, dict):
+                if value is ABSENT:
+                    break
+                child = {}
+            else:
+                child = dict(child)
+            node[segment] = child
+            node = child
+        else:
+            if value is ABSENT:
+                node.pop(last, None)
+            else:
+                node[last] = value
     return result
 
 
@@ -322,15 +316,16 @@ def _describe(c: Comparison) -> str:
 class _Collector:
     """The requests so far, without duplicates, up to the cap; and what they were meant to cover."""
 
-    def __init__(self, max_inputs: int) -> None:
+    def __init__(self, max_inputs: int, paths: list[str]) -> None:
         self.max_inputs = max_inputs
         self.requests: dict[str, dict[str, Any]] = {}
         self.capped = False
         self.probed: set[str] = set()
         self.outcomes: dict[str, set[bool]] = {}
+        self.missing_kinds = {path: list(_KIND_VALUES) for path in paths}
 
     def add(self, request: dict[str, Any]) -> bool:
-        key = canonical_text(request)
+        key = json.dumps(request, sort_keys=True)
         if key in self.requests:
             return True
         if len(self.requests) >= self.max_inputs:
@@ -338,6 +333,24 @@ class _Collector:
             return False
         self.requests[key] = request
         return True
+
+    def add_probe(
+        self, context: dict[str, Any], case: Assignment, read: set[str]
+    ) -> dict[str, Any] | None:
+        """`case` set on `context`; paths that neither the probed rule nor the case touch carry
+        a JSON kind they have not held yet. None when the cap is reached."""
+        touched = read | set(case)
+        riders = {
+            path: kinds[0][1]
+            for path, kinds in self.missing_kinds.items()
+            if kinds and not any(_overlap(path, other) for other in touched)
+        }
+        candidate = _apply(context, {**case, **riders})
+        if not self.add(candidate):
+            return None
+        for path in riders:
+            self.missing_kinds[path].pop(0)
+        return candidate
 
     def observe(self, c: Comparison, request: dict[str, Any]) -> None:
         self.outcomes.setdefault(_describe(c), set()).add(comparison_holds(c, request))
@@ -351,7 +364,8 @@ def gate_inputs(
     deadline: Deadline = NO_DEADLINE,
 ) -> GateInputs:
     """The requests the gate evaluates both sides on, with what they failed to cover."""
-    collector = _Collector(max(2, max_inputs))
+    paths = list(dict.fromkeys(p for rule in policy.rules for p in _paths_read(rule)))
+    collector = _Collector(max(2, max_inputs), paths)
     search = _Search(deadline)
     base = {"constitutional_hash": constitutional_hash}
     collector.add(base)
@@ -359,7 +373,7 @@ def gate_inputs(
     witnesses: dict[str, dict[str, Any]] = {}
     unreached: list[str] = []
     never: list[str] = []
-    guard_checked_allow = False
+    guard_cases: set[tuple[Effect, bool]] = set()
     for rule in policy.rules:
         if never_applicable(rule):
             never.append(rule.id)
@@ -371,20 +385,20 @@ def gate_inputs(
         witnesses[rule.id] = witness
         for c in comparisons(rule.when):
             collector.observe(c, witness)
-        # Under a hash mismatch the decision is deny: an applicable allow rule must lose, and the
-        # obligations of applicable deny rules must appear.
-        needs_guard_case = bool(rule.obligations) or (
-            rule.effect is Effect.ALLOW and not guard_checked_allow
-        )
-        if needs_guard_case and collector.add({**witness, "constitutional_hash": WRONG_HASH}):
-            guard_checked_allow = guard_checked_allow or rule.effect is Effect.ALLOW
+        # Under a hash mismatch the decision is deny: an applicable allow rule must lose, its
+        # obligations must go, and those of an applicable deny rule must stay. One wrong-hash twin
+        # per kind of rule (effect, with or without obligations) checks the guard's every branch.
+        kind = (rule.effect, bool(rule.obligations))
+        twin = {**witness, "constitutional_hash": WRONG_HASH}
+        if kind != (Effect.DENY, False) and kind not in guard_cases and collector.add(twin):
+            guard_cases.add(kind)
     _probe_comparisons(policy, witnesses, base, collector, deadline)
-    _probe_paths(policy, witnesses, base, collector)
+    _probe_kinds(base, collector)
     return GateInputs(
         tuple(collector.requests.values()),
         tuple(unreached),
         tuple(never),
-        tuple(_uncovered(policy, collector)),
+        tuple(_uncovered(policy, set(never), collector)),
         collector.capped,
     )
 
@@ -397,69 +411,90 @@ def _probe_comparisons(
     deadline: Deadline,
 ) -> None:
     """On the witness of its rule, each comparison (once, however many rules hold it): a value
-    that makes it true if the witness does not, then the first falsifying probes (boundaries)."""
+    that makes it true if the witness does not, the first falsifying probe (the boundary), and
+    the field absent where absence means something else than a mismatch (`ne`, `not_in`,
+    `exists`, `not_exists`, and every comparison under a `not`)."""
     for rule in policy.rules:
         deadline.check("gate input generation")
         context = witnesses.get(rule.id, base)
-        for c in comparisons(rule.when):
+        read = set(_paths_read(rule))
+        for c, negated in _polarities(rule.when, negated=False):
             described = _describe(c)
             if described in collector.probed:
                 continue
             collector.probed.add(described)
+            present = lookup(context, c.field) is not ABSENT
             need_true = not comparison_holds(c, context)
-            falsified = 0
+            # false in its rule's witness already (a negated or alternative comparison): the
+            # witness is its falsifying case when the field is there; a true one is missing
+            falsified = int(need_true and present)
             for _, case in _probes(c):
                 if falsified >= _FALSE_PROBES and not need_true:
                     break
                 candidate = _apply(context, case)
                 outcome = comparison_holds(c, candidate)
-                if outcome and not need_true:
+                if (outcome and not need_true) or (not outcome and falsified >= _FALSE_PROBES):
                     continue
-                if not outcome and falsified >= _FALSE_PROBES:
-                    continue
-                if not collector.add(candidate):
+                if collector.add_probe(context, case, read) is None:
                     return
                 collector.observe(c, candidate)
                 need_true = need_true and not outcome
                 falsified += not outcome
+            absence_matters = negated or c.op in _ABSENCE_OPERATORS
+            if absence_matters and present:
+                absent = collector.add_probe(context, {c.field: ABSENT}, read)
+                if absent is None:
+                    return
+                collector.observe(c, absent)
 
 
-def _probe_paths(
-    policy: Policy,
-    witnesses: dict[str, dict[str, Any]],
-    base: dict[str, Any],
-    collector: _Collector,
-) -> None:
-    """Every path read: absent on the witness of the first rule reading it; then one request per
-    JSON kind (null, boolean, number, string, array, object) holding it at every path at once."""
-    paths: dict[str, None] = {}
-    for rule in policy.rules:
-        context = witnesses.get(rule.id, base)
-        for c in comparisons(rule.when):
-            for path in filter(None, (c.field, c.value_field)):
-                if path in paths:
-                    continue
-                paths[path] = None
-                if lookup(context, path) is not ABSENT:
-                    candidate = _apply(context, {path: ABSENT})
-                    if not collector.add(candidate):
-                        return
-                    collector.observe(c, candidate)
-    for _, value in _KIND_VALUES:
-        if not collector.add(_apply(base, dict.fromkeys(paths, value))):
+_ABSENCE_OPERATORS = frozenset({Operator.NE, Operator.NOT_IN, Operator.EXISTS, Operator.NOT_EXISTS})
+
+
+def _polarities(condition: Condition | None, *, negated: bool) -> list[tuple[Comparison, bool]]:
+    """Every comparison, with whether an odd number of `not`s is above it."""
+    if condition is None:
+        return []
+    if isinstance(condition, Comparison):
+        return [(condition, negated)]
+    if isinstance(condition, Not):
+        return _polarities(condition.member, negated=not negated)
+    return [found for m in condition.members for found in _polarities(m, negated=negated)]
+
+
+def _probe_kinds(base: dict[str, Any], collector: _Collector) -> None:
+    """Every path read is absent in the empty request, and holds null, a boolean, a number, a
+    string, an array and an object in some request: those values ride on the probes at the
+    paths the probed rule does not read (`add_probe`); what is left goes into requests of their
+    own, each path with its next missing kind."""
+    missing = collector.missing_kinds
+    while any(missing.values()):
+        rest = {path: kinds.pop(0)[1] for path, kinds in missing.items() if kinds}
+        if not collector.add(_apply(base, rest)):
             return
 
 
-def _uncovered(policy: Policy, collector: _Collector) -> list[str]:
-    """Each comparison (identical ones in several rules once) never made true, or never false."""
+def _paths_read(rule: Rule) -> list[str]:
+    found = (path for c in comparisons(rule.when) for path in (c.field, c.value_field) if path)
+    return list(dict.fromkeys(found))
+
+
+def _overlap(one: str, other: str) -> bool:
+    """One path is the other or lies inside it: setting one changes the other."""
+    return one == other or one.startswith(other + ".") or other.startswith(one + ".")
+
+
+def _uncovered(policy: Policy, never: set[str], collector: _Collector) -> list[str]:
+    """Each comparison (identical ones in several rules once) never made true, or never false
+    (a comparison is false somewhere always: on an absent field, or a present one)."""
     missing: dict[tuple[str, bool], list[str]] = {}
     for rule in policy.rules:
-        if never_applicable(rule):
+        if rule.id in never:
             continue
         for c in comparisons(rule.when):
             seen = collector.outcomes.get(_describe(c), set())
             for outcome in (True, False):
-                if outcome not in seen and _possible(c, outcome):
+                if outcome not in seen and (not outcome or can_hold(c)):
                     rules = missing.setdefault((_describe(c), outcome), [])
                     if rule.id not in rules:
                         rules.append(rule.id)
@@ -467,10 +502,3 @@ def _uncovered(policy: Policy, collector: _Collector) -> list[str]:
         f"{described} never {'true' if outcome else 'false'} (rule {', '.join(rules)})"
         for (described, outcome), rules in missing.items()
     ]
-
-
-def _possible(c: Comparison, outcome: bool) -> bool:
-    """Whether some request gives `c` this outcome (a comparison is always false somewhere)."""
-    if not outcome:
-        return True
-    return not never_applicable(Rule("", Effect.DENY, c))

@@ -79,15 +79,25 @@ def _is_string(field: str) -> Comparison:
     return Comparison(field, Operator.STARTS_WITH, "")
 
 
+def wildcard_condition(field: str, wildcard: str) -> Comparison:
+    """`field` matches the IAM wildcard: the simplest rule-model comparison that says so (a plain
+    string is `eq`, `x*` is `starts_with`, `*x` is `ends_with`), else an anchored RE2 pattern."""
+    stars, marks = wildcard.count("*"), wildcard.count("?")
+    if not stars and not marks:
+        return Comparison(field, Operator.EQ, wildcard)
+    if not marks and stars == 1 and wildcard.endswith("*"):
+        return Comparison(field, Operator.STARTS_WITH, wildcard[:-1])
+    if not marks and stars == 1 and wildcard.startswith("*"):
+        return Comparison(field, Operator.ENDS_WITH, wildcard[1:])
+    return Comparison(field, Operator.MATCHES, wildcard_pattern(wildcard))
+
+
 def _patterns_condition(field: str, raw: Any, what: str, location: Location) -> Condition:
     members: list[Condition] = []
     for item in _as_list(raw, what, location):
         if not isinstance(item, str):
             raise PolicyModelError(f"{what} entries must be strings", location)
-        if "*" in item or "?" in item:
-            members.append(Comparison(field, Operator.MATCHES, wildcard_pattern(item)))
-        else:
-            members.append(Comparison(field, Operator.EQ, item))
+        members.append(wildcard_condition(field, item))
     return members[0] if len(members) == 1 else AnyOf(tuple(members))
 
 
@@ -141,11 +151,11 @@ def _one_value(  # noqa: PLR0911 - one branch per IAM operator
             (_is_string(key), Comparison(key, Operator.NE, _text(value, operator, location)))
         )
     if operator == "StringLike":
-        pattern = wildcard_pattern(_text(value, operator, location))
-        return Comparison(key, Operator.MATCHES, pattern)
+        return wildcard_condition(key, _text(value, operator, location))
     if operator == "StringNotLike":
-        pattern = wildcard_pattern(_text(value, operator, location))
-        return AllOf((_is_string(key), Not(Comparison(key, Operator.MATCHES, pattern))))
+        return AllOf(
+            (_is_string(key), Not(wildcard_condition(key, _text(value, operator, location))))
+        )
     if operator in _NUMERIC_OPERATORS:
         number = _number(value, location)
         if operator == "NumericNotEquals":  # a number other than the value, nothing else
