@@ -37,7 +37,7 @@ from commands.policy_conversion import (
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.conversion import ConversionSettings, ConversionStatus, PolicyResult
 from domain.policy.conversion_report import totals
-from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, severity_score
+from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, score_summary
 from domain.policy.sources import SourceFormat
 from infra.rego.opa_check import OpaStrictChecker
 from infra.rego.regorus_engine import RegorusEngine
@@ -235,4 +235,4 @@ def gaps(sources: tuple[str, ...], output: str) -> None:
     )
     click.echo(text, nl=False)
     if output == "md":
-        click.echo(f"\nscore {severity_score(findings)}", err=True)
+        click.echo(score_summary(findings), err=True)
