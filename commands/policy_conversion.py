@@ -312,7 +312,7 @@ def _source_policies(report: dict[str, Any]) -> dict[str, Policy]:
         path = Path(source)
         if not path.is_file():
             continue
-        for parsed in parse_source(source, path.read_text(encoding="utf-8")):
+        for parsed in read_sources([path])[0].parse(SourceFormat.AUTO):
             if isinstance(parsed, Policy):
                 policies.setdefault(parsed.policy_id, parsed)
     return policies
@@ -333,7 +333,12 @@ def check_directory(
     policies = _source_policies(report)
     results: list[CheckResult] = []
     for file in sorted(directory.glob("*.rego")):
-        module = read_sources([file])[0].text
+        read = read_sources([file])[0]
+        if read.size is not None:
+            refusal = oversized_source(read.name, read.size, DEFAULT_LIMITS).error.reason
+            results.append(CheckResult(str(file), "", passed=False, requests=0, message=refusal))
+            continue
+        module = read.text
         package = _package_of(module)
         policy = policies.get(file.stem)
         if policy is not None:
@@ -379,9 +384,12 @@ def check_directory(
 
 
 def find_gaps(
-    paths: Sequence[str | Path], source_format: SourceFormat = SourceFormat.AUTO
+    paths: Sequence[str | Path],
+    source_format: SourceFormat = SourceFormat.AUTO,
+    limits: PolicyLimits = DEFAULT_LIMITS,
 ) -> tuple[list[GapFinding], int]:
-    """Gap findings over legacy sources and `.rego` modules alike, with how many were analysed."""
+    """Gap findings over legacy sources and `.rego` modules alike, with how many were analysed.
+    The toolkit's own reports are not sources; a source over a bound is not analysed."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -398,14 +406,17 @@ def find_gaps(
             files.append(path)
         else:
             raise SourceNotFound(f"no such file or directory: {raw}")
+        if len(files) > limits.batch_files:
+            raise BatchTooLarge(too_many_files(len(files), limits).reason)
     findings: list[GapFinding] = []
     analysed = 0
-    for source in read_sources(files):
+    for source in read_sources(files, limits):
         if source.name.endswith(".rego"):
-            analysed += 1
-            findings.extend(rego_gaps(source.name, source.text))
+            if source.size is None:
+                analysed += 1
+                findings.extend(rego_gaps(source.name, source.text))
             continue
-        for parsed in parse_source(source.name, source.text, source_format):
+        for parsed in source.parse(source_format, limits):
             if isinstance(parsed, Policy):
                 analysed += 1
                 findings.extend(policy_gaps(parsed, source.name))

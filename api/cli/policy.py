@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from commands.policy_conversion import (
+    BatchTooLarge,
     SourceNotFound,
     SourceUnreadable,
     check_directory,
@@ -38,6 +39,7 @@ from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIO
 from domain.policy.conversion import ConversionSettings, ConversionStatus, PolicyResult
 from domain.policy.conversion_report import totals
 from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, score_summary
+from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.sources import SourceFormat
 from infra.rego.opa_check import OpaStrictChecker
 from infra.rego.regorus_engine import RegorusEngine
@@ -66,6 +68,30 @@ hash_option = click.option(
 )
 
 
+def _limits(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> PolicyLimits:
+    overrides: dict[str, int] = {}
+    for item in values:
+        name, _, number = item.partition("=")
+        if not number.isdigit():
+            raise click.BadParameter(f"'{item}': expected NAME=INTEGER, e.g. source_bytes=8388608")
+        overrides[name.strip().replace("-", "_")] = int(number)
+    try:
+        return DEFAULT_LIMITS.with_overrides(overrides)
+    except ValueError as bad:
+        raise click.BadParameter(str(bad)) from None
+
+
+limit_option = click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="NAME=N",
+    callback=_limits,
+    help="Change one bound on the sources (repeatable), e.g. source_bytes=8388608; "
+    "see docs/legacy-formats.md, Limits.",
+)
+
+
 @click.group()
 def policy() -> None:
     """Legacy policy migration: convert to Rego, prove, analyse gaps."""
@@ -87,6 +113,7 @@ def policy() -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 when any policy failed or is partial.")
 @click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar.")
+@limit_option
 @hash_option
 def convert(
     sources: tuple[str, ...],
@@ -96,13 +123,14 @@ def convert(
     strict: bool,
     jobs: int | None,
     show_progress: bool | None,
+    limits: PolicyLimits,
     constitutional_hash: str,
 ) -> None:
     """Convert legacy policies (files or directories) to Rego v1 in OUT, with report.json/.md."""
     try:
-        files = collect_sources(sources, SourceFormat(source_format))
-        texts = read_sources(files)
-    except (SourceNotFound, SourceUnreadable) as failure:
+        files = collect_sources(sources, SourceFormat(source_format), limits)
+        texts = read_sources(files, limits)
+    except (SourceNotFound, SourceUnreadable, BatchTooLarge) as failure:
         _fail(failure.message)
     settings = ConversionSettings(tenant=tenant, constitutional_hash=constitutional_hash)
     workers = default_jobs(jobs, len(texts))
@@ -118,6 +146,7 @@ def convert(
             settings=settings,
             jobs=workers,
             progress=lambda done, _total: bar.update(task, completed=done),
+            limits=limits,
         )
     try:
         outcome = write_outputs(
@@ -222,11 +251,12 @@ def check(directory: Path, constitutional_hash: str) -> None:
 @click.option(
     "--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True
 )
-def gaps(sources: tuple[str, ...], output: str) -> None:
+@limit_option
+def gaps(sources: tuple[str, ...], output: str, limits: PolicyLimits) -> None:
     """Gap analysis of legacy sources and converted Rego: findings and severity score."""
     try:
-        findings, analysed = find_gaps(sources)
-    except (SourceNotFound, SourceUnreadable) as failure:
+        findings, analysed = find_gaps(sources, limits=limits)
+    except (SourceNotFound, SourceUnreadable, BatchTooLarge) as failure:
         _fail(failure.message)
     text = (
         gap_report_text(findings, analysed)
