@@ -130,6 +130,12 @@ def check_yaml_events(file: str, text: str, limits: PolicyLimits, loader_class: 
                 document = _YamlDocument()
             else:
                 _yaml_event(file, event, document, limits)
+    except yaml.MarkedYAMLError as error:
+        # libyaml has its own, larger, bound on nesting; anything else is left to the loader.
+        if "nesting depth" in str(error.problem) and error.problem_mark is not None:
+            mark = error.problem_mark
+            where = Location(file, mark.line + 1, mark.column + 1)
+            raise exceeded("document_depth", too_deep(limits), where) from None
     except yaml.YAMLError:
         return
     finally:
