@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import click
@@ -41,8 +42,8 @@ from domain.policy.conversion_report import totals
 from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, score_summary
 from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.sources import SourceFormat
+from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.opa_check import OpaStrictChecker
-from infra.rego.regorus_engine import RegorusEngine
 
 EXIT_USAGE = 2
 _STATUS_STYLE = {"converted": "green", "partial": "yellow", "failed": "red"}
@@ -141,7 +142,11 @@ def convert(
         task = bar.add_task("converting", total=len(texts))
         results = run_conversion(
             texts,
-            RegorusEngine,
+            partial(
+                BoundedRegoEngine,
+                seconds=limits.evaluation_seconds,
+                memory_bytes=limits.evaluation_memory_bytes,
+            ),
             source_format=SourceFormat(source_format),
             settings=settings,
             jobs=workers,
@@ -153,7 +158,7 @@ def convert(
             results,
             out_dir,
             settings=settings,
-            engine_name=RegorusEngine.name,
+            engine_name=BoundedRegoEngine.name,
             strict_checker=OpaStrictChecker.from_path(),
         )
     except OSError as failure:
@@ -220,15 +225,18 @@ def _print_summary(results: list[PolicyResult], elapsed: float, out_dir: Path) -
 
 @policy.command()
 @click.argument("directory", type=click.Path(path_type=Path))
+@limit_option
 @hash_option
-def check(directory: Path, constitutional_hash: str) -> None:
+def check(directory: Path, limits: PolicyLimits, constitutional_hash: str) -> None:
     """The gate only: compile and evaluate every .rego in DIRECTORY; exit 1 if any fails."""
+    engine = BoundedRegoEngine(limits.evaluation_seconds, limits.evaluation_memory_bytes)
     try:
-        results = check_directory(directory, RegorusEngine(), constitutional_hash)
+        with engine:
+            results = check_directory(directory, engine, constitutional_hash)
     except (SourceNotFound, SourceUnreadable) as failure:
         _fail(failure.message)
     console = Console()
-    table = Table(title=f"Rego gate ({RegorusEngine.name})")
+    table = Table(title=f"Rego gate ({BoundedRegoEngine.name})")
     for column in ("module", "package", "requests", "result"):
         table.add_column(column)
     for result in results:

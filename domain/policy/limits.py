@@ -4,6 +4,8 @@ Every source a tenant hands in (a file given to `acgs policy convert`, an upload
 registry) is checked against these before it may cost more than its size: a source over a bound
 is refused as a whole policy (`failed`) with a message in the toolkit's words and the place.
 Size and batch bounds raise `PolicyTooLarge` (HTTP 413), the others `PolicyLimitExceeded` (422).
+The two `evaluation_` bounds are enforced by the Rego engine adapter (a module over them fails
+with REGO_EVALUATION_ERROR).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class PolicyLimits:
     list_values: int = 10_000  # values of one `in`/`not_in` list, or any list in a document
     string_length: int = 65_536  # characters of any one string
     pattern_length: int = 4_096  # characters of a `matches` pattern or an IAM wildcard
+    evaluation_seconds: int = 10  # Rego evaluation of one module on all its gate requests
+    evaluation_memory_bytes: int = 1024 * MIB  # what the Rego engine may allocate for one module
 
     @property
     def list_items(self) -> int:
