@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from api.http.errors import status_of
 from domain.policy.dsl_format import split_policy_blocks
 from domain.policy.errors import PolicyLimitExceeded, PolicyTooLarge
 from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
@@ -261,3 +262,8 @@ def test_dsl_blocks_hold_only_their_own_text_and_report_file_positions() -> None
     assert (first.rules[0].location.line, first.rules[0].location.column) == (2, 10)
     assert isinstance(second, UnparsedPolicy)
     assert _where(second.error) == (4, 29)  # type: ignore[arg-type]
+
+
+def test_an_http_caller_answers_413_for_size_and_422_for_the_other_bounds() -> None:
+    assert status_of(PolicyTooLarge.code) == 413
+    assert status_of(PolicyLimitExceeded.code) == 422
