@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from domain.policy.errors import PolicyLimitExceeded
-from domain.policy.limits import PolicyLimits, exceeded
+from domain.policy.limits import PolicyLimits, exceeded, too_many_policies
 from domain.policy.rule_model import Location
 from domain.policy.source_positions import location_at
 
@@ -123,11 +123,15 @@ def check_yaml_events(file: str, text: str, limits: PolicyLimits, loader_class: 
     place that breaks a bound. Syntax errors are left to the loader that reads the text next."""
     loader = loader_class(text)
     document = _YamlDocument()
+    documents = 0
     try:
         while loader.check_event():
             event = loader.get_event()
             if isinstance(event, yaml.DocumentStartEvent):
                 document = _YamlDocument()
+                documents += 1
+                if documents > limits.source_policies:
+                    raise too_many_policies(file, limits, _place(file, event))
             else:
                 _yaml_event(file, event, document, limits)
     except yaml.MarkedYAMLError as error:
@@ -142,9 +146,13 @@ def check_yaml_events(file: str, text: str, limits: PolicyLimits, loader_class: 
         loader.dispose()
 
 
-def _yaml_event(file: str, event: Any, document: _YamlDocument, limits: PolicyLimits) -> None:
+def _place(file: str, event: Any) -> Location:
     mark = getattr(event, "start_mark", None)
-    where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    return Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+
+
+def _yaml_event(file: str, event: Any, document: _YamlDocument, limits: PolicyLimits) -> None:
+    where = _place(file, event)
     if isinstance(event, yaml.CollectionStartEvent):
         _count_child(document, 1, 1, where, limits)
         if len(document.open) + 1 > limits.document_depth:

@@ -246,16 +246,18 @@ _STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?'
 _BLOCK_TOKEN = re.compile(r"#[^\n]*|" + _STRING + r"|(?<![\w-])(?P<start>POLICY)(?![\w-])", re.I)
 
 
-def split_policy_blocks(text: str) -> list[PolicyBlock]:
-    """Cut a DSL file at each POLICY keyword that is outside strings and comments."""
+def split_policy_blocks(text: str, at_most: int | None = None) -> list[PolicyBlock]:
+    """Cut a DSL file at each POLICY keyword that is outside strings and comments (only the
+    first `at_most` blocks when given: enough to tell that a file holds too many)."""
     starts = [token.start() for token in _BLOCK_TOKEN.finditer(text) if token.lastgroup]
     length = len(text)
     if not starts:
         return [PolicyBlock(text, 1, 1, None)] if text.strip() else []
     blocks: list[PolicyBlock] = []
-    for number, start in enumerate(starts):
+    line, counted = 0, 0
+    for number, start in enumerate(starts[:at_most]):
         end = starts[number + 1] if number + 1 < len(starts) else length
-        line = text.count("\n", 0, start)
+        line, counted = line + text.count("\n", counted, start), start  # newlines before start
         column = start - (text.rfind("\n", 0, start) + 1)
         blocks.append(
             PolicyBlock(text[start:end], line + 1, column + 1, _declared_id(text, start + 6))

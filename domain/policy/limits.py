@@ -34,6 +34,7 @@ class PolicyLimits:
 
     source_bytes: int = 4 * MIB  # one source file or upload, in bytes of UTF-8
     batch_files: int = 100_000  # source files in one batch (one convert run, one archive)
+    source_policies: int = 10_000  # policies in one source (DSL blocks, YAML documents, bundle)
     document_depth: int = 256  # nested arrays/objects (JSON) or collections (YAML)
     document_nodes: int = 1_000_000  # values in one JSON/YAML document, YAML aliases expanded
     condition_depth: int = 64  # nested all/any/not (JSON, YAML), parentheses and NOT (DSL)
@@ -81,6 +82,14 @@ def too_many_files(count: int, limits: PolicyLimits) -> PolicyTooLarge:
         f"{count:,} source files in one batch, more than the {limits.batch_files:,} allowed",
         Location("batch"),
         limit="batch_files",
+    )
+
+
+def too_many_policies(file: str, limits: PolicyLimits, location: Location) -> PolicyLimitExceeded:
+    return exceeded(
+        "source_policies",
+        f"more than {limits.source_policies:,} policies in one source",
+        location if location.line else Location(file, 1, 1),
     )
 
 

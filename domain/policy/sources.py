@@ -23,7 +23,13 @@ from domain.policy.document_bounds import (
 from domain.policy.dsl_format import parse_policy_block, split_policy_blocks
 from domain.policy.errors import PolicyLimitExceeded, PolicyModelError, PolicySyntaxError
 from domain.policy.iam_format import is_iam_document, policy_from_iam
-from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits, check_policy, source_too_large
+from domain.policy.limits import (
+    DEFAULT_LIMITS,
+    PolicyLimits,
+    check_policy,
+    source_too_large,
+    too_many_policies,
+)
 from domain.policy.model_document import policy_from_document
 from domain.policy.rule_model import Location, Policy
 from domain.policy.source_positions import find_keyed_string, locate_json_rules, location_at
@@ -119,8 +125,13 @@ def _bounded(parsed: Parsed, limits: PolicyLimits) -> Parsed:
 
 
 def _parse_dsl(file: str, text: str, limits: PolicyLimits) -> list[Parsed]:
+    blocks = split_policy_blocks(text, limits.source_policies + 2)
+    if len(blocks) > limits.source_policies:
+        extra = blocks[limits.source_policies]
+        refused = too_many_policies(file, limits, Location(file, extra.line, extra.column))
+        return [UnparsedPolicy(PurePath(file).stem, refused, "dsl")]
     found: list[Parsed] = []
-    for number, block in enumerate(split_policy_blocks(text), start=1):
+    for number, block in enumerate(blocks, start=1):
         try:
             found.append(parse_policy_block(block, file, limits))
         except (PolicySyntaxError, PolicyLimitExceeded) as error:
@@ -144,6 +155,9 @@ def _parse_json(
         items = document["policies"]
     else:
         items = [document]
+    if len(items) > limits.source_policies:
+        where = location_at(file, text, max(text.find('"policies"'), 0))
+        return [UnparsedPolicy(stem, too_many_policies(file, limits, where), "json")]
     found: list[Parsed] = []
     cursor = 0
     for number, item in enumerate(items, start=1):

@@ -116,6 +116,16 @@ HOSTILE: dict[str, tuple[str, Callable[[], str], str]] = {
         ),
         "a list or object of more than 10,000 items at line 1, column 29",
     ),
+    "130,000 policies in one file (dsl)": (
+        "policies.rules",
+        lambda: "".join(f"POLICY p{index} RULE r THEN ALLOW\n" for index in range(130_000)),
+        "more than 10,000 policies in one source at line 10001, column 1",
+    ),
+    "100,000 policies in one file (yaml)": (
+        "policies.yaml",
+        lambda: "".join(f"---\npolicy_id: p{index}\n" for index in range(100_000)),
+        "more than 10,000 policies in one source at line 20001, column 1",
+    ),
     "1,000,000 in-list values (json)": (
         "list.json",
         lambda: _json_policy({"field": "a", "op": "in", "value": "LIST"}).replace(

@@ -267,3 +267,16 @@ def test_dsl_blocks_hold_only_their_own_text_and_report_file_positions() -> None
 def test_an_http_caller_answers_413_for_size_and_422_for_the_other_bounds() -> None:
     assert status_of(PolicyTooLarge.code) == 413
     assert status_of(PolicyLimitExceeded.code) == 422
+
+
+def test_policies_per_source_in_every_format() -> None:
+    few = PolicyLimits(source_policies=2)
+    dsl = "".join(f"POLICY p{index} RULE r THEN ALLOW\n" for index in range(3))
+    error = _refused("many.rules", dsl, few)
+    assert error.reason == "more than 2 policies in one source at line 3, column 1"
+    yaml_text = "".join(f"---\npolicy_id: p{index}\n" for index in range(3))
+    assert _refused("many.yaml", yaml_text, few).reason == (
+        "more than 2 policies in one source at line 5, column 1"
+    )
+    bundle = json.dumps({"policies": [{"policy_id": f"p{index}"} for index in range(3)]})
+    assert _refused("many.json", bundle, few).limit == "source_policies"
