@@ -27,9 +27,17 @@ from domain.policy.diagnostics import error
 from domain.policy.gaps.gap_report import GapFinding, policy_gaps, rego_gaps
 from domain.policy.gate import RegoEngine, first_disagreement
 from domain.policy.gate_inputs import gate_inputs
+from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits, too_many_files
 from domain.policy.rego_generator import package_segment
 from domain.policy.rule_model import Location, Policy
-from domain.policy.sources import EXTENSIONS, SourceFormat, parse_source
+from domain.policy.sources import (
+    EXTENSIONS,
+    Parsed,
+    SourceFormat,
+    format_of,
+    oversized_source,
+    parse_source,
+)
 from domain.policy.work_budget import Clock
 
 EngineFactory = Callable[[], RegoEngine]
@@ -45,6 +53,12 @@ class SourceUnreadable(DomainError):
     code = "SOURCE_UNREADABLE"
 
 
+class BatchTooLarge(DomainError):
+    """More source files than `PolicyLimits.batch_files` in one run; nothing is read."""
+
+    code = "POLICY_TOO_LARGE"
+
+
 class StrictChecker(Protocol):
     """Port: a second, stricter compiler over written modules (`opa check --strict`)."""
 
@@ -55,8 +69,18 @@ class StrictChecker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SourceText:
+    """A source's text, or (`size` set, `text` empty) a source refused unread for its size."""
+
     name: str
     text: str
+    size: int | None = None
+
+    def parse(
+        self, source_format: SourceFormat, limits: PolicyLimits = DEFAULT_LIMITS
+    ) -> list[Parsed]:
+        if self.size is not None:
+            return [oversized_source(self.name, self.size, limits, format_of(self.name))]
+        return parse_source(self.name, self.text, source_format, limits)
 
 
 @dataclass(frozen=True)
@@ -71,8 +95,13 @@ class ConversionOutcome:
         return any(result.status is not ConversionStatus.CONVERTED for result in self.results)
 
 
-def collect_sources(paths: Sequence[str | Path], source_format: SourceFormat) -> list[Path]:
-    """Files named, and the legacy-format files under directories named; sorted per directory."""
+def collect_sources(
+    paths: Sequence[str | Path],
+    source_format: SourceFormat,
+    limits: PolicyLimits = DEFAULT_LIMITS,
+) -> list[Path]:
+    """Files named, and the legacy-format files under directories named; sorted per directory.
+    More files than `limits.batch_files` is BatchTooLarge, before any is read."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -88,14 +117,27 @@ def collect_sources(paths: Sequence[str | Path], source_format: SourceFormat) ->
             files.append(path)
         else:
             raise SourceNotFound(f"no such file or directory: {raw}")
+        if len(files) > limits.batch_files:
+            raise BatchTooLarge(too_many_files(len(files), limits).reason)
     return files
 
 
-def read_sources(files: Sequence[Path]) -> list[SourceText]:
+def read_sources(files: Sequence[Path], limits: PolicyLimits = DEFAULT_LIMITS) -> list[SourceText]:
+    """Each file's text; a file over `limits.source_bytes` is not read (its policy fails)."""
     sources: list[SourceText] = []
     for file in files:
         try:
-            sources.append(SourceText(str(file), file.read_text(encoding="utf-8")))
+            size = file.stat().st_size
+            if size > limits.source_bytes:
+                sources.append(SourceText(str(file), "", size))
+                continue
+            with file.open("rb") as stream:  # the size may have grown since stat()
+                data = stream.read(limits.source_bytes + 1)
+            if len(data) > limits.source_bytes:
+                sources.append(SourceText(str(file), "", len(data)))
+                continue
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            sources.append(SourceText(str(file), text))
         except (OSError, UnicodeDecodeError) as failure:
             reason = failure.strerror if isinstance(failure, OSError) else "not UTF-8 text"
             raise SourceUnreadable(f"cannot read {file}: {reason}") from None
@@ -115,6 +157,7 @@ def convert_chunk(
     source_format: SourceFormat,
     settings: ConversionSettings,
     engine: RegoEngine | None = None,
+    limits: PolicyLimits = DEFAULT_LIMITS,
     clock: Clock | None = time.monotonic,
 ) -> list[PolicyResult]:
     active = engine or _worker_engine
@@ -122,7 +165,7 @@ def convert_chunk(
         raise RuntimeError("no Rego engine in this worker")
     results: list[PolicyResult] = []
     for source in chunk:
-        for parsed in parse_source(source.name, source.text, source_format):
+        for parsed in source.parse(source_format, limits):
             results.append(convert_parsed(parsed, active, source.name, settings, clock))
     return results
 
@@ -140,6 +183,7 @@ def run_conversion(
     settings: ConversionSettings = ConversionSettings(),  # noqa: B008 - frozen value object
     jobs: int = 1,
     progress: Progress | None = None,
+    limits: PolicyLimits = DEFAULT_LIMITS,
 ) -> list[PolicyResult]:
     """Every policy of every source, in source order; duplicates in the batch fail."""
     chunks = list(_chunks(sources, CHUNK_SIZE if jobs > 1 else max(1, min(CHUNK_SIZE, 5))))
@@ -148,7 +192,7 @@ def run_conversion(
     if jobs <= 1 or len(chunks) <= 1:
         engine = engine_factory()
         for index, chunk in enumerate(chunks):
-            by_chunk[index] = convert_chunk(chunk, source_format, settings, engine)
+            by_chunk[index] = convert_chunk(chunk, source_format, settings, engine, limits)
             done += len(chunk)
             if progress:
                 progress(done, len(sources))
@@ -157,7 +201,10 @@ def run_conversion(
             max_workers=jobs, initializer=_init_worker, initargs=(engine_factory,)
         ) as pool:
             futures = {
-                pool.submit(convert_chunk, chunk, source_format, settings): (index, len(chunk))
+                pool.submit(convert_chunk, chunk, source_format, settings, None, limits): (
+                    index,
+                    len(chunk),
+                )
                 for index, chunk in enumerate(chunks)
             }
             for future in as_completed(futures):
@@ -258,7 +305,7 @@ def _source_policies(report: dict[str, Any]) -> dict[str, Policy]:
         path = Path(source)
         if not path.is_file():
             continue
-        for parsed in parse_source(source, path.read_text(encoding="utf-8")):
+        for parsed in read_sources([path])[0].parse(SourceFormat.AUTO):
             if isinstance(parsed, Policy):
                 policies.setdefault(parsed.policy_id, parsed)
     return policies
@@ -279,7 +326,12 @@ def check_directory(
     policies = _source_policies(report)
     results: list[CheckResult] = []
     for file in sorted(directory.glob("*.rego")):
-        module = read_sources([file])[0].text
+        read = read_sources([file])[0]
+        if read.size is not None:
+            refusal = oversized_source(read.name, read.size, DEFAULT_LIMITS).error.reason
+            results.append(CheckResult(str(file), "", passed=False, requests=0, message=refusal))
+            continue
+        module = read.text
         package = _package_of(module)
         policy = policies.get(file.stem)
         if policy is not None:
@@ -325,9 +377,12 @@ def check_directory(
 
 
 def find_gaps(
-    paths: Sequence[str | Path], source_format: SourceFormat = SourceFormat.AUTO
+    paths: Sequence[str | Path],
+    source_format: SourceFormat = SourceFormat.AUTO,
+    limits: PolicyLimits = DEFAULT_LIMITS,
 ) -> tuple[list[GapFinding], int]:
-    """Gap findings over legacy sources and `.rego` modules alike, with how many were analysed."""
+    """Gap findings over legacy sources and `.rego` modules alike, with how many were analysed.
+    The toolkit's own reports are not sources; a source over a bound is not analysed."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -344,14 +399,17 @@ def find_gaps(
             files.append(path)
         else:
             raise SourceNotFound(f"no such file or directory: {raw}")
+        if len(files) > limits.batch_files:
+            raise BatchTooLarge(too_many_files(len(files), limits).reason)
     findings: list[GapFinding] = []
     analysed = 0
-    for source in read_sources(files):
+    for source in read_sources(files, limits):
         if source.name.endswith(".rego"):
-            analysed += 1
-            findings.extend(rego_gaps(source.name, source.text))
+            if source.size is None:
+                analysed += 1
+                findings.extend(rego_gaps(source.name, source.text))
             continue
-        for parsed in parse_source(source.name, source.text, source_format):
+        for parsed in source.parse(source_format, limits):
             if isinstance(parsed, Policy):
                 analysed += 1
                 findings.extend(policy_gaps(parsed, source.name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from commands.policy_conversion import (
+    BatchTooLarge,
     SourceNotFound,
     SourceUnreadable,
     check_directory,
@@ -42,11 +44,12 @@ from domain.policy.conversion import (
     PolicyResult,
 )
 from domain.policy.conversion_report import totals
-from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, severity_score
+from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, score_summary
 from domain.policy.gate_inputs import DEFAULT_MAX_INPUTS
+from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.sources import SourceFormat
+from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.opa_check import OpaStrictChecker
-from infra.rego.regorus_engine import RegorusEngine
 
 EXIT_USAGE = 2
 _STATUS_STYLE = {"converted": "green", "unproven": "magenta", "partial": "yellow", "failed": "red"}
@@ -69,6 +72,30 @@ hash_option = click.option(
     show_default="env CONSTITUTIONAL_HASH or " + DEFAULT_CONSTITUTIONAL_HASH,
     callback=lambda _ctx, _param, value: _hash_option(value),
     help="Hash the generated Rego's constitutional guard requires.",
+)
+
+
+def _limits(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> PolicyLimits:
+    overrides: dict[str, int] = {}
+    for item in values:
+        name, _, number = item.partition("=")
+        if not number.isdigit():
+            raise click.BadParameter(f"'{item}': expected NAME=INTEGER, e.g. source_bytes=8388608")
+        overrides[name.strip().replace("-", "_")] = int(number)
+    try:
+        return DEFAULT_LIMITS.with_overrides(overrides)
+    except ValueError as bad:
+        raise click.BadParameter(str(bad)) from None
+
+
+limit_option = click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="NAME=N",
+    callback=_limits,
+    help="Change one bound on the sources (repeatable), e.g. source_bytes=8388608; "
+    "see docs/legacy-formats.md, Limits.",
 )
 
 
@@ -109,6 +136,7 @@ def policy() -> None:
     help="Seconds of work per policy; a policy over it is failed.",
 )
 @click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar.")
+@limit_option
 @hash_option
 def convert(
     sources: tuple[str, ...],
@@ -120,13 +148,14 @@ def convert(
     max_gate_inputs: int,
     time_budget: float,
     show_progress: bool | None,
+    limits: PolicyLimits,
     constitutional_hash: str,
 ) -> None:
     """Convert legacy policies (files or directories) to Rego v1 in OUT, with report.json/.md."""
     try:
-        files = collect_sources(sources, SourceFormat(source_format))
-        texts = read_sources(files)
-    except (SourceNotFound, SourceUnreadable) as failure:
+        files = collect_sources(sources, SourceFormat(source_format), limits)
+        texts = read_sources(files, limits)
+    except (SourceNotFound, SourceUnreadable, BatchTooLarge) as failure:
         _fail(failure.message)
     settings = ConversionSettings(
         tenant=tenant,
@@ -142,18 +171,23 @@ def convert(
         task = bar.add_task("converting", total=len(texts))
         results = run_conversion(
             texts,
-            RegorusEngine,
+            partial(
+                BoundedRegoEngine,
+                seconds=limits.evaluation_seconds,
+                memory_bytes=limits.evaluation_memory_bytes,
+            ),
             source_format=SourceFormat(source_format),
             settings=settings,
             jobs=workers,
             progress=lambda done, _total: bar.update(task, completed=done),
+            limits=limits,
         )
     try:
         outcome = write_outputs(
             results,
             out_dir,
             settings=settings,
-            engine_name=RegorusEngine.name,
+            engine_name=BoundedRegoEngine.name,
             strict_checker=OpaStrictChecker.from_path(),
         )
     except OSError as failure:
@@ -224,15 +258,18 @@ def _print_summary(results: list[PolicyResult], elapsed: float, out_dir: Path) -
 
 @policy.command()
 @click.argument("directory", type=click.Path(path_type=Path))
+@limit_option
 @hash_option
-def check(directory: Path, constitutional_hash: str) -> None:
+def check(directory: Path, limits: PolicyLimits, constitutional_hash: str) -> None:
     """The gate only: compile and evaluate every .rego in DIRECTORY; exit 1 if any fails."""
+    engine = BoundedRegoEngine(limits.evaluation_seconds, limits.evaluation_memory_bytes)
     try:
-        results = check_directory(directory, RegorusEngine(), constitutional_hash)
+        with engine:
+            results = check_directory(directory, engine, constitutional_hash)
     except (SourceNotFound, SourceUnreadable) as failure:
         _fail(failure.message)
     console = Console()
-    table = Table(title=f"Rego gate ({RegorusEngine.name})")
+    table = Table(title=f"Rego gate ({BoundedRegoEngine.name})")
     for column in ("module", "package", "requests", "result"):
         table.add_column(column)
     for result in results:
@@ -255,11 +292,12 @@ def check(directory: Path, constitutional_hash: str) -> None:
 @click.option(
     "--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True
 )
-def gaps(sources: tuple[str, ...], output: str) -> None:
+@limit_option
+def gaps(sources: tuple[str, ...], output: str, limits: PolicyLimits) -> None:
     """Gap analysis of legacy sources and converted Rego: findings and severity score."""
     try:
-        findings, analysed = find_gaps(sources)
-    except (SourceNotFound, SourceUnreadable) as failure:
+        findings, analysed = find_gaps(sources, limits=limits)
+    except (SourceNotFound, SourceUnreadable, BatchTooLarge) as failure:
         _fail(failure.message)
     text = (
         gap_report_text(findings, analysed)
@@ -268,4 +306,4 @@ def gaps(sources: tuple[str, ...], output: str) -> None:
     )
     click.echo(text, nl=False)
     if output == "md":
-        click.echo(f"\nscore {severity_score(findings)}", err=True)
+        click.echo(score_summary(findings), err=True)

@@ -55,6 +55,8 @@ STATUS_BY_CODE: dict[str, int] = {
     # Policy conversion (domain.policy, commands.policy_conversion): the submitted input is wrong.
     "POLICY_SYNTAX_ERROR": 422,
     "POLICY_MODEL_ERROR": 422,
+    "POLICY_LIMIT_EXCEEDED": 422,
+    "POLICY_TOO_LARGE": 413,
     "REGO_COMPILE_ERROR": 422,
     "REGO_EVALUATION_ERROR": 422,
     "SOURCE_NOT_FOUND": 422,

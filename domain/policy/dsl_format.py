@@ -7,13 +7,15 @@ by a small scanner that knows strings and comments, so a `POLICY` inside either 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from domain.policy.errors import PolicySyntaxError
+from domain.policy.errors import PolicyLimitExceeded, PolicySyntaxError
+from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits, exceeded
 from domain.policy.model_document import POLICY_ID
 from domain.policy.rule_model import (
     AllOf,
@@ -186,7 +188,7 @@ def _obligation(tree: Any) -> Obligation:
     return Obligation.of(attributes)
 
 
-def _rule(tree: Any, file: str) -> Rule:
+def _rule(tree: Any, file: str, block: PolicyBlock) -> Rule:
     rule_id, priority, when, effect, reason, *obligations = tree.children
     return Rule(
         id=str(rule_id),
@@ -195,16 +197,16 @@ def _rule(tree: Any, file: str) -> Rule:
         priority=int(priority) if priority is not None else 0,
         reason=json.loads(reason) if reason is not None else None,
         obligations=tuple(_obligation(item) for item in obligations),
-        location=Location(file, tree.meta.line, tree.meta.column),
+        location=block.location(file, tree.meta.line, tree.meta.column),
     )
 
 
-def _policy(tree: Any, file: str) -> Policy:
+def _policy(tree: Any, file: str, block: PolicyBlock) -> Policy:
     policy_id, name, combining, default, *rules = tree.children
-    location = Location(file, tree.meta.line, tree.meta.column)
+    location = block.location(file, tree.meta.line, tree.meta.column)
     if not POLICY_ID.fullmatch(str(policy_id)):
         raise PolicySyntaxError(f"invalid policy id '{policy_id}'", location)
-    parsed_rules = [_rule(rule, file) for rule in rules]
+    parsed_rules = [_rule(rule, file, block) for rule in rules]
     seen: set[str] = set()
     for rule in parsed_rules:
         if rule.id in seen:
@@ -225,43 +227,41 @@ def _policy(tree: Any, file: str) -> Policy:
 
 @dataclass(frozen=True, slots=True)
 class PolicyBlock:
-    """One `POLICY ...` block of a DSL file, padded so that positions stay those of the file."""
+    """One `POLICY ...` block of a DSL file, starting at `line`, `column` of the file."""
 
     text: str
     line: int
     column: int
     declared_id: str | None
 
+    def location(self, file: str, line: int, column: int) -> Location:
+        """A position inside the block (1-based, as lark gives it) as a place in the file."""
+        if line <= 1:
+            return Location(file, self.line, self.column + max(column, 1) - 1)
+        return Location(file, self.line + line - 1, column)
 
-def split_policy_blocks(text: str) -> list[PolicyBlock]:
-    """Cut a DSL file at each POLICY keyword that is outside strings and comments."""
-    starts: list[int] = []
-    index, length = 0, len(text)
-    while index < length:
-        char = text[index]
-        if char == "#":
-            newline = text.find("\n", index)
-            index = length if newline < 0 else newline
-        elif char == '"':
-            index = _end_of_string(text, index)
-        elif char.isalpha():
-            end = index
-            while end < length and (text[end].isalnum() or text[end] in "_-"):
-                end += 1
-            if text[index:end].upper() == "POLICY":
-                starts.append(index)
-            index = end
-        else:
-            index += 1
+
+# Comments, strings (to their end or the end of the line) and the keyword POLICY as a word.
+_STRING = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?'
+_BLOCK_TOKEN = re.compile(r"#[^\n]*|" + _STRING + r"|(?<![\w-])(?P<start>POLICY)(?![\w-])", re.I)
+
+
+def split_policy_blocks(text: str, at_most: int | None = None) -> list[PolicyBlock]:
+    """Cut a DSL file at each POLICY keyword that is outside strings and comments (only the
+    first `at_most` blocks when given: enough to tell that a file holds too many)."""
+    starts = [token.start() for token in _BLOCK_TOKEN.finditer(text) if token.lastgroup]
+    length = len(text)
     if not starts:
         return [PolicyBlock(text, 1, 1, None)] if text.strip() else []
     blocks: list[PolicyBlock] = []
-    for number, start in enumerate(starts):
+    line, counted = 0, 0
+    for number, start in enumerate(starts[:at_most]):
         end = starts[number + 1] if number + 1 < len(starts) else length
-        line = text.count("\n", 0, start)
+        line, counted = line + text.count("\n", counted, start), start  # newlines before start
         column = start - (text.rfind("\n", 0, start) + 1)
-        padded = "\n" * line + " " * column + text[start:end]
-        blocks.append(PolicyBlock(padded, line + 1, column + 1, _declared_id(text, start + 6)))
+        blocks.append(
+            PolicyBlock(text[start:end], line + 1, column + 1, _declared_id(text, start + 6))
+        )
     if text[: starts[0]].strip() and _has_code(text[: starts[0]]):
         blocks.insert(0, PolicyBlock(text[: starts[0]], 1, 1, None))
     return blocks
@@ -271,20 +271,92 @@ def _has_code(text: str) -> bool:
     return any(line.strip() and not line.strip().startswith("#") for line in text.splitlines())
 
 
-def _end_of_string(text: str, index: int) -> int:
-    index += 1
-    while index < len(text) and text[index] not in '"\n':
-        index += 2 if text[index] == "\\" else 1
-    return index + 1
-
-
 def _declared_id(text: str, index: int) -> str | None:
     while index < len(text) and text[index] in " \t\r\n":
         index += 1
     end = index
-    while end < len(text) and (text[end].isalnum() or text[end] in "_.-"):
+    while end < len(text) and end - index < 256 and (text[end].isalnum() or text[end] in "_.-"):
         end += 1
     return text[index:end] or None
+
+
+# What the bounds of a block look at: comments and strings (skipped whole), brackets, commas,
+# and words (NOT nests the condition it precedes; RULE starts a rule).
+_BOUND_TOKEN = re.compile(r"#[^\n]*|" + _STRING + r"|[()\[\],]|[^\W\d_][\w-]*")
+
+
+def check_block_bounds(block: PolicyBlock, file: str, limits: PolicyLimits) -> None:
+    """Refuse, before parsing, a block whose nesting, rules, lists or strings break a bound;
+    each check stops at the first token over it, so a hostile block costs little to refuse."""
+    bounds = _BlockBounds(block, file, limits)
+    for token in _BOUND_TOKEN.finditer(block.text):
+        bounds.see(token.group(), token.start())
+
+
+class _BlockBounds:
+    """Nesting is counted as the parser will build it: `(` and `[` open a level, and each NOT
+    opens one around what follows it until that operand ends (a word, or the closing bracket)."""
+
+    def __init__(self, block: PolicyBlock, file: str, limits: PolicyLimits) -> None:
+        self.block, self.file, self.limits = block, file, limits
+        self.groups: list[list[Any]] = []  # [char, offset, outer level, commas]
+        self.level = self.nots = self.rules = 0
+
+    def see(self, value: str, offset: int) -> None:
+        first = value[0]
+        if first == "#":
+            return
+        if first in "([":
+            self._open(first, offset)
+        elif first in ")]":
+            if self.groups:
+                self.level = self.groups.pop()[2]
+            self.nots = 0
+        elif first == ",":
+            self._comma()
+        elif len(value) - (2 if first == '"' else 0) > self.limits.string_length:
+            what = f"a string of more than {self.limits.string_length:,} characters"
+            raise _refused(self.block, self.file, offset, "string_length", what)
+        elif first != '"' and value.upper() == "NOT":
+            self.nots += 1
+            self._check_depth("conditions", self.level + self.nots, offset)
+        else:
+            self.nots = 0
+            if first != '"' and value.upper() == "RULE":
+                self.rules += 1
+                if self.rules > self.limits.rules:
+                    what = f"more than {self.limits.rules:,} rules in one policy"
+                    raise _refused(self.block, self.file, offset, "rules", what)
+
+    def _open(self, char: str, offset: int) -> None:
+        self.groups.append([char, offset, self.level, 0])
+        self.level, self.nots = self.level + self.nots + 1, 0
+        self._check_depth("conditions" if char == "(" else "lists", self.level, offset)
+
+    def _comma(self) -> None:
+        self.nots = 0
+        if not self.groups or self.groups[-1][0] != "[":
+            return
+        group = self.groups[-1]
+        group[3] += 1
+        if group[3] + 1 > self.limits.list_values:
+            what = f"a list of more than {self.limits.list_values:,} values"
+            raise _refused(self.block, self.file, group[1], "list_values", what)
+
+    def _check_depth(self, nested: str, level: int, offset: int) -> None:
+        if level > self.limits.condition_depth:
+            what = f"{nested} nested deeper than {self.limits.condition_depth} levels"
+            raise _refused(self.block, self.file, offset, "condition_depth", what)
+
+
+def _refused(
+    block: PolicyBlock, file: str, offset: int, limit: str, what: str
+) -> PolicyLimitExceeded:
+    line = block.text.count("\n", 0, offset) + 1
+    column = offset - (block.text.rfind("\n", 0, offset) + 1) + 1
+    error = exceeded(limit, what, block.location(file, line, column))
+    error.policy_id = block.declared_id
+    return error
 
 
 def _describe(error: UnexpectedInput) -> str:
@@ -306,16 +378,20 @@ def _readable(terminal: str) -> str:
     return terminal.lstrip("_").lower()
 
 
-def parse_policy_block(block: PolicyBlock, file: str) -> Policy:
-    """Parse one block; raises PolicySyntaxError with the file, line and column of the fault."""
+def parse_policy_block(
+    block: PolicyBlock, file: str, limits: PolicyLimits = DEFAULT_LIMITS
+) -> Policy:
+    """Parse one block; raises PolicySyntaxError with the file, line and column of the fault,
+    or PolicyLimitExceeded (before parsing) when the block breaks a bound."""
+    check_block_bounds(block, file, limits)
     try:
         tree = _PARSER.parse(block.text)
         transformed = _ToRuleModel(file).transform(tree)
     except UnexpectedInput as error:
-        line = error.line if isinstance(error.line, int) and error.line > 0 else block.line
+        line = error.line if isinstance(error.line, int) and error.line > 0 else 1
         column = error.column if isinstance(error.column, int) and error.column > 0 else 1
         raise PolicySyntaxError(
-            _describe(error), Location(file, line, column), block.declared_id
+            _describe(error), block.location(file, line, column), block.declared_id
         ) from None
     except Exception as error:  # noqa: BLE001 - lark wraps transformer faults (a path in a list)
         cause = error.__context__ or error
@@ -324,4 +400,4 @@ def parse_policy_block(block: PolicyBlock, file: str) -> Policy:
             Location(file, block.line, block.column),
             block.declared_id,
         ) from None
-    return _policy(transformed.children[0], file)
+    return _policy(transformed.children[0], file, block)

@@ -21,6 +21,12 @@ _GATE_MODULE = (
 )
 _GATE_RULE = "data.acgs_gate.result"
 
+# regorus refuses, by default, modules over 1 MiB or with a line over 1,024 columns: a generated
+# `in` list of a few hundred values is one longer line. The sources are bounded (PolicyLimits), and
+# their Rego is a few times their size, so the engine takes modules up to these.
+MAX_MODULE_BYTES = 64 * 1024 * 1024
+MAX_MODULE_LINES = 4_000_000
+
 
 class RegorusEngine:
     """Each call builds a fresh engine: modules never leak between policies."""
@@ -45,6 +51,9 @@ def _evaluate(
     engine: Any, filename: str, module: str, package: str, requests: Sequence[dict[str, Any]]
 ) -> list[Any] | RegoCompileError | RegoEvaluationError:
     """The gate's rows for every request, or the error to raise (returned, not raised)."""
+    engine.set_policy_length_config(
+        max_col=MAX_MODULE_BYTES, max_file_bytes=MAX_MODULE_BYTES, max_lines=MAX_MODULE_LINES
+    )
     try:
         engine.add_policy(filename, module)
     except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all

@@ -61,14 +61,27 @@ def severity_score(findings: Sequence[GapFinding]) -> int:
     return sum(SEVERITY_WEIGHTS[finding.severity] for finding in findings)
 
 
-def gap_report_json(findings: Sequence[GapFinding], analysed: int) -> dict[str, Any]:
+def severity_counts(findings: Sequence[GapFinding]) -> dict[str, int]:
+    """How many findings of each severity, most severe first (every severity named)."""
     by_severity = Counter(finding.severity.value for finding in findings)
+    return {severity.value: by_severity.get(severity.value, 0) for severity in GapSeverity}
+
+
+def _listed(items: dict[str, int]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in items.items())
+
+
+def score_summary(findings: Sequence[GapFinding]) -> str:
+    """`severity score 27 from 4 findings (critical 2, high 1, medium 1, low 0)`."""
+    counts = _listed(severity_counts(findings))
+    return f"severity score {severity_score(findings)} from {len(findings)} findings ({counts})"
+
+
+def gap_report_json(findings: Sequence[GapFinding], analysed: int) -> dict[str, Any]:
     return {
         "policies_analysed": analysed,
         "score": severity_score(findings),
-        "by_severity": {
-            severity.value: by_severity.get(severity.value, 0) for severity in GapSeverity
-        },
+        "by_severity": severity_counts(findings),
         "by_rule": dict(sorted(Counter(finding.gap_id for finding in findings).items())),
         "findings": [finding.as_json() for finding in findings],
     }
@@ -76,11 +89,13 @@ def gap_report_json(findings: Sequence[GapFinding], analysed: int) -> dict[str, 
 
 def gap_report_markdown(findings: Sequence[GapFinding], analysed: int) -> str:
     report = gap_report_json(findings, analysed)
+    weights = _listed({severity.value: SEVERITY_WEIGHTS[severity] for severity in GapSeverity})
     lines = [
         "# Gap analysis",
         "",
-        f"{analysed} policies analysed; severity score **{report['score']}** "
-        "(critical 10, high 5, medium 2, low 1).",
+        f"{analysed} policies analysed; {len(findings)} findings "
+        f"({_listed(report['by_severity'])}); severity score **{report['score']}** "
+        f"(weights {weights}).",
         "",
         "| severity | findings |",
         "|---|---|",
