@@ -7,7 +7,7 @@ time is the CPU time of the process doing the work (`time.process_time`, or the 
 memory is the `tracemalloc` peak of a second, separate run (tracing slows allocation down, so it
 is not timed), and for the CLI the child's peak resident size (`ru_maxrss` from `wait4`), each
 compared with a run on one small valid policy. Every source is refused while it is read, long
-before the gate, so the bounds are far from the measured figures (all under 0.2 s and 10 MB).
+before the gate, so the bounds are far from the measured figures (all under 0.2 s and 40 MB).
 """
 
 from __future__ import annotations
