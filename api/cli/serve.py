@@ -11,7 +11,7 @@ from api.bootstrap import System, build
 from api.cli.streaming import start_local_streaming
 from api.http.app import create_app
 from api.logging import configure_logging
-from api.settings import Settings, SettingsError
+from api.settings import Settings
 from api.tokens import BOOTSTRAP_TTL_SECONDS, issue_as_operator
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -33,10 +33,7 @@ BOOTSTRAP_MARKER = "bootstrap-token-issued"
 )
 def serve(host: str | None, port: int | None, kafka_local: bool = False) -> None:
     """Serve the API; in the embedded profile, start PostgreSQL and migrate first."""
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = Settings.from_env()
     configure_logging(settings.log_level)
     host = host or settings.http_host
     port = port or settings.http_port

@@ -1,0 +1,54 @@
+"""A bad setting ends every `acgs` command with one line naming the variable and exit status 2,
+never a traceback. The settings are refused before any server is started or contacted."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from api.cli.main import cli
+
+BAD_HASH = {"CONSTITUTIONAL_HASH": "XYZ"}
+HASH_MESSAGE = "Error: CONSTITUTIONAL_HASH must be 16 lowercase hexadecimal characters"
+
+COMMANDS = [
+    ["serve"],
+    ["db", "migrate"],
+    ["replay", "tenants"],
+    ["replay", "audit_log"],
+    ["projections", "status"],
+    ["token", "issue", "--role", "EXECUTIVE", "--platform"],
+    ["token", "keys", "list"],
+    ["streaming", "tail"],
+]
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_a_bad_constitutional_hash_is_one_line_and_exit_2(args: list[str]) -> None:
+    status, output = _run(args, {"ACGS_DATA_DIR": "/nonexistent/acgs-settings-test", **BAD_HASH})
+    assert status == 2, output
+    assert output.strip() == HASH_MESSAGE
+    assert "Traceback" not in output
+
+
+def test_a_bad_integer_names_its_variable() -> None:
+    status, output = _run(["projections", "status"], {"ACGS_DB_POOL_SIZE": "many"})
+    assert status == 2
+    assert output.strip() == "Error: ACGS_DB_POOL_SIZE must be an integer, got 'many'"
+
+
+def test_streaming_tail_without_kafka_settings_says_which_is_missing() -> None:
+    env = {"ACGS_KAFKA_BOOTSTRAP_SERVERS": "", "ACGS_SCHEMA_REGISTRY_URL": ""}
+    status, output = _run(["streaming", "tail"], env)
+    assert status == 2
+    assert output.strip() == "Error: ACGS_KAFKA_BOOTSTRAP_SERVERS is not set"
+    status, output = _run(["streaming", "tail"], {**env, "ACGS_KAFKA_BOOTSTRAP_SERVERS": "h:1"})
+    assert status == 2
+    assert output.strip() == (
+        "Error: ACGS_SCHEMA_REGISTRY_URL is required when ACGS_KAFKA_BOOTSTRAP_SERVERS is set"
+    )
