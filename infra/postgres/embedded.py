@@ -199,15 +199,14 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
-    @staticmethod
-    def _server_user_can_reach(path: Path) -> bool:
-        probe = ["runuser", "-u", "postgres", "--", "test", "-x", str(path.resolve())]
-        return subprocess.run(probe, capture_output=True, check=False).returncode == 0  # noqa: S603
-
     def _run_as_owner(self, argv: list[str]) -> None:
         if os.geteuid() == 0:
             argv = ["runuser", "-u", "postgres", "--", *argv]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+        # In a session of its own: a Ctrl-C on the terminal (SIGINT to the whole foreground
+        # process group) reaches only the service, which then stops the server in order.
+        result = subprocess.run(  # noqa: S603
+            argv, capture_output=True, text=True, check=False, start_new_session=True
+        )
         if result.returncode != 0:
             msg = f"{Path(argv[-1]).name if argv else 'postgres'} failed: {result.stderr.strip()}"
             raise EmbeddedPostgresError(msg)
