@@ -47,5 +47,7 @@ bench: $(VENV)/.test-installed system-deps
 	@for b in tests/load/bench_*.py; do \
 		echo "== $$b"; $(BIN)/python -m tests.load.$$(basename $$b .py) || exit 1; done
 
+# Deletes the data (stop `acgs serve` first), including a cluster kept outside .acgs as root.
 clean-data:
+	@if [ -L .acgs/pg ]; then target=$$(readlink -f .acgs/pg); rm -rf "$$target" "$$target.data-dir"; fi
 	rm -rf .acgs
