@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from api.settings import Settings
+from api.settings import Settings, SettingsError
 
 ASYNCAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 
@@ -65,14 +65,18 @@ def start_local_streaming(settings: Settings) -> tuple[Settings, Any]:
 
 def streaming_settings(settings: Settings) -> Settings:
     """The settings, or, when no broker is configured, those of the local broker that
-    `acgs serve --kafka-local` last ran on this data directory."""
+    `acgs serve --kafka-local` last ran on this data directory; neither is a SettingsError."""
     if settings.kafka_bootstrap_servers:
         return settings
     from infra.kafka.local_broker import LocalAddresses  # noqa: PLC0415
 
     local = LocalAddresses.read(settings.data_dir / LOCAL_ADDRESS_FILE)
     if local is None:
-        return settings
+        msg = (
+            "ACGS_KAFKA_BOOTSTRAP_SERVERS is not set, and no local broker of "
+            f"`acgs serve --kafka-local` is recorded in {settings.data_dir}"
+        )
+        raise SettingsError(msg)
     return dataclasses.replace(
         settings,
         kafka_bootstrap_servers=local.bootstrap_servers,

@@ -3,6 +3,8 @@ never a traceback. The settings are refused before any server is started or cont
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -42,11 +44,18 @@ def test_a_bad_integer_names_its_variable() -> None:
     assert output.strip() == "Error: ACGS_DB_POOL_SIZE must be an integer, got 'many'"
 
 
-def test_streaming_tail_without_kafka_settings_says_which_is_missing() -> None:
-    env = {"ACGS_KAFKA_BOOTSTRAP_SERVERS": "", "ACGS_SCHEMA_REGISTRY_URL": ""}
+def test_streaming_tail_without_kafka_settings_says_which_is_missing(tmp_path: Path) -> None:
+    env = {
+        "ACGS_KAFKA_BOOTSTRAP_SERVERS": "",
+        "ACGS_SCHEMA_REGISTRY_URL": "",
+        "ACGS_DATA_DIR": str(tmp_path),
+    }
     status, output = _run(["streaming", "tail"], env)
     assert status == 2
-    assert output.strip() == "Error: ACGS_KAFKA_BOOTSTRAP_SERVERS is not set"
+    assert output.strip() == (
+        "Error: ACGS_KAFKA_BOOTSTRAP_SERVERS is not set, and no local broker of "
+        f"`acgs serve --kafka-local` is recorded in {tmp_path}"
+    )
     status, output = _run(["streaming", "tail"], {**env, "ACGS_KAFKA_BOOTSTRAP_SERVERS": "h:1"})
     assert status == 2
     assert output.strip() == (
