@@ -116,7 +116,8 @@ class TansuBroker:
         if self.process is not None:
             if self.process.poll() is None:
                 os.kill(self.process.pid, signal.SIGCONT)
-                self.process.terminate()
+                # SIGINT: Tansu exits at once; on SIGTERM it waits for its clients to leave.
+                self.process.send_signal(signal.SIGINT)
                 try:
                     self.process.wait(timeout=5)
                 except subprocess.TimeoutExpired:

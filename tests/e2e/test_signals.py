@@ -110,3 +110,38 @@ def test_a_taken_port_is_named_before_anything_starts_and_nothing_claims_to_list
         assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
         assert "Traceback" not in result.stderr
         assert not (data_dir / "pg").exists(), "no database is started for a server that cannot"
+
+
+@pytest.mark.kafka
+def test_sigterm_with_the_local_broker_leaves_no_process_behind() -> None:
+    from confluent_kafka import Consumer  # noqa: PLC0415 - the streaming extra
+
+    with scratch_dir("acgs-signal-kafka-") as data_dir:
+        served = ServeProcess(data_dir, args=("--kafka-local",)).start()
+        assert served.process is not None
+        leftovers: list[int] = []
+        try:
+            served.wait_ready()
+            postmaster = served.postmaster_pid()
+            bootstrap = json.loads((data_dir / "kafka-local.json").read_text())["bootstrap_servers"]
+            broker = processes_mentioning(f"tcp://{bootstrap}")
+            assert len(broker) == 1
+            leftovers = [postmaster, *broker]
+            reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "x", "log_level": 0})
+            try:
+                reader.list_topics(timeout=10)  # a client stays connected while it stops
+                signalled = time.monotonic()
+                code = served.stop(signal.SIGTERM, timeout=BOUND_SECONDS + 30)
+                elapsed = time.monotonic() - signalled
+            finally:
+                reader.close()
+            assert code == 0, served.lines
+            assert elapsed < BOUND_SECONDS, f"took {elapsed:.1f} s to stop"
+            assert [pid for pid in leftovers if alive(pid)] == []
+            assert processes_mentioning(str(data_dir)) == []
+        finally:
+            if served.process.poll() is None:
+                served.stop(signal.SIGKILL)
+            for pid in leftovers:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL if pid != leftovers[0] else signal.SIGTERM)
