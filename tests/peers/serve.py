@@ -74,12 +74,12 @@ class ServeProcess:
             if time.monotonic() > deadline:
                 pytest.fail(f"acgs serve never printed {text!r}: {self.lines}")
             try:
-                line = self._arrived.get(timeout=0.5)
+                arrived = self._arrived.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if line is None:
+            if arrived is None:
                 pytest.fail(f"acgs serve ended before printing {text!r}: {self.lines}")
-            self.lines.append(line)
+            self.lines.append(arrived)
 
     def wait_ready(self) -> ServeProcess:
         self.wait_for_line("listening on")
@@ -114,11 +114,11 @@ class ServeProcess:
             self._pump.join(timeout=10)
         while True:
             try:
-                line = self._arrived.get_nowait()
+                rest = self._arrived.get_nowait()
             except queue.Empty:
                 break
-            if line is not None:
-                self.lines.append(line)
+            if rest is not None:
+                self.lines.append(rest)
         assert self.process.stdout is not None
         self.process.stdout.close()
         return code
