@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from api.settings import SettingsError
+from infra.postgres.embedded import EmbeddedPostgresError
 
 SETTINGS_EXIT_STATUS = 2
 
@@ -28,6 +29,8 @@ class AcgsGroup(click.Group):
             return super().invoke(ctx)
         except SettingsError as exc:
             raise BadSetting(str(exc)) from None
+        except EmbeddedPostgresError as exc:  # no server binaries, or the server would not start
+            raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=AcgsGroup, context_settings={"help_option_names": ["-h", "--help"]})

