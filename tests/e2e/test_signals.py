@@ -41,7 +41,7 @@ def _post_tenant_request(token: str, slug: str) -> tuple[bytes, bytes]:
     head = (
         "POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
     ).encode()
     return head, body
 
@@ -61,13 +61,17 @@ def test_a_stop_signal_drains_the_request_in_flight_stops_everything_and_exits_0
             slug = f"drained-{sig.name.lower()}"
             head, body = _post_tenant_request(served.bootstrap_token(), slug)
             with socket.create_connection(("127.0.0.1", served.port), timeout=60) as conn:
-                conn.sendall(head + body[:10])  # in flight: the handler awaits the rest
-                time.sleep(0.5)
+                conn.sendall(head)
+                # "100 Continue" comes when the handler asks for the body: the request is in flight
+                interim = b""
+                while not interim.endswith(b"\r\n\r\n"):
+                    interim += conn.recv(1)
+                assert interim.startswith(b"HTTP/1.1 100"), interim
                 signalled = time.monotonic()
                 served.process.send_signal(sig)
                 time.sleep(1.5)
                 assert served.process.poll() is None, "it must wait for the request in flight"
-                conn.sendall(body[10:])
+                conn.sendall(body)
                 response = _read_response(conn)
             assert response.startswith(b"HTTP/1.1 201"), response[:300]
             code = served.stop(sig, timeout=BOUND_SECONDS + 30)
