@@ -88,7 +88,8 @@ class Edge:
         request_id = _request_id(scope)
         context_token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
-        static = self._ui_page_headers if scope["path"] == UI_PAGE else self._static_headers
+        ui_page = scope["path"].rstrip("/") == UI_PAGE
+        static = self._ui_page_headers if ui_page else self._static_headers
         headers = [*static, (b"x-request-id", request_id.encode())]
         status = [500]
 

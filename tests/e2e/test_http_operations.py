@@ -77,9 +77,10 @@ class _References(HTMLParser):
                 self.urls.append(value)
 
 
-def test_swagger_ui_page_and_every_asset_it_references_are_served_here(api: Api) -> None:
+@pytest.mark.parametrize("path", ["/schema/swagger", "/schema/swagger/"])
+def test_swagger_ui_page_and_every_asset_it_references_are_served_here(api: Api, path: str) -> None:
     with api.client() as anonymous:
-        page = anonymous.get("/schema/swagger")
+        page = anonymous.get(path)
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         csp = page.headers["content-security-policy"]
