@@ -175,9 +175,10 @@ def tail(topic: str, from_beginning: bool, limit: int, timeout: float) -> None:
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     try:
         started = time.monotonic()
+        wait = min(RETRY_MAX_SECONDS, timeout) if timeout else RETRY_MAX_SECONDS
         while True:
             try:
-                metadata = consumer.list_topics(topic, timeout=RETRY_MAX_SECONDS)
+                metadata = consumer.list_topics(topic, timeout=wait)
                 break
             except KafkaException as exc:
                 watch.unreachable(str(exc.args[0].str() if exc.args else exc))
