@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS_RUN  := embedded,streaming
+comma := ,
+# `make run KAFKA=1` also installs the local broker (the kafka-local extra), in a venv marked so.
+EXTRAS_RUN  := embedded,streaming$(if $(KAFKA),$(comma)kafka-local)
+RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
 EXTRAS_TEST := dev,embedded,streaming
 
 .PHONY: run test lint bench system-deps clean-data
@@ -14,15 +17,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+$(RUN_MARKER): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS_RUN)]"
 	@touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS_TEST)]"
-	@touch $@ $(VENV)/.run-installed
+	@touch $@ $(VENV)/.run-installed $(VENV)/.run-installed-kafka
 
-run: $(VENV)/.run-installed
+run: $(RUN_MARKER)
 	$(BIN)/acgs serve $(if $(KAFKA),--kafka-local,)
 
 # Debian's PostgreSQL server for the test fixtures (as root); without root the pgserver wheel is used.
@@ -44,5 +47,7 @@ bench: $(VENV)/.test-installed system-deps
 	@for b in tests/load/bench_*.py; do \
 		echo "== $$b"; $(BIN)/python -m tests.load.$$(basename $$b .py) || exit 1; done
 
+# Deletes the data (stop `acgs serve` first), including a cluster kept outside .acgs as root.
 clean-data:
+	@if [ -L .acgs/pg ]; then target=$$(readlink -f .acgs/pg); rm -rf "$$target" "$$target.data-dir"; fi
 	rm -rf .acgs

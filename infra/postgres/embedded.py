@@ -5,6 +5,15 @@ machines); otherwise the `pgserver` wheel, which ships its own binaries. The ser
 Unix socket only. A second process pointed at the same data directory (the CLI while `acgs serve`
 runs) finds the running server through `postmaster.pid` and connects to it instead of starting
 another; only the process that started the server stops it.
+
+Where the cluster's files live: in `ACGS_DATA_DIR/pg`, so deleting the data directory deletes
+the data. The one exception is forced by PostgreSQL refusing to run as root: as root the server
+runs as the `postgres` user, and when that user cannot enter the data directory (it sits under a
+private directory such as /root), the cluster is kept in /var/lib/acgs-postgres/<digest of the
+data directory's path>, `ACGS_DATA_DIR/pg` is a link to it, and `<digest>.data-dir` beside it
+names its data directory. Such a cluster whose data directory is gone (or links elsewhere) and
+that is not running is deleted by the next start of any embedded server, before anything else;
+`make clean-data` deletes it at once.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ DATABASE_NAME = "acgs"
 SUPERUSER = "postgres"
 _DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _SHARED_CLUSTERS = Path("/var/lib/acgs-postgres")
+_OWNER_SUFFIX = ".data-dir"  # beside a cluster kept outside its data directory: that directory
 _SOCKET_PATH_LIMIT = 100  # Unix socket paths are limited to 107 bytes including the file name.
 
 
@@ -126,6 +136,7 @@ class EmbeddedPostgres:
         return port
 
     def _start_debian(self, bin_dir: Path) -> None:
+        reclaim_orphaned_clusters()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.cluster_dir.exists() and not _server_user_can_reach(self.data_dir):
             # The server runs as `postgres`, which cannot traverse a private parent (say /root or
@@ -134,6 +145,9 @@ class EmbeddedPostgres:
             elsewhere = _SHARED_CLUSTERS / digest
             elsewhere.mkdir(parents=True, exist_ok=True)
             _SHARED_CLUSTERS.chmod(0o755)
+            (_SHARED_CLUSTERS / f"{digest}{_OWNER_SUFFIX}").write_text(
+                f"{self.data_dir.resolve()}\n"
+            )
             self.cluster_dir.symlink_to(elsewhere, target_is_directory=True)
         cluster = self.cluster_dir.resolve()
         if not (cluster / "PG_VERSION").exists():
@@ -199,18 +213,52 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
-    @staticmethod
-    def _server_user_can_reach(path: Path) -> bool:
-        probe = ["runuser", "-u", "postgres", "--", "test", "-x", str(path.resolve())]
-        return subprocess.run(probe, capture_output=True, check=False).returncode == 0  # noqa: S603
-
     def _run_as_owner(self, argv: list[str]) -> None:
         if os.geteuid() == 0:
             argv = ["runuser", "-u", "postgres", "--", *argv]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+        # In a session of its own: a Ctrl-C on the terminal (SIGINT to the whole foreground
+        # process group) reaches only the service, which then stops the server in order.
+        result = subprocess.run(  # noqa: S603
+            argv, capture_output=True, text=True, check=False, start_new_session=True
+        )
         if result.returncode != 0:
             msg = f"{Path(argv[-1]).name if argv else 'postgres'} failed: {result.stderr.strip()}"
             raise EmbeddedPostgresError(msg)
+
+
+def reclaim_orphaned_clusters(shared: Path = _SHARED_CLUSTERS) -> list[Path]:
+    """Delete the clusters kept outside their data directory whose data directory no longer
+    links to them and that are not running; returns what was deleted."""
+    reclaimed: list[Path] = []
+    if not shared.is_dir():
+        return reclaimed
+    for owner in shared.glob(f"*{_OWNER_SUFFIX}"):
+        cluster = shared / owner.name.removesuffix(_OWNER_SUFFIX)
+        link = Path(owner.read_text().strip()) / "pg"
+        try:
+            owned = link.is_symlink() and link.resolve() == cluster.resolve()
+        except OSError:
+            owned = False
+        if owned or _postmaster_alive(cluster):
+            continue
+        shutil.rmtree(cluster, ignore_errors=True)
+        owner.unlink(missing_ok=True)
+        reclaimed.append(cluster)
+    return reclaimed
+
+
+def _postmaster_alive(cluster: Path) -> bool:
+    try:
+        pid = int((cluster / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _server_user_can_reach(path: Path) -> bool:

@@ -4,102 +4,37 @@ runs finds its embedded PostgreSQL (never starts a second one) and issues audite
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.peers.http import HASH, free_port, wait_for
+from tests.peers.http import HASH
 from tests.peers.scratch import scratch_dir
+from tests.peers.serve import ACGS, ServeProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
-ACGS = [sys.executable, "-c", "from api.cli.main import cli; cli()"]
-
-
-@dataclass
-class Served:
-    url: str
-    env: dict[str, str]
-    lines: list[str]
-    data_dir: Path
-
-
-def _env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACGS_")}
-    env.update(ACGS_DATA_DIR=str(data_dir), ACGS_HTTP_PORT=str(port), ACGS_LOG_LEVEL="WARNING")
-    return env
-
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
+def served() -> Iterator[ServeProcess]:
     with scratch_dir("acgs-serve-") as data_dir:
-        yield from _serve(data_dir)
-
-
-def _serve(data_dir: Path) -> Iterator[Served]:
-    port = free_port()
-    env = _env(data_dir, port)
-    process = subprocess.Popen(
-        [*ACGS, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    lines: list[str] = []
-    arrived: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            arrived.put(line.rstrip("\n"))
-
-    pumping = threading.Thread(target=pump, daemon=True)
-    pumping.start()
-    deadline = time.monotonic() + 60
-    try:
-        while not any("listening on" in line for line in lines):
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail(f"acgs serve did not start: {lines}")
-            try:
-                lines.append(arrived.get(timeout=0.5))
-            except queue.Empty:
-                continue
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(url) and process.poll() is None, timeout=30)
-        yield Served(url, env, lines, data_dir)
-    finally:
-        process.send_signal(signal.SIGINT)
+        process = ServeProcess(data_dir).start()
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        pumping.join(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
+            yield process.wait_ready()
+        finally:
+            assert process.stop(signal.SIGINT) == 0, process.lines
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _bootstrap_token(served: Served) -> str:
-    index = next(i for i, line in enumerate(served.lines) if "platform EXECUTIVE token" in line)
-    return served.lines[index + 1]
+def _bootstrap_token(served: ServeProcess) -> str:
+    return served.bootstrap_token()
 
 
 def test_first_start_prints_a_platform_executive_token_and_the_curl_flow_works(
-    served: Served,
+    served: ServeProcess,
 ) -> None:
     token = _bootstrap_token(served)
     assert token.count(".") == 2
@@ -129,7 +64,7 @@ def test_first_start_prints_a_platform_executive_token_and_the_curl_flow_works(
         assert http.post(f"/v1/tenants/{tenant_id}/reactivate").json()["status"] == "active"
 
 
-def test_token_issue_works_against_the_running_server(served: Served) -> None:
+def test_token_issue_works_against_the_running_server(served: ServeProcess) -> None:
     hdr = {"Authorization": f"Bearer {_bootstrap_token(served)}", "X-Constitutional-Hash": HASH}
     with httpx.Client(base_url=served.url, headers=hdr, timeout=30) as http:
         created = http.post(
