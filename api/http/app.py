@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
 from api.http.auth import principal_from_scope
+from api.http.bodies import check_body
 from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
@@ -69,6 +70,7 @@ def create_app(
         on_startup=[open_pool],
         on_shutdown=[close_pool],
         exception_handlers={Exception: handle_exception},
+        before_request=check_body,
         openapi_config=OpenAPIConfig(
             title="ACGS Enterprise API",
             version="1.0.0",

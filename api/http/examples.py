@@ -50,8 +50,9 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
         {"header": "Idempotency-Key"},
     ),
     "CONSTITUTIONAL_HASH_REQUIRED": (
-        "constitutional_hash is required on state-changing requests",
-        {"expected_header": "X-Constitutional-Hash"},
+        "the constitutional hash is required on state-changing requests: the body field "
+        "constitutional_hash or the header X-Constitutional-Hash",
+        {"body_field": "constitutional_hash", "header": "X-Constitutional-Hash"},
     ),
     "CONSTITUTIONAL_HASH_MISMATCH": (
         "constitutional_hash does not match this deployment's constitution",

@@ -39,15 +39,17 @@ from api.http.services import API_ENDPOINT_TEMPLATE, ApiServices
 from commands.authorization import Permission, authorize
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
-from domain.errors import NotFound
+from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
+from domain.errors import NotFound, ValidationFailed
 from projections.tenants import list_tenants
 
 T = TypeVar("T")
+HASH_HEADER = "X-Constitutional-Hash"
 
 HashHeader = Annotated[
     str | None,
     Parameter(
-        header="X-Constitutional-Hash",
+        header=HASH_HEADER,
         required=False,
         description="The deployment's constitutional hash (or the body field constitutional_hash)",
     ),
@@ -313,6 +315,9 @@ def _context(
     request: Request[Any, Any, Any], principal: Principal, in_body: Any, in_header: str | None
 ) -> CommandContext:
     supplied = in_header if in_body is UNSET else in_body
+    if supplied and not CONSTITUTIONAL_HASH_PATTERN.fullmatch(supplied):
+        where = HASH_HEADER if in_body is UNSET else "constitutional_hash"
+        raise ValidationFailed.field(where, "must be 16 lowercase hexadecimal characters")
     return CommandContext(principal, supplied, request.headers.get("traceparent"))
 
 
