@@ -20,6 +20,7 @@ from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
+from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.services import ApiServices
 from api.http.tenants import TenantController
@@ -96,5 +97,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    complete(app)
     app.asgi_handler = Edge(app.asgi_handler, api)
     return app

@@ -8,10 +8,12 @@ Every route whose handler takes a `data` body runs through `check_body` (the app
 - the body must be JSON (no NaN or Infinity, no unpaired surrogate), nest at most
   `MAX_BODY_DEPTH` levels, repeat no key within an object, and hold no NUL character in any
   string or key; otherwise 422 `VALIDATION_ERROR` naming the body;
-- a required body must be there; an object body is checked against the route's body type field
-  by field, and every problem is reported at once: unknown and read-only fields, missing
-  required fields, values of the wrong type. Values are never echoed (they may be secrets or
-  hostile input); each problem is `{field, message, source}`.
+- a required body must be there (an optional one may be absent or `null`); an object body is
+  checked against the route's body type field by field, and every problem is reported at once:
+  unknown and read-only fields, missing required fields, values of the wrong type (types are
+  strict: "5" is not a number; a number with a zero fraction, 5.0, is an integer). Values are
+  never echoed (they may be secrets or hostile input); each problem is `{field, message,
+  source}`.
 
 Rules on values (slug syntax, email, quotas) stay in the domain, which reports them after this.
 """
@@ -55,6 +57,8 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         )
     value = decode(body)
     struct = _struct_of(field.annotation)
+    if value is None and field.is_optional:
+        return  # an optional body may be given as JSON null
     if struct is not None:
         problems = struct_problems(value, struct)
         if problems:
@@ -91,10 +95,19 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
                 problems.append(_problem(f.encode_name, "is required"))
             continue
         try:
-            msgspec.convert(value[f.encode_name], f.type, strict=True)
+            msgspec.convert(_integral(value[f.encode_name]), f.type, strict=True)
         except msgspec.ValidationError as exc:
             problems.append(_problem(f.encode_name, str(exc).partition(" - ")[0]))
     return problems
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (as JSON Schema says), 5.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def _shape_problems(value: Any) -> list[dict[str, str]]:

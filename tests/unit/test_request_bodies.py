@@ -85,3 +85,11 @@ def test_types_are_strict() -> None:
         "max_requests_per_minute",
         "max_storage_gb",
     ]
+
+
+def test_a_number_with_a_zero_fraction_is_an_integer() -> None:
+    """Found by the fuzzer: JSON Schema's integer includes 5.0; 5.5 and "5" are still refused."""
+    assert struct_problems({"max_storage_gb": 14019.0}, UpdateTenantRequest) == []
+    assert [p["field"] for p in struct_problems({"max_storage_gb": 5.5}, UpdateTenantRequest)] == [
+        "max_storage_gb"
+    ]
