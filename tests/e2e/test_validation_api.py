@@ -167,3 +167,15 @@ def test_the_missing_hash_error_names_the_header_and_the_body_field(
         "body_field": "constitutional_hash",
         "header": "X-Constitutional-Hash",
     }
+
+
+def test_an_optional_body_may_be_json_null(api: Api, platform: httpx.Client, unique: str) -> None:
+    """Found by the fuzzer: the document allows `null` for reactivate's optional body."""
+    tenant = api.create_tenant(platform, f"null-{unique}")
+    response = _post(
+        platform,
+        f"/v1/tenants/{tenant['tenant_id']}/reactivate",
+        b"null",
+        **{"X-Constitutional-Hash": HASH},
+    )
+    _error(response, 409, "INVALID_STATE_TRANSITION")  # it is active: refused for that only
