@@ -11,6 +11,7 @@ Run once on the app's generated document (`complete`):
   422 `VALIDATION_ERROR` when it takes parameters or a body, 404 when its path has parameters,
   413 and 415 for a body, 401 and 429 when it needs a token, 403 `STORAGE_QUOTA_EXCEEDED` for
   writes behind a token, and 500 `INTERNAL_ERROR` everywhere;
+- a body the handler takes as optional is documented as not required;
 - links: an operation answering 201 with a field `x_id` links to every operation whose path
   takes `{x_id}` (create a tenant, then read, update, deactivate or reactivate it).
 """
@@ -32,6 +33,7 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.routes import HTTPRoute
 
 from api.http.errors import status_of
 from api.http.examples import error_example
@@ -53,7 +55,22 @@ def complete(app: Litestar) -> OpenAPI:
         _complete_refusals(method, operation)
         _refuse_unknown_fields(document.components, operation)
     _add_links(document.components, operations)
+    _mark_optional_bodies(app, document)
     return document
+
+
+def _mark_optional_bodies(app: Litestar, document: OpenAPI) -> None:
+    """A body the handler takes as optional (`X | None`) is not required (Litestar says it is)."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path_format not in (document.paths or {}):
+            continue
+        item = (document.paths or {})[route.path_format]
+        for method, (handler, _) in route.route_handler_map.items():
+            data = handler.parsed_fn_signature.parameters.get("data")
+            operation = getattr(item, method.lower(), None)
+            body = operation.request_body if operation is not None else None
+            if data is not None and data.is_optional and isinstance(body, RequestBody):
+                body.required = False
 
 
 def _complete_refusals(method: str, operation: Operation) -> None:

@@ -25,8 +25,8 @@ from domain.tenancy import SYSTEM_TENANT_ID
 from tests.peers.http import HASH, Api, free_port, wait_for
 
 # Examples per operation and principal: bounded in `make test`, more with `make fuzz`.
-MAX_EXAMPLES = int(os.environ.get("ACGS_FUZZ_EXAMPLES", "12"))
-STATEFUL_EXAMPLES = int(os.environ.get("ACGS_FUZZ_STATEFUL_EXAMPLES", "8"))
+MAX_EXAMPLES = int(os.environ.get("ACGS_FUZZ_EXAMPLES", "25"))
+STATEFUL_EXAMPLES = int(os.environ.get("ACGS_FUZZ_STATEFUL_EXAMPLES", "15"))
 GENEROUS_QUOTA = 1_000_000
 
 

@@ -9,8 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.http.dto import EMAIL_PATTERN, HASH_PATTERN, NAME_PATTERN, SLUG_PATTERN
-from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
+from api.http.dto import EMAIL_PATTERN, NAME_PATTERN, SLUG_PATTERN
 from domain.tenant import values
 
 
@@ -36,10 +35,6 @@ def test_documented_slugs_are_accepted(slug: str) -> None:
 @given(_matching(EMAIL_PATTERN, 3, values.MAX_EMAIL))
 def test_documented_emails_are_accepted(email: str) -> None:
     values.admin_email(email)
-
-
-def test_the_documented_hash_pattern_is_the_domains() -> None:
-    assert HASH_PATTERN == CONSTITUTIONAL_HASH_PATTERN.pattern
 
 
 def test_names_the_domain_refuses_are_outside_the_document() -> None:
