@@ -104,6 +104,16 @@ def test_query_errors_name_their_source_plainly(platform: httpx.Client) -> None:
     error = _error(platform.get("/v1/tenants", params={"limit": 0}), 422, "VALIDATION_ERROR")
     assert error["details"]["fields"][0]["source"] == "query"
     assert error["details"]["fields"][0]["field"] == "limit"
+    both = _error(
+        platform.get("/v1/tenants", params={"limit": 0, "offset": -1, "status": "gone"}),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert {(f["field"], f["source"]) for f in both["details"]["fields"]} == {
+        ("limit", "query"),
+        ("offset", "query"),
+        ("status", "query"),
+    }
 
 
 def test_a_form_encoded_body_is_415(platform: httpx.Client, unique: str) -> None:
