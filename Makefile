@@ -9,7 +9,7 @@ EXTRAS_RUN  := embedded,streaming$(if $(KAFKA),$(comma)kafka-local)
 RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
 EXTRAS_TEST := dev,embedded,streaming
 
-.PHONY: run test lint bench system-deps clean-data
+.PHONY: run test fuzz lint bench system-deps clean-data
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,14 @@ system-deps:
 
 test: $(VENV)/.test-installed system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The API fuzzed from its OpenAPI document (tests/fuzz) with many more examples than `make test`
+# runs: FUZZ_EXAMPLES per operation and principal, FUZZ_STATEFUL stateful runs.
+FUZZ_EXAMPLES ?= 300
+FUZZ_STATEFUL ?= 100
+fuzz: $(VENV)/.test-installed system-deps
+	ACGS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ACGS_FUZZ_STATEFUL_EXAMPLES=$(FUZZ_STATEFUL) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

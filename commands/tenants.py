@@ -116,6 +116,8 @@ class TenantCommands:
             else Permission.TENANT_UPDATE_PROFILE
         )
         meta = self._preamble.begin(ctx, permission, tenant_id, "update_tenant", tenant_id)
+        if tenant_id == SYSTEM_TENANT_ID and changes.get("status", "active") != "active":
+            raise Forbidden("the system tenant cannot be suspended or deactivated")
         tenant = self._load_live(tenant_id)
         old_name = tenant.tenant_name
         updated = tenant.update_profile(

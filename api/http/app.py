@@ -15,10 +15,12 @@ from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
 from api.http.auth import principal_from_scope
+from api.http.bodies import check_body
 from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
+from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
@@ -70,6 +72,7 @@ def create_app(
         on_startup=[open_pool],
         on_shutdown=[close_pool],
         exception_handlers={Exception: handle_exception},
+        before_request=check_body,
         openapi_config=OpenAPIConfig(
             title="ACGS Enterprise API",
             version="1.0.0",
@@ -101,5 +104,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    complete(app)
     app.asgi_handler = Edge(app.asgi_handler, api, app.asgi_router)
     return app

@@ -8,26 +8,69 @@ the types here are what the JSON must be, and what OpenAPI documents.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
 from domain.tenant.aggregate import Tenant
+from domain.tenant.values import (
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_SLUG,
+    MIN_NAME,
+    MIN_SLUG,
+    BillingPlan,
+    Quotas,
+)
 
 WritableStatus = Literal["active", "suspended", "deactivated"]
 
 
+def documented(**schema: Any) -> msgspec.Meta:
+    """Constraints stated in the OpenAPI document only: the domain enforces them, with its own
+    codes and messages (tests/unit/test_documented_constraints.py keeps the two equal)."""
+    return msgspec.Meta(extra_json_schema={"extra": schema})
+
+
+# A name: no control character, no leading or trailing whitespace (the domain strips it).
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+HASH_PATTERN = CONSTITUTIONAL_HASH_PATTERN.pattern
+
+TenantName = Annotated[
+    str, documented(min_length=MIN_NAME, max_length=MAX_NAME, pattern=NAME_PATTERN)
+]
+TenantSlug = Annotated[
+    str, documented(min_length=MIN_SLUG, max_length=MAX_SLUG, pattern=SLUG_PATTERN)
+]
+AdminEmail = Annotated[str, documented(max_length=MAX_EMAIL, pattern=EMAIL_PATTERN)]
+Plan = Annotated[str, documented(enum=[p.value for p in BillingPlan])]
+HashValue = Annotated[str, documented(pattern=HASH_PATTERN)]
+RequestsPerMinute = Annotated[
+    int, documented(minimum=1, maximum=Quotas.BOUNDS["max_requests_per_minute"][1])
+]
+StorageGb = Annotated[int, documented(minimum=1, maximum=Quotas.BOUNDS["max_storage_gb"][1])]
+Connections = Annotated[
+    int, documented(minimum=1, maximum=Quotas.BOUNDS["max_concurrent_connections"][1])
+]
+
+
 class CreateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    tenant_name: str
-    tenant_slug: str
-    admin_email: str
-    billing_plan: str | UnsetType = UNSET
-    max_requests_per_minute: int | UnsetType = UNSET
-    max_storage_gb: int | UnsetType = UNSET
-    max_concurrent_connections: int | UnsetType = UNSET
-    constitutional_hash: str | UnsetType = UNSET
+    tenant_name: TenantName
+    tenant_slug: TenantSlug
+    admin_email: AdminEmail
+    billing_plan: Plan | UnsetType = UNSET
+    max_requests_per_minute: RequestsPerMinute | UnsetType = UNSET
+    max_storage_gb: StorageGb | UnsetType = UNSET
+    max_concurrent_connections: Connections | UnsetType = UNSET
+    constitutional_hash: HashValue | UnsetType = UNSET
 
     def quotas(self) -> dict[str, object]:
         values = {
@@ -39,14 +82,14 @@ class CreateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
 
 
 class UpdateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    tenant_name: str | UnsetType = UNSET
-    admin_email: str | UnsetType = UNSET
-    billing_plan: str | UnsetType = UNSET
+    tenant_name: TenantName | UnsetType = UNSET
+    admin_email: AdminEmail | UnsetType = UNSET
+    billing_plan: Plan | UnsetType = UNSET
     status: WritableStatus | UnsetType = UNSET
-    max_requests_per_minute: int | UnsetType = UNSET
-    max_storage_gb: int | UnsetType = UNSET
-    max_concurrent_connections: int | UnsetType = UNSET
-    constitutional_hash: str | UnsetType = UNSET
+    max_requests_per_minute: RequestsPerMinute | UnsetType = UNSET
+    max_storage_gb: StorageGb | UnsetType = UNSET
+    max_concurrent_connections: Connections | UnsetType = UNSET
+    constitutional_hash: HashValue | UnsetType = UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -56,10 +99,15 @@ class UpdateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
         }
 
 
+UPDATABLE_FIELDS = tuple(
+    f for f in UpdateTenantRequest.__struct_fields__ if f != "constitutional_hash"
+)
+
+
 class ConstitutionalHashBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """An optional body of the reactivate route: the hash may come here or in the header."""
 
-    constitutional_hash: str | UnsetType = UNSET
+    constitutional_hash: HashValue | UnsetType = UNSET
 
 
 class TenantCreated(msgspec.Struct, kw_only=True):

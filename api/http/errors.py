@@ -36,6 +36,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
     "UNAUTHENTICATED": 401,
     "INVALID_TOKEN": 401,
     "FORBIDDEN": 403,
@@ -77,6 +78,10 @@ READ_ONLY_FIELDS = frozenset(
         "version",
     }
 )
+_FRAMEWORK_REFUSALS = {
+    413: ("PAYLOAD_TOO_LARGE", "the request body is too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "the request body must be JSON"),
+}
 _BACKTICKED = re.compile(r"`([^`]{1,100})`")
 
 
@@ -105,6 +110,10 @@ class ConcurrencyLimited(DomainError):
 
 class StorageQuotaExceeded(DomainError):
     code = "STORAGE_QUOTA_EXCEEDED"
+
+
+class UnsupportedMediaType(DomainError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class IdempotencyKeyReused(DomainError):
@@ -167,8 +176,9 @@ def _framework(exc: HTTPException) -> tuple[str, str, dict[str, Any], dict[str, 
     if isinstance(exc, MethodNotAllowedException):
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
         return "METHOD_NOT_ALLOWED", "method not allowed on this resource", {}, headers
-    if exc.status_code == 413:
-        return "PAYLOAD_TOO_LARGE", "the request body is too large", {}, {}
+    if exc.status_code in _FRAMEWORK_REFUSALS:
+        code, message = _FRAMEWORK_REFUSALS[exc.status_code]
+        return code, message, {}, {}
     if 400 <= exc.status_code < 500:
         # Malformed JSON and other client errors the framework raises before a handler runs.
         detail = exc.detail if exc.status_code == 400 else "the request is invalid"
@@ -210,7 +220,13 @@ def _field_error(item: dict[str, Any]) -> dict[str, str]:
             message = "is required"
     elif key == "data":
         key = "body"
-    return {"field": key[:100], "message": _safe(message), "source": str(item.get("source", ""))}
+    source = item.get("source", "")
+    # Litestar names query, path and header sources by an enum: show its value ("query")
+    return {
+        "field": key[:100],
+        "message": _safe(message),
+        "source": str(getattr(source, "value", source)),
+    }
 
 
 def _safe(text: str) -> str:

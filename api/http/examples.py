@@ -50,8 +50,18 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
         {"header": "Idempotency-Key"},
     ),
     "CONSTITUTIONAL_HASH_REQUIRED": (
-        "constitutional_hash is required on state-changing requests",
-        {"expected_header": "X-Constitutional-Hash"},
+        "the constitutional hash is required on state-changing requests: the body field "
+        "constitutional_hash or the header X-Constitutional-Hash",
+        {"body_field": "constitutional_hash", "header": "X-Constitutional-Hash"},
+    ),
+    "PAYLOAD_TOO_LARGE": ("the request body is too large", {}),
+    "UNSUPPORTED_MEDIA_TYPE": (
+        "the request body must be JSON (Content-Type: application/json)",
+        {"supported": ["application/json"]},
+    ),
+    "INTERNAL_ERROR": (
+        "an unexpected error occurred; quote the correlation id when reporting it",
+        {"correlation_id": "5f0c4b1e9a7d4e2f8b3c6a1d0e9f8a7b"},
     ),
     "CONSTITUTIONAL_HASH_MISMATCH": (
         "constitutional_hash does not match this deployment's constitution",

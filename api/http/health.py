@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -19,7 +20,11 @@ class HealthController(Controller):
     def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", summary="Readiness: database reachable, projections within 5 s of the log")
+    @get(
+        "/readyz",
+        summary="Readiness: database reachable, projections within 5 s of the log",
+        responses={503: ResponseSpec(dict[str, Any], description="Not ready, with the checks")},
+    )
     async def readyz(self, state: State) -> Response[dict[str, Any]]:
         system = state.system
         checks: dict[str, Any] = {}

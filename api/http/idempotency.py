@@ -25,7 +25,8 @@ from infra.postgres import idempotency as table
 from infra.postgres.database import Database
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 class Idempotency:

@@ -15,11 +15,14 @@ from uuid import UUID
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Schema
 from litestar.params import Body, Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
 from api.http.dto import (
+    HASH_PATTERN,
+    UPDATABLE_FIELDS,
     ConstitutionalHashBody,
     CreateTenantRequest,
     TenantCreated,
@@ -34,22 +37,27 @@ from api.http.dto import (
     WritableStatus,
 )
 from api.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.http.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 from api.http.quotas.storage import BYTES_PER_GB
 from api.http.services import API_ENDPOINT_TEMPLATE, ApiServices
 from commands.authorization import Permission, authorize
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
-from domain.errors import NotFound
+from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
+from domain.errors import NotFound, ValidationFailed
 from projections.tenants import list_tenants
 
 T = TypeVar("T")
+HASH_HEADER = "X-Constitutional-Hash"
+MAX_OFFSET = 2**31 - 1  # a list offset beyond PostgreSQL's range was a 500
 
 HashHeader = Annotated[
     str | None,
     Parameter(
-        header="X-Constitutional-Hash",
+        header=HASH_HEADER,
         required=False,
         description="The deployment's constitutional hash (or the body field constitutional_hash)",
+        schema_extra={"pattern": HASH_PATTERN},
     ),
 ]
 IdempotencyKey = Annotated[
@@ -58,6 +66,7 @@ IdempotencyKey = Annotated[
         header=IDEMPOTENCY_HEADER,
         required=False,
         description="Replays the first response for 24 h; another body with the key is 409",
+        schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
     ),
 ]
 
@@ -133,7 +142,7 @@ class TenantController(Controller):
         api: ApiServices,
         status: Annotated[WritableStatus | None, Parameter(query="status", required=False)] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> TenantList:
         authorize(principal, Permission.TENANT_LIST)
         async with api.database.platform_session() as conn:
@@ -202,7 +211,12 @@ class TenantController(Controller):
         request: Request[Any, Any, Any],
         tenant_id: UUID,
         data: Annotated[
-            UpdateTenantRequest, Body(examples=ex.example("suspend", ex.UPDATE_REQUEST))
+            UpdateTenantRequest,
+            Body(
+                examples=ex.example("suspend", ex.UPDATE_REQUEST),
+                # at least one field to change (the hash alone changes nothing: 422)
+                schema_extra={"any_of": [Schema(required=[f]) for f in UPDATABLE_FIELDS]},
+            ),
         ],
         principal: Principal,
         api: ApiServices,
@@ -313,6 +327,9 @@ def _context(
     request: Request[Any, Any, Any], principal: Principal, in_body: Any, in_header: str | None
 ) -> CommandContext:
     supplied = in_header if in_body is UNSET else in_body
+    if supplied and not CONSTITUTIONAL_HASH_PATTERN.fullmatch(supplied):
+        where = HASH_HEADER if in_body is UNSET else "constitutional_hash"
+        raise ValidationFailed.field(where, "must be 16 lowercase hexadecimal characters")
     return CommandContext(principal, supplied, request.headers.get("traceparent"))
 
 

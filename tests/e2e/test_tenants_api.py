@@ -176,7 +176,7 @@ def test_create_needs_the_constitutional_hash_and_writes_nothing_without_it(
     }
     _error(platform.post("/v1/tenants", json=body), 400, "CONSTITUTIONAL_HASH_REQUIRED")
     _error(
-        platform.post("/v1/tenants", json={**body, "constitutional_hash": "INVALID"}),
+        platform.post("/v1/tenants", json={**body, "constitutional_hash": "0000000000000000"}),
         409,
         "CONSTITUTIONAL_HASH_MISMATCH",
     )

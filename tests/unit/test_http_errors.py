@@ -112,3 +112,18 @@ def test_secrets_are_redacted_from_log_lines(secret: str) -> None:
         assert fragment not in line
     assert errors.log.name == "acgs.http"
     assert "***REDACTED***" in redact(secret)
+
+
+def test_validation_sources_are_plain_words() -> None:
+    from litestar.enums import ParamType  # noqa: PLC0415
+
+    validation = ValidationException(
+        extra=[{"message": "Expected `int`", "key": "limit", "source": ParamType.QUERY}]
+    )
+    _, _, details, _ = errors.translate(validation, "r")
+    assert details["fields"] == [{"field": "limit", "message": "Expected `int`", "source": "query"}]
+
+
+def test_unsupported_media_type_is_415() -> None:
+    assert errors.status_of("UNSUPPORTED_MEDIA_TYPE") == 415
+    assert errors.translate(ClientException(status_code=415), "r")[0] == "UNSUPPORTED_MEDIA_TYPE"

@@ -1,0 +1,176 @@
+"""Request bodies: checked in full before a handler (and Litestar's decoder) sees them.
+
+Every route whose handler takes a `data` body runs through `check_body` (the app's
+`before_request` hook), so a route added later is covered without code of its own:
+
+- a body of another media type than JSON is 415 `UNSUPPORTED_MEDIA_TYPE` (no Content-Type is
+  read as JSON);
+- the body must be JSON (no NaN or Infinity, no unpaired surrogate), nest at most
+  `MAX_BODY_DEPTH` levels, repeat no key within an object, and hold no NUL character in any
+  string or key; otherwise 422 `VALIDATION_ERROR` naming the body;
+- a required body must be there (an optional one may be absent or `null`); an object body is
+  checked against the route's body type field by field, and every problem is reported at once:
+  unknown and read-only fields, missing required fields, values of the wrong type (types are
+  strict: "5" is not a number; a number with a zero fraction, 5.0, is an integer). Values are
+  never echoed (they may be secrets or hostile input); each problem is `{field, message,
+  source}`.
+
+Rules on values (slug syntax, email, quotas) stay in the domain, which reports them after this.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from typing import Any, Union, get_args, get_origin
+
+import msgspec
+from litestar import Request
+
+from api.http.errors import READ_ONLY_FIELDS, UnsupportedMediaType
+from domain.errors import ValidationFailed
+
+MAX_BODY_DEPTH = 32
+_JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
+_BACKTICKED = re.compile(r"`[^`]*`")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")  # a field name shown back as given
+
+
+async def check_body(request: Request[Any, Any, Any]) -> None:
+    """Litestar `before_request` hook; raises the refusal, or returns None to go on."""
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if field is None:
+        return
+    body = await request.body()
+    if not body.strip():
+        if field.is_optional:
+            return
+        raise _invalid([_problem("body", "is required (a JSON object)")])
+    media_type = request.headers.get("content-type")
+    if media_type is not None and not _JSON_MEDIA.fullmatch(
+        media_type.partition(";")[0].strip().lower()
+    ):
+        raise UnsupportedMediaType(
+            "the request body must be JSON (Content-Type: application/json)",
+            {"supported": ["application/json"]},
+        )
+    value = decode(body)
+    struct = _struct_of(field.annotation)
+    if value is None and field.is_optional:
+        return  # an optional body may be given as JSON null
+    if struct is not None:
+        problems = struct_problems(value, struct)
+        if problems:
+            raise _invalid(problems)
+
+
+def decode(body: bytes) -> Any:
+    """The JSON value of a body, or 422 naming what is wrong with it (never its content)."""
+    try:
+        value = msgspec.json.decode(body)
+    except RecursionError:
+        raise _invalid([_too_deep()]) from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        reason = _BACKTICKED.sub("", str(exc)).partition(" - ")[0][:120]
+        raise _invalid([_problem("body", f"is not valid JSON ({reason})")]) from None
+    problems = _shape_problems(value)
+    if not problems and _has_duplicate_keys(body):
+        problems = [_problem("body", "repeats a key within an object")]
+    if problems:
+        raise _invalid(problems)
+    return value
+
+
+def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, str]]:
+    """Every problem of a decoded body against a request type, in field order."""
+    if not isinstance(value, dict):
+        return [_problem("body", "must be a JSON object")]
+    fields = msgspec.structs.fields(struct)
+    known = {f.encode_name for f in fields}
+    problems = [_unknown(key) for key in value if key not in known]
+    for f in fields:
+        if f.encode_name not in value:
+            if f.required:
+                problems.append(_problem(f.encode_name, "is required"))
+            continue
+        try:
+            msgspec.convert(_integral(value[f.encode_name]), f.type, strict=True)
+        except msgspec.ValidationError as exc:
+            problems.append(_problem(f.encode_name, str(exc).partition(" - ")[0]))
+    return problems
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (as JSON Schema says), 5.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+def _shape_problems(value: Any) -> list[dict[str, str]]:
+    """Depth beyond the limit, or NUL in a string or key (PostgreSQL text cannot hold it)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > MAX_BODY_DEPTH:
+            return [_too_deep()]
+        if isinstance(item, dict):
+            for key, member in item.items():
+                if "\x00" in key:
+                    return [_problem("body", "must not contain the NUL character (U+0000)")]
+                stack.append((member, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((member, depth + 1) for member in item)
+        elif isinstance(item, str) and "\x00" in item:
+            return [_problem("body", "must not contain the NUL character (U+0000)")]
+    return []
+
+
+def _has_duplicate_keys(body: bytes) -> bool:
+    if b"{" not in body:
+        return False
+    duplicated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicated
+        obj = dict(items)
+        duplicated = duplicated or len(obj) != len(items)
+        return obj
+
+    json.loads(body, object_pairs_hook=pairs)
+    return duplicated
+
+
+def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for member in get_args(annotation):
+            found = _struct_of(member)
+            if found is not None:
+                return found
+    return None
+
+
+def _unknown(key: str) -> dict[str, str]:
+    if key in READ_ONLY_FIELDS:
+        return _problem(key, "is read-only")
+    if _NAME.fullmatch(key):
+        return _problem(key, "unknown field")
+    return _problem("body", "has an unknown field (its name is not shown)")
+
+
+def _too_deep() -> dict[str, str]:
+    return _problem("body", f"nests deeper than {MAX_BODY_DEPTH} levels")
+
+
+def _problem(field: str, message: str) -> dict[str, str]:
+    return {"field": field[:100], "message": message[:300], "source": "body"}
+
+
+def _invalid(problems: list[dict[str, str]]) -> ValidationFailed:
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return ValidationFailed(summary[:300], {"fields": problems})

@@ -1,0 +1,75 @@
+"""The OpenAPI document is completed from the route table: a route added later gets the error
+envelope, the refusals the edge and the framework can give, `additionalProperties: false` on
+its body, and links from what it creates, without code of its own."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+from litestar import Litestar, Router, get, post
+from litestar.openapi import OpenAPIConfig
+
+from api.http.errors import ErrorEnvelope
+from api.http.openapi import complete
+
+
+class NewWidget(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class Widget(msgspec.Struct):
+    widget_id: UUID
+    name: str
+
+
+@post("/widgets", status_code=201, sync_to_thread=False)
+def create_widget(data: NewWidget) -> Widget:
+    return Widget(widget_id=UUID(int=1), name=data.name)
+
+
+@get("/widgets/{widget_id:uuid}", sync_to_thread=False)
+def read_widget(widget_id: UUID) -> Widget:
+    return Widget(widget_id=widget_id, name="w")
+
+
+@post("/widgets/{widget_id:uuid}/ping", status_code=200, sync_to_thread=False)
+def ping(widget_id: UUID, data: NewWidget | None = None) -> dict[str, str]:
+    return {"pong": str(widget_id)}
+
+
+def _document() -> dict:  # type: ignore[type-arg]
+    v1 = Router("/v1", route_handlers=[create_widget, read_widget, ping], security=[{"T": []}])
+    app = Litestar([v1], openapi_config=OpenAPIConfig(title="t", version="1"))
+    complete(app)
+    return msgspec.to_builtins(app.openapi_schema.to_schema())  # type: ignore[no-any-return]
+
+
+def test_a_new_route_gets_the_refusals_it_can_be_given_in_the_envelope() -> None:
+    doc = _document()
+    create = doc["paths"]["/v1/widgets"]["post"]["responses"]
+    assert {"401", "403", "413", "415", "422", "429", "500"} <= set(create)
+    read = doc["paths"]["/v1/widgets/{widget_id}"]["get"]["responses"]
+    assert {"401", "404", "422", "429", "500"} <= set(read)
+    assert "403" not in read  # storage quota refusals are for writes
+    for responses in (create, read):
+        for status, response in responses.items():
+            if status[0] in "45":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": f"#/components/schemas/{ErrorEnvelope.__name__}"}
+
+
+def test_bodies_refuse_unknown_fields_and_optional_bodies_are_not_required() -> None:
+    doc = _document()
+    assert doc["components"]["schemas"]["NewWidget"]["additionalProperties"] is False
+    assert doc["paths"]["/v1/widgets"]["post"]["requestBody"]["required"] is True
+    ping_body = doc["paths"]["/v1/widgets/{widget_id}/ping"]["post"]["requestBody"]
+    assert ping_body["required"] is False
+
+
+def test_what_a_route_creates_links_to_the_routes_that_take_its_id() -> None:
+    links = _document()["paths"]["/v1/widgets"]["post"]["responses"]["201"]["links"]
+    assert {link["parameters"]["path.widget_id"] for link in links.values()} == {
+        "$response.body#/widget_id"
+    }
+    assert len(links) == 2  # read and ping

@@ -1,0 +1,95 @@
+"""Request bodies are checked in full: every problem at once, depth, duplicate keys, NUL."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.http.bodies import MAX_BODY_DEPTH, decode, struct_problems
+from api.http.dto import CreateTenantRequest, UpdateTenantRequest
+from domain.errors import ValidationFailed
+
+
+def _refusal(raw: bytes) -> list[dict[str, str]]:
+    with pytest.raises(ValidationFailed) as refused:
+        decode(raw)
+    assert refused.value.code == "VALIDATION_ERROR"
+    fields: list[dict[str, str]] = refused.value.details["fields"]
+    return fields
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 3000 + b"0" + b"}" * 3000,
+        b"[" * (MAX_BODY_DEPTH + 1) + b"]" * (MAX_BODY_DEPTH + 1),
+    ],
+)
+def test_bodies_nested_too_deep_are_refused(raw: bytes) -> None:
+    assert _refusal(raw) == [
+        {"field": "body", "message": f"nests deeper than {MAX_BODY_DEPTH} levels", "source": "body"}
+    ]
+
+
+def test_a_body_at_the_depth_limit_decodes() -> None:
+    assert decode(b"[" * MAX_BODY_DEPTH + b"]" * MAX_BODY_DEPTH)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"a": 1, "a": 2}', "repeats a key within an object"),
+        (b'{"x": [{"b": 1, "b": 1}]}', "repeats a key within an object"),
+        (b'{"a": "x\\u0000y"}', "must not contain the NUL character (U+0000)"),
+        (b'{"a\\u0000": 1}', "must not contain the NUL character (U+0000)"),
+    ],
+)
+def test_duplicate_keys_and_nul_are_refused(raw: bytes, message: str) -> None:
+    assert [f["message"] for f in _refusal(raw)] == [message]
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"a": "\\ud800"}', b'{"a": 1e400}', b"{'a': 1}", b'{"a": NaN}', b"\xff\xfe"]
+)
+def test_malformed_json_is_refused_without_echoing_it(raw: bytes) -> None:
+    (problem,) = _refusal(raw)
+    assert problem["field"] == "body"
+    assert problem["message"].startswith("is not valid JSON")
+    assert "ud800" not in problem["message"]
+
+
+def test_every_problem_is_listed_and_no_value_is_echoed() -> None:
+    problems = struct_problems(
+        {"tenant_name": ["x"], "updated_at": 1, "'; DROP TABLE tenants; --": 1, "zz": "secret"},
+        CreateTenantRequest,
+    )
+    assert [(p["field"], p["message"]) for p in problems] == [
+        ("updated_at", "is read-only"),
+        ("body", "has an unknown field (its name is not shown)"),
+        ("zz", "unknown field"),
+        ("tenant_name", "Expected `str`, got `array`"),
+        ("tenant_slug", "is required"),
+        ("admin_email", "is required"),
+    ]
+    assert "secret" not in str(problems)
+    assert "DROP" not in str(problems)
+
+
+def test_types_are_strict() -> None:
+    problems = struct_problems(
+        {"max_storage_gb": "5", "max_requests_per_minute": True, "status": "purged"},
+        UpdateTenantRequest,
+    )
+    assert [p["field"] for p in problems] == [
+        "status",
+        "max_requests_per_minute",
+        "max_storage_gb",
+    ]
+
+
+def test_a_number_with_a_zero_fraction_is_an_integer() -> None:
+    """Found by the fuzzer: JSON Schema's integer includes 5.0; 5.5 and "5" are still refused."""
+    assert struct_problems({"max_storage_gb": 14019.0}, UpdateTenantRequest) == []
+    assert [p["field"] for p in struct_problems({"max_storage_gb": 5.5}, UpdateTenantRequest)] == [
+        "max_storage_gb"
+    ]
