@@ -248,3 +248,17 @@ def test_requests_are_json_documents() -> None:
     _, inputs = _inputs('POLICY p RULE r WHEN user.a MATCHES "^x" AND user.n < 2 THEN ALLOW')
     for request in inputs.requests:
         assert json.loads(json.dumps(request)) == request
+
+
+def test_a_not_action_that_excludes_every_string_is_proven_never_applicable() -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Never", "Effect": "Allow", "NotAction": ["docs:Get*", "*"]},
+            {"Sid": "Reads", "Effect": "Allow", "Action": "docs:Get*"},
+        ],
+    }
+    policy = _policy("iam.json", json.dumps(document))
+    inputs = gate_inputs(policy, HASH)
+    assert inputs.never_applicable_rules == ("Never",)
+    assert inputs.unreached_rules == ()
