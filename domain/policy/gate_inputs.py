@@ -323,6 +323,7 @@ class _Collector:
         self.probed: set[str] = set()
         self.outcomes: dict[str, set[bool]] = {}
         self.missing_kinds = {path: list(_KIND_VALUES) for path in paths}
+        self.descriptions: dict[int, str] = {}
 
     def add(self, request: dict[str, Any]) -> bool:
         key = json.dumps(request, sort_keys=True)
@@ -353,7 +354,14 @@ class _Collector:
         return candidate
 
     def observe(self, c: Comparison, request: dict[str, Any]) -> None:
-        self.outcomes.setdefault(_describe(c), set()).add(comparison_holds(c, request))
+        self.outcomes.setdefault(self.describe(c), set()).add(comparison_holds(c, request))
+
+    def describe(self, c: Comparison) -> str:
+        """`_describe`, once per comparison object (its value may be long)."""
+        text = self.descriptions.get(id(c))
+        if text is None:
+            text = self.descriptions[id(c)] = _describe(c)
+        return text
 
 
 def gate_inputs(
@@ -419,7 +427,7 @@ def _probe_comparisons(
         context = witnesses.get(rule.id, base)
         read = set(_paths_read(rule))
         for c, negated in _polarities(rule.when, negated=False):
-            described = _describe(c)
+            described = collector.describe(c)
             if described in collector.probed:
                 continue
             collector.probed.add(described)
@@ -492,10 +500,11 @@ def _uncovered(policy: Policy, never: set[str], collector: _Collector) -> list[s
         if rule.id in never:
             continue
         for c in comparisons(rule.when):
-            seen = collector.outcomes.get(_describe(c), set())
+            described = collector.describe(c)
+            seen = collector.outcomes.get(described, set())
             for outcome in (True, False):
                 if outcome not in seen and (not outcome or can_hold(c)):
-                    rules = missing.setdefault((_describe(c), outcome), [])
+                    rules = missing.setdefault((described, outcome), [])
                     if rule.id not in rules:
                         rules.append(rule.id)
     return [
