@@ -24,6 +24,7 @@ from domain.policy.json_values import canonical_text
 from domain.policy.reference_evaluator import (
     ABSENT,
     comparison_holds,
+    condition_holds,
     lookup,
 )
 from domain.policy.rule_model import (
@@ -255,8 +256,18 @@ def gate_inputs(
             guard_cases.add(kind)
     _probe_comparisons(policy, witnesses, base, collector, deadline)
     _probe_kinds(base, collector)
+    requests = tuple(collector.requests.values())
+    # a rule the search missed may still be applicable in some probe of another rule
+    proper = [
+        request for request in requests if request["constitutional_hash"] == constitutional_hash
+    ]
+    unreached = [
+        rule.id
+        for rule in policy.rules
+        if rule.id in unreached and not any(condition_holds(rule.when, r) for r in proper)
+    ]
     return GateInputs(
-        tuple(collector.requests.values()),
+        requests,
         tuple(unreached),
         tuple(never),
         tuple(_uncovered(policy, set(never), collector)),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import re2
+from hypothesis import given, settings
 
 from domain.policy.analysis import analyse
 from domain.policy.diagnostics import Severity
@@ -22,6 +23,7 @@ from domain.policy.rule_model import Policy
 from domain.policy.sources import parse_source
 from domain.policy.work_budget import ConversionBudgetExceeded, Deadline
 from tests.load.policy_corpus import iam_text
+from tests.unit.policy.strategies import policies
 
 HASH = "cdd01ef066bc6cf2"
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "legacy_samples"
@@ -262,3 +264,17 @@ def test_a_not_action_that_excludes_every_string_is_proven_never_applicable() ->
     inputs = gate_inputs(policy, HASH)
     assert inputs.never_applicable_rules == ("Never",)
     assert inputs.unreached_rules == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy=policies())
+def test_a_rule_is_reported_unreached_exactly_when_no_request_makes_it_applicable(
+    policy: Policy,
+) -> None:
+    inputs = gate_inputs(policy, HASH)
+    reached = _reached(policy, inputs)
+    for rule in policy.rules:
+        if rule.id in inputs.never_applicable_rules:
+            assert rule.id not in reached
+        else:
+            assert (rule.id in reached) is (rule.id not in inputs.unreached_rules)
