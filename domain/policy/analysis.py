@@ -208,7 +208,13 @@ def _conflicting_members(members: tuple[Condition, ...]) -> bool:
 
 def _negated_member(members: tuple[Condition, ...]) -> bool:
     """`a` and `not b` side by side where `a` implies `b` (`c` and `not c` the simplest)."""
-    negated = [m.member for m in members if isinstance(m, Not) and isinstance(m.member, Comparison)]
+    negated: list[Comparison] = []
+    for member in members:
+        if isinstance(member, Not):
+            inner = member.member
+            # not (a or b ...) is false as soon as one alternative holds
+            options = inner.members if isinstance(inner, AnyOf) else (inner,)
+            negated.extend(option for option in options if isinstance(option, Comparison))
     positive = [m for m in members if isinstance(m, Comparison)]
     return any(_implies(a, b) for a in positive for b in negated)
 

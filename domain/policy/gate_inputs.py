@@ -1,15 +1,15 @@
 """Requests that exercise a policy, so that the gate proves the Rego on them.
 
 - For every rule the analysis does not prove never applicable: a request that makes it applicable
-  (a witness, found by a bounded backtracking search over the rule's condition), and its
-  wrong-hash twin where that decides something.
-- For every comparison, probes set on the witness of its rule: values that satisfy it and values
-  that falsify it (glob and RE2 matches and near misses, prefixes, suffixes, members and
-  non-members, numbers and strings at, just above and just below the boundary, "1" for 1).
-- For every path the policy reads: absent, `null`, and a value of each JSON type.
+  (a witness, found by a bounded backtracking search over the rule's condition), and a wrong-hash
+  twin for each kind of rule (allow or deny, with or without obligations).
+- For every comparison (once, however many rules hold it), probes set on the witness of its rule
+  (`gate_probes`): a value that makes it true when the witness does not, its boundary or nearest
+  miss, and the field absent where absence means something else than a mismatch.
+- For every path the policy reads: absent, `null`, and a value of each JSON type, riding on the
+  other requests where the probed rule does not read the path.
 
-A probe is kept once per comparison and label (identical comparisons in several rules share
-them), so the number of requests grows with what the policy says, not with its size; it is capped.
+The number of requests grows with what the policy says; it is capped, and a deadline is checked.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.policy.analysis import can_hold, never_applicable
-from domain.policy.json_values import canonical_text, is_number
-from domain.policy.pattern_witnesses import matching_strings, non_matching_strings
+from domain.policy.gate_probes import Assignment, fitted, probes
+from domain.policy.json_values import canonical_text
 from domain.policy.reference_evaluator import (
     ABSENT,
     comparison_holds,
+    condition_holds,
     lookup,
 )
 from domain.policy.rule_model import (
@@ -43,7 +44,6 @@ WRONG_HASH = "0000000000000000"
 DEFAULT_MAX_INPUTS = 2000
 _SEARCH_STEPS = 400  # candidate requests tried per witness before giving up
 _FALSE_PROBES = 1  # falsifying probes per comparison: the boundary or nearest miss
-Assignment = dict[str, Any]
 Goal = tuple[Condition, bool]
 
 
@@ -57,152 +57,6 @@ class GateInputs:
     uncovered_branches: tuple[str, ...] = ()
     capped: bool = False
     """The cap on inputs stopped the generation before it was complete."""
-
-
-def _other(value: Any) -> Any:
-    """A JSON value of the same type that is not equal to `value`."""
-    if isinstance(value, bool):
-        return not value
-    if is_number(value):
-        return value + 1
-    if isinstance(value, str):
-        return value + "~x"
-    if isinstance(value, list):
-        return [*value, "~x"]
-    if isinstance(value, dict):
-        return {**value, "~x": 1}
-    return "~x"
-
-
-def _twin(value: Any) -> Any:
-    """A value of another type that a loose comparison would mistake for `value` ("1" vs 1)."""
-    if isinstance(value, bool):
-        return 1 if value else 0
-    if is_number(value):
-        return str(value)
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 12:
-        return int(value)
-    if isinstance(value, str) and value in ("true", "false"):
-        return value == "true"
-    return ABSENT
-
-
-def _non_member(members: list[Any]) -> Any:
-    numbers = [item for item in members if is_number(item)]
-    if numbers and len(numbers) == len(members):
-        return max(numbers) + 1
-    texts = {item for item in members if isinstance(item, str)}
-    candidate = "~none"
-    while candidate in texts:
-        candidate += "~"
-    return candidate
-
-
-def _ordering_probes(value: Any) -> list[tuple[str, Any]]:
-    if is_number(value):
-        near = 0.5 if isinstance(value, int) else abs(value) / 2 or 0.5
-        return [
-            ("at", value),
-            ("just-below", value - near),
-            ("just-above", value + near),
-            ("below", value - 1),
-            ("above", value + 1),
-            ("twin", str(value)),
-        ]
-    if isinstance(value, str):
-        probes = [("at", value), ("just-above", value + " ")]
-        return [*probes, ("below", value[:-1])] if value else probes
-    return []
-
-
-def _string_probes(op: Operator, value: Any) -> list[tuple[str, Any]]:
-    if not isinstance(value, str):
-        return []
-    if op is Operator.STARTS_WITH:
-        probes = [("exact", value), ("shorter", value[:-1]), ("shifted", "~" + value)]
-        probes.append(("longer", value + "-tail"))
-    elif op is Operator.ENDS_WITH:
-        probes = [("exact", value), ("shorter", value[1:]), ("shifted", value + "~")]
-        probes.append(("longer", "head-" + value))
-    else:
-        matches = matching_strings(value)
-        misses = non_matching_strings(value)
-        probes = [(f"match-{i}", text) for i, text in enumerate(matches[:1])]
-        probes += [(f"miss-{i}", text) for i, text in enumerate(misses[:2])]
-        probes += [(f"match-{i}", text) for i, text in enumerate(matches[1:3], start=1)]
-    return [*probes, ("non-string", 0)]
-
-
-def _value_probes(c: Comparison) -> list[tuple[str, Any]]:  # noqa: PLR0911 - one per operator
-    """(label, field value) pairs that make `c` true and false, boundaries included, the most
-    telling first: the gate takes the first few that change the comparison's outcome."""
-    op, value = c.op, c.value
-    if op is Operator.EXISTS:
-        return [("present", "present"), ("absent", ABSENT), ("null", None)]
-    if op is Operator.NOT_EXISTS:
-        return [("absent", ABSENT), ("present", "present"), ("null", None)]
-    if op in (Operator.EQ, Operator.NE):
-        probes = [("equal", value), ("twin", _twin(value)), ("other", _other(value))]
-        if isinstance(value, int) and not isinstance(value, bool):
-            probes.append(("same-number", float(value)))
-        return [(label, item) for label, item in probes if item is not ABSENT]
-    if op in (Operator.GT, Operator.GTE, Operator.LT, Operator.LTE):
-        return _ordering_probes(value)
-    if op in (Operator.IN, Operator.NOT_IN):
-        if not isinstance(value, list):
-            return []
-        twin = _twin(value[0]) if value else ABSENT
-        probes = [(f"member-{i}", item) for i, item in enumerate(value[:1])]
-        probes.append(("non-member", _non_member(value)))
-        probes += [("twin", twin)] if twin is not ABSENT else []
-        return probes + [(f"member-{i}", item) for i, item in enumerate(value[1:3], start=1)]
-    if op is Operator.CONTAINS:
-        probes = [("list-with", [value]), ("list-without", [_other(value)])]
-        if isinstance(value, str):
-            probes += [("substring", f"x{value}y"), ("no-substring", value[:-1] or "~")]
-        return probes
-    return _string_probes(op, value)
-
-
-_DYNAMIC_TRUE: dict[Operator, list[tuple[Any, Any]]] = {
-    Operator.EQ: [("a", "a"), (1, 1.0)],
-    Operator.NE: [("a", "b"), (1, "1")],
-    Operator.GT: [(2, 1), ("b", "a")],
-    Operator.GTE: [(1, 1), ("a", "a")],
-    Operator.LT: [(1, 2), ("a", "b")],
-    Operator.LTE: [("a", "a"), (1, 1.0)],
-    Operator.IN: [("a", ["a"])],
-    Operator.NOT_IN: [("a", ["b"])],
-    Operator.CONTAINS: [(["a"], "a"), ("xay", "a")],
-    Operator.STARTS_WITH: [("ab", "a")],
-    Operator.ENDS_WITH: [("ba", "a")],
-    Operator.MATCHES: [("ab", "^a")],
-}
-
-
-def _probes(c: Comparison) -> list[tuple[str, Assignment]]:
-    """(label, assignment) pairs; an assignment maps paths to values (ABSENT removes a path)."""
-    if c.value_field is None:
-        return [(label, {c.field: item}) for label, item in _value_probes(c)]
-    found: list[tuple[str, Assignment]] = []
-    for index, (left, right) in enumerate(_DYNAMIC_TRUE.get(c.op, [])):
-        found.append((f"pair-{index}", {c.field: left, c.value_field: right}))
-    found.append(("other-type", {c.field: 7, c.value_field: "7"}))
-    found.append(("other-absent", {c.value_field: ABSENT}))
-    return found
-
-
-def _fitted(c: Comparison, want: bool, current: Any) -> list[Assignment]:
-    """Values built from the field's current value, for a second comparison on the same field."""
-    if c.value_field is not None or not isinstance(current, str):
-        return []
-    value = c.value
-    if want and isinstance(value, str):
-        if c.op is Operator.STARTS_WITH:
-            return [{c.field: value + current}]
-        if c.op in (Operator.ENDS_WITH, Operator.CONTAINS):
-            return [{c.field: current + value}]
-    return []
 
 
 def _apply(request: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
@@ -281,7 +135,7 @@ class _Search:
             if found is not None:
                 return found
         current = lookup(request, comparison.field)
-        cases = [case for _, case in _probes(comparison)] + _fitted(comparison, want, current)
+        cases = [case for _, case in probes(comparison)] + fitted(comparison, want, current)
         for case in cases:
             if self.steps <= 0:
                 return None
@@ -323,6 +177,7 @@ class _Collector:
         self.probed: set[str] = set()
         self.outcomes: dict[str, set[bool]] = {}
         self.missing_kinds = {path: list(_KIND_VALUES) for path in paths}
+        self.descriptions: dict[int, str] = {}
 
     def add(self, request: dict[str, Any]) -> bool:
         key = json.dumps(request, sort_keys=True)
@@ -353,7 +208,14 @@ class _Collector:
         return candidate
 
     def observe(self, c: Comparison, request: dict[str, Any]) -> None:
-        self.outcomes.setdefault(_describe(c), set()).add(comparison_holds(c, request))
+        self.outcomes.setdefault(self.describe(c), set()).add(comparison_holds(c, request))
+
+    def describe(self, c: Comparison) -> str:
+        """`_describe`, once per comparison object (its value may be long)."""
+        text = self.descriptions.get(id(c))
+        if text is None:
+            text = self.descriptions[id(c)] = _describe(c)
+        return text
 
 
 def gate_inputs(
@@ -394,8 +256,18 @@ def gate_inputs(
             guard_cases.add(kind)
     _probe_comparisons(policy, witnesses, base, collector, deadline)
     _probe_kinds(base, collector)
+    requests = tuple(collector.requests.values())
+    # a rule the search missed may still be applicable in some probe of another rule
+    proper = [
+        request for request in requests if request["constitutional_hash"] == constitutional_hash
+    ]
+    unreached = [
+        rule.id
+        for rule in policy.rules
+        if rule.id in unreached and not any(condition_holds(rule.when, r) for r in proper)
+    ]
     return GateInputs(
-        tuple(collector.requests.values()),
+        requests,
         tuple(unreached),
         tuple(never),
         tuple(_uncovered(policy, set(never), collector)),
@@ -419,7 +291,7 @@ def _probe_comparisons(
         context = witnesses.get(rule.id, base)
         read = set(_paths_read(rule))
         for c, negated in _polarities(rule.when, negated=False):
-            described = _describe(c)
+            described = collector.describe(c)
             if described in collector.probed:
                 continue
             collector.probed.add(described)
@@ -428,7 +300,7 @@ def _probe_comparisons(
             # false in its rule's witness already (a negated or alternative comparison): the
             # witness is its falsifying case when the field is there; a true one is missing
             falsified = int(need_true and present)
-            for _, case in _probes(c):
+            for _, case in probes(c):
                 if falsified >= _FALSE_PROBES and not need_true:
                     break
                 candidate = _apply(context, case)
@@ -492,10 +364,11 @@ def _uncovered(policy: Policy, never: set[str], collector: _Collector) -> list[s
         if rule.id in never:
             continue
         for c in comparisons(rule.when):
-            seen = collector.outcomes.get(_describe(c), set())
+            described = collector.describe(c)
+            seen = collector.outcomes.get(described, set())
             for outcome in (True, False):
                 if outcome not in seen and (not outcome or can_hold(c)):
-                    rules = missing.setdefault((_describe(c), outcome), [])
+                    rules = missing.setdefault((described, outcome), [])
                     if rule.id not in rules:
                         rules.append(rule.id)
     return [

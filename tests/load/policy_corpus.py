@@ -104,20 +104,41 @@ def dsl_text(model: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _iam_condition(rng: random.Random) -> dict[str, Any]:
+    condition: dict[str, Any] = {}
+    if rng.random() < 0.6:
+        condition["StringEquals"] = {"user.department": rng.sample(["hr", "it", "ops"], 2)}
+    if rng.random() < 0.5:
+        condition["NumericLessThan"] = {"user.risk": str(rng.randint(1, 9))}
+    if rng.random() < 0.2:
+        condition["StringLike"] = {"user.email": rng.choice(["*@acme.com", "ops-?@*"])}
+    if rng.random() < 0.2:
+        condition["StringNotEquals"] = {"user.type": "contractor"}
+    if rng.random() < 0.2:
+        condition["Bool"] = {"context.mfa": rng.choice(["true", "false"])}
+    if rng.random() < 0.1:
+        condition["Null"] = {"context.ticket": rng.choice(["true", "false"])}
+    return condition
+
+
 def iam_text(rng: random.Random, policy_id: str) -> str:
+    """An IAM-style document: Action or NotAction, Resource or NotResource (or neither), with
+    `*` and `?` wildcards, and conditions of most operators."""
     statements = []
     for number in range(rng.randint(3, 20)):
-        statement: dict[str, Any] = {
-            "Sid": f"S{number}",
-            "Effect": rng.choice(["Allow", "Deny"]),
-            "Action": [f"docs:{rng.choice(ACTIONS).title()}*"],
-            "Resource": rng.choice(["arn:docs:*", "arn:docs:team/*"]),
-        }
-        if rng.random() < 0.6:
-            statement["Condition"] = {
-                "StringEquals": {"user.department": rng.sample(["hr", "it", "ops"], 2)},
-                "NumericLessThan": {"user.risk": str(rng.randint(1, 9))},
-            }
+        statement: dict[str, Any] = {"Sid": f"S{number}", "Effect": rng.choice(["Allow", "Deny"])}
+        action_key = "NotAction" if rng.random() < 0.2 else "Action"
+        statement[action_key] = [
+            rng.choice([f"docs:{rng.choice(ACTIONS).title()}*", "docs:Re?d", "docs:*"])
+        ]
+        resource_key = rng.choice(["Resource"] * 6 + ["NotResource", None])
+        if resource_key is not None:
+            statement[resource_key] = rng.choice(
+                ["arn:docs:*", "arn:docs:team/*", "*", "arn:docs:?/private"]
+            )
+        condition = _iam_condition(rng)
+        if condition:
+            statement["Condition"] = condition
         statements.append(statement)
     return json.dumps({"Version": "2012-10-17", "Id": policy_id, "Statement": statements}, indent=2)
 

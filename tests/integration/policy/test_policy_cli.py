@@ -145,3 +145,98 @@ def test_convert_with_two_jobs_gives_the_same_report_as_one(sources: Path, tmp_p
         assert result.exit_code == 0, result.output
         reports.append((out / "report.json").read_text(encoding="utf-8"))
     assert reports[0] == reports[1]
+
+
+UNPROVEN = (
+    "POLICY mail\n"
+    'RULE admins WHEN user.email MATCHES "^[a-z]+@acme\\\\.com$" AND user.email MATCHES "^admin"\n'
+    "THEN ALLOW\n"
+    'RULE blocked WHEN user.email ENDS WITH "@spam.example" THEN DENY\n'
+)
+HARD = (
+    'POLICY hard RULE r1 WHEN user.a MATCHES "a{300}" THEN ALLOW '
+    'RULE r2 WHEN user.a MATCHES "a{300}" THEN DENY\n'
+)
+
+
+def test_a_policy_with_a_rule_no_request_reaches_is_unproven_counted_and_named(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "mail.rules"
+    source.write_text(UNPROVEN, encoding="utf-8")
+    (tmp_path / "orders.rules").write_text(GOOD, encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["policy", "convert", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 converted, 1 unproven, 0 partial, 0 failed" in result.output
+    assert "unproven mail: rule(s) never reached: admins" in result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["totals"]["unproven"] == 1
+    assert report["totals"]["converted"] == 1
+    [mail] = [entry for entry in report["policies"] if entry["policy_id"] == "mail"]
+    assert mail["status"] == "unproven"
+    assert mail["gate"]["unreached_rules"] == ["admins"]
+    assert (mail["gate"]["rules_reached"], mail["gate"]["rules_reachable"]) == (1, 2)
+    assert "admins" in mail["recommendation"]
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "| policies | converted | unproven | partial | failed |" in markdown
+    assert "| `mail` |" in markdown
+    assert "| unproven |" in markdown
+    strict = CliRunner().invoke(
+        cli, ["policy", "convert", str(source), "--out", str(tmp_path / "o2"), "--strict"]
+    )
+    assert strict.exit_code == 1
+
+
+def test_uncovered_branches_are_listed_once(tmp_path: Path) -> None:
+    source = tmp_path / "hard.rules"
+    source.write_text(HARD, encoding="utf-8")
+    out = tmp_path / "out"
+    CliRunner().invoke(cli, ["policy", "convert", str(source), "--out", str(out)])
+    [entry] = json.loads((out / "report.json").read_text(encoding="utf-8"))["policies"]
+    branches = [w["message"] for w in entry["warnings"] if w["code"] == "GATE_BRANCH_NOT_COVERED"]
+    assert branches == ['user.a matches "a{300}" never true (rule r1, r2)']
+    assert entry["gate"]["uncovered_branches"] == 1
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert markdown.count("never true") == 1
+
+
+def test_a_failed_policy_counts_no_converted_rules(tmp_path: Path) -> None:
+    source = tmp_path / "r.rules"
+    source.write_text('POLICY r RULE bad WHEN user.a MATCHES "a(" THEN ALLOW\n', encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["policy", "convert", str(source), "--out", str(out)])
+    [entry] = json.loads((out / "report.json").read_text(encoding="utf-8"))["policies"]
+    assert entry["status"] == "failed"
+    assert (entry["rules_converted"], entry["rules_total"]) == (0, 1)
+    assert "0/1" in result.output
+    assert "1/1" not in result.output
+
+
+def test_a_policy_over_its_time_budget_is_failed_with_the_reason(tmp_path: Path) -> None:
+    source = tmp_path / "orders.rules"
+    source.write_text(GOOD, encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["policy", "convert", str(source), "--out", str(out), "--time-budget", "1e-9"]
+    )
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads((out / "report.json").read_text(encoding="utf-8"))["policies"]
+    assert entry["status"] == "failed"
+    assert entry["errors"][0]["code"] == "CONVERSION_TIME_BUDGET_EXCEEDED"
+    assert "budget of 1e-09 s" in entry["errors"][0]["message"]
+    assert not (out / "orders.rego").exists()
+
+
+def test_the_cap_on_gate_inputs_is_configurable_and_reported(tmp_path: Path) -> None:
+    source = tmp_path / "orders.rules"
+    source.write_text(GOOD, encoding="utf-8")
+    out = tmp_path / "out"
+    CliRunner().invoke(
+        cli, ["policy", "convert", str(source), "--out", str(out), "--max-gate-inputs", "2"]
+    )
+    [entry] = json.loads((out / "report.json").read_text(encoding="utf-8"))["policies"]
+    assert entry["gate"]["requests"] == 2
+    assert entry["gate"]["inputs_capped"] is True
+    assert entry["status"] == "unproven"
+    assert "GATE_INPUT_LIMIT_REACHED" in {w["code"] for w in entry["warnings"]}

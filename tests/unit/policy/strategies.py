@@ -120,3 +120,74 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     if hash_value is not None:
         request["constitutional_hash"] = hash_value
     return request
+
+
+# IAM-style documents: NotAction/NotResource and wildcards against requests whose action and
+# resource.id are often missing or of the wrong type.
+IAM_WILDCARDS = ["docs:Get*", "docs:Re?d", "docs:*", "*", "docs:List", "arn:docs:*", "*:private"]
+IAM_NAMES = ["docs:GetObject", "docs:Get", "docs:Read", "docs:Reed", "docs:List", "arn:docs:1"]
+MISTYPED = st.sampled_from([None, 5, True, ["docs:Get"], {"id": "x"}, ""])
+
+
+@st.composite
+def iam_statements(draw: st.DrawFn) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": draw(st.sampled_from(["Allow", "Deny"]))}
+    action_key = draw(st.sampled_from(["Action", "NotAction", None]))
+    resource_key = draw(st.sampled_from(["Resource", "NotResource", None]))
+    for key in (action_key, resource_key):
+        if key is not None:
+            statement[key] = draw(st.lists(st.sampled_from(IAM_WILDCARDS), min_size=1, max_size=2))
+    conditions: dict[str, Any] = {}
+    if draw(st.booleans()):
+        conditions[draw(st.sampled_from(["StringEquals", "StringNotEquals"]))] = {
+            "user.dept": draw(st.sampled_from(["eng", ["eng", "ops"]]))
+        }
+    if draw(st.booleans()):
+        conditions[draw(st.sampled_from(["StringLike", "StringNotLike"]))] = {
+            "user.mail": draw(st.sampled_from(["*@acme.com", "a?c*"]))
+        }
+    if draw(st.booleans()):
+        operator = draw(st.sampled_from(["NumericLessThan", "NumericNotEquals", "NumericEquals"]))
+        conditions[operator] = {"user.risk": draw(st.sampled_from(["3", 2.5]))}
+    if draw(st.booleans()):
+        conditions[draw(st.sampled_from(["Bool", "Null"]))] = {
+            "context.flag": draw(st.sampled_from(["true", "false", True]))
+        }
+    if conditions:
+        statement["Condition"] = conditions
+    return statement
+
+
+@st.composite
+def iam_documents(draw: st.DrawFn) -> dict[str, Any]:
+    statements = draw(st.lists(iam_statements(), min_size=1, max_size=4))
+    for number, statement in enumerate(statements):
+        statement["Sid"] = f"S{number}"
+    return {"Version": "2012-10-17", "Id": "iam-prop", "Statement": statements}
+
+
+def _maybe(draw: st.DrawFn, value: st.SearchStrategy[Any]) -> Any:
+    """A value, a value of the wrong type, or nothing (the key left out)."""
+    return draw(st.one_of(value, MISTYPED, st.just(_LEFT_OUT)))
+
+
+_LEFT_OUT = object()
+
+
+@st.composite
+def iam_requests(draw: st.DrawFn) -> dict[str, Any]:
+    pairs = [
+        ("action", _maybe(draw, st.sampled_from(IAM_NAMES))),
+        ("resource.id", _maybe(draw, st.sampled_from(IAM_NAMES))),
+        ("user.dept", _maybe(draw, st.sampled_from(["eng", "ops", "hr"]))),
+        ("user.mail", _maybe(draw, st.sampled_from(["a@acme.com", "abc", "x@y.org"]))),
+        ("user.risk", _maybe(draw, st.sampled_from([1, 2.5, 3, 4.0, "3"]))),
+        ("context.flag", _maybe(draw, st.sampled_from([True, False, "true"]))),
+    ]
+    request = _nest([(path, value) for path, value in pairs if value is not _LEFT_OUT])
+    if draw(st.booleans()) and "resource" in request and draw(st.booleans()):
+        request["resource"] = draw(MISTYPED)  # a path through a non-object
+    request["constitutional_hash"] = draw(
+        st.sampled_from([DEFAULT_CONSTITUTIONAL_HASH] * 5 + ["0000000000000000"])
+    )
+    return request

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.policy.reference_evaluator import (
     CONSTITUTIONAL_HASH_MISMATCH,
     comparison_holds,
+    condition_holds,
     evaluate,
+    predicate,
 )
 from domain.policy.rule_model import (
     Combining,
@@ -21,6 +25,7 @@ from domain.policy.rule_model import (
     Policy,
     Rule,
 )
+from tests.unit.policy.strategies import policies, requests
 
 HASH = "cdd01ef066bc6cf2"
 
@@ -134,3 +139,15 @@ def test_a_hash_mismatch_denies_keeps_rule_reasons_and_takes_deny_obligations() 
 def test_no_applicable_rule_gives_the_default() -> None:
     policy = Policy("p", (_rule("d", Effect.DENY, applies=False),), default=Effect.ALLOW)
     assert evaluate(policy, REQUEST, HASH).allow is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(policy=policies(), batch=st.lists(requests(), min_size=1, max_size=5))
+def test_compiled_conditions_mean_what_condition_holds_says(
+    policy: Policy, batch: list[dict[str, Any]]
+) -> None:
+    for rule in policy.rules:
+        compiled = predicate(rule.when)
+        assert [compiled(request) for request in batch] == [
+            condition_holds(rule.when, request) for request in batch
+        ]
