@@ -15,8 +15,13 @@ TENANT_ID = "7f9c24e5-0b1a-4c8e-9d3f-2a6b8c1d4e5f"
 
 _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
     "VALIDATION_ERROR": (
-        "admin_email: must be a valid email address",
-        {"fields": [{"field": "admin_email", "message": "must be a valid email address"}]},
+        "tenant_slug: is required; admin_email: is required",
+        {
+            "fields": [
+                {"field": "tenant_slug", "message": "is required", "source": "body"},
+                {"field": "admin_email", "message": "is required", "source": "body"},
+            ]
+        },
     ),
     "INVALID_TENANT_SLUG": (
         "Tenant slug must contain only lowercase letters, numbers, and hyphens",

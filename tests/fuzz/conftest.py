@@ -4,7 +4,8 @@ principals, and tenants whose data must never reach a principal of another tenan
 The fuzzer sends thousands of requests a minute; a server of its own keeps its rate-limit and
 concurrency counters away from the session server the other suites use (the database, the
 event log and the projections are the session's). The platform principal's tenant (the system
-tenant) gets a generous request quota while the fuzzing runs, restored afterwards.
+tenant) gets a generous request quota while the fuzzing runs; its profile and quotas are
+restored afterwards (the platform fuzzer may change them, as it may any tenant's).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 import uvicorn
 
 from api.http.app import create_app
+from commands.context import CommandContext
+from commands.context import Principal as Principal_
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from tests.peers.http import HASH, Api, free_port, wait_for
@@ -97,47 +100,79 @@ def projections_following(world: World) -> Iterator[None]:
     thread.join(timeout=30)
 
 
+SYSTEM_FIELDS = (
+    "tenant_name",
+    "admin_email",
+    "billing_plan",
+    "max_requests_per_minute",
+    "max_storage_gb",
+    "max_concurrent_connections",
+)
+
+
+def as_operator() -> CommandContext:
+    """A platform EXECUTIVE acting through the commands, as the CLI does (no HTTP, no quotas)."""
+    operator = Principal_(
+        sub="pytest-fuzz", tenant_id=SYSTEM_TENANT_ID, roles=(MaciRole.EXECUTIVE,)
+    )
+    return CommandContext(operator, HASH)
+
+
+def restore_the_platform(api: Api, fields: dict[str, object]) -> None:
+    """Put the system tenant back as it was: the platform fuzzer may change its profile and
+    quotas (it is a tenant like any other), which the suites after this one must not see."""
+    tenants = api.system.tenants
+    tenant = tenants.get(as_operator(), SYSTEM_TENANT_ID)
+    if tenant.status.value != "active":
+        tenant = tenants.reactivate(as_operator(), SYSTEM_TENANT_ID)
+    current = {
+        **tenant.quotas.as_dict(),
+        "tenant_name": tenant.tenant_name,
+        "admin_email": tenant.admin_email,
+        "billing_plan": tenant.billing_plan,
+    }
+    changes = {k: v for k, v in fields.items() if current.get(k) != v}
+    if changes:
+        tenant = tenants.update(as_operator(), SYSTEM_TENANT_ID, changes).tenant
+    api.services.directory.remember(tenant)
+
+
 @pytest.fixture(scope="module")
 def world(api: Api, fuzz_server: str) -> Iterator[World]:
     suffix = os.urandom(4).hex()
     platform_token = api.token(MaciRole.EXECUTIVE, sub="fuzz-platform")
-    hdr = {"X-Constitutional-Hash": HASH}
     with httpx.Client(
         base_url=fuzz_server, headers={"Authorization": f"Bearer {platform_token}"}, timeout=30
     ) as platform:
-        system = str(SYSTEM_TENANT_ID)
-        before = platform.get(f"/v1/tenants/{system}").json()["max_requests_per_minute"]
-        raised = platform.patch(
-            f"/v1/tenants/{system}", json={"max_requests_per_minute": GENEROUS_QUOTA}, headers=hdr
-        )
-        assert raised.status_code == 200, raised.text
-        own = api.create_tenant(
-            platform, f"fuzz-own-{suffix}", max_requests_per_minute=GENEROUS_QUOTA
-        )
-        other = api.create_tenant(platform, f"fuzz-other-{suffix}")
-        own_id = UUID(own["tenant_id"])
-        principals = {
-            "platform": Principal("platform", platform_token, SYSTEM_TENANT_ID),
-            "tenant_admin": Principal(
-                "tenant_admin",
-                api.token(MaciRole.EXECUTIVE, tenant_id=own_id, sub="fuzz-admin"),
-                own_id,
-            ),
-            "low_role": Principal(
-                "low_role",
-                api.token(MaciRole.MONITOR, tenant_id=own_id, sub="fuzz-monitor"),
-                own_id,
-            ),
-        }
-        yield World(
-            url=fuzz_server,
-            api=api,
-            principals=principals,
-            own_tenant=own,
-            other_tenant=other,
-            secrets=[p.token for p in principals.values()],
-        )
-        restored = platform.patch(
-            f"/v1/tenants/{system}", json={"max_requests_per_minute": before}, headers=hdr
-        )
-        assert restored.status_code == 200, restored.text
+        system = platform.get(f"/v1/tenants/{SYSTEM_TENANT_ID}").json()
+        before = {k: system[k] for k in SYSTEM_FIELDS}
+        restore_the_platform(api, {**before, "max_requests_per_minute": GENEROUS_QUOTA})
+        try:
+            own = api.create_tenant(
+                platform, f"fuzz-own-{suffix}", max_requests_per_minute=GENEROUS_QUOTA
+            )
+            other = api.create_tenant(platform, f"fuzz-other-{suffix}")
+            own_id = UUID(own["tenant_id"])
+            principals = {
+                "platform": Principal("platform", platform_token, SYSTEM_TENANT_ID),
+                "tenant_admin": Principal(
+                    "tenant_admin",
+                    api.token(MaciRole.EXECUTIVE, tenant_id=own_id, sub="fuzz-admin"),
+                    own_id,
+                ),
+                "low_role": Principal(
+                    "low_role",
+                    api.token(MaciRole.MONITOR, tenant_id=own_id, sub="fuzz-monitor"),
+                    own_id,
+                ),
+            }
+            yield World(
+                url=fuzz_server,
+                api=api,
+                principals=principals,
+                own_tenant=own,
+                other_tenant=other,
+                secrets=[p.token for p in principals.values()],
+            )
+        finally:
+            restore_the_platform(api, before)

@@ -5,23 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from commands.context import CommandContext, Principal
-from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
+from tests.fuzz.conftest import restore_the_platform
 from tests.peers.http import HASH, Api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.security]
-
-
-def _reactivate_the_platform(api: Api) -> None:
-    """Undo a broken run, so the suites after this one keep a working platform."""
-    operator = Principal(sub="pytest", tenant_id=SYSTEM_TENANT_ID, roles=(MaciRole.EXECUTIVE,))
-    tenant = api.system.tenants.get(CommandContext(operator, HASH), SYSTEM_TENANT_ID)
-    if tenant.status.value != "active":
-        api.system.tenants.reactivate(CommandContext(operator, HASH), SYSTEM_TENANT_ID)
-        api.services.directory.remember(
-            api.system.tenants.get(CommandContext(operator, HASH), SYSTEM_TENANT_ID)
-        )
 
 
 @pytest.mark.parametrize("status", ["suspended", "deactivated"])
@@ -40,7 +28,7 @@ def test_the_platform_cannot_suspend_its_own_tenant(
         assert response.json()["error"]["code"] == "FORBIDDEN"
         assert platform.get("/v1/tenants", params={"limit": 1}).status_code == 200
     finally:
-        _reactivate_the_platform(api)
+        restore_the_platform(api, {})  # a broken run must not lock out the suites after it
 
 
 @pytest.mark.parametrize("offset", [2**31, 10**20, 2**63])

@@ -19,6 +19,7 @@ Bounded for `make test` (ACGS_FUZZ_EXAMPLES examples per operation and principal
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 
@@ -197,6 +198,7 @@ def test_linked_operations_hold_up_in_sequence(
     ]
     assert linked, "the document declares no links to follow"
     machine: type[APIStateMachine] = served_schema.as_state_machine()
+    found: list[str] = []
 
     class Workflow(machine):  # type: ignore[valid-type,misc]
         def get_call_kwargs(self, case: Case) -> dict[str, object]:
@@ -207,10 +209,21 @@ def test_linked_operations_hold_up_in_sequence(
             self, response: Response, case: Case, **kwargs: object
         ) -> None:
             _, extra, excluded = _call(case, world, principal, with_hash=True)
-            case.validate_response(response, additional_checks=extra, excluded_checks=excluded)
+            try:
+                case.validate_response(response, additional_checks=extra, excluded_checks=excluded)
+            except (Exception, BaseExceptionGroup) as exc:
+                found.append(f"{case.method} {case.formatted_path}: {exc}")
+                raise
 
-    Workflow.run(
-        settings=hypothesis.settings(
-            SETTINGS, max_examples=STATEFUL_EXAMPLES, stateful_step_count=6
+    # Which links can be followed depends on what the server answered before, so Hypothesis may
+    # see a scenario draw differently on replay (Flaky); the failures seen are kept in `found`.
+    with contextlib.suppress(hypothesis.errors.Flaky):
+        Workflow.run(
+            settings=hypothesis.settings(
+                SETTINGS,
+                max_examples=STATEFUL_EXAMPLES,
+                stateful_step_count=6,
+                phases=[hypothesis.Phase.generate],
+            )
         )
-    )
+    assert not found, "\n\n".join(found)
