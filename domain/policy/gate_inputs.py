@@ -231,7 +231,7 @@ def gate_inputs(
     search = _Search(deadline)
     base = {"constitutional_hash": constitutional_hash}
     collector.add(base)
-    collector.add({"constitutional_hash": WRONG_HASH})
+    collector.add_probe({"constitutional_hash": WRONG_HASH}, {}, set())  # every path null
     witnesses: dict[str, dict[str, Any]] = {}
     unreached: list[str] = []
     never: list[str] = []
@@ -252,7 +252,9 @@ def gate_inputs(
         # per kind of rule (effect, with or without obligations) checks the guard's every branch.
         kind = (rule.effect, bool(rule.obligations))
         twin = {**witness, "constitutional_hash": WRONG_HASH}
-        if kind != (Effect.DENY, False) and kind not in guard_cases and collector.add(twin):
+        read = set(_paths_read(rule))
+        wanted = kind != (Effect.DENY, False) and kind not in guard_cases
+        if wanted and collector.add_probe(twin, {}, read) is not None:
             guard_cases.add(kind)
     _probe_comparisons(policy, witnesses, base, collector, deadline)
     _probe_kinds(base, collector)
