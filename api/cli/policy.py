@@ -39,14 +39,12 @@ from commands.policy_conversion import (
 )
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.conversion import (
-    DEFAULT_TIME_BUDGET_SECONDS,
     ConversionSettings,
     ConversionStatus,
     PolicyResult,
 )
 from domain.policy.conversion_report import totals
 from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, score_summary
-from domain.policy.gate_inputs import DEFAULT_MAX_INPUTS
 from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.sources import SourceFormat
 from infra.rego.bounded_engine import BoundedRegoEngine
@@ -122,20 +120,6 @@ def policy() -> None:
     "--strict", is_flag=True, help="Exit 1 when any policy failed, is unproven or is partial."
 )
 @click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option(
-    "--max-gate-inputs",
-    type=click.IntRange(min=2),
-    default=DEFAULT_MAX_INPUTS,
-    show_default=True,
-    help="Generated gate requests per policy, at most.",
-)
-@click.option(
-    "--time-budget",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIME_BUDGET_SECONDS,
-    show_default=True,
-    help="Seconds of work per policy; a policy over it is failed.",
-)
 @click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar.")
 @limit_option
 @hash_option
@@ -146,8 +130,6 @@ def convert(
     tenant: str | None,
     strict: bool,
     jobs: int | None,
-    max_gate_inputs: int,
-    time_budget: float,
     show_progress: bool | None,
     limits: PolicyLimits,
     constitutional_hash: str,
@@ -158,12 +140,7 @@ def convert(
         texts = read_sources(files, limits)
     except (SourceNotFound, SourceUnreadable, BatchTooLarge) as failure:
         _fail(failure.message)
-    settings = ConversionSettings(
-        tenant=tenant,
-        constitutional_hash=constitutional_hash,
-        max_gate_inputs=max_gate_inputs,
-        time_budget_seconds=time_budget,
-    )
+    settings = ConversionSettings.bounded_by(limits, tenant, constitutional_hash)
     workers = default_jobs(jobs, len(texts))
     started = time.perf_counter()
     stderr = Console(stderr=True)

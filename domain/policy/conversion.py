@@ -11,12 +11,13 @@ from domain.policy.analysis import analyse
 from domain.policy.diagnostics import Diagnostic, Severity, error, warning
 from domain.policy.gate import GateVerdict, RegoEngine, run_gate
 from domain.policy.gate_inputs import DEFAULT_MAX_INPUTS
+from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.rego_generator import generate_rego, package_name
 from domain.policy.rule_model import Location, Policy
 from domain.policy.sources import Parsed, UnparsedPolicy
 from domain.policy.work_budget import Clock, ConversionBudgetExceeded, Deadline
 
-DEFAULT_TIME_BUDGET_SECONDS = 30.0
+DEFAULT_TIME_BUDGET_SECONDS = DEFAULT_LIMITS.conversion_milliseconds / 1000
 
 
 class ConversionStatus(StrEnum):
@@ -37,6 +38,19 @@ class ConversionSettings:
     """Generated gate requests per policy, at most; coverage short of it is reported."""
     time_budget_seconds: float | None = DEFAULT_TIME_BUDGET_SECONDS
     """Per policy; a policy over it is failed (needs a clock: see `convert_policy`)."""
+
+    @classmethod
+    def bounded_by(
+        cls, limits: PolicyLimits, tenant: str | None, constitutional_hash: str
+    ) -> ConversionSettings:
+        """The settings whose work bounds are the `gate_inputs` and `conversion_milliseconds`
+        of `limits`."""
+        return cls(
+            tenant=tenant,
+            constitutional_hash=constitutional_hash,
+            max_gate_inputs=limits.gate_inputs,
+            time_budget_seconds=limits.conversion_milliseconds / 1000,
+        )
 
 
 @dataclass(frozen=True)

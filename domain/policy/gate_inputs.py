@@ -21,6 +21,7 @@ from typing import Any
 from domain.policy.analysis import can_hold, never_applicable
 from domain.policy.gate_probes import Assignment, fitted, probes
 from domain.policy.json_values import canonical_text
+from domain.policy.limits import DEFAULT_LIMITS
 from domain.policy.reference_evaluator import (
     ABSENT,
     comparison_holds,
@@ -41,7 +42,7 @@ from domain.policy.rule_model import (
 from domain.policy.work_budget import NO_DEADLINE, Deadline
 
 WRONG_HASH = "0000000000000000"
-DEFAULT_MAX_INPUTS = 2000
+DEFAULT_MAX_INPUTS = DEFAULT_LIMITS.gate_inputs
 _SEARCH_STEPS = 400  # candidate requests tried per witness before giving up
 _FALSE_PROBES = 1  # falsifying probes per comparison: the boundary or nearest miss
 Goal = tuple[Condition, bool]

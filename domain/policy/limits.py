@@ -5,7 +5,8 @@ registry) is checked against these before it may cost more than its size: a sour
 is refused as a whole policy (`failed`) with a message in the toolkit's words and the place.
 Size and batch bounds raise `PolicyTooLarge` (HTTP 413), the others `PolicyLimitExceeded` (422).
 The two `evaluation_` bounds are enforced by the Rego engine adapter (a module over them fails
-with REGO_EVALUATION_ERROR).
+with REGO_EVALUATION_ERROR); `gate_inputs` and `conversion_milliseconds` bound the work of the
+conversion itself (through `ConversionSettings`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class PolicyLimits:
     pattern_length: int = 4_096  # characters of a `matches` pattern or an IAM wildcard
     evaluation_seconds: int = 10  # Rego evaluation of one module on all its gate requests
     evaluation_memory_bytes: int = 1024 * MIB  # what the Rego engine may allocate for one module
+    gate_inputs: int = 2_000  # generated gate requests for one policy
+    conversion_milliseconds: int = 30_000  # analysis, Rego, inputs and gate of one policy
 
     @property
     def list_items(self) -> int:

@@ -218,13 +218,22 @@ def test_a_policy_over_its_time_budget_is_failed_with_the_reason(tmp_path: Path)
     source.write_text(GOOD, encoding="utf-8")
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        cli, ["policy", "convert", str(source), "--out", str(out), "--time-budget", "1e-9"]
+        cli,
+        [
+            "policy",
+            "convert",
+            str(source),
+            "--out",
+            str(out),
+            "--limit",
+            "conversion_milliseconds=1",
+        ],
     )
     assert result.exit_code == 0, result.output
     [entry] = json.loads((out / "report.json").read_text(encoding="utf-8"))["policies"]
     assert entry["status"] == "failed"
     assert entry["errors"][0]["code"] == "CONVERSION_TIME_BUDGET_EXCEEDED"
-    assert "budget of 1e-09 s" in entry["errors"][0]["message"]
+    assert "budget of 0.001 s" in entry["errors"][0]["message"]
     assert not (out / "orders.rego").exists()
 
 
@@ -233,7 +242,7 @@ def test_the_cap_on_gate_inputs_is_configurable_and_reported(tmp_path: Path) -> 
     source.write_text(GOOD, encoding="utf-8")
     out = tmp_path / "out"
     CliRunner().invoke(
-        cli, ["policy", "convert", str(source), "--out", str(out), "--max-gate-inputs", "2"]
+        cli, ["policy", "convert", str(source), "--out", str(out), "--limit", "gate_inputs=2"]
     )
     [entry] = json.loads((out / "report.json").read_text(encoding="utf-8"))["policies"]
     assert entry["gate"]["requests"] == 2
