@@ -32,8 +32,10 @@ system-deps:
 			--no-install-recommends postgresql >/dev/null; \
 	fi
 
+# Branch coverage of the service code (subprocesses included) is printed at the end.
 test: $(VENV)/.test-installed system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@mkdir -p .acgs/coverage
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov --cov-report=term $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

@@ -76,6 +76,7 @@ READ_ONLY_FIELDS = frozenset(
     }
 )
 _BACKTICKED = re.compile(r"`([^`]{1,100})`")
+_QUOTED_INPUT = re.compile(r'\s*"(?:[^"\\]|\\.)*"')  # the rejected value: never echoed back
 
 
 class Unauthenticated(DomainError):
@@ -208,6 +209,7 @@ def _field_error(item: dict[str, Any]) -> dict[str, str]:
             message = "is required"
     elif key == "data":
         key = "body"
+    message = _QUOTED_INPUT.sub("", message) or "invalid value"
     return {"field": key[:100], "message": _safe(message), "source": str(item.get("source", ""))}
 
 

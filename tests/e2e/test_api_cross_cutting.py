@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 
 from api.http.quotas.storage import StorageMeter
@@ -337,7 +338,7 @@ def test_a_tenant_token_sees_404_for_another_tenants_resources(
     a = UUID(api.create_tenant(platform, f"iso-a-{unique}")["tenant_id"])
     b = UUID(api.create_tenant(platform, f"iso-b-{unique}")["tenant_id"])
     hdr = {"X-Constitutional-Hash": HASH}
-    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=a)) as tenant_a:
+    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=a, sub=f"iso-a-{unique}")) as tenant_a:
         assert tenant_a.get(f"/v1/tenants/{a}").status_code == 200
         head = api.head()
         _error(tenant_a.get(f"/v1/tenants/{b}"), 404, "NOT_FOUND")
@@ -362,8 +363,20 @@ def test_a_tenant_token_sees_404_for_another_tenants_resources(
         _error(tenant_a.get("/v1/tenants"), 403, "FORBIDDEN")
     api.wait_projected()
     assert platform.get(f"/v1/tenants/{b}").json()["tenant_name"] == f"Tenant iso-b-{unique}"
-    # nothing but refusal audit records was written
-    assert api.head() - head <= 4
+    # nothing but the audit records of the four refused writes was written (reads are not audited)
+    assert api.head() - head == 4
+    with psycopg.connect(api.system.admin_url) as conn:
+        audited = conn.execute(
+            "SELECT tenant_id, action, result, target_resource FROM tenant_audit_log "
+            "WHERE actor_id = %s AND result <> 'success' ORDER BY action",
+            [f"iso-a-{unique}"],
+        ).fetchall()
+    assert audited == [
+        (a, "deactivate_tenant", "denied", f"tenant/{b}"),
+        (a, "reactivate_tenant", "denied", f"tenant/{b}"),
+        (a, "update_tenant", "denied", f"tenant/{b}"),
+        (a, "update_tenant", "denied", f"tenant/{b}"),
+    ]
 
 
 # --- operations --------------------------------------------------------------------------------
