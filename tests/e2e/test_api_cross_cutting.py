@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
@@ -82,18 +83,85 @@ def test_body_too_large_is_413_in_the_envelope(platform: httpx.Client) -> None:
 # --- security headers --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/v1/tenants", "/nowhere", "/schema"])
-def test_every_response_carries_the_security_headers_and_the_hash(
-    platform: httpx.Client, path: str
+def _assert_security_headers(response: httpx.Response, what: str) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff", what
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp, what
+    assert "frame-ancestors 'none'" in csp, what
+    assert response.headers["cache-control"] == "no-store", what
+    assert response.headers["x-constitutional-hash"] == HASH, what
+    content_type = response.headers["content-type"].split(";")[0]
+    assert content_type.endswith("json") or content_type == "text/plain", what  # never HTML
+    assert response.headers["x-request-id"], what
+
+
+def _success_requests(
+    api: Api, platform: httpx.Client, unique: str
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """One request per operation of the API that succeeds, keyed by the schema's method and path
+    (run in this order: the tenant created first is updated, deactivated, then reactivated)."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    tenant_id = api.create_tenant(platform, f"hdr-{unique}")["tenant_id"]
+    one = f"/v1/tenants/{tenant_id}"
+    return {
+        ("GET", "/healthz"): lambda: httpx.get(f"{api.url}/healthz"),
+        ("GET", "/readyz"): lambda: (api.wait_projected(), httpx.get(f"{api.url}/readyz"))[1],
+        ("GET", "/.well-known/jwks.json"): lambda: httpx.get(f"{api.url}/.well-known/jwks.json"),
+        ("GET", "/metrics"): lambda: httpx.get(f"{api.url}/metrics"),
+        ("GET", "/v1/tenants"): lambda: platform.get("/v1/tenants"),
+        ("POST", "/v1/tenants"): lambda: platform.post(
+            "/v1/tenants",
+            json={
+                "tenant_name": f"Headers Two {unique}",
+                "tenant_slug": f"hdr2-{unique}",
+                "admin_email": "h@hdr.example.com",
+                "constitutional_hash": HASH,
+            },
+        ),
+        ("GET", "/v1/tenants/{tenant_id}"): lambda: platform.get(one),
+        ("PATCH", "/v1/tenants/{tenant_id}"): lambda: platform.patch(
+            one, json={"tenant_name": f"Headers {unique}"}, headers=hdr
+        ),
+        ("DELETE", "/v1/tenants/{tenant_id}"): lambda: platform.delete(one, headers=hdr),
+        ("POST", "/v1/tenants/{tenant_id}/reactivate"): lambda: platform.post(
+            f"{one}/reactivate", headers=hdr
+        ),
+    }
+
+
+def test_every_operation_carries_the_security_headers_on_success_and_error(
+    api: Api, platform: httpx.Client, unique: str
 ) -> None:
-    response = platform.get(path)
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert "default-src 'none'" in response.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-    assert response.headers["cache-control"] == "no-store"
-    assert response.headers["x-constitutional-hash"] == HASH
-    assert response.headers["content-type"].split(";")[0].endswith("json")  # JSON only
-    assert response.headers["x-request-id"]
+    with api.client() as anonymous:
+        paths = anonymous.get("/schema").json()["paths"]
+    operations = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+    requests = _success_requests(api, platform, unique)
+    assert set(requests) == operations  # a new operation must be added here
+    for (method, path), send in requests.items():
+        response = send()
+        assert 200 <= response.status_code < 300, (method, path, response.text)
+        _assert_security_headers(response, f"{method} {path} success")
+    with api.client() as anonymous:
+        for method, path in operations:
+            concrete = path.replace("{tenant_id}", "00000000-0000-0000-0000-000000000000")
+            # secured operations: 401 without a token; open ones: 405 for a method they lack
+            response = anonymous.request(method if path.startswith("/v1/") else "PUT", concrete)
+            assert response.status_code in (401, 405), (method, path, response.status_code)
+            _assert_security_headers(response, f"{method} {path} error")
+    for method, path in (
+        ("GET", "/nowhere"),  # the framework's 404
+        ("GET", "/schema"),
+        ("GET", "/v1/tenants/"),  # path variants of protected routes
+        ("GET", "//v1/tenants"),
+        ("GET", "/v1%2Ftenants"),
+        ("GET", "/v1/tenants%2F00000000-0000-0000-0000-000000000000"),
+        ("POST", "/v1/tenants/not-a-uuid/reactivate"),
+    ):
+        for token in (platform.headers["Authorization"], None):
+            headers = {"Authorization": token} if token else {}
+            response = httpx.request(method, f"{api.url}{path}", headers=headers)
+            assert response.status_code < 500, (method, path, response.text)
+            _assert_security_headers(response, f"{method} {path}")
 
 
 # --- quotas ------------------------------------------------------------------------------------
