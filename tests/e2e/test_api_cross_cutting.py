@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
-from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, wait_for
+from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -168,24 +167,27 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
 
 
 def test_rate_limit_headers_then_429_with_retry_after(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, unique: str, limiter_clock: ManualClock
 ) -> None:
     tenant_id = UUID(
         api.create_tenant(platform, f"rate-{unique}", max_requests_per_minute=3)["tenant_id"]
     )
+    limiter_clock.now = 1_700_000_000.0
     with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own:
         seen = []
         for _ in range(3):
             response = own.get(f"/v1/tenants/{tenant_id}")
             assert response.status_code == 200
             seen.append(response.headers)
+            limiter_clock.now += 10  # 0 s, 10 s, 20 s into the minute
         assert [h["x-ratelimit-remaining"] for h in seen] == ["2", "1", "0"]
         assert {h["x-ratelimit-limit"] for h in seen} == {"3"}
-        reset = int(seen[0]["x-ratelimit-reset"])
-        assert time.time() < reset <= time.time() + 62
-        refused = own.get(f"/v1/tenants/{tenant_id}")
+        # the oldest counted request (at 1_700_000_000) leaves the window a minute and one
+        # one-second bucket later
+        assert {h["x-ratelimit-reset"] for h in seen} == {"1700000061"}
+        refused = own.get(f"/v1/tenants/{tenant_id}")  # at 30 s
         error = _error(refused, 429, "RATE_LIMITED")
-        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        assert refused.headers["retry-after"] == "31"
         assert refused.headers["x-ratelimit-remaining"] == "0"
         assert error["details"]["limit"] == 3
         # a write refused by the limiter writes nothing
@@ -200,12 +202,19 @@ def test_rate_limit_headers_then_429_with_retry_after(
             "RATE_LIMITED",
         )
         assert api.head() == head
+        limiter_clock.now = 1_700_000_060.0  # just before the first request leaves the window
+        _error(own.get(f"/v1/tenants/{tenant_id}"), 429, "RATE_LIMITED")
+        limiter_clock.now = 1_700_000_061.0  # it has left: one request fits again
+        again = own.get(f"/v1/tenants/{tenant_id}")
+        assert again.status_code == 200, again.text
+        assert again.headers["x-ratelimit-remaining"] == "0"
+        _error(own.get(f"/v1/tenants/{tenant_id}"), 429, "RATE_LIMITED")
     # another tenant's budget is its own
     assert platform.get(f"/v1/tenants/{tenant_id}").status_code == 200
 
 
 def test_raised_quota_applies_to_the_next_request(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, unique: str, limiter_clock: ManualClock
 ) -> None:
     tenant_id = UUID(
         api.create_tenant(platform, f"raise-{unique}", max_requests_per_minute=1)["tenant_id"]
@@ -219,9 +228,10 @@ def test_raised_quota_applies_to_the_next_request(
             headers={"X-Constitutional-Hash": HASH},
         )
         assert raised.status_code == 200
-        response = own.get(f"/v1/tenants/{tenant_id}")
+        response = own.get(f"/v1/tenants/{tenant_id}")  # the clock has not moved
         assert response.status_code == 200
         assert response.headers["x-ratelimit-limit"] == "50"
+        assert response.headers["x-ratelimit-remaining"] == "48"
 
 
 def test_concurrency_limit_refuses_with_429(api: Api, platform: httpx.Client, unique: str) -> None:

@@ -25,6 +25,7 @@ from litestar import get
 
 from api.bootstrap import System, build
 from api.http.app import create_app
+from api.http.quotas.memory import SlidingWindowRateLimiter
 from api.http.services import ApiServices
 from api.settings import Settings
 from api.tokens import issue_as_operator
@@ -50,6 +51,16 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s (last value {value!r})")
         time.sleep(interval)
+
+
+class ManualClock:
+    """A clock the test moves by hand (epoch seconds), for the parts that take a clock."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -156,6 +167,15 @@ def api(api_system: System) -> Iterator[Api]:
     yield Api(f"http://127.0.0.1:{port}", api_system, app.state["api"])
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def limiter_clock(api: Api, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The server's rate limiter (and so the usage it reports) on a clock the test moves: a
+    window passes without waiting for it."""
+    clock = ManualClock()
+    monkeypatch.setattr(api.services, "rate_limiter", SlidingWindowRateLimiter(clock=clock))
+    return clock
 
 
 @pytest.fixture

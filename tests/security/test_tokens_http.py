@@ -22,7 +22,7 @@ from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from infra.tokens import KeyRing, TokenIssuer
 from infra.tokens.keys import CHECK_INTERVAL_SECONDS, FORCED_CHECK_INTERVAL_SECONDS
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, ManualClock
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.postgres]
 
@@ -228,19 +228,11 @@ def test_tokens_of_deactivated_and_purged_tenants_are_refused(
         _assert_401(api, token)
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_retired_key_stops_verifying_without_a_restart(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The running server's key ring, on a clock the test moves: no real waiting, no flakiness.
-    clock = ManualClock()
+    clock = ManualClock(1000.0)  # small: tenths of a second add up exactly enough
     keys = KeyRing(api.services.keys.directory, clock=clock)
     monkeypatch.setattr(api.services, "keys", keys)
     monkeypatch.setattr(api.services, "verifier", token_verifier(api.system.settings, keys))
