@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,9 @@ async def hold() -> dict[str, bool]:
     return {"released": released}
 
 
-@pytest.fixture(scope="session")
-def api(api_system: System) -> Iterator[Api]:
-    app = create_app(api_system, extra_route_handlers=[fail, hold])
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port in a background thread; yields its URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -164,9 +165,18 @@ def api(api_system: System) -> Iterator[Api]:
     wait_for(lambda: server.started or not thread.is_alive(), timeout=30)
     if not server.started:
         pytest.fail("the API server did not start")
-    yield Api(f"http://127.0.0.1:{port}", api_system, app.state["api"])
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api(api_system: System) -> Iterator[Api]:
+    app = create_app(api_system, extra_route_handlers=[fail, hold])
+    with serving(app) as url:
+        yield Api(url, api_system, app.state["api"])
 
 
 @pytest.fixture
