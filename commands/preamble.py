@@ -16,6 +16,7 @@ from domain.errors import (
     ConstitutionalHashRequired,
     DomainError,
     Forbidden,
+    NotFound,
 )
 from domain.events import EventMeta
 
@@ -42,7 +43,12 @@ class CommandPreamble:
         try:
             authorize(ctx.principal, permission, tenant_id)
             verify_constitutional_hash(ctx.constitutional_hash, self._hash)
-        except (Forbidden, ConstitutionalHashRequired, ConstitutionalHashMismatch) as refusal:
+        except (
+            Forbidden,
+            NotFound,  # another tenant's resource: refused as if absent, audited all the same
+            ConstitutionalHashRequired,
+            ConstitutionalHashMismatch,
+        ) as refusal:
             self._audit_refusal(ctx, action, tenant_id, refusal, refusal_category)
             raise
         return ctx.meta(subject, self._hash)

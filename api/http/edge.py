@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("acgs.http.access")
 
 API_PREFIX = "/v1"
+_SLASHES = re.compile("/{2,}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -103,7 +104,7 @@ class Edge:
         holding = False
         try:
             try:
-                if scope["path"] == API_PREFIX or scope["path"].startswith(API_PREFIX + "/"):
+                if _is_api_path(scope["path"]):
                     principal = authenticate(self._api.verifier, _header(scope, b"authorization"))
                     holding = await self._admit(scope, principal, headers)
                 await self._app(scope, receive, send_with_headers)
@@ -209,6 +210,12 @@ class Edge:
         except HTTPException:
             return "unrouted"
         return str(template)
+
+
+def _is_api_path(path: str) -> bool:
+    """Whether the router may serve `path` from /v1 (it ignores repeated slashes)."""
+    path = _SLASHES.sub("/", path)
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

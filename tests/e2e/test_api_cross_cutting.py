@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
-from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, wait_for
+from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -81,42 +82,112 @@ def test_body_too_large_is_413_in_the_envelope(platform: httpx.Client) -> None:
 # --- security headers --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/v1/tenants", "/nowhere", "/schema"])
-def test_every_response_carries_the_security_headers_and_the_hash(
-    platform: httpx.Client, path: str
+def _assert_security_headers(response: httpx.Response, what: str) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff", what
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp, what
+    assert "frame-ancestors 'none'" in csp, what
+    assert response.headers["cache-control"] == "no-store", what
+    assert response.headers["x-constitutional-hash"] == HASH, what
+    content_type = response.headers["content-type"].split(";")[0]
+    assert content_type.endswith("json") or content_type == "text/plain", what  # never HTML
+    assert response.headers["x-request-id"], what
+
+
+def _success_requests(
+    api: Api, platform: httpx.Client, unique: str
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """One request per operation of the API that succeeds, keyed by the schema's method and path
+    (run in this order: the tenant created first is updated, deactivated, then reactivated)."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    tenant_id = api.create_tenant(platform, f"hdr-{unique}")["tenant_id"]
+    one = f"/v1/tenants/{tenant_id}"
+    return {
+        ("GET", "/healthz"): lambda: httpx.get(f"{api.url}/healthz"),
+        ("GET", "/readyz"): lambda: (api.wait_projected(), httpx.get(f"{api.url}/readyz"))[1],
+        ("GET", "/.well-known/jwks.json"): lambda: httpx.get(f"{api.url}/.well-known/jwks.json"),
+        ("GET", "/metrics"): lambda: httpx.get(f"{api.url}/metrics"),
+        ("GET", "/v1/tenants"): lambda: platform.get("/v1/tenants"),
+        ("POST", "/v1/tenants"): lambda: platform.post(
+            "/v1/tenants",
+            json={
+                "tenant_name": f"Headers Two {unique}",
+                "tenant_slug": f"hdr2-{unique}",
+                "admin_email": "h@hdr.example.com",
+                "constitutional_hash": HASH,
+            },
+        ),
+        ("GET", "/v1/tenants/{tenant_id}"): lambda: platform.get(one),
+        ("PATCH", "/v1/tenants/{tenant_id}"): lambda: platform.patch(
+            one, json={"tenant_name": f"Headers {unique}"}, headers=hdr
+        ),
+        ("DELETE", "/v1/tenants/{tenant_id}"): lambda: platform.delete(one, headers=hdr),
+        ("POST", "/v1/tenants/{tenant_id}/reactivate"): lambda: platform.post(
+            f"{one}/reactivate", headers=hdr
+        ),
+    }
+
+
+def test_every_operation_carries_the_security_headers_on_success_and_error(
+    api: Api, platform: httpx.Client, unique: str
 ) -> None:
-    response = platform.get(path)
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert "default-src 'none'" in response.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-    assert response.headers["cache-control"] == "no-store"
-    assert response.headers["x-constitutional-hash"] == HASH
-    assert response.headers["content-type"].split(";")[0].endswith("json")  # JSON only
-    assert response.headers["x-request-id"]
+    with api.client() as anonymous:
+        paths = anonymous.get("/schema").json()["paths"]
+    operations = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+    requests = _success_requests(api, platform, unique)
+    assert set(requests) == operations  # a new operation must be added here
+    for (method, path), send in requests.items():
+        response = send()
+        assert 200 <= response.status_code < 300, (method, path, response.text)
+        _assert_security_headers(response, f"{method} {path} success")
+    with api.client() as anonymous:
+        for method, path in operations:
+            concrete = path.replace("{tenant_id}", "00000000-0000-0000-0000-000000000000")
+            # secured operations: 401 without a token; open ones: 405 for a method they lack
+            response = anonymous.request(method if path.startswith("/v1/") else "PUT", concrete)
+            assert response.status_code in (401, 405), (method, path, response.status_code)
+            _assert_security_headers(response, f"{method} {path} error")
+    for method, path in (
+        ("GET", "/nowhere"),  # the framework's 404
+        ("GET", "/schema"),
+        ("GET", "/v1/tenants/"),  # path variants of protected routes
+        ("GET", "//v1/tenants"),
+        ("GET", "/v1%2Ftenants"),
+        ("GET", "/v1/tenants%2F00000000-0000-0000-0000-000000000000"),
+        ("POST", "/v1/tenants/not-a-uuid/reactivate"),
+    ):
+        for token in (platform.headers["Authorization"], None):
+            headers = {"Authorization": token} if token else {}
+            response = httpx.request(method, f"{api.url}{path}", headers=headers)
+            assert response.status_code < 500, (method, path, response.text)
+            _assert_security_headers(response, f"{method} {path}")
 
 
 # --- quotas ------------------------------------------------------------------------------------
 
 
 def test_rate_limit_headers_then_429_with_retry_after(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, unique: str, limiter_clock: ManualClock
 ) -> None:
     tenant_id = UUID(
         api.create_tenant(platform, f"rate-{unique}", max_requests_per_minute=3)["tenant_id"]
     )
+    limiter_clock.now = 1_700_000_000.0
     with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own:
         seen = []
         for _ in range(3):
             response = own.get(f"/v1/tenants/{tenant_id}")
             assert response.status_code == 200
             seen.append(response.headers)
+            limiter_clock.now += 10  # 0 s, 10 s, 20 s into the minute
         assert [h["x-ratelimit-remaining"] for h in seen] == ["2", "1", "0"]
         assert {h["x-ratelimit-limit"] for h in seen} == {"3"}
-        reset = int(seen[0]["x-ratelimit-reset"])
-        assert time.time() < reset <= time.time() + 62
-        refused = own.get(f"/v1/tenants/{tenant_id}")
+        # the oldest counted request (at 1_700_000_000) leaves the window a minute and one
+        # one-second bucket later
+        assert {h["x-ratelimit-reset"] for h in seen} == {"1700000061"}
+        refused = own.get(f"/v1/tenants/{tenant_id}")  # at 30 s
         error = _error(refused, 429, "RATE_LIMITED")
-        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        assert refused.headers["retry-after"] == "31"
         assert refused.headers["x-ratelimit-remaining"] == "0"
         assert error["details"]["limit"] == 3
         # a write refused by the limiter writes nothing
@@ -131,12 +202,19 @@ def test_rate_limit_headers_then_429_with_retry_after(
             "RATE_LIMITED",
         )
         assert api.head() == head
+        limiter_clock.now = 1_700_000_060.0  # just before the first request leaves the window
+        _error(own.get(f"/v1/tenants/{tenant_id}"), 429, "RATE_LIMITED")
+        limiter_clock.now = 1_700_000_061.0  # it has left: one request fits again
+        again = own.get(f"/v1/tenants/{tenant_id}")
+        assert again.status_code == 200, again.text
+        assert again.headers["x-ratelimit-remaining"] == "0"
+        _error(own.get(f"/v1/tenants/{tenant_id}"), 429, "RATE_LIMITED")
     # another tenant's budget is its own
     assert platform.get(f"/v1/tenants/{tenant_id}").status_code == 200
 
 
 def test_raised_quota_applies_to_the_next_request(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, unique: str, limiter_clock: ManualClock
 ) -> None:
     tenant_id = UUID(
         api.create_tenant(platform, f"raise-{unique}", max_requests_per_minute=1)["tenant_id"]
@@ -150,9 +228,10 @@ def test_raised_quota_applies_to_the_next_request(
             headers={"X-Constitutional-Hash": HASH},
         )
         assert raised.status_code == 200
-        response = own.get(f"/v1/tenants/{tenant_id}")
+        response = own.get(f"/v1/tenants/{tenant_id}")  # the clock has not moved
         assert response.status_code == 200
         assert response.headers["x-ratelimit-limit"] == "50"
+        assert response.headers["x-ratelimit-remaining"] == "48"
 
 
 def test_concurrency_limit_refuses_with_429(api: Api, platform: httpx.Client, unique: str) -> None:
@@ -337,7 +416,7 @@ def test_a_tenant_token_sees_404_for_another_tenants_resources(
     a = UUID(api.create_tenant(platform, f"iso-a-{unique}")["tenant_id"])
     b = UUID(api.create_tenant(platform, f"iso-b-{unique}")["tenant_id"])
     hdr = {"X-Constitutional-Hash": HASH}
-    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=a)) as tenant_a:
+    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=a, sub=f"iso-a-{unique}")) as tenant_a:
         assert tenant_a.get(f"/v1/tenants/{a}").status_code == 200
         head = api.head()
         _error(tenant_a.get(f"/v1/tenants/{b}"), 404, "NOT_FOUND")
@@ -362,8 +441,20 @@ def test_a_tenant_token_sees_404_for_another_tenants_resources(
         _error(tenant_a.get("/v1/tenants"), 403, "FORBIDDEN")
     api.wait_projected()
     assert platform.get(f"/v1/tenants/{b}").json()["tenant_name"] == f"Tenant iso-b-{unique}"
-    # nothing but refusal audit records was written
-    assert api.head() - head <= 4
+    # nothing but the audit records of the four refused writes was written (reads are not audited)
+    assert api.head() - head == 4
+    with psycopg.connect(api.system.admin_url) as conn:
+        audited = conn.execute(
+            "SELECT tenant_id, action, result, target_resource FROM tenant_audit_log "
+            "WHERE actor_id = %s AND result <> 'success' ORDER BY action",
+            [f"iso-a-{unique}"],
+        ).fetchall()
+    assert audited == [
+        (a, "deactivate_tenant", "denied", f"tenant/{b}"),
+        (a, "reactivate_tenant", "denied", f"tenant/{b}"),
+        (a, "update_tenant", "denied", f"tenant/{b}"),
+        (a, "update_tenant", "denied", f"tenant/{b}"),
+    ]
 
 
 # --- operations --------------------------------------------------------------------------------

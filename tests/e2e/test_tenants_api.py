@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 
+from api.http.quotas.storage import StorageMeter
 from domain.maci import MaciRole
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, ManualClock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -240,21 +244,59 @@ def test_get_by_id_returns_every_field_and_live_usage(
         "current_storage_gb",
         "current_connections",
     }
-    assert usage["current_storage_gb"] >= 0
+    # only its own creation's audit record so far: a few hundred bytes, 0.0 GB to 6 places
+    assert usage["current_storage_gb"] == 0.0
     assert usage["current_requests_per_minute"] == 0  # nobody of that tenant has called yet
 
 
+def test_storage_usage_is_measured_from_the_tenants_rows(
+    api: Api, platform: httpx.Client, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ManualClock()
+    monkeypatch.setattr(api.services, "storage", StorageMeter(api.system.database, clock=clock))
+    tenant_id = UUID(api.create_tenant(platform, f"bytes-{unique}")["tenant_id"])
+    assert (
+        platform.get(f"/v1/tenants/{tenant_id}").json()["usage_stats"]["current_storage_gb"] == 0.0
+    )
+    # 3 MiB of random base64 text: PostgreSQL cannot compress it, so it is stored as written
+    written = base64.b64encode(secrets.token_bytes(3 * 1024 * 1024 * 3 // 4)).decode()
+    assert len(written) == 3 * 1024 * 1024
+    with psycopg.connect(api.system.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO policies (name, rego, tenant_id) VALUES (%s, %s, %s)",
+            [f"bulk-{unique}", written, tenant_id],
+        )
+        try:
+            # measured at most every 10 s: the cached figure holds until then
+            clock.now += 9.9
+            cached = platform.get(f"/v1/tenants/{tenant_id}").json()["usage_stats"]
+            assert cached["current_storage_gb"] == 0.0
+            clock.now += 0.2
+            usage = platform.get(f"/v1/tenants/{tenant_id}").json()["usage_stats"]
+        finally:
+            conn.execute("DELETE FROM policies WHERE tenant_id = %s", [tenant_id])
+    # 3 MiB = 0.0029296875 GB, plus the row's own few dozen bytes and the audit record
+    assert 0.002929 <= usage["current_storage_gb"] <= 0.002932
+
+
 def test_usage_counts_the_tenants_own_requests_and_connections(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, unique: str, limiter_clock: ManualClock
 ) -> None:
     created = api.create_tenant(platform, f"usage-{unique}")
     tenant_id = UUID(created["tenant_id"])
     with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own:
         for _ in range(3):
             assert own.get(f"/v1/tenants/{tenant_id}").status_code == 200
+            limiter_clock.now += 15  # 0, 15, 30 s into the minute
+        usage = own.get(f"/v1/tenants/{tenant_id}").json()["usage_stats"]  # at 45 s
+        assert usage["current_requests_per_minute"] == 4
+        assert usage["current_connections"] == 1  # this very request
+        limiter_clock.now += 16  # 61 s: the first request has left the window
         usage = own.get(f"/v1/tenants/{tenant_id}").json()["usage_stats"]
-    assert usage["current_requests_per_minute"] == 4
-    assert usage["current_connections"] == 1  # this very request
+        assert usage["current_requests_per_minute"] == 4  # 15, 30, 45 s and this one
+        limiter_clock.now += 61  # a minute and a one-second bucket later
+        usage = own.get(f"/v1/tenants/{tenant_id}").json()["usage_stats"]
+        assert usage["current_requests_per_minute"] == 1  # only this one
 
 
 def test_get_unknown_tenant_is_404(platform: httpx.Client) -> None:

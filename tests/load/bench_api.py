@@ -8,7 +8,7 @@
 4. `GET /v1/tenants/{id}` over real HTTP, one uvicorn worker pinned to CPU 1, the load
    generator (tests/load/loadgen.py) in another process pinned to CPU 0, 8 keep-alive
    connections, alternating with a bare Litestar route that only verifies the same token
-   (tests/load/bench_server.py), medians over the rounds. The ratio is the figure
+   (tests/load/server_for_bench.py), medians over the rounds. The ratio is the figure
    (target >= 0.5, p99 < 5 ms). A third server without the tenant-row cache (every request
    reads the read model) is measured in the same rounds for reference. PostgreSQL is pinned
    to CPU 0 with the load generator, as a database on its own machine would be.
@@ -49,11 +49,13 @@ from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from infra.postgres.embedded import EmbeddedPostgres
 from tests.load.stats import percentile, summary_ms
+from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
 HASH = "cdd01ef066bc6cf2"
 ROOT = Path(__file__).resolve().parents[2]
+TARGETS = Targets("bench_api")
 
 
 def bench_token_check(system: System, token: str) -> None:
@@ -67,7 +69,8 @@ def bench_token_check(system: System, token: str) -> None:
         samples.append(time.perf_counter() - started)
     p99 = percentile(samples, 99) * 1000
     print(f"1. token verification + permission check (in-process): {summary_ms(samples)}")
-    print(f"   target p99 < 0.5 ms: {'PASS' if p99 < 0.5 else 'FAIL'} ({p99:.3f} ms)")
+    verdict = TARGETS.check("1. token verification + permission check p99 < 0.5 ms", p99 < 0.5)
+    print(f"   target p99 < 0.5 ms: {verdict} ({p99:.3f} ms)")
 
 
 async def bench_limiter_in_process() -> None:
@@ -94,9 +97,12 @@ async def bench_limiter_in_process() -> None:
         f"2a. rate limiter in-process: {hits / seconds:,.0f} hits/s over {tenants} tenants, "
         f"limit {limit} per {window:g} s window"
     )
+    verdict = TARGETS.check(
+        "2a. in-process limiter: no window above 1.01x the quota", worst <= 1.01
+    )
     print(
         f"    worst window {worst:.4f}x the quota (target <= 1.01: "
-        f"{'PASS' if worst <= 1.01 else 'FAIL'}); quota used {statistics.fmean(used):.1%}"
+        f"{verdict}); quota used {statistics.fmean(used):.1%}"
     )
 
 
@@ -116,7 +122,9 @@ async def bench_limiter_http(url: str, token: str, limit: int) -> None:
 
         await asyncio.gather(*(worker() for _ in range(8)))
     admitted = sum(1 for s in statuses if s != 429)
-    verdict = "PASS" if admitted <= limit * 1.01 else "FAIL"
+    verdict = TARGETS.check(
+        "2b. limiter over HTTP: at most 1.01x the quota admitted", admitted <= limit * 1.01
+    )
     print(
         f"2b. rate limiter over HTTP: {len(statuses)} requests in 3 s, quota {limit}/min: "
         f"{admitted} admitted, {statuses.count(429)} refused with 429 -> "
@@ -161,13 +169,15 @@ async def bench_concurrent_creations(url: str, token: str) -> None:
                 break
             await asyncio.sleep(0.05)
         ok = len(created) == 100 and len(ids) == 100 and sorted(listed) == sorted(set(listed))
-        print(f"    read model lists {len(listed)} of them, none twice: {'PASS' if ok else 'FAIL'}")
+        verdict = TARGETS.check("3a. 100 concurrent creations: all created, listed once", ok)
+        print(f"    read model lists {len(listed)} of them, none twice: {verdict}")
         same = await asyncio.gather(*(create(1000 + i, f"same-{run}") for i in range(20)))
         codes = sorted(r.status_code for _, r in same)
         one = codes.count(201) == 1 and set(codes) <= {201, 409}
+        verdict = TARGETS.check("3b. 20 concurrent creations of one slug: exactly one wins", one)
         print(
             f"3b. 20 concurrent creations of one slug: {codes.count(201)} created, "
-            f"{codes.count(409)} refused 409: {'PASS' if one else 'FAIL'}"
+            f"{codes.count(409)} refused 409: {verdict}"
         )
 
 
@@ -213,11 +223,10 @@ def bench_read_route(
         )
     (read_rps, read_p99), (bare_rps, _), *others = medians.values()
     ratio = read_rps / bare_rps
-    passed = ratio >= 0.5 and read_p99 < 5
-    print(
-        f"   ratio read/bare = {ratio:.2f} (target >= 0.5 with p99 < 5 ms: "
-        f"{'PASS' if passed else 'FAIL'})"
+    verdict = TARGETS.check(
+        "4. read route: >= 0.5x the bare route with p99 < 5 ms", ratio >= 0.5 and read_p99 < 5
     )
+    print(f"   ratio read/bare = {ratio:.2f} (target >= 0.5 with p99 < 5 ms: {verdict})")
     for rps, _ in others:
         print(f"   for reference, without the tenant-row cache: ratio {rps / bare_rps:.2f}")
 
@@ -246,7 +255,7 @@ def _free_port() -> int:
 def _start_server(stack: ExitStack, mode: str, env: dict[str, str]) -> str:
     port = _free_port()
     process = subprocess.Popen(
-        [*_pin(1), sys.executable, "-m", "tests.load.bench_server", mode, str(port)],
+        [*_pin(1), sys.executable, "-m", "tests.load.server_for_bench", mode, str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -290,7 +299,7 @@ def _tenant(system: System, slug: str, rpm: int, concurrency: int) -> uuid.UUID:
     return tenant.id
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
@@ -354,7 +363,8 @@ def main() -> None:
             args.connections,
             args.duration,
         )
+    return TARGETS.exit_status()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import multiprocessing
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -44,7 +45,8 @@ from infra.kafka.local_broker import TansuBroker
 from infra.kafka.relay import KafkaRelay
 from infra.kafka.schema_registry_server import SchemaRegistryHTTPServer
 from infra.kafka.topics import ensure_topics
-from tests.load.stats import summary_ms
+from tests.load.stats import percentile, summary_ms
+from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
@@ -176,13 +178,16 @@ def throughput(
             f"raw producer {raw_rates[-1]:9.0f} events/s (same {2 * n} payloads)"
         )
     relay_rate, raw_rate = statistics.median(relay_rates), statistics.median(raw_rates)
+    rate_verdict = TARGETS.check("1. relay >= 5,000 events/s", relay_rate >= 5000)
+    ratio = relay_rate / raw_rate
+    ratio_verdict = TARGETS.check("1. relay >= 0.5x the raw producer", ratio >= 0.5)
     print(
         f"relay (median)        : {relay_rate:9.0f} events/s  ({2 * relay_rate:.0f} msgs/s)"
-        "  (target >= 5,000)"
+        f"  (target >= 5,000: {rate_verdict})"
     )
     print(f"raw producer (median) : {raw_rate:9.0f} events/s  ({2 * raw_rate:.0f} msgs/s)")
     print(
-        f"ratio                 : {relay_rate / raw_rate:.2f}x the raw producer  (target >= 0.5x)"
+        f"ratio                 : {ratio:.2f}x the raw producer  (target >= 0.5x: {ratio_verdict})"
     )
 
 
@@ -299,11 +304,17 @@ def end_to_end_lag(system: System, config: KafkaConfig, rate: int, seconds: floa
         f"events recorded: {len(times)} in {took:.2f} s ({len(times) / took:.0f} events/s, "
         f"{len(times) // 2} commands)"
     )
-    print(f"received {len(lags)}/{len(times)}")
-    print(f"end-to-end lag: {summary_ms(lags)}  (target p99 < 200 ms)")
+    all_received = TARGETS.check("2. every event received", len(lags) == len(times) > 0)
+    print(f"received {len(lags)}/{len(times)}: {all_received}")
+    lag_p99 = percentile([x * 1000 for x in lags], 99)
+    verdict = TARGETS.check("2. end-to-end lag p99 < 200 ms", bool(lags) and lag_p99 < 200)
+    print(f"end-to-end lag: {summary_ms(lags)}  (target p99 < 200 ms: {verdict})")
 
 
-def main() -> None:
+TARGETS = Targets("bench_kafka_relay")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=5000)
     parser.add_argument("--updates", type=int, default=3, help="events per tenant after Created")
@@ -314,6 +325,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_dir("acgs-bench-kafka-") as work, throwaway_postgres(work / "pg") as (_, url):
         run(args, work, url)
+    return TARGETS.exit_status()
 
 
 def run(args: argparse.Namespace, work: Path, url: str) -> None:
@@ -343,4 +355,4 @@ def run(args: argparse.Namespace, work: Path, url: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 from projections.tenants import find_tenant, list_tenants
 from tests.load.stats import percentile, summary_ms
+from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
@@ -70,9 +72,13 @@ def bare_env(admin_url: str) -> dict[str, str]:
     }
 
 
-def main() -> None:
+TARGETS = Targets("bench_spine")
+
+
+def main() -> int:
     with scratch_dir("acgs-bench-") as data_dir, throwaway_postgres(data_dir) as (_, url):
         run(url, data_dir)
+    return TARGETS.exit_status()
 
 
 def run(url: str, data_dir: Path) -> None:
@@ -121,7 +127,9 @@ def run(url: str, data_dir: Path) -> None:
     for label in baselines:
         rate = total / base_time[label]
         print(f"{label:28}: {rate:8.1f} commands/s  {summary_ms(base_lat[label])}")
-        print(f"{'':28}  ratio {ours_rate / rate:.2f}x (target >= 0.8x)")
+        ratio = ours_rate / rate
+        verdict = TARGETS.check(f"1. commands >= 0.8x the {label}", ratio >= 0.8)
+        print(f"{'':28}  ratio {ratio:.2f}x (target >= 0.8x: {verdict})")
 
     print("== 2. projection lag with live runners (commands at ~200/s)")
     lags: list[float] = []
@@ -146,7 +154,9 @@ def run(url: str, data_dir: Path) -> None:
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    print(f"projection lag: {summary_ms(lags)}  (target p99 < 50 ms)")
+    lag_p99 = percentile([x * 1000 for x in lags], 99)
+    verdict = TARGETS.check("2. projection lag p99 < 50 ms", bool(lags) and lag_p99 < 50)
+    print(f"projection lag: {summary_ms(lags)}  (target p99 < 50 ms: {verdict})")
 
     print(f"== 3. read-model queries with {total + 1} tenants")
     asyncio.run(query_bench(system))
@@ -192,10 +202,15 @@ async def query_bench(system: object) -> None:
         detail.append(time.perf_counter() - t0)
         assert found is not None
     await db.close()
-    print(f"tenants page (platform, 50 rows): {summary_ms(page[200:])}  (target p99 < 5 ms)")
+    page_p99 = percentile([x * 1000 for x in page[200:]], 99)
+    detail_p99 = percentile([x * 1000 for x in detail[200:]], 99)
+    page_verdict = TARGETS.check("3. tenants page query p99 < 5 ms", page_p99 < 5)
+    detail_verdict = TARGETS.check("3. tenant detail query p99 < 5 ms", detail_p99 < 5)
+    print(f"tenants page (platform, 50 rows): {summary_ms(page[200:])}")
+    print(f"    target p99 < 5 ms: {page_verdict}")
     print(f"tenant detail (tenant-scoped)   : {summary_ms(detail[200:])}")
-    print(f"page p99 {percentile([x * 1000 for x in page[200:]], 99):.3f} ms")
+    print(f"    target p99 < 5 ms: {detail_verdict}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from litestar import get
 
 from api.bootstrap import System, build
 from api.http.app import create_app
+from api.http.quotas.memory import SlidingWindowRateLimiter
 from api.http.services import ApiServices
 from api.settings import Settings
 from api.tokens import issue_as_operator
@@ -50,6 +52,16 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s (last value {value!r})")
         time.sleep(interval)
+
+
+class ManualClock:
+    """A clock the test moves by hand (epoch seconds), for the parts that take a clock."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -133,9 +145,9 @@ async def hold() -> dict[str, bool]:
     return {"released": released}
 
 
-@pytest.fixture(scope="session")
-def api(api_system: System) -> Iterator[Api]:
-    app = create_app(api_system, extra_route_handlers=[fail, hold])
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port in a background thread; yields its URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -153,9 +165,27 @@ def api(api_system: System) -> Iterator[Api]:
     wait_for(lambda: server.started or not thread.is_alive(), timeout=30)
     if not server.started:
         pytest.fail("the API server did not start")
-    yield Api(f"http://127.0.0.1:{port}", api_system, app.state["api"])
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api(api_system: System) -> Iterator[Api]:
+    app = create_app(api_system, extra_route_handlers=[fail, hold])
+    with serving(app) as url:
+        yield Api(url, api_system, app.state["api"])
+
+
+@pytest.fixture
+def limiter_clock(api: Api, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The server's rate limiter (and so the usage it reports) on a clock the test moves: a
+    window passes without waiting for it."""
+    clock = ManualClock()
+    monkeypatch.setattr(api.services, "rate_limiter", SlidingWindowRateLimiter(clock=clock))
+    return clock
 
 
 @pytest.fixture

@@ -16,11 +16,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from api.tokens import token_verifier
 from commands.tokens import AUDIENCE, ISSUER
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
-from infra.tokens import TokenIssuer
-from tests.peers.http import HASH, Api, wait_for
+from infra.tokens import KeyRing, TokenIssuer
+from infra.tokens.keys import CHECK_INTERVAL_SECONDS, FORCED_CHECK_INTERVAL_SECONDS
+from tests.peers.http import HASH, Api, ManualClock
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.postgres]
 
@@ -61,23 +63,66 @@ def _unsigned(header: dict[str, Any], claims: dict[str, Any], signature: bytes =
     return f"{head}.{body}.{_b64(signature)}"
 
 
+# A body that would be valid for each write, so a refusal can only come from the token.
+_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/tenants"): {
+        "tenant_name": "Evil Corp",
+        "tenant_slug": "evil-corp",
+        "admin_email": "e@evil.example.com",
+        "constitutional_hash": HASH,
+    },
+    ("PATCH", "/v1/tenants/{tenant_id}"): {"tenant_name": "Evil", "constitutional_hash": HASH},
+}
+_ANY_TENANT = str(SYSTEM_TENANT_ID)
+
+
+def secured_operations(api: Api) -> list[tuple[str, str]]:
+    """Every operation of the served OpenAPI document that needs a bearer token."""
+    with api.client() as anonymous:
+        paths = anonymous.get("/schema").json()["paths"]
+    found = [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if operation.get("security")
+    ]
+    # every /v1 operation is secured, and there are some (else this test proves nothing)
+    assert {p for _, p in found} == {p for p in paths if p.startswith("/v1/")}
+    assert len(found) >= 6
+    return found
+
+
+def path_variants() -> list[tuple[str, str]]:
+    """Spellings of protected routes that a careless edge might route without checking (sent
+    as absolute URLs, so the client does not read `//v1` as a host name)."""
+    return [
+        ("GET", "/v1/tenants/"),
+        ("GET", "//v1/tenants"),
+        ("PATCH", f"//v1//tenants/{_ANY_TENANT}"),
+        ("GET", "/v1//tenants"),
+        ("GET", "/v1%2Ftenants"),
+        ("GET", f"/v1/tenants%2F{_ANY_TENANT}"),
+        ("GET", f"/v1/tenants/{_ANY_TENANT}/"),
+        ("DELETE", f"/v1/tenants/{_ANY_TENANT}/"),
+        ("POST", f"/v1/tenants/{_ANY_TENANT}/reactivate/"),
+    ]
+
+
 def _assert_401(api: Api, token: str, code: str = "INVALID_TOKEN") -> None:
+    """Every secured operation of the schema, and the path variants, refuse `token` with 401."""
+    targets = [
+        (method, path.format(tenant_id=_ANY_TENANT), _BODIES.get((method, path)))
+        for method, path in secured_operations(api)
+    ]
+    targets += [(method, path, None) for method, path in path_variants()]
     with api.client(token) as client:
-        for response in (
-            client.get("/v1/tenants"),
-            client.post(
-                "/v1/tenants",
-                json={
-                    "tenant_name": "Evil Corp",
-                    "tenant_slug": "evil-corp",
-                    "admin_email": "e@evil.example.com",
-                    "constitutional_hash": HASH,
-                },
-            ),
-        ):
-            assert response.status_code == 401, response.text
-            assert response.json()["error"]["code"] == code
-            assert response.headers["www-authenticate"].startswith("Bearer")
+        for method, path, body in targets:
+            response = client.request(
+                method, api.url + path, json=body, headers={"X-Constitutional-Hash": HASH}
+            )
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.json()["error"]["code"] == code, (method, path)
+            assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
 
 
 def test_a_valid_token_is_accepted(api: Api) -> None:
@@ -85,15 +130,27 @@ def test_a_valid_token_is_accepted(api: Api) -> None:
         assert client.get("/v1/tenants").status_code == 200
 
 
-def test_missing_or_non_bearer_credentials_are_unauthenticated(api: Api) -> None:
+@pytest.mark.parametrize(
+    "authorization", [None, "Basic YWRtaW46YWRtaW4=", "Bearer", "bearer", "Token abc"]
+)
+def test_missing_or_non_bearer_credentials_are_unauthenticated(
+    api: Api, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    targets = [
+        (method, path.format(tenant_id=_ANY_TENANT)) for method, path in secured_operations(api)
+    ]
     with api.client() as anonymous:
-        response = anonymous.get("/v1/tenants")
-        assert response.status_code == 401
-        assert response.json()["error"]["code"] == "UNAUTHENTICATED"
-        basic = anonymous.get("/v1/tenants", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
-        assert basic.json()["error"]["code"] == "UNAUTHENTICATED"
-        empty = anonymous.get("/v1/tenants", headers={"Authorization": "Bearer"})
-        assert empty.json()["error"]["code"] == "UNAUTHENTICATED"
+        for method, path in [*targets, *path_variants()]:
+            response = anonymous.request(
+                method,
+                api.url + path,
+                json=_BODIES.get((method, path)),
+                headers={**headers, "X-Constitutional-Hash": HASH},
+            )
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.json()["error"]["code"] == "UNAUTHENTICATED", (method, path)
+            assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
 
 
 def test_alg_none_is_refused(api: Api) -> None:
@@ -171,12 +228,20 @@ def test_tokens_of_deactivated_and_purged_tenants_are_refused(
         _assert_401(api, token)
 
 
-def test_a_retired_key_stops_verifying_without_a_restart(api: Api) -> None:
-    keys = api.services.keys
+def test_a_retired_key_stops_verifying_without_a_restart(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The running server's key ring, on a clock the test moves: no real waiting, no flakiness.
+    clock = ManualClock(1000.0)  # small: tenths of a second add up exactly enough
+    keys = KeyRing(api.services.keys.directory, clock=clock)
+    monkeypatch.setattr(api.services, "keys", keys)
+    monkeypatch.setattr(api.services, "verifier", token_verifier(api.system.settings, keys))
     old_kid, _ = keys.signing_key()
     old_token = api.token(MaciRole.AUDITOR)
     new_kid = keys.add()
-    # the running server picks up the new key as soon as a token names it
+    # the running server picks up the new key as soon as a token names it (a forced look at
+    # the directory, at most ten a second)
+    clock.now += FORCED_CHECK_INTERVAL_SECONDS
     new_token = api.token(MaciRole.AUDITOR)
     assert json.loads(base64.urlsafe_b64decode(new_token.split(".")[0] + "=="))["kid"] == new_kid
     with api.client(new_token) as client:
@@ -185,7 +250,15 @@ def test_a_retired_key_stops_verifying_without_a_restart(api: Api) -> None:
         kids = {k["kid"] for k in anonymous.get("/.well-known/jwks.json").json()["keys"]}
     assert {old_kid, new_kid} <= kids
     keys.retire(old_kid)
-    with api.client(old_token) as client:
-        wait_for(lambda: client.get("/v1/tenants").status_code == 401, timeout=5)
-    with api.client(new_token) as client:
-        assert client.get("/v1/tenants").status_code == 200
+    with api.client(old_token) as old, api.client(new_token) as new:
+        clock.now += CHECK_INTERVAL_SECONDS - 0.01  # the listing is re-read at most once a second
+        assert old.get("/v1/tenants").status_code == 200
+        clock.now += 0.02  # a second after the last look: the retirement is seen
+        refused = old.get("/v1/tenants")
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "INVALID_TOKEN"
+        assert new.get("/v1/tenants").status_code == 200
+    with api.client() as anonymous:
+        kids = {k["kid"] for k in anonymous.get("/.well-known/jwks.json").json()["keys"]}
+    assert old_kid not in kids
+    assert new_kid in kids

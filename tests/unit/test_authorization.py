@@ -61,3 +61,42 @@ def test_judicial_may_read_audit_through_auditor_inclusion() -> None:
 
 def test_platform_auditor_may_list_tenants() -> None:
     authorize(principal(MaciRole.AUDITOR, tenant=SYSTEM_TENANT_ID), Permission.TENANT_LIST)
+
+
+# Written by hand from the rules (not from PERMISSIONS): for each permission, the roles allowed
+# on their own tenant and on the platform ("-" for none). Another tenant is always NotFound.
+HAND_WRITTEN = {
+    Permission.TENANT_CREATE: ("-", "EXECUTIVE"),
+    Permission.TENANT_LIST: ("-", "EXECUTIVE JUDICIAL AUDITOR"),
+    Permission.TENANT_READ: ("EXECUTIVE", "EXECUTIVE"),
+    Permission.TENANT_UPDATE_PROFILE: ("EXECUTIVE", "EXECUTIVE"),
+    Permission.TENANT_MANAGE_PLAN: ("-", "EXECUTIVE"),
+    Permission.TENANT_DEACTIVATE: ("-", "EXECUTIVE"),
+    Permission.TENANT_REACTIVATE: ("-", "EXECUTIVE"),
+    Permission.TOKEN_ISSUE: ("-", "EXECUTIVE"),
+    Permission.AUDIT_READ: ("EXECUTIVE JUDICIAL AUDITOR", "EXECUTIVE JUDICIAL AUDITOR"),
+}
+
+
+def _allowed(p: Principal, permission: Permission, tenant: object) -> str:
+    try:
+        authorize(p, permission, tenant)  # type: ignore[arg-type]
+    except Forbidden:
+        return "forbidden"
+    except NotFound:
+        return "not found"
+    return "allowed"
+
+
+@pytest.mark.parametrize("permission", list(Permission))
+@pytest.mark.parametrize("role", list(MaciRole))
+def test_every_role_on_every_permission_and_scope(permission: Permission, role: MaciRole) -> None:
+    own_roles, platform_roles = HAND_WRITTEN[permission]
+    on_own = "allowed" if role.value in own_roles.split() else "forbidden"
+    on_platform = "allowed" if role.value in platform_roles.split() else "forbidden"
+    # creating and listing tenants concern no tenant in particular
+    target = None if permission in {Permission.TENANT_CREATE, Permission.TENANT_LIST} else TENANT
+    assert _allowed(principal(role), permission, target) == on_own
+    assert _allowed(principal(role, tenant=SYSTEM_TENANT_ID), permission, target) == on_platform
+    if target is not None:
+        assert _allowed(principal(role, tenant=uuid4()), permission, target) == "not found"

@@ -3,19 +3,18 @@ audit-trail, Avro-framed, keyed by tenant, with the headers of decisions 8."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import pytest
 
 from api.bootstrap import System
 from domain.events import event_id, event_type
+from domain.tenancy import SYSTEM_TENANT_ID
 from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
 from infra.kafka.schemas import domain_event_classes
-from projections.audit_log import audit_record
 from tests.integration.kafka.conftest import (
     HASH,
     TRACE,
@@ -59,6 +58,21 @@ def test_every_event_type_round_trips_through_kafka(
         assert headers["traceparent"] == TRACE.encode()
 
 
+# What the audit trail carries for `every_event_type`, written by hand: one record per stored
+# event, in log order: (event_type, event_category, action, result, whose tenant, actor).
+EXPECTED_AUDIT_TRAIL = [
+    ("tenant.created", "admin", "create_tenant", "success", "tenant", "operator"),
+    ("tenant.profile_updated", "admin", "update_tenant", "success", "tenant", "operator"),
+    ("tenant.quotas_changed", "admin", "change_tenant_quotas", "success", "tenant", "operator"),
+    ("tenant.suspended", "admin", "suspend_tenant", "success", "tenant", "operator"),
+    ("tenant.reactivated", "admin", "reactivate_tenant", "success", "tenant", "operator"),
+    ("tenant.deactivated", "admin", "deactivate_tenant", "success", "tenant", "operator"),
+    ("tenant.purged", "admin", "purge_tenant", "success", "system", "operator"),
+    ("governance.create_tenant", "governance", "create_tenant", "denied", "system", "operator"),
+]
+EVENT_ID_NAMESPACE = UUID("1fe42101-2c45-5c36-9a69-f13aac497af5")  # uuid5(URL, urn:acgs:event)
+
+
 def test_every_audit_record_goes_to_the_audit_trail(
     system: System,
     kafka_config: KafkaConfig,
@@ -68,23 +82,32 @@ def test_every_audit_record_goes_to_the_audit_trail(
 ) -> None:
     relay = make_relay()
     start = relay.position()
-    every_event_type()
+    tenant_id = every_event_type()
     stored = stored_events_after(system, start)
     relay.catch_up()
 
     messages = read_topic(kafka_config, kafka_config.topics.audit_trail, at_least=len(stored))
+    assert len(messages) == len(stored) == len(EXPECTED_AUDIT_TRAIL)
     received = {codec.decode(m.value(), m.topic())["audit_id"]: m for m in messages}
-    assert len(messages) == len(stored)
-    for event in stored:
-        expected = audit_record(event)
-        msg = received[str(expected["audit_id"])]
+    whose = {str(tenant_id): "tenant", str(SYSTEM_TENANT_ID): "system"}
+    for event, expected in zip(stored, EXPECTED_AUDIT_TRAIL, strict=True):
+        audit_id = str(
+            uuid5(EVENT_ID_NAMESPACE, f"{event.originator_id}:{event.originator_version}")
+        )
+        msg = received[audit_id]
         record = codec.decode(msg.value(), msg.topic())
-        assert record["event_type"] == expected["event_type"]
-        assert record["event_category"] == expected["event_category"]
-        assert record["tenant_id"] == str(expected["tenant_id"])
-        assert record["timestamp"] == expected["timestamp"]
-        assert msg.key() == str(expected["tenant_id"]).encode()
-        assert headers_of(msg)["event_id"] == str(expected["audit_id"]).encode()
+        assert (
+            record["event_type"],
+            record["event_category"],
+            record["action"],
+            record["result"],
+            whose[record["tenant_id"]],
+            record["actor_id"],
+        ) == expected
+        assert record["constitutional_hash"] == HASH
+        assert record["timestamp"] == event.timestamp
+        assert msg.key() == record["tenant_id"].encode()
+        assert headers_of(msg)["event_id"] == audit_id.encode()
 
 
 def test_position_moves_only_past_what_was_published(
@@ -98,4 +121,6 @@ def test_position_moves_only_past_what_was_published(
     assert relay.position() == log_head(system)
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
-    assert Counter(relay.stats.__dict__)["events"] >= 8
+    assert relay.stats.events == 8  # every_event_type records exactly eight events
+    assert relay.stats.messages == 16  # each to governance-events and to audit-trail
+    assert relay.stats.retries == 0

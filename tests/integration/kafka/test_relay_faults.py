@@ -58,6 +58,51 @@ def ids_of(events: list[Any]) -> list[UUID]:
     return [event_id(e.originator_id, e.originator_version) for e in events]
 
 
+class RelayWatch:
+    """Events instead of waiting: counts the relay's polls of its producer that found messages
+    still unacknowledged, its failed attempts to prepare, and records every position it
+    commits, each tagged with whether the broker was away at that moment."""
+
+    def __init__(self, relay: KafkaRelay) -> None:
+        self.broker_away = threading.Event()
+        self.unacknowledged_polls = 0
+        self.failed_prepares = 0
+        self.advances: list[tuple[int, bool]] = []
+        real_producer, real_advance, real_prepare = relay.producer, relay._advance, relay.prepare
+        watch = self
+
+        class WatchedProducer:
+            def __init__(self, real: Any) -> None:
+                self._real = real
+
+            def flush(self, *args: Any) -> int:
+                left = int(self._real.flush(*args))
+                if left > 0:
+                    watch.unacknowledged_polls += 1
+                return left
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._real, name)
+
+        def advance(position: int) -> None:
+            self.advances.append((position, self.broker_away.is_set()))
+            real_advance(position)
+
+        def prepare() -> None:
+            try:
+                real_prepare()
+            except Exception:
+                self.failed_prepares += 1
+                raise
+
+        relay.producer = lambda: WatchedProducer(real_producer())  # type: ignore[method-assign]
+        relay._advance = advance  # type: ignore[method-assign]
+        relay.prepare = prepare  # type: ignore[method-assign]
+
+    def advanced_while_away(self) -> list[int]:
+        return [position for position, away in self.advances if away]
+
+
 async def test_a_crash_before_the_position_moves_gives_duplicates_that_consumers_skip(
     system: System,
     kafka_config: KafkaConfig,
@@ -125,6 +170,7 @@ def test_the_relay_waits_for_a_frozen_broker_and_catches_up(
 ) -> None:
     config = replace(kafka_config, bootstrap_servers=own_broker.bootstrap_servers)
     relay = make_relay(config)
+    watch = RelayWatch(relay)
     start = relay.position()
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop, 0.1), daemon=True)
@@ -132,17 +178,19 @@ def test_the_relay_waits_for_a_frozen_broker_and_catches_up(
     try:
         create_tenants(3)
         wait_until_sync(lambda: relay.position() == log_head(system))
+        held = relay.position()
         own_broker.pause()
+        watch.broker_away.set()
         create_tenants(5)
         head = log_head(system)
-        held = relay.position()
-        # while the broker is away the position holds (checked over a few seconds)
-        for _ in range(30):
-            assert relay.position() == held
-            stop.wait(0.1)
-        assert held < head
+        # the relay has produced the new events and polled for their acknowledgement several
+        # times without getting it; it has not moved its position
+        wait_until_sync(lambda: watch.unacknowledged_polls >= 3, timeout=60)
+        assert relay.position() == held < head
+        watch.broker_away.clear()  # from here on an advance may be legitimate
         own_broker.resume()
         wait_until_sync(lambda: relay.position() == head, timeout=60)
+        assert watch.advanced_while_away() == []  # not one commit while the broker was away
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -162,17 +210,23 @@ def test_the_relay_waits_for_a_broker_that_is_not_there_and_catches_up(
     broker = TansuBroker(log_path=tmp_path / "tansu.log")
     config = replace(kafka_config, bootstrap_servers=broker.bootstrap_servers)
     relay = make_relay(config, prepare=False)  # its broker has not started: connection refused
+    watch = RelayWatch(relay)
+    watch.broker_away.set()
     start = relay.position()
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop, 0.1), daemon=True)
     thread.start()
     try:
         create_tenants(4)
-        for _ in range(20):
-            assert relay.position() == start
-            stop.wait(0.1)
+        # the relay tried (and failed) to reach the broker once more after the events
+        # were recorded, and published nothing meanwhile
+        tried = watch.failed_prepares
+        wait_until_sync(lambda: watch.failed_prepares >= tried + 1, timeout=60)
+        assert relay.position() == start
+        watch.broker_away.clear()  # from here on an advance may be legitimate
         broker.start()
         wait_until_sync(lambda: relay.position() == log_head(system), timeout=60)
+        assert watch.advanced_while_away() == []  # not one commit before the broker existed
     finally:
         stop.set()
         thread.join(timeout=10)

@@ -147,17 +147,19 @@ def test_hash_refusals_write_only_their_audit_entry(
     supplied: str | None,
     error: type[Exception],
 ) -> None:
-    ctx = CommandContext(PLATFORM.principal, supplied)
+    actor = f"hash-op-{unique}"  # this test's own actor: its audit row and no other
+    ctx = CommandContext(Principal(actor, SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), supplied)
     before = events_count(admin_conn)
     with pytest.raises(error):
         system.tenants.create(ctx, CreateTenant(f"Hash {unique}", f"hash-{unique}", "a@x.com"))
     assert events_count(admin_conn) == before + 1
     catch_up(system)
-    row = admin_conn.execute(
-        "SELECT event_category, result, constitutional_validation_passed FROM tenant_audit_log "
-        "WHERE action = 'create_tenant' AND result = 'denied' ORDER BY timestamp DESC LIMIT 1"
-    ).fetchone()
-    assert row == ("governance", "denied", False)
+    rows = admin_conn.execute(
+        "SELECT tenant_id, action, event_category, result, constitutional_validation_passed "
+        "FROM tenant_audit_log WHERE actor_id = %s",
+        [actor],
+    ).fetchall()
+    assert rows == [(SYSTEM_TENANT_ID, "create_tenant", "governance", "denied", False)]
     assert admin_conn.execute(
         "SELECT count(*) FROM tenants WHERE tenant_slug = %s", [f"hash-{unique}"]
     ).fetchone() == (0,)

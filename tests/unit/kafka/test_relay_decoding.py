@@ -11,7 +11,7 @@ from eventsourcing.persistence import StoredEvent
 
 from commands.application import GovernanceApplication
 from domain.audit import AuditEntry
-from domain.events import _EVENT_ID_NAMESPACE, event_id
+from domain.events import event_id
 from infra.kafka.relay import FastEventDecoder
 from tests.unit.kafka.test_schemas import META, sample_events
 
@@ -22,12 +22,24 @@ def stored(event: Any) -> StoredEvent:
     return APP.mapper.to_stored_event(event)
 
 
-def test_event_ids_are_uuid5_of_aggregate_and_version() -> None:
-    for version in (1, 2, 99, 10**12):
-        aggregate = uuid.uuid4()
-        expected = uuid.uuid5(_EVENT_ID_NAMESPACE, f"{aggregate}:{version}")
-        assert event_id(aggregate, version) == expected
-        assert event_id(str(aggregate), version) == expected
+# Golden values, computed once outside the code under test: the namespace is
+# uuid5(NAMESPACE_URL, "urn:acgs:event") = 1fe42101-2c45-5c36-9a69-f13aac497af5, and each id is
+# uuid5(namespace, f"{aggregate_id}:{version}"). Consumers deduplicate on these ids across
+# releases, so they must never change.
+GOLDEN_EVENT_IDS = [
+    ("00000000-0000-0000-0000-000000000001", 1, "1bec1754-5e6e-5bc7-bf81-b00e809c3165"),
+    ("6f1c1b38-1c43-4f5e-8f1e-5a8f0c0b7d11", 2, "0a55ca5f-986d-501d-9df5-3ee379188102"),
+    ("6f1c1b38-1c43-4f5e-8f1e-5a8f0c0b7d11", 99, "865b2b2a-b700-513f-aca0-04b6d3490802"),
+    ("ffffffff-ffff-ffff-ffff-ffffffffffff", 10**12, "8b8f8abc-981c-5783-9e71-749332436436"),
+]
+
+
+@pytest.mark.parametrize(("aggregate", "version", "expected"), GOLDEN_EVENT_IDS)
+def test_event_ids_are_uuid5_of_aggregate_and_version(
+    aggregate: str, version: int, expected: str
+) -> None:
+    assert event_id(uuid.UUID(aggregate), version) == uuid.UUID(expected)
+    assert event_id(aggregate, version) == uuid.UUID(expected)
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda e: type(e).__qualname__)

@@ -1,9 +1,9 @@
 """One API worker for the HTTP benchmark, run in its own process by `bench_api`.
 
-    python -m tests.load.bench_server full PORT   the real app (acgs serve's app, access log on)
-    python -m tests.load.bench_server bare PORT   a bare Litestar route that only verifies the
+    python -m tests.load.server_for_bench full PORT   the real app (acgs serve's app, access log on)
+    python -m tests.load.server_for_bench bare PORT   a bare Litestar route that only verifies the
                                                   same bearer token with the same verifier
-    python -m tests.load.bench_server uncached PORT  the real app without the tenant-row cache
+    python -m tests.load.server_for_bench uncached PORT  the real app without the tenant-row cache
                                                   (every request reads the read model)
 
 ACGS_DATABASE_URL and ACGS_DATA_DIR come from the environment (the same keys for both).

@@ -1,0 +1,112 @@
+"""Readiness over real HTTP on a PostgreSQL cluster of the test's own (it is stopped here):
+`/readyz` answers 503 while the database is unreachable or a projection lags more than 5 s
+behind the log, 200 otherwise; `/healthz` (liveness) stays 200 throughout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api.bootstrap import System, build
+from api.http.app import create_app
+from api.settings import Settings
+from commands.tenants import CreateTenant
+from infra.postgres.embedded import EmbeddedPostgres
+from tests.integration.spine.conftest import PLATFORM
+from tests.peers.http import serving
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+@dataclass
+class Served:
+    url: str
+    system: System
+    server: EmbeddedPostgres
+    admin_url: str
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    with (
+        scratch_dir("acgs-readyz-") as data_dir,
+        throwaway_postgres(data_dir / "pg") as (server, admin_url),
+    ):
+        settings = Settings.from_env(
+            {"ACGS_DATABASE_URL": admin_url, "ACGS_DATA_DIR": str(data_dir / "data")}
+        )
+        system = build(settings, apply_migrations=False)
+        try:
+            for runner in system.runners:  # positions recorded, projections at the head
+                runner.catch_up()
+            with serving(create_app(system)) as url:
+                yield Served(url, system, server, admin_url)
+        finally:
+            system.close()
+
+
+def _ready(served: Served) -> httpx.Response:
+    return httpx.get(f"{served.url}/readyz", timeout=60)
+
+
+def _recorded_seconds_ago(served: Served, seconds: float) -> None:
+    """Make the events the projections have not applied yet look `seconds` old (instead of
+    waiting that long): the test's own cluster, so its immutability trigger may be lifted."""
+    with psycopg.connect(served.admin_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE governance_events DISABLE TRIGGER governance_events_immutable")
+        conn.execute(
+            "UPDATE governance_events SET recorded_at = now() - make_interval(secs => %s) "
+            "WHERE notification_id > (SELECT min(position) FROM projection_positions)",
+            [seconds],
+        )
+        conn.execute("ALTER TABLE governance_events ENABLE TRIGGER governance_events_immutable")
+
+
+def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) -> None:
+    first = _ready(served)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"status": "ready", "checks": {"database": "ok", "projections": "ok"}}
+
+    served.system.tenants.create(PLATFORM, CreateTenant("Lagging", "lagging", "l@example.com"))
+    _recorded_seconds_ago(served, 4.0)  # behind, but within the threshold
+    assert _ready(served).status_code == 200
+
+    _recorded_seconds_ago(served, 6.0)
+    lagging = _ready(served)
+    assert lagging.status_code == 503, lagging.text
+    body: dict[str, Any] = lagging.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"] == "ok"
+    behind = {p["name"]: p for p in body["checks"]["projections"]["lagging"]}
+    assert set(behind) == {"tenants", "audit_log"}
+    for row in behind.values():
+        assert row["events_behind"] == 1  # the tenant's creation
+        assert 6.0 <= row["seconds_behind"] < 60
+    assert httpx.get(f"{served.url}/healthz").status_code == 200  # alive all the same
+
+    served.system.runner("tenants").catch_up()
+    still = _ready(served)
+    assert still.status_code == 503
+    assert [p["name"] for p in still.json()["checks"]["projections"]["lagging"]] == ["audit_log"]
+    served.system.runner("audit_log").catch_up()
+    assert _ready(served).status_code == 200
+
+
+def test_readyz_is_503_while_the_database_is_down(served: Served) -> None:
+    assert _ready(served).status_code == 200
+    served.server.stop()
+    down = _ready(served)
+    assert down.status_code == 503, down.text
+    body = down.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"].startswith("unavailable: ")
+    assert "password" not in down.text
+    assert "postgresql://" not in down.text
+    assert httpx.get(f"{served.url}/healthz").status_code == 200  # alive all the same
