@@ -39,6 +39,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain commands projections infra api
+	$(BIN)/lint-imports --no-cache
 
 bench: $(VENV)/.test-installed system-deps
 	@for b in tests/load/bench_*.py; do \

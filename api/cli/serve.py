@@ -50,7 +50,7 @@ def serve(host: str | None, port: int | None, kafka_local: bool = False) -> None
             local_streaming.stop()
         raise
     try:
-        system.start_projections()
+        system.start_workers()
         app = create_app(system)
         where = (
             "embedded PostgreSQL in " + str(settings.data_dir) if system.embedded else "PostgreSQL"

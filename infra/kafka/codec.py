@@ -309,14 +309,24 @@ def header_list(headers: Any) -> Headers:
     return [(str(k), v.encode() if isinstance(v, str) else (v or b"")) for k, v in items]
 
 
+def traceparent(record: dict[str, Any]) -> str:
+    """The W3C `traceparent` of an event's messages: the one recorded with the event (the
+    request's) when it has one; else one derived from its event id (trace id: the id's 32 hex
+    digits, parent id: its last 16, flags 00, not sampled, as no span was recorded), so every
+    message can be correlated and a re-published event carries the same header."""
+    recorded = record.get("trace_parent")
+    if recorded:
+        return str(recorded)
+    digits = UUID(record["event_id"]).hex
+    return f"00-{digits}-{digits[16:]}-00"
+
+
 def event_headers(record: dict[str, Any]) -> Headers:
-    """Kafka headers of an event's message: `event_type`, `event_id`, `constitutional_hash`, and
-    `traceparent` when the event has one (decisions 1, 8, 13)."""
-    headers = [
+    """Kafka headers of an event's message: `event_type`, `event_id`, `constitutional_hash` and
+    `traceparent` (see `traceparent`)."""
+    return [
         ("event_type", record["event_type"].encode()),
         ("event_id", record["event_id"].encode()),
         ("constitutional_hash", record["constitutional_hash"].encode()),
+        ("traceparent", traceparent(record).encode()),
     ]
-    if record.get("trace_parent"):
-        headers.append(("traceparent", record["trace_parent"].encode()))
-    return headers

@@ -1,6 +1,7 @@
-"""The Kafka relay: one more projection of the event store (decisions 8, ARCHITECTURE "Stream out").
+"""The Kafka relay: a follower of the event store's notification log in the second delivery mode
+of `infra.postgres.follower.LogFollower` (publish, then advance once acknowledged).
 
-It follows the notification log from its position in `projection_positions`, publishes each event
+It follows the log from its position in `projection_positions`, publishes each event
 to `governance-events` and its audit record to `audit-trail` (key: tenant id; headers
 `event_type`, `event_id`, `constitutional_hash`, `traceparent`), waits until the broker has
 acknowledged every message of the batch (idempotent producer, acks=all), and only then moves its
@@ -24,7 +25,6 @@ from datetime import datetime
 from typing import Any, cast
 
 import msgspec
-import psycopg
 from confluent_kafka import KafkaError, Message, Producer
 from eventsourcing.persistence import (
     DatetimeAsISO,
@@ -39,14 +39,9 @@ from domain.events import event_id
 from infra.kafka.codec import EventCodec, Headers, RegistryUnavailable, header_list
 from infra.kafka.config import KafkaConfig
 from infra.kafka.topics import ensure_topics
-from infra.postgres.projection_runner import EVENTS_TABLE
+from infra.postgres.follower import LogFollower, LogRow
 
 log = logging.getLogger(__name__)
-_SELECT = (
-    f"SELECT notification_id, originator_id, originator_version, topic, state, "  # noqa: S608
-    f"tenant_id FROM {EVENTS_TABLE} WHERE notification_id > %s "
-    f"ORDER BY notification_id LIMIT %s"
-)
 AuditRecordOf = Callable[[Any], dict[str, Any]]
 Outgoing = tuple[str, bytes, bytes, Headers]  # topic, value, key, headers
 _TRANSCODED = b'"_type_"'
@@ -59,6 +54,10 @@ class DeliveryFailed(RuntimeError):
 
 class RelayStopped(RuntimeError):
     """Stop was requested while the batch was still waiting for the broker."""
+
+
+class NotPrepared(RuntimeError):
+    """Topics could not be created or schemas registered yet (broker or registry away)."""
 
 
 @dataclass
@@ -157,15 +156,17 @@ class KafkaRelay:
         name: str = "kafka_relay",
         producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
     ) -> None:
-        self.conninfo = conninfo
         self.mapper = mapper
         self.codec = codec
         self.config = config
         self.audit_record = audit_record
-        self._name = name
         self._producer_factory = producer_factory
         self._producer: Producer | None = None
-        self._conn: psycopg.Connection[Any] | None = None
+        # Losing the last position update in a database crash only re-publishes (consumers
+        # deduplicate), so the relay need not wait for each one to reach the disk.
+        self.follower = LogFollower(
+            conninfo, name, batch_size=config.relay_batch_size, synchronous_commit=False
+        )
         self._failures: list[tuple[KafkaError, Message]] = []
         self.stats = RelayStats()
         self._prepared = False
@@ -173,21 +174,9 @@ class KafkaRelay:
 
     @property
     def name(self) -> str:
-        return self._name
+        return self.follower.name
 
     # --- resources ----------------------------------------------------------------------------
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo, autocommit=True)
-            # Losing the last position update in a database crash only re-publishes (consumers
-            # deduplicate), so the relay need not wait for each one to reach the disk.
-            self._conn.execute("SET synchronous_commit = off")
-            self._conn.execute(
-                "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
-                [self.name],
-            )
-        return self._conn
 
     def producer(self) -> Producer:
         if self._producer is None:
@@ -201,9 +190,7 @@ class KafkaRelay:
             self._failures.append((err, msg))
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.follower.close()
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
@@ -212,26 +199,19 @@ class KafkaRelay:
     # --- position -----------------------------------------------------------------------------
 
     def position(self) -> int:
-        row = (
-            self._connection()
-            .execute("SELECT position FROM projection_positions WHERE name = %s", [self.name])
-            .fetchone()
-        )
-        return int(row[0]) if row else 0
+        return self.follower.position()
 
     def seek(self, position: int) -> None:
         """Publish from just after `position` (0 re-publishes the whole log, e.g. for a new
         consumer that needs history; consumers deduplicate)."""
-        self._connection().execute(
-            "UPDATE projection_positions SET position = %s, updated_at = now() WHERE name = %s",
-            [position, self.name],
-        )
+        self.follower.advance(position)
 
     def reset(self) -> None:
         self.seek(0)
 
     def _advance(self, position: int) -> None:
-        self.seek(position)
+        """Move the position once the batch up to it is acknowledged."""
+        self.follower.advance(position)
 
     # --- relaying -----------------------------------------------------------------------------
 
@@ -266,13 +246,10 @@ class KafkaRelay:
             self._produce_batch(batch)
             pending, position = batch, batch.last
 
-    def _fetch(self, position: int) -> list[tuple[Any, ...]]:
-        conn = self._connection()
-        return conn.execute(
-            _SELECT, [position, self.config.relay_batch_size], prepare=True
-        ).fetchall()
+    def _fetch(self, position: int) -> list[LogRow]:
+        return self.follower.read(position)
 
-    def _encode(self, rows: list[tuple[Any, ...]]) -> _Batch | None:
+    def _encode(self, rows: list[LogRow]) -> _Batch | None:
         """The messages of a batch of stored events, in log order (not produced yet)."""
         if not rows:
             return None
@@ -281,10 +258,10 @@ class KafkaRelay:
             batch.sent += self._encode_event(row, batch.messages)
         return batch
 
-    def _encode_event(self, row: tuple[Any, ...], out: list[Outgoing]) -> int:
+    def _encode_event(self, row: LogRow, out: list[Outgoing]) -> int:
         """Append the messages of one stored event to `out`; returns how many are not dead
         letters."""
-        _, originator_id, version, stored_topic, state, _ = row
+        _, originator_id, version, stored_topic, state, _, _ = row
         topics = self.config.topics
         codec = self.codec
         try:
@@ -341,9 +318,9 @@ class KafkaRelay:
             else:
                 return
 
-    def _dead_letter(self, topic: str, row: tuple[Any, ...], exc: BaseException) -> Outgoing:
+    def _dead_letter(self, topic: str, row: LogRow, exc: BaseException) -> Outgoing:
         """The dead-letter message of an event that cannot be published to `topic`."""
-        notification_id, originator_id, version, stored_topic, state, tenant_id = row
+        notification_id, originator_id, version, stored_topic, state, tenant_id, _ = row
         log.error(
             "relay: event %s/%s (notification %s) cannot be published to %s: %s",
             originator_id,
@@ -423,37 +400,32 @@ class KafkaRelay:
         self.codec.register(self.config.compatibility)
         self._prepared = True
 
+    def _prepare_and_catch_up(self, stop: threading.Event) -> int:
+        if not self._prepared:
+            try:
+                self.prepare()
+            except RegistryUnavailable:
+                raise
+            except Exception as exc:  # broker or registry away: a transient failure
+                raise NotPrepared(f"cannot prepare topics and schemas ({exc})") from exc
+        return self.catch_up(stop)
+
+    def _count_retry(self, exc: Exception) -> None:
+        del exc
+        self.stats.retries += 1
+
     def run(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Follow the log until `stop` is set; survives database, broker and registry outages
-        (the position stays until the broker has acknowledged a batch)."""
-        while not stop.is_set():
-            try:
-                if not self._prepared:
-                    self.prepare()
-                with psycopg.connect(self.conninfo, autocommit=True) as listener:
-                    listener.execute(f"LISTEN {EVENTS_TABLE}")
-                    while not stop.is_set():
-                        if self.catch_up(stop):
-                            continue
-                        for _ in listener.notifies(timeout=poll_seconds, stop_after=1):
-                            pass
-            except RelayStopped:
-                return
-            except (DeliveryFailed, RegistryUnavailable) as exc:
-                self.stats.retries += 1
-                log.warning("relay %s: %s; publishing the batch again", self.name, exc)
-                stop.wait(1.0)
-            except psycopg.OperationalError:
-                log.warning("relay %s lost its database connection; retrying", self.name)
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                stop.wait(1.0)
-            except Exception as exc:  # the position has not moved: retrying is safe
-                if self._prepared:
-                    log.exception("relay %s failed; retrying", self.name)
-                else:
-                    log.warning(
-                        "relay %s cannot prepare topics and schemas (%s); retrying", self.name, exc
-                    )
-                stop.wait(poll_seconds)
+        (the position stays until the broker has acknowledged a batch). Any other failure
+        propagates (the supervisor restarts the relay; the position has not moved past anything
+        unacknowledged, so that is safe)."""
+        try:
+            self.follower.follow(
+                stop,
+                lambda: self._prepare_and_catch_up(stop),
+                poll_seconds=poll_seconds,
+                transient=(DeliveryFailed, RegistryUnavailable, NotPrepared),
+                on_retry=self._count_retry,
+            )
+        except RelayStopped:
+            return

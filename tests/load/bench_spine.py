@@ -134,7 +134,7 @@ def run(url: str, data_dir: Path) -> None:
     for runner in system.runners:
         runner.catch_up()
         runner.on_batch = record
-    system.start_projections()
+    system.start_workers()
     time.sleep(0.2)
     for i in range(600):
         system.tenants.update(
@@ -142,7 +142,7 @@ def run(url: str, data_dir: Path) -> None:
         )
         time.sleep(0.005)
     deadline = time.monotonic() + 10
-    while any(s["events_behind"] for s in system.projection_status()):
+    while any(s["events_behind"] for s in system.projection_status(own_only=True)):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)
