@@ -249,7 +249,7 @@ def build_relay(system: System, config: Any, *, name: str = "kafka_relay") -> An
 
     from infra.kafka.codec import EventCodec  # noqa: PLC0415 - optional extra
     from infra.kafka.relay import KafkaRelay  # noqa: PLC0415
-    from projections.audit_log import audit_record  # noqa: PLC0415
+    from projections.audit_log import audit_record_of  # noqa: PLC0415
 
     codec = EventCodec(SchemaRegistryClient(config.registry_conf()))
     return KafkaRelay(
@@ -257,7 +257,7 @@ def build_relay(system: System, config: Any, *, name: str = "kafka_relay") -> An
         system.app.mapper,
         codec,
         config,
-        audit_record=audit_record,
+        audit_record=audit_record_of,
         name=name,
     )
 
