@@ -38,6 +38,7 @@ from api.bootstrap import System, build, build_relay
 from api.settings import Settings
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.events import SYSTEM_ACTOR, EventMeta, event_id
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -53,7 +54,7 @@ from tests.load.stats import summary_ms
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 COMMANDS_PER_ROUND = 200
 PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
 

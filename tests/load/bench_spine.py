@@ -27,6 +27,7 @@ from api.bootstrap import build
 from api.settings import Settings
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -36,7 +37,7 @@ from tests.load.stats import percentile, summary_ms
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
 ROUNDS, PER_ROUND = 5, 200
 

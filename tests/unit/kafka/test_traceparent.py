@@ -7,6 +7,7 @@ import re
 from typing import Any
 from uuid import UUID
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from infra.kafka.codec import event_headers
 
 W3C = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")
@@ -18,7 +19,7 @@ def record(trace_parent: str | None) -> dict[str, Any]:
     return {
         "event_type": "tenant.created",
         "event_id": EVENT_ID,
-        "constitutional_hash": "cdd01ef066bc6cf2",
+        "constitutional_hash": DEFAULT_CONSTITUTIONAL_HASH,
         "trace_parent": trace_parent,
     }
 

@@ -12,6 +12,7 @@ import pytest
 from commands.application import GovernanceApplication
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant, TenantCommands
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.errors import (
     ConcurrentModification,
     Forbidden,
@@ -26,7 +27,7 @@ from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 from domain.tenant.values import TenantStatus
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 PLATFORM = CommandContext(Principal("operator", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
 MEMORY = {"PERSISTENCE_MODULE": "infra.memory.event_store:InMemoryFactory"}
 _numbers = count()
