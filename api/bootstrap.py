@@ -1,7 +1,8 @@
 """The composition root: builds the system from settings, including the one list of background
 workers that `acgs serve` and `acgs worker` both run under the supervisor. Two more modules
 belong to it: `api/tokens.py` (the token pieces, shared by the HTTP API and the CLI) and
-`api/http/services.py` (what the HTTP layer uses); nothing else wires adapters."""
+`api/http/services.py` (what the HTTP layer uses). Only `acgs streaming tail`, a development
+tool, builds a Kafka client of its own."""
 
 from __future__ import annotations
 
