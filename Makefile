@@ -54,6 +54,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain commands projections infra api
+	$(BIN)/lint-imports --no-cache
 
 # Every benchmark runs to the end; each exits 1 naming the targets it missed, and so does this.
 bench: $(VENV)/.test-installed system-deps

@@ -1,9 +1,14 @@
-"""The composition root: builds the system from settings. Nothing else wires adapters."""
+"""The composition root: builds the system from settings, including the one list of background
+workers that `acgs serve` and `acgs worker` both run under the supervisor. Two more modules
+belong to it: `api/tokens.py` (the token pieces, shared by the HTTP API and the CLI) and
+`api/http/services.py` (what the HTTP layer uses). Only `acgs streaming tail`, a development
+tool, builds a Kafka client of its own."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +20,22 @@ from commands.application import GovernanceApplication
 from commands.tenants import TenantCommands
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
 from infra.postgres.embedded import EmbeddedPostgres
+from infra.postgres.follower import Projection, follower_status
 from infra.postgres.migrate import migrate
-from infra.postgres.projection_runner import ProjectionRunner, projection_status
+from infra.postgres.projection_runner import ProjectionRunner
+from infra.supervisor import Supervisor, Worker, WorkerStatus
 from projections.audit_log import AuditLogProjection
-from projections.base import Projection
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
 PARTITION_CHECK_SECONDS = 6 * 3600
+AUDIT_PARTITIONS = "audit_partitions"  # the worker that creates the audit log's partitions ahead
+EXTERNAL_EVENTS = "external_events"  # the worker consuming the external-events topic
 log = logging.getLogger(__name__)
+
+
+class UnknownWorker(ValueError):
+    """A worker name that this deployment does not have."""
 
 
 def all_projections() -> list[Projection]:
@@ -56,7 +68,9 @@ def event_store_env(admin_url: str, settings: Settings) -> dict[str, str]:
 
 @dataclass
 class System:
-    """Everything a process needs, built once; `close()` releases it in reverse order."""
+    """Everything a process needs, built once. `start_workers()` starts the background workers
+    under the supervisor; `close()` (the one stop path) stops them and releases everything in
+    reverse order."""
 
     settings: Settings
     admin_url: str
@@ -65,9 +79,10 @@ class System:
     tenants: TenantCommands
     database: Database
     runners: list[ProjectionRunner] = field(default_factory=list)
-    relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on (decisions 8)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
+    relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on
+    kafka: Any = None  # infra.kafka.config.KafkaConfig when streaming is on
+    supervisor: Supervisor | None = None
+    _closed: bool = False
 
     @property
     def app_conninfo(self) -> str:
@@ -85,55 +100,83 @@ class System:
         msg = f"unknown projection {name!r}; known: {names}"
         raise KeyError(msg)
 
+    # --- background workers -------------------------------------------------------------------
+
+    def followers(self) -> list[str]:
+        """The names of this deployment's followers of the log: its read models, and its relay
+        when streaming is on."""
+        return [r.name for r in self.runners] + ([self.relay.name] if self.relay else [])
+
+    def worker_names(self) -> list[str]:
+        """Every background worker of this deployment, in start order."""
+        names = [AUDIT_PARTITIONS, *self.followers()]
+        return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
+
+    def _worker(self, name: str) -> Worker:
+        if name == AUDIT_PARTITIONS:
+            return Worker(name, self._maintain_partitions)
+        if name == EXTERNAL_EVENTS:
+            return external_events_worker(self)
+        if self.relay is not None and name == self.relay.name:
+            return Worker(name, self.relay.run)  # closed by close(), started or not
+        return Worker(name, self.runner(name).run)
+
+    def start_workers(self, only: Collection[str] = ()) -> list[str]:
+        """Start this deployment's background workers (or only those named) under the
+        supervisor; returns the names started. Raises UnknownWorker for a name it lacks."""
+        names = self.worker_names()
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            msg = f"unknown worker(s): {', '.join(unknown)}; known: {', '.join(names)}"
+            raise UnknownWorker(msg)
+        chosen = [n for n in names if not only or n in only]
+        if AUDIT_PARTITIONS in chosen:
+            self.ensure_audit_partitions()  # before the audit log projection writes into them
+        if self.supervisor is not None:
+            msg = "the workers have been started already"
+            raise RuntimeError(msg)
+        self.supervisor = Supervisor([self._worker(n) for n in chosen])
+        self.supervisor.start()
+        return chosen
+
+    def worker_status(self) -> list[WorkerStatus]:
+        """The supervised workers' states (none before `start_workers`)."""
+        return self.supervisor.status() if self.supervisor is not None else []
+
     def ensure_audit_partitions(self) -> int:
         """Create the audit log's monthly partitions from last month to three months ahead."""
         with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
             row = conn.execute("SELECT ensure_audit_partitions(1, 3)").fetchone()
         return int(row[0]) if row else 0
 
-    def _maintain(self) -> None:
-        while not self._stop.wait(PARTITION_CHECK_SECONDS):
-            try:
-                self.ensure_audit_partitions()
-            except psycopg.Error:
-                log.warning("could not create audit partitions ahead; will retry")
-
-    def start_projections(self) -> None:
+    def _maintain_partitions(self, stop: threading.Event) -> None:
+        """The partition-maintenance worker: check at start and every six hours (a failure is
+        the supervisor's to restart with backoff)."""
         self.ensure_audit_partitions()
-        maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
-        maintenance.start()
-        self._threads.append(maintenance)
-        for runner in self.runners:
-            thread = threading.Thread(
-                target=runner.run, args=(self._stop,), name=f"projection-{runner.name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        self.start_streaming()
-
-    def start_streaming(self) -> None:
-        """Start the Kafka relay (when streaming is configured) in its own thread."""
-        if self.relay is not None:
-            thread = threading.Thread(
-                target=self.relay.run, args=(self._stop,), name="kafka-relay", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        while not stop.wait(PARTITION_CHECK_SECONDS):
+            self.ensure_audit_partitions()
 
     def projection_status(self, *, own_only: bool = False) -> list[dict[str, Any]]:
-        """Every tracked projection's lag, or (`own_only`) only those this system runs: the
-        read models it serves and its relay, not whatever else has a position row."""
+        """Every follower of the log that has a position, with its lag and whether this
+        deployment runs it (`enabled`): a follower it does not run (a relay while streaming is
+        off, a retired projection) is shown as disabled, and its lag counts for nothing.
+        `own_only` leaves the disabled ones out."""
         with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
-            status = projection_status(conn)
-        if own_only:
-            own = {r.name for r in self.runners} | ({self.relay.name} if self.relay else set())
-            status = [s for s in status if s["name"] in own]
-        return status
+            status = follower_status(conn)
+        own = set(self.followers())
+        for row in status:
+            row["enabled"] = row["name"] in own
+        return [s for s in status if s["enabled"]] if own_only else status
+
+    # --- stopping -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        """Stop the workers, then release everything (the one stop path; safe to call twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.supervisor is not None:
+            self.supervisor.stop()
         for runner in self.runners:
             runner.close()
         if self.relay is not None:
@@ -169,7 +212,8 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
         ]
         if settings.kafka_bootstrap_servers:
-            system.relay = build_relay(system, kafka_config(settings))
+            system.kafka = kafka_config(settings)
+            system.relay = build_relay(system, system.kafka)
     except BaseException:
         if embedded is not None:
             embedded.stop()
@@ -208,7 +252,7 @@ def build_relay(system: System, config: Any, *, name: str = "kafka_relay") -> An
 
     from infra.kafka.codec import EventCodec  # noqa: PLC0415 - optional extra
     from infra.kafka.relay import KafkaRelay  # noqa: PLC0415
-    from projections.audit_log import audit_record  # noqa: PLC0415
+    from projections.audit_log import audit_record_of  # noqa: PLC0415
 
     codec = EventCodec(SchemaRegistryClient(config.registry_conf()))
     return KafkaRelay(
@@ -216,6 +260,32 @@ def build_relay(system: System, config: Any, *, name: str = "kafka_relay") -> An
         system.app.mapper,
         codec,
         config,
-        audit_record=audit_record,
+        audit_record=audit_record_of,
         name=name,
     )
+
+
+def external_events_worker(system: System) -> Worker:
+    """The worker that consumes the external-events topic (api.streaming.external_events)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
+    from api.streaming.external_events import ExternalEventsConsumer  # noqa: PLC0415
+    from infra.kafka.consumer import ConsumerWorker  # noqa: PLC0415 - optional extra
+
+    config = system.kafka
+    registry = SchemaRegistryClient(config.registry_conf())
+    consumer = ExternalEventsConsumer(
+        app=system.app,
+        constitutional_hash=system.settings.constitutional_hash,
+        registry=registry,
+        topic=config.topics.external_events,
+        conninfo=system.projector_conninfo,
+        config=config,
+    )
+    runner = ConsumerWorker([consumer], config, client_id=f"acgs-{EXTERNAL_EVENTS}")
+
+    def close() -> None:
+        runner.close()
+        registry.close()
+
+    return Worker(EXTERNAL_EVENTS, runner.run, close)

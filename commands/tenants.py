@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from commands.application import Claim, GovernanceApplication
-from commands.authorization import Permission, authorize
+from commands.authorization import Permission
 from commands.context import CommandContext
 from commands.preamble import CommandPreamble
 from domain.errors import (
@@ -24,13 +24,13 @@ from domain.errors import (
 )
 from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.tenancy import SYSTEM_TENANT_ID, SYSTEM_TENANT_SLUG
-from domain.tenant.aggregate import Tenant
+from domain.tenant.aggregate import PROFILE_FIELDS, Tenant
 from domain.tenant.values import Quotas, TenantStatus
 
-PROFILE_FIELDS = frozenset({"tenant_name", "admin_email"})
-PLAN_FIELDS = frozenset({"billing_plan", "status"})
-QUOTA_FIELDS = frozenset(Quotas.BOUNDS)
-WRITABLE_FIELDS = PROFILE_FIELDS | PLAN_FIELDS | QUOTA_FIELDS
+SELF_SERVICE_FIELDS = frozenset({"tenant_name", "admin_email"})  # a tenant's EXECUTIVE may
+PLAN_FIELDS = frozenset({"billing_plan", "status"})  # platform principals only
+QUOTA_FIELDS = frozenset(Quotas.BOUNDS)  # platform principals only
+WRITABLE_FIELDS = SELF_SERVICE_FIELDS | PLAN_FIELDS | QUOTA_FIELDS
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,6 @@ class TenantCommands:
         )
         return tenant
 
-    def get(self, ctx: CommandContext, tenant_id: UUID) -> Tenant:
-        """The tenant as the write side knows it (for responses built from the aggregate)."""
-        authorize(ctx.principal, Permission.TENANT_READ, tenant_id)
-        tenant = self._app.load(tenant_id, tenant_id, Tenant)
-        if tenant.status is TenantStatus.PURGED:
-            raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
-        return tenant
-
     def update(self, ctx: CommandContext, tenant_id: UUID, changes: dict[str, Any]) -> TenantUpdate:
         """Apply a partial update; quotas, plan and status need a platform principal."""
         unknown = sorted(set(changes) - WRITABLE_FIELDS)
@@ -112,7 +104,7 @@ class TenantCommands:
             raise ValidationFailed("no fields to update", {"fields": []})
         permission = (
             Permission.TENANT_MANAGE_PLAN
-            if set(changes) - PROFILE_FIELDS
+            if set(changes) - SELF_SERVICE_FIELDS
             else Permission.TENANT_UPDATE_PROFILE
         )
         meta = self._preamble.begin(ctx, permission, tenant_id, "update_tenant", tenant_id)
@@ -121,7 +113,7 @@ class TenantCommands:
         tenant = self._load_live(tenant_id)
         old_name = tenant.tenant_name
         updated = tenant.update_profile(
-            {k: v for k, v in changes.items() if k in PROFILE_FIELDS | {"billing_plan"}}, meta
+            {k: v for k, v in changes.items() if k in PROFILE_FIELDS}, meta
         )
         updated += tenant.change_quotas(
             {k: v for k, v in changes.items() if k in QUOTA_FIELDS}, meta

@@ -75,6 +75,13 @@ class EventMeta:
         )
 
 
+# The attributes every stored event has besides its own fields (its payload): the aggregate's
+# id and version, the time, the aggregate's topic (on creation events) and the metadata.
+ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "meta", "id"}
+)
+
+
 def event_id(aggregate_id: UUID | str, aggregate_version: int) -> UUID:
     """A stable id for a stored event: the same after any replay, unique in the store.
 

@@ -7,14 +7,16 @@ purge itself is recorded under the system tenant, where the platform's own audit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from psycopg import AsyncConnection, Cursor
-from psycopg.rows import DictRow
+from psycopg import Cursor
 from psycopg.types.json import Jsonb
 
 from domain.audit import AuditEntry
-from domain.events import EventMeta, event_id, event_type
+from domain.events import ENVELOPE_FIELDS, event_id, event_type, event_type_of
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 
@@ -27,68 +29,92 @@ VALUES (%(audit_id)s, %(tenant_id)s, %(event_type)s, %(event_category)s, %(actor
     %(constitutional_hash)s, %(constitutional_validation_passed)s, %(timestamp)s)
 ON CONFLICT DO NOTHING
 """
-_ENVELOPE = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic", "meta", "id"}
-)
 _TENANT_ACTIONS = {
-    Tenant.Created: "create_tenant",
-    Tenant.ProfileUpdated: "update_tenant",
-    Tenant.QuotasChanged: "change_tenant_quotas",
-    Tenant.Suspended: "suspend_tenant",
-    Tenant.Reactivated: "reactivate_tenant",
-    Tenant.Deactivated: "deactivate_tenant",
-    Tenant.Purged: "purge_tenant",
+    event_type_of(Tenant.Created): "create_tenant",
+    event_type_of(Tenant.ProfileUpdated): "update_tenant",
+    event_type_of(Tenant.QuotasChanged): "change_tenant_quotas",
+    event_type_of(Tenant.Suspended): "suspend_tenant",
+    event_type_of(Tenant.Reactivated): "reactivate_tenant",
+    event_type_of(Tenant.Deactivated): "deactivate_tenant",
+    event_type_of(Tenant.Purged): "purge_tenant",
 }
+_TENANT_PREFIX = event_type_of(Tenant.Event).split(".")[0] + "."
+_RECORDED = event_type_of(AuditEntry.Recorded)
+_PURGED = event_type_of(Tenant.Purged)
 
 
 def payload(event: Any) -> dict[str, Any]:
     """The event's own fields, without the envelope and metadata."""
-    return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    return {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
 
 
 def audit_record(event: Any) -> dict[str, Any]:
-    """The audit record an event becomes: a pure function of the event (also used by the
-    Kafka relay for the `audit-trail` topic). `details` is a plain dict."""
-    meta = EventMeta.from_dict(event.meta)
+    """The audit record a domain event becomes (see `audit_record_of`)."""
+    return audit_record_of(
+        audit_id=event_id(event.originator_id, event.originator_version),
+        event_type=event_type(event),
+        aggregate_id=str(event.originator_id),
+        timestamp=event.timestamp,
+        meta=event.meta,
+        fields=vars(event),
+    )
+
+
+def audit_record_of(
+    *,
+    audit_id: UUID | str,
+    event_type: str,
+    aggregate_id: str,
+    timestamp: datetime,
+    meta: Mapping[str, Any],
+    fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The audit record of an event, from its parts (`fields`: its attributes, envelope ones
+    ignored): a pure function of the event, so a replay gives identical rows. The Kafka relay
+    calls it with the parts it reads straight from the stored JSON for the `audit-trail` topic.
+    `details` is a plain dict."""
+    actor = meta["actor"]
+    details = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS}
     record: dict[str, Any] = {
-        "audit_id": event_id(event.originator_id, event.originator_version),
-        "tenant_id": meta.tenant_id,
-        "event_type": event_type(event),
-        "actor_id": meta.actor.sub,
-        "actor_type": meta.actor.actor_type,
-        "target_id": str(event.originator_id),
+        "audit_id": audit_id,
+        "tenant_id": meta["tenant_id"],
+        "event_type": event_type,
+        "actor_id": actor["sub"],
+        "actor_type": actor.get("actor_type", "user"),
+        "target_id": aggregate_id,
         "result": "success",
-        "constitutional_hash": meta.constitutional_hash,
+        "constitutional_hash": meta["constitutional_hash"],
         "constitutional_validation_passed": True,
-        "timestamp": event.timestamp,
-        "details": payload(event),
+        "timestamp": timestamp,
+        "details": details,
     }
-    if isinstance(event, AuditEntry.Recorded):
+    if event_type == _RECORDED:
+        entry_details = fields["details"]
         record.update(
-            event_type=f"{event.category}.{event.action}",
-            event_category=event.category,
-            action=event.action,
-            result=event.result,
-            target_resource=event.target_resource,
+            event_type=f"{fields['category']}.{fields['action']}",
+            event_category=fields["category"],
+            action=fields["action"],
+            result=fields["result"],
+            target_resource=fields["target_resource"],
             target_id=None,
-            details=dict(event.details),
+            details=dict(entry_details),
             constitutional_validation_passed=bool(
-                event.details.get("constitutional_validation_passed", True)
+                entry_details.get("constitutional_validation_passed", True)
             ),
         )
-    elif isinstance(event, Tenant.Event):
+    elif event_type.startswith(_TENANT_PREFIX):
         record.update(
             event_category="admin",
-            action=_TENANT_ACTIONS.get(type(event), "tenant"),
-            target_resource=f"tenant/{event.originator_id}",
+            action=_TENANT_ACTIONS.get(event_type, "tenant"),
+            target_resource=f"tenant/{aggregate_id}",
         )
-        if isinstance(event, Tenant.Purged):
+        if event_type == _PURGED:
             record["tenant_id"] = SYSTEM_TENANT_ID
     else:
         record.update(
             event_category="governance",
-            action=event_type(event),
-            target_resource=event_type(event).split(".")[0],
+            action=event_type,
+            target_resource=event_type.split(".", maxsplit=1)[0],
         )
     return record
 
@@ -102,9 +128,3 @@ class AuditLogProjection:
             cur.execute("DELETE FROM tenant_audit_log WHERE tenant_id = %s", [event.originator_id])
         record = audit_record(event)
         cur.execute(_INSERT, {**record, "details": Jsonb(record["details"])})
-
-
-async def count_audit_records(conn: AsyncConnection[DictRow]) -> int:
-    cur = await conn.execute("SELECT count(*) AS n FROM tenant_audit_log")
-    row = await cur.fetchone()
-    return int(row["n"]) if row else 0

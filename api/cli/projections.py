@@ -33,13 +33,18 @@ def projections() -> None:
 
 @projections.command("status")
 def status() -> None:
-    """Each projection's position and lag behind the event log."""
+    """Each follower's position and lag behind the event log; one this deployment does not run
+    (e.g. the relay while streaming is off) is shown as disabled."""
     system = build(Settings.from_env())
     try:
         for row in system.projection_status():
-            click.echo(
-                f"{row['name']:<20} position {row['position']:>8}  head {row['head']:>8}  "
+            lag = (
                 f"behind {row['events_behind']:>6} events / {row['seconds_behind']:.3f} s"
+                if row["enabled"]
+                else "disabled (this deployment does not run it)"
+            )
+            click.echo(
+                f"{row['name']:<20} position {row['position']:>8}  head {row['head']:>8}  {lag}"
             )
     finally:
         system.close()

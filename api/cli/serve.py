@@ -152,7 +152,7 @@ def _run(
         system = build(settings)
         if stopper.requested:
             return
-        system.start_projections()
+        system.start_workers()
         app = create_app(system)
         where = (
             "embedded PostgreSQL in " + str(settings.data_dir) if system.embedded else "PostgreSQL"

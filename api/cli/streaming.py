@@ -30,7 +30,7 @@ def streaming() -> None:
 )
 def asyncapi(output: Path) -> None:
     """Generate the AsyncAPI document of our topics (faststream)."""
-    from infra.kafka.asyncapi import render  # noqa: PLC0415 - needs the streaming extra
+    from api.streaming.asyncapi import render  # noqa: PLC0415 - needs the streaming extra
 
     text = render()
     if str(output) == "-":

@@ -22,20 +22,27 @@ class HealthController(Controller):
 
     @get(
         "/readyz",
-        summary="Readiness: database reachable, projections within 5 s of the log",
+        summary="Readiness: database reachable, projections within 5 s of the log, no background "
+        "worker being restarted",
         responses={503: ResponseSpec(dict[str, Any], description="Not ready, with the checks")},
     )
     async def readyz(self, state: State) -> Response[dict[str, Any]]:
         system = state.system
         checks: dict[str, Any] = {}
-        ready = True
+        failing = [
+            {"name": w.name, "restarts": w.restarts, "last_error": w.last_error}
+            for w in system.worker_status()
+            if w.state == "restarting"
+        ]
+        checks["workers"] = "ok" if not failing else {"restarting": failing}
+        ready = not failing
         try:
             async with system.database.tenant_session(None) as conn:
                 await conn.execute("SELECT 1")
             checks["database"] = "ok"
             lagging = [p for p in await _status(system) if p["seconds_behind"] > READY_LAG_SECONDS]
             checks["projections"] = "ok" if not lagging else {"lagging": lagging}
-            ready = not lagging
+            ready = ready and not lagging
         except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
             checks["database"] = f"unavailable: {type(exc).__name__}"
             ready = False

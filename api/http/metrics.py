@@ -4,8 +4,13 @@
   the raw path, so ids do not explode the label set;
 - `acgs_http_request_duration_seconds{route,method}`: latency histogram;
 - `acgs_events_appended_total`: events in the event store (the head of its notification log);
-- `acgs_projection_lag_events{projection}` / `acgs_projection_lag_seconds{projection}`.
-The last three are read from the database when scraped.
+- `acgs_projection_lag_events{projection}` / `acgs_projection_lag_seconds{projection}`: only
+  for the followers of the log this deployment runs;
+- `acgs_projection_enabled{projection}`: 1 for those, 0 for a follower with a position that this
+  deployment does not run (e.g. the relay while streaming is off), whose lag is not reported;
+- `acgs_worker_up{worker}` (1 running, 0 restarting after a failure) and
+  `acgs_worker_restarts_total{worker}`: the supervised background workers.
+The event-store figures are read from the database when scraped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,28 @@ log = logging.getLogger("acgs.metrics")
 # The exposition format generate_latest() writes, named by prometheus-client itself.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class WorkerCollector(Collector):
+    def __init__(self, worker_status: Callable[[], list[Any]]) -> None:
+        self._status = worker_status
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "acgs_worker_up",
+            "1 while a background worker runs, 0 while it is being restarted",
+            labels=["worker"],
+        )
+        restarts = CounterMetricFamily(
+            "acgs_worker_restarts",
+            "Restarts of a background worker after a failure",
+            labels=["worker"],
+        )
+        for worker in self._status():
+            up.add_metric([worker.name], 1 if worker.state == "running" else 0)
+            restarts.add_metric([worker.name], worker.restarts)
+        yield up
+        yield restarts
 
 
 class EventStoreCollector(Collector):
@@ -58,15 +85,27 @@ class EventStoreCollector(Collector):
             "Age of the oldest event a projection has not applied",
             labels=["projection"],
         )
+        enabled = GaugeMetricFamily(
+            "acgs_projection_enabled",
+            "1 when this deployment runs the follower of the log, 0 when it does not",
+            labels=["projection"],
+        )
         for row in rows:
-            events.add_metric([row["name"]], row["events_behind"])
-            seconds.add_metric([row["name"]], row["seconds_behind"])
+            enabled.add_metric([row["name"]], 1 if row["enabled"] else 0)
+            if row["enabled"]:
+                events.add_metric([row["name"]], row["events_behind"])
+                seconds.add_metric([row["name"]], row["seconds_behind"])
         yield events
         yield seconds
+        yield enabled
 
 
 class ApiMetrics:
-    def __init__(self, projection_status: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        projection_status: Callable[[], list[dict[str, Any]]],
+        worker_status: Callable[[], list[Any]] = list,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
             "acgs_http_requests",
@@ -82,6 +121,7 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(EventStoreCollector(projection_status))
+        self.registry.register(WorkerCollector(worker_status))
         self._series: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, tenant: str, seconds: float) -> None:

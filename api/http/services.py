@@ -56,5 +56,5 @@ class ApiServices:
             concurrency=InProcessConcurrencyLimiter(),
             storage=StorageMeter(system.database),
             idempotency=Idempotency(system.database),
-            metrics=ApiMetrics(system.projection_status),
+            metrics=ApiMetrics(system.projection_status, system.worker_status),
         )

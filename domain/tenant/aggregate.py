@@ -26,7 +26,7 @@ from domain.tenant.values import (
     tenant_slug,
 )
 
-PROFILE_FIELDS = ("tenant_name", "admin_email", "billing_plan")
+PROFILE_FIELDS = frozenset({"tenant_name", "admin_email", "billing_plan"})  # update_profile's
 
 
 def _plan(value: object) -> str:
@@ -126,7 +126,7 @@ class Tenant(Aggregate):
             "admin_email": admin_email,
             "billing_plan": _plan,
         }
-        new = {k: validators[k](v) for k, v in changes.items() if k in validators}
+        new = {k: validators[k](v) for k, v in changes.items() if k in PROFILE_FIELDS}
         new = {k: v for k, v in new.items() if getattr(self, k) != v}
         if new:
             self._profile_updated(changes=new, meta=meta.as_dict())

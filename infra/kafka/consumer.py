@@ -2,8 +2,12 @@
 `event_id`, process, commit after processing (at-least-once), retry with backoff, and after the
 last attempt dead-letter the message to `<topic>.dlq` with its original headers plus the error.
 
-Deduplication and processing share one PostgreSQL transaction (a row in `consumed_events` per
-consumer and event id), so a redelivered message is skipped rather than applied twice. A message
+The dedup row (one row in `consumed_events` per consumer and event id) and whatever `process`
+writes through the cursor it is given share one PostgreSQL transaction, so such an effect is
+applied exactly once even when the message is redelivered. An effect written elsewhere (e.g.
+through the event store, on its own connection) is not part of that transaction: it must be
+idempotent itself, and a crash after it but before the dedup commit processes the message again.
+A message
 that cannot be decoded, or that processing refuses for good (`PermanentFailure`), is dead-lettered
 at once: no partition ever stalls behind a poison message. Offsets are committed only after the
 message was processed or dead-lettered; if even the dead-letter write fails, the message is
@@ -14,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -124,7 +129,8 @@ def declare(
 
 class EventConsumer(ABC):
     """Subclasses name themselves (`name`, also the dedup namespace and default group), decode a
-    message, and process it inside the dedup transaction."""
+    message, and process it: writes through the given cursor commit with the dedup row; any
+    other effect must be idempotent on its own (see the module docstring)."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -162,7 +168,8 @@ class EventConsumer(ABC):
 
     @abstractmethod
     def process(self, value: Any, cur: psycopg.Cursor[Any]) -> None:
-        """Apply one new (never seen before) message inside the dedup transaction."""
+        """Apply one message not seen before. `cur` is the dedup transaction's cursor: what is
+        written through it commits (or rolls back) with the dedup row."""
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -286,6 +293,42 @@ class EventConsumer(ABC):
         original = {k: v.decode("utf-8", "backslashreplace") for k, v in headers}
         await self._dlq.publish(raw.value() or b"", key=raw.key(), headers={**original, **extra})
         self.stats.dead_letters += 1
+
+
+class ConsumerWorker:
+    """Runs consumers on one broker connection, in an event loop of its own, until `stop` is set
+    (a supervised worker: `run(stop)`, then `close()`)."""
+
+    def __init__(
+        self,
+        consumers: Sequence[EventConsumer],
+        config: KafkaConfig,
+        *,
+        client_id: str = "acgs",
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.consumers = list(consumers)
+        self.config = config
+        self.client_id = client_id
+        self.poll_seconds = poll_seconds
+
+    def run(self, stop: threading.Event) -> None:
+        asyncio.run(self._serve(stop))
+
+    async def _serve(self, stop: threading.Event) -> None:
+        broker = make_broker(self.config, client_id=self.client_id)
+        for consumer in self.consumers:
+            consumer.subscribe(broker)
+        await broker.start()
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(self.poll_seconds)
+        finally:
+            await broker.stop()
+
+    def close(self) -> None:
+        for consumer in self.consumers:
+            consumer.close()
 
 
 def is_permanent(exc: Exception) -> bool:

@@ -21,7 +21,7 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 from eventsourcing.domain import Aggregate, DomainEvent
 
 import domain
-from domain.events import event_type
+from domain.events import event_type_of
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 RELEASED_DIR = "released"
@@ -75,7 +75,7 @@ class AvroSchema:
 def record_name(event_class: type) -> str:
     """`acgs.events.tenant.Created` for `Tenant.Created`: the namespace is the event type's
     aggregate part, the name the event class's own name."""
-    aggregate_part = event_type(object.__new__(event_class)).rsplit(".", 1)[0]
+    aggregate_part = event_type_of(event_class).rsplit(".", 1)[0]
     return f"acgs.events.{aggregate_part}.{event_class.__name__}"
 
 

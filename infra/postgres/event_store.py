@@ -6,6 +6,10 @@ Every transaction that reads or writes events first sets `app.current_tenant_id`
 from `domain.tenancy.current_tenant()`, so RLS filters what is read and the column default stamps
 what is written. Uniqueness claims (`claims=` / `releases=` passed to `Application.save`) are
 written in the same transaction as the events, so either both commit or neither does.
+
+A save that takes a claim someone holds raises `ClaimTaken(kind)`; one that appends to another
+tenant's aggregate raises `AggregatePinned` (both from `domain.persistence`): the constraint names
+of the migrations are read here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.sql import SQL
 
+from domain.persistence import AggregatePinned, ClaimTaken
 from domain.tenancy import current_tenant
+from infra.postgres.database import SET_TENANT
 
-SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
+_CLAIM_INDEX_PREFIX = "tenant_claims_"  # one unique index per claim kind (migration 0004)
+_PIN_CONSTRAINT = "aggregate_tenant_pin"
 _INSERT_EVENTS = (
     "SELECT * FROM acgs_insert_events(%s, %s::varchar[], %s::varchar[], %s::varchar[], "
     "%s::varchar[], %s::stored_event_uuid[])"
@@ -29,6 +36,24 @@ _INSERT_EVENTS = (
 
 def _columns(pairs: list[tuple[str, str]]) -> list[list[str]]:
     return [[kind for kind, _ in pairs], [value for _, value in pairs]]
+
+
+def _constraint(exc: BaseException) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name else None
+
+
+def _refusal(exc: PersistenceError) -> PersistenceError:
+    """The typed refusal a driver error stands for (or the error itself)."""
+    name = _constraint(exc)
+    if name is None:
+        return exc
+    if isinstance(exc, IntegrityError) and name.startswith(_CLAIM_INDEX_PREFIX):
+        return ClaimTaken(name.removeprefix(_CLAIM_INDEX_PREFIX))
+    if name == _PIN_CONSTRAINT:
+        return AggregatePinned(str(exc))
+    return exc
 
 
 def tenant_setting() -> str:
@@ -50,11 +75,17 @@ class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
         ]
         claims = _columns(list(kwargs.get("claims", ())))
         releases = _columns(list(kwargs.get("releases", ())))
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                _INSERT_EVENTS, [tenant_setting(), *claims, *releases, events], prepare=True
-            )
-            return [row["acgs_insert_events"] for row in curs.fetchall()]
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    _INSERT_EVENTS, [tenant_setting(), *claims, *releases, events], prepare=True
+                )
+                return [row["acgs_insert_events"] for row in curs.fetchall()]
+        except PersistenceError as exc:
+            refusal = _refusal(exc)
+            if refusal is exc:
+                raise
+            raise refusal from exc
 
     def select_events(
         self,

@@ -28,6 +28,7 @@ from api.bootstrap import build
 from api.settings import Settings
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -38,7 +39,7 @@ from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 PLATFORM = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
 ROUNDS, PER_ROUND = 5, 200
 
@@ -142,7 +143,7 @@ def run(url: str, data_dir: Path) -> None:
     for runner in system.runners:
         runner.catch_up()
         runner.on_batch = record
-    system.start_projections()
+    system.start_workers()
     time.sleep(0.2)
     for i in range(600):
         system.tenants.update(
@@ -150,7 +151,7 @@ def run(url: str, data_dir: Path) -> None:
         )
         time.sleep(0.005)
     deadline = time.monotonic() + 10
-    while any(s["events_behind"] for s in system.projection_status()):
+    while any(s["events_behind"] for s in system.projection_status(own_only=True)):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)

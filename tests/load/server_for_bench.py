@@ -54,7 +54,7 @@ def main() -> None:
         from api.http.app import create_app  # noqa: PLC0415
 
         system = build(settings, apply_migrations=False)
-        system.start_projections()
+        system.start_workers()
         app = create_app(system, tenant_cache_seconds=0 if mode == "uncached" else 2.0)
     uvicorn.run(
         app,

@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from api.bootstrap import System
+from api.streaming.external_events import ExternalEventsConsumer
 from commands.external_events import audit_entry_id
 from domain.audit import AuditEntry
 from domain.events import Actor, EventMeta, event_id
@@ -25,7 +26,6 @@ from domain.tenant.aggregate import Tenant
 from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.consumer import DomainEventConsumer, EventConsumer, make_broker
-from infra.kafka.external_events import ExternalEventsConsumer
 from infra.kafka.topics import ensure_topics
 from tests.integration.kafka.conftest import HASH, headers_of, read_topic, wait_until
 

@@ -13,11 +13,12 @@ import pytest
 from api.bootstrap import System
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 PLATFORM = CommandContext(Principal("operator", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from api.bootstrap import System
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.tenant.aggregate import Tenant
 from infra.postgres.projection_runner import ProjectionRunner
 from tests.integration.spine.conftest import PLATFORM, catch_up
@@ -139,7 +140,7 @@ def test_audit_rows_carry_actor_hash_and_event_time(
         "create_tenant",
         f"tenant/{tenant.id}",
         "success",
-        "cdd01ef066bc6cf2",
+        DEFAULT_CONSTITUTIONAL_HASH,
         tenant.created_on,
     )
 

@@ -11,7 +11,7 @@ import pytest
 from api.bootstrap import kafka_config
 from api.cli.streaming import ASYNCAPI_PATH
 from api.settings import Settings, SettingsError
-from infra.kafka.asyncapi import render
+from api.streaming.asyncapi import render
 from infra.kafka.config import KafkaConfig, Topics
 
 

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from domain.audit import AuditEntry
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.events import Actor, EventMeta, event_id
 from domain.maci import MaciRole
 from domain.tenant.aggregate import Tenant
@@ -31,7 +32,7 @@ CATALOG = SchemaCatalog()
 META = EventMeta(
     uuid4(),
     Actor("alice", (MaciRole.EXECUTIVE, MaciRole.AUDITOR), "oidc"),
-    "cdd01ef066bc6cf2",
+    DEFAULT_CONSTITUTIONAL_HASH,
     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 )
 

@@ -7,12 +7,13 @@ from uuid import uuid4
 
 import pytest
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.errors import InvalidStateTransition, InvalidTenantSlug, ValidationFailed
 from domain.events import SYSTEM_ACTOR, EventMeta, event_id, event_type
 from domain.tenant.aggregate import Tenant
 from domain.tenant.values import Quotas, TenantStatus
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 
 
 def meta() -> EventMeta:

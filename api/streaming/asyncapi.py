@@ -10,9 +10,9 @@ from typing import Any
 from faststream.confluent import KafkaBroker, KafkaMessage
 from faststream.specification import AsyncAPI
 
+from api.streaming.external_events import ExternalEventsConsumer
 from infra.kafka.config import KafkaConfig, Topics
 from infra.kafka.consumer import declare
-from infra.kafka.external_events import ExternalEventsConsumer
 from infra.kafka.schemas import AUDIT_RECORD, EXTERNAL_EVENT, SchemaCatalog
 
 _FRAMING = (
@@ -36,8 +36,10 @@ def document(topics: Topics | None = None) -> dict[str, Any]:
         "`acgs serve --kafka-local`.",
     )
     headers = (
-        "Headers: event_type, event_id, constitutional_hash, traceparent (when the event "
-        "has one). Key: tenant id. Delivery: at least once; deduplicate on event_id."
+        "Headers: event_type, event_id, constitutional_hash, traceparent (the W3C trace "
+        "parent recorded with the event, else one derived from the event id: trace id = its 32 "
+        "hex digits, parent id = its last 16, flags 00). Key: tenant id. Delivery: at least "
+        "once; deduplicate on event_id."
     )
     broker.publisher(
         topics.governance_events,

@@ -4,6 +4,11 @@ recorded as audit entries of category `integration`. Invalid ones go to `externa
 A message must be Confluent-framed Avro whose writer schema (fetched from the registry by its id)
 resolves to our reader schema `acgs.events.external.ExternalEvent`: same field names, extra
 fields ignored, missing ones only where the reader has a default.
+
+It is an entry point like an HTTP handler: it calls the write side (`record_external_event`),
+which writes through the event store, not through the dedup transaction's cursor. A redelivered
+event is still recorded once, because the audit entry's id is derived from the external event's
+id and the store refuses a second version 1 of it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,138 @@
+"""The one supervisor of a process's background workers (projection runners, the Kafka relay,
+Kafka consumers, partition maintenance, and whatever follows the log later).
+
+Each worker runs in a thread of its own until the supervisor stops it. A worker that raises, or
+returns before it was asked to stop, is restarted after a backoff that doubles from
+`backoff_seconds` up to `max_backoff_seconds` (and starts again from the bottom once a run lasted
+`healthy_after_seconds`). Its state, restart count and last error are reported by `status()`
+(readiness and metrics read them). `stop()` asks every worker to stop, waits for them, and
+closes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+log = logging.getLogger(__name__)
+
+
+class WorkerState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"  # it failed; waiting for its backoff before running again
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A background worker: `run(stop)` works until `stop` is set; `close()` releases what it
+    holds, once, after it stopped."""
+
+    name: str
+    run: Callable[[threading.Event], None]
+    close: Callable[[], None] = lambda: None
+
+
+@dataclass
+class WorkerStatus:
+    name: str
+    state: WorkerState = WorkerState.STARTING
+    restarts: int = 0
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)  # when it entered its state (epoch seconds)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        workers: Sequence[Worker],
+        *,
+        backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 60.0,
+        healthy_after_seconds: float = 60.0,
+    ) -> None:
+        names = [w.name for w in workers]
+        if len(set(names)) != len(names):
+            msg = f"worker names must be unique: {names}"
+            raise ValueError(msg)
+        self.workers = list(workers)
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.healthy_after_seconds = healthy_after_seconds
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._status = {w.name: WorkerStatus(w.name) for w in self.workers}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return [w.name for w in self.workers]
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        for worker in self.workers:
+            thread = threading.Thread(
+                target=self._watch, args=(worker,), name=f"worker-{worker.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask every worker to stop, wait up to `timeout` seconds in all, then close each."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s did not stop within %.0f s", thread.name, timeout)
+        for worker in self.workers:
+            try:
+                worker.close()
+            except Exception:
+                log.exception("closing worker %s failed", worker.name)
+        self._threads = []
+
+    def status(self) -> list[WorkerStatus]:
+        with self._lock:
+            return [
+                WorkerStatus(s.name, s.state, s.restarts, s.last_error, s.since)
+                for s in self._status.values()
+            ]
+
+    def _set(self, name: str, state: WorkerState, error: str | None = None) -> None:
+        with self._lock:
+            status = self._status[name]
+            status.state = state
+            status.since = time.time()
+            if state is WorkerState.RESTARTING:
+                status.restarts += 1
+                status.last_error = error
+
+    def _watch(self, worker: Worker) -> None:
+        delay = self.backoff_seconds
+        while not self._stop.is_set():
+            self._set(worker.name, WorkerState.RUNNING)
+            started = time.monotonic()
+            try:
+                worker.run(self._stop)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.exception("worker %s failed", worker.name)
+            else:
+                if self._stop.is_set():
+                    break
+                error = "returned before it was stopped"
+                log.error("worker %s %s", worker.name, error)
+            if time.monotonic() - started >= self.healthy_after_seconds:
+                delay = self.backoff_seconds
+            log.warning("restarting worker %s in %.1f s", worker.name, delay)
+            self._set(worker.name, WorkerState.RESTARTING, error)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.max_backoff_seconds)
+        self._set(worker.name, WorkerState.STOPPED)

@@ -1,0 +1,108 @@
+"""The supervisor starts every worker, restarts one that fails (with a doubling backoff, counted
+and visible in its status), and stops and closes them all."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from infra.supervisor import Supervisor, Worker, WorkerState
+
+WAIT = 10.0  # generous: only reached when something is broken
+
+
+def test_a_failing_worker_is_restarted_and_its_failures_are_reported() -> None:
+    runs: list[int] = []
+    third_run = threading.Event()
+
+    def flaky(stop: threading.Event) -> None:
+        runs.append(len(runs) + 1)
+        if len(runs) < 3:
+            msg = f"boom {len(runs)}"
+            raise RuntimeError(msg)
+        third_run.set()
+        stop.wait()
+
+    closed = threading.Event()
+    supervisor = Supervisor(
+        [Worker("flaky", flaky, closed.set)], backoff_seconds=0.01, max_backoff_seconds=0.02
+    )
+    supervisor.start()
+    try:
+        assert third_run.wait(WAIT)
+        (status,) = supervisor.status()
+        assert status.state is WorkerState.RUNNING
+        assert status.restarts == 2
+        assert status.last_error == "RuntimeError: boom 2"
+    finally:
+        supervisor.stop()
+    assert closed.is_set()
+    assert supervisor.status()[0].state is WorkerState.STOPPED
+    assert runs == [1, 2, 3]
+
+
+def test_a_worker_that_keeps_failing_shows_as_restarting() -> None:
+    failed = threading.Event()
+
+    def broken(stop: threading.Event) -> None:
+        failed.set()
+        raise OSError("database away")
+
+    supervisor = Supervisor([Worker("broken", broken)], backoff_seconds=60)
+    supervisor.start()
+    try:
+        assert failed.wait(WAIT)
+        for _ in range(1000):
+            status = supervisor.status()[0]
+            if status.state is WorkerState.RESTARTING:
+                break
+            threading.Event().wait(0.01)
+        assert status.state is WorkerState.RESTARTING
+        assert status.restarts == 1
+        assert status.last_error == "OSError: database away"
+    finally:
+        supervisor.stop(timeout=WAIT)  # the backoff wait ends when stop is asked
+
+
+def test_a_worker_that_returns_on_its_own_is_restarted() -> None:
+    calls: list[str] = []
+    second = threading.Event()
+
+    def quits(stop: threading.Event) -> None:
+        calls.append("run")
+        if len(calls) == 2:
+            second.set()
+            stop.wait()
+
+    supervisor = Supervisor([Worker("quits", quits)], backoff_seconds=0.01)
+    supervisor.start()
+    try:
+        assert second.wait(WAIT)
+        assert supervisor.status()[0].last_error == "returned before it was stopped"
+    finally:
+        supervisor.stop()
+
+
+def test_every_worker_runs_and_stops() -> None:
+    started = {name: threading.Event() for name in ("a", "b", "c")}
+
+    def worker(name: str) -> Worker:
+        def run(stop: threading.Event) -> None:
+            started[name].set()
+            stop.wait()
+
+        return Worker(name, run)
+
+    supervisor = Supervisor([worker(n) for n in started])
+    supervisor.start()
+    assert all(e.wait(WAIT) for e in started.values())
+    supervisor.stop()
+    assert {s.name: s.state for s in supervisor.status()} == dict.fromkeys(
+        started, WorkerState.STOPPED
+    )
+
+
+def test_worker_names_are_unique() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        Supervisor([Worker("a", threading.Event.wait), Worker("a", threading.Event.wait)])
