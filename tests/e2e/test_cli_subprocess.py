@@ -331,6 +331,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
         running = worker.wait_for_line(r"^acgs worker: running (.*)  \(Ctrl-C stops\)$")
         assert sorted(running.group(1).split(", ")) == [
             "audit_log",
+            "audit_partitions",
             "external_events",
             "kafka_relay",
             "tenants",

@@ -72,7 +72,10 @@ def _recorded_seconds_ago(served: Served, seconds: float) -> None:
 def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) -> None:
     first = _ready(served)
     assert first.status_code == 200, first.text
-    assert first.json() == {"status": "ready", "checks": {"database": "ok", "projections": "ok"}}
+    assert first.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "projections": "ok", "workers": "ok"},
+    }
 
     served.system.tenants.create(PLATFORM, CreateTenant("Lagging", "lagging", "l@example.com"))
     _recorded_seconds_ago(served, 4.0)  # behind, but within the threshold

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from tests.peers.scratch import scratch_dir
 from tests.peers.serve import ACGS, ServeProcess, acgs_env, alive, processes_mentioning
 
@@ -35,7 +36,7 @@ def _post_tenant_request(token: str, slug: str) -> tuple[bytes, bytes]:
             "tenant_name": "Drained Inc",
             "tenant_slug": slug,
             "admin_email": "admin@drained.example.com",
-            "constitutional_hash": "cdd01ef066bc6cf2",
+            "constitutional_hash": DEFAULT_CONSTITUTIONAL_HASH,
         }
     ).encode()
     head = (

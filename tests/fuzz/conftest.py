@@ -25,6 +25,7 @@ from commands.context import CommandContext
 from commands.context import Principal as Principal_
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
+from domain.tenant.aggregate import Tenant
 from tests.peers.http import HASH, Api, free_port, wait_for
 
 # Examples per operation and principal: bounded in `make test`, more with `make fuzz`.
@@ -122,7 +123,7 @@ def restore_the_platform(api: Api, fields: dict[str, object]) -> None:
     """Put the system tenant back as it was: the platform fuzzer may change its profile and
     quotas (it is a tenant like any other), which the suites after this one must not see."""
     tenants = api.system.tenants
-    tenant = tenants.get(as_operator(), SYSTEM_TENANT_ID)
+    tenant = api.system.app.load(SYSTEM_TENANT_ID, SYSTEM_TENANT_ID, Tenant)
     if tenant.status.value != "active":
         tenant = tenants.reactivate(as_operator(), SYSTEM_TENANT_ID)
     current = {

@@ -8,6 +8,7 @@ import pytest
 from api.bootstrap import System
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from infra.postgres.database import Database
@@ -16,7 +17,7 @@ from projections.tenants import FIND_TENANT
 pytestmark = pytest.mark.postgres
 
 PLATFORM = CommandContext(
-    Principal("test", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), "cdd01ef066bc6cf2"
+    Principal("test", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), DEFAULT_CONSTITUTIONAL_HASH
 )
 
 

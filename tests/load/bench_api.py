@@ -32,6 +32,8 @@ from bisect import bisect_right
 from contextlib import ExitStack
 from pathlib import Path
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -53,7 +55,7 @@ from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = Targets("bench_api")
 

@@ -30,10 +30,11 @@ from api.http.quotas.memory import SlidingWindowRateLimiter
 from api.http.services import ApiServices
 from api.settings import Settings
 from api.tokens import issue_as_operator
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ COMMANDS = [
     ["projections", "status"],
     ["token", "issue", "--role", "EXECUTIVE", "--platform"],
     ["token", "keys", "list"],
+    ["worker"],
     ["streaming", "tail"],
 ]
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from commands.tokens import AUDIENCE, ISSUER
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.maci import MaciRole
 from infra.tokens import KeyRing, KeyRingError, TokenIssuer, TokenRejectedError, TokenVerifier
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 
 
 class Clock:

@@ -18,6 +18,7 @@ from eventsourcing.persistence import StoredEvent
 from api.bootstrap import System, build_relay
 from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.errors import ConstitutionalHashMismatch
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -25,7 +26,7 @@ from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PLATFORM = CommandContext(
     Principal("operator", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH, TRACE

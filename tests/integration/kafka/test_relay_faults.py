@@ -81,6 +81,12 @@ class RelayWatch:
                     watch.unacknowledged_polls += 1
                 return left
 
+            def poll(self, *args: Any) -> int:
+                served = int(self._real.poll(*args))
+                if len(self._real) > 0:  # messages still waiting for the broker's answer
+                    watch.unacknowledged_polls += 1
+                return served
+
             def __getattr__(self, name: str) -> Any:
                 return getattr(self._real, name)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.conversion import ConversionSettings, ConversionStatus, convert_policy
 from domain.policy.gaps.catalogue import CATALOGUE, GapRule
 from domain.policy.gate import RegoCompileError, RegoEngine, RegoEvaluationError
@@ -17,7 +18,7 @@ from domain.policy.sources import parse_source
 from infra.rego.regorus_engine import RegorusEngine
 
 pytestmark = pytest.mark.rego
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 
 
 class TamperingEngine:

@@ -13,6 +13,7 @@ import pytest
 import re2
 from hypothesis import given, settings
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.analysis import analyse
 from domain.policy.diagnostics import Severity
 from domain.policy.gate_inputs import GateInputs, gate_inputs
@@ -25,7 +26,7 @@ from domain.policy.work_budget import ConversionBudgetExceeded, Deadline
 from tests.load.policy_corpus import iam_text
 from tests.unit.policy.strategies import policies
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "legacy_samples"
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.reference_evaluator import (
     CONSTITUTIONAL_HASH_MISMATCH,
     comparison_holds,
@@ -27,7 +28,7 @@ from domain.policy.rule_model import (
 )
 from tests.unit.policy.strategies import policies, requests
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 
 
 def holds(op: Operator, field_value: Any, value: Any = None) -> bool:

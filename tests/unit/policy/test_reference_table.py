@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.reference_evaluator import comparison_holds, evaluate
 from domain.policy.rule_model import Comparison, Operator, Policy
 from domain.policy.sources import SourceFormat, UnparsedPolicy, parse_source
 
-HASH = "cdd01ef066bc6cf2"
+HASH = DEFAULT_CONSTITUTIONAL_HASH
 ABSENT = object()
 
 # (operator, comparison value, field value or ABSENT, expected)
