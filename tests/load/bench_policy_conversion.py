@@ -20,6 +20,7 @@ from commands.policy_conversion import read_sources, run_conversion, write_outpu
 from domain.policy.conversion import ConversionSettings
 from infra.rego.regorus_engine import RegorusEngine
 from tests.load.policy_corpus import corpus
+from tests.load.targets import Targets
 
 
 def main() -> int:
@@ -52,7 +53,15 @@ def main() -> int:
         f"with writing Rego and reports: {total:.2f} s"
     )
     print(f"throughput: {len(results) / total:.0f} policies/s")
-    return 0 if statuses.get("failed", 0) == 0 else 1
+    targets = Targets("bench_policy_conversion")
+    every = targets.check(
+        "every policy converted", statuses.get("converted", 0) == len(results) > 0
+    )
+    print(f"every policy converted and proven: {every}")
+    if args.policies == 10_000:
+        fast = targets.check("10,000 policies in under 60 s", total < 60)
+        print(f"10,000 policies in {total:.1f} s (target < 60 s): {fast}")
+    return targets.exit_status()
 
 
 if __name__ == "__main__":
