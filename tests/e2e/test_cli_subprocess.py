@@ -316,7 +316,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
     from api.bootstrap import build, kafka_config  # noqa: PLC0415
     from commands.context import CommandContext, Principal  # noqa: PLC0415
     from commands.tenants import CreateTenant  # noqa: PLC0415
-    from tests.integration.kafka.conftest import headers_of, read_topic  # noqa: PLC0415
+    from tests.integration.kafka.support import headers_of, read_topic  # noqa: PLC0415
     from tests.integration.kafka.test_consumers import PARTNER_SCHEMA, partner_event  # noqa: PLC0415
 
     env = _env(

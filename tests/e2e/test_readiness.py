@@ -17,7 +17,7 @@ from api.http.app import create_app
 from api.settings import Settings
 from commands.tenants import CreateTenant
 from infra.postgres.embedded import EmbeddedPostgres
-from tests.integration.spine.conftest import PLATFORM
+from tests.integration.spine.support import PLATFORM
 from tests.peers.http import serving
 from tests.peers.postgres import throwaway_postgres
 from tests.peers.scratch import scratch_dir

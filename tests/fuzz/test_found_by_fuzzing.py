@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from domain.tenancy import SYSTEM_TENANT_ID
-from tests.fuzz.conftest import restore_the_platform
+from tests.fuzz.world import restore_the_platform
 from tests.peers.http import HASH, Api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.security]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from api.http.errors import STATUS_BY_CODE
-from tests.fuzz.conftest import World
+from tests.fuzz.world import World
 from tests.peers.http import HASH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.security]

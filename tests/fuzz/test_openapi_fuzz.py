@@ -34,7 +34,7 @@ from schemathesis.generation.stateful.state_machine import APIStateMachine
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from api.http.errors import STATUS_BY_CODE
-from tests.fuzz.conftest import MAX_EXAMPLES, STATEFUL_EXAMPLES, World
+from tests.fuzz.world import MAX_EXAMPLES, STATEFUL_EXAMPLES, World
 from tests.peers.http import HASH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.security, pytest.mark.slow]

@@ -27,7 +27,7 @@ from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.consumer import DomainEventConsumer, EventConsumer, make_broker
 from infra.kafka.topics import ensure_topics
-from tests.integration.kafka.conftest import HASH, headers_of, read_topic, wait_until
+from tests.integration.kafka.support import HASH, headers_of, read_topic, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 

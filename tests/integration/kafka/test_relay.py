@@ -15,7 +15,7 @@ from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
 from infra.kafka.schemas import domain_event_classes
-from tests.integration.kafka.conftest import (
+from tests.integration.kafka.support import (
     HASH,
     TRACE,
     headers_of,

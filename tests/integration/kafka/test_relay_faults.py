@@ -26,7 +26,7 @@ from infra.kafka.consumer import DomainEventConsumer, make_broker
 from infra.kafka.local_broker import TansuBroker
 from infra.kafka.relay import KafkaRelay
 from infra.kafka.schemas import SCHEMA_DIR, SchemaCatalog
-from tests.integration.kafka.conftest import (
+from tests.integration.kafka.support import (
     PLATFORM,
     headers_of,
     log_head,

@@ -23,7 +23,7 @@ from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.local_broker import LocalAddresses, LocalStreaming, TansuBroker
 from infra.kafka.topics import ensure_topics
-from tests.integration.kafka.conftest import HASH
+from tests.integration.kafka.support import HASH
 
 pytestmark = [pytest.mark.kafka]
 

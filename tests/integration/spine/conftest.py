@@ -11,15 +11,9 @@ import psycopg
 import pytest
 
 from api.bootstrap import System
-from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
-from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
-from domain.maci import MaciRole
-from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
-
-HASH = DEFAULT_CONSTITUTIONAL_HASH
-PLATFORM = CommandContext(Principal("operator", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
+from tests.integration.spine.support import PLATFORM
 
 
 @pytest.fixture
@@ -53,8 +47,3 @@ def as_tenant(system: System) -> Callable[[UUID | None], Any]:
             yield cur
 
     return scoped
-
-
-def catch_up(system: System) -> None:
-    for runner in system.runners:
-        runner.catch_up()

@@ -10,7 +10,7 @@ from api.settings import Settings
 from commands.tenants import CreateTenant
 from domain.tenant.aggregate import Tenant
 from infra.postgres.embedded import EmbeddedPostgres
-from tests.integration.spine.conftest import PLATFORM
+from tests.integration.spine.support import PLATFORM
 from tests.peers.scratch import scratch_dir
 
 pytestmark = pytest.mark.postgres

@@ -14,7 +14,7 @@ from commands.tenants import CreateTenant
 from domain.errors import ConcurrentModification, DomainError, NotFound
 from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.tenant.aggregate import Tenant
-from tests.integration.spine.conftest import HASH, PLATFORM
+from tests.integration.spine.support import HASH, PLATFORM
 
 pytestmark = pytest.mark.postgres
 

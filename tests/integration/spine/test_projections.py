@@ -11,7 +11,7 @@ from api.bootstrap import System
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.tenant.aggregate import Tenant
 from infra.postgres.projection_runner import ProjectionRunner
-from tests.integration.spine.conftest import PLATFORM, catch_up
+from tests.integration.spine.support import PLATFORM, catch_up
 
 pytestmark = pytest.mark.postgres
 

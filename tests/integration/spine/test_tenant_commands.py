@@ -24,7 +24,7 @@ from domain.errors import (
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
-from tests.integration.spine.conftest import HASH, PLATFORM, catch_up
+from tests.integration.spine.support import HASH, PLATFORM, catch_up
 
 pytestmark = pytest.mark.postgres
 

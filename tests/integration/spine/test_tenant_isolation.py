@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from api.bootstrap import System
 from domain.tenant.aggregate import Tenant
-from tests.integration.spine.conftest import catch_up
+from tests.integration.spine.support import catch_up
 
 pytestmark = pytest.mark.postgres
 

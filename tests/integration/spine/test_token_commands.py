@@ -27,7 +27,7 @@ from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 from infra.tokens import KeyRing, TokenIssuer, TokenVerifier
-from tests.integration.spine.conftest import HASH, catch_up
+from tests.integration.spine.support import HASH, catch_up
 
 pytestmark = pytest.mark.postgres
 

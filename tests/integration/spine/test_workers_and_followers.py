@@ -15,7 +15,7 @@ from api.cli.main import cli
 from api.http.metrics import ApiMetrics
 from api.settings import Settings
 from domain.tenant.aggregate import Tenant
-from tests.integration.spine.conftest import catch_up
+from tests.integration.spine.support import catch_up
 
 pytestmark = pytest.mark.postgres
 RELAY = "kafka_relay"
