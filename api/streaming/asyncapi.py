@@ -31,9 +31,8 @@ def document(topics: Topics | None = None) -> dict[str, Any]:
     catalog = SchemaCatalog()
     broker = KafkaBroker(
         "kafka:9092",
-        description="Event streams of the ACGS governance backend "
-        "(decisions 8). Production: any Kafka cluster; development: "
-        "`acgs serve --kafka-local`.",
+        description="Event streams of the ACGS governance backend. "
+        "Production: any Kafka cluster; development: `acgs serve --kafka-local`.",
     )
     headers = (
         "Headers: event_type, event_id, constitutional_hash, traceparent (the W3C trace "

@@ -1,4 +1,4 @@
-"""The Avro schemas of `schemas/avro/` (decisions 8): one `.avsc` per domain event type, the audit
+"""The Avro schemas of `schemas/avro/`: one `.avsc` per domain event type, the audit
 record, the external-event reader schema, and their released versions under `released/`.
 
 A record's full name is also its registry subject (record-name strategy). Compatibility is judged
