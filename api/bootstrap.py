@@ -17,20 +17,31 @@ from psycopg.conninfo import conninfo_to_dict
 
 from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
+from commands.integration_health import IntegrationHealthChecker
+from commands.integrations import IntegrationCommands
 from commands.tenants import TenantCommands
+from domain.keys import KeyProvider
+from infra.circuit_breaker import CircuitBreakers
+from infra.connectivity import ConnectivityProbe
+from infra.keys.envelope import EnvelopeSealer
+from infra.keys.local_file import LocalKeyFile
+from infra.postgres.data_keys import PostgresDataKeys
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import Projection, follower_status
+from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
 from infra.supervisor import Supervisor, Worker, WorkerStatus
 from projections.audit_log import AuditLogProjection
+from projections.integrations import IntegrationsProjection
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
 PARTITION_CHECK_SECONDS = 6 * 3600
 AUDIT_PARTITIONS = "audit_partitions"  # the worker that creates the audit log's partitions ahead
 EXTERNAL_EVENTS = "external_events"  # the worker consuming the external-events topic
+INTEGRATION_HEALTH = "integration_health"  # tests enabled integrations on an interval
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +50,24 @@ class UnknownWorker(ValueError):
 
 
 def all_projections() -> list[Projection]:
-    return [TenantsProjection(), AuditLogProjection()]
+    return [TenantsProjection(), AuditLogProjection(), IntegrationsProjection()]
+
+
+def key_provider(settings: Settings) -> KeyProvider:
+    """Vault/OpenBao transit when ACGS_VAULT_ADDR is set, else the local key file under the data
+    directory (the embedded default)."""
+    if settings.vault_addr is None:
+        return LocalKeyFile(settings.data_dir / "keys" / "integrations")
+    from infra.keys.openbao import OpenBaoTransit  # noqa: PLC0415 - the `vault` extra
+
+    return OpenBaoTransit(
+        settings.vault_addr,
+        token=settings.vault_token,
+        role_id=settings.vault_role_id,
+        secret_id=settings.vault_secret_id,
+        mount=settings.vault_transit_mount,
+        ca_cert=settings.vault_ca_cert,
+    )
 
 
 def open_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -82,6 +110,10 @@ class System:
     relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on
     kafka: Any = None  # infra.kafka.config.KafkaConfig when streaming is on
     supervisor: Supervisor | None = None
+    integrations: IntegrationCommands | None = None
+    sealer: EnvelopeSealer | None = None
+    breakers: CircuitBreakers | None = None
+    data_keys: PostgresDataKeys | None = None
     _closed: bool = False
 
     @property
@@ -109,7 +141,7 @@ class System:
 
     def worker_names(self) -> list[str]:
         """Every background worker of this deployment, in start order."""
-        names = [AUDIT_PARTITIONS, *self.followers()]
+        names = [AUDIT_PARTITIONS, *self.followers(), INTEGRATION_HEALTH]
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _worker(self, name: str) -> Worker:
@@ -117,6 +149,8 @@ class System:
             return Worker(name, self._maintain_partitions)
         if name == EXTERNAL_EVENTS:
             return external_events_worker(self)
+        if name == INTEGRATION_HEALTH:
+            return Worker(name, self.health_checker().run)
         if self.relay is not None and name == self.relay.name:
             return Worker(name, self.relay.run)  # closed by close(), started or not
         return Worker(name, self.runner(name).run)
@@ -138,6 +172,14 @@ class System:
         self.supervisor = Supervisor([self._worker(n) for n in chosen])
         self.supervisor.start()
         return chosen
+
+    def health_checker(self) -> IntegrationHealthChecker:
+        assert self.integrations is not None
+        return IntegrationHealthChecker(
+            self.integrations,
+            IntegrationHealthLedger(self.projector_conninfo),
+            interval_seconds=self.settings.integration_health_interval_seconds,
+        )
 
     def worker_status(self) -> list[WorkerStatus]:
         """The supervised workers' states (none before `start_workers`)."""
@@ -181,6 +223,8 @@ class System:
             runner.close()
         if self.relay is not None:
             self.relay.close()
+        if self.data_keys is not None:
+            self.data_keys.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -196,8 +240,14 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
         if apply_migrations if apply_migrations is not None else embedded is not None:
             migrate(admin_url)
         app = GovernanceApplication(env=event_store_env(admin_url, settings))
-        tenants = TenantCommands(app, settings.constitutional_hash)
+        data_keys = PostgresDataKeys(role_conninfo(admin_url, APP_ROLE, settings.app_db_password))
+        sealer = EnvelopeSealer(key_provider(settings), data_keys)
+        tenants = TenantCommands(app, settings.constitutional_hash, tenant_keys=sealer)
         tenants.bootstrap_system_tenant()
+        breakers = CircuitBreakers(
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_seconds=settings.breaker_reset_seconds,
+        )
         system = System(
             settings=settings,
             admin_url=admin_url,
@@ -207,6 +257,17 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             database=Database(
                 role_conninfo(admin_url, APP_ROLE, settings.app_db_password), settings.pool_size
             ),
+            sealer=sealer,
+            breakers=breakers,
+            data_keys=data_keys,
+        )
+        system.integrations = IntegrationCommands(
+            app,
+            settings.constitutional_hash,
+            sealer,
+            ConnectivityProbe(breakers),
+            IntegrationHealthLedger(system.projector_conninfo),
+            production=settings.profile == "production",
         )
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()

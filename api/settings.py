@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
@@ -36,6 +36,20 @@ class Settings:
     kafka_linger_ms: int = 5
     kafka_session_timeout_ms: int = 10000
     kafka_local: bool = False  # start a local broker and registry (development only)
+    # Integrations: the key provider (Vault/OpenBao transit when vault_addr is set, else a local
+    # key file under the data directory), the health checker and the circuit breakers.
+    vault_addr: str | None = None
+    vault_token: str | None = field(default=None, repr=False)
+    vault_role_id: str | None = None
+    vault_secret_id: str | None = field(default=None, repr=False)
+    vault_transit_mount: str = "transit"
+    vault_ca_cert: str | None = None
+    integration_health_interval_seconds: int = 60
+    breaker_failure_threshold: int = 5
+    breaker_reset_seconds: int = 30
+
+    def with_integrations(self, env: dict[str, str]) -> Settings:
+        return replace(self, **_integration_settings(env))  # type: ignore[arg-type]
 
     @property
     def profile(self) -> str:
@@ -71,7 +85,7 @@ class Settings:
             kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
             kafka_session_timeout_ms=_int(e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000),
             kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
-        )
+        ).with_integrations(e)
 
 
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -87,3 +101,33 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
         msg = f"{name} must be between {low} and {high}, got {value}"
         raise SettingsError(msg)
     return value
+
+
+def _integration_settings(env: dict[str, str]) -> dict[str, object]:
+    addr = env.get("ACGS_VAULT_ADDR") or None
+    token = env.get("ACGS_VAULT_TOKEN") or None
+    role_id = env.get("ACGS_VAULT_ROLE_ID") or None
+    secret_id = env.get("ACGS_VAULT_SECRET_ID") or None
+    if addr is not None:
+        if not addr.startswith(("http://", "https://")):
+            msg = f"ACGS_VAULT_ADDR must be an http:// or https:// URL, got {addr!r}"
+            raise SettingsError(msg)
+        if token is None and not (role_id and secret_id):
+            msg = (
+                "ACGS_VAULT_ADDR needs ACGS_VAULT_TOKEN, or ACGS_VAULT_ROLE_ID and "
+                "ACGS_VAULT_SECRET_ID (AppRole)"
+            )
+            raise SettingsError(msg)
+    return {
+        "vault_addr": addr,
+        "vault_token": token,
+        "vault_role_id": role_id,
+        "vault_secret_id": secret_id,
+        "vault_transit_mount": env.get("ACGS_VAULT_TRANSIT_MOUNT") or "transit",
+        "vault_ca_cert": env.get("ACGS_VAULT_CACERT") or None,
+        "integration_health_interval_seconds": _int(
+            env, "ACGS_INTEGRATION_HEALTH_INTERVAL_SECONDS", 60, 1, 86_400
+        ),
+        "breaker_failure_threshold": _int(env, "ACGS_BREAKER_FAILURE_THRESHOLD", 5, 1, 1000),
+        "breaker_reset_seconds": _int(env, "ACGS_BREAKER_RESET_SECONDS", 30, 1, 86_400),
+    }

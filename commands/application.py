@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.errors import (
     ConcurrentModification,
     DomainError,
+    IntegrationNameTaken,
     NotFound,
     TenantNameTaken,
     TenantSlugTaken,
@@ -31,6 +32,7 @@ Claim = tuple[str, str]
 _CLAIM_ERRORS: dict[str, type[DomainError]] = {
     "tenant_slug": TenantSlugTaken,
     "tenant_name": TenantNameTaken,
+    "integration_name": IntegrationNameTaken,
 }
 
 

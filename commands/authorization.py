@@ -30,6 +30,10 @@ class Permission(StrEnum):
     TENANT_REACTIVATE = "tenant:reactivate"
     TOKEN_ISSUE = "token:issue"  # noqa: S105 - a permission name
     AUDIT_READ = "audit:read"
+    INTEGRATION_MANAGE = "integration:manage"  # create, change, test, delete
+    INTEGRATION_READ = "integration:read"  # secrets redacted
+    INTEGRATION_HEALTH = "integration:health"
+    TENANT_KEY_ROTATE = "tenant-key:rotate"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Rule:
 
 
 _E, _J, _A = MaciRole.EXECUTIVE, MaciRole.JUDICIAL, MaciRole.AUDITOR
+_EVERY_ROLE = frozenset({MaciRole.MONITOR})  # every role includes MONITOR
 
 PERMISSIONS: dict[Permission, Rule] = {
     Permission.TENANT_CREATE: Rule(frozenset({_E}), Scope.PLATFORM, "Create a tenant"),
@@ -55,6 +60,16 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.TENANT_REACTIVATE: Rule(frozenset({_E}), Scope.PLATFORM, "Reactivate a tenant"),
     Permission.TOKEN_ISSUE: Rule(frozenset({_E}), Scope.PLATFORM, "Issue access tokens"),
     Permission.AUDIT_READ: Rule(frozenset({_E, _J, _A}), Scope.TENANT, "Read the audit log"),
+    Permission.INTEGRATION_MANAGE: Rule(
+        frozenset({_E}), Scope.TENANT, "Create, change, test or delete integrations"
+    ),
+    Permission.INTEGRATION_READ: Rule(
+        _EVERY_ROLE, Scope.TENANT, "Read integrations (secrets redacted)"
+    ),
+    Permission.INTEGRATION_HEALTH: Rule(_EVERY_ROLE, Scope.TENANT, "Read integration health"),
+    Permission.TENANT_KEY_ROTATE: Rule(
+        frozenset({_E}), Scope.PLATFORM, "Rotate a tenant's key-encryption key"
+    ),
 }
 
 

@@ -8,7 +8,7 @@ else is written.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from commands.application import Claim, GovernanceApplication
@@ -48,6 +48,13 @@ class TenantUpdate:
     updated_fields: list[str]
 
 
+class TenantKeys(Protocol):
+    """The tenant's key-encryption key (the key provider); a purge destroys it, so the secrets
+    it protected are unreadable everywhere, backups included."""
+
+    def destroy_tenant(self, tenant_id: UUID) -> None: ...
+
+
 def name_claim(name: str) -> Claim:
     return ("tenant_name", name.casefold())
 
@@ -57,9 +64,15 @@ def slug_claim(slug: str) -> Claim:
 
 
 class TenantCommands:
-    def __init__(self, app: GovernanceApplication, constitutional_hash: str) -> None:
+    def __init__(
+        self,
+        app: GovernanceApplication,
+        constitutional_hash: str,
+        tenant_keys: TenantKeys | None = None,
+    ) -> None:
         self._app = app
         self._hash = constitutional_hash
+        self._tenant_keys = tenant_keys
         self._preamble = CommandPreamble(app, constitutional_hash)
 
     def create(self, ctx: CommandContext, command: CreateTenant) -> Tenant:
@@ -142,6 +155,8 @@ class TenantCommands:
             tenant.purge(meta)
             releases = [slug_claim(tenant.tenant_slug), name_claim(tenant.tenant_name)]
         self._app.save_for(tenant_id, tenant, releases=releases)
+        if immediate and self._tenant_keys is not None:
+            self._tenant_keys.destroy_tenant(tenant_id)
         return tenant
 
     def reactivate(self, ctx: CommandContext, tenant_id: UUID) -> Tenant:

@@ -62,3 +62,25 @@ class ConstitutionalHashMismatch(DomainError):
 
 class Forbidden(DomainError):
     code = "FORBIDDEN"
+
+
+class IntegrationNameTaken(DomainError):
+    code = "INTEGRATION_NAME_TAKEN"
+
+
+class IntegrationUnreachable(DomainError):
+    """The integration's endpoint could not be reached (connect, TLS, timeout)."""
+
+    code = "INTEGRATION_UNREACHABLE"
+
+
+class IntegrationAuthFailed(DomainError):
+    """The endpoint answered but refused the integration's own credentials (not the caller's)."""
+
+    code = "INTEGRATION_AUTH_FAILED"
+
+
+class DependencyUnavailable(DomainError):
+    """The integration's circuit breaker is open: no call is attempted until it half-opens."""
+
+    code = "DEPENDENCY_UNAVAILABLE"

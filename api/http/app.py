@@ -20,6 +20,7 @@ from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
+from api.http.integrations import IntegrationController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
@@ -55,7 +56,7 @@ def create_app(
 
     v1 = Router(
         path="/v1",
-        route_handlers=[TenantController],
+        route_handlers=[TenantController, IntegrationController],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )

@@ -50,6 +50,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "CONSTITUTIONAL_HASH_REQUIRED": 400,
     "CONSTITUTIONAL_HASH_MISMATCH": 409,
     "INTERNAL_ERROR": 500,
+    "INTEGRATION_NAME_TAKEN": 409,
+    "INTEGRATION_UNREACHABLE": 503,
+    "INTEGRATION_AUTH_FAILED": 422,  # the integration's credentials, not the caller's
+    "DEPENDENCY_UNAVAILABLE": 503,  # an open circuit breaker
     # Policy conversion (domain.policy, commands.policy_conversion): the submitted input is wrong.
     "POLICY_SYNTAX_ERROR": 422,
     "POLICY_MODEL_ERROR": 422,

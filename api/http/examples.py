@@ -72,6 +72,35 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
         "constitutional_hash does not match this deployment's constitution",
         {"supplied": "0000000000000000"},
     ),
+    "INTEGRATION_NAME_TAKEN": ("integration name is already taken", {}),
+    "INTEGRATION_UNREACHABLE": (
+        "cannot reach the directory at ldap.acme.com:636 (connection refused)",
+        {
+            "integration_id": TENANT_ID,
+            "test_details": {
+                "connection_established": False,
+                "authentication_successful": False,
+                "test_query_executed": False,
+                "latency_ms": 12,
+            },
+        },
+    ),
+    "INTEGRATION_AUTH_FAILED": (
+        "the directory refused the service account's credentials (invalid credentials)",
+        {
+            "integration_id": TENANT_ID,
+            "test_details": {
+                "connection_established": True,
+                "authentication_successful": False,
+                "test_query_executed": False,
+                "latency_ms": 45,
+            },
+        },
+    ),
+    "DEPENDENCY_UNAVAILABLE": (
+        "the integration's circuit breaker is open after repeated connection failures",
+        {"integration_id": TENANT_ID, "retry_after_seconds": 27.5},
+    ),
 }
 _ALWAYS = ("UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED")
 WRITE = ("CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH", "STORAGE_QUOTA_EXCEEDED")

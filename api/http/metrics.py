@@ -10,6 +10,9 @@
   deployment does not run (e.g. the relay while streaming is off), whose lag is not reported;
 - `acgs_worker_up{worker}` (1 running, 0 restarting after a failure) and
   `acgs_worker_restarts_total{worker}`: the supervised background workers.
+- `acgs_integration_circuit_state{integration_id}` (0 closed, 1 half-open, 2 open) and
+  `acgs_integration_circuit_opened_total{integration_id}`: the integrations' circuit breakers
+  in this process.
 The event-store figures are read from the database when scraped.
 """
 
@@ -56,6 +59,31 @@ class WorkerCollector(Collector):
             restarts.add_metric([worker.name], worker.restarts)
         yield up
         yield restarts
+
+
+_CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class BreakerCollector(Collector):
+    def __init__(self, snapshot: Callable[[], dict[Any, dict[str, Any]]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "acgs_integration_circuit_state",
+            "Circuit breaker of an integration: 0 closed, 1 half-open, 2 open",
+            labels=["integration_id"],
+        )
+        opened = CounterMetricFamily(
+            "acgs_integration_circuit_opened",
+            "Times an integration's circuit breaker opened",
+            labels=["integration_id"],
+        )
+        for key, breaker in self._snapshot().items():
+            state.add_metric([str(key)], _CIRCUIT_STATES[breaker["state"]])
+            opened.add_metric([str(key)], breaker["opened_total"])
+        yield state
+        yield opened
 
 
 class EventStoreCollector(Collector):
@@ -105,6 +133,7 @@ class ApiMetrics:
         self,
         projection_status: Callable[[], list[dict[str, Any]]],
         worker_status: Callable[[], list[Any]] = list,
+        breakers: Callable[[], dict[Any, dict[str, Any]]] = dict,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
@@ -122,6 +151,7 @@ class ApiMetrics:
         )
         self.registry.register(EventStoreCollector(projection_status))
         self.registry.register(WorkerCollector(worker_status))
+        self.registry.register(BreakerCollector(breakers))
         self._series: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, tenant: str, seconds: float) -> None:

@@ -56,5 +56,9 @@ class ApiServices:
             concurrency=InProcessConcurrencyLimiter(),
             storage=StorageMeter(system.database),
             idempotency=Idempotency(system.database),
-            metrics=ApiMetrics(system.projection_status, system.worker_status),
+            metrics=ApiMetrics(
+                system.projection_status,
+                system.worker_status,
+                system.breakers.snapshot if system.breakers is not None else dict,
+            ),
         )

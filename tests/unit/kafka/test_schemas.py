@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -15,6 +16,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from domain.audit import AuditEntry
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.events import Actor, EventMeta, event_id
+from domain.integration.aggregate import Integration
+from domain.integration.values import HealthStatus
 from domain.maci import MaciRole
 from domain.tenant.aggregate import Tenant
 from infra.kafka.codec import EncodeError, EventCodec
@@ -57,7 +60,53 @@ def sample_events() -> list[Any]:
         details={"code": "FORBIDDEN", "nested": {"list": [1, 2.5, None, True]}},
         meta=META,
     )
-    return [*tenant.collect_events(), *entry.collect_events()]
+    return [*tenant.collect_events(), *entry.collect_events(), *_integration_events()]
+
+
+class _ReversingSealer:
+    """Seals by reversing (the schemas see only the shape of a sealed value)."""
+
+    def new_key(self, tenant_id: object) -> str:
+        return "5b0f1b5e-8f1c-4a8e-9d3f-2a6b8c1d4e5f"
+
+    def seal(self, tenant_id: object, key_id: str, path: str, plaintext: str) -> str:
+        return "acgs:v1:" + plaintext[::-1]
+
+    def open(self, tenant_id: object, key_id: str, path: str, sealed: str) -> str:
+        return sealed.removeprefix("acgs:v1:")[::-1]
+
+    def shred(self, tenant_id: object, key_id: str) -> None:
+        pass
+
+
+def _integration_events() -> list[Any]:
+    sealer = _ReversingSealer()
+    integration = Integration.register(
+        integration_id=uuid4(),
+        tenant_id=META.tenant_id,
+        integration_type="ldap",
+        name="Corporate LDAP",
+        config={
+            "server_url": "ldaps://ldap.acme.test:636",
+            "base_dn": "dc=acme,dc=test",
+            "bind_dn": "cn=svc,dc=acme,dc=test",
+            "bind_password": "pw",
+        },
+        enabled=True,
+        sealer=sealer,
+        production=True,
+        meta=META,
+    )
+    integration.update(
+        {"enabled": False, "config": {"bind_password": "pw2"}},
+        sealer=sealer,
+        production=True,
+        meta=META,
+    )
+    integration.record_health(HealthStatus.UNHEALTHY, "connection refused", META)
+    integration.archive(META, retention_days=0)
+    integration.shred_secrets(sealer, integration.purge_after or datetime.now(UTC), META)
+    return list(integration.collect_events())
 
 
 @pytest.fixture

@@ -1,0 +1,2 @@
+"""Enterprise integrations: the aggregate, the configuration schema of each type (which fields
+are secret), and the values they use."""

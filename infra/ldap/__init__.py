@@ -1,0 +1,1 @@
+"""LDAP directories (ldap3): connections with TLS, CA and timeouts, and the connectivity check."""

@@ -1,0 +1,1 @@
+"""OpenID Connect and OAuth providers (httpx): discovery and JWKS."""

@@ -1,0 +1,1 @@
+"""SAML identity providers: metadata parsed safely (defusedxml), certificates checked."""
