@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.peers.postgres", "tests.peers.kafka", "tests.peers.http"]
+pytest_plugins = [
+    "tests.peers.postgres",
+    "tests.peers.kafka",
+    "tests.peers.http",
+    "tests.peers.slapd",
+    "tests.peers.openbao",
+]
