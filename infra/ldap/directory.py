@@ -103,10 +103,13 @@ class LdapDirectory:
             auto_bind="NONE",
             read_only=True,
         )
-        connection.open()
-        if self.settings.start_tls and not connection.start_tls():
-            connection.unbind()
-            raise LDAPStartTLSError("StartTLS was refused")
+        try:
+            connection.open()
+            if self.settings.start_tls and not connection.start_tls():
+                raise LDAPStartTLSError("StartTLS was refused")
+        except BaseException:
+            _close(connection)
+            raise
         return connection
 
     def check(self) -> ProbeResult:
@@ -170,7 +173,7 @@ class LdapDirectory:
                 message=f"the directory connection failed ({_reason(exc)})",
             )
         finally:
-            connection.unbind()
+            _close(connection)
 
 
 def _reason(exc: BaseException) -> str:
@@ -183,3 +186,15 @@ def _reason(exc: BaseException) -> str:
     if "refused" in text:
         return "connection refused"
     return type(exc).__name__
+
+
+def _close(connection: Connection) -> None:
+    """Unbind, and close the socket even when the connection never got far enough to unbind
+    (ldap3 leaves it open after a failed TLS handshake)."""
+    try:
+        connection.unbind()
+    except (LDAPException, OSError):
+        pass
+    sock = getattr(connection, "socket", None)
+    if sock is not None:
+        sock.close()

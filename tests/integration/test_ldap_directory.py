@@ -1,0 +1,89 @@
+"""The LDAP connectivity check against a real slapd: LDAPS and StartTLS validated against the
+fixture's CA, an unknown CA refused, a wrong password, a server that is down, an empty
+password refused before any bind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from domain.integration.probe import ProbeFailure
+from domain.integration.schemas import LDAP
+from infra.ldap.directory import DirectorySettings, LdapDirectory
+from tests.peers.http import free_port
+from tests.peers.slapd import Slapd
+
+pytestmark = pytest.mark.ldap
+
+
+def _check(slapd: Slapd, **overrides: Any) -> Any:
+    config = LDAP.validate(
+        {
+            "server_url": slapd.ldaps_url,
+            "base_dn": slapd.base_dn,
+            "bind_dn": slapd.service_dn,
+            "bind_password": slapd.service_password,
+            "ca_cert_pem": slapd.ca_pem,
+            "timeout_seconds": 2,
+            **overrides,
+        },
+        production=overrides.pop("production", True) if "production" in overrides else True,
+    )
+    return LdapDirectory(DirectorySettings.from_config(config)).check()
+
+
+def test_ldaps_with_the_right_ca_connects_binds_and_searches(slapd: Slapd) -> None:
+    result = _check(slapd)
+    assert result.failure is None, result.message
+    assert (
+        result.connection_established,
+        result.authentication_successful,
+        result.test_query_executed,
+    ) == (True, True, True)
+    assert result.latency_ms >= 0
+
+
+def test_start_tls_on_plain_ldap_works(slapd: Slapd) -> None:
+    result = _check(slapd, server_url=slapd.ldap_url, start_tls=True)
+    assert result.failure is None, result.message
+
+
+def test_an_unknown_ca_is_refused(slapd: Slapd) -> None:
+    result = _check(slapd, ca_cert_pem=slapd.other_ca_pem)
+    assert result.failure is ProbeFailure.UNREACHABLE
+    assert "certificate" in result.message
+
+
+def test_a_wrong_password_is_an_auth_failure(slapd: Slapd) -> None:
+    result = _check(slapd, bind_password="not-the-password")
+    assert result.failure is ProbeFailure.AUTH_FAILED
+    assert (result.connection_established, result.authentication_successful) == (True, False)
+    assert "invalid credentials" in result.message
+
+
+def test_a_server_that_is_down_is_unreachable(slapd: Slapd) -> None:
+    result = _check(slapd, server_url=f"ldaps://127.0.0.1:{free_port()}")
+    assert result.failure is ProbeFailure.UNREACHABLE
+    assert result.connection_established is False
+
+
+def test_an_empty_password_is_refused_before_any_bind(slapd: Slapd) -> None:
+    settings = DirectorySettings.from_config(
+        {
+            **LDAP.validate(
+                {
+                    "server_url": slapd.ldaps_url,
+                    "base_dn": slapd.base_dn,
+                    "bind_dn": slapd.service_dn,
+                    "bind_password": "x",
+                    "ca_cert_pem": slapd.ca_pem,
+                },
+                production=True,
+            ),
+            "bind_password": "",
+        }
+    )
+    result = LdapDirectory(settings).check()
+    assert result.failure is ProbeFailure.AUTH_FAILED
+    assert result.connection_established is False
