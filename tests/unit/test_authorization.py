@@ -63,6 +63,8 @@ def test_platform_auditor_may_list_tenants() -> None:
     authorize(principal(MaciRole.AUDITOR, tenant=SYSTEM_TENANT_ID), Permission.TENANT_LIST)
 
 
+_EVERY = "EXECUTIVE JUDICIAL LEGISLATIVE CONTROLLER IMPLEMENTER AUDITOR MONITOR"
+
 # Written by hand from the rules (not from PERMISSIONS): for each permission, the roles allowed
 # on their own tenant and on the platform ("-" for none). Another tenant is always NotFound.
 HAND_WRITTEN = {
@@ -75,6 +77,10 @@ HAND_WRITTEN = {
     Permission.TENANT_REACTIVATE: ("-", "EXECUTIVE"),
     Permission.TOKEN_ISSUE: ("-", "EXECUTIVE"),
     Permission.AUDIT_READ: ("EXECUTIVE JUDICIAL AUDITOR", "EXECUTIVE JUDICIAL AUDITOR"),
+    Permission.INTEGRATION_MANAGE: ("EXECUTIVE", "EXECUTIVE"),
+    Permission.INTEGRATION_READ: (_EVERY, _EVERY),
+    Permission.INTEGRATION_HEALTH: (_EVERY, _EVERY),
+    Permission.TENANT_KEY_ROTATE: ("-", "EXECUTIVE"),
 }
 
 

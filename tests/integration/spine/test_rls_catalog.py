@@ -56,6 +56,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "deliberation_tasks",
         "governance_events",
         "tenant_claims",
+        "integration_data_keys",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)
