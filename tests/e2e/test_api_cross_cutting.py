@@ -89,8 +89,11 @@ def _assert_security_headers(response: httpx.Response, what: str) -> None:
     assert "frame-ancestors 'none'" in csp, what
     assert response.headers["cache-control"] == "no-store", what
     assert response.headers["x-constitutional-hash"] == HASH, what
-    content_type = response.headers["content-type"].split(";")[0]
-    assert content_type.endswith("json") or content_type == "text/plain", what  # never HTML
+    if response.status_code == 204:  # no content, so no content type (DELETE integration)
+        assert response.content == b"", what
+    else:
+        content_type = response.headers["content-type"].split(";")[0]
+        assert content_type.endswith("json") or content_type == "text/plain", what  # never HTML
     assert response.headers["x-request-id"], what
 
 
@@ -117,6 +120,7 @@ def _success_requests(
                 "constitutional_hash": HASH,
             },
         ),
+        **_integration_requests(api, platform, one),
         ("GET", "/v1/tenants/{tenant_id}"): lambda: platform.get(one),
         ("PATCH", "/v1/tenants/{tenant_id}"): lambda: platform.patch(
             one, json={"tenant_name": f"Headers {unique}"}, headers=hdr
@@ -125,6 +129,45 @@ def _success_requests(
         ("POST", "/v1/tenants/{tenant_id}/reactivate"): lambda: platform.post(
             f"{one}/reactivate", headers=hdr
         ),
+    }
+
+
+def _integration_requests(
+    api: Api, platform: httpx.Client, one: str
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The integration operations, on a Kafka integration whose "broker" is this API server's
+    own port (its connectivity test is a TCP connect, so it succeeds on 127.0.0.1)."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    base = f"{one}/integrations"
+    made: dict[str, str] = {}
+    port = api.url.rsplit(":", 1)[1]
+
+    def create() -> httpx.Response:
+        response = platform.post(
+            base,
+            json={
+                "integration_type": "kafka",
+                "integration_name": "Headers",
+                "config": {"bootstrap_servers": [f"127.0.0.1:{port}"]},
+                "constitutional_hash": HASH,
+            },
+        )
+        made["iid"] = response.json().get("integration_id", "")
+        api.wait_projected()
+        return response
+
+    path = "/v1/tenants/{tenant_id}/integrations"
+    item = path + "/{integration_id}"
+    return {
+        ("POST", path): create,
+        ("GET", path): lambda: platform.get(base),
+        ("GET", path + "/health"): lambda: platform.get(f"{base}/health"),
+        ("GET", item): lambda: platform.get(f"{base}/{made['iid']}"),
+        ("PATCH", item): lambda: platform.patch(
+            f"{base}/{made['iid']}", json={"config": {"timeout_seconds": 2}}, headers=hdr
+        ),
+        ("POST", item + "/test"): lambda: platform.post(f"{base}/{made['iid']}/test", headers=hdr),
+        ("DELETE", item): lambda: platform.delete(f"{base}/{made['iid']}", headers=hdr),
     }
 
 

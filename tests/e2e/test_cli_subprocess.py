@@ -50,6 +50,7 @@ MIGRATIONS = [
     "applied 0005_row_level_security",
     "applied 0006_idempotency",
     "applied 0007_consumed_events",
+    "applied 0008_integrations",
 ]
 
 
@@ -333,6 +334,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "audit_log",
             "audit_partitions",
             "external_events",
+            "integration_health",
+            "integrations",
             "kafka_relay",
             "tenants",
         ]
