@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from domain.audit import AuditEntry
 from domain.events import ENVELOPE_FIELDS, event_id, event_type, event_type_of
+from domain.integration.aggregate import Integration
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 
@@ -39,6 +40,14 @@ _TENANT_ACTIONS = {
     event_type_of(Tenant.Purged): "purge_tenant",
 }
 _TENANT_PREFIX = event_type_of(Tenant.Event).split(".")[0] + "."
+_INTEGRATION_PREFIX = event_type_of(Integration.Event).split(".")[0] + "."
+_INTEGRATION_ACTIONS = {
+    event_type_of(Integration.Created): "create_integration",
+    event_type_of(Integration.Updated): "update_integration",
+    event_type_of(Integration.HealthChanged): "integration_health_changed",
+    event_type_of(Integration.Archived): "delete_integration",
+    event_type_of(Integration.SecretsShredded): "shred_integration_secrets",
+}
 _RECORDED = event_type_of(AuditEntry.Recorded)
 _PURGED = event_type_of(Tenant.Purged)
 
@@ -110,6 +119,12 @@ def audit_record_of(
         )
         if event_type == _PURGED:
             record["tenant_id"] = SYSTEM_TENANT_ID
+    elif event_type.startswith(_INTEGRATION_PREFIX):
+        record.update(
+            event_category="integration",
+            action=_INTEGRATION_ACTIONS.get(event_type, event_type),
+            target_resource=f"integration/{aggregate_id}",
+        )
     else:
         record.update(
             event_category="governance",

@@ -4,6 +4,7 @@ one event of every type through the real commands."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -11,8 +12,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from api.bootstrap import System, build_relay
 from commands.context import CommandContext
+from commands.integrations import CreateIntegration
 from commands.tenants import CreateTenant
-from domain.errors import ConstitutionalHashMismatch
+from domain.errors import ConstitutionalHashMismatch, IntegrationUnreachable
+from domain.integration.aggregate import ARCHIVE_RETENTION_DAYS
 from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
@@ -21,6 +24,7 @@ from tests.integration.kafka.support import (
     TRACE,
     log_head,
 )
+from tests.peers.http import free_port
 
 
 @pytest.fixture
@@ -65,6 +69,7 @@ def every_event_type(system: System, unique: str) -> Callable[[], UUID]:
         system.tenants.update(PLATFORM, tenant.id, {"max_storage_gb": 42})
         system.tenants.update(PLATFORM, tenant.id, {"status": "suspended"})
         system.tenants.reactivate(PLATFORM, tenant.id)
+        _every_integration_event(system, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id, immediate=True)
         refused = CommandContext(PLATFORM.principal, "0000000000000000", TRACE)
@@ -73,6 +78,20 @@ def every_event_type(system: System, unique: str) -> Callable[[], UUID]:
         return tenant.id
 
     return record
+
+
+def _every_integration_event(system: System, tenant_id: UUID) -> None:
+    """Created, Updated, HealthChanged (a broker that is not there), Archived, SecretsShredded."""
+    commands = system.integrations
+    assert commands is not None
+    config = {"bootstrap_servers": [f"127.0.0.1:{free_port()}"], "timeout_seconds": 1}
+    made = commands.create(PLATFORM, tenant_id, CreateIntegration("kafka", "Stream", config))
+    commands.update(PLATFORM, tenant_id, made.id, {"config": {"topic_prefix": "acgs."}})
+    with pytest.raises(IntegrationUnreachable):
+        commands.test(PLATFORM, tenant_id, made.id)
+    commands.archive(PLATFORM, tenant_id, made.id)
+    later = datetime.now(UTC) + timedelta(days=ARCHIVE_RETENTION_DAYS + 1)
+    assert commands.shred_expired(tenant_id, made.id, later)
 
 
 @pytest.fixture
