@@ -10,6 +10,7 @@ succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
 from dataclasses import dataclass
@@ -191,10 +192,8 @@ def _reason(exc: BaseException) -> str:
 def _close(connection: Connection) -> None:
     """Unbind, and close the socket even when the connection never got far enough to unbind
     (ldap3 leaves it open after a failed TLS handshake)."""
-    try:
+    with contextlib.suppress(LDAPException, OSError):
         connection.unbind()
-    except (LDAPException, OSError):
-        pass
     sock = getattr(connection, "socket", None)
     if sock is not None:
         sock.close()
