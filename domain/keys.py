@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
+from domain.errors import DependencyUnavailable
+
 
 class KeyDestroyed(Exception):
     """The tenant's key-encryption key is gone (its tenant was purged): nothing it wrapped can be
     read again."""
 
 
-class KeyProviderUnavailable(Exception):
-    """The key provider could not be reached or refused the request."""
+class KeyProviderUnavailable(DependencyUnavailable):
+    """The key provider could not be reached or refused the request (503: nothing was written,
+    no secret can be sealed or opened until it is back)."""
 
 
 @dataclass(frozen=True)

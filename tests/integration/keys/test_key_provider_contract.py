@@ -9,12 +9,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.keys import KeyDestroyed, KeyProvider
+from domain.keys import KeyDestroyed, KeyProvider, KeyProviderUnavailable
 from domain.secrets import SecretUnreadable
 from infra.keys.envelope import EnvelopeSealer
 from infra.keys.local_file import LocalKeyFile
 from infra.keys.openbao import OpenBaoTransit
 from infra.memory.data_keys import InMemoryDataKeys
+from tests.peers.http import free_port
 from tests.peers.openbao import OpenBao
 
 
@@ -156,3 +157,12 @@ class TestOpenBaoTransit(KeyProviderContract):
         tenant = UUID(int=uuid4().int)
         key = provider.generate_data_key(tenant)
         assert provider.unwrap(tenant, key.wrapped) == key.plaintext
+
+
+def test_an_unreachable_vault_is_a_dependency_failure_not_a_crash() -> None:
+    token = "s.never-shown-0123456789"
+    provider = OpenBaoTransit(f"http://127.0.0.1:{free_port()}", token=token, timeout=1)
+    with pytest.raises(KeyProviderUnavailable) as caught:
+        provider.generate_data_key(uuid4())
+    assert caught.value.code == "DEPENDENCY_UNAVAILABLE"
+    assert token not in caught.value.message
