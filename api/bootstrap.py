@@ -15,22 +15,31 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
 from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
+from commands.decision_log import DecisionRecorder
+from commands.decisions import DecisionService, RegistryCache
+from commands.policies import PolicyCommands
 from commands.tenants import TenantCommands
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
+from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import Projection, follower_status
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
+from infra.rego.bounded_engine import BoundedRegoEngine
+from infra.rego.engine_cache import EngineCache
 from infra.supervisor import Supervisor, Worker, WorkerStatus
 from projections.audit_log import AuditLogProjection
+from projections.policies import PoliciesProjection
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
 PARTITION_CHECK_SECONDS = 6 * 3600
 AUDIT_PARTITIONS = "audit_partitions"  # the worker that creates the audit log's partitions ahead
 EXTERNAL_EVENTS = "external_events"  # the worker consuming the external-events topic
+DECISION_LOG = "decision_log"  # the worker writing decision logs in batches
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +48,7 @@ class UnknownWorker(ValueError):
 
 
 def all_projections() -> list[Projection]:
-    return [TenantsProjection(), AuditLogProjection()]
+    return [TenantsProjection(), AuditLogProjection(), PoliciesProjection()]
 
 
 def open_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -82,6 +91,11 @@ class System:
     relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on
     kafka: Any = None  # infra.kafka.config.KafkaConfig when streaming is on
     supervisor: Supervisor | None = None
+    # The policy registry and decisions (built by `build`).
+    policies: PolicyCommands | None = None
+    decisions: DecisionService | None = None
+    decision_log: DecisionRecorder | None = None
+    policy_cache: RegistryCacheFollower | None = None
     _closed: bool = False
 
     @property
@@ -109,7 +123,7 @@ class System:
 
     def worker_names(self) -> list[str]:
         """Every background worker of this deployment, in start order."""
-        names = [AUDIT_PARTITIONS, *self.followers()]
+        names = [AUDIT_PARTITIONS, *self._registry_workers(), *self.followers()]
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _worker(self, name: str) -> Worker:
@@ -117,6 +131,10 @@ class System:
             return Worker(name, self._maintain_partitions)
         if name == EXTERNAL_EVENTS:
             return external_events_worker(self)
+        if name == DECISION_LOG and self.decision_log is not None:
+            return Worker(name, self.decision_log.run)
+        if name == POLICY_CACHE and self.policy_cache is not None:
+            return Worker(name, self.policy_cache.run, self.policy_cache.close)
         if self.relay is not None and name == self.relay.name:
             return Worker(name, self.relay.run)  # closed by close(), started or not
         return Worker(name, self.runner(name).run)
@@ -139,6 +157,10 @@ class System:
         self.supervisor.start()
         return chosen
 
+    def _registry_workers(self) -> list[str]:
+        """The decision-log writer and the policy cache's follower, when the registry is built."""
+        return [DECISION_LOG, POLICY_CACHE] if self.decision_log is not None else []
+
     def worker_status(self) -> list[WorkerStatus]:
         """The supervised workers' states (none before `start_workers`)."""
         return self.supervisor.status() if self.supervisor is not None else []
@@ -149,12 +171,20 @@ class System:
             row = conn.execute("SELECT ensure_audit_partitions(1, 3)").fetchone()
         return int(row[0]) if row else 0
 
+    def ensure_decision_log_partitions(self) -> int:
+        """Create the decision log's monthly partitions from last month to three months ahead."""
+        with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
+            row = conn.execute("SELECT ensure_decision_log_partitions(1, 3)").fetchone()
+        return int(row[0]) if row else 0
+
     def _maintain_partitions(self, stop: threading.Event) -> None:
         """The partition-maintenance worker: check at start and every six hours (a failure is
         the supervisor's to restart with backoff)."""
         self.ensure_audit_partitions()
+        self.ensure_decision_log_partitions()
         while not stop.wait(PARTITION_CHECK_SECONDS):
             self.ensure_audit_partitions()
+            self.ensure_decision_log_partitions()
 
     def projection_status(self, *, own_only: bool = False) -> list[dict[str, Any]]:
         """Every follower of the log that has a position, with its lag and whether this
@@ -181,6 +211,8 @@ class System:
             runner.close()
         if self.relay is not None:
             self.relay.close()
+        if self.policies is not None:
+            self.policies.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -211,6 +243,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
         ]
+        build_registry(system)
         if settings.kafka_bootstrap_servers:
             system.kafka = kafka_config(settings)
             system.relay = build_relay(system, system.kafka)
@@ -219,6 +252,21 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             embedded.stop()
         raise
     return system
+
+
+def build_registry(system: System) -> None:
+    """The policy registry, the decision service, its decision log and its cache's follower."""
+    settings = system.settings
+    system.policies = PolicyCommands(system.app, settings.constitutional_hash, BoundedRegoEngine())
+    engines = EngineCache()
+    cache = RegistryCache(system.app)
+    system.decision_log = DecisionRecorder(
+        PostgresDecisionLogStore(system.projector_conninfo), system.app
+    )
+    system.decisions = DecisionService(
+        cache, engines, system.decision_log, settings.constitutional_hash
+    )
+    system.policy_cache = RegistryCacheFollower(system.projector_conninfo, cache, engines)
 
 
 def kafka_config(settings: Settings) -> Any:

@@ -30,6 +30,10 @@ class Permission(StrEnum):
     TENANT_REACTIVATE = "tenant:reactivate"
     TOKEN_ISSUE = "token:issue"  # noqa: S105 - a permission name
     AUDIT_READ = "audit:read"
+    POLICY_READ = "policy:read"
+    POLICY_AUTHOR = "policy:author"
+    DECISION_REQUEST = "decision:request"
+    DECISION_LOG_CONFIGURE = "decision-log:configure"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,20 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.TENANT_REACTIVATE: Rule(frozenset({_E}), Scope.PLATFORM, "Reactivate a tenant"),
     Permission.TOKEN_ISSUE: Rule(frozenset({_E}), Scope.PLATFORM, "Issue access tokens"),
     Permission.AUDIT_READ: Rule(frozenset({_E, _J, _A}), Scope.TENANT, "Read the audit log"),
+    Permission.POLICY_READ: Rule(
+        frozenset({MaciRole.MONITOR}), Scope.TENANT, "Read policies and their versions"
+    ),
+    Permission.POLICY_AUTHOR: Rule(
+        frozenset({_E, MaciRole.LEGISLATIVE}),
+        Scope.TENANT,
+        "Submit, activate, roll back or retire policies",
+    ),
+    Permission.DECISION_REQUEST: Rule(
+        frozenset({MaciRole.MONITOR}), Scope.TENANT, "Ask for policy decisions"
+    ),
+    Permission.DECISION_LOG_CONFIGURE: Rule(
+        frozenset({_E}), Scope.TENANT, "Choose whether decision logs keep the (masked) input"
+    ),
 }
 
 

@@ -65,6 +65,7 @@ def test_platform_auditor_may_list_tenants() -> None:
 
 # Written by hand from the rules (not from PERMISSIONS): for each permission, the roles allowed
 # on their own tenant and on the platform ("-" for none). Another tenant is always NotFound.
+EVERY_ROLE = "EXECUTIVE JUDICIAL LEGISLATIVE CONTROLLER IMPLEMENTER AUDITOR MONITOR"
 HAND_WRITTEN = {
     Permission.TENANT_CREATE: ("-", "EXECUTIVE"),
     Permission.TENANT_LIST: ("-", "EXECUTIVE JUDICIAL AUDITOR"),
@@ -75,6 +76,10 @@ HAND_WRITTEN = {
     Permission.TENANT_REACTIVATE: ("-", "EXECUTIVE"),
     Permission.TOKEN_ISSUE: ("-", "EXECUTIVE"),
     Permission.AUDIT_READ: ("EXECUTIVE JUDICIAL AUDITOR", "EXECUTIVE JUDICIAL AUDITOR"),
+    Permission.POLICY_READ: (EVERY_ROLE, EVERY_ROLE),
+    Permission.POLICY_AUTHOR: ("EXECUTIVE LEGISLATIVE", "EXECUTIVE LEGISLATIVE"),
+    Permission.DECISION_REQUEST: (EVERY_ROLE, EVERY_ROLE),
+    Permission.DECISION_LOG_CONFIGURE: ("EXECUTIVE", "EXECUTIVE"),
 }
 
 
