@@ -67,8 +67,9 @@ class PolicyController(Controller):
         summary="Submit a policy: a legacy source (converted and gated) or Rego",
         description="LEGISLATIVE or EXECUTIVE of the tenant, or a platform principal; on the "
         "system tenant this writes system-wide policies. Body: JSON {source, format, "
-        "allow_unguarded, constitutional_hash}, or multipart/form-data with the source as the "
-        "file field `file` and the other fields as form fields. Every policy in the source gets "
+        "filename, allow_unguarded, constitutional_hash}, or multipart/form-data with the "
+        "source as the file field `file` and the other fields as form fields (the file name's "
+        "stem is the id of a policy whose source has none). Every policy in the source gets "
         "a new immutable version (not active until activated). A source that does not convert "
         "is 422 POLICY_CONVERSION_FAILED with the line and column; nothing is registered.",
         responses={
@@ -447,7 +448,7 @@ async def _submission(request: Request[Any, Any, Any]) -> tuple[SubmitPolicy, An
         SubmitPolicy(
             value["source"],
             value.get("format", "auto"),
-            None,
+            value.get("filename"),
             bool(value.get("allow_unguarded", False)),
         ),
         value.get("constitutional_hash", UNSET),

@@ -22,6 +22,7 @@ class SubmitPolicyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
 
     source: str
     format: SourceFormatName = "auto"
+    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | UnsetType = UNSET
     allow_unguarded: bool = False
     constitutional_hash: HashValue | UnsetType = UNSET
 
