@@ -47,7 +47,7 @@ from commands.authorization import Permission, authorize
 from commands.constitution import verify_constitutional_hash
 from commands.context import Principal
 from commands.decisions import DecisionRequest, DecisionService
-from commands.policies import SubmitPolicy
+from commands.policy_intake import SubmitPolicy
 from domain.errors import NotFound, ValidationFailed
 from projections.policies import find_policy, find_version, list_policies
 

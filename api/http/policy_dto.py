@@ -10,7 +10,7 @@ from msgspec import UNSET, UnsetType
 
 from api.http.dto import HashValue, documented
 from commands.decisions import MAX_BATCH, DecisionOutcome
-from commands.policies import FORMATS
+from commands.policy_intake import FORMATS
 
 PolicyStatusName = Literal["draft", "active", "retired"]
 SourceFormatName = Annotated[str, documented(enum=list(FORMATS))]
