@@ -213,6 +213,10 @@ class System:
             self.relay.close()
         if self.policies is not None:
             self.policies.close()
+        if self.decision_log is not None:
+            self.decision_log.close()
+        if self.policy_cache is not None:
+            self.policy_cache.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()

@@ -35,6 +35,8 @@ class DecisionLogStore(Protocol):
 
     def insert(self, records: Sequence[DecisionRecord]) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class DecisionRecorder:
     def __init__(
@@ -67,6 +69,10 @@ class DecisionRecorder:
                 self._queue.put_nowait(entry)
             except queue.Full:
                 self.dropped += 1
+
+    def close(self) -> None:
+        """Release the store's connection (decisions still queued stay queued)."""
+        self._store.close()
 
     @property
     def queued(self) -> int:

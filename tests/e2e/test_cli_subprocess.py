@@ -332,8 +332,11 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
         assert sorted(running.group(1).split(", ")) == [
             "audit_log",
             "audit_partitions",
+            "decision_log",
             "external_events",
             "kafka_relay",
+            "policies",
+            "policy_cache",
             "tenants",
         ]
 

@@ -71,5 +71,13 @@ def test_projections_status_shows_a_disabled_relay_as_disabled(
 
 def test_serve_and_worker_share_one_list_with_partition_maintenance(system: System) -> None:
     names = system.worker_names()
-    assert names == [AUDIT_PARTITIONS, "tenants", "audit_log"]  # streaming off: no relay
-    assert system.followers() == ["tenants", "audit_log"]
+    # streaming off: no relay
+    assert names == [
+        AUDIT_PARTITIONS,
+        "decision_log",
+        "policy_cache",
+        "tenants",
+        "audit_log",
+        "policies",
+    ]
+    assert system.followers() == ["tenants", "audit_log", "policies"]
