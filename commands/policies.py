@@ -13,8 +13,8 @@ from typing import Any
 from uuid import UUID
 
 from commands.application import GovernanceApplication
-from commands.authorization import Permission
-from commands.context import CommandContext
+from commands.authorization import Permission, authorize
+from commands.context import CommandContext, Principal
 from commands.policy_intake import PolicyIntake, SubmitPolicy
 from commands.preamble import CommandPreamble
 from domain.errors import Forbidden, NotFound, ValidationFailed
@@ -162,6 +162,19 @@ class PolicyCommands:
         )
 
     # --- decision-log setting -----------------------------------------------------------------
+
+    def decision_log_setting(
+        self, principal: Principal, tenant_id: UUID
+    ) -> tuple[bool, tuple[str, ...]]:
+        """The tenant's setting as last recorded (read from its events, not the read model)."""
+        authorize(principal, Permission.POLICY_READ, tenant_id)
+        try:
+            settings = self._app.load(
+                tenant_id, settings_aggregate_id(tenant_id), DecisionLogSettings
+            )
+        except NotFound:
+            return False, ()
+        return settings.log_input, settings.mask_fields
 
     def configure_decision_log(
         self, ctx: CommandContext, tenant_id: UUID, *, log_input: object, fields: object

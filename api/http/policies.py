@@ -334,16 +334,13 @@ class DecisionController(Controller):
     async def get_log_settings(
         self, tenant_id: UUID, principal: Principal, api: ApiServices
     ) -> DecisionLogSettingsView:
-        authorize(principal, Permission.POLICY_READ, tenant_id)
-        async with api.database.tenant_session(tenant_id) as conn:
-            cur = await conn.execute(
-                "SELECT log_input, mask_fields FROM decision_log_settings WHERE tenant_id = %s",
-                [tenant_id],
-            )
-            row = await cur.fetchone()
-        log_input, fields = (row["log_input"], row["mask_fields"]) if row else (False, [])
+        log_input, fields = await _in_thread(
+            partial(_registry(api).decision_log_setting, principal, tenant_id)
+        )
         return DecisionLogSettingsView(
-            log_input=log_input, mask_fields=fields, constitutional_hash=api.constitutional_hash
+            log_input=log_input,
+            mask_fields=list(fields),
+            constitutional_hash=api.constitutional_hash,
         )
 
     @put(
