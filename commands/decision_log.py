@@ -11,9 +11,8 @@ decision id, so writing a batch twice adds nothing.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
@@ -50,7 +49,8 @@ class DecisionRecorder:
     ) -> None:
         self._store = store
         self._app = app
-        self._queue: queue.Queue[DecisionRecord] = queue.Queue(capacity)
+        self._queue: deque[DecisionRecord] = deque()
+        self.capacity = capacity
         self._pending: list[DecisionRecord] = []
         self._write_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -65,9 +65,9 @@ class DecisionRecorder:
         """Queue one decision (never blocks: a full queue drops it, and counts it)."""
         with self._count_lock:
             self.made += 1
-            try:
-                self._queue.put_nowait(entry)
-            except queue.Full:
+            if len(self._queue) < self.capacity:
+                self._queue.append(entry)
+            else:
                 self.dropped += 1
 
     def close(self) -> None:
@@ -76,26 +76,29 @@ class DecisionRecorder:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize() + len(self._pending)
+        return len(self._queue) + len(self._pending)
 
     def run(self, stop: threading.Event) -> None:
-        """The worker: write batches until `stop` is set, then write what is left."""
+        """The worker: write what has been queued, then wait `flush_seconds` (so a busy API
+        writes a few large batches rather than many small ones), until `stop` is set; then
+        write what is left."""
         while not stop.is_set():
-            self._write_next(block=True)
+            if self._write_next() < self.batch_size:
+                stop.wait(self.flush_seconds)
         self.flush()
 
     def flush(self) -> int:
         """Write everything queued now; returns how many decisions were written."""
         written = 0
         while True:
-            count = self._write_next(block=False)
+            count = self._write_next()
             if not count:
                 return written
             written += count
 
-    def _write_next(self, *, block: bool) -> int:
+    def _write_next(self) -> int:
         with self._write_lock:
-            batch = self._pending or self._take(block=block)
+            batch = self._pending or self._take()
             if not batch:
                 return 0
             self._pending = batch
@@ -105,14 +108,13 @@ class DecisionRecorder:
         self._audit_denied(batch)
         return len(batch)
 
-    def _take(self, *, block: bool) -> list[DecisionRecord]:
+    def _take(self) -> list[DecisionRecord]:
         batch: list[DecisionRecord] = []
+        take = self._queue.popleft
         try:
-            if block:
-                batch.append(self._queue.get(timeout=self.flush_seconds))
             while len(batch) < self.batch_size:
-                batch.append(self._queue.get_nowait())
-        except queue.Empty:
+                batch.append(take())
+        except IndexError:
             pass
         return batch
 

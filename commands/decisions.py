@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from commands.application import GovernanceApplication
 from commands.authorization import Permission, authorize
@@ -27,6 +27,7 @@ from domain.registry.decision_log import (
     DecisionLogSettings,
     input_digest,
     masked,
+    new_decision_id,
     settings_aggregate_id,
 )
 from domain.registry.policy import TenantPolicy, policy_aggregate_id
@@ -275,7 +276,7 @@ class DecisionService:
                     },
                 ) from None
             latency_ms = (time.perf_counter() - started) * 1000
-            decision_id = uuid4()
+            decision_id = new_decision_id()
             self.sink.record(
                 DecisionRecord(
                     decision_id=decision_id,

@@ -167,6 +167,8 @@ class PolicyController(Controller):
         self, tenant_id: UUID, policy_id: str, principal: Principal, api: ApiServices
     ) -> PolicyDetail:
         authorize(principal, Permission.POLICY_READ, tenant_id)
+        if "\x00" in policy_id:  # PostgreSQL text cannot hold it: no policy has it
+            raise NotFound("policy not found", {"policy_id": policy_id.replace("\x00", "")})
         async with api.database.tenant_session(tenant_id) as conn:
             row = await find_policy(conn, policy_id)
         if row is None:
@@ -187,8 +189,8 @@ class PolicyController(Controller):
         self, tenant_id: UUID, policy_id: str, version: int, principal: Principal, api: ApiServices
     ) -> VersionDetail:
         authorize(principal, Permission.POLICY_READ, tenant_id)
-        if not 1 <= version <= 2**31 - 1:
-            raise NotFound("version not found", {"policy_id": policy_id, "version": version})
+        if not 1 <= version <= 2**31 - 1 or "\x00" in policy_id:
+            raise NotFound("version not found", {"version": version})
         async with api.database.tenant_session(tenant_id) as conn:
             row = await find_version(conn, policy_id, version)
         if row is None:

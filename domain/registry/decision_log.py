@@ -4,11 +4,14 @@ enables it (with its masked fields replaced), and the tenant's setting as an agg
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from hashlib import sha256
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import msgspec
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import ValidationFailed
@@ -18,13 +21,24 @@ MASK = "***"
 MAX_MASK_FIELDS = 100
 _FIELD_PATH = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,15}$")
 _SETTINGS_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:decision-log-settings")
+_canonical = msgspec.json.Encoder(order="sorted").encode
 
 
 def input_digest(document: Any) -> str:
-    """SHA-256 of the input's canonical JSON (sorted keys, no spaces): equal inputs, equal
-    digests."""
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return sha256(text.encode()).hexdigest()
+    """SHA-256 of the input's canonical JSON (UTF-8, sorted keys, no spaces): equal inputs,
+    equal digests."""
+    return sha256(_canonical(document)).hexdigest()
+
+
+def new_decision_id() -> UUID:
+    """A UUID version 7: the time in milliseconds, then 74 random bits. Time-ordered, so the
+    decision log's key grows at its end."""
+    millis = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(os.urandom(10)) >> 6  # 74 bits
+    value = (millis & (2**48 - 1)) << 80
+    value |= 0x7 << 76 | (random_bits >> 62) << 64  # version 7, then 12 random bits
+    value |= 0b10 << 62 | (random_bits & (2**62 - 1))  # RFC 4122 variant, 62 random bits
+    return UUID(int=value)
 
 
 def masked(document: Any, fields: tuple[str, ...]) -> Any:

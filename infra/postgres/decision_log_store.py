@@ -1,5 +1,6 @@
 """Appends decision records to `decision_logs` (append-only, partitioned by month), as the
-projector role, in one transaction per batch; a record already written is skipped."""
+projector role, in one transaction per batch: the batch is copied into a temporary table
+(COPY, one round trip) and inserted from there, skipping a record already written."""
 
 from __future__ import annotations
 
@@ -19,13 +20,19 @@ class _Policy(Protocol):
     system_wide: bool
 
 
-_INSERT = """
-INSERT INTO decision_logs (decision_id, tenant_id, policy_id, policy_key, policy_version,
-    system_wide, input_sha256, input, allow, deny, obligations, latency_ms, principal,
-    constitutional_hash, decided_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT DO NOTHING
-"""
+_COLUMNS = (
+    "decision_id, tenant_id, policy_id, policy_key, policy_version, system_wide, input_sha256, "
+    "input, allow, deny, obligations, latency_ms, principal, constitutional_hash, decided_at"
+)
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS decision_logs_batch "
+    "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY decision_logs_batch ({_COLUMNS}) FROM STDIN"
+_INSERT = (
+    f"INSERT INTO decision_logs ({_COLUMNS}) SELECT {_COLUMNS} FROM decision_logs_batch "  # noqa: S608
+    "ON CONFLICT DO NOTHING"
+)
 
 
 class PostgresDecisionLogStore:
@@ -62,7 +69,11 @@ class PostgresDecisionLogStore:
         try:
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(_INSERT, rows)
+                cur.execute(_STAGE)
+                with cur.copy(_COPY) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(_INSERT)
         except psycopg.OperationalError:
             self.close()
             raise

@@ -10,12 +10,12 @@ longer active do not stay in memory. The decision of a call is the module's `all
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
+import msgspec
 import regorus
 
 from domain.policy.gate import RegoCompileError, RegoEvaluationError
@@ -31,6 +31,8 @@ _DECISION_MODULE = (
 _DECISION_RULE = "data.acgs_decision.result"
 DEFAULT_ENGINES_PER_THREAD = 256
 CacheKey = tuple[Hashable, int]  # (policy id, version)
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 class _ThreadEngines(threading.local):
@@ -56,12 +58,12 @@ class EngineCache:
 
         Raises RegoCompileError or RegoEvaluationError."""
         engine = self._engine(key, module, package)
-        engine.set_input_json(json.dumps(request))
+        engine.set_input_json(_encode(request).decode())
         try:
             raw = engine.eval_rule_as_json(_DECISION_RULE)
         except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all
             raise RegoEvaluationError(error_summary(str(error))) from None
-        return _decision(json.loads(raw), package)
+        return _decision(_decode(raw), package)
 
     def evict(self, policy_id: Hashable) -> None:
         """Drop every engine of `policy_id`, in each thread on its next call."""
