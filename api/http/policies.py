@@ -9,6 +9,7 @@ every policy asked for is cached and the batch is small, else in a worker thread
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
@@ -16,11 +17,13 @@ from uuid import UUID
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
-from api.http.bodies import decode, struct_problems
+from api.http.dto import HASH_PATTERN
 from api.http.errors import UnsupportedMediaType
 from api.http.policy_dto import (
     ActivateRequest,
@@ -45,9 +48,9 @@ from api.http.services import ApiServices
 from api.http.tenants import MAX_OFFSET, HashHeader, IdempotencyKey, _context
 from commands.authorization import Permission, authorize
 from commands.constitution import verify_constitutional_hash
-from commands.context import Principal
+from commands.context import CommandContext, Principal
 from commands.decisions import DecisionRequest, DecisionService
-from commands.policy_intake import SubmitPolicy
+from commands.policy_intake import FORMATS, SubmitPolicy
 from domain.errors import NotFound, ValidationFailed
 from projections.policies import find_policy, find_version, list_policies
 
@@ -55,6 +58,41 @@ T = TypeVar("T")
 INLINE_BATCH = 16  # at most this many cached decisions are made on the event loop itself
 _MULTIPART = "multipart/form-data"
 _TRUE = frozenset({"true", "1", "yes", "on"})
+
+
+_SUBMIT_RESPONSES = {
+    201: ResponseSpec(PolicySubmitted, description="Registered, with the report"),
+    **ex.refusals(
+        "POLICY_CONVERSION_FAILED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "INVALID_STATE_TRANSITION",
+        "CONCURRENT_MODIFICATION",
+        "IDEMPOTENCY_KEY_REUSED",
+        *ex.WRITE,
+    ),
+}
+_UPLOAD_FORM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["file"],
+    properties={
+        "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+        "format": Schema(type=OpenAPIType.STRING, enum=list(FORMATS)),
+        "allow_unguarded": Schema(type=OpenAPIType.BOOLEAN),
+        "constitutional_hash": Schema(type=OpenAPIType.STRING, pattern=HASH_PATTERN),
+    },
+)
+
+
+@dataclass
+class _UploadOperation(Operation):
+    """The upload's operation, with its multipart request body documented (the handler reads
+    the form itself)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={_MULTIPART: OpenAPIMediaType(schema=_UPLOAD_FORM)}, required=True
+        )
 
 
 class PolicyController(Controller):
@@ -66,26 +104,41 @@ class PolicyController(Controller):
         status_code=201,
         summary="Submit a policy: a legacy source (converted and gated) or Rego",
         description="LEGISLATIVE or EXECUTIVE of the tenant, or a platform principal; on the "
-        "system tenant this writes system-wide policies. Body: JSON {source, format, "
-        "filename, allow_unguarded, constitutional_hash}, or multipart/form-data with the "
-        "source as the file field `file` and the other fields as form fields (the file name's "
-        "stem is the id of a policy whose source has none). Every policy in the source gets "
-        "a new immutable version (not active until activated). A source that does not convert "
-        "is 422 POLICY_CONVERSION_FAILED with the line and column; nothing is registered.",
-        responses={
-            201: ResponseSpec(PolicySubmitted, description="Registered, with the report"),
-            **ex.refusals(
-                "POLICY_CONVERSION_FAILED",
-                "FORBIDDEN",
-                "NOT_FOUND",
-                "INVALID_STATE_TRANSITION",
-                "CONCURRENT_MODIFICATION",
-                "IDEMPOTENCY_KEY_REUSED",
-                *ex.WRITE,
-            ),
-        },
+        "system tenant this writes system-wide policies. Every policy in the source gets a new "
+        "immutable version (not active until activated). A source that does not convert is 422 "
+        "POLICY_CONVERSION_FAILED with the line and column; nothing is registered. `filename` "
+        "(optional) names a policy whose source has none (its stem) and helps format auto. "
+        "Honours Idempotency-Key. A file may be uploaded as multipart/form-data to "
+        "POST .../policies/upload instead.",
+        responses=_SUBMIT_RESPONSES,
     )
     async def submit_policy(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: UUID,
+        data: SubmitPolicyRequest,
+        principal: Principal,
+        api: ApiServices,
+        constitutional_hash: HashHeader = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[PolicySubmitted]:
+        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        filename = None if data.filename is UNSET else data.filename
+        submission = SubmitPolicy(data.source, data.format, filename, data.allow_unguarded)
+        return await _submit(request, api, principal, ctx, tenant_id, submission, idempotency_key)
+
+    @post(
+        "/upload",
+        status_code=201,
+        summary="Submit a policy file (multipart/form-data)",
+        description="As POST .../policies, the source uploaded as the file field `file` (its "
+        "name's stem names a policy whose source has none; its extension helps format auto), "
+        "the other fields as form fields. Honours Idempotency-Key (the same body: the same "
+        "bytes, boundary included).",
+        responses=_SUBMIT_RESPONSES,
+        operation_class=_UploadOperation,
+    )
+    async def upload_policy(
         self,
         request: Request[Any, Any, Any],
         tenant_id: UUID,
@@ -94,32 +147,9 @@ class PolicyController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[PolicySubmitted]:
-        submission, in_body = await _submission(request)
+        submission, in_body = await _upload(request)
         ctx = _context(request, principal, in_body, constitutional_hash)
-
-        async def submit() -> Response[Any]:
-            commands = _registry(api)
-            done = await _in_thread(partial(commands.submit, ctx, tenant_id, submission))
-            _decisions(api).cache.invalidate_many(p.id for p, _ in done.versions)
-            body = PolicySubmitted(
-                policies=[
-                    VersionAdded(
-                        policy_id=policy.policy_key,
-                        version=version.number,
-                        conversion_status=version.conversion_status,
-                        sha256=version.sha256,
-                        status=policy.status.value,
-                        active_version=policy.active_version,
-                        system_wide=policy.system_wide,
-                    )
-                    for policy, version in done.versions
-                ],
-                report=done.report,
-                constitutional_hash=api.constitutional_hash,
-            )
-            return Response(body, status_code=201)
-
-        return await api.idempotency.run(request, principal, idempotency_key, submit)
+        return await _submit(request, api, principal, ctx, tenant_id, submission, idempotency_key)
 
     @get(
         "/",
@@ -406,52 +436,67 @@ def _decision_requests(data: DecisionRequestBody) -> list[DecisionRequest]:
     return [DecisionRequest(data.policy_id, data.input)]
 
 
-async def _submission(request: Request[Any, Any, Any]) -> tuple[SubmitPolicy, Any]:
-    """The submitted source, from a JSON body or a multipart upload; and the hash in it."""
-    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
-    if media == _MULTIPART:
-        form = await request.form()
-        upload = form.get("file")
-        problems = []
-        if upload is None or isinstance(upload, str):
-            problems.append({"field": "file", "message": "is required (the policy source)"})
-            text, filename = "", None
-        else:
-            raw = await upload.read()
-            filename = upload.filename or None
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                problems.append({"field": "file", "message": "must be UTF-8 text"})
-                text = ""
-        source_format = str(form.get("format") or "auto")
-        unguarded = str(form.get("allow_unguarded") or "false").lower() in _TRUE
-        in_body = form.get("constitutional_hash") or UNSET
-        if problems:
-            raise ValidationFailed(problems[0]["message"], {"fields": problems})
-        return SubmitPolicy(text, source_format, filename, unguarded), in_body
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaType(
-            "the request body must be JSON or multipart/form-data",
-            {"supported": ["application/json", _MULTIPART]},
+async def _submit(
+    request: Request[Any, Any, Any],
+    api: ApiServices,
+    principal: Principal,
+    ctx: CommandContext,
+    tenant_id: UUID,
+    submission: SubmitPolicy,
+    idempotency_key: str | None,
+) -> Response[PolicySubmitted]:
+    async def submit() -> Response[Any]:
+        done = await _in_thread(partial(_registry(api).submit, ctx, tenant_id, submission))
+        _decisions(api).cache.invalidate_many(p.id for p, _ in done.versions)
+        body = PolicySubmitted(
+            policies=[
+                VersionAdded(
+                    policy_id=policy.policy_key,
+                    version=version.number,
+                    conversion_status=version.conversion_status,
+                    sha256=version.sha256,
+                    status=policy.status.value,
+                    active_version=policy.active_version,
+                    system_wide=policy.system_wide,
+                )
+                for policy, version in done.versions
+            ],
+            report=done.report,
+            constitutional_hash=api.constitutional_hash,
         )
-    body = await request.body()
-    if not body.strip():
-        raise ValidationFailed.field("body", "is required (a JSON object or a multipart upload)")
-    value = decode(body)
-    problems = struct_problems(value, SubmitPolicyRequest)
-    if problems:
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise ValidationFailed(summary[:300], {"fields": problems})
-    return (
-        SubmitPolicy(
-            value["source"],
-            value.get("format", "auto"),
-            value.get("filename"),
-            bool(value.get("allow_unguarded", False)),
-        ),
-        value.get("constitutional_hash", UNSET),
-    )
+        return Response(body, status_code=201)
+
+    return await api.idempotency.run(request, principal, idempotency_key, submit)
+
+
+async def _upload(request: Request[Any, Any, Any]) -> tuple[SubmitPolicy, Any]:
+    """The uploaded source and the form's fields; and the hash among them."""
+    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    if media != _MULTIPART:
+        raise UnsupportedMediaType(
+            "upload the policy as multipart/form-data (JSON goes to POST .../policies)",
+            {"supported": [_MULTIPART]},
+        )
+    await request.body()  # kept: the idempotency fingerprint reads it again
+    try:
+        form = await request.form()
+    except Exception:  # noqa: BLE001 - any malformed multipart body is the client's fault
+        raise ValidationFailed.field("body", "is not a valid multipart/form-data body") from None
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise ValidationFailed.field("file", "is required (the policy source)")
+    raw = await upload.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed.field("file", "must be UTF-8 text") from None
+    if "\x00" in text:
+        raise ValidationFailed.field("file", "must not contain the NUL character (U+0000)")
+    source_format = str(form.get("format") or "auto")
+    unguarded = str(form.get("allow_unguarded") or "false").lower() in _TRUE
+    in_body = form.get("constitutional_hash") or UNSET
+    submission = SubmitPolicy(text, source_format, upload.filename or None, unguarded)
+    return submission, in_body
 
 
 def _decisions(api: ApiServices) -> DecisionService:

@@ -6,13 +6,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from msgspec import UNSET, UnsetType
 
 from api.http.dto import HashValue, documented
 from commands.decisions import MAX_BATCH, DecisionOutcome
 from commands.policy_intake import FORMATS
+from domain.registry.decision_log import FIELD_PATH, MAX_MASK_FIELDS
 
+NO_NUL = "^[^\\x00]*$"  # PostgreSQL text cannot hold U+0000; bodies.py refuses it
 PolicyStatusName = Literal["draft", "active", "retired"]
+FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=255), documented(pattern=NO_NUL)]
+PolicyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255), documented(pattern=NO_NUL)]
 SourceFormatName = Annotated[str, documented(enum=list(FORMATS))]
 
 
@@ -20,9 +26,12 @@ class SubmitPolicyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
     """A policy source as JSON (the same fields go in a multipart/form-data upload, the source
     as the file field `file`)."""
 
-    source: str
+    source: Annotated[str, documented(pattern=NO_NUL)]
     format: SourceFormatName = "auto"
-    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | UnsetType = UNSET
+    filename: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=255), documented(pattern=NO_NUL)]
+        | UnsetType
+    ) = UNSET
     allow_unguarded: bool = False
     constitutional_hash: HashValue | UnsetType = UNSET
 
@@ -116,14 +125,14 @@ class PolicyRetired(msgspec.Struct, kw_only=True):
 
 
 class DecisionItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    policy_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    policy_id: PolicyKey
     input: dict[str, Any]
 
 
 class DecisionRequestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One decision (`policy_id` and `input`) or a batch (`requests`, at most 1,000)."""
 
-    policy_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | UnsetType = UNSET
+    policy_id: PolicyKey | UnsetType = UNSET
     input: dict[str, Any] | UnsetType = UNSET
     requests: Annotated[list[DecisionItem], msgspec.Meta(max_length=MAX_BATCH)] | UnsetType = UNSET
     constitutional_hash: HashValue | UnsetType = UNSET
@@ -159,7 +168,13 @@ class DecisionBatchResult(msgspec.Struct, kw_only=True):
 
 class DecisionLogSettingsBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     log_input: bool
-    mask_fields: list[str] = msgspec.field(default_factory=list)
+    mask_fields: Annotated[
+        list[str],
+        documented(
+            max_items=MAX_MASK_FIELDS,
+            items=Schema(type=OpenAPIType.STRING, pattern=FIELD_PATH.pattern),
+        ),
+    ] = msgspec.field(default_factory=list)
     constitutional_hash: HashValue | UnsetType = UNSET
 
 

@@ -19,7 +19,7 @@ from domain.events import EventMeta
 
 MASK = "***"
 MAX_MASK_FIELDS = 100
-_FIELD_PATH = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,15}$")
+FIELD_PATH = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,15}$")
 _SETTINGS_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:decision-log-settings")
 _canonical = msgspec.json.Encoder(order="sorted").encode
 
@@ -62,7 +62,7 @@ def mask_fields(value: object) -> tuple[str, ...]:
         raise ValidationFailed.field(
             "mask_fields", f"must be a list of at most {MAX_MASK_FIELDS} dotted field paths"
         )
-    bad = [item for item in value if not isinstance(item, str) or not _FIELD_PATH.match(item)]
+    bad = [item for item in value if not isinstance(item, str) or not FIELD_PATH.match(item)]
     if bad:
         raise ValidationFailed.field(
             "mask_fields", "each entry must be a dotted field path such as user.email"

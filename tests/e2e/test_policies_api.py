@@ -198,21 +198,44 @@ def test_rego_is_compiled_and_must_carry_the_constitutional_guard(tenant: Tenant
     assert error["details"]["column"] > 0
 
 
-def test_a_multipart_upload_is_accepted(tenant: Tenant) -> None:
+def test_a_multipart_upload_is_accepted(tenant: Tenant, unique: str) -> None:
     author = tenant.client()
-    response = author.post(
-        f"/v1/tenants/{tenant.id}/policies",
-        files={"file": ("finance.json", FINANCE.encode(), "application/json")},
-        data={"constitutional_hash": HASH},
-    )
+    upload = f"/v1/tenants/{tenant.id}/policies/upload"
+    body = (
+        "--xyz\r\n"
+        'Content-Disposition: form-data; name="file"; filename="finance.json"\r\n'
+        "Content-Type: application/json\r\n\r\n"
+        f"{FINANCE}\r\n"
+        "--xyz\r\n"
+        'Content-Disposition: form-data; name="constitutional_hash"\r\n\r\n'
+        f"{HASH}\r\n"
+        "--xyz--\r\n"
+    ).encode()
+    key = {
+        "Idempotency-Key": f"upload-{unique}",
+        "Content-Type": "multipart/form-data; boundary=xyz",
+    }
+    response = author.post(upload, content=body, headers=key)
     assert response.status_code == 201, response.text
     assert response.json()["policies"][0]["policy_id"] == "finance-api"
+    again = author.post(upload, content=body, headers=key)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["policies"][0]["version"] == 1
     missing = author.post(
-        f"/v1/tenants/{tenant.id}/policies",
+        upload,
         files={"other": ("x.json", b"{}", "application/json")},
         data={"constitutional_hash": HASH},
     )
     assert _error(missing, 422, "VALIDATION_ERROR")["details"]["fields"][0]["field"] == "file"
+    as_json = author.post(upload, json={"source": FINANCE})
+    _error(as_json, 415, "UNSUPPORTED_MEDIA_TYPE")
+    broken = author.post(
+        upload,
+        content=b"--b\r\nno headers\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=b", **key},
+    )
+    assert broken.status_code in (409, 422), broken.text  # never a 500
 
 
 # --- versions, activation, rollback, retirement ---------------------------------------------------
