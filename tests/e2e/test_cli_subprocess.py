@@ -50,6 +50,7 @@ MIGRATIONS = [
     "applied 0005_row_level_security",
     "applied 0006_idempotency",
     "applied 0007_consumed_events",
+    "applied 0009_policy_registry",
 ]
 
 

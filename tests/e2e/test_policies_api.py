@@ -4,7 +4,9 @@ system-wide policies, batches, decision logs and evaluation errors."""
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -13,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from api.http.quotas.storage import StorageMeter
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from tests.e2e.policy_support import (
@@ -25,7 +28,7 @@ from tests.e2e.policy_support import (
     submit,
     submitted,
 )
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, ManualClock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -578,3 +581,24 @@ def test_an_evaluation_error_is_a_500_in_the_envelope_and_counted_never_an_allow
     with api.client() as anonymous:
         metrics = anonymous.get("/metrics").text
     assert f"acgs_decision_evaluation_errors_total {float(service.evaluation_errors)}" in metrics
+
+
+def test_a_policys_versions_count_toward_the_tenants_storage(
+    api: Api, platform: httpx.Client, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ManualClock()
+    monkeypatch.setattr(api.services, "storage", StorageMeter(api.system.database, clock=clock))
+
+    def used_bytes() -> float:
+        clock.now += 11  # past the cached figure
+        usage = platform.get(f"/v1/tenants/{tenant.id}").json()["usage_stats"]
+        return float(usage["current_storage_gb"]) * 1024**3
+
+    before = used_bytes()
+    # 300 KiB of random base64 in comments: PostgreSQL cannot compress it
+    noise = base64.b64encode(secrets.token_bytes(300 * 1024 * 3 // 4)).decode()
+    comments = "\n".join(f"# {noise[i : i + 100]}" for i in range(0, len(noise), 100))
+    source = f'{comments}\nPOLICY bulky\nDEFAULT deny\nRULE r WHEN user.role == "x" THEN ALLOW\n'
+    submitted(tenant.client(), tenant.id, source, "dsl")
+    api.wait_projected()
+    assert used_bytes() - before >= len(noise)

@@ -111,7 +111,11 @@ def path_variants() -> list[tuple[str, str]]:
 def _assert_401(api: Api, token: str, code: str = "INVALID_TOKEN") -> None:
     """Every secured operation of the schema, and the path variants, refuse `token` with 401."""
     targets = [
-        (method, path.format(tenant_id=_ANY_TENANT), _BODIES.get((method, path)))
+        (
+            method,
+            path.format(tenant_id=_ANY_TENANT, policy_id="any-policy", version=1),
+            _BODIES.get((method, path)),
+        )
         for method, path in secured_operations(api)
     ]
     targets += [(method, path, None) for method, path in path_variants()]
@@ -138,7 +142,8 @@ def test_missing_or_non_bearer_credentials_are_unauthenticated(
 ) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     targets = [
-        (method, path.format(tenant_id=_ANY_TENANT)) for method, path in secured_operations(api)
+        (method, path.format(tenant_id=_ANY_TENANT, policy_id="any-policy", version=1))
+        for method, path in secured_operations(api)
     ]
     with api.client() as anonymous:
         for method, path in [*targets, *path_variants()]:

@@ -16,6 +16,8 @@ from domain.audit import AuditEntry
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.events import Actor, EventMeta, event_id
 from domain.maci import MaciRole
+from domain.registry.decision_log import DecisionLogSettings
+from domain.registry.policy import TenantPolicy
 from domain.tenant.aggregate import Tenant
 from infra.kafka.codec import EncodeError, EventCodec
 from infra.kafka.schemas import (
@@ -57,7 +59,32 @@ def sample_events() -> list[Any]:
         details={"code": "FORBIDDEN", "nested": {"list": [1, 2.5, None, True]}},
         meta=META,
     )
-    return [*tenant.collect_events(), *entry.collect_events()]
+    policy = TenantPolicy.register(
+        owner=META.tenant_id, policy_key="finance-api", name="Finance", system_wide=False, meta=META
+    )
+    for role in ("admin", "owner"):
+        policy.add_version(
+            source=f'POLICY finance-api\nRULE r WHEN user.role == "{role}" THEN ALLOW\n',
+            source_format="dsl",
+            rego=f"package acgs.policies.finance_api\n# {role}\n",
+            package="acgs.policies.finance_api",
+            conversion_status="converted",
+            report={"status": "converted", "warnings": [], "coverage": 1.0},
+            meta=META,
+        )
+    policy.activate(2, META)
+    policy.activate(1, META)
+    policy.retire(META)
+    settings = DecisionLogSettings.create(
+        tenant_id=META.tenant_id, log_input=False, fields=(), meta=META
+    )
+    settings.change(log_input=True, fields=("user.ssn",), meta=META)
+    return [
+        *tenant.collect_events(),
+        *entry.collect_events(),
+        *policy.collect_events(),
+        *settings.collect_events(),
+    ]
 
 
 @pytest.fixture
