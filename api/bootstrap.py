@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
 from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
+from commands.decision_log import DecisionRecorder
+from commands.decisions import DecisionService, RegistryCache
 from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
+from commands.policies import PolicyCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
 from infra.circuit_breaker import CircuitBreakers
@@ -27,14 +31,18 @@ from infra.keys.envelope import EnvelopeSealer
 from infra.keys.local_file import LocalKeyFile
 from infra.postgres.data_keys import PostgresDataKeys
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
+from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import Projection, follower_status
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
+from infra.rego.bounded_engine import BoundedRegoEngine
+from infra.rego.engine_cache import EngineCache
 from infra.supervisor import Supervisor, Worker, WorkerStatus
 from projections.audit_log import AuditLogProjection
 from projections.integrations import IntegrationsProjection
+from projections.policies import PoliciesProjection
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
@@ -42,6 +50,7 @@ PARTITION_CHECK_SECONDS = 6 * 3600
 AUDIT_PARTITIONS = "audit_partitions"  # the worker that creates the audit log's partitions ahead
 EXTERNAL_EVENTS = "external_events"  # the worker consuming the external-events topic
 INTEGRATION_HEALTH = "integration_health"  # tests enabled integrations on an interval
+DECISION_LOG = "decision_log"  # the worker writing decision logs in batches
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +59,12 @@ class UnknownWorker(ValueError):
 
 
 def all_projections() -> list[Projection]:
-    return [TenantsProjection(), AuditLogProjection(), IntegrationsProjection()]
+    return [
+        TenantsProjection(),
+        AuditLogProjection(),
+        IntegrationsProjection(),
+        PoliciesProjection(),
+    ]
 
 
 def key_provider(settings: Settings) -> KeyProvider:
@@ -114,6 +128,11 @@ class System:
     sealer: EnvelopeSealer | None = None
     breakers: CircuitBreakers | None = None
     data_keys: PostgresDataKeys | None = None
+    # The policy registry and decisions (built by `build`).
+    policies: PolicyCommands | None = None
+    decisions: DecisionService | None = None
+    decision_log: DecisionRecorder | None = None
+    policy_cache: RegistryCacheFollower | None = None
     _closed: bool = False
 
     @property
@@ -141,16 +160,29 @@ class System:
 
     def worker_names(self) -> list[str]:
         """Every background worker of this deployment, in start order."""
-        names = [AUDIT_PARTITIONS, *self.followers(), INTEGRATION_HEALTH]
+        names = [AUDIT_PARTITIONS, *self._registry_workers(), *self.followers()]
+        names.append(INTEGRATION_HEALTH)
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
+    def _service_workers(self) -> dict[str, Callable[[], Worker]]:
+        """The workers that are not event-log followers, by name (each built on demand)."""
+        workers: dict[str, Callable[[], Worker]] = {
+            AUDIT_PARTITIONS: lambda: Worker(AUDIT_PARTITIONS, self._maintain_partitions),
+            EXTERNAL_EVENTS: lambda: external_events_worker(self),
+            INTEGRATION_HEALTH: lambda: Worker(INTEGRATION_HEALTH, self.health_checker().run),
+        }
+        if self.decision_log is not None:
+            recorder = self.decision_log
+            workers[DECISION_LOG] = lambda: Worker(DECISION_LOG, recorder.run)
+        if self.policy_cache is not None:
+            cache = self.policy_cache
+            workers[POLICY_CACHE] = lambda: Worker(POLICY_CACHE, cache.run, cache.close)
+        return workers
+
     def _worker(self, name: str) -> Worker:
-        if name == AUDIT_PARTITIONS:
-            return Worker(name, self._maintain_partitions)
-        if name == EXTERNAL_EVENTS:
-            return external_events_worker(self)
-        if name == INTEGRATION_HEALTH:
-            return Worker(name, self.health_checker().run)
+        service = self._service_workers().get(name)
+        if service is not None:
+            return service()
         if self.relay is not None and name == self.relay.name:
             return Worker(name, self.relay.run)  # closed by close(), started or not
         return Worker(name, self.runner(name).run)
@@ -181,6 +213,10 @@ class System:
             interval_seconds=self.settings.integration_health_interval_seconds,
         )
 
+    def _registry_workers(self) -> list[str]:
+        """The decision-log writer and the policy cache's follower, when the registry is built."""
+        return [DECISION_LOG, POLICY_CACHE] if self.decision_log is not None else []
+
     def worker_status(self) -> list[WorkerStatus]:
         """The supervised workers' states (none before `start_workers`)."""
         return self.supervisor.status() if self.supervisor is not None else []
@@ -191,12 +227,20 @@ class System:
             row = conn.execute("SELECT ensure_audit_partitions(1, 3)").fetchone()
         return int(row[0]) if row else 0
 
+    def ensure_decision_log_partitions(self) -> int:
+        """Create the decision log's monthly partitions from last month to three months ahead."""
+        with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
+            row = conn.execute("SELECT ensure_decision_log_partitions(1, 3)").fetchone()
+        return int(row[0]) if row else 0
+
     def _maintain_partitions(self, stop: threading.Event) -> None:
         """The partition-maintenance worker: check at start and every six hours (a failure is
         the supervisor's to restart with backoff)."""
         self.ensure_audit_partitions()
+        self.ensure_decision_log_partitions()
         while not stop.wait(PARTITION_CHECK_SECONDS):
             self.ensure_audit_partitions()
+            self.ensure_decision_log_partitions()
 
     def projection_status(self, *, own_only: bool = False) -> list[dict[str, Any]]:
         """Every follower of the log that has a position, with its lag and whether this
@@ -225,6 +269,12 @@ class System:
             self.relay.close()
         if self.data_keys is not None:
             self.data_keys.close()
+        if self.policies is not None:
+            self.policies.close()
+        if self.decision_log is not None:
+            self.decision_log.close()
+        if self.policy_cache is not None:
+            self.policy_cache.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -272,6 +322,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
         ]
+        build_registry(system)
         if settings.kafka_bootstrap_servers:
             system.kafka = kafka_config(settings)
             system.relay = build_relay(system, system.kafka)
@@ -280,6 +331,21 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             embedded.stop()
         raise
     return system
+
+
+def build_registry(system: System) -> None:
+    """The policy registry, the decision service, its decision log and its cache's follower."""
+    settings = system.settings
+    system.policies = PolicyCommands(system.app, settings.constitutional_hash, BoundedRegoEngine())
+    engines = EngineCache()
+    cache = RegistryCache(system.app)
+    system.decision_log = DecisionRecorder(
+        PostgresDecisionLogStore(system.projector_conninfo), system.app
+    )
+    system.decisions = DecisionService(
+        cache, engines, system.decision_log, settings.constitutional_hash
+    )
+    system.policy_cache = RegistryCacheFollower(system.projector_conninfo, cache, engines)
 
 
 def kafka_config(settings: Settings) -> Any:

@@ -34,6 +34,10 @@ class Permission(StrEnum):
     INTEGRATION_READ = "integration:read"  # secrets redacted
     INTEGRATION_HEALTH = "integration:health"
     TENANT_KEY_ROTATE = "tenant-key:rotate"
+    POLICY_READ = "policy:read"
+    POLICY_AUTHOR = "policy:author"
+    DECISION_REQUEST = "decision:request"
+    DECISION_LOG_CONFIGURE = "decision-log:configure"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,20 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.INTEGRATION_HEALTH: Rule(_EVERY_ROLE, Scope.TENANT, "Read integration health"),
     Permission.TENANT_KEY_ROTATE: Rule(
         frozenset({_E}), Scope.PLATFORM, "Rotate a tenant's key-encryption key"
+    ),
+    Permission.POLICY_READ: Rule(
+        frozenset({MaciRole.MONITOR}), Scope.TENANT, "Read policies and their versions"
+    ),
+    Permission.POLICY_AUTHOR: Rule(
+        frozenset({_E, MaciRole.LEGISLATIVE}),
+        Scope.TENANT,
+        "Submit, activate, roll back or retire policies",
+    ),
+    Permission.DECISION_REQUEST: Rule(
+        frozenset({MaciRole.MONITOR}), Scope.TENANT, "Ask for policy decisions"
+    ),
+    Permission.DECISION_LOG_CONFIGURE: Rule(
+        frozenset({_E}), Scope.TENANT, "Choose whether decision logs keep the (masked) input"
     ),
 }
 

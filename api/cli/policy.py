@@ -1,12 +1,15 @@
-"""`acgs policy ...`: convert legacy policies to Rego, check converted Rego, analyse gaps."""
+"""`acgs policy ...`: convert legacy policies to Rego, check converted Rego, analyse gaps, and
+decide an input offline (`eval`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -37,7 +40,9 @@ from commands.policy_conversion import (
     run_conversion,
     write_outputs,
 )
+from commands.policy_intake import FORMATS, PolicyConversionFailed, PolicyIntake, SubmitPolicy
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
+from domain.errors import ValidationFailed
 from domain.policy.conversion import (
     ConversionSettings,
     ConversionStatus,
@@ -45,16 +50,18 @@ from domain.policy.conversion import (
 )
 from domain.policy.conversion_report import totals
 from domain.policy.gaps.gap_report import gap_report_markdown, gap_report_text, score_summary
+from domain.policy.gate import RegoCompileError, RegoEvaluationError
 from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.sources import SourceFormat
 from infra.rego.bounded_engine import BoundedRegoEngine
+from infra.rego.engine_cache import EngineCache
 from infra.rego.opa_check import OpaStrictChecker
 
 EXIT_USAGE = 2
 _STATUS_STYLE = {"converted": "green", "unproven": "magenta", "partial": "yellow", "failed": "red"}
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"acgs policy: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
 
@@ -285,3 +292,104 @@ def gaps(sources: tuple[str, ...], output: str, limits: PolicyLimits) -> None:
     click.echo(text, nl=False)
     if output == "md":
         click.echo(score_summary(findings), err=True)
+
+
+@policy.command("eval")
+@click.argument("policy_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--input",
+    "input_text",
+    required=True,
+    help="The input document: JSON text, @FILE to read it from a file, or - for stdin.",
+)
+@click.option(
+    "--policy", "policy_id", default=None, help="The policy to use, when the file has several."
+)
+@click.option(
+    "--format",
+    "source_format",
+    type=click.Choice(list(FORMATS)),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--allow-unguarded", is_flag=True, help="Accept a Rego module without the constitutional guard."
+)
+@limit_option
+@hash_option
+def eval_policy(
+    policy_file: Path,
+    input_text: str,
+    policy_id: str | None,
+    source_format: str,
+    allow_unguarded: bool,
+    limits: PolicyLimits,
+    constitutional_hash: str,
+) -> None:
+    """Decide INPUT with POLICY_FILE offline, as the decision API does: convert (or compile) and
+    gate the file, then evaluate its Rego on the input (its constitutional_hash set when absent).
+    Prints {allow, deny, obligations, policy_id, constitutional_hash}; exit 1 when the policy
+    cannot be evaluated on the input, 2 when the file or input is unusable."""
+    try:
+        [text] = read_sources(collect_sources([policy_file], SourceFormat.AUTO, limits), limits)
+    except (SourceNotFound, SourceUnreadable, BatchTooLarge) as failure:
+        _fail(failure.message)
+    if text.size is not None:
+        _fail(f"{policy_file} is larger than {limits.source_bytes} bytes (limit source_bytes)")
+    document = _input_document(input_text)
+    intake = PolicyIntake(
+        BoundedRegoEngine(limits.evaluation_seconds, limits.evaluation_memory_bytes),
+        constitutional_hash,
+        limits,
+    )
+    try:
+        converted = intake.convert(
+            SubmitPolicy(text.text, source_format, str(policy_file), allow_unguarded)
+        )
+    except (PolicyConversionFailed, ValidationFailed) as failure:
+        where = failure.details.get("line")
+        at = f" (line {where}, column {failure.details.get('column')})" if where else ""
+        _fail(f"{policy_file} does not convert{at}: {failure.message}")
+    finally:
+        intake.close()
+    by_id = {result.policy_id: result for result in converted.results}
+    if policy_id is None and len(by_id) > 1:
+        _fail(f"{policy_file} holds several policies; choose one with --policy: {', '.join(by_id)}")
+    chosen = by_id.get(policy_id) if policy_id else next(iter(by_id.values()))
+    if chosen is None:
+        _fail(f"no policy {policy_id!r} in {policy_file}; it holds {', '.join(by_id)}")
+    assert chosen is not None
+    if "constitutional_hash" not in document:
+        document["constitutional_hash"] = constitutional_hash
+    try:
+        decision = EngineCache().evaluate(
+            (chosen.policy_id, 1), chosen.rego or "", chosen.package or "", document
+        )
+    except (RegoCompileError, RegoEvaluationError) as failure:
+        click.echo(f"acgs policy: evaluation failed: {failure.message}", err=True)
+        sys.exit(1)
+    answer = {
+        "allow": decision.allow,
+        "deny": sorted(decision.deny),
+        "obligations": [json.loads(item) for item in sorted(decision.obligations)],
+        "policy_id": chosen.policy_id,
+        "constitutional_hash": constitutional_hash,
+    }
+    click.echo(json.dumps(answer, ensure_ascii=False))
+
+
+def _input_document(text: str) -> dict[str, Any]:
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as failure:
+            _fail(f"cannot read the input {text[1:]}: {failure}")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as failure:
+        _fail(f"--input is not JSON: {failure.msg} (line {failure.lineno}, column {failure.colno})")
+    if not isinstance(document, dict):
+        _fail("--input must be a JSON object")
+    return document

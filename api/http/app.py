@@ -23,6 +23,7 @@ from api.http.health import HealthController
 from api.http.integrations import IntegrationController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
+from api.http.policies import DecisionController, PolicyController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
 from api.http.tenants import TenantController
@@ -56,7 +57,12 @@ def create_app(
 
     v1 = Router(
         path="/v1",
-        route_handlers=[TenantController, IntegrationController],
+        route_handlers=[
+            TenantController,
+            IntegrationController,
+            PolicyController,
+            DecisionController,
+        ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )

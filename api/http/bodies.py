@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import types
+from functools import cache
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
@@ -86,7 +87,7 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
     """Every problem of a decoded body against a request type, in field order."""
     if not isinstance(value, dict):
         return [_problem("body", "must be a JSON object")]
-    fields = msgspec.structs.fields(struct)
+    fields = _fields(struct)
     known = {f.encode_name for f in fields}
     problems = [_unknown(key) for key in value if key not in known]
     for f in fields:
@@ -99,6 +100,12 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
         except msgspec.ValidationError as exc:
             problems.append(_problem(f.encode_name, str(exc).partition(" - ")[0]))
     return problems
+
+
+@cache
+def _fields(struct: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """A request type's fields, resolved once (resolving its annotations costs ~0.1 ms)."""
+    return msgspec.structs.fields(struct)
 
 
 def _integral(value: Any) -> Any:

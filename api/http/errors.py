@@ -64,6 +64,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "CONVERSION_TIME_BUDGET_EXCEEDED": 422,
     "SOURCE_NOT_FOUND": 422,
     "SOURCE_UNREADABLE": 422,
+    # The policy registry and decisions.
+    "POLICY_CONVERSION_FAILED": 422,
+    "DECISION_EVALUATION_FAILED": 500,
 }
 
 # Fields a client may read but never write; named as such when a body carries them.

@@ -101,6 +101,18 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
         "the integration's circuit breaker is open after repeated connection failures",
         {"integration_id": TENANT_ID, "retry_after_seconds": 27.5},
     ),
+    "POLICY_CONVERSION_FAILED": (
+        "the source does not convert (finance-api): unexpected token",
+        {
+            "line": 3,
+            "column": 7,
+            "errors": [{"policy_id": "finance-api", "code": "POLICY_SYNTAX_ERROR", "line": 3}],
+        },
+    ),
+    "DECISION_EVALUATION_FAILED": (
+        "policy finance-api version 2 could not be evaluated on the input; no decision was made",
+        {"policy_id": "finance-api", "policy_version": 2, "reason": "type error"},
+    ),
 }
 _ALWAYS = ("UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED")
 WRITE = ("CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH", "STORAGE_QUOTA_EXCEEDED")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.bootstrap import System
+from api.http.decision_metrics import DecisionCollector
 from api.http.directory import CACHE_SECONDS, TenantDirectory
 from api.http.idempotency import Idempotency
 from api.http.metrics import ApiMetrics
@@ -46,6 +47,12 @@ class ApiServices:
         settings = system.settings
         keys = key_ring(settings)
         keys.ensure()
+        metrics = ApiMetrics(
+            system.projection_status,
+            system.worker_status,
+            system.breakers.snapshot if system.breakers is not None else dict,
+        )
+        metrics.registry.register(DecisionCollector(system))
         return cls(
             system=system,
             constitutional_hash=settings.constitutional_hash,
@@ -56,9 +63,5 @@ class ApiServices:
             concurrency=InProcessConcurrencyLimiter(),
             storage=StorageMeter(system.database),
             idempotency=Idempotency(system.database),
-            metrics=ApiMetrics(
-                system.projection_status,
-                system.worker_status,
-                system.breakers.snapshot if system.breakers is not None else dict,
-            ),
+            metrics=metrics,
         )

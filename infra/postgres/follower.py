@@ -15,6 +15,10 @@ notification was missed, and reconnects after a lost connection. It has two deli
   acknowledged it, and only then advances. A crash in between delivers the batch again: at least
   once, never loss; receivers deduplicate on the event id.
 
+A follower made with `track_position=False` keeps no row: its caller holds the position in
+memory (`head()` is where to start) and only `read` and `follow` apply. An API process's caches
+follow the log that way, from the head at their start: what they hold dies with the process.
+
 `follower_status` reports every follower's position and how far behind the log it is.
 """
 
@@ -40,6 +44,7 @@ _SELECT = (
     f"recorded_at FROM {EVENTS_TABLE} WHERE notification_id > %s "
     "ORDER BY notification_id LIMIT %s"
 )
+_HEAD = f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}"  # noqa: S608
 _REGISTER = "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING"
 _POSITION = "SELECT position FROM projection_positions WHERE name = %s"
 _MOVE = "UPDATE projection_positions SET position = %s, updated_at = now() WHERE name = %s"
@@ -71,9 +76,11 @@ class LogFollower:
         *,
         batch_size: int = 500,
         synchronous_commit: bool = True,
+        track_position: bool = True,
     ) -> None:
         self.conninfo = conninfo
         self.name = name
+        self.track_position = track_position
         self.batch_size = batch_size
         # Off only where losing the last advance in a database crash merely delivers again.
         self.synchronous_commit = synchronous_commit
@@ -84,7 +91,8 @@ class LogFollower:
             self._conn = psycopg.connect(self.conninfo, autocommit=True)
             if not self.synchronous_commit:
                 self._conn.execute("SET synchronous_commit = off")
-            self._conn.execute(_REGISTER, [self.name])
+            if self.track_position:
+                self._conn.execute(_REGISTER, [self.name])
         return self._conn
 
     def close(self) -> None:
@@ -111,6 +119,11 @@ class LogFollower:
             for table in tables:
                 conn.execute(f"TRUNCATE {table}")
             conn.execute(_MOVE, [0, self.name])
+
+    def head(self) -> int:
+        """The notification id of the last event recorded so far (0 for an empty log)."""
+        row = self._connection().execute(_HEAD).fetchone()
+        return int(row[0]) if row else 0
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import pytest
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
+from tests.e2e.policy_support import activate, rego, submit
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -129,6 +130,50 @@ def _success_requests(
         ("POST", "/v1/tenants/{tenant_id}/reactivate"): lambda: platform.post(
             f"{one}/reactivate", headers=hdr
         ),
+        **_policy_requests(api, platform, unique),
+    }
+
+
+def _policy_requests(
+    api: Api, platform: httpx.Client, unique: str
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The policy registry's and the decision API's operations, on a tenant of their own."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    tenant = api.create_tenant(platform, f"hdrp-{unique}")["tenant_id"]
+    base = f"/v1/tenants/{tenant}"
+    key = "/v1/tenants/{tenant_id}/policies/{policy_id}"
+
+    def settle(response: httpx.Response) -> httpx.Response:
+        api.wait_projected()
+        return response
+
+    return {
+        ("POST", "/v1/tenants/{tenant_id}/policies"): lambda: settle(
+            submit(platform, tenant, rego("hdr", "admin"))
+        ),
+        ("POST", "/v1/tenants/{tenant_id}/policies/upload"): lambda: settle(
+            platform.post(
+                f"{base}/policies/upload",
+                files={"file": ("hdr.rego", rego("hdr", "owner").encode())},
+                data={"constitutional_hash": HASH},
+            )
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/policies"): lambda: platform.get(f"{base}/policies"),
+        ("GET", key): lambda: platform.get(f"{base}/policies/hdr"),
+        ("GET", f"{key}/versions/{{version}}"): lambda: platform.get(
+            f"{base}/policies/hdr/versions/2"
+        ),
+        ("POST", f"{key}/activate"): lambda: activate(platform, tenant, "hdr", 1),
+        ("POST", "/v1/tenants/{tenant_id}/decisions"): lambda: platform.post(
+            f"{base}/decisions", json={"policy_id": "hdr", "input": {"user": {"role": "admin"}}}
+        ),
+        ("PUT", "/v1/tenants/{tenant_id}/decision-log/settings"): lambda: platform.put(
+            f"{base}/decision-log/settings", json={"log_input": False}, headers=hdr
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/decision-log/settings"): lambda: platform.get(
+            f"{base}/decision-log/settings"
+        ),
+        ("DELETE", key): lambda: platform.delete(f"{base}/policies/hdr", headers=hdr),
     }
 
 

@@ -51,6 +51,7 @@ MIGRATIONS = [
     "applied 0006_idempotency",
     "applied 0007_consumed_events",
     "applied 0008_integrations",
+    "applied 0009_policy_registry",
 ]
 
 
@@ -333,10 +334,13 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
         assert sorted(running.group(1).split(", ")) == [
             "audit_log",
             "audit_partitions",
+            "decision_log",
             "external_events",
             "integration_health",
             "integrations",
             "kafka_relay",
+            "policies",
+            "policy_cache",
             "tenants",
         ]
 

@@ -88,7 +88,7 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     assert body["status"] == "not_ready"
     assert body["checks"]["database"] == "ok"
     behind = {p["name"]: p for p in body["checks"]["projections"]["lagging"]}
-    assert set(behind) == {"tenants", "audit_log", "integrations"}
+    assert set(behind) == {"tenants", "audit_log", "integrations", "policies"}
     for row in behind.values():
         assert row["events_behind"] == 1  # the tenant's creation
         assert 6.0 <= row["seconds_behind"] < 60
@@ -98,8 +98,10 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     served.system.runner("integrations").catch_up()
     still = _ready(served)
     assert still.status_code == 503
-    assert [p["name"] for p in still.json()["checks"]["projections"]["lagging"]] == ["audit_log"]
+    lagging = [p["name"] for p in still.json()["checks"]["projections"]["lagging"]]
+    assert lagging == ["audit_log", "policies"]
     served.system.runner("audit_log").catch_up()
+    served.system.runner("policies").catch_up()
     assert _ready(served).status_code == 200
 
 

@@ -1,7 +1,8 @@
 """A small HTTP/1.1 keep-alive load generator (wrk is not installed on these machines).
 
 Run in its own process, pinned apart from the server: N connections each send GET requests
-back to back for a duration and time every response. Prints one JSON line:
+(or, with `--body`, POST requests with that JSON body) back to back for a duration and time
+every response. Prints one JSON line:
 {"requests", "errors", "seconds", "rps", "p50_ms", "p99_ms", "statuses"}.
 
     python -m tests.load.loadgen http://127.0.0.1:8000/path --connections 8 --duration 5 \
@@ -57,13 +58,22 @@ async def _connection(
 
 
 async def run(
-    url: str, connections: int, duration: float, warmup: float, headers: list[str]
+    url: str,
+    connections: int,
+    duration: float,
+    warmup: float,
+    headers: list[str],
+    body: str | None = None,
 ) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", *headers, "", ""]
-    request = "\r\n".join(lines).encode()
+    method = "GET" if body is None else "POST"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", *headers]
+    if body is not None:
+        payload = body.encode()
+        lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    request = "\r\n".join([*lines, "", ""]).encode() + (b"" if body is None else payload)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     begin = time.perf_counter()
@@ -94,6 +104,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--body", default=None, help="POST this JSON body (default: GET)")
     args = parser.parse_args()
     try:
         import uvloop  # noqa: PLC0415
@@ -101,7 +112,9 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         runner = asyncio.run
-    result = runner(run(args.url, args.connections, args.duration, args.warmup, args.header))
+    result = runner(
+        run(args.url, args.connections, args.duration, args.warmup, args.header, args.body)
+    )
     print(json.dumps(result))
 
 

@@ -113,7 +113,9 @@ def _assert_401(api: Api, token: str, code: str = "INVALID_TOKEN") -> None:
     targets = [
         (
             method,
-            path.format(tenant_id=_ANY_TENANT, integration_id=_ANY_TENANT),
+            path.format(
+                tenant_id=_ANY_TENANT, integration_id=_ANY_TENANT, policy_id="any-policy", version=1
+            ),
             _BODIES.get((method, path)),
         )
         for method, path in secured_operations(api)
@@ -142,7 +144,12 @@ def test_missing_or_non_bearer_credentials_are_unauthenticated(
 ) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     targets = [
-        (method, path.format(tenant_id=_ANY_TENANT, integration_id=_ANY_TENANT))
+        (
+            method,
+            path.format(
+                tenant_id=_ANY_TENANT, integration_id=_ANY_TENANT, policy_id="any-policy", version=1
+            ),
+        )
         for method, path in secured_operations(api)
     ]
     with api.client() as anonymous:

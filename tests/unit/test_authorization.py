@@ -63,10 +63,9 @@ def test_platform_auditor_may_list_tenants() -> None:
     authorize(principal(MaciRole.AUDITOR, tenant=SYSTEM_TENANT_ID), Permission.TENANT_LIST)
 
 
-_EVERY = "EXECUTIVE JUDICIAL LEGISLATIVE CONTROLLER IMPLEMENTER AUDITOR MONITOR"
-
 # Written by hand from the rules (not from PERMISSIONS): for each permission, the roles allowed
 # on their own tenant and on the platform ("-" for none). Another tenant is always NotFound.
+EVERY_ROLE = "EXECUTIVE JUDICIAL LEGISLATIVE CONTROLLER IMPLEMENTER AUDITOR MONITOR"
 HAND_WRITTEN = {
     Permission.TENANT_CREATE: ("-", "EXECUTIVE"),
     Permission.TENANT_LIST: ("-", "EXECUTIVE JUDICIAL AUDITOR"),
@@ -78,9 +77,13 @@ HAND_WRITTEN = {
     Permission.TOKEN_ISSUE: ("-", "EXECUTIVE"),
     Permission.AUDIT_READ: ("EXECUTIVE JUDICIAL AUDITOR", "EXECUTIVE JUDICIAL AUDITOR"),
     Permission.INTEGRATION_MANAGE: ("EXECUTIVE", "EXECUTIVE"),
-    Permission.INTEGRATION_READ: (_EVERY, _EVERY),
-    Permission.INTEGRATION_HEALTH: (_EVERY, _EVERY),
+    Permission.INTEGRATION_READ: (EVERY_ROLE, EVERY_ROLE),
+    Permission.INTEGRATION_HEALTH: (EVERY_ROLE, EVERY_ROLE),
     Permission.TENANT_KEY_ROTATE: ("-", "EXECUTIVE"),
+    Permission.POLICY_READ: (EVERY_ROLE, EVERY_ROLE),
+    Permission.POLICY_AUTHOR: ("EXECUTIVE LEGISLATIVE", "EXECUTIVE LEGISLATIVE"),
+    Permission.DECISION_REQUEST: (EVERY_ROLE, EVERY_ROLE),
+    Permission.DECISION_LOG_CONFIGURE: ("EXECUTIVE", "EXECUTIVE"),
 }
 
 

@@ -13,12 +13,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from api.bootstrap import System, build_relay
 from commands.context import CommandContext
 from commands.integrations import CreateIntegration
+from commands.policy_intake import SubmitPolicy
 from commands.tenants import CreateTenant
 from domain.errors import ConstitutionalHashMismatch, IntegrationUnreachable
 from domain.integration.aggregate import ARCHIVE_RETENTION_DAYS
 from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
+from tests.e2e.policy_support import rego
 from tests.integration.kafka.support import (
     PLATFORM,
     TRACE,
@@ -70,6 +72,15 @@ def every_event_type(system: System, unique: str) -> Callable[[], UUID]:
         system.tenants.update(PLATFORM, tenant.id, {"status": "suspended"})
         system.tenants.reactivate(PLATFORM, tenant.id)
         _every_integration_event(system, tenant.id)
+        registry = system.policies
+        assert registry is not None
+        for role in ("admin", "owner"):
+            registry.submit(PLATFORM, tenant.id, SubmitPolicy(rego("door", role)))
+        registry.activate(PLATFORM, tenant.id, "door", 2)
+        registry.activate(PLATFORM, tenant.id, "door", 1)  # a rollback
+        registry.retire(PLATFORM, tenant.id, "door")
+        registry.configure_decision_log(PLATFORM, tenant.id, log_input=False, fields=[])
+        registry.configure_decision_log(PLATFORM, tenant.id, log_input=True, fields=["user.ssn"])
         system.tenants.deactivate(PLATFORM, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id, immediate=True)
         refused = CommandContext(PLATFORM.principal, "0000000000000000", TRACE)

@@ -57,6 +57,9 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "governance_events",
         "tenant_claims",
         "integration_data_keys",
+        "policy_versions",
+        "decision_logs",
+        "decision_log_settings",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

@@ -72,5 +72,14 @@ def test_projections_status_shows_a_disabled_relay_as_disabled(
 def test_serve_and_worker_share_one_list_with_partition_maintenance(system: System) -> None:
     names = system.worker_names()
     # streaming off: no relay
-    assert names == [AUDIT_PARTITIONS, "tenants", "audit_log", "integrations", "integration_health"]
-    assert system.followers() == ["tenants", "audit_log", "integrations"]
+    assert names == [
+        AUDIT_PARTITIONS,
+        "decision_log",
+        "policy_cache",
+        "tenants",
+        "audit_log",
+        "integrations",
+        "policies",
+        "integration_health",
+    ]
+    assert system.followers() == ["tenants", "audit_log", "integrations", "policies"]

@@ -19,6 +19,8 @@ from domain.events import Actor, EventMeta, event_id
 from domain.integration.aggregate import Integration
 from domain.integration.values import HealthStatus
 from domain.maci import MaciRole
+from domain.registry.decision_log import DecisionLogSettings
+from domain.registry.policy import TenantPolicy
 from domain.tenant.aggregate import Tenant
 from infra.kafka.codec import EncodeError, EventCodec
 from infra.kafka.schemas import (
@@ -60,7 +62,12 @@ def sample_events() -> list[Any]:
         details={"code": "FORBIDDEN", "nested": {"list": [1, 2.5, None, True]}},
         meta=META,
     )
-    return [*tenant.collect_events(), *entry.collect_events(), *_integration_events()]
+    return [
+        *tenant.collect_events(),
+        *entry.collect_events(),
+        *_integration_events(),
+        *_registry_events(),
+    ]
 
 
 class _ReversingSealer:
@@ -107,6 +114,30 @@ def _integration_events() -> list[Any]:
     integration.archive(META, retention_days=0)
     integration.shred_secrets(sealer, integration.purge_after or datetime.now(UTC), META)
     return list(integration.collect_events())
+
+
+def _registry_events() -> list[Any]:
+    policy = TenantPolicy.register(
+        owner=META.tenant_id, policy_key="finance-api", name="Finance", system_wide=False, meta=META
+    )
+    for role in ("admin", "owner"):
+        policy.add_version(
+            source=f'POLICY finance-api\nRULE r WHEN user.role == "{role}" THEN ALLOW\n',
+            source_format="dsl",
+            rego=f"package acgs.policies.finance_api\n# {role}\n",
+            package="acgs.policies.finance_api",
+            conversion_status="converted",
+            report={"status": "converted", "warnings": [], "coverage": 1.0},
+            meta=META,
+        )
+    policy.activate(2, META)
+    policy.activate(1, META)
+    policy.retire(META)
+    settings = DecisionLogSettings.create(
+        tenant_id=META.tenant_id, log_input=False, fields=(), meta=META
+    )
+    settings.change(log_input=True, fields=("user.ssn",), meta=META)
+    return [*policy.collect_events(), *settings.collect_events()]
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The tenant policy registry: policies with immutable versions, one active, and decisions."""

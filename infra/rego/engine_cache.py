@@ -1,0 +1,132 @@
+"""Compiled regorus engines for serving decisions: one per (policy, version) and per thread.
+
+A regorus engine is unsendable (pyo3): it must be used and dropped on the thread that built it;
+so every thread keeps its own engines, at most `per_thread` of them (least recently used goes
+first). A version never changes, so a cached engine is never stale; `evict(policy_id)` drops a
+policy's engines in every thread anyway (each thread on its next call), so engines of versions no
+longer active do not stay in memory. The decision of a call is the module's `allow`, `deny` and
+`obligations`, which every registered policy defines.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+import msgspec
+import regorus
+
+from domain.policy.gate import RegoCompileError, RegoEvaluationError
+from domain.policy.json_values import canonical_text
+from domain.policy.reference_evaluator import Decision
+from infra.rego.engine_messages import compile_error_position, error_summary
+from infra.rego.regorus_engine import MAX_MODULE_BYTES, MAX_MODULE_LINES
+
+_DECISION_MODULE = (
+    "package acgs_decision\n\n"
+    "result := [data.{package}.allow, data.{package}.deny, data.{package}.obligations]\n"
+)
+_DECISION_RULE = "data.acgs_decision.result"
+DEFAULT_ENGINES_PER_THREAD = 256
+CacheKey = tuple[Hashable, int]  # (policy id, version)
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class _ThreadEngines(threading.local):
+    def __init__(self) -> None:
+        self.engines: OrderedDict[CacheKey, Any] = OrderedDict()
+        self.evictions_seen = 0
+
+
+class EngineCache:
+    """Evaluates registered policies on engines compiled once per thread (see the module)."""
+
+    def __init__(self, per_thread: int = DEFAULT_ENGINES_PER_THREAD) -> None:
+        self.per_thread = per_thread
+        self._local = _ThreadEngines()
+        self._evictions: list[Hashable] = []
+        self._lock = threading.Lock()
+        self.compiled = 0  # engines built, over all threads (a cache miss each)
+
+    def evaluate(
+        self, key: CacheKey, module: str, package: str, request: dict[str, Any]
+    ) -> Decision:
+        """The decision of version `key` (its Rego `module`, `package`) on `request`.
+
+        Raises RegoCompileError or RegoEvaluationError."""
+        engine = self._engine(key, module, package)
+        engine.set_input_json(_encode(request).decode())
+        try:
+            raw = engine.eval_rule_as_json(_DECISION_RULE)
+        except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all
+            raise RegoEvaluationError(error_summary(str(error))) from None
+        return _decision(_decode(raw), package)
+
+    def evict(self, policy_id: Hashable) -> None:
+        """Drop every engine of `policy_id`, in each thread on its next call."""
+        with self._lock:
+            self._evictions.append(policy_id)
+
+    def cached_here(self) -> int:
+        """Engines held by the calling thread."""
+        return len(self._local.engines)
+
+    def _engine(self, key: CacheKey, module: str, package: str) -> Any:
+        local = self._local
+        if local.evictions_seen != len(self._evictions):
+            with self._lock:
+                fresh = set(self._evictions[local.evictions_seen :])
+                local.evictions_seen = len(self._evictions)
+            for stale in [k for k in local.engines if k[0] in fresh]:
+                del local.engines[stale]
+        engine = local.engines.get(key)
+        if engine is not None:
+            local.engines.move_to_end(key)
+            return engine
+        engine = _compiled(key, module, package)
+        with self._lock:
+            self.compiled += 1
+        local.engines[key] = engine
+        while len(local.engines) > self.per_thread:
+            local.engines.popitem(last=False)
+        return engine
+
+
+def _compiled(key: CacheKey, module: str, package: str) -> Any:
+    engine = regorus.Engine()
+    engine.set_policy_length_config(
+        max_col=MAX_MODULE_BYTES, max_file_bytes=MAX_MODULE_BYTES, max_lines=MAX_MODULE_LINES
+    )
+    failure: RegoCompileError | None = None
+    try:
+        engine.add_policy(f"{key[0]}-v{key[1]}.rego", module)
+        engine.add_policy("acgs_decision.rego", _DECISION_MODULE.format(package=package))
+    except Exception as error:  # noqa: BLE001 - as above
+        line, column = compile_error_position(str(error))
+        failure = RegoCompileError(error_summary(str(error)), line, column)
+    if failure is not None:
+        del engine  # dropped on this thread, before the error travels
+        raise failure
+    return engine
+
+
+def _decision(row: Any, package: str) -> Decision:
+    if not isinstance(row, list) or len(row) != 3:
+        raise RegoEvaluationError(f"data.{package} leaves allow, deny or obligations undefined")
+    allow, deny, obligations = row
+    if (
+        not isinstance(allow, bool)
+        or not isinstance(deny, list)
+        or not isinstance(obligations, list)
+    ):
+        raise RegoEvaluationError(
+            f"data.{package}: allow must be a boolean, deny and obligations sets"
+        )
+    return Decision(
+        allow=allow,
+        deny=frozenset(str(reason) for reason in deny),
+        obligations=frozenset(canonical_text(item) for item in obligations),
+    )

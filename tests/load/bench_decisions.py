@@ -1,0 +1,282 @@
+"""Decision API benchmarks. Run: `python -m tests.load.bench_decisions [--rounds 3]`.
+
+1. In-process evaluation on the cached regorus engine alone (a converted sample policy, the
+   gate's generated requests in turn): p50/p99 and evaluations/s on one core.
+2. In-process decisions through the decision service as the route makes them (active version
+   from the cache, evaluation, the decision handed to the decision log, whose writer runs in the
+   same process): p50/p99 (target p99 < 1 ms) and decisions/s on one core; then every decision
+   made is logged or counted as dropped.
+3. A batch of 1,000 decisions in-process: p50/p99 per batch and decisions/s.
+4. `POST /v1/tenants/{id}/decisions` over real HTTP, one uvicorn worker pinned to CPU 1 (with
+   its decision-log writer and cache follower), the load generator (tests/load/loadgen.py) in
+   another process on CPU 0 with PostgreSQL, 8 keep-alive connections, alternating in the same
+   rounds with the bare Litestar route that only verifies the same token
+   (tests/load/server_for_bench.py); medians over the rounds. Target: the decision route at
+   >= 0.5x the bare route's throughput with p99 < 5 ms.
+5. A batch of 1,000 decisions over HTTP: p50/p99 per request and decisions/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import httpx
+
+from api.bootstrap import DECISION_LOG, System, build
+from api.registry_follower import POLICY_CACHE
+from api.settings import Settings
+from api.tokens import issue_as_operator
+from commands.context import CommandContext, Principal
+from commands.decisions import DecisionRequest, DecisionService
+from commands.policy_intake import SubmitPolicy
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+from domain.maci import MaciRole
+from domain.policy.gate_inputs import gate_inputs
+from domain.policy.reference_evaluator import evaluate
+from domain.policy.rule_model import Policy
+from domain.policy.sources import parse_source
+from domain.tenancy import SYSTEM_TENANT_ID
+from infra.rego.engine_cache import EngineCache
+from tests.load.bench_api import _pin, _pin_postgres, _start_server, _tenant
+from tests.load.stats import percentile, summary_ms
+from tests.load.targets import Targets
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
+
+HASH = DEFAULT_CONSTITUTIONAL_HASH
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "tests" / "data" / "legacy_samples" / "json_00_finance.json"
+TARGETS = Targets("bench_decisions")
+N = 20_000
+
+
+def _register(system: System, tenant: uuid.UUID) -> tuple[str, list[dict[str, Any]]]:
+    """The sample policy submitted and activated for `tenant`; its id and gate requests."""
+    assert system.policies is not None
+    text = SAMPLE.read_text()
+    ctx = CommandContext(Principal("bench", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
+    done = system.policies.submit(ctx, tenant, SubmitPolicy(text, "json", SAMPLE.name))
+    [(policy, version)] = done.versions
+    system.policies.activate(ctx, tenant, policy.policy_key, version.number)
+    [model] = [p for p in parse_source(SAMPLE.name, text) if isinstance(p, Policy)]
+    return policy.policy_key, list(gate_inputs(model, HASH).requests)
+
+
+def bench_engine(system: System, tenant: uuid.UUID, key: str, inputs: list[dict[str, Any]]) -> None:
+    service = _service(system)
+    active = service.cache.active(tenant, key)
+    assert active is not None
+    cache = EngineCache()
+    samples = []
+    started = time.perf_counter()
+    for i in range(N):
+        request = inputs[i % len(inputs)]
+        begin = time.perf_counter()
+        cache.evaluate((active.policy_id, active.version), active.rego, active.package, request)
+        samples.append(time.perf_counter() - begin)
+    rate = N / (time.perf_counter() - started)
+    print(f"1. evaluation on the cached engine (one core): {summary_ms(samples)}")
+    print(f"   {rate:,.0f} evaluations/s per core ({len(inputs)} distinct inputs)")
+
+
+def bench_service(
+    system: System, tenant: uuid.UUID, key: str, inputs: list[dict[str, Any]]
+) -> None:
+    service = _service(system)
+    principal = Principal("bench-monitor", tenant, (MaciRole.MONITOR,))
+    requests = [DecisionRequest(key, request) for request in inputs]
+    for request in requests[:100]:  # warm: the active version cached, the engine compiled
+        service.decide(principal, tenant, [request])
+    samples = []
+    started = time.perf_counter()
+    for i in range(N):
+        begin = time.perf_counter()
+        service.decide(principal, tenant, [requests[i % len(requests)]])
+        samples.append(time.perf_counter() - begin)
+    rate = N / (time.perf_counter() - started)
+    p99 = percentile(samples, 99) * 1000
+    verdict = TARGETS.check("2. in-process decision p99 < 1 ms", p99 < 1.0)
+    print(f"2. decision in-process (cache, evaluation, decision log): {summary_ms(samples)}")
+    print(f"   {rate:,.0f} decisions/s per core; target p99 < 1 ms: {verdict} ({p99:.3f} ms)")
+
+
+def bench_batch_in_process(
+    system: System, tenant: uuid.UUID, key: str, inputs: list[dict[str, Any]]
+) -> None:
+    service = _service(system)
+    principal = Principal("bench-monitor", tenant, (MaciRole.MONITOR,))
+    batch = [DecisionRequest(key, inputs[i % len(inputs)]) for i in range(1000)]
+    samples = []
+    for _ in range(20):
+        begin = time.perf_counter()
+        service.decide(principal, tenant, batch)
+        samples.append(time.perf_counter() - begin)
+    rate = 1000 / statistics.median(samples)
+    print(f"3. batch of 1,000 in-process: {summary_ms(samples)}; {rate:,.0f} decisions/s")
+    recorder = system.decision_log
+    assert recorder is not None
+    deadline = time.monotonic() + 60
+    while recorder.queued and time.monotonic() < deadline:
+        time.sleep(0.1)
+    accounted = recorder.made == recorder.logged + recorder.dropped
+    verdict = TARGETS.check("2-3. every decision logged or counted as dropped", accounted)
+    print(
+        f"   decision log: made {recorder.made:,}, logged {recorder.logged:,}, dropped "
+        f"{recorder.dropped:,} (accounted for: {verdict})"
+    )
+
+
+def _loadgen(url: str, token: str, connections: int, duration: float, body: str | None) -> Any:
+    command = [
+        sys.executable,
+        "-m",
+        "tests.load.loadgen",
+        url,
+        "--connections",
+        str(connections),
+        "--duration",
+        str(duration),
+        "--header",
+        f"Authorization: Bearer {token}",
+    ]
+    if body is not None:
+        command += ["--body", body]
+    out = subprocess.run([*_pin(0), *command], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout)
+
+
+def bench_route(
+    full: str,
+    bare: str,
+    tenant: uuid.UUID,
+    key: str,
+    token: str,
+    inputs: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> None:
+    allowed = next(r for r in inputs if _service_allows(r))
+    body = json.dumps({"policy_id": key, "input": allowed})
+    targets = {
+        "POST /v1/tenants/{id}/decisions (full app)": (
+            f"{full}/v1/tenants/{tenant}/decisions",
+            body,
+        ),
+        "GET /bare (token verification only)": (f"{bare}/bare", None),
+    }
+    runs: dict[str, list[Any]] = {name: [] for name in targets}
+    for _ in range(args.rounds):
+        for name, (url, payload) in targets.items():
+            runs[name].append(_loadgen(url, token, args.connections, args.duration, payload))
+    print(
+        f"4. one worker (CPU 1), load generator (CPU 0), {args.connections} connections, "
+        f"{args.rounds} alternating rounds of {args.duration:g} s (medians):"
+    )
+    medians = []
+    for name, results in runs.items():
+        rps = statistics.median(r["rps"] for r in results)
+        p50 = statistics.median(r["p50_ms"] for r in results)
+        p99 = statistics.median(r["p99_ms"] for r in results)
+        errors = sum(r["errors"] for r in results)
+        medians.append((rps, p99))
+        print(
+            f"   {name:<44} {rps:>8,.0f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms  "
+            f"errors {errors}  rounds {[round(r['rps']) for r in results]}"
+        )
+    (route_rps, route_p99), (bare_rps, _) = medians
+    ratio = route_rps / bare_rps
+    verdict = TARGETS.check(
+        "4. decision route: >= 0.5x the bare route with p99 < 5 ms",
+        ratio >= 0.5 and route_p99 < 5,
+    )
+    print(f"   ratio decision/bare = {ratio:.2f} (target >= 0.5 with p99 < 5 ms: {verdict})")
+
+
+def bench_batch_http(
+    full: str, tenant: uuid.UUID, key: str, token: str, inputs: list[dict[str, Any]]
+) -> None:
+    body = {"requests": [{"policy_id": key, "input": inputs[i % len(inputs)]} for i in range(1000)]}
+    samples = []
+    with httpx.Client(base_url=full, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        for _ in range(3):
+            c.post(f"/v1/tenants/{tenant}/decisions", json=body)
+        for _ in range(20):
+            begin = time.perf_counter()
+            response = c.post(f"/v1/tenants/{tenant}/decisions", json=body)
+            samples.append(time.perf_counter() - begin)
+            if response.status_code != 200 or len(response.json()["results"]) != 1000:
+                raise SystemExit(f"batch refused: {response.status_code} {response.text[:300]}")
+    rate = 1000 / statistics.median(samples)
+    print(f"5. batch of 1,000 over HTTP: {summary_ms(samples)}; {rate:,.0f} decisions/s")
+
+
+def _service_allows(request: dict[str, Any]) -> bool:
+    """Whether the sample policy allows `request` (the route is measured on an allowed
+    decision, the common case; a denied one is also audited, measured in parts 2 and 3)."""
+    [model] = [p for p in parse_source(SAMPLE.name, SAMPLE.read_text()) if isinstance(p, Policy)]
+    return evaluate(model, request, HASH).allow
+
+
+def _service(system: System) -> DecisionService:
+    assert system.decisions is not None
+    return system.decisions
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        scratch = stack.enter_context(scratch_dir("acgs-bench-decisions-"))
+        server, admin_url = stack.enter_context(throwaway_postgres(scratch / "pg"))
+        _pin_postgres(server)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ACGS_")},
+            "ACGS_DATABASE_URL": admin_url,
+            "ACGS_DATA_DIR": str(Path(scratch, "data")),
+            "ACGS_LOG_LEVEL": "INFO",
+        }
+        system = build(Settings.from_env(env), apply_migrations=False)
+        stack.callback(system.close)
+        tenant = _tenant(system, "bench-decider", 1_000_000, 1000)
+        key, inputs = _register(system, tenant)
+        for runner in system.runners:
+            runner.catch_up()
+        system.start_workers([DECISION_LOG, POLICY_CACHE])
+        deadline = time.monotonic() + 30
+        while not _service(system).cache.live and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bench_engine(system, tenant, key, inputs)
+        bench_service(system, tenant, key, inputs)
+        bench_batch_in_process(system, tenant, key, inputs)
+        token = issue_as_operator(
+            system,
+            "bench",
+            tenant_id=tenant,
+            roles=(MaciRole.MONITOR,),
+            sub="bench-monitor",
+            ttl_seconds=3600,
+        ).token
+        full = _start_server(stack, "full", env)
+        bare = _start_server(stack, "bare", env)
+        bench_route(full, bare, tenant, key, token, inputs, args)
+        bench_batch_http(full, tenant, key, token, inputs)
+    return TARGETS.exit_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

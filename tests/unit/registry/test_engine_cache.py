@@ -1,0 +1,77 @@
+"""Compiled engines per (policy, version) and per thread, evicted in every thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from domain.policy.gate import RegoCompileError, RegoEvaluationError
+from infra.rego.engine_cache import EngineCache
+
+MODULE = """package acgs.t.{name}
+
+default allow := false
+
+allow if input.role == "{role}"
+
+deny contains "no" if not allow
+
+obligations := set()
+"""
+
+
+def _module(name: str, role: str) -> str:
+    return MODULE.format(name=name, role=role)
+
+
+def test_an_engine_is_compiled_once_per_version_and_thread() -> None:
+    cache = EngineCache()
+    for _ in range(3):
+        assert cache.evaluate(("p", 1), _module("p", "a"), "acgs.t.p", {"role": "a"}).allow
+    assert cache.compiled == 1
+    decision = cache.evaluate(("p", 2), _module("p", "b"), "acgs.t.p", {"role": "a"})
+    assert (decision.allow, decision.deny) == (False, frozenset({"no"}))
+    assert cache.compiled == 2
+    seen: list[int] = []
+
+    def other_thread() -> None:
+        cache.evaluate(("p", 1), _module("p", "a"), "acgs.t.p", {"role": "a"})
+        seen.append(cache.cached_here())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert (cache.compiled, seen, cache.cached_here()) == (3, [1], 2)
+
+
+def test_eviction_drops_a_policys_engines_in_every_thread_on_its_next_call() -> None:
+    cache = EngineCache()
+    cache.evaluate(("p", 1), _module("p", "a"), "acgs.t.p", {})
+    cache.evaluate(("q", 1), _module("q", "a"), "acgs.t.q", {})
+    cache.evict("p")
+    cache.evaluate(("q", 1), _module("q", "a"), "acgs.t.q", {})
+    assert cache.cached_here() == 1
+    cache.evaluate(("p", 1), _module("p", "a"), "acgs.t.p", {})
+    assert cache.compiled == 3
+
+
+def test_the_least_recently_used_engine_goes_first() -> None:
+    cache = EngineCache(per_thread=2)
+    for version in (1, 2, 1, 3):
+        cache.evaluate(("p", version), _module("p", "a"), "acgs.t.p", {})
+    assert cache.cached_here() == 2
+    cache.evaluate(("p", 1), _module("p", "a"), "acgs.t.p", {})
+    assert cache.compiled == 3  # version 1 was kept, version 2 went
+
+
+def test_compile_and_evaluation_errors_are_typed() -> None:
+    cache = EngineCache()
+    with pytest.raises(RegoCompileError) as compiled:
+        cache.evaluate(("bad", 1), "package x\n\nallow if {\n", "x", {})
+    assert compiled.value.line > 0
+    shape = "package s\n\nallow := input.v\n\ndeny := set()\n\nobligations := set()\n"
+    with pytest.raises(RegoEvaluationError):
+        cache.evaluate(("s", 1), shape, "s", {"v": "yes"})
+    with pytest.raises(RegoEvaluationError):
+        cache.evaluate(("s", 1), shape, "s", {})  # allow undefined
