@@ -17,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
+from commands.audit import AuditCommands
 from commands.tenants import TenantCommands
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
 from infra.postgres.embedded import EmbeddedPostgres
@@ -24,13 +25,17 @@ from infra.postgres.follower import Projection, follower_status
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
 from infra.supervisor import Supervisor, Worker, WorkerStatus
+from projections.audit_export import ExportRunner
 from projections.audit_log import AuditLogProjection
+from projections.audit_retention import RetentionRunner
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
 PARTITION_CHECK_SECONDS = 6 * 3600
 AUDIT_PARTITIONS = "audit_partitions"  # the worker that creates the audit log's partitions ahead
 EXTERNAL_EVENTS = "external_events"  # the worker consuming the external-events topic
+AUDIT_EXPORTS = "audit_exports"  # the worker running audit-log export jobs
+AUDIT_RETENTION = "audit_retention"  # the worker purging expired audit rows
 log = logging.getLogger(__name__)
 
 
@@ -78,6 +83,7 @@ class System:
     app: GovernanceApplication
     tenants: TenantCommands
     database: Database
+    audit: AuditCommands
     runners: list[ProjectionRunner] = field(default_factory=list)
     relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on
     kafka: Any = None  # infra.kafka.config.KafkaConfig when streaming is on
@@ -109,7 +115,7 @@ class System:
 
     def worker_names(self) -> list[str]:
         """Every background worker of this deployment, in start order."""
-        names = [AUDIT_PARTITIONS, *self.followers()]
+        names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self.followers()]
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _worker(self, name: str) -> Worker:
@@ -117,6 +123,10 @@ class System:
             return Worker(name, self._maintain_partitions)
         if name == EXTERNAL_EVENTS:
             return external_events_worker(self)
+        if name == AUDIT_EXPORTS:
+            return Worker(name, self.export_runner().run)
+        if name == AUDIT_RETENTION:
+            return Worker(name, self.retention_runner().run)
         if self.relay is not None and name == self.relay.name:
             return Worker(name, self.relay.run)  # closed by close(), started or not
         return Worker(name, self.runner(name).run)
@@ -148,6 +158,15 @@ class System:
         with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
             row = conn.execute("SELECT ensure_audit_partitions(1, 3)").fetchone()
         return int(row[0]) if row else 0
+
+    def export_runner(self) -> ExportRunner:
+        return ExportRunner(
+            self.projector_conninfo, expire_seconds=self.settings.audit_export_ttl_seconds
+        )
+
+    def retention_runner(self, **options: Any) -> RetentionRunner:
+        assert self.audit is not None
+        return RetentionRunner(self.projector_conninfo, self.audit.record_purge, **options)
 
     def _maintain_partitions(self, stop: threading.Event) -> None:
         """The partition-maintenance worker: check at start and every six hours (a failure is
@@ -204,6 +223,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             embedded=embedded,
             app=app,
             tenants=tenants,
+            audit=AuditCommands(app, settings.constitutional_hash),
             database=Database(
                 role_conninfo(admin_url, APP_ROLE, settings.app_db_password), settings.pool_size
             ),

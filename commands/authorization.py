@@ -30,6 +30,9 @@ class Permission(StrEnum):
     TENANT_REACTIVATE = "tenant:reactivate"
     TOKEN_ISSUE = "token:issue"  # noqa: S105 - a permission name
     AUDIT_READ = "audit:read"
+    AUDIT_EXPORT = "audit:export"
+    AUDIT_READ_ALL = "audit:read-all"  # across tenants
+    AUDIT_RETENTION = "audit:retention"  # retention days and legal hold
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,15 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.TENANT_REACTIVATE: Rule(frozenset({_E}), Scope.PLATFORM, "Reactivate a tenant"),
     Permission.TOKEN_ISSUE: Rule(frozenset({_E}), Scope.PLATFORM, "Issue access tokens"),
     Permission.AUDIT_READ: Rule(frozenset({_E, _J, _A}), Scope.TENANT, "Read the audit log"),
+    Permission.AUDIT_EXPORT: Rule(
+        frozenset({_E, _J, _A}), Scope.TENANT, "Export the audit log and download exports"
+    ),
+    Permission.AUDIT_READ_ALL: Rule(
+        frozenset({_E, _J, _A}), Scope.PLATFORM, "Query the audit log across tenants"
+    ),
+    Permission.AUDIT_RETENTION: Rule(
+        frozenset({_E}), Scope.PLATFORM, "Change audit retention and legal hold"
+    ),
 }
 
 

@@ -62,3 +62,15 @@ class ConstitutionalHashMismatch(DomainError):
 
 class Forbidden(DomainError):
     code = "FORBIDDEN"
+
+
+class ExportNotReady(DomainError):
+    """An audit export's file is asked for before the export completed."""
+
+    code = "EXPORT_NOT_READY"
+
+
+class ExportExpired(DomainError):
+    """An audit export's file was deleted when it expired."""
+
+    code = "EXPORT_EXPIRED"

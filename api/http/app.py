@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
+from api.http.audit import AuditLogController, PlatformAuditLogController
 from api.http.auth import principal_from_scope
 from api.http.bodies import check_body
 from api.http.directory import CACHE_SECONDS
@@ -55,7 +56,7 @@ def create_app(
 
     v1 = Router(
         path="/v1",
-        route_handlers=[TenantController],
+        route_handlers=[TenantController, AuditLogController, PlatformAuditLogController],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )

@@ -60,6 +60,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "CONVERSION_TIME_BUDGET_EXCEEDED": 422,
     "SOURCE_NOT_FOUND": 422,
     "SOURCE_UNREADABLE": 422,
+    # Audit-log exports (api/http/audit.py).
+    "EXPORT_NOT_READY": 409,
+    "EXPORT_EXPIRED": 410,
 }
 
 # Fields a client may read but never write; named as such when a body carries them.

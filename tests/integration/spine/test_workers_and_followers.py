@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from api.bootstrap import AUDIT_PARTITIONS, System
+from api.bootstrap import AUDIT_EXPORTS, AUDIT_PARTITIONS, AUDIT_RETENTION, System
 from api.cli.main import cli
 from api.http.metrics import ApiMetrics
 from api.settings import Settings
@@ -71,5 +71,6 @@ def test_projections_status_shows_a_disabled_relay_as_disabled(
 
 def test_serve_and_worker_share_one_list_with_partition_maintenance(system: System) -> None:
     names = system.worker_names()
-    assert names == [AUDIT_PARTITIONS, "tenants", "audit_log"]  # streaming off: no relay
+    # streaming off: no relay
+    assert names == [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, "tenants", "audit_log"]
     assert system.followers() == ["tenants", "audit_log"]
