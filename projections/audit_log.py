@@ -151,6 +151,13 @@ def chained(cur: Cursor[Any], record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def insert_row(cur: Cursor[Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Write one audit record as the next row of its tenant's chain; returns the chained row."""
+    row = chained(cur, record)
+    cur.execute(_INSERT, {**row, "details": Jsonb(row["details"])}, prepare=True)
+    return row
+
+
 class AuditLogProjection:
     name = "audit_log"
     tables = ("tenant_audit_log", "audit_chain_heads", "audit_settings")
@@ -172,5 +179,4 @@ class AuditLogProjection:
                     "at": event.timestamp,
                 },
             )
-        record = chained(cur, audit_record(event))
-        cur.execute(_INSERT, {**record, "details": Jsonb(record["details"])}, prepare=True)
+        insert_row(cur, audit_record(event))
