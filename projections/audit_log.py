@@ -166,7 +166,11 @@ class AuditLogProjection:
         if isinstance(event, Tenant.Purged):
             for table in self.tables:
                 cur.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [event.originator_id])  # noqa: S608
-        elif isinstance(event, AuditEntry.Recorded) and event.action == RETENTION_ACTION:
+        elif (
+            isinstance(event, AuditEntry.Recorded)
+            and event.action == RETENTION_ACTION
+            and event.result == "success"  # a refused change is audited with the same action
+        ):
             settings = event.details
             cur.execute(
                 _SETTINGS,

@@ -19,7 +19,7 @@ from api.bootstrap import System
 from commands.audit import PURGE_ACTION
 from projections.audit_export import ExportRunner, new_export_id
 from projections.audit_queries import AuditFilters, verify_tenant_chain
-from tests.integration.spine.support import catch_up, seed_audit_rows
+from tests.integration.spine.support import PLATFORM, catch_up, seed_audit_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -31,11 +31,7 @@ def verify(system: System, tenant_id: UUID) -> Any:
 
 def test_rows_of_a_tenant_form_one_chain_in_log_order(system: System, create_tenant: Any) -> None:
     tenant = create_tenant()
-    system.tenants.update(
-        __import__("tests.integration.spine.support", fromlist=["PLATFORM"]).PLATFORM,
-        tenant.id,
-        {"max_storage_gb": 20},
-    )
+    system.tenants.update(PLATFORM, tenant.id, {"max_storage_gb": 20})
     catch_up(system)
     report = verify(system, tenant.id)
     assert report.ok, report.problems
@@ -301,7 +297,8 @@ def test_pdf_export_is_a_readable_report(
     assert "Filter result: denied" in text
     assert "Totals by result: denied: 4" in text
     assert "Chain head: seq 8" in text
-    assert "+SUM(A1)" in text and "@cmd" in text
+    assert "+SUM(A1)" in text
+    assert "@cmd" in text
     assert "=1+2" not in text  # a success row, filtered out
 
 
