@@ -203,3 +203,23 @@ def verify_tenant_chain(conn: psycopg.Connection[Any], tenant_id: UUID) -> Chain
             anchor_seq=head["anchor_seq"],
             anchor_hash=head["anchor_hash"],
         )
+
+
+def replay_rows(
+    conn: psycopg.Connection[Any],
+    tenant_id: UUID,
+    *,
+    from_seq: int = 1,
+    from_time: datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    """A tenant's audit stream in chain order, from a chain position or a time (streamed)."""
+    time_clause, params = "", [tenant_id, from_seq]
+    if from_time is not None:
+        time_clause, params = " AND timestamp >= %s", [*params, from_time]
+    with conn.transaction(), conn.cursor(name="audit_replay", row_factory=dict_row) as cur:
+        cur.itersize = 2000
+        cur.execute(
+            f"{_SELECT} WHERE tenant_id = %s AND chain_seq >= %s{time_clause} ORDER BY chain_seq",
+            params,
+        )
+        yield from cur

@@ -39,6 +39,7 @@ def cli() -> None:
     """ACGS enterprise governance backend."""
 
 
+from api.cli.audit import audit  # noqa: E402
 from api.cli.db import db  # noqa: E402
 from api.cli.policy import policy  # noqa: E402
 from api.cli.projections import projections, replay  # noqa: E402
@@ -47,5 +48,5 @@ from api.cli.streaming import streaming  # noqa: E402
 from api.cli.token import token  # noqa: E402
 from api.cli.worker import worker  # noqa: E402
 
-for command in (db, serve, replay, projections, policy, token, worker, streaming):
+for command in (db, serve, replay, projections, policy, token, worker, streaming, audit):
     cli.add_command(command)
