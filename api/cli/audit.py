@@ -288,14 +288,16 @@ def replay(tenant: str, sink: str, start: str) -> None:
         tenant_id = _tenant(system, tenant)
         target = _sink(system, sink)
         started = time.perf_counter()
-        with psycopg.connect(system.projector_conninfo) as conn:
-            for n, row in enumerate(
-                replay_rows(conn, tenant_id, from_seq=from_seq, from_time=from_time), 1
-            ):
-                target.send(row)
-                if n % 10_000 == 0:
-                    click.echo(f"  {n} rows sent", err=True)
-        target.close()
+        try:
+            with psycopg.connect(system.projector_conninfo) as conn:
+                for n, row in enumerate(
+                    replay_rows(conn, tenant_id, from_seq=from_seq, from_time=from_time), 1
+                ):
+                    target.send(row)
+                    if n % 10_000 == 0:
+                        click.echo(f"  {n} rows sent", err=True)
+        finally:
+            target.close()
         click.echo(
             f"replayed {target.sent} audit rows of {tenant_id} to {sink} "
             f"({target.topic}) in {time.perf_counter() - started:.2f} s"
@@ -318,7 +320,7 @@ def _sink(system: System, sink: str) -> Any:
     codec = EventCodec(SchemaRegistryClient(config.registry_conf()))
     ensure_topics(config, [config.topics.audit_trail])
     codec.register(config.compatibility)
-    producer = Producer(config.producer_conf())
+    producer = Producer({**config.producer_conf(), "delivery.report.only.error": False})
     return KafkaAuditSink(producer, codec, config.topics.audit_trail)
 
 

@@ -46,7 +46,10 @@ class KafkaAuditSink:
 
     def close(self, timeout: float = 30.0) -> None:
         """Wait for every acknowledgement; raise DeliveryFailed if any message was not."""
-        remaining = self.producer.flush(timeout)
+        try:
+            remaining = self.producer.flush(timeout)
+        finally:
+            self.codec.close()
         if remaining or self.errors or self.acknowledged != self.sent:
             msg = f"{self.sent - self.acknowledged} of {self.sent} messages not acknowledged" + (
                 f": {self.errors[0]}" if self.errors else ""
