@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+
 import pytest
 from click.testing import CliRunner
 from confluent_kafka.schema_registry import SchemaRegistryClient
