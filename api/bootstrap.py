@@ -19,6 +19,7 @@ from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
 from commands.tenants import TenantCommands
+from infra import tracing
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import Projection, follower_status
@@ -210,6 +211,12 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
 
     Migrations run by default in the embedded profile; in production `acgs db migrate` runs them.
     """
+    tracing.configure(
+        exporter=settings.trace_exporter,
+        endpoint=settings.trace_endpoint,
+        sample_ratio=settings.trace_sample_ratio,
+        critical_ratio=settings.trace_critical_ratio,
+    )
     admin_url, embedded = open_database(settings)
     try:
         if apply_migrations if apply_migrations is not None else embedded is not None:

@@ -17,13 +17,12 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, get, put
 from litestar.response import Stream
 
 from api.http.services import ApiServices
-from api.http.tenants import HashHeader, _context
+from api.http.tenants import HashHeader, _context, _in_thread
 from commands.audit import RetentionSettings
 from commands.authorization import Permission, authorize
 from commands.context import Principal
@@ -310,7 +309,7 @@ class AuditLogController(Controller):
         _raise(errors)
         export_id = new_export_id()
         audit = api.system.audit
-        await anyio.to_thread.run_sync(
+        await _in_thread(
             partial(
                 audit.record_export,
                 principal,
@@ -433,7 +432,7 @@ class AuditLogController(Controller):
         ctx = _context(request, principal, in_body, constitutional_hash)
         current = await _retention(api, tenant_id)
         audit = api.system.audit
-        settings = await anyio.to_thread.run_sync(
+        settings = await _in_thread(
             partial(audit.change_retention, ctx, tenant_id, current, changes)
         )
         return Retention(
@@ -482,7 +481,7 @@ class PlatformAuditLogController(Controller):
         limit, offset, after, more = _page_params(query)
         _raise(errors + more)
         audit = api.system.audit
-        await anyio.to_thread.run_sync(
+        await _in_thread(
             partial(
                 audit.record_cross_tenant_query,
                 principal,
