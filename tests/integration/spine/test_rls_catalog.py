@@ -56,6 +56,9 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "deliberation_tasks",
         "governance_events",
         "tenant_claims",
+        "audit_chain_heads",
+        "audit_settings",
+        "audit_exports",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)
