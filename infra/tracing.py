@@ -86,6 +86,8 @@ class CriticalPathSampler(Sampler):
 
 _provider: TracerProvider | None = None
 _sampler = CriticalPathSampler()
+_NOOP = trace.NoOpTracer()
+_tracer: trace.Tracer = _NOOP  # tracing is off until configured with a ratio above 0
 
 
 def configure(
@@ -97,13 +99,16 @@ def configure(
 ) -> TracerProvider:
     """Install the process's tracer provider (once; a later call changes the ratios and adds
     the exporter) and return it."""
-    global _provider  # noqa: PLW0603 - one provider per process, as OpenTelemetry requires
+    global _provider, _tracer  # noqa: PLW0603 - one provider per process, as OpenTelemetry requires
     _sampler.set_ratios(sample_ratio, critical_ratio)
     if _provider is None:
         _provider = TracerProvider(
             sampler=_sampler, resource=Resource.create({"service.name": SERVICE_NAME})
         )
         trace.set_tracer_provider(_provider)
+    # Both ratios 0: tracing is off (no span is even created; a caller's trace still reaches the
+    # events, whose metadata keeps the request's own traceparent header).
+    _tracer = _provider.get_tracer("acgs") if sample_ratio or critical_ratio else _NOOP
     made = _exporter(exporter, endpoint)
     if made is not None:
         add_processor(BatchSpanProcessor(made))
@@ -152,8 +157,9 @@ def _exporter(name: str, endpoint: str | None) -> SpanExporter | None:
     raise ValueError(msg)
 
 
-def tracer(name: str = "acgs") -> trace.Tracer:
-    return trace.get_tracer(name)
+def tracer() -> trace.Tracer:
+    """The service's tracer (a no-op one while tracing is off)."""
+    return _tracer
 
 
 def parent_context(traceparent: str | None) -> Context | None:

@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import IO, Any
 
+import msgspec
+from fpdf import FPDF
+
 FORMATS = ("json", "jsonl", "csv", "pdf")
 MEDIA_TYPES = {
     "json": "application/json",
@@ -54,11 +57,21 @@ CSV_COLUMNS = (
     "row_hash",
 )
 Progress = Callable[[int], None]
+_JSON = msgspec.json.Encoder(enc_hook=str, order="sorted")  # ids, addresses: as text
+
+
+_FORMULA_FIRST = frozenset(_FORMULA_STARTS)
 
 
 def neutralise(cell: str) -> str:
     """A CSV cell a spreadsheet shows as text, never runs as a formula."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+    return "'" + cell if cell[:1] in _FORMULA_FIRST else cell
+
+
+def _csv_cell(value: Any) -> str:
+    if value.__class__ is str:  # most cells: no conversion
+        return "'" + value if value[:1] in _FORMULA_FIRST else value
+    return "" if value is None else neutralise(_text(value))
 
 
 def _text(value: Any) -> str:
@@ -69,7 +82,7 @@ def _text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+        return _JSON.encode(value).decode()
     return str(value)
 
 
@@ -95,7 +108,7 @@ def write_csv(
     writer.writerow(CSV_COLUMNS)
     n = 0
     for row in rows:
-        writer.writerow([neutralise(_text(row.get(c))) for c in CSV_COLUMNS])
+        writer.writerow([_csv_cell(row[c]) for c in CSV_COLUMNS])
         n += 1
         if n % PROGRESS_EVERY == 0:
             progress(n)
@@ -132,18 +145,30 @@ def write_jsonl(
 
 
 def _json_bytes(row: dict[str, Any]) -> bytes:
-    return json.dumps(plain_row(row), ensure_ascii=False, default=str).encode()
+    details = row["details"]
+    if details.__class__ is str:  # the stored JSON text (export_rows): embedded as it is
+        row = {**row, "details": msgspec.Raw(details.encode())}
+    return _JSON.encode(row)
 
 
-_PDF_COLUMNS = (  # (heading, key, width in mm) on an A4 landscape page
-    ("Time (UTC)", "timestamp", 44),
-    ("Category", "event_category", 24),
-    ("Event type", "event_type", 52),
-    ("Actor", "actor_id", 40),
-    ("Action", "action", 44),
-    ("Result", "result", 16),
-    ("Target", "target_resource", 57),
+# (heading, key, characters) on an A4 landscape page in 7 pt Courier (1.48 mm a character)
+_PDF_COLUMNS = (
+    ("Time (UTC)", "timestamp", 27),
+    ("Category", "event_category", 15),
+    ("Event type", "event_type", 30),
+    ("Actor", "actor_id", 22),
+    ("Action", "action", 26),
+    ("Result", "result", 8),
+    ("Target", "target_resource", 56),
 )
+
+
+def _pdf_line(values: list[str]) -> str:
+    cells = []
+    for value, (_, _, width) in zip(values, _PDF_COLUMNS, strict=True):
+        fitted = value if len(value) < width else value[: width - 2] + "~"
+        cells.append(fitted.ljust(width))
+    return "".join(cells).rstrip()
 
 
 def _latin1(text: str) -> str:
@@ -153,8 +178,6 @@ def _latin1(text: str) -> str:
 def write_pdf(
     rows: Iterable[dict[str, Any]], out: IO[bytes], header: dict[str, Any], progress: Progress
 ) -> int:
-    from fpdf import FPDF  # noqa: PLC0415 - only exports to PDF need it
-
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.set_title("Audit log export")
@@ -181,29 +204,26 @@ def write_pdf(
         pdf.cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
-    def table_heading() -> None:
-        pdf.set_font("Helvetica", "B", 7)
-        for title, _, width in _PDF_COLUMNS:
-            pdf.cell(width, 5, title, border="B")
-        pdf.ln()
-        pdf.set_font("Helvetica", "", 7)
+    left = pdf.l_margin
 
-    table_heading()
+    def table_heading() -> float:
+        pdf.set_font("Courier", "B", 7)
+        y = pdf.get_y() + 3
+        pdf.text(left, y, _pdf_line([title for title, _, _ in _PDF_COLUMNS]))
+        pdf.set_font("Courier", "", 7)
+        return y + 4
+
+    y = table_heading()
     n = 0
     bottom = pdf.h - 14
     for row in rows:
-        if pdf.get_y() > bottom:
+        if y > bottom:  # one text() per line: much faster than laid-out cells
             pdf.add_page()
-            table_heading()
-        for _, key, width in _PDF_COLUMNS:
-            value = _text(row.get(key))
-            if key == "timestamp":
-                value = value[:26]
-            limit = int(width / 1.45)  # characters that fit at 7 pt
-            if len(value) > limit:
-                value = value[: limit - 1] + "~"
-            pdf.cell(width, 4, _latin1(value))
-        pdf.ln()
+            y = table_heading()
+        values = [_text(row[key]) for _, key, _ in _PDF_COLUMNS]
+        values[0] = values[0][:26]
+        pdf.text(left, y, _latin1(_pdf_line(values)))
+        y += 3.2
         n += 1
         if n % PROGRESS_EVERY == 0:
             progress(n)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from domain.audit_chain import CHAINED_FIELDS, ChainReport, verify_chain
@@ -110,40 +109,63 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ValidationFailed.field("after", "is not a cursor this service issued") from exc
 
 
+COUNT_LIMIT = 10_000  # a first page counts its matches up to this many
+
+
 @dataclass
 class AuditPage:
     rows: list[dict[str, Any]]
     total: int | None  # None on cursor pages (counting again would cost every page)
     next_cursor: str | None
+    total_exact: bool = True  # False: more than COUNT_LIMIT rows match; total is COUNT_LIMIT
+
+
+Statements = list[tuple[str, list[Any]]]
+# Runs statements in one round trip in the caller's scope (a tenant's, or across tenants) and
+# returns the rows of each (infra.postgres.database.Database.fetch_sets).
+FetchSets = Callable[[Statements], Awaitable[list[list[Any]]]]
+# The page's columns, `details` as its JSON text (sent on as it is, never decoded).
+_PAGE_SELECT = _SELECT.replace(" details,", " details::text AS details,")
 
 
 async def audit_page(
-    conn: AsyncConnection[Any],
+    fetch_sets: FetchSets,
     filters: AuditFilters,
     *,
     limit: int,
     offset: int = 0,
     after: str | None = None,
 ) -> AuditPage:
-    """One page, newest first, in `conn`'s session (tenant-scoped, or platform-wide)."""
+    """One page, newest first, in one round trip: the count (first pages only) and the rows."""
     where, params = filters.where()
-    total = None
+    statements: Statements = []
     if after is None:
-        cur = await conn.execute(f"SELECT count(*) AS n FROM tenant_audit_log{where}", params)  # noqa: S608
-        found = await cur.fetchone()
-        total = int(found["n"]) if found else 0
+        statements.append(
+            (
+                f"SELECT count(*) AS n FROM (SELECT 1 FROM tenant_audit_log{where} LIMIT %s) AS m",  # noqa: S608
+                [*params, COUNT_LIMIT + 1],
+            )
+        )
         keyset, keyset_params = "", []
     else:
         at, audit_id = decode_cursor(after)
         keyset, keyset_params = " AND (timestamp, audit_id) < (%s, %s)", [at, audit_id]
-    cur = await conn.execute(
-        f"{_SELECT}{where}{keyset} ORDER BY timestamp DESC, audit_id DESC LIMIT %s OFFSET %s",
-        [*params, *keyset_params, limit + 1, offset],
+    statements.append(
+        (
+            f"{_PAGE_SELECT}{where}{keyset} ORDER BY timestamp DESC, audit_id DESC "
+            "LIMIT %s OFFSET %s",
+            [*params, *keyset_params, limit + 1, offset],
+        )
     )
-    rows = list(await cur.fetchall())
+    results = await fetch_sets(statements)
+    total, exact = None, True
+    if after is None:
+        counted = int(results[0][0]["n"])
+        total, exact = min(counted, COUNT_LIMIT), counted <= COUNT_LIMIT
+    rows = list(results[-1])
     more = len(rows) > limit
     rows = rows[:limit]
-    return AuditPage(rows, total, encode_cursor(rows[-1]) if more and rows else None)
+    return AuditPage(rows, total, encode_cursor(rows[-1]) if more and rows else None, exact)
 
 
 def count_rows(cur: psycopg.Cursor[Any], tenant_id: UUID, filters: AuditFilters) -> int:
@@ -158,12 +180,13 @@ def count_rows(cur: psycopg.Cursor[Any], tenant_id: UUID, filters: AuditFilters)
 def export_rows(
     conn: psycopg.Connection[Any], tenant_id: UUID, filters: AuditFilters, batch: int = 2000
 ) -> Iterator[dict[str, Any]]:
-    """The rows of an export of `tenant_id`, oldest first, streamed (a server-side cursor)."""
+    """The rows of an export of `tenant_id`, oldest first, streamed (a server-side cursor);
+    `details` is the stored JSON text."""
     where, params = filters.where()
     with conn.transaction(), conn.cursor(name="audit_export", row_factory=dict_row) as cur:
         cur.itersize = batch
         cur.execute(
-            f"{_SELECT}{where} AND tenant_id = %s ORDER BY timestamp, audit_id",
+            f"{_PAGE_SELECT}{where} AND tenant_id = %s ORDER BY timestamp, audit_id",
             [*params, tenant_id],
         )
         yield from cur

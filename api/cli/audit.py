@@ -116,7 +116,9 @@ def query(tenant: str, limit: int, as_json: bool, **options: str | None) -> None
         tenant_id = _tenant(system, tenant)
         filters = _filters(system, **options)
         with psycopg.connect(system.projector_conninfo) as conn:
-            for row in islice(export_rows(conn, tenant_id, filters), limit):
+            for stored in islice(export_rows(conn, tenant_id, filters), limit):
+                details = stored["details"]
+                row = {**stored, "details": json.loads(details) if details else None}
                 if as_json:
                     click.echo(json.dumps(plain_row(row), ensure_ascii=False))
                 else:

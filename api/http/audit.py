@@ -57,7 +57,7 @@ class AuditEvent(msgspec.Struct):
     result: str
     target_resource: str | None
     target_id: str | None
-    details: dict[str, Any] | None
+    details: msgspec.Raw | None  # the stored JSON object, sent as it is
     ip_address: str | None
     user_agent: str | None
     session_id: str | None
@@ -70,7 +70,8 @@ class AuditEvent(msgspec.Struct):
 
 class AuditLogPage(msgspec.Struct):
     audit_events: list[AuditEvent]
-    total: int | None
+    total: int | None  # null on cursor pages; at most 10,000 (see total_exact)
+    total_exact: bool
     limit: int
     offset: int
     next_cursor: str | None
@@ -117,8 +118,10 @@ class Retention(msgspec.Struct):
 
 def _event(row: Mapping[str, Any]) -> AuditEvent:
     values = dict(row)
-    if values.get("ip_address") is not None:
+    if values["ip_address"] is not None:
         values["ip_address"] = str(values["ip_address"])
+    if values["details"] is not None:
+        values["details"] = msgspec.Raw(values["details"].encode())
     return AuditEvent(**values)
 
 
@@ -272,11 +275,17 @@ class AuditLogController(Controller):
         filters, errors = parse_filters(query, api.system.settings.audit_query_max_days)
         limit, offset, after, more = _page_params(query)
         _raise(errors + more)
-        async with api.database.tenant_session(tenant_id) as conn:
-            page = await audit_page(conn, filters, limit=limit, offset=offset, after=after)
+        page = await audit_page(
+            partial(api.database.fetch_sets, tenant_id),
+            filters,
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
         body = AuditLogPage(
             audit_events=[_event(r) for r in page.rows],
             total=page.total,
+            total_exact=page.total_exact,
             limit=limit,
             offset=offset,
             next_cursor=page.next_cursor,
@@ -488,11 +497,13 @@ class PlatformAuditLogController(Controller):
                 {**filters.as_dict(), "limit": limit, "offset": offset},
             )
         )
-        async with api.database.platform_session() as conn:
-            page = await audit_page(conn, filters, limit=limit, offset=offset, after=after)
+        page = await audit_page(
+            partial(api.database.fetch_sets, None), filters, limit=limit, offset=offset, after=after
+        )
         body = AuditLogPage(
             audit_events=[_event(r) for r in page.rows],
             total=page.total,
+            total_exact=page.total_exact,
             limit=limit,
             offset=offset,
             next_cursor=page.next_cursor,
