@@ -109,7 +109,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ValidationFailed.field("after", "is not a cursor this service issued") from exc
 
 
-COUNT_LIMIT = 10_000  # a first page counts its matches up to this many
+COUNT_LIMIT = 1_000  # a first page counts its matches up to this many
 
 
 @dataclass

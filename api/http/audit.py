@@ -70,7 +70,7 @@ class AuditEvent(msgspec.Struct):
 
 class AuditLogPage(msgspec.Struct):
     audit_events: list[AuditEvent]
-    total: int | None  # null on cursor pages; at most 10,000 (see total_exact)
+    total: int | None  # null on cursor pages; at most 1,000 (see total_exact)
     total_exact: bool
     limit: int
     offset: int
