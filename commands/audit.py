@@ -60,9 +60,16 @@ def validated_retention(current: RetentionSettings, changes: dict[str, Any]) -> 
     if not isinstance(hold, bool):
         errors.append({"field": "legal_hold", "message": "must be true or false"})
     reason = changes.get("legal_hold_reason", current.legal_hold_reason)
-    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_HOLD_REASON):
+    if reason is not None and (
+        not isinstance(reason, str)
+        or len(reason) > MAX_HOLD_REASON
+        or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in reason)
+    ):
         errors.append(
-            {"field": "legal_hold_reason", "message": f"at most {MAX_HOLD_REASON} characters"}
+            {
+                "field": "legal_hold_reason",
+                "message": f"text of at most {MAX_HOLD_REASON} characters, no control characters",
+            }
         )
     if not changes:
         errors.append({"field": "body", "message": "no setting to change"})

@@ -11,22 +11,29 @@ platform-wide session; exports, cross-tenant queries and retention changes are a
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, get, put
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Schema
+from litestar.params import Body, Parameter
 from litestar.response import Stream
+from msgspec import UNSET, UnsetType
 
+from api.http import examples as ex
+from api.http.dto import HashValue, documented
 from api.http.services import ApiServices
 from api.http.tenants import HashHeader, _context, _in_thread
 from commands.audit import RetentionSettings
 from commands.authorization import Permission, authorize
 from commands.context import Principal
-from domain.audit import CATEGORIES, RESULTS
+from domain.audit import CATEGORIES, MAX_HOLD_REASON, MAX_RETENTION_DAYS, RESULTS
 from domain.errors import ExportExpired, ExportNotReady, NotFound, ValidationFailed
 from projections.audit_export import (
     export_chunks,
@@ -36,6 +43,42 @@ from projections.audit_export import (
 )
 from projections.audit_formats import FORMATS, MEDIA_TYPES
 from projections.audit_queries import AuditFilters, audit_page
+
+
+def _q(description: str, **schema: Any) -> Any:
+    """A query parameter as documented; its value is checked by `parse_filters`, which lists
+    every bad parameter at once (so the framework is not asked to check any)."""
+    return Parameter(required=False, description=description, schema_extra=schema or None)
+
+
+Start = Annotated[str | None, _q("Start, inclusive (ISO 8601; required)", format="date-time")]
+End = Annotated[str | None, _q("End, exclusive (ISO 8601; required)", format="date-time")]
+Category = Annotated[str | None, _q("Exact match", enum=list(CATEGORIES))]
+Result = Annotated[str | None, _q("Exact match", enum=list(RESULTS))]
+Actor = Annotated[str | None, _q("Exact match", maxLength=255, minLength=1)]
+EventType = Annotated[
+    str | None, _q("Exact match, e.g. tenant.created", maxLength=100, minLength=1)
+]
+Target = Annotated[str | None, _q("Exact match, e.g. tenant/<id>", maxLength=500, minLength=1)]
+Limit = Annotated[str | None, _q("Rows per page, 1..1000 (default 100)", pattern="^[0-9]{1,4}$")]
+Offset = Annotated[str | None, _q("Rows skipped (default 0)", pattern="^[0-9]{1,9}$")]
+After = Annotated[str | None, _q("Keyset cursor: a page's next_cursor", maxLength=200)]
+Format = Annotated[str | None, _q("File format (default json)", enum=list(FORMATS))]
+TenantFilter = Annotated[str | None, _q("Only this tenant", format="uuid")]
+REQUIRED_QUERY = ("start_time", "end_time")
+
+
+EXPORT_ID = re.compile(r"^exp_[0-9a-f]{24}$")
+
+
+def _storable(text: str) -> bool:
+    """Text PostgreSQL can hold: no NUL, no lone surrogate."""
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _given(**params: str | None) -> dict[str, str]:
+    return {k: v for k, v in params.items() if v is not None}
+
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -108,6 +151,31 @@ class ExportStatus(msgspec.Struct):
     constitutional_hash: str
 
 
+class RetentionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A change of retention or legal hold (at least one field; the rest stay as they are)."""
+
+    retention_days: (
+        Annotated[int, documented(minimum=1, maximum=MAX_RETENTION_DAYS)] | UnsetType
+    ) = UNSET
+    legal_hold: bool | UnsetType = UNSET
+    legal_hold_reason: (
+        Annotated[str, documented(maxLength=MAX_HOLD_REASON, pattern=r"^[^\x00-\x1f]*$")]
+        | UnsetType
+        | None
+    ) = UNSET
+    constitutional_hash: HashValue | UnsetType = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            f: getattr(self, f)
+            for f in self.__struct_fields__
+            if f != "constitutional_hash" and getattr(self, f) is not UNSET
+        }
+
+
+RETENTION_FIELDS = ("retention_days", "legal_hold", "legal_hold_reason")
+
+
 class Retention(msgspec.Struct):
     tenant_id: UUID
     retention_days: int
@@ -178,7 +246,7 @@ def parse_filters(
     texts = {}
     for name, longest in _TEXT_FILTERS.items():
         value = query.get(name)
-        if value is not None and not 1 <= len(value) <= longest:
+        if value is not None and (not 1 <= len(value) <= longest or not _storable(value)):
             errors.append(
                 {"field": name, "message": f"1 to {longest} characters", "source": "query"}
             )
@@ -243,10 +311,6 @@ def _link(request: Request[Any, Any, Any], cursor: str | None) -> dict[str, str]
     return {"Link": f'<{request.url.path}?{urlencode(params)}>; rel="next"'}
 
 
-def _query(request: Request[Any, Any, Any]) -> dict[str, str]:
-    return dict(request.query_params.items())
-
-
 def _paths(tenant_id: UUID, export_id: str) -> tuple[str, str]:
     status = f"/v1/tenants/{tenant_id}/audit-log/exports/{export_id}"
     return status, status + "/download"
@@ -262,6 +326,10 @@ class AuditLogController(Controller):
         description="AUDITOR, JUDICIAL or EXECUTIVE of the tenant, or a platform principal. "
         "start_time and end_time (ISO 8601) are required; newest first; limit (default 100, "
         "max 1000) with offset, or the keyset cursor `after` (next_cursor; Link rel=next).",
+        responses={
+            200: ResponseSpec(AuditLogPage, description="A page of audit rows, newest first"),
+            **ex.refusals("VALIDATION_ERROR", "NOT_FOUND", "FORBIDDEN"),
+        },
     )
     async def query_audit_log(
         self,
@@ -269,25 +337,47 @@ class AuditLogController(Controller):
         tenant_id: UUID,
         principal: Principal,
         api: ApiServices,
+        start_time: Start = None,
+        end_time: End = None,
+        event_category: Category = None,
+        actor_id: Actor = None,
+        result: Result = None,
+        event_type: EventType = None,
+        target_resource: Target = None,
+        limit: Limit = None,
+        offset: Offset = None,
+        after: After = None,
     ) -> Response[AuditLogPage]:
         authorize(principal, Permission.AUDIT_READ, tenant_id)
-        query = _query(request)
+        await _existing(api, tenant_id)
+        query = _given(
+            start_time=start_time,
+            end_time=end_time,
+            event_category=event_category,
+            actor_id=actor_id,
+            result=result,
+            event_type=event_type,
+            target_resource=target_resource,
+            limit=limit,
+            offset=offset,
+            after=after,
+        )
         filters, errors = parse_filters(query, api.system.settings.audit_query_max_days)
-        limit, offset, after, more = _page_params(query)
+        rows, skip, cursor, more = _page_params(query)
         _raise(errors + more)
         page = await audit_page(
             partial(api.database.fetch_sets, tenant_id),
             filters,
-            limit=limit,
-            offset=offset,
-            after=after,
+            limit=rows,
+            offset=skip,
+            after=cursor,
         )
         body = AuditLogPage(
             audit_events=[_event(r) for r in page.rows],
             total=page.total,
             total_exact=page.total_exact,
-            limit=limit,
-            offset=offset,
+            limit=rows,
+            offset=skip,
             next_cursor=page.next_cursor,
             constitutional_hash=api.constitutional_hash,
         )
@@ -299,16 +389,37 @@ class AuditLogController(Controller):
         summary="Export a tenant's audit log (a background job)",
         description="format json (default), jsonl, csv or pdf, with the query's filters. "
         "Answers 202 with the export id and its status URL; the export is audited.",
+        responses={
+            202: ResponseSpec(ExportAccepted, description="Export queued"),
+            **ex.refusals("VALIDATION_ERROR", "NOT_FOUND", "FORBIDDEN"),
+        },
     )
     async def export_audit_log(
         self,
-        request: Request[Any, Any, Any],
         tenant_id: UUID,
         principal: Principal,
         api: ApiServices,
+        start_time: Start = None,
+        end_time: End = None,
+        event_category: Category = None,
+        actor_id: Actor = None,
+        result: Result = None,
+        event_type: EventType = None,
+        target_resource: Target = None,
+        format: Format = None,
     ) -> Response[ExportAccepted]:
         authorize(principal, Permission.AUDIT_EXPORT, tenant_id)
-        query = _query(request)
+        await _existing(api, tenant_id)
+        query = _given(
+            start_time=start_time,
+            end_time=end_time,
+            event_category=event_category,
+            actor_id=actor_id,
+            result=result,
+            event_type=event_type,
+            target_resource=target_resource,
+            format=format,
+        )
         filters, errors = parse_filters(query, api.system.settings.audit_query_max_days)
         export_format = query.get("format", "json")
         if export_format not in FORMATS:
@@ -348,7 +459,11 @@ class AuditLogController(Controller):
         )
         return Response(body, status_code=202, headers={"Location": status_url})
 
-    @get("/exports/{export_id:str}", summary="An audit export's status and progress")
+    @get(
+        "/exports/{export_id:str}",
+        summary="An audit export's status and progress",
+        responses={**ex.refusals("NOT_FOUND", "FORBIDDEN")},
+    )
     async def export_status(
         self, tenant_id: UUID, export_id: str, principal: Principal, api: ApiServices
     ) -> ExportStatus:
@@ -375,7 +490,15 @@ class AuditLogController(Controller):
             constitutional_hash=api.constitutional_hash,
         )
 
-    @get("/exports/{export_id:str}/download", summary="Download an audit export's file")
+    @get(
+        "/exports/{export_id:str}/download",
+        summary="Download an audit export's file",
+        description="Streamed; the file's SHA-256 in X-Content-SHA256 (hex) and Repr-Digest.",
+        responses={
+            200: ResponseSpec(bytes, description="The file", media_type="application/octet-stream"),
+            **ex.refusals("NOT_FOUND", "FORBIDDEN", "EXPORT_NOT_READY", "EXPORT_EXPIRED"),
+        },
+    )
     async def download_export(
         self, tenant_id: UUID, export_id: str, principal: Principal, api: ApiServices
     ) -> Stream:
@@ -411,11 +534,16 @@ class AuditLogController(Controller):
             },
         )
 
-    @get("/retention", summary="A tenant's audit retention and legal hold")
+    @get(
+        "/retention",
+        summary="A tenant's audit retention and legal hold",
+        responses={**ex.refusals("NOT_FOUND", "FORBIDDEN")},
+    )
     async def get_retention(
         self, tenant_id: UUID, principal: Principal, api: ApiServices
     ) -> Retention:
         authorize(principal, Permission.AUDIT_READ, tenant_id)
+        await _existing(api, tenant_id)
         current = await _retention(api, tenant_id)
         return Retention(
             tenant_id=tenant_id, constitutional_hash=api.constitutional_hash, **current.as_dict()
@@ -426,19 +554,23 @@ class AuditLogController(Controller):
         summary="Change a tenant's audit retention or legal hold",
         description="Platform EXECUTIVE only. Body: retention_days (1..36500), legal_hold, "
         "legal_hold_reason; the change is audited in the tenant's log.",
+        responses={**ex.refusals("VALIDATION_ERROR", "NOT_FOUND", "FORBIDDEN", *ex.WRITE)},
     )
     async def put_retention(
         self,
         request: Request[Any, Any, Any],
         tenant_id: UUID,
-        data: dict[str, Any],
+        data: Annotated[
+            RetentionRequest,
+            Body(schema_extra={"any_of": [Schema(required=[f]) for f in RETENTION_FIELDS]}),
+        ],
         principal: Principal,
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> Retention:
-        changes = dict(data)
-        in_body = changes.pop("constitutional_hash", msgspec.UNSET)
-        ctx = _context(request, principal, in_body, constitutional_hash)
+        changes = data.changes()
+        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        await _existing(api, tenant_id)
         current = await _retention(api, tenant_id)
         audit = api.system.audit
         settings = await _in_thread(
@@ -450,11 +582,19 @@ class AuditLogController(Controller):
 
     @staticmethod
     async def _job(api: ApiServices, tenant_id: UUID, export_id: str) -> dict[str, Any]:
+        if not EXPORT_ID.fullmatch(export_id):
+            raise NotFound("export not found", {"export_id": export_id[:40]})
         async with api.database.tenant_session(tenant_id) as conn:
             row = await export_status(conn, export_id)
         if row is None:
             raise NotFound("export not found", {"export_id": export_id})
         return row
+
+
+async def _existing(api: ApiServices, tenant_id: UUID) -> None:
+    """404 for a tenant that does not exist (or was purged), as the tenant routes answer."""
+    if await api.directory.row(tenant_id) is None:
+        raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
 
 
 async def _retention(api: ApiServices, tenant_id: UUID) -> RetentionSettings:
@@ -478,35 +618,76 @@ class PlatformAuditLogController(Controller):
         summary="Query the audit log across tenants",
         description="Platform principals with AUDITOR, JUDICIAL or EXECUTIVE. The same filters "
         "as a tenant's query, plus tenant_id. Every such query is itself audited.",
+        responses={
+            200: ResponseSpec(AuditLogPage, description="A page of audit rows, newest first"),
+            **ex.refusals("VALIDATION_ERROR", "FORBIDDEN"),
+        },
     )
     async def query_all(
-        self, request: Request[Any, Any, Any], principal: Principal, api: ApiServices
+        self,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        api: ApiServices,
+        start_time: Start = None,
+        end_time: End = None,
+        event_category: Category = None,
+        actor_id: Actor = None,
+        result: Result = None,
+        event_type: EventType = None,
+        target_resource: Target = None,
+        limit: Limit = None,
+        offset: Offset = None,
+        after: After = None,
+        tenant_id: TenantFilter = None,
     ) -> Response[AuditLogPage]:
         authorize(principal, Permission.AUDIT_READ_ALL)
-        query = _query(request)
+        query = _given(
+            start_time=start_time,
+            end_time=end_time,
+            event_category=event_category,
+            actor_id=actor_id,
+            result=result,
+            event_type=event_type,
+            target_resource=target_resource,
+            limit=limit,
+            offset=offset,
+            after=after,
+            tenant_id=tenant_id,
+        )
         filters, errors = parse_filters(
             query, api.system.settings.audit_query_max_days, allow_tenant=True
         )
-        limit, offset, after, more = _page_params(query)
+        rows, skip, cursor, more = _page_params(query)
         _raise(errors + more)
         audit = api.system.audit
         await _in_thread(
             partial(
                 audit.record_cross_tenant_query,
                 principal,
-                {**filters.as_dict(), "limit": limit, "offset": offset},
+                {**filters.as_dict(), "limit": rows, "offset": skip},
             )
         )
         page = await audit_page(
-            partial(api.database.fetch_sets, None), filters, limit=limit, offset=offset, after=after
+            partial(api.database.fetch_sets, None), filters, limit=rows, offset=skip, after=cursor
         )
         body = AuditLogPage(
             audit_events=[_event(r) for r in page.rows],
             total=page.total,
             total_exact=page.total_exact,
-            limit=limit,
-            offset=offset,
+            limit=rows,
+            offset=skip,
             next_cursor=page.next_cursor,
             constitutional_hash=api.constitutional_hash,
         )
         return Response(body, headers=_link(request, page.next_cursor))
+
+
+def document_required_query(document: Any) -> None:
+    """State in the OpenAPI document that queries and exports need `start_time` and `end_time`
+    (the handlers take them as optional so that one VALIDATION_ERROR lists every problem)."""
+    for path, item in (document.paths or {}).items():
+        if "/audit-log" not in path or item.get is None:
+            continue
+        for parameter in item.get.parameters or []:
+            if getattr(parameter, "name", None) in REQUIRED_QUERY:
+                parameter.required = True

@@ -343,10 +343,21 @@ def test_platform_executives_set_retention_and_legal_hold(
         "FORBIDDEN",
     )
     bad = platform.put(
-        path, json={"retention_days": 0, "legal_hold": "yes", "x": 1, "constitutional_hash": HASH}
+        path,
+        json={"retention_days": 0, "legal_hold_reason": "a\x01b", "constitutional_hash": HASH},
     )
     fields = {f["field"] for f in _error(bad, 422, "VALIDATION_ERROR")["details"]["fields"]}
-    assert fields == {"retention_days", "legal_hold", "x"}
+    assert fields == {"retention_days", "legal_hold_reason"}
+    unknown = platform.put(path, json={"retention_days": 9, "x": 1, "constitutional_hash": HASH})
+    _error(unknown, 422, "VALIDATION_ERROR")
+    _error(
+        platform.put(
+            "/v1/tenants/6f0c4b1e-9a7d-4e2f-8b3c-6a1d0e9f8a7b/audit-log/retention",
+            json={"retention_days": 30, "constitutional_hash": HASH},
+        ),
+        404,
+        "NOT_FOUND",
+    )
     _error(platform.put(path, json={"retention_days": 30}), 400, "CONSTITUTIONAL_HASH_REQUIRED")
     ok = platform.put(
         path,

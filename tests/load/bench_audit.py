@@ -76,6 +76,11 @@ def bulk_load(admin_url: str, rows: int, tenants: int) -> tuple[uuid.UUID, uuid.
     started = time.perf_counter()
     with psycopg.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT ensure_audit_partitions(2, 1)")
+        cur.executemany(  # the tenants themselves, so the API finds them
+            "INSERT INTO tenants (tenant_id, tenant_name, tenant_slug, admin_email) "
+            "VALUES (%s, %s, %s, 'a@b.test')",
+            [(tid, f"Bench {tid}", f"bench-{tid}") for tid in ids],
+        )
         with cur.copy(
             "COPY tenant_audit_log (audit_id, tenant_id, event_type, event_category, actor_id, "
             "actor_type, target_resource, action, result, details, constitutional_hash, "
