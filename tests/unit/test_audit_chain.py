@@ -60,3 +60,15 @@ def test_formulas_are_neutralised_and_plain_text_is_not() -> None:
         assert neutralise(cell) == "'" + cell
     for cell in ("plain", "", "a=b", "1-2", " =x"):
         assert neutralise(cell) == cell
+
+
+def test_an_altered_row_and_a_removed_row_are_found() -> None:
+    rows = chain(4)
+    head = rows[-1]["row_hash"]
+    altered = [rows[0], {**rows[1], "details": {"a": "x"}}, rows[2], rows[3]]
+    report = verify_chain(altered, head_seq=4, head_hash=head)
+    assert report.problems == [{"kind": "altered", "seq": 2, "audit_id": "id-2"}]
+    report = verify_chain([rows[0], rows[2], rows[3]], head_seq=4, head_hash=head)
+    assert report.problems == [{"kind": "missing", "from_seq": 2, "to_seq": 2}]
+    report = verify_chain(rows[:3], head_seq=4, head_hash=head)
+    assert report.problems == [{"kind": "missing_tail", "from_seq": 4, "to_seq": 4}]
