@@ -50,6 +50,7 @@ MIGRATIONS = [
     "applied 0005_row_level_security",
     "applied 0006_idempotency",
     "applied 0007_consumed_events",
+    "applied 0010_audit_api",
 ]
 
 
@@ -330,8 +331,10 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
     try:
         running = worker.wait_for_line(r"^acgs worker: running (.*)  \(Ctrl-C stops\)$")
         assert sorted(running.group(1).split(", ")) == [
+            "audit_exports",
             "audit_log",
             "audit_partitions",
+            "audit_retention",
             "external_events",
             "kafka_relay",
             "tenants",
