@@ -123,33 +123,39 @@ class ExportRunner:
         self.clock = clock
 
     def run(self, stop: threading.Event) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as listener:
-            listener.execute(f"LISTEN {CHANNEL}")
+        """Wait for jobs (NOTIFY, or every `poll_seconds`) on one connection, run them, and
+        expire old files, until `stop` is set."""
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f"LISTEN {CHANNEL}")
             while not stop.is_set():
-                self.expire()
-                if self.step():
+                self.expire(conn)
+                if self.step(conn):
                     continue
-                for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
                     pass
 
-    def expire(self) -> int:
+    def expire(self, conn: psycopg.Connection[Any] | None = None) -> int:
         """Delete the files of exports past their expiry; returns how many."""
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            cur = conn.execute(
-                "UPDATE audit_exports SET status = 'expired', content = NULL "
-                "WHERE status = 'completed' AND expires_at <= %s",
-                [self.clock()],
-            )
-            return cur.rowcount
+        if conn is None:
+            with psycopg.connect(self.conninfo, autocommit=True) as own:
+                return self.expire(own)
+        cur = conn.execute(
+            "UPDATE audit_exports SET status = 'expired', content = NULL "
+            "WHERE status = 'completed' AND expires_at <= %s",
+            [self.clock()],
+        )
+        return cur.rowcount
 
-    def step(self) -> bool:
+    def step(self, conn: psycopg.Connection[Any] | None = None) -> bool:
         """Run the next queued export, if any; True when one ran."""
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            job = conn.execute(_CLAIM, [STALE_SECONDS], prepare=False).fetchone()
-            if job is None:
-                return False
-            columns = [c.strip() for c in STATUS_COLUMNS.split(",")]
-            self.run_job(conn, dict(zip(columns, job, strict=True)))
+        if conn is None:
+            with psycopg.connect(self.conninfo, autocommit=True) as own:
+                return self.step(own)
+        job = conn.execute(_CLAIM, [STALE_SECONDS], prepare=False).fetchone()
+        if job is None:
+            return False
+        columns = [c.strip() for c in STATUS_COLUMNS.split(",")]
+        self.run_job(conn, dict(zip(columns, job, strict=True)))
         return True
 
     def run_job(self, conn: psycopg.Connection[Any], job: dict[str, Any]) -> None:

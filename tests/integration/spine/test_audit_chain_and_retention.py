@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import json
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -311,3 +313,30 @@ def test_an_expired_export_loses_its_file(
     assert runner.expire() >= 1
     expired = _job(system, job["export_id"])
     assert (expired["status"], expired["content"]) == ("expired", None)
+
+
+def test_the_export_worker_runs_a_job_when_notified(
+    system: System, exported_tenant: tuple[UUID, AuditFilters]
+) -> None:
+    """The supervised worker's loop: woken by the NOTIFY of a queued job (it polls only once a
+    minute here), runs it, and stops when asked."""
+    runner = ExportRunner(system.projector_conninfo, expire_seconds=3600, poll_seconds=60)
+    stop = threading.Event()
+    worker = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.5)  # listening
+        tenant_id, filters = exported_tenant
+        export_id = _queue(system, tenant_id, "jsonl", filters)
+        with psycopg.connect(system.projector_conninfo, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify('audit_exports', %s)", [export_id])
+        deadline = time.monotonic() + 20
+        while _job(system, export_id)["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _job(system, export_id)["status"] == "completed"
+    finally:
+        stop.set()
+        with psycopg.connect(system.projector_conninfo, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify('audit_exports', 'stop')")
+        worker.join(10)
+    assert not worker.is_alive()
