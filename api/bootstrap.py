@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
 from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
+from commands.audit import AuditCommands
 from commands.decision_log import DecisionRecorder
 from commands.decisions import DecisionService, RegistryCache
 from commands.integration_health import IntegrationHealthChecker
@@ -25,6 +26,7 @@ from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
+from infra import tracing
 from infra.circuit_breaker import CircuitBreakers
 from infra.connectivity import ConnectivityProbe
 from infra.keys.envelope import EnvelopeSealer
@@ -40,7 +42,9 @@ from infra.postgres.projection_runner import ProjectionRunner
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
 from infra.supervisor import Supervisor, Worker, WorkerStatus
+from projections.audit_export import ExportRunner
 from projections.audit_log import AuditLogProjection
+from projections.audit_retention import RetentionRunner
 from projections.integrations import IntegrationsProjection
 from projections.policies import PoliciesProjection
 from projections.tenants import TenantsProjection
@@ -51,6 +55,8 @@ AUDIT_PARTITIONS = "audit_partitions"  # the worker that creates the audit log's
 EXTERNAL_EVENTS = "external_events"  # the worker consuming the external-events topic
 INTEGRATION_HEALTH = "integration_health"  # tests enabled integrations on an interval
 DECISION_LOG = "decision_log"  # the worker writing decision logs in batches
+AUDIT_EXPORTS = "audit_exports"  # the worker running audit-log export jobs
+AUDIT_RETENTION = "audit_retention"  # the worker purging expired audit rows
 log = logging.getLogger(__name__)
 
 
@@ -120,6 +126,7 @@ class System:
     app: GovernanceApplication
     tenants: TenantCommands
     database: Database
+    audit: AuditCommands
     runners: list[ProjectionRunner] = field(default_factory=list)
     relay: Any = None  # infra.kafka.relay.KafkaRelay when streaming is on
     kafka: Any = None  # infra.kafka.config.KafkaConfig when streaming is on
@@ -160,8 +167,8 @@ class System:
 
     def worker_names(self) -> list[str]:
         """Every background worker of this deployment, in start order."""
-        names = [AUDIT_PARTITIONS, *self._registry_workers(), *self.followers()]
-        names.append(INTEGRATION_HEALTH)
+        names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self._registry_workers()]
+        names += [*self.followers(), INTEGRATION_HEALTH]
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _service_workers(self) -> dict[str, Callable[[], Worker]]:
@@ -170,6 +177,8 @@ class System:
             AUDIT_PARTITIONS: lambda: Worker(AUDIT_PARTITIONS, self._maintain_partitions),
             EXTERNAL_EVENTS: lambda: external_events_worker(self),
             INTEGRATION_HEALTH: lambda: Worker(INTEGRATION_HEALTH, self.health_checker().run),
+            AUDIT_EXPORTS: lambda: Worker(AUDIT_EXPORTS, self.export_runner().run),
+            AUDIT_RETENTION: lambda: Worker(AUDIT_RETENTION, self.retention_runner().run),
         }
         if self.decision_log is not None:
             recorder = self.decision_log
@@ -233,6 +242,15 @@ class System:
             row = conn.execute("SELECT ensure_decision_log_partitions(1, 3)").fetchone()
         return int(row[0]) if row else 0
 
+    def export_runner(self) -> ExportRunner:
+        return ExportRunner(
+            self.projector_conninfo, expire_seconds=self.settings.audit_export_ttl_seconds
+        )
+
+    def retention_runner(self, **options: Any) -> RetentionRunner:
+        assert self.audit is not None
+        return RetentionRunner(self.projector_conninfo, self.audit.record_purge, **options)
+
     def _maintain_partitions(self, stop: threading.Event) -> None:
         """The partition-maintenance worker: check at start and every six hours (a failure is
         the supervisor's to restart with backoff)."""
@@ -285,6 +303,12 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
 
     Migrations run by default in the embedded profile; in production `acgs db migrate` runs them.
     """
+    tracing.configure(
+        exporter=settings.trace_exporter,
+        endpoint=settings.trace_endpoint,
+        sample_ratio=settings.trace_sample_ratio,
+        critical_ratio=settings.trace_critical_ratio,
+    )
     admin_url, embedded = open_database(settings)
     try:
         if apply_migrations if apply_migrations is not None else embedded is not None:
@@ -304,6 +328,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             embedded=embedded,
             app=app,
             tenants=tenants,
+            audit=AuditCommands(app, settings.constitutional_hash),
             database=Database(
                 role_conninfo(admin_url, APP_ROLE, settings.app_db_password), settings.pool_size
             ),

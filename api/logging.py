@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from infra.tracing import log_ids
+
 REDACTED = "***REDACTED***"
 request_id_var: ContextVar[str | None] = ContextVar("acgs_request_id", default=None)
 
@@ -60,6 +62,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
+        ids = log_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

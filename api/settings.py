@@ -8,6 +8,8 @@ from pathlib import Path
 
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
 
+TRACE_EXPORTERS = ("none", "console", "otlp-grpc", "otlp-http", "zipkin")
+
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
@@ -51,6 +53,16 @@ class Settings:
     def with_integrations(self, env: dict[str, str]) -> Settings:
         return replace(self, **_integration_settings(env))  # type: ignore[arg-type]
 
+    # The audit log (docs/audit.md).
+    audit_query_max_days: int = 366  # the widest start_time..end_time span of a query or export
+    audit_export_ttl_seconds: int = 86400  # how long an export's file can be downloaded
+    audit_lag_events: int = 1000  # /readyz is degraded when the audit log is further behind
+    # Tracing (docs/tracing.md): exporter none|console|otlp-grpc|otlp-http|zipkin.
+    trace_exporter: str = "none"
+    trace_endpoint: str | None = None
+    trace_sample_ratio: float = 0.01  # requests outside the critical paths
+    trace_critical_ratio: float = 1.0  # authentication, tenant lifecycle, hash failures, policies
+
     @property
     def profile(self) -> str:
         return "embedded" if self.database_url is None else "production"
@@ -85,6 +97,15 @@ class Settings:
             kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
             kafka_session_timeout_ms=_int(e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000),
             kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
+            audit_query_max_days=_int(e, "ACGS_AUDIT_QUERY_MAX_DAYS", 366, 1, 36500),
+            audit_export_ttl_seconds=_int(
+                e, "ACGS_AUDIT_EXPORT_TTL_SECONDS", 86400, 60, 31_536_000
+            ),
+            audit_lag_events=_int(e, "ACGS_AUDIT_LAG_EVENTS", 1000, 1, 10_000_000),
+            trace_exporter=_choice(e, "ACGS_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
+            trace_endpoint=e.get("ACGS_TRACE_ENDPOINT") or None,
+            trace_sample_ratio=_ratio(e, "ACGS_TRACE_SAMPLE_RATIO", 0.01),
+            trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
         ).with_integrations(e)
 
 
@@ -131,3 +152,26 @@ def _integration_settings(env: dict[str, str]) -> dict[str, object]:
         "breaker_failure_threshold": _int(env, "ACGS_BREAKER_FAILURE_THRESHOLD", 5, 1, 1000),
         "breaker_reset_seconds": _int(env, "ACGS_BREAKER_RESET_SECONDS", 30, 1, 86_400),
     }
+
+
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in allowed:
+        msg = f"{name} must be one of {', '.join(allowed)}, got {value!r}"
+        raise SettingsError(msg)
+    return value
+
+
+def _ratio(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        msg = f"{name} must be a number between 0 and 1, got {raw!r}"
+        raise SettingsError(msg) from None
+    if not 0.0 <= value <= 1.0:
+        msg = f"{name} must be between 0 and 1, got {value}"
+        raise SettingsError(msg)
+    return value

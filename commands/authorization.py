@@ -38,6 +38,9 @@ class Permission(StrEnum):
     POLICY_AUTHOR = "policy:author"
     DECISION_REQUEST = "decision:request"
     DECISION_LOG_CONFIGURE = "decision-log:configure"
+    AUDIT_EXPORT = "audit:export"
+    AUDIT_READ_ALL = "audit:read-all"  # across tenants
+    AUDIT_RETENTION = "audit:retention"  # retention days and legal hold
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,15 @@ PERMISSIONS: dict[Permission, Rule] = {
     ),
     Permission.DECISION_LOG_CONFIGURE: Rule(
         frozenset({_E}), Scope.TENANT, "Choose whether decision logs keep the (masked) input"
+    ),
+    Permission.AUDIT_EXPORT: Rule(
+        frozenset({_E, _J, _A}), Scope.TENANT, "Export the audit log and download exports"
+    ),
+    Permission.AUDIT_READ_ALL: Rule(
+        frozenset({_E, _J, _A}), Scope.PLATFORM, "Query the audit log across tenants"
+    ),
+    Permission.AUDIT_RETENTION: Rule(
+        frozenset({_E}), Scope.PLATFORM, "Change audit retention and legal hold"
     ),
 }
 

@@ -65,3 +65,13 @@ class AuditEntry(Aggregate):
         self.result = result
         self.target_resource = target_resource
         self.details = details
+
+
+# Audit retention (per tenant): how long its audit rows are kept, and whether a legal hold keeps
+# them all. A change is an `AuditEntry` with this action, its details holding the new settings
+# (`retention_days`, `legal_hold`, `legal_hold_reason`), so it is audited like any change and the
+# read model of the settings is rebuilt from the log.
+RETENTION_ACTION = "change_audit_retention"
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 36500
+MAX_HOLD_REASON = 500

@@ -84,3 +84,15 @@ class DependencyUnavailable(DomainError):
     """The integration's circuit breaker is open: no call is attempted until it half-opens."""
 
     code = "DEPENDENCY_UNAVAILABLE"
+
+
+class ExportNotReady(DomainError):
+    """An audit export's file is asked for before the export completed."""
+
+    code = "EXPORT_NOT_READY"
+
+
+class ExportExpired(DomainError):
+    """An audit export's file was deleted when it expired."""
+
+    code = "EXPORT_EXPIRED"

@@ -3,6 +3,10 @@
 The row is a pure function of the event (its id is the event id, its time the event time), so a
 replay into an empty table gives identical rows. Purging a tenant deletes its audit rows; the
 purge itself is recorded under the system tenant, where the platform's own audit lives.
+
+Each row joins its tenant's hash chain (domain.audit_chain) in log order: its number and hash
+follow the tenant's head in `audit_chain_heads`, moved in the same transaction. An audit entry
+whose action is `RETENTION_ACTION` also keeps `audit_settings` (retention days, legal hold).
 """
 
 from __future__ import annotations
@@ -15,20 +19,39 @@ from uuid import UUID
 from psycopg import Cursor
 from psycopg.types.json import Jsonb
 
-from domain.audit import AuditEntry
+from domain.audit import RETENTION_ACTION, AuditEntry
+from domain.audit_chain import GENESIS, row_hash
 from domain.events import ENVELOPE_FIELDS, event_id, event_type, event_type_of
 from domain.integration.aggregate import Integration
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 
+# The row and the moved chain head in one statement: the head moves only if the row was new.
 _INSERT = """
+WITH row AS (
 INSERT INTO tenant_audit_log (audit_id, tenant_id, event_type, event_category, actor_id,
     actor_type, target_resource, target_id, action, result, details, constitutional_hash,
-    constitutional_validation_passed, timestamp)
+    constitutional_validation_passed, timestamp, chain_seq, prev_hash, row_hash)
 VALUES (%(audit_id)s, %(tenant_id)s, %(event_type)s, %(event_category)s, %(actor_id)s,
     %(actor_type)s, %(target_resource)s, %(target_id)s, %(action)s, %(result)s, %(details)s,
-    %(constitutional_hash)s, %(constitutional_validation_passed)s, %(timestamp)s)
+    %(constitutional_hash)s, %(constitutional_validation_passed)s, %(timestamp)s,
+    %(chain_seq)s, %(prev_hash)s, %(row_hash)s)
 ON CONFLICT DO NOTHING
+RETURNING tenant_id, chain_seq, row_hash
+)
+INSERT INTO audit_chain_heads (tenant_id, seq, hash)
+SELECT tenant_id, chain_seq, row_hash FROM row
+ON CONFLICT (tenant_id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, updated_at = now()
+"""
+_HEAD = "SELECT seq, hash FROM audit_chain_heads WHERE tenant_id = %s"
+_SETTINGS = """
+INSERT INTO audit_settings (tenant_id, retention_days, legal_hold, legal_hold_reason, updated_by,
+    updated_at)
+VALUES (%(tenant_id)s, %(retention_days)s, %(legal_hold)s, %(legal_hold_reason)s,
+    %(updated_by)s, %(at)s)
+ON CONFLICT (tenant_id) DO UPDATE SET retention_days = EXCLUDED.retention_days,
+    legal_hold = EXCLUDED.legal_hold, legal_hold_reason = EXCLUDED.legal_hold_reason,
+    updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at
 """
 _TENANT_ACTIONS = {
     event_type_of(Tenant.Created): "create_tenant",
@@ -134,12 +157,45 @@ def audit_record_of(
     return record
 
 
+def chained(cur: Cursor[Any], record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with its place in its tenant's chain: number, previous hash, own hash."""
+    head = cur.execute(_HEAD, [record["tenant_id"]], prepare=True).fetchone()
+    seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+    record = {**record, "chain_seq": seq + 1, "prev_hash": prev}
+    record["row_hash"] = row_hash(prev, record)
+    return record
+
+
+def insert_row(cur: Cursor[Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Write one audit record as the next row of its tenant's chain; returns the chained row."""
+    row = chained(cur, record)
+    cur.execute(_INSERT, {**row, "details": Jsonb(row["details"])}, prepare=True)
+    return row
+
+
 class AuditLogProjection:
     name = "audit_log"
-    tables = ("tenant_audit_log",)
+    tables = ("tenant_audit_log", "audit_chain_heads", "audit_settings")
 
     def apply(self, cur: Cursor[Any], event: Any) -> None:
         if isinstance(event, Tenant.Purged):
-            cur.execute("DELETE FROM tenant_audit_log WHERE tenant_id = %s", [event.originator_id])
-        record = audit_record(event)
-        cur.execute(_INSERT, {**record, "details": Jsonb(record["details"])})
+            for table in self.tables:
+                cur.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [event.originator_id])  # noqa: S608
+        elif (
+            isinstance(event, AuditEntry.Recorded)
+            and event.action == RETENTION_ACTION
+            and event.result == "success"  # a refused change is audited with the same action
+        ):
+            settings = event.details
+            cur.execute(
+                _SETTINGS,
+                {
+                    "tenant_id": event.meta["tenant_id"],
+                    "retention_days": settings["retention_days"],
+                    "legal_hold": settings["legal_hold"],
+                    "legal_hold_reason": settings.get("legal_hold_reason"),
+                    "updated_by": event.meta["actor"]["sub"],
+                    "at": event.timestamp,
+                },
+            )
+        insert_row(cur, audit_record(event))

@@ -39,6 +39,7 @@ def cli() -> None:
     """ACGS enterprise governance backend."""
 
 
+from api.cli.audit import audit  # noqa: E402
 from api.cli.db import db  # noqa: E402
 from api.cli.keys import keys  # noqa: E402
 from api.cli.policy import policy  # noqa: E402
@@ -48,5 +49,5 @@ from api.cli.streaming import streaming  # noqa: E402
 from api.cli.token import token  # noqa: E402
 from api.cli.worker import worker  # noqa: E402
 
-for command in (db, serve, replay, projections, policy, token, worker, streaming, keys):
+for command in (db, serve, replay, projections, policy, token, worker, streaming, keys, audit):
     cli.add_command(command)

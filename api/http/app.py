@@ -14,6 +14,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
+from api.http.audit import (
+    AuditLogController,
+    PlatformAuditLogController,
+    document_required_query,
+)
 from api.http.auth import principal_from_scope
 from api.http.bodies import check_body
 from api.http.directory import CACHE_SECONDS
@@ -62,6 +67,8 @@ def create_app(
             IntegrationController,
             PolicyController,
             DecisionController,
+            AuditLogController,
+            PlatformAuditLogController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
@@ -112,5 +119,6 @@ def create_app(
         debug=False,
     )
     complete(app)
+    document_required_query(app.openapi_schema)
     app.asgi_handler = Edge(app.asgi_handler, api, app.asgi_router)
     return app

@@ -15,11 +15,12 @@ import logging
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.utils import normalize_path
+from opentelemetry.trace import SpanKind
 
 from api.http.auth import PRINCIPAL_KEY, authenticate
 from api.http.errors import (
@@ -34,6 +35,7 @@ from api.http.errors import (
 from api.http.schema_ui import PAGE_PATH as UI_PAGE
 from api.logging import request_id_var
 from domain.errors import DomainError
+from infra import tracing
 
 if TYPE_CHECKING:
     from litestar._asgi.asgi_router import ASGIRouter
@@ -66,6 +68,12 @@ UI_PAGE_CSP = (
     b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+# Requests on a critical path are traced whatever the ordinary sampling ratio (docs/tracing.md):
+# authentication, the tenant lifecycle (writes to a tenant), policy conversion and its jobs.
+_CRITICAL_ANY = re.compile(r"^/v1/auth/")
+_CRITICAL_WRITE = re.compile(
+    r"^/v1/tenants(?:/[^/]+(?:/reactivate)?)?/?$|/polic(?:y|ies)(?:/|$)|/migrations(?:/|$)"
+)
 
 
 class Edge:
@@ -102,19 +110,28 @@ class Edge:
 
         principal: Principal | None = None
         holding = False
-        try:
+        with _server_span(scope) as span:
             try:
-                if _is_api_path(scope["path"]):
-                    principal = authenticate(self._api.verifier, _header(scope, b"authorization"))
-                    holding = await self._admit(scope, principal, headers)
-                await self._app(scope, receive, send_with_headers)
-            except DomainError as refusal:
-                await self._refuse(send_with_headers, refusal)
-        finally:
-            if holding and principal is not None:
-                await self._api.concurrency.release(principal.tenant_id)
-            self._record(scope, status[0], principal, time.perf_counter() - started)
-            request_id_var.reset(context_token)
+                try:
+                    if _is_api_path(scope["path"]):
+                        principal = authenticate(
+                            self._api.verifier, _header(scope, b"authorization")
+                        )
+                        if span.is_recording():
+                            _identify(span, principal, self._api.constitutional_hash)
+                        holding = await self._admit(scope, principal, headers)
+                    await self._app(scope, receive, send_with_headers)
+                except DomainError as refusal:
+                    await self._refuse(send_with_headers, refusal)
+            finally:
+                if holding and principal is not None:
+                    await self._api.concurrency.release(principal.tenant_id)
+                route = self._record(scope, status[0], principal, time.perf_counter() - started)
+                if span.is_recording():
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+                    span.set_attribute("http.response.status_code", status[0])
+                request_id_var.reset(context_token)
 
     async def _admit(
         self, scope: HTTPScope, principal: Principal, headers: list[tuple[bytes, bytes]]
@@ -176,7 +193,8 @@ class Edge:
 
     def _record(
         self, scope: HTTPScope, status: int, principal: Principal | None, seconds: float
-    ) -> None:
+    ) -> str:
+        """Metrics and the access-log line of a finished request; returns its route template."""
         route = self._route_template(scope)
         tenant = str(principal.tenant_id) if principal is not None else "-"
         self._api.metrics.observe(route, scope["method"], status, tenant, seconds)
@@ -196,6 +214,7 @@ class Edge:
                     },
                 },
             )
+        return route
 
     def _route_template(self, scope: HTTPScope) -> str:
         """The route's path template: set by routing, or (for a request refused here, before
@@ -210,6 +229,32 @@ class Edge:
         except HTTPException:
             return "unrouted"
         return str(template)
+
+
+def _server_span(scope: HTTPScope) -> Any:
+    """The request's server span (a context manager), continuing the caller's `traceparent`."""
+    method, path = scope["method"], scope["path"]
+    critical = bool(_CRITICAL_ANY.match(path)) or (
+        method in WRITE_METHODS and bool(_CRITICAL_WRITE.search(path))
+    )
+    supplied = _header(scope, b"traceparent")
+    parent = tracing.parent_context(supplied.decode("latin-1") if supplied else None)
+    return tracing.tracer().start_as_current_span(
+        f"{method} {path}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": path, tracing.CRITICAL: critical},
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
+def _identify(span: Any, principal: Principal, constitutional_hash: str) -> None:
+    span.set_attribute(tracing.TENANT, str(principal.tenant_id))
+    span.set_attribute(tracing.USER, principal.sub)
+    span.set_attribute(tracing.HASH, constitutional_hash)
+    if principal.primary_role is not None:
+        span.set_attribute(tracing.ROLE, principal.primary_role.value)
 
 
 def _is_api_path(path: str) -> bool:

@@ -25,6 +25,7 @@ from litestar.exceptions import (
 )
 
 from domain.errors import DomainError
+from infra import tracing
 
 log = logging.getLogger("acgs.http")
 
@@ -67,7 +68,12 @@ STATUS_BY_CODE: dict[str, int] = {
     # The policy registry and decisions.
     "POLICY_CONVERSION_FAILED": 422,
     "DECISION_EVALUATION_FAILED": 500,
+    # Audit-log exports (api/http/audit.py).
+    "EXPORT_NOT_READY": 409,
+    "EXPORT_EXPIRED": 410,
 }
+
+HASH_FAILURES = frozenset({"CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH"})
 
 # Fields a client may read but never write; named as such when a body carries them.
 READ_ONLY_FIELDS = frozenset(
@@ -196,6 +202,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     """Litestar's exception handler for every exception type."""
     request_id = str(request.scope.get("state", {}).get("request_id", "-"))
     code, message, details, headers = translate(exc, request_id)
+    if code in HASH_FAILURES:  # a critical path: traced whatever the request's sampling
+        tracing.record_critical(
+            "constitutional_hash.failure",
+            {"acgs.error.code": code, "http.route": str(request.scope.get("path_template"))},
+        )
     if code == "INTERNAL_ERROR":
         log.error(
             "unhandled exception",

@@ -113,6 +113,14 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
         "policy finance-api version 2 could not be evaluated on the input; no decision was made",
         {"policy_id": "finance-api", "policy_version": 2, "reason": "type error"},
     ),
+    "EXPORT_NOT_READY": (
+        "the export has not completed",
+        {"export_id": "exp_5f0c4b1e9a7d4e2f8b3c6a1d", "status": "processing", "progress": 40},
+    ),
+    "EXPORT_EXPIRED": (
+        "the export's file has expired; start a new export",
+        {"export_id": "exp_5f0c4b1e9a7d4e2f8b3c6a1d", "expired_at": "2026-01-02T00:00:00+00:00"},
+    ),
 }
 _ALWAYS = ("UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED")
 WRITE = ("CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH", "STORAGE_QUOTA_EXCEEDED")

@@ -22,8 +22,9 @@ class HealthController(Controller):
 
     @get(
         "/readyz",
-        summary="Readiness: database reachable, projections within 5 s of the log, no background "
-        "worker being restarted",
+        summary="Readiness: database reachable, projections within 5 s of the log, the audit log "
+        "within ACGS_AUDIT_LAG_EVENTS events (else 'degraded'), no background worker being "
+        "restarted",
         responses={503: ResponseSpec(dict[str, Any], description="Not ready, with the checks")},
     )
     async def readyz(self, state: State) -> Response[dict[str, Any]]:
@@ -40,16 +41,32 @@ class HealthController(Controller):
             async with system.database.tenant_session(None) as conn:
                 await conn.execute("SELECT 1")
             checks["database"] = "ok"
-            lagging = [p for p in await _status(system) if p["seconds_behind"] > READY_LAG_SECONDS]
+            status = await _status(system)
+            lagging = [p for p in status if p["seconds_behind"] > READY_LAG_SECONDS]
             checks["projections"] = "ok" if not lagging else {"lagging": lagging}
-            ready = ready and not lagging
+            checks["audit"] = _audit_check(status, system.settings.audit_lag_events)
+            ready = ready and not lagging and checks["audit"] == "ok"
         except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
             checks["database"] = f"unavailable: {type(exc).__name__}"
             ready = False
-        status = HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE
-        return Response(
-            {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=status
-        )
+        code = HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE
+        word = "ready" if ready else ("degraded" if _only_audit(checks) else "not_ready")
+        return Response({"status": word, "checks": checks}, status_code=code)
+
+
+def _audit_check(status: list[dict[str, Any]], threshold: int) -> Any:
+    """'ok', or how far the audit log is behind the event store when past `threshold` events."""
+    audit = next((p for p in status if p["name"] == "audit_log"), None)
+    if audit is None or audit["events_behind"] <= threshold:
+        return "ok"
+    return {"events_behind": audit["events_behind"], "threshold": threshold}
+
+
+def _only_audit(checks: dict[str, Any]) -> bool:
+    """Only the audit log's completeness fails: the service answers, its audit trail lags."""
+    return checks.get("audit", "ok") != "ok" and all(
+        v == "ok" for k, v in checks.items() if k != "audit"
+    )
 
 
 async def _status(system: Any) -> list[dict[str, Any]]:

@@ -9,10 +9,14 @@
 - `acgs_projection_enabled{projection}`: 1 for those, 0 for a follower with a position that this
   deployment does not run (e.g. the relay while streaming is off), whose lag is not reported;
 - `acgs_worker_up{worker}` (1 running, 0 restarting after a failure) and
-  `acgs_worker_restarts_total{worker}`: the supervised background workers.
+  `acgs_worker_restarts_total{worker}`: the supervised background workers;
 - `acgs_integration_circuit_state{integration_id}` (0 closed, 1 half-open, 2 open) and
   `acgs_integration_circuit_opened_total{integration_id}`: the integrations' circuit breakers
-  in this process.
+  in this process;
+- audit completeness: `acgs_audit_events_in_total` (events recorded: the head of the log),
+  `acgs_audit_rows_out_total` (events the audit projection has turned into audit rows: its
+  position; each event becomes exactly one row) and `acgs_audit_rows_missing` (the difference:
+  events with no audit row yet).
 The event-store figures are read from the database when scraped.
 """
 
@@ -118,6 +122,7 @@ class EventStoreCollector(Collector):
             "1 when this deployment runs the follower of the log, 0 when it does not",
             labels=["projection"],
         )
+        yield from _audit_completeness(rows, head)
         for row in rows:
             enabled.add_metric([row["name"]], 1 if row["enabled"] else 0)
             if row["enabled"]:
@@ -126,6 +131,25 @@ class EventStoreCollector(Collector):
         yield events
         yield seconds
         yield enabled
+
+
+AUDIT_PROJECTION = "audit_log"
+
+
+def _audit_completeness(rows: list[dict[str, Any]], head: int) -> Iterator[Metric]:
+    audit = next((r for r in rows if r["name"] == AUDIT_PROJECTION), None)
+    out = int(audit["position"]) if audit else 0
+    yield CounterMetricFamily(
+        "acgs_audit_events_in", "Events recorded in the event store", value=head
+    )
+    yield CounterMetricFamily(
+        "acgs_audit_rows_out", "Events the audit projection has written as audit rows", value=out
+    )
+    yield GaugeMetricFamily(
+        "acgs_audit_rows_missing",
+        "Events recorded that have no audit row yet (events in minus rows out)",
+        value=max(0, head - out),
+    )
 
 
 class ApiMetrics:

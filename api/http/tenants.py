@@ -45,6 +45,7 @@ from commands.context import CommandContext, Principal
 from commands.tenants import CreateTenant
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
 from domain.errors import NotFound, ValidationFailed
+from infra import tracing
 from projections.tenants import list_tenants
 
 T = TypeVar("T")
@@ -330,8 +331,11 @@ def _context(
     if supplied and not CONSTITUTIONAL_HASH_PATTERN.fullmatch(supplied):
         where = HASH_HEADER if in_body is UNSET else "constitutional_hash"
         raise ValidationFailed.field(where, "must be 16 lowercase hexadecimal characters")
-    return CommandContext(principal, supplied, request.headers.get("traceparent"))
+    trace_parent = tracing.current_traceparent() or request.headers.get("traceparent")
+    return CommandContext(principal, supplied, trace_parent)
 
 
 async def _in_thread(call: partial[T]) -> T:
-    return await anyio.to_thread.run_sync(call)
+    """Run a command in a worker thread, in a span of the request's trace named after it."""
+    with tracing.tracer().start_as_current_span(f"command {call.func.__name__}"):
+        return await anyio.to_thread.run_sync(call)

@@ -22,7 +22,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -33,7 +33,9 @@ from confluent_kafka.serialization import SerializationError
 from faststream import AckPolicy
 from faststream.confluent import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
+from opentelemetry.trace import SpanKind
 
+from infra import tracing
 from infra.kafka.codec import EventCodec, header_list
 from infra.kafka.config import KafkaConfig
 
@@ -53,6 +55,7 @@ class PermanentFailure(Exception):
 class Decoded:
     event_id: UUID
     value: Any  # what `process` receives
+    trace_parent: str | None = None  # the message's W3C traceparent header (set by the base)
 
 
 @dataclass
@@ -206,7 +209,7 @@ class EventConsumer(ABC):
         loop = asyncio.get_running_loop()
         decoded: list[Decoded] = []
         try:
-            decoded = [self.decode(raw.value(), _headers(raw)) for raw in batch]
+            decoded = [self._decode(raw.value(), _headers(raw)) for raw in batch]
             applied = await loop.run_in_executor(self._executor, self._apply_all, decoded)
         except Exception:  # noqa: BLE001 - the careful path sorts it out message by message
             for raw in batch:
@@ -222,7 +225,7 @@ class EventConsumer(ABC):
         while True:
             attempt += 1
             try:
-                decoded = self.decode(raw.value(), headers)
+                decoded = self._decode(raw.value(), headers)
                 applied = await loop.run_in_executor(self._executor, self._apply_all, [decoded])
             except PermanentFailure as exc:
                 await self._dead_letter(raw, headers, exc, attempt)
@@ -251,6 +254,31 @@ class EventConsumer(ABC):
                 self.stats.duplicates += 1
             return
 
+    def _decode(self, value: bytes | None, headers: Headers) -> Decoded:
+        decoded = self.decode(value, headers)
+        trace_parent = next((v for k, v in headers if k == "traceparent"), None)
+        if trace_parent is None:
+            return decoded
+        return replace(decoded, trace_parent=trace_parent.decode("ascii", "replace"))
+
+    def _process(self, decoded: Decoded, cur: psycopg.Cursor[Any]) -> None:
+        """`process`, in a span of the message's trace when that trace is sampled."""
+        if not tracing.sampled(decoded.trace_parent):
+            self.process(decoded.value, cur)
+            return
+        with tracing.continued(
+            f"kafka.consume {self.consumer_name}",
+            decoded.trace_parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.source.name": self.topic,
+                "messaging.message.id": str(decoded.event_id),
+                "messaging.consumer.group.name": self.group_id,
+            },
+        ):
+            self.process(decoded.value, cur)
+
     def _apply_all(self, batch: list[Decoded]) -> int:
         """Process each message whose event id this consumer has not seen, all in one
         transaction; returns how many were processed (the rest were duplicates)."""
@@ -262,7 +290,7 @@ class EventConsumer(ABC):
                 for decoded in batch:
                     cur.execute(_DEDUP, [self.consumer_name, decoded.event_id], prepare=True)
                     if cur.rowcount:
-                        self.process(decoded.value, cur)
+                        self._process(decoded, cur)
                         applied += 1
         except psycopg.OperationalError:
             self._close_connection()

@@ -24,13 +24,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 from eventsourcing.persistence import Mapper, StoredEvent
+from opentelemetry.trace import SpanKind
 
 from domain.events import event_id
+from infra import tracing
 from infra.kafka.codec import EventCodec, EventParts, Headers, RegistryUnavailable, header_list
 from infra.kafka.config import KafkaConfig
 from infra.kafka.topics import ensure_topics
@@ -213,6 +216,30 @@ class KafkaRelay:
             out.append(self._dead_letter(topics.governance_events, row, exc))
             return 0
         out.append((topics.governance_events, value, key, headers))
+        trace_parent = parts.meta.get("trace_parent")
+        with (
+            tracing.continued(  # the relay's step in a sampled trace (none in the others)
+                "kafka.relay publish",
+                trace_parent,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topics.governance_events,
+                    "messaging.message.id": parts.event_id,
+                    tracing.TENANT: str(parts.meta.get("tenant_id")),
+                },
+            )
+            if tracing.sampled(trace_parent)
+            else nullcontext()
+        ):
+            return self._encode_audit(row, parts, headers, out)
+
+    def _encode_audit(
+        self, row: LogRow, parts: EventParts, headers: Headers, out: list[Outgoing]
+    ) -> int:
+        """Append the audit record's message of an event whose message is in `out`."""
+        topics = self.config.topics
+        codec = self.codec
         try:
             audit = self.audit_record(
                 audit_id=parts.event_id,

@@ -74,6 +74,30 @@ class Database:
             cur.nextset()
             return await cur.fetchone()
 
+    async def fetch_sets(
+        self, tenant_id: UUID | None, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[DictRow]]:
+        """The rows of each statement, run in one round trip as `tenant_id` sees the data, or
+        across tenants as acgs2_admin when `tenant_id` is None (platform principals only).
+
+        As in `fetch_one_as_tenant`: one simple-protocol message, one implicit transaction, so
+        the tenant setting (or the role) is gone when it completes; parameters are bound
+        client-side."""
+        scope = f"SET LOCAL ROLE {ADMIN_ROLE}" if tenant_id is None else SET_TENANT
+        params: list[Any] = [] if tenant_id is None else [str(tenant_id)]
+        sql = [scope]
+        for statement, values in statements:
+            sql.append(statement)
+            params.extend(values)
+        async with self.pool.connection() as conn:
+            cur = AsyncClientCursor(conn, row_factory=dict_row)
+            await cur.execute("; ".join(sql), params)
+            results = []
+            for _ in statements:
+                cur.nextset()
+                results.append(await cur.fetchall())
+            return results
+
     @asynccontextmanager
     async def platform_session(self) -> AsyncIterator[AsyncConnection[DictRow]]:
         """A read transaction across tenants, as acgs2_admin; for platform principals only."""

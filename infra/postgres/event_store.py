@@ -24,6 +24,7 @@ from psycopg.sql import SQL
 
 from domain.persistence import AggregatePinned, ClaimTaken
 from domain.tenancy import current_tenant
+from infra import tracing
 from infra.postgres.database import SET_TENANT
 
 _CLAIM_INDEX_PREFIX = "tenant_claims_"  # one unique index per claim kind (migration 0004)
@@ -75,11 +76,17 @@ class TenantScopedApplicationRecorder(PostgresApplicationRecorder):
         ]
         claims = _columns(list(kwargs.get("claims", ())))
         releases = _columns(list(kwargs.get("releases", ())))
+        tenant = tenant_setting()
         try:
-            with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(
-                    _INSERT_EVENTS, [tenant_setting(), *claims, *releases, events], prepare=True
-                )
+            with (
+                tracing.tracer().start_as_current_span(
+                    "event_store.append",
+                    attributes={tracing.TENANT: tenant, "acgs.events": len(events)},
+                ),
+                self.datastore.get_connection() as conn,
+                conn.cursor() as curs,
+            ):
+                curs.execute(_INSERT_EVENTS, [tenant, *claims, *releases, events], prepare=True)
                 return [row["acgs_insert_events"] for row in curs.fetchall()]
         except PersistenceError as exc:
             refusal = _refusal(exc)

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from infra import tracing
 from infra.postgres.follower import LogFollower, LogRow, Projection
 
 
@@ -43,7 +44,17 @@ class ProjectionRunner:
         to_domain_event = self.mapper.to_domain_event
         apply = self.projection.apply
         for _, originator_id, version, topic, state, _, _ in rows:
-            apply(cur, to_domain_event(StoredEvent(originator_id, version, topic, bytes(state))))
+            event = to_domain_event(StoredEvent(originator_id, version, topic, bytes(state)))
+            parent = getattr(event, "meta", None) or {}
+            if tracing.sampled(parent.get("trace_parent")):  # a span only in sampled traces
+                with tracing.continued(
+                    f"projection.apply {self.name}",
+                    parent["trace_parent"],
+                    attributes={tracing.TENANT: str(parent.get("tenant_id"))},
+                ):
+                    apply(cur, event)
+            else:
+                apply(cur, event)
 
     def step(self) -> int:
         """Apply the next batch; return how many events were applied."""

@@ -106,6 +106,17 @@ def _success_requests(
     hdr = {"X-Constitutional-Hash": HASH}
     tenant_id = api.create_tenant(platform, f"hdr-{unique}")["tenant_id"]
     one = f"/v1/tenants/{tenant_id}"
+    span = {"start_time": "2000-01-01T00:00:00Z", "end_time": "2000-12-01T00:00:00Z"}
+    export: dict[str, str] = {}
+
+    def exported(response: httpx.Response) -> httpx.Response:
+        """Keep the export's status URL and run the job, so its file can be downloaded."""
+        export["status_url"] = response.json()["status_url"]
+        runner = api.system.export_runner()
+        while runner.step():
+            pass
+        return response
+
     return {
         ("GET", "/healthz"): lambda: httpx.get(f"{api.url}/healthz"),
         ("GET", "/readyz"): lambda: (api.wait_projected(), httpx.get(f"{api.url}/readyz"))[1],
@@ -129,6 +140,25 @@ def _success_requests(
         ("DELETE", "/v1/tenants/{tenant_id}"): lambda: platform.delete(one, headers=hdr),
         ("POST", "/v1/tenants/{tenant_id}/reactivate"): lambda: platform.post(
             f"{one}/reactivate", headers=hdr
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/audit-log"): lambda: platform.get(
+            f"{one}/audit-log", params=span
+        ),
+        ("GET", "/v1/audit-log"): lambda: platform.get("/v1/audit-log", params=span),
+        ("GET", "/v1/tenants/{tenant_id}/audit-log/export"): lambda: exported(
+            platform.get(f"{one}/audit-log/export", params=span)
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/audit-log/exports/{export_id}"): lambda: platform.get(
+            export["status_url"]
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/audit-log/exports/{export_id}/download"): lambda: (
+            platform.get(export["status_url"] + "/download")
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/audit-log/retention"): lambda: platform.get(
+            f"{one}/audit-log/retention"
+        ),
+        ("PUT", "/v1/tenants/{tenant_id}/audit-log/retention"): lambda: platform.put(
+            f"{one}/audit-log/retention", json={"retention_days": 120}, headers=hdr
         ),
         **_policy_requests(api, platform, unique),
     }

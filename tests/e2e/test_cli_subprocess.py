@@ -52,6 +52,7 @@ MIGRATIONS = [
     "applied 0007_consumed_events",
     "applied 0008_integrations",
     "applied 0009_policy_registry",
+    "applied 0010_audit_api",
 ]
 
 
@@ -332,9 +333,11 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
     try:
         running = worker.wait_for_line(r"^acgs worker: running (.*)  \(Ctrl-C stops\)$")
         assert sorted(running.group(1).split(", ")) == [
+            "audit_exports",
             "audit_log",
             "audit_partitions",
             "decision_log",
+            "audit_retention",
             "external_events",
             "integration_health",
             "integrations",

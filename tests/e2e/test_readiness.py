@@ -5,7 +5,7 @@ behind the log, 200 otherwise; `/healthz` (liveness) stays 200 throughout."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -74,7 +74,7 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     assert first.status_code == 200, first.text
     assert first.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "projections": "ok", "workers": "ok"},
+        "checks": {"database": "ok", "projections": "ok", "audit": "ok", "workers": "ok"},
     }
 
     served.system.tenants.create(PLATFORM, CreateTenant("Lagging", "lagging", "l@example.com"))
@@ -116,3 +116,31 @@ def test_readyz_is_503_while_the_database_is_down(served: Served) -> None:
     assert "password" not in down.text
     assert "postgresql://" not in down.text
     assert httpx.get(f"{served.url}/healthz").status_code == 200  # alive all the same
+
+
+def _metric(served: Served, name: str) -> float:
+    text = httpx.get(f"{served.url}/metrics").text
+    [line] = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[1])
+
+
+def test_readyz_is_degraded_while_the_audit_log_lags_and_metrics_count_the_gap(
+    served: Served,
+) -> None:
+    served.system.settings = replace(served.system.settings, audit_lag_events=2)
+    for n in range(3):
+        served.system.tenants.create(PLATFORM, CreateTenant(f"Gap {n}", f"gap-{n}", "g@x.com"))
+    served.system.runner("tenants").catch_up()  # only the audit log is behind
+    events_in = _metric(served, "acgs_audit_events_in_total")
+    assert _metric(served, "acgs_audit_rows_out_total") == events_in - 3
+    assert _metric(served, "acgs_audit_rows_missing") == 3
+    degraded = _ready(served)
+    assert degraded.status_code == 503, degraded.text
+    body = degraded.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["audit"] == {"events_behind": 3, "threshold": 2}
+    assert body["checks"]["database"] == "ok"
+    served.system.runner("audit_log").catch_up()
+    assert _metric(served, "acgs_audit_rows_missing") == 0
+    assert _metric(served, "acgs_audit_rows_out_total") == events_in
+    assert _ready(served).json()["status"] == "ready"

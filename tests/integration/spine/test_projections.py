@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from api.bootstrap import System
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 from infra.postgres.projection_runner import ProjectionRunner
 from tests.integration.spine.support import PLATFORM, catch_up
@@ -17,19 +19,24 @@ pytestmark = pytest.mark.postgres
 
 SNAPSHOTS = {
     "tenants": "SELECT * FROM tenants ORDER BY tenant_id",
-    "audit_log": "SELECT * FROM tenant_audit_log ORDER BY audit_id",
+    # Only the tenants of the history made here (and the system tenant): other tests seed audit
+    # rows that bypass the event store (support.seed_audit_rows), which a replay does not
+    # rebuild, so their tenants' chains are numbered differently after one.
+    "audit_log": "SELECT * FROM tenant_audit_log WHERE tenant_id = ANY(%s) ORDER BY audit_id",
 }
 
 
-def snapshot(admin_conn: Any, name: str) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in admin_conn.execute(SNAPSHOTS[name]).fetchall()]
+def snapshot(admin_conn: Any, name: str, tenants: list[UUID]) -> list[tuple[Any, ...]]:
+    params = [[*tenants, SYSTEM_TENANT_ID]] if name == "audit_log" else []
+    return [tuple(r) for r in admin_conn.execute(SNAPSHOTS[name], params).fetchall()]
 
 
-def make_history(system: System, create_tenant: Callable[..., Tenant]) -> None:
+def make_history(system: System, create_tenant: Callable[..., Tenant]) -> list[UUID]:
     a, b, c = create_tenant(), create_tenant(), create_tenant()
     system.tenants.update(PLATFORM, a.id, {"max_storage_gb": 77, "admin_email": "new@a.com"})
     system.tenants.update(PLATFORM, b.id, {"status": "suspended"})
     system.tenants.deactivate(PLATFORM, c.id, immediate=True)
+    return [a.id, b.id, c.id]
 
 
 @pytest.mark.parametrize("name", ["tenants", "audit_log"])
@@ -39,9 +46,9 @@ def test_replay_into_empty_tables_gives_identical_rows(
     admin_conn: Any,
     name: str,
 ) -> None:
-    make_history(system, create_tenant)
+    tenants = make_history(system, create_tenant)
     catch_up(system)
-    before = snapshot(admin_conn, name)
+    before = snapshot(admin_conn, name, tenants)
     runner = system.runner(name)
     runner.reset()
     assert admin_conn.execute(f"SELECT count(*) FROM {runner.projection.tables[0]}").fetchone() == (
@@ -49,7 +56,7 @@ def test_replay_into_empty_tables_gives_identical_rows(
     )
     applied = runner.catch_up()
     assert applied > 0
-    assert snapshot(admin_conn, name) == before
+    assert snapshot(admin_conn, name, tenants) == before
 
 
 def test_a_caught_up_runner_applies_nothing_twice(

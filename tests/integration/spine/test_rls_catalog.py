@@ -60,6 +60,9 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "policy_versions",
         "decision_logs",
         "decision_log_settings",
+        "audit_chain_heads",
+        "audit_settings",
+        "audit_exports",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

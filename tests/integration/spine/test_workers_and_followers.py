@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from api.bootstrap import AUDIT_PARTITIONS, System
+from api.bootstrap import AUDIT_EXPORTS, AUDIT_PARTITIONS, AUDIT_RETENTION, System
 from api.cli.main import cli
 from api.http.metrics import ApiMetrics
 from api.settings import Settings
@@ -74,6 +74,8 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
     # streaming off: no relay
     assert names == [
         AUDIT_PARTITIONS,
+        AUDIT_EXPORTS,
+        AUDIT_RETENTION,
         "decision_log",
         "policy_cache",
         "tenants",
