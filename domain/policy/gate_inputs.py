@@ -49,6 +49,25 @@ _FALSE_PROBES = 1  # falsifying probes per comparison: the boundary or nearest m
 Goal = tuple[Condition, bool]
 
 
+class GateRequest(dict[str, Any]):
+    """A generated request with its JSON text (keys sorted), written once when the generation
+    told it apart from the others; an engine may send that text instead of serializing the
+    request again. Like every generated request it is never changed after it is made."""
+
+    __slots__ = ("json_text",)
+
+    def __init__(self, request: dict[str, Any], json_text: str) -> None:
+        super().__init__(request)
+        self.json_text = json_text
+
+
+def request_json(request: dict[str, Any]) -> str:
+    """The JSON text of a request: the one a GateRequest carries, else written now."""
+    if type(request) is GateRequest:
+        return request.json_text
+    return json.dumps(request)
+
+
 @dataclass(frozen=True, slots=True)
 class GateInputs:
     requests: tuple[dict[str, Any], ...]
@@ -281,7 +300,7 @@ def gate_inputs(
             guard_cases.add(kind)
     _probe_comparisons(policy, witnesses, base, collector, deadline)
     _probe_kinds(base, collector)
-    requests = tuple(collector.requests.values())
+    requests = tuple(GateRequest(request, key) for key, request in collector.requests.items())
     # a rule the search missed may still be applicable in some probe of another rule
     proper = [
         request for request in requests if request["constitutional_hash"] == constitutional_hash
