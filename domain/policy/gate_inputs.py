@@ -24,9 +24,10 @@ from domain.policy.json_values import canonical_text
 from domain.policy.limits import DEFAULT_LIMITS
 from domain.policy.reference_evaluator import (
     ABSENT,
-    comparison_holds,
+    Predicate,
     condition_holds,
     lookup,
+    predicate,
 )
 from domain.policy.rule_model import (
     AllOf,
@@ -46,6 +47,25 @@ DEFAULT_MAX_INPUTS = DEFAULT_LIMITS.gate_inputs
 _SEARCH_STEPS = 400  # candidate requests tried per witness before giving up
 _FALSE_PROBES = 1  # falsifying probes per comparison: the boundary or nearest miss
 Goal = tuple[Condition, bool]
+
+
+class GateRequest(dict[str, Any]):
+    """A generated request with its JSON text (keys sorted), written once when the generation
+    told it apart from the others; an engine may send that text instead of serializing the
+    request again. Like every generated request it is never changed after it is made."""
+
+    __slots__ = ("json_text",)
+
+    def __init__(self, request: dict[str, Any], json_text: str) -> None:
+        super().__init__(request)
+        self.json_text = json_text
+
+
+def request_json(request: dict[str, Any]) -> str:
+    """The JSON text of a request: the one a GateRequest carries, else written now."""
+    if type(request) is GateRequest:
+        return request.json_text
+    return json.dumps(request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +105,28 @@ def _apply(request: dict[str, Any], assignment: Assignment) -> dict[str, Any]:
     return result
 
 
+class _Truths:
+    """Each comparison's meaning (`comparison_holds`) compiled once, for the many requests the
+    generation tries it on."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[int, tuple[Comparison, Predicate]] = {}
+
+    def holds(self, comparison: Comparison, request: dict[str, Any]) -> bool:
+        found = self.compiled.get(id(comparison))
+        if found is None:
+            found = self.compiled[id(comparison)] = (comparison, predicate(comparison))
+        return found[1](request)
+
+
 class _Search:
     """A witness: a request that gives each goal its wanted truth, by depth-first search over
     the probes of each comparison, keeping every comparison already settled as it was."""
 
-    def __init__(self, deadline: Deadline) -> None:
+    def __init__(self, deadline: Deadline, truths: _Truths) -> None:
         self.steps = _SEARCH_STEPS
         self.deadline = deadline
+        self.holds = truths.holds
 
     def solve(self, goals: list[Goal], request: dict[str, Any]) -> dict[str, Any] | None:
         self.steps = _SEARCH_STEPS
@@ -131,7 +166,7 @@ class _Search:
         """The current value first, then each probe; a choice that breaks a settled comparison
         or leaves the rest unsolvable is undone (backtracking)."""
         done = (*settled, (comparison, want))
-        if comparison_holds(comparison, request) is want:
+        if self.holds(comparison, request) is want:
             found = self._solve(rest, done, request)
             if found is not None:
                 return found
@@ -142,9 +177,9 @@ class _Search:
                 return None
             self.steps -= 1
             candidate = _apply(request, case)
-            if comparison_holds(comparison, candidate) is not want:
+            if self.holds(comparison, candidate) is not want:
                 continue
-            if all(comparison_holds(c, candidate) is w for c, w in settled):
+            if all(self.holds(c, candidate) is w for c, w in settled):
                 found = self._solve(rest, done, candidate)
                 if found is not None:
                     return found
@@ -171,13 +206,15 @@ def _describe(c: Comparison) -> str:
 class _Collector:
     """The requests so far, without duplicates, up to the cap; and what they were meant to cover."""
 
-    def __init__(self, max_inputs: int, paths: list[str]) -> None:
+    def __init__(self, max_inputs: int, paths: list[str], truths: _Truths) -> None:
         self.max_inputs = max_inputs
+        self.holds = truths.holds
         self.requests: dict[str, dict[str, Any]] = {}
         self.capped = False
         self.probed: set[str] = set()
         self.outcomes: dict[str, set[bool]] = {}
         self.missing_kinds = {path: list(_KIND_VALUES) for path in paths}
+        self.kinds_left = len(paths) * len(_KIND_VALUES)
         self.descriptions: dict[int, str] = {}
 
     def add(self, request: dict[str, Any]) -> bool:
@@ -195,21 +232,24 @@ class _Collector:
     ) -> dict[str, Any] | None:
         """`case` set on `context`; paths that neither the probed rule nor the case touch carry
         a JSON kind they have not held yet. None when the cap is reached."""
-        touched = read | set(case)
-        riders = {
-            path: kinds[0][1]
-            for path, kinds in self.missing_kinds.items()
-            if kinds and not any(_overlap(path, other) for other in touched)
-        }
-        candidate = _apply(context, {**case, **riders})
+        riders: Assignment = {}
+        if self.kinds_left:
+            touched = read | set(case)
+            riders = {
+                path: kinds[0][1]
+                for path, kinds in self.missing_kinds.items()
+                if kinds and not any(_overlap(path, other) for other in touched)
+            }
+        candidate = _apply(context, {**case, **riders} if riders else case)
         if not self.add(candidate):
             return None
         for path in riders:
             self.missing_kinds[path].pop(0)
+            self.kinds_left -= 1
         return candidate
 
     def observe(self, c: Comparison, request: dict[str, Any]) -> None:
-        self.outcomes.setdefault(self.describe(c), set()).add(comparison_holds(c, request))
+        self.outcomes.setdefault(self.describe(c), set()).add(self.holds(c, request))
 
     def describe(self, c: Comparison) -> str:
         """`_describe`, once per comparison object (its value may be long)."""
@@ -228,8 +268,9 @@ def gate_inputs(
 ) -> GateInputs:
     """The requests the gate evaluates both sides on, with what they failed to cover."""
     paths = list(dict.fromkeys(p for rule in policy.rules for p in _paths_read(rule)))
-    collector = _Collector(max(2, max_inputs), paths)
-    search = _Search(deadline)
+    truths = _Truths()
+    collector = _Collector(max(2, max_inputs), paths, truths)
+    search = _Search(deadline, truths)
     base = {"constitutional_hash": constitutional_hash}
     collector.add(base)
     collector.add_probe({"constitutional_hash": WRONG_HASH}, {}, set())  # every path null
@@ -259,7 +300,7 @@ def gate_inputs(
             guard_cases.add(kind)
     _probe_comparisons(policy, witnesses, base, collector, deadline)
     _probe_kinds(base, collector)
-    requests = tuple(collector.requests.values())
+    requests = tuple(GateRequest(request, key) for key, request in collector.requests.items())
     # a rule the search missed may still be applicable in some probe of another rule
     proper = [
         request for request in requests if request["constitutional_hash"] == constitutional_hash
@@ -299,7 +340,7 @@ def _probe_comparisons(
                 continue
             collector.probed.add(described)
             present = lookup(context, c.field) is not ABSENT
-            need_true = not comparison_holds(c, context)
+            need_true = not collector.holds(c, context)
             # false in its rule's witness already (a negated or alternative comparison): the
             # witness is its falsifying case when the field is there; a true one is missing
             falsified = int(need_true and present)
@@ -307,7 +348,7 @@ def _probe_comparisons(
                 if falsified >= _FALSE_PROBES and not need_true:
                     break
                 candidate = _apply(context, case)
-                outcome = comparison_holds(c, candidate)
+                outcome = collector.holds(c, candidate)
                 if (outcome and not need_true) or (not outcome and falsified >= _FALSE_PROBES):
                     continue
                 if collector.add_probe(context, case, read) is None:
@@ -344,9 +385,12 @@ def _probe_kinds(base: dict[str, Any], collector: _Collector) -> None:
     own, each path with its next missing kind."""
     missing = collector.missing_kinds
     while any(missing.values()):
-        rest = {path: kinds.pop(0)[1] for path, kinds in missing.items() if kinds}
+        rest = {path: kinds[0][1] for path, kinds in missing.items() if kinds}
         if not collector.add(_apply(base, rest)):
             return
+        for path in rest:
+            missing[path].pop(0)
+            collector.kinds_left -= 1
 
 
 def _paths_read(rule: Rule) -> list[str]:

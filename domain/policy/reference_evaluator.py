@@ -225,6 +225,10 @@ class _CompiledRule:
     rule: Rule
     holds: Predicate
     obligations: tuple[str, ...]
+    rank: int
+    """Its place in the deciding order: the applicable rule of lowest rank decides."""
+    reason: str | None
+    """What it adds to `deny` when applicable (deny rules only)."""
 
 
 class CompiledPolicy:
@@ -233,15 +237,17 @@ class CompiledPolicy:
     def __init__(self, policy: Policy, constitutional_hash: str) -> None:
         self.policy = policy
         self.constitutional_hash = constitutional_hash
+        rank = {id(rule): place for place, rule in enumerate(deciding_order(policy))}
         self.rules = [
             _CompiledRule(
                 rule,
                 predicate(rule.when),
                 tuple(canonical_text(item.as_json()) for item in rule.obligations),
+                rank.get(id(rule), len(rank)),
+                rule.deny_reason if rule.effect is Effect.DENY else None,
             )
             for rule in policy.rules
         ]
-        self.order = [rule.id for rule in deciding_order(policy)]
 
     def applicable(self, request: Any) -> set[str]:
         """Ids of the rules whose conditions hold on `request`."""
@@ -255,22 +261,30 @@ class CompiledPolicy:
         )
 
     def decide(self, request: Any) -> Decision:
-        return self.decision(self.applicable(request), self.hash_matches(request))
+        return self._decided(
+            [c for c in self.rules if c.holds(request)], self.hash_matches(request)
+        )
 
     def decision(self, applicable_ids: set[str], hash_matches: bool) -> Decision:
         """The decision when exactly these rules apply."""
-        applicable = [c for c in self.rules if c.rule.id in applicable_ids]
-        effects = {c.rule.id: c.rule.effect for c in applicable}
-        decision = next(
-            (effects[rule_id] for rule_id in self.order if rule_id in effects),
-            self.policy.default,
-        )
+        return self._decided([c for c in self.rules if c.rule.id in applicable_ids], hash_matches)
+
+    def _decided(self, applicable: list[_CompiledRule], hash_matches: bool) -> Decision:
+        """The first applicable rule in deciding order decides, else the default; under a hash
+        mismatch the decision is deny and the mismatch is a reason."""
+        decision = self.policy.default
+        if applicable:
+            decision = min(applicable, key=_rank).rule.effect
         final = decision if hash_matches else Effect.DENY
-        deny = {c.rule.deny_reason for c in applicable if c.rule.effect is Effect.DENY}
+        deny = {c.reason for c in applicable if c.reason is not None}
         if not hash_matches:
             deny.add(CONSTITUTIONAL_HASH_MISMATCH)
         obligations = {text for c in applicable if c.rule.effect is final for text in c.obligations}
         return Decision(final is Effect.ALLOW, frozenset(deny), frozenset(obligations))
+
+
+def _rank(compiled: _CompiledRule) -> int:
+    return compiled.rank
 
 
 def evaluate(policy: Policy, request: Any, constitutional_hash: str) -> Decision:

@@ -9,6 +9,7 @@ from typing import Any
 import regorus
 
 from domain.policy.gate import RegoCompileError, RegoEvaluationError
+from domain.policy.gate_inputs import request_json
 from domain.policy.json_values import canonical_text
 from domain.policy.reference_evaluator import Decision
 from infra.rego.engine_messages import compile_error_position, error_summary
@@ -62,7 +63,7 @@ def _evaluate(
     engine.add_policy("acgs_gate.rego", _GATE_MODULE.format(package=package))
     rows: list[Any] = []
     for request in requests:
-        engine.set_input_json(json.dumps(request))
+        engine.set_input_json(request_json(request))
         try:
             raw = engine.eval_rule_as_json(_GATE_RULE)
         except Exception as error:  # noqa: BLE001 - as above

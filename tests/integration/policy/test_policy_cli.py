@@ -250,3 +250,27 @@ def test_the_cap_on_gate_inputs_is_configurable_and_reported(tmp_path: Path) -> 
     assert entry["gate"]["inputs_capped"] is True
     assert entry["status"] == "unproven"
     assert "GATE_INPUT_LIMIT_REACHED" in {w["code"] for w in entry["warnings"]}
+
+
+def test_a_batch_writes_every_module_with_its_text_and_none_of_a_failed_policy(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(12):  # enough for the module writes to go through several threads
+        text = f"POLICY p{number}\nRULE r WHEN user.level > {number} THEN ALLOW\n"
+        (folder / f"p{number}.rules").write_text(text, encoding="utf-8")
+    (folder / "broken.rules").write_text("POLICY broken\nRULE r WHEN THEN\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["policy", "convert", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    modules = sorted(path.name for path in out.glob("*.rego"))
+    assert modules == sorted(f"p{number}.rego" for number in range(12))
+    for number in range(12):
+        module = (out / f"p{number}.rego").read_text(encoding="utf-8")
+        assert f"package acgs.policies.p{number}\n" in module
+        assert f"input.user.level > {number}\n" in module
+    statuses = {entry["policy_id"]: entry["status"] for entry in report["policies"]}
+    assert statuses.pop("broken") == "failed"
+    assert set(statuses.values()) == {"converted"}

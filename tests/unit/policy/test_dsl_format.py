@@ -114,3 +114,15 @@ def test_duplicate_rule_ids_are_a_syntax_error_of_that_policy() -> None:
     [parsed] = parse_source("d.rules", "POLICY p RULE a THEN ALLOW RULE a THEN DENY")
     assert isinstance(parsed, UnparsedPolicy)
     assert "duplicate rule id" in parsed.error.reason
+
+
+def test_a_path_inside_a_list_fails_only_its_policy_with_the_reason() -> None:
+    text = (
+        'POLICY bad\nRULE r WHEN action IN ["read", user.role] THEN ALLOW\n'
+        'POLICY good\nRULE r WHEN action IN ["read"] THEN ALLOW\n'
+    )
+    bad, good = parse_source("lists.rules", text)
+    assert isinstance(bad, UnparsedPolicy)
+    assert bad.name == "bad"
+    assert "a list may hold literals only" in bad.error.reason
+    assert isinstance(good, Policy)

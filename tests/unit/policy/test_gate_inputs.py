@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.policy.analysis import analyse
 from domain.policy.diagnostics import Severity
-from domain.policy.gate_inputs import GateInputs, gate_inputs
+from domain.policy.gate_inputs import GateInputs, gate_inputs, request_json
 from domain.policy.iam_format import wildcard_pattern
 from domain.policy.pattern_witnesses import matching_strings, non_matching_strings
 from domain.policy.reference_evaluator import ABSENT, condition_holds, lookup
@@ -251,6 +251,17 @@ def test_requests_are_json_documents() -> None:
     _, inputs = _inputs('POLICY p RULE r WHEN user.a MATCHES "^x" AND user.n < 2 THEN ALLOW')
     for request in inputs.requests:
         assert json.loads(json.dumps(request)) == request
+
+
+def test_the_json_text_sent_for_each_request_is_that_request() -> None:
+    _, inputs = _inputs(
+        'POLICY p RULE r WHEN user.a MATCHES "^x" AND user.n < 2 THEN ALLOW '
+        'RULE d WHEN NOT action IN ["read", "list"] AND resource.tags CONTAINS "pii" THEN DENY'
+    )
+    texts = [request_json(request) for request in inputs.requests]
+    assert [json.loads(text) for text in texts] == list(inputs.requests)
+    assert len(set(texts)) == len(texts)  # duplicates were dropped
+    assert request_json({"b": [1], "a": None}) == json.dumps({"b": [1], "a": None})
 
 
 def test_a_not_action_that_excludes_every_string_is_proven_never_applicable() -> None:
