@@ -86,6 +86,70 @@ EXPECTED_AUDIT_TRAIL = [
         "tenant",
         "system",
     ),
+    (
+        "tenant_policy.registered",
+        "governance",
+        "tenant_policy.registered",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "tenant_policy.version_added",
+        "governance",
+        "tenant_policy.version_added",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "tenant_policy.version_added",
+        "governance",
+        "tenant_policy.version_added",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "tenant_policy.activated",
+        "governance",
+        "tenant_policy.activated",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "tenant_policy.rolled_back",
+        "governance",
+        "tenant_policy.rolled_back",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "tenant_policy.retired",
+        "governance",
+        "tenant_policy.retired",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "decision_log_settings.created",
+        "governance",
+        "decision_log_settings.created",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "decision_log_settings.changed",
+        "governance",
+        "decision_log_settings.changed",
+        "success",
+        "tenant",
+        "operator",
+    ),
     ("tenant.deactivated", "admin", "deactivate_tenant", "success", "tenant", "operator"),
     ("tenant.purged", "admin", "purge_tenant", "success", "system", "operator"),
     ("governance.create_tenant", "governance", "create_tenant", "denied", "system", "operator"),
@@ -141,6 +205,6 @@ def test_position_moves_only_past_what_was_published(
     assert relay.position() == log_head(system)
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
-    assert relay.stats.events == 13  # every_event_type records exactly thirteen events
-    assert relay.stats.messages == 26  # each to governance-events and to audit-trail
+    assert relay.stats.events == 21  # every_event_type records exactly twenty-one events
+    assert relay.stats.messages == 42  # each to governance-events and to audit-trail
     assert relay.stats.retries == 0
