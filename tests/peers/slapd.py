@@ -1,7 +1,9 @@
 """A real OpenLDAP server (Debian's slapd) for the test session: its own slapd.conf in a temp
 dir (mdb, the memberof overlay, core/cosine/nis/inetorgperson schemas, TLS from a CA made
 here), listening on ldap:// (StartTLS) and ldaps:// on free 127.0.0.1 ports, loaded with a
-service account, users and groups by ldapadd, stopped by its PID at the end.
+service account, users (alice, bob, admin, and carol whose account is locked through the
+ppolicy overlay) and groups (`groupOfNames` executives and auditors, `posixGroup` developers)
+by ldapadd, stopped by its PID at the end.
 
 Missing slapd is a failure naming the install step, never a skip."""
 
@@ -67,6 +69,7 @@ def _config(work: Path, root_password: str) -> str:
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+moduleload ppolicy
 pidfile {work}/slapd.pid
 argsfile {work}/slapd.args
 TLSCACertificateFile {work}/ca.pem
@@ -79,6 +82,8 @@ rootdn "{ROOT_DN}"
 rootpw {root_password}
 directory {work}/db
 overlay memberof
+overlay ppolicy
+ppolicy_default "cn=default,ou=policies,{BASE_DN}"
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 """
@@ -121,6 +126,54 @@ dn: cn=executives,ou=groups,{BASE_DN}
 objectClass: groupOfNames
 cn: executives
 member: uid=alice,ou=people,{BASE_DN}
+
+dn: ou=policies,{BASE_DN}
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,{BASE_DN}
+objectClass: pwdPolicy
+objectClass: person
+cn: default
+sn: policy
+pwdAttribute: userPassword
+pwdLockout: TRUE
+
+dn: uid=bob,ou=people,{BASE_DN}
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob Example
+sn: Example
+mail: bob@acme.test
+userPassword: bob-password
+
+dn: uid=carol,ou=people,{BASE_DN}
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol Disabled
+sn: Disabled
+mail: carol@acme.test
+userPassword: carol-password
+pwdAccountLockedTime: 000001010000Z
+
+dn: uid=admin,ou=people,{BASE_DN}
+objectClass: inetOrgPerson
+uid: admin
+cn: Directory Admin Lookalike
+sn: Admin
+userPassword: admin-password
+
+dn: cn=auditors,ou=groups,{BASE_DN}
+objectClass: groupOfNames
+cn: auditors
+member: uid=alice,ou=people,{BASE_DN}
+member: uid=bob,ou=people,{BASE_DN}
+
+dn: cn=developers,ou=groups,{BASE_DN}
+objectClass: posixGroup
+cn: developers
+gidNumber: 5001
+memberUid: bob
 """
 
 
