@@ -53,6 +53,7 @@ MIGRATIONS = [
     "applied 0008_integrations",
     "applied 0009_policy_registry",
     "applied 0010_audit_api",
+    "applied 0011_sessions_and_role_mappings",
 ]
 
 
