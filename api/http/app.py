@@ -25,10 +25,12 @@ from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
+from api.http.identity import AuthController
 from api.http.integrations import IntegrationController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.policies import DecisionController, PolicyController
+from api.http.role_mappings import RoleMappingController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
 from api.http.tenants import TenantController
@@ -69,6 +71,8 @@ def create_app(
             DecisionController,
             AuditLogController,
             PlatformAuditLogController,
+            RoleMappingController,
+            AuthController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

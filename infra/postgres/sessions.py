@@ -221,6 +221,10 @@ class RevocationList:
         self._revoked: dict[tuple[str, str], datetime] = {}
         self._lock = asyncio.Lock()
 
+    def revoked_here(self, kind: str, value: str, keep_until: datetime) -> None:
+        """A revocation made by this process: effective here at once (others poll the feed)."""
+        self._revoked[(kind, value)] = keep_until
+
     async def is_revoked(self, sid: str, jti: str) -> bool:
         if self._clock() - self._last_poll >= self._poll_seconds:
             await self._poll()

@@ -345,6 +345,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "kafka_relay",
             "policies",
             "policy_cache",
+            "role_cache",
+            "role_mappings",
             "tenants",
         ]
 

@@ -1,7 +1,7 @@
 -- Sign-in sessions: one row per session (the family of its refresh tokens), the refresh tokens
 -- (only their SHA-256 is stored), and the feed of revocations every API process polls so that
--- a logout holds across processes within a second. Role mappings keep their baseline table;
--- group values are compared normalised (lower case), so the index is on the normalised value.
+-- a logout holds across processes within a second. Role mappings keep their baseline table
+-- (the projection writes it); their sources are claimed like integration names.
 
 CREATE TABLE IF NOT EXISTS auth_sessions (
     sid               TEXT PRIMARY KEY,
@@ -64,5 +64,10 @@ CREATE INDEX IF NOT EXISTS idx_auth_revocations_keep_until ON auth_revocations (
 GRANT SELECT, INSERT, DELETE ON auth_revocations TO acgs2_app;
 GRANT USAGE ON SEQUENCE auth_revocations_seq_seq TO acgs2_app;
 
-CREATE INDEX IF NOT EXISTS idx_tenant_role_mappings_value
-    ON tenant_role_mappings (tenant_id, integration_id, lower(source_value));
+-- A role mapping's source (integration, type, normalised value) is claimed per tenant in the
+-- same transaction as the event that takes it (the value is "<integration>:<type>:<sha256>").
+ALTER TABLE tenant_claims DROP CONSTRAINT IF EXISTS tenant_claims_kind_check;
+ALTER TABLE tenant_claims ADD CONSTRAINT tenant_claims_kind_check
+    CHECK (kind IN ('tenant_slug', 'tenant_name', 'integration_name', 'role_mapping'));
+CREATE UNIQUE INDEX IF NOT EXISTS tenant_claims_role_mapping ON tenant_claims (tenant_id, value)
+    WHERE kind = 'role_mapping';
