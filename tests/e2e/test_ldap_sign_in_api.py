@@ -336,3 +336,37 @@ def test_role_mapping_routes_validate_and_fence_tenants(
             },
         )
         _error(forbidden, 403, "FORBIDDEN")
+
+
+def test_refresh_reads_the_directory_again(
+    api: Api, directory: Directory, slapd: Slapd, unique: str
+) -> None:
+    user = f"dave{unique.replace('-', '')}"
+    dn = f"uid={user},ou=people,{BASE_DN}"
+    slapd.change(
+        f"dn: {dn}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {user}\ncn: Dave\n"
+        f"sn: Test\nuserPassword: dave-password\n\n"
+        f"dn: cn=executives,ou=groups,{BASE_DN}\nchangetype: modify\nadd: member\nmember: {dn}\n"
+    )
+    tokens = directory.login(user, "dave-password").json()
+    assert tokens["maci_roles"] == ["EXECUTIVE"]
+    # removed from the mapped group: the next refresh carries the default role only
+    slapd.change(
+        f"dn: cn=executives,ou=groups,{BASE_DN}\nchangetype: modify\ndelete: member\nmember: {dn}\n"
+    )
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        refreshed = client.post(
+            "/v1/auth/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert refreshed.json()["maci_roles"] == ["MONITOR"]
+        claims = api.services.verifier.verify(refreshed.json()["access_token"])
+        assert claims.roles == (MaciRole.MONITOR,)
+        # removed from the directory: the next refresh ends the session
+        slapd.change(f"dn: {dn}\nchangetype: delete\n")
+        gone = client.post(
+            "/v1/auth/token/refresh", json={"refresh_token": refreshed.json()["refresh_token"]}
+        )
+        _error(gone, 401, "INVALID_TOKEN")
+    [entry] = _audit_rows(api, directory.id, "refresh_access_removed")
+    assert entry["result"] == "denied"

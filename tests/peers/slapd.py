@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,18 @@ class Slapd:
     service_dn: str
     service_password: str
     base_dn: str = BASE_DN
+    root_password: str = ""
+
+    def change(self, ldif: str) -> None:
+        """Apply an LDIF change (add, modify, delete entries) as the directory's root."""
+        subprocess.run(
+            [_binary("ldapmodify"), "-x", "-H", self.ldap_url, "-D", ROOT_DN, "-w",
+             self.root_password],
+            input=ldif.encode(),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
 
     @property
     def ldap_url(self) -> str:
@@ -190,10 +203,11 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
     pytest.fail("slapd did not listen within 15 s")
 
 
-@pytest.fixture(scope="session")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+@contextmanager
+def running_slapd(work: Path) -> Iterator[Slapd]:
+    """A loaded slapd with its files under `work`, stopped by its PID afterwards (used by the
+    session fixture and the benchmarks)."""
     binary, ldapadd = _binary("slapd"), _binary("ldapadd")
-    work = tmp_path_factory.mktemp("slapd")
     (work / "db").mkdir()
     ca, ca_key = make_ca()
     other, _ = make_ca("Some other CA")
@@ -247,6 +261,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
             other.cert_pem,
             SERVICE_DN,
             service_password,
+            root_password=root_password,
         )
     finally:
         process.send_signal(signal.SIGINT)
@@ -255,3 +270,9 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
+        yield server
