@@ -12,6 +12,8 @@ writes, built from the system's pieces.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -31,16 +33,40 @@ from infra.ldap.sign_in import LdapSignIn
 from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList, SessionStore
 
+RECHECK_SECONDS = 5.0
+
 
 class DirectoryRegistry:
-    """One warm `LdapSignIn` per LDAP integration, rebuilt when the integration changes."""
+    """One warm `LdapSignIn` per LDAP integration, rebuilt when the integration changes. Which
+    integration a sign-in uses (and whether it is still enabled, and its version) is looked up
+    again at most every `recheck_seconds` (5 s): a changed or disabled integration is in use
+    within that time."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(
+        self,
+        system: System,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._system = system
         self._lock = threading.Lock()
         self._directories: dict[UUID, tuple[int, LdapSignIn]] = {}
+        self._recent: dict[tuple[UUID, UUID | None], tuple[float, Directory | None]] = {}
+        self._recheck = recheck_seconds
+        self._clock = clock
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
+        key = (tenant_id, integration_id)
+        recent = self._recent.get(key)
+        if recent is not None and self._clock() - recent[0] < self._recheck:
+            return recent[1]
+        checked_at = self._clock()
+        found = self._lookup(tenant_id, integration_id)
+        self._recent[key] = (checked_at, found)
+        return found
+
+    def _lookup(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         commands = self._system.integrations
         if commands is None or self._system.breakers is None:
             return None

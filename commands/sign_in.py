@@ -285,7 +285,7 @@ class SignIn:
             roles = resolved
         if roles != session.roles:
             session = await self._ports.set_roles(session, roles)
-        await self._audit_session(session, "refresh", "success", ip, user_agent)
+            await self._audit_session(session, "refresh_roles_changed", "success", ip, user_agent)
         return self._issue(tenant, session, new_token)
 
     async def logout(
