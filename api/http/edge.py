@@ -2,8 +2,9 @@
 including the framework's own 404 and 405, and everything refused before routing.
 
 For every request it assigns a request id, adds the security headers and
-`X-Constitutional-Hash`, records metrics and writes one access-log line. For `/v1` it also
-authenticates the bearer token, refuses tokens of tenants that are not active, and applies the
+`X-Constitutional-Hash`, records metrics and writes one access-log line. For `/v1` (except the
+two sign-in routes that exchange credentials for tokens) it also authenticates the bearer token,
+refuses revoked tokens (ended sessions) and tokens of tenants that are not active, and applies the
 tenant's quotas: requests per minute (with `X-RateLimit-*` on every response to that principal),
 concurrent requests, and storage on writes of tenant principals. A refusal is rendered with the
 one error envelope (errors.py) and never reaches a handler, so nothing is written.
