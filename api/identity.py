@@ -28,6 +28,7 @@ from domain.errors import NotFound
 from domain.identity import GroupMapping
 from domain.maci import MaciRole
 from domain.sessions import Session
+from infra.break_glass import BreakGlassAccounts
 from infra.ldap.directory import DirectorySettings
 from infra.ldap.sign_in import LdapSignIn
 from infra.postgres.database import Database
@@ -154,14 +155,15 @@ class SystemSignInPorts:
         self,
         entry: TenantEntry,
         sub: str,
-        integration_id: UUID,
-        dn: str,
+        integration_id: UUID | None,
+        dn: str | None,
         roles: tuple[MaciRole, ...],
+        auth_method: str = "ldap",
     ) -> tuple[Session, str]:
         return await self.sessions.open(
             tenant_id=entry.tenant_id,
             sub=sub,
-            auth_method="ldap",
+            auth_method=auth_method,
             integration_id=integration_id,
             user_dn=dn,
             roles=roles,
@@ -191,4 +193,8 @@ def build_sign_in(
     ports = SystemSignInPorts(
         database, DirectoryRegistry(system), roles, SessionStore(database), revocations
     )
-    return SignIn(system.app, system.settings.constitutional_hash, signer, ports)
+    path = system.settings.break_glass_file
+    accounts = BreakGlassAccounts.from_file(path) if path is not None else None
+    return SignIn(
+        system.app, system.settings.constitutional_hash, signer, ports, break_glass=accounts
+    )

@@ -20,6 +20,7 @@ at once, its access tokens wherever `RevocationCheck` runs (every API process) w
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from domain.sessions import (
 from domain.tenancy import SYSTEM_TENANT_ID
 
 FAILURE_FLOOR_SECONDS = 0.25
+log = logging.getLogger("acgs.auth")
 
 
 class RateLimitedSignIn(DomainError):
@@ -76,6 +78,14 @@ class TenantEntry:
     refresh_ttl_seconds: int = REFRESH_TTL_SECONDS
 
 
+class BreakGlass(Protocol):
+    """Local accounts allowed in only while the directory cannot be reached."""
+
+    def verify(
+        self, tenant_slug: str, username: str, password: str
+    ) -> tuple[MaciRole, ...] | None: ...
+
+
 class SignInPorts(Protocol):
     """What sign-in reads and writes outside itself (the composition root provides them)."""
 
@@ -90,8 +100,8 @@ class SignInPorts(Protocol):
     async def mappings(self, tenant_id: UUID, integration_id: UUID) -> list[GroupMapping]: ...
 
     async def open_session(
-        self, entry: TenantEntry, sub: str, integration_id: UUID, dn: str,
-        roles: tuple[MaciRole, ...],
+        self, entry: TenantEntry, sub: str, integration_id: UUID | None, dn: str | None,
+        roles: tuple[MaciRole, ...], auth_method: str = "ldap",
     ) -> tuple[Session, str]: ...  # fmt: skip
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str]: ...
@@ -171,7 +181,9 @@ class SignIn:
         ip_throttle: Throttle | None = None,
         failure_floor_seconds: float = FAILURE_FLOOR_SECONDS,
         clock: Callable[[], float] = time.time,
+        break_glass: BreakGlass | None = None,
     ) -> None:
+        self.break_glass = break_glass
         self._app = app
         self._hash = constitutional_hash
         self._signer = signer
@@ -204,10 +216,47 @@ class SignIn:
             raise InvalidCredentials from None
         except DependencyUnavailable:
             await self._audit(tenant, attempt, "failure", "directory_unavailable", {})
-            raise
+            rescued = None if tenant is None else await self._break_glass(tenant, attempt)
+            if rescued is None:
+                raise
+            return rescued
         self.account_throttle.succeeded(account)
         details = {"sid": issued.session.sid, "maci_roles": [r.value for r in issued.roles]}
         await self._audit(tenant, attempt, "success", "signed_in", details)
+        return issued
+
+    async def _break_glass(self, tenant: TenantEntry, attempt: Attempt) -> Issued | None:
+        """A break-glass account's sign-in (only reached while the directory is unreachable);
+        recorded loudly: an audit entry and a warning in the service log."""
+        if self.break_glass is None:
+            return None
+        roles = await asyncio.to_thread(
+            self.break_glass.verify, attempt.tenant_slug, attempt.username, attempt.password
+        )
+        if roles is None:
+            return None
+        session, refresh_token = await self._ports.open_session(
+            tenant, attempt.username, None, None, roles, auth_method="break_glass"
+        )
+        issued = self._issue(tenant, session, refresh_token)
+        details = {
+            "sid": session.sid,
+            "maci_roles": [r.value for r in roles],
+            "warning": "BREAK-GLASS sign-in: the directory is unreachable",
+        }
+        log.warning(
+            "BREAK-GLASS sign-in of %r in tenant %s (the directory is unreachable)",
+            attempt.username,
+            tenant.tenant_id,
+        )
+        await self._save(
+            tenant.tenant_id,
+            "break_glass_login",
+            "success",
+            "auth/break-glass",
+            {**details, "username": attempt.username, "ip": attempt.ip},
+            EventMeta(tenant.tenant_id, Actor(attempt.username, roles, "break_glass"), self._hash),
+        )
         return issued
 
     async def _login(self, tenant: TenantEntry, attempt: Attempt) -> Issued:
