@@ -44,6 +44,7 @@ from domain.sessions import (
 from domain.tenancy import SYSTEM_TENANT_ID
 
 FAILURE_FLOOR_SECONDS = 0.25
+MAX_THROTTLED_KEYS = 100_000
 log = logging.getLogger("acgs.auth")
 
 
@@ -135,7 +136,13 @@ class Throttle:
         return max(1, int(recent[-self.limit] + self.window - self._clock()) + 1)
 
     def failed(self, key: str) -> None:
-        self._recent(key).append(self._clock())
+        if len(self._failures) >= MAX_THROTTLED_KEYS:  # bounded memory: forget quiet keys
+            cutoff = self._clock() - self.window
+            for quiet in [k for k, times in self._failures.items() if times[-1] <= cutoff]:
+                del self._failures[quiet]
+        recent = self._recent(key)
+        recent.append(self._clock())
+        self._failures[key] = recent
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
@@ -143,7 +150,10 @@ class Throttle:
     def _recent(self, key: str) -> list[float]:
         cutoff = self._clock() - self.window
         recent = [t for t in self._failures.get(key, []) if t > cutoff]
-        self._failures[key] = recent
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
         return recent
 
 
