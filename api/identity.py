@@ -178,8 +178,9 @@ class SystemSignInPorts:
 
     async def revoke(self, tenant_id: UUID, sid: str, reason: str) -> bool:
         ended = await self.sessions.revoke(tenant_id, sid, reason, access_keep_seconds=_ACCESS_KEEP)
-        keep_until = datetime.now(UTC) + timedelta(seconds=_ACCESS_KEEP)
-        self.revocations.revoked_here("sid", sid, keep_until)
+        if ended:  # a token without a session (issued by the CLI) is not revoked by logout
+            keep_until = datetime.now(UTC) + timedelta(seconds=_ACCESS_KEEP)
+            self.revocations.revoked_here("sid", sid, keep_until)
         return ended
 
 
