@@ -370,3 +370,11 @@ def test_refresh_reads_the_directory_again(
         _error(gone, 401, "INVALID_TOKEN")
     [entry] = _audit_rows(api, directory.id, "refresh_access_removed")
     assert entry["result"] == "denied"
+
+
+def test_logout_with_a_token_that_has_no_session_revokes_nothing(api: Api) -> None:
+    with api.client(api.token(MaciRole.AUDITOR)) as operator:
+        out = operator.post("/v1/auth/logout")
+        assert out.status_code == 200, out.text
+        assert out.json()["session_ended"] is False
+        assert operator.get("/v1/auth/me").status_code == 200  # still valid
