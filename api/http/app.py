@@ -25,7 +25,7 @@ from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
-from api.http.identity import AuthController
+from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
@@ -78,7 +78,13 @@ def create_app(
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )
     app = Litestar(
-        route_handlers=[HealthController, OperationsController, v1, *extra_route_handlers],
+        route_handlers=[
+            HealthController,
+            OperationsController,
+            PublicAuthController,
+            v1,
+            *extra_route_handlers,
+        ],
         dependencies={"api": Provide(provide_api, sync_to_thread=False)},
         state=State(
             {

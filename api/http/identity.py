@@ -101,14 +101,15 @@ def _check_lengths(data: LoginRequest) -> None:
         raise ValidationFailed(summary, {"fields": problems})
 
 
-class AuthController(Controller):
-    path = "/auth"
+class PublicAuthController(Controller):
+    """The two routes that take no bearer token (served outside the secured /v1 router)."""
+
+    path = "/v1/auth"
     tags = ["authentication"]  # noqa: RUF012
 
     @post(
         "/ldap/login",
         status_code=200,
-        security=[],
         summary="Sign in with a directory password",
         description="tenant_slug, username (or email), password, and integration_id when the "
         "tenant has several LDAP integrations (default: the first enabled one by name). Any "
@@ -139,7 +140,6 @@ class AuthController(Controller):
     @post(
         "/token/refresh",
         status_code=200,
-        security=[],
         summary="Exchange a refresh token for new tokens",
         description="The refresh token is used once and replaced (rotation); presenting a used "
         "one ends the whole session. Groups are read again from the directory and roles "
@@ -155,6 +155,11 @@ class AuthController(Controller):
         ip, agent = _client(request)
         issued = await api.sign_in.refresh(data.refresh_token, ip=ip, user_agent=agent)
         return TokenResponse.of(issued, api.constitutional_hash)
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["authentication"]  # noqa: RUF012
 
     @post(
         "/logout",
