@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
+from api.role_cache import ROLE_CACHE, RoleMappingCache, RoleMappingListener
 from api.settings import Settings, SettingsError
 from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
@@ -24,6 +25,7 @@ from commands.decisions import DecisionService, RegistryCache
 from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
+from commands.role_mappings import RoleMappingCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
 from infra import tracing
@@ -47,6 +49,7 @@ from projections.audit_log import AuditLogProjection
 from projections.audit_retention import RetentionRunner
 from projections.integrations import IntegrationsProjection
 from projections.policies import PoliciesProjection
+from projections.role_mappings import RoleMappingsProjection
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
@@ -70,6 +73,7 @@ def all_projections() -> list[Projection]:
         AuditLogProjection(),
         IntegrationsProjection(),
         PoliciesProjection(),
+        RoleMappingsProjection(),
     ]
 
 
@@ -140,6 +144,8 @@ class System:
     decisions: DecisionService | None = None
     decision_log: DecisionRecorder | None = None
     policy_cache: RegistryCacheFollower | None = None
+    role_mappings: RoleMappingCommands | None = None
+    role_cache: RoleMappingCache | None = None  # sign-in's, kept fresh by the ROLE_CACHE worker
     _closed: bool = False
 
     @property
@@ -169,6 +175,7 @@ class System:
         """Every background worker of this deployment, in start order."""
         names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self._registry_workers()]
         names += [*self.followers(), INTEGRATION_HEALTH]
+        names += [ROLE_CACHE] if self.role_cache is not None else []
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _service_workers(self) -> dict[str, Callable[[], Worker]]:
@@ -186,6 +193,9 @@ class System:
         if self.policy_cache is not None:
             cache = self.policy_cache
             workers[POLICY_CACHE] = lambda: Worker(POLICY_CACHE, cache.run, cache.close)
+        if self.role_cache is not None:
+            listener = RoleMappingListener(self.app_conninfo, self.role_cache)
+            workers[ROLE_CACHE] = lambda: Worker(ROLE_CACHE, listener.run)
         return workers
 
     def _worker(self, name: str) -> Worker:
@@ -344,6 +354,8 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             IntegrationHealthLedger(system.projector_conninfo),
             production=settings.profile == "production",
         )
+        system.role_mappings = RoleMappingCommands(app, settings.constitutional_hash)
+        system.role_cache = RoleMappingCache(system.database)
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
         ]

@@ -49,6 +49,7 @@ class Settings:
     integration_health_interval_seconds: int = 60
     breaker_failure_threshold: int = 5
     breaker_reset_seconds: int = 30
+    break_glass_file: Path | None = None  # local accounts for a directory outage (off when unset)
 
     def with_integrations(self, env: dict[str, str]) -> Settings:
         return replace(self, **_integration_settings(env))  # type: ignore[arg-type]
@@ -151,6 +152,9 @@ def _integration_settings(env: dict[str, str]) -> dict[str, object]:
         ),
         "breaker_failure_threshold": _int(env, "ACGS_BREAKER_FAILURE_THRESHOLD", 5, 1, 1000),
         "breaker_reset_seconds": _int(env, "ACGS_BREAKER_RESET_SECONDS", 30, 1, 86_400),
+        "break_glass_file": Path(env["ACGS_BREAK_GLASS_FILE"])
+        if env.get("ACGS_BREAK_GLASS_FILE")
+        else None,
     }
 
 

@@ -24,6 +24,7 @@ from domain.errors import (
     TenantSlugTaken,
 )
 from domain.persistence import AggregatePinned, ClaimTaken
+from domain.role_mapping import RoleMappingExists
 from domain.tenancy import acting_for
 
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -33,6 +34,7 @@ _CLAIM_ERRORS: dict[str, type[DomainError]] = {
     "tenant_slug": TenantSlugTaken,
     "tenant_name": TenantNameTaken,
     "integration_name": IntegrationNameTaken,
+    "role_mapping": RoleMappingExists,
 }
 
 

@@ -41,6 +41,8 @@ class Permission(StrEnum):
     AUDIT_EXPORT = "audit:export"
     AUDIT_READ_ALL = "audit:read-all"  # across tenants
     AUDIT_RETENTION = "audit:retention"  # retention days and legal hold
+    ROLE_MAPPING_MANAGE = "role-mapping:manage"
+    ROLE_MAPPING_READ = "role-mapping:read"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.AUDIT_RETENTION: Rule(
         frozenset({_E}), Scope.PLATFORM, "Change audit retention and legal hold"
     ),
+    Permission.ROLE_MAPPING_MANAGE: Rule(
+        frozenset({_E}), Scope.TENANT, "Create, change or delete role mappings"
+    ),
+    Permission.ROLE_MAPPING_READ: Rule(_EVERY_ROLE, Scope.TENANT, "Read role mappings"),
 }
 
 

@@ -19,6 +19,8 @@ class Principal:
     roles: tuple[MaciRole, ...]
     auth_method: str = "token"
     actor_type: str = "user"
+    sid: str = ""  # the session (and token id) of the access token, for logout and revocation
+    jti: str = ""
 
     @property
     def is_platform(self) -> bool:

@@ -25,10 +25,12 @@ from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
 from api.http.health import HealthController
+from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.policies import DecisionController, PolicyController
+from api.http.role_mappings import RoleMappingController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
 from api.http.tenants import TenantController
@@ -69,12 +71,20 @@ def create_app(
             DecisionController,
             AuditLogController,
             PlatformAuditLogController,
+            RoleMappingController,
+            AuthController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )
     app = Litestar(
-        route_handlers=[HealthController, OperationsController, v1, *extra_route_handlers],
+        route_handlers=[
+            HealthController,
+            OperationsController,
+            PublicAuthController,
+            v1,
+            *extra_route_handlers,
+        ],
         dependencies={"api": Provide(provide_api, sync_to_thread=False)},
         state=State(
             {

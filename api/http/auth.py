@@ -26,6 +26,8 @@ def authenticate(verifier: TokenVerifier, authorization: bytes | None) -> Princi
         tenant_id=claims.tenant_id,
         roles=claims.roles,
         auth_method=claims.auth_method,
+        sid=claims.sid,
+        jti=claims.jti,
     )
 
 

@@ -2,8 +2,9 @@
 including the framework's own 404 and 405, and everything refused before routing.
 
 For every request it assigns a request id, adds the security headers and
-`X-Constitutional-Hash`, records metrics and writes one access-log line. For `/v1` it also
-authenticates the bearer token, refuses tokens of tenants that are not active, and applies the
+`X-Constitutional-Hash`, records metrics and writes one access-log line. For `/v1` (except the
+two sign-in routes that exchange credentials for tokens) it also authenticates the bearer token,
+refuses revoked tokens (ended sessions) and tokens of tenants that are not active, and applies the
 tenant's quotas: requests per minute (with `X-RateLimit-*` on every response to that principal),
 concurrent requests, and storage on writes of tenant principals. A refusal is rendered with the
 one error envelope (errors.py) and never reaches a handler, so nothing is written.
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 access_log = logging.getLogger("acgs.http.access")
 
 API_PREFIX = "/v1"
+PUBLIC_PATHS = frozenset({"/v1/auth/ldap/login", "/v1/auth/token/refresh"})
 _SLASHES = re.compile("/{2,}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
@@ -113,10 +115,14 @@ class Edge:
         with _server_span(scope) as span:
             try:
                 try:
-                    if _is_api_path(scope["path"]):
+                    if _is_api_path(scope["path"]) and not _is_public(scope["path"]):
                         principal = authenticate(
                             self._api.verifier, _header(scope, b"authorization")
                         )
+                        if await self._api.revocations.is_revoked(principal.sid, principal.jti):
+                            raise InvalidToken(
+                                "the access token is not valid", {"reason": "token revoked"}
+                            )
                         if span.is_recording():
                             _identify(span, principal, self._api.constitutional_hash)
                         holding = await self._admit(scope, principal, headers)
@@ -261,6 +267,11 @@ def _is_api_path(path: str) -> bool:
     """Whether the router may serve `path` from /v1 (it ignores repeated slashes)."""
     path = _SLASHES.sub("/", path)
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+def _is_public(path: str) -> bool:
+    """The sign-in routes that take no bearer token (they exchange credentials for one)."""
+    return _SLASHES.sub("/", path).rstrip("/") in PUBLIC_PATHS
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

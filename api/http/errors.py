@@ -71,6 +71,9 @@ STATUS_BY_CODE: dict[str, int] = {
     # Audit-log exports (api/http/audit.py).
     "EXPORT_NOT_READY": 409,
     "EXPORT_EXPIRED": 410,
+    # Sign-in and role mappings (api/http/identity.py, api/http/role_mappings.py).
+    "INVALID_CREDENTIALS": 401,
+    "ROLE_MAPPING_EXISTS": 409,
 }
 
 HASH_FAILURES = frozenset({"CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH"})
@@ -162,6 +165,9 @@ def envelope_bytes(
 def refusal_headers(error: DomainError) -> dict[str, str]:
     if isinstance(error, RateLimited):
         return {"Retry-After": str(error.retry_after)}
+    retry_after = getattr(error, "retry_after", None)  # e.g. throttled sign-in attempts
+    if error.code == "RATE_LIMITED" and isinstance(retry_after, int):
+        return {"Retry-After": str(retry_after)}
     return {}
 
 

@@ -121,6 +121,8 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
         "the export's file has expired; start a new export",
         {"export_id": "exp_5f0c4b1e9a7d4e2f8b3c6a1d", "expired_at": "2026-01-02T00:00:00+00:00"},
     ),
+    "INVALID_CREDENTIALS": ("the user name or password is not valid", {}),
+    "ROLE_MAPPING_EXISTS": ("role mapping is already taken", {}),
 }
 _ALWAYS = ("UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED")
 WRITE = ("CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH", "STORAGE_QUOTA_EXCEEDED")

@@ -13,10 +13,13 @@ from api.http.metrics import ApiMetrics
 from api.http.quotas import ConcurrencyLimiter, RateLimiter
 from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
 from api.http.quotas.storage import StorageMeter
+from api.identity import build_sign_in
 from api.tokens import key_ring, token_verifier
+from commands.sign_in import SignIn
 from commands.tenants import TenantCommands
 from infra.postgres.database import Database
-from infra.tokens import KeyRing, TokenVerifier
+from infra.postgres.sessions import RevocationList
+from infra.tokens import KeyRing, TokenIssuer, TokenVerifier
 
 API_ENDPOINT_TEMPLATE = "https://{slug}.api.acgs2.com"
 
@@ -33,6 +36,8 @@ class ApiServices:
     storage: StorageMeter
     idempotency: Idempotency
     metrics: ApiMetrics
+    sign_in: SignIn
+    revocations: RevocationList
 
     @property
     def tenants(self) -> TenantCommands:
@@ -53,6 +58,7 @@ class ApiServices:
             system.breakers.snapshot if system.breakers is not None else dict,
         )
         metrics.registry.register(DecisionCollector(system))
+        revocations = RevocationList(system.database)
         return cls(
             system=system,
             constitutional_hash=settings.constitutional_hash,
@@ -64,4 +70,6 @@ class ApiServices:
             storage=StorageMeter(system.database),
             idempotency=Idempotency(system.database),
             metrics=metrics,
+            sign_in=build_sign_in(system, system.database, TokenIssuer(keys), revocations),
+            revocations=revocations,
         )

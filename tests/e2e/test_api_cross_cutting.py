@@ -15,11 +15,14 @@ import httpx
 import psycopg
 import pytest
 
+from api.http.edge import PUBLIC_PATHS
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
 from tests.e2e.policy_support import activate, rego, submit
+from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
+from tests.peers.slapd import Slapd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -246,13 +249,78 @@ def _integration_requests(
     }
 
 
+def _sign_in_requests(
+    api: Api, directory: Directory, slapd: Slapd
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """Role mappings and the sign-in routes, on a tenant whose directory is the real slapd."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    made: dict[str, Any] = {}
+    path = "/v1/tenants/{tenant_id}/role-mappings"
+
+    def login() -> httpx.Response:
+        response = directory.login("alice", "alice-password")
+        made.update(response.json())
+        return response
+
+    def bearer() -> dict[str, str]:
+        return {"Authorization": f"Bearer {made['access_token']}"}
+
+    def refresh() -> httpx.Response:
+        response = httpx.post(
+            f"{api.url}/v1/auth/token/refresh", json={"refresh_token": made["refresh_token"]}
+        )
+        made.update(response.json())
+        return response
+
+    def create_mapping() -> httpx.Response:
+        response = directory.admin.post(
+            directory.mappings,
+            json={
+                "integration_id": directory.integration_id,
+                "source_type": "ldap_group",
+                "source_value": f"cn=headers,{slapd.base_dn}",
+                "maci_role": "MONITOR",
+                "constitutional_hash": HASH,
+            },
+        )
+        made["mid"] = response.json().get("mapping_id", "")
+        api.wait_projected()
+        return response
+
+    return {
+        ("POST", "/v1/auth/ldap/login"): login,
+        ("GET", "/v1/auth/me"): lambda: httpx.get(f"{api.url}/v1/auth/me", headers=bearer()),
+        ("POST", "/v1/auth/token/refresh"): refresh,
+        ("POST", "/v1/auth/logout"): lambda: httpx.post(
+            f"{api.url}/v1/auth/logout", headers=bearer()
+        ),
+        ("POST", path): create_mapping,
+        ("GET", path): lambda: directory.admin.get(directory.mappings),
+        ("GET", path + "/{mapping_id}"): lambda: directory.admin.get(
+            f"{directory.mappings}/{made['mid']}"
+        ),
+        ("PATCH", path + "/{mapping_id}"): lambda: directory.admin.patch(
+            f"{directory.mappings}/{made['mid']}", json={"priority": 5}, headers=hdr
+        ),
+        ("DELETE", path + "/{mapping_id}"): lambda: directory.admin.delete(
+            f"{directory.mappings}/{made['mid']}", headers=hdr
+        ),
+    }
+
+
+@pytest.mark.ldap
 def test_every_operation_carries_the_security_headers_on_success_and_error(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, slapd: Slapd, unique: str, request: pytest.FixtureRequest
 ) -> None:
     with api.client() as anonymous:
         paths = anonymous.get("/schema").json()["paths"]
     operations = {(m.upper(), p) for p, ops in paths.items() for m in ops}
-    requests = _success_requests(api, platform, unique)
+    directory = Directory(api, platform, slapd, f"hdrldap-{unique}")
+    request.addfinalizer(directory.admin.close)
+    requests = {
+        **_success_requests(api, platform, unique),
+        **_sign_in_requests(api, directory, slapd),
+    }
     assert set(requests) == operations  # a new operation must be added here
     for (method, path), send in requests.items():
         response = send()
@@ -261,9 +329,11 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
     with api.client() as anonymous:
         for method, path in operations:
             concrete = path.replace("{tenant_id}", "00000000-0000-0000-0000-000000000000")
-            # secured operations: 401 without a token; open ones: 405 for a method they lack
+            # secured operations: 401 without a token; open ones: 405 for a method they lack;
+            # the sign-in routes take no token: 422 for the missing body
             response = anonymous.request(method if path.startswith("/v1/") else "PUT", concrete)
-            assert response.status_code in (401, 405), (method, path, response.status_code)
+            refusals = (422,) if path in PUBLIC_PATHS else (401, 405)
+            assert response.status_code in refusals, (method, path, response.status_code)
             _assert_security_headers(response, f"{method} {path} error")
     for method, path in (
         ("GET", "/nowhere"),  # the framework's 404

@@ -53,6 +53,7 @@ MIGRATIONS = [
     "applied 0008_integrations",
     "applied 0009_policy_registry",
     "applied 0010_audit_api",
+    "applied 0011_sessions_and_role_mappings",
 ]
 
 
@@ -344,6 +345,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "kafka_relay",
             "policies",
             "policy_cache",
+            "role_cache",
+            "role_mappings",
             "tenants",
         ]
 

@@ -1,7 +1,9 @@
 """A real OpenLDAP server (Debian's slapd) for the test session: its own slapd.conf in a temp
 dir (mdb, the memberof overlay, core/cosine/nis/inetorgperson schemas, TLS from a CA made
 here), listening on ldap:// (StartTLS) and ldaps:// on free 127.0.0.1 ports, loaded with a
-service account, users and groups by ldapadd, stopped by its PID at the end.
+service account, users (alice, bob, admin, and carol whose account is locked through the
+ppolicy overlay) and groups (`groupOfNames` executives and auditors, `posixGroup` developers)
+by ldapadd, stopped by its PID at the end.
 
 Missing slapd is a failure naming the install step, never a skip."""
 
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +44,18 @@ class Slapd:
     service_dn: str
     service_password: str
     base_dn: str = BASE_DN
+    root_password: str = ""
+
+    def change(self, ldif: str) -> None:
+        """Apply an LDIF change (add, modify, delete entries) as the directory's root."""
+        subprocess.run(
+            [_binary("ldapmodify"), "-x", "-H", self.ldap_url, "-D", ROOT_DN, "-w",
+             self.root_password],
+            input=ldif.encode(),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
 
     @property
     def ldap_url(self) -> str:
@@ -67,6 +82,7 @@ def _config(work: Path, root_password: str) -> str:
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+moduleload ppolicy
 pidfile {work}/slapd.pid
 argsfile {work}/slapd.args
 TLSCACertificateFile {work}/ca.pem
@@ -79,6 +95,8 @@ rootdn "{ROOT_DN}"
 rootpw {root_password}
 directory {work}/db
 overlay memberof
+overlay ppolicy
+ppolicy_default "cn=default,ou=policies,{BASE_DN}"
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 """
@@ -121,6 +139,54 @@ dn: cn=executives,ou=groups,{BASE_DN}
 objectClass: groupOfNames
 cn: executives
 member: uid=alice,ou=people,{BASE_DN}
+
+dn: ou=policies,{BASE_DN}
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,{BASE_DN}
+objectClass: pwdPolicy
+objectClass: person
+cn: default
+sn: policy
+pwdAttribute: userPassword
+pwdLockout: TRUE
+
+dn: uid=bob,ou=people,{BASE_DN}
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob Example
+sn: Example
+mail: bob@acme.test
+userPassword: bob-password
+
+dn: uid=carol,ou=people,{BASE_DN}
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol Disabled
+sn: Disabled
+mail: carol@acme.test
+userPassword: carol-password
+pwdAccountLockedTime: 000001010000Z
+
+dn: uid=admin,ou=people,{BASE_DN}
+objectClass: inetOrgPerson
+uid: admin
+cn: Directory Admin Lookalike
+sn: Admin
+userPassword: admin-password
+
+dn: cn=auditors,ou=groups,{BASE_DN}
+objectClass: groupOfNames
+cn: auditors
+member: uid=alice,ou=people,{BASE_DN}
+member: uid=bob,ou=people,{BASE_DN}
+
+dn: cn=developers,ou=groups,{BASE_DN}
+objectClass: posixGroup
+cn: developers
+gidNumber: 5001
+memberUid: bob
 """
 
 
@@ -137,10 +203,11 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
     pytest.fail("slapd did not listen within 15 s")
 
 
-@pytest.fixture(scope="session")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+@contextmanager
+def running_slapd(work: Path) -> Iterator[Slapd]:
+    """A loaded slapd with its files under `work`, stopped by its PID afterwards (used by the
+    session fixture and the benchmarks)."""
     binary, ldapadd = _binary("slapd"), _binary("ldapadd")
-    work = tmp_path_factory.mktemp("slapd")
     (work / "db").mkdir()
     ca, ca_key = make_ca()
     other, _ = make_ca("Some other CA")
@@ -194,6 +261,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
             other.cert_pem,
             SERVICE_DN,
             service_password,
+            root_password=root_password,
         )
     finally:
         process.send_signal(signal.SIGINT)
@@ -202,3 +270,9 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
+        yield server

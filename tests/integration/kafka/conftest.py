@@ -14,6 +14,7 @@ from api.bootstrap import System, build_relay
 from commands.context import CommandContext
 from commands.integrations import CreateIntegration
 from commands.policy_intake import SubmitPolicy
+from commands.role_mappings import CreateRoleMapping
 from commands.tenants import CreateTenant
 from domain.errors import ConstitutionalHashMismatch, IntegrationUnreachable
 from domain.integration.aggregate import ARCHIVE_RETENTION_DAYS
@@ -100,9 +101,23 @@ def _every_integration_event(system: System, tenant_id: UUID) -> None:
     commands.update(PLATFORM, tenant_id, made.id, {"config": {"topic_prefix": "acgs."}})
     with pytest.raises(IntegrationUnreachable):
         commands.test(PLATFORM, tenant_id, made.id)
+    _every_role_mapping_event(system, tenant_id, made.id)
     commands.archive(PLATFORM, tenant_id, made.id)
     later = datetime.now(UTC) + timedelta(days=ARCHIVE_RETENTION_DAYS + 1)
     assert commands.shred_expired(tenant_id, made.id, later)
+
+
+def _every_role_mapping_event(system: System, tenant_id: UUID, integration_id: UUID) -> None:
+    """Created, Updated, Deleted."""
+    mappings = system.role_mappings
+    assert mappings is not None
+    mapping = mappings.create(
+        PLATFORM,
+        tenant_id,
+        CreateRoleMapping(integration_id, "ldap_group", "cn=Stream,dc=acme,dc=test", "AUDITOR", 10),
+    )
+    mappings.update(PLATFORM, tenant_id, mapping.id, {"priority": 20})
+    mappings.delete(PLATFORM, tenant_id, mapping.id)
 
 
 @pytest.fixture

@@ -88,7 +88,12 @@ def test_a_streaming_deployment_runs_the_external_events_consumer(
     )
     system = build(streaming)
     try:
-        assert system.worker_names()[-3:] == ["kafka_relay", "integration_health", EXTERNAL_EVENTS]
+        assert system.worker_names()[-4:] == [
+            "kafka_relay",
+            "integration_health",
+            "role_cache",
+            EXTERNAL_EVENTS,
+        ]
         started = system.start_workers([EXTERNAL_EVENTS])
         assert started == [EXTERNAL_EVENTS]
         deadline = time.monotonic() + 10

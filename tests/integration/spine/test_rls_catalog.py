@@ -63,6 +63,8 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "audit_chain_heads",
         "audit_settings",
         "audit_exports",
+        "auth_sessions",
+        "auth_refresh_tokens",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

@@ -82,6 +82,14 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "audit_log",
         "integrations",
         "policies",
+        "role_mappings",
         "integration_health",
+        "role_cache",
     ]
-    assert system.followers() == ["tenants", "audit_log", "integrations", "policies"]
+    assert system.followers() == [
+        "tenants",
+        "audit_log",
+        "integrations",
+        "policies",
+        "role_mappings",
+    ]

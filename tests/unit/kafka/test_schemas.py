@@ -21,6 +21,7 @@ from domain.integration.values import HealthStatus
 from domain.maci import MaciRole
 from domain.registry.decision_log import DecisionLogSettings
 from domain.registry.policy import TenantPolicy
+from domain.role_mapping import RoleMapping
 from domain.tenant.aggregate import Tenant
 from infra.kafka.codec import EncodeError, EventCodec
 from infra.kafka.schemas import (
@@ -67,7 +68,23 @@ def sample_events() -> list[Any]:
         *entry.collect_events(),
         *_integration_events(),
         *_registry_events(),
+        *_role_mapping_events(),
     ]
+
+
+def _role_mapping_events() -> list[Any]:
+    mapping = RoleMapping.define(
+        mapping_id=uuid4(),
+        integration_id=uuid4(),
+        source_type="ldap_group",
+        source_value="CN=Admins,DC=acme,DC=test",
+        maci_role="EXECUTIVE",
+        priority=10,
+        meta=META,
+    )
+    mapping.change({"maci_role": "AUDITOR", "priority": 20}, META)
+    mapping.delete(META)
+    return list(mapping.collect_events())
 
 
 class _ReversingSealer:

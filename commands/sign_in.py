@@ -1,0 +1,424 @@
+"""Sign-in with a directory password, and the sessions it starts: refresh, logout, who am I.
+
+Login (`login`): throttle check, the tenant by slug, its LDAP integration, the directory checks
+the password and returns the user and groups, the role mappings turn groups into MACI roles, a
+session is opened and an access token signed (claims: sub, tenant_id, maci_roles, maci_role,
+constitutional_hash, auth_method, sid, iat, nbf, exp, jti, iss, aud). Every failure that could
+tell an attacker something (unknown tenant, unknown user, wrong password, disabled account, no
+role) is the same `InvalidCredentials`, answered no sooner than `failure_floor_seconds` after
+the request began, so neither the answer nor its timing tells which part failed. A directory
+that cannot be reached is `DependencyUnavailable`. Every attempt is audited (category
+`authentication`; user name, IP, user agent, result; never the password).
+
+Refresh (`refresh`): the refresh token is rotated; the user's groups are read again from the
+directory and the roles resolved again, so a user removed from the directory, or from every
+mapped group (with no default role), loses access at the next refresh. A reused refresh token
+revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
+at once, its access tokens wherever `RevocationCheck` runs (every API process) within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from commands.application import GovernanceApplication
+from commands.tokens import AUDIENCE, ISSUER, TokenSigner
+from domain.audit import AuditEntry
+from domain.errors import DependencyUnavailable, DomainError
+from domain.events import Actor, EventMeta
+from domain.identity import DirectoryUser, GroupMapping, InvalidCredentials, resolve_roles
+from domain.maci import MaciRole
+from domain.sessions import (
+    ACCESS_TTL_SECONDS,
+    REFRESH_TTL_SECONDS,
+    RefreshRejected,
+    RefreshReused,
+    Session,
+)
+from domain.tenancy import SYSTEM_TENANT_ID
+
+FAILURE_FLOOR_SECONDS = 0.25
+MAX_THROTTLED_KEYS = 100_000
+log = logging.getLogger("acgs.auth")
+
+
+class RateLimitedSignIn(DomainError):
+    """Too many failed sign-ins for this account or address; `retry_after` in seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many failed sign-in attempts; try again later", {"retry_after": retry_after}
+        )
+        self.retry_after = retry_after
+
+
+class Directory(Protocol):
+    """One directory integration, ready to check passwords (see infra.ldap.sign_in)."""
+
+    integration_id: UUID
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser: ...
+
+    def lookup(self, dn: str) -> DirectoryUser | None: ...
+
+
+@dataclass(frozen=True)
+class TenantEntry:
+    tenant_id: UUID
+    active: bool
+    default_role: MaciRole | None = MaciRole.MONITOR
+    access_ttl_seconds: int = ACCESS_TTL_SECONDS
+    refresh_ttl_seconds: int = REFRESH_TTL_SECONDS
+
+
+class BreakGlass(Protocol):
+    """Local accounts allowed in only while the directory cannot be reached."""
+
+    def verify(
+        self, tenant_slug: str, username: str, password: str
+    ) -> tuple[MaciRole, ...] | None: ...
+
+
+class SignInPorts(Protocol):
+    """What sign-in reads and writes outside itself (the composition root provides them)."""
+
+    async def tenant_by_slug(self, slug: str) -> TenantEntry | None: ...
+
+    async def tenant_by_id(self, tenant_id: UUID) -> TenantEntry | None: ...
+
+    def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
+        """The tenant's enabled LDAP integration (this one, or the first by name)."""
+        ...
+
+    async def mappings(self, tenant_id: UUID, integration_id: UUID) -> list[GroupMapping]: ...
+
+    async def open_session(
+        self, entry: TenantEntry, sub: str, integration_id: UUID | None, dn: str | None,
+        roles: tuple[MaciRole, ...], auth_method: str = "ldap",
+    ) -> tuple[Session, str]: ...  # fmt: skip
+
+    async def rotate(self, refresh_token: str) -> tuple[Session, str]: ...
+
+    async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session: ...
+
+    async def revoke(self, tenant_id: UUID, sid: str, reason: str) -> bool: ...
+
+
+class Throttle:
+    """Failed attempts per key in a sliding window: `limit` failures within `window` seconds
+    lock the key until the oldest failure leaves the window. In-process."""
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, list[float]] = {}
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until `key` may try again (0: now)."""
+        recent = self._recent(key)
+        if len(recent) < self.limit:
+            return 0
+        return max(1, int(recent[-self.limit] + self.window - self._clock()) + 1)
+
+    def failed(self, key: str) -> None:
+        if len(self._failures) >= MAX_THROTTLED_KEYS:  # bounded memory: forget quiet keys
+            cutoff = self._clock() - self.window
+            for quiet in [k for k, times in self._failures.items() if times[-1] <= cutoff]:
+                del self._failures[quiet]
+        recent = self._recent(key)
+        recent.append(self._clock())
+        self._failures[key] = recent
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def _recent(self, key: str) -> list[float]:
+        cutoff = self._clock() - self.window
+        recent = [t for t in self._failures.get(key, []) if t > cutoff]
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
+        return recent
+
+
+@dataclass(frozen=True)
+class Attempt:
+    tenant_slug: str
+    username: str
+    password: str
+    integration_id: UUID | None
+    ip: str
+    user_agent: str
+
+    def __repr__(self) -> str:  # never the password
+        return f"Attempt({self.tenant_slug!r}, {self.username!r}, ip={self.ip!r})"
+
+
+@dataclass(frozen=True)
+class Issued:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    roles: tuple[MaciRole, ...]
+    session: Session
+
+
+class SignIn:
+    def __init__(
+        self,
+        app: GovernanceApplication,
+        constitutional_hash: str,
+        signer: TokenSigner,
+        ports: SignInPorts,
+        *,
+        account_throttle: Throttle | None = None,
+        ip_throttle: Throttle | None = None,
+        failure_floor_seconds: float = FAILURE_FLOOR_SECONDS,
+        clock: Callable[[], float] = time.time,
+        break_glass: BreakGlass | None = None,
+    ) -> None:
+        self.break_glass = break_glass
+        self._app = app
+        self._hash = constitutional_hash
+        self._signer = signer
+        self._ports = ports
+        self.account_throttle = account_throttle or Throttle(limit=5)
+        self.ip_throttle = ip_throttle or Throttle(limit=50)
+        self._floor = failure_floor_seconds
+        self._clock = clock
+
+    # --- login --------------------------------------------------------------------------------
+
+    async def login(self, attempt: Attempt) -> Issued:
+        started = time.monotonic()
+        account = f"{attempt.tenant_slug.casefold()}/{attempt.username.casefold()}"
+        ip_key = f"ip/{attempt.ip}"
+        wait = max(self.account_throttle.retry_after(account), self.ip_throttle.retry_after(ip_key))
+        tenant = await self._ports.tenant_by_slug(attempt.tenant_slug)
+        if wait:
+            await self._audit(tenant, attempt, "denied", "rate_limited", {"retry_after": wait})
+            raise RateLimitedSignIn(wait)
+        try:
+            if tenant is None or not tenant.active:
+                raise InvalidCredentials
+            issued = await self._login(tenant, attempt)
+        except InvalidCredentials:
+            self.account_throttle.failed(account)
+            self.ip_throttle.failed(ip_key)
+            await self._audit(tenant, attempt, "failure", "invalid_credentials", {})
+            await asyncio.sleep(max(0.0, self._floor - (time.monotonic() - started)))
+            raise InvalidCredentials from None
+        except DependencyUnavailable:
+            await self._audit(tenant, attempt, "failure", "directory_unavailable", {})
+            rescued = None if tenant is None else await self._break_glass(tenant, attempt)
+            if rescued is None:
+                raise
+            return rescued
+        self.account_throttle.succeeded(account)
+        details = {"sid": issued.session.sid, "maci_roles": [r.value for r in issued.roles]}
+        await self._audit(tenant, attempt, "success", "signed_in", details)
+        return issued
+
+    async def _break_glass(self, tenant: TenantEntry, attempt: Attempt) -> Issued | None:
+        """A break-glass account's sign-in (only reached while the directory is unreachable);
+        recorded loudly: an audit entry and a warning in the service log."""
+        if self.break_glass is None:
+            return None
+        roles = await asyncio.to_thread(
+            self.break_glass.verify, attempt.tenant_slug, attempt.username, attempt.password
+        )
+        if roles is None:
+            return None
+        session, refresh_token = await self._ports.open_session(
+            tenant, attempt.username, None, None, roles, auth_method="break_glass"
+        )
+        issued = self._issue(tenant, session, refresh_token)
+        details = {
+            "sid": session.sid,
+            "maci_roles": [r.value for r in roles],
+            "warning": "BREAK-GLASS sign-in: the directory is unreachable",
+        }
+        log.warning(
+            "BREAK-GLASS sign-in of %r in tenant %s (the directory is unreachable)",
+            attempt.username,
+            tenant.tenant_id,
+        )
+        await self._save(
+            tenant.tenant_id,
+            "break_glass_login",
+            "success",
+            "auth/break-glass",
+            {**details, "username": attempt.username, "ip": attempt.ip},
+            EventMeta(tenant.tenant_id, Actor(attempt.username, roles, "break_glass"), self._hash),
+        )
+        return issued
+
+    async def _login(self, tenant: TenantEntry, attempt: Attempt) -> Issued:
+        directory = await asyncio.to_thread(
+            self._ports.directory, tenant.tenant_id, attempt.integration_id
+        )
+        if directory is None:
+            raise InvalidCredentials
+        user = await asyncio.to_thread(directory.authenticate, attempt.username, attempt.password)
+        roles = await self._roles(tenant, directory.integration_id, user)
+        if roles is None:
+            raise InvalidCredentials
+        session, refresh_token = await self._ports.open_session(
+            tenant, user.username, directory.integration_id, user.dn, roles
+        )
+        return self._issue(tenant, session, refresh_token)
+
+    async def _roles(
+        self, tenant: TenantEntry, integration_id: UUID, user: DirectoryUser
+    ) -> tuple[MaciRole, ...] | None:
+        mappings = await self._ports.mappings(tenant.tenant_id, integration_id)
+        resolved = resolve_roles(user.groups, mappings, tenant.default_role)
+        return None if resolved is None else resolved.roles
+
+    def _issue(self, tenant: TenantEntry, session: Session, refresh_token: str) -> Issued:
+        now = int(self._clock())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": session.sub,
+            "tenant_id": str(session.tenant_id),
+            "maci_roles": [r.value for r in session.roles],
+            "maci_role": session.roles[0].value,
+            "constitutional_hash": self._hash,
+            "auth_method": session.auth_method,
+            "sid": session.sid,
+            "iat": now,
+            "nbf": now,
+            "exp": now + tenant.access_ttl_seconds,
+            "jti": str(uuid4()),
+        }
+        token, _ = self._signer.sign(claims)
+        return Issued(token, refresh_token, tenant.access_ttl_seconds, session.roles, session)
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str, *, ip: str, user_agent: str) -> Issued:
+        try:
+            session, new_token = await self._ports.rotate(refresh_token)
+        except RefreshReused as reused:
+            await self._audit_session(
+                reused.session, "refresh_token_reused", "denied", ip, user_agent
+            )
+            raise RefreshRejected from None
+        tenant = await self._ports.tenant_by_id(session.tenant_id)
+        if tenant is None or not tenant.active:
+            await self._ports.revoke(session.tenant_id, session.sid, "tenant_inactive")
+            raise RefreshRejected
+        roles = session.roles
+        if session.integration_id is not None and session.user_dn is not None:
+            try:
+                resolved = await self._reresolve(tenant, session.integration_id, session.user_dn)
+            except DependencyUnavailable:
+                # The directory is down: the session keeps the roles it has (audited).
+                await self._audit_session(
+                    session, "refresh_directory_unavailable", "success", ip, user_agent
+                )
+                resolved = session.roles
+            if resolved is None:
+                await self._ports.revoke(session.tenant_id, session.sid, "access_removed")
+                await self._audit_session(
+                    session, "refresh_access_removed", "denied", ip, user_agent
+                )
+                raise RefreshRejected
+            roles = resolved
+        if roles != session.roles:
+            session = await self._ports.set_roles(session, roles)
+            await self._audit_session(session, "refresh_roles_changed", "success", ip, user_agent)
+        return self._issue(tenant, session, new_token)
+
+    async def logout(
+        self, tenant_id: UUID, sid: str, sub: str, *, ip: str, user_agent: str
+    ) -> bool:
+        ended = await self._ports.revoke(tenant_id, sid, "logout")
+        meta = EventMeta(tenant_id, Actor(sub, auth_method="ldap"), self._hash)
+        await self._save(
+            tenant_id,
+            "logout",
+            "success",
+            f"session/{sid}",
+            {"sid": sid, "ended": ended, "ip": ip, "user_agent": user_agent},
+            meta,
+        )
+        return ended
+
+    async def _reresolve(
+        self, tenant: TenantEntry, integration_id: UUID, dn: str
+    ) -> tuple[MaciRole, ...] | None:
+        """The roles the directory's groups give the user now; None when the user is gone."""
+        directory = await asyncio.to_thread(self._ports.directory, tenant.tenant_id, integration_id)
+        if directory is None:
+            return None
+        user = await asyncio.to_thread(directory.lookup, dn)
+        if user is None:
+            return None
+        return await self._roles(tenant, directory.integration_id, user)
+
+    # --- audit --------------------------------------------------------------------------------
+
+    async def _audit(
+        self,
+        tenant: TenantEntry | None,
+        attempt: Attempt,
+        result: str,
+        outcome: str,
+        extra: Mapping[str, Any],
+    ) -> None:
+        tenant_id = tenant.tenant_id if tenant is not None else SYSTEM_TENANT_ID
+        meta = EventMeta(tenant_id, Actor(attempt.username[:255], auth_method="ldap"), self._hash)
+        details = {
+            "username": attempt.username[:255],
+            "tenant_slug": attempt.tenant_slug[:100],
+            "outcome": outcome,
+            "ip": attempt.ip,
+            "user_agent": attempt.user_agent[:500],
+            **extra,
+        }
+        await self._save(tenant_id, "ldap_login", result, "auth/ldap", details, meta)
+
+    async def _audit_session(
+        self, session: Session, action: str, result: str, ip: str, user_agent: str
+    ) -> None:
+        meta = EventMeta(session.tenant_id, Actor(session.sub, auth_method="ldap"), self._hash)
+        details = {"sid": session.sid, "sub": session.sub, "ip": ip, "user_agent": user_agent}
+        await self._save(session.tenant_id, action, result, f"session/{session.sid}", details, meta)
+
+    async def _save(
+        self,
+        tenant_id: UUID,
+        action: str,
+        result: str,
+        target: str,
+        details: dict[str, Any],
+        meta: EventMeta,
+    ) -> None:
+        entry = AuditEntry.record(
+            entry_id=uuid4(),
+            category="authentication",
+            action=action,
+            result=result,
+            target_resource=target,
+            details=details,
+            meta=meta,
+        )
+        await asyncio.to_thread(self._app.save_for, tenant_id, entry)

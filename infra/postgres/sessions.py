@@ -1,0 +1,250 @@
+"""Sessions and refresh tokens in PostgreSQL (tenant-scoped, under Row-Level Security), and the
+revocation feed every API process polls.
+
+`SessionStore.rotate` is one transaction: the presented token's row is locked; a token used
+before revokes its session (reuse detection), otherwise it is marked used and a new one issued.
+`RevocationList` answers "is this sid or jti revoked?" from memory, refreshed from the feed at
+most every `poll_seconds` (0.25 s), so a logout in one process holds in every other one within
+a second. Revocations expire from the feed once no access token they could refuse is valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from domain.maci import MaciRole
+from domain.sessions import RefreshRejected, RefreshReused, Session
+from infra.postgres.database import Database
+
+POLL_SECONDS = 0.25
+_SESSION = (
+    "SELECT sid, tenant_id, sub, auth_method, integration_id, user_dn, maci_roles, expires_at, "
+    "revoked_at FROM auth_sessions WHERE sid = %s"
+)
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _new_refresh_token(tenant_id: UUID) -> str:
+    return f"{tenant_id.hex}.{secrets.token_urlsafe(32)}"
+
+
+def _tenant_of(token: str) -> UUID:
+    head, dot, rest = token.partition(".")
+    if not dot or not rest or len(token) > 200:
+        raise RefreshRejected
+    try:
+        return UUID(hex=head)
+    except ValueError:
+        raise RefreshRejected from None
+
+
+def _session(row: dict[str, Any]) -> Session:
+    return Session(
+        sid=row["sid"],
+        tenant_id=row["tenant_id"],
+        sub=row["sub"],
+        auth_method=row["auth_method"],
+        integration_id=row["integration_id"],
+        user_dn=row["user_dn"],
+        roles=tuple(MaciRole(r) for r in row["maci_roles"]),
+        expires_at=row["expires_at"],
+    )
+
+
+class SessionStore:
+    def __init__(
+        self, database: Database, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._db = database
+        self._now = now
+
+    async def open(
+        self,
+        *,
+        tenant_id: UUID,
+        sub: str,
+        auth_method: str,
+        integration_id: UUID | None,
+        user_dn: str | None,
+        roles: tuple[MaciRole, ...],
+        refresh_ttl_seconds: int,
+    ) -> tuple[Session, str]:
+        """A new session and its first refresh token."""
+        sid = secrets.token_hex(16)
+        now = self._now()
+        expires = now + timedelta(seconds=refresh_ttl_seconds)
+        async with self._db.tenant_session(tenant_id) as conn:
+            await conn.execute(
+                "INSERT INTO auth_sessions (sid, tenant_id, sub, auth_method, integration_id, "
+                "user_dn, maci_roles, created_at, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [sid, tenant_id, sub, auth_method, integration_id, user_dn,
+                 [r.value for r in roles], now, expires],
+            )  # fmt: skip
+            token = await self._issue(conn, tenant_id, sid, now, expires)
+        session = Session(sid, tenant_id, sub, auth_method, integration_id, user_dn, roles, expires)
+        return session, token
+
+    async def rotate(self, token: str, *, access_keep_seconds: int) -> tuple[Session, str]:
+        """The session of `token` and the token replacing it. `RefreshReused` (after revoking
+        the session) when `token` was used before; `RefreshRejected` when unknown, expired or
+        its session is revoked."""
+        tenant_id = _tenant_of(token)
+        now = self._now()
+        reused: Session | None = None
+        async with self._db.tenant_session(tenant_id) as conn:
+            cur = await conn.execute(
+                "SELECT sid, expires_at, used_at FROM auth_refresh_tokens "
+                "WHERE token_hash = %s FOR UPDATE",
+                [_hash(token)],
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise RefreshRejected
+            found = await (await conn.execute(_SESSION + " FOR UPDATE", [row["sid"]])).fetchone()
+            if found is None or found["revoked_at"] is not None:
+                raise RefreshRejected
+            session = _session(found)
+            if row["used_at"] is not None:
+                await self._revoke(conn, session.sid, "refresh_token_reused", access_keep_seconds)
+                reused = session
+            else:
+                if row["expires_at"] <= now or session.expires_at <= now:
+                    raise RefreshRejected
+                await conn.execute(
+                    "UPDATE auth_refresh_tokens SET used_at = %s WHERE token_hash = %s",
+                    [now, _hash(token)],
+                )
+                await conn.execute(
+                    "UPDATE auth_sessions SET refreshed_at = %s WHERE sid = %s", [now, session.sid]
+                )
+                new_token = await self._issue(conn, tenant_id, session.sid, now, session.expires_at)
+        if reused is not None:
+            raise RefreshReused(reused)
+        return session, new_token
+
+    async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
+        async with self._db.tenant_session(session.tenant_id) as conn:
+            await conn.execute(
+                "UPDATE auth_sessions SET maci_roles = %s WHERE sid = %s",
+                [[r.value for r in roles], session.sid],
+            )
+        return Session(
+            session.sid,
+            session.tenant_id,
+            session.sub,
+            session.auth_method,
+            session.integration_id,
+            session.user_dn,
+            roles,
+            session.expires_at,
+        )
+
+    async def revoke(
+        self, tenant_id: UUID, sid: str, reason: str, *, access_keep_seconds: int
+    ) -> bool:
+        """End the session: its refresh tokens stop working, and its access tokens too (through
+        the feed). False when there was no such live session."""
+        async with self._db.tenant_session(tenant_id) as conn:
+            return await self._revoke(conn, sid, reason, access_keep_seconds)
+
+    async def get(self, tenant_id: UUID, sid: str) -> Session | None:
+        async with self._db.tenant_session(tenant_id) as conn:
+            row = await (await conn.execute(_SESSION, [sid])).fetchone()
+        if row is None or row["revoked_at"] is not None:
+            return None
+        return _session(row)
+
+    async def _issue(
+        self,
+        conn: AsyncConnection[DictRow],
+        tenant_id: UUID,
+        sid: str,
+        now: datetime,
+        expires: datetime,
+    ) -> str:
+        token = _new_refresh_token(tenant_id)
+        await conn.execute(
+            "INSERT INTO auth_refresh_tokens (token_hash, tenant_id, sid, issued_at, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [_hash(token), tenant_id, sid, now, expires],
+        )
+        return token
+
+    async def _revoke(
+        self, conn: AsyncConnection[DictRow], sid: str, reason: str, access_keep_seconds: int
+    ) -> bool:
+        now = self._now()
+        cur = await conn.execute(
+            "UPDATE auth_sessions SET revoked_at = %s, revoked_reason = %s "
+            "WHERE sid = %s AND revoked_at IS NULL",
+            [now, reason, sid],
+        )
+        if cur.rowcount == 0:
+            return False
+        await conn.execute(
+            "INSERT INTO auth_revocations (kind, value, revoked_at, keep_until) "
+            "VALUES ('sid', %s, %s, %s)",
+            [sid, now, now + timedelta(seconds=access_keep_seconds)],
+        )
+        return True
+
+
+class RevocationList:
+    """Revoked session ids and token ids, as every process sees them within `poll_seconds`."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = database
+        self._poll_seconds = poll_seconds
+        self._clock = clock
+        self._last_poll = float("-inf")
+        self._seq = 0
+        self._revoked: dict[tuple[str, str], datetime] = {}
+        self._lock = asyncio.Lock()
+
+    def revoked_here(self, kind: str, value: str, keep_until: datetime) -> None:
+        """A revocation made by this process: effective here at once (others poll the feed)."""
+        self._revoked[(kind, value)] = keep_until
+
+    async def is_revoked(self, sid: str, jti: str) -> bool:
+        if self._clock() - self._last_poll >= self._poll_seconds:
+            await self._poll()
+        return ("sid", sid) in self._revoked or ("jti", jti) in self._revoked
+
+    async def _poll(self) -> None:
+        async with self._lock:
+            if self._clock() - self._last_poll < self._poll_seconds:
+                return
+            async with self._db.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT seq, kind, value, keep_until FROM auth_revocations "
+                    "WHERE seq > %s AND keep_until > now() ORDER BY seq",
+                    [self._seq],
+                )
+                rows = await cur.fetchall()
+                now = (await (await conn.execute("SELECT now() AS now")).fetchone() or {})["now"]
+            for row in rows:
+                self._seq = max(self._seq, row["seq"])
+                self._revoked[(row["kind"], row["value"])] = row["keep_until"]
+            for key in [k for k, until in self._revoked.items() if until <= now]:
+                del self._revoked[key]
+            self._last_poll = self._clock()

@@ -1,0 +1,124 @@
+"""Sessions in the real PostgreSQL: refresh tokens stored hashed and rotated on every use, reuse
+of a used token revokes the whole family, revocation seen by another process's list within its
+poll interval, and the tables fenced by Row-Level Security."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from api.bootstrap import System
+from domain.maci import MaciRole
+from domain.sessions import RefreshRejected, RefreshReused, Session
+from infra.postgres.database import Database
+from infra.postgres.sessions import RevocationList, SessionStore
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def database(system: System) -> AsyncIterator[Database]:
+    db = Database(system.app_conninfo, pool_size=2)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def _open(store: SessionStore, ttl: int = 3600) -> tuple[Session, str]:
+    return await store.open(
+        tenant_id=uuid4(),
+        sub="alice",
+        auth_method="ldap",
+        integration_id=uuid4(),
+        user_dn="uid=alice,ou=people,dc=acme,dc=test",
+        roles=(MaciRole.EXECUTIVE, MaciRole.AUDITOR),
+        refresh_ttl_seconds=ttl,
+    )
+
+
+async def test_refresh_rotates_and_an_old_token_is_refused(database: Database) -> None:
+    store = SessionStore(database)
+    session, first = await _open(store)
+    same, second = await store.rotate(first, access_keep_seconds=900)
+    assert same == session
+    assert second != first
+    _, third = await store.rotate(second, access_keep_seconds=900)
+    assert third not in (first, second)
+
+
+async def test_reuse_revokes_the_whole_family(database: Database) -> None:
+    store = SessionStore(database)
+    session, first = await _open(store)
+    _, second = await store.rotate(first, access_keep_seconds=900)
+    with pytest.raises(RefreshReused) as reused:
+        await store.rotate(first, access_keep_seconds=900)  # a stolen copy
+    assert reused.value.session.sid == session.sid
+    with pytest.raises(RefreshRejected):  # the legitimate holder is out too
+        await store.rotate(second, access_keep_seconds=900)
+    assert await store.get(session.tenant_id, session.sid) is None
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "nodot", "zz.abc", f"{uuid4().hex}.not-a-real-token", "x" * 300],
+)
+async def test_unknown_or_malformed_tokens_are_rejected(database: Database, token: str) -> None:
+    with pytest.raises(RefreshRejected):
+        await SessionStore(database).rotate(token, access_keep_seconds=900)
+
+
+async def test_an_expired_refresh_token_is_rejected(database: Database) -> None:
+    now = [datetime.now(UTC)]
+    store = SessionStore(database, now=lambda: now[0])
+    _, token = await _open(store, ttl=60)
+    now[0] += timedelta(seconds=61)
+    with pytest.raises(RefreshRejected):
+        await store.rotate(token, access_keep_seconds=900)
+
+
+async def test_only_a_hash_of_the_token_is_stored(database: Database, system: System) -> None:
+    store = SessionStore(database)
+    session, token = await _open(store)
+    async with database.tenant_session(session.tenant_id) as conn:
+        rows = await (
+            await conn.execute("SELECT token_hash FROM auth_refresh_tokens WHERE sid = %s",
+                               [session.sid])
+        ).fetchall()  # fmt: skip
+    assert [bytes(r["token_hash"]) for r in rows] == [hashlib.sha256(token.encode()).digest()]
+    async with database.tenant_session(uuid4()) as conn:  # another tenant sees nothing
+        cur = await conn.execute("SELECT count(*) AS n FROM auth_sessions WHERE sid = %s",
+                                 [session.sid])  # fmt: skip
+        assert await cur.fetchone() == {"n": 0}
+
+
+async def test_a_logout_in_one_process_is_seen_by_another_within_a_second(
+    database: Database, system: System
+) -> None:
+    other_process = Database(system.app_conninfo, pool_size=1)
+    await other_process.open()
+    try:
+        theirs = RevocationList(other_process)
+        store = SessionStore(database)
+        session, token = await _open(store)
+        sid = session.sid
+        assert await theirs.is_revoked(sid, "some-jti") is False
+        assert await store.revoke(session.tenant_id, sid, "logout", access_keep_seconds=900)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not await theirs.is_revoked(sid, "some-jti"):
+            assert loop.time() - started < 1.0, "revocation not seen within 1 s"
+            await asyncio.sleep(0.02)
+        with pytest.raises(RefreshRejected):
+            await store.rotate(token, access_keep_seconds=900)
+        assert (
+            await store.revoke(session.tenant_id, sid, "logout", access_keep_seconds=900) is False
+        )
+    finally:
+        await other_process.close()

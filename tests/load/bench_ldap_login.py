@@ -1,0 +1,243 @@
+"""LDAP sign-in benchmark. Run: `python -m tests.load.bench_ldap_login` (or `make bench`).
+
+A real slapd (the test fixture's, LDAPS with its own CA, memberof overlay) and a fresh embedded
+PostgreSQL; the API served by uvicorn on 127.0.0.1; one tenant with an LDAP integration and two
+role mappings created over HTTP.
+
+1. `POST /v1/auth/ldap/login` with a warm pool (after 30 warm-up sign-ins), one client with a
+   keep-alive connection: p50/p95 (target p95 < 50 ms). Each sign-in: service bind, user search,
+   user bind, group search, role mappings (cached), a session row and a refresh token, a signed
+   token, an audit entry.
+2. `POST /v1/auth/token/refresh`: p99 (target < 5 ms). Each refresh: rotation in one
+   transaction, the user's entry and groups read again from the directory, an audit entry.
+3. `GET /v1/auth/me` throughput beside a bare route that only verifies the same token, the two
+   alternated in the same run (8 concurrent keep-alive connections each), requests per second;
+   printed with their ratio (no target: the difference is the edge's tenant check, quota and
+   revocation check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import httpx
+from litestar import Request, get
+
+from api.bootstrap import build
+from api.http.app import create_app
+from api.settings import Settings
+from api.tokens import issue_as_operator, key_ring, token_verifier
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+from tests.load.stats import percentile, summary_ms
+from tests.load.targets import Targets
+from tests.peers.http import serving
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
+from tests.peers.slapd import BASE_DN, running_slapd
+
+HASH = DEFAULT_CONSTITUTIONAL_HASH
+TARGETS = Targets("bench_ldap_login")
+LOGINS = 300
+REFRESHES = 500
+THROUGHPUT_SECONDS = 3.0
+CONNECTIONS = 8
+
+
+def _bare_route(settings: Settings) -> Any:
+    verifier = token_verifier(settings, key_ring(settings))
+
+    @get("/bench/bare", sync_to_thread=False, include_in_schema=False)
+    def bare(request: Request[Any, Any, Any]) -> dict[str, str]:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return {"sub": verifier.verify(token).sub}
+
+    return bare
+
+
+def _setup(url: str, settings_token: str, slapd: Any, system: Any) -> str:
+    """Create the tenant, its integration and two mappings; returns the tenant slug."""
+    slug = "bench-ldap"
+    with httpx.Client(base_url=url, timeout=30) as client:
+        client.headers["Authorization"] = f"Bearer {settings_token}"
+        created = client.post(
+            "/v1/tenants",
+            json={
+                "tenant_name": "Bench LDAP",
+                "tenant_slug": slug,
+                "admin_email": "admin@bench.example.com",
+                "max_requests_per_minute": 1_000_000,
+                "constitutional_hash": HASH,
+            },
+        )
+        created.raise_for_status()
+        tenant_id = UUID(created.json()["tenant_id"])
+        for runner in system.runners:
+            runner.catch_up()
+        admin = issue_as_operator(
+            system,
+            "bench",
+            tenant_id=tenant_id,
+            roles=(MaciRole.EXECUTIVE,),
+            sub="bench-admin",
+            ttl_seconds=3600,
+        ).token
+        client.headers["Authorization"] = f"Bearer {admin}"
+        integration = client.post(
+            f"/v1/tenants/{tenant_id}/integrations",
+            json={
+                "integration_type": "ldap",
+                "integration_name": "Bench LDAP",
+                "config": {
+                    "server_url": slapd.ldaps_url,
+                    "base_dn": slapd.base_dn,
+                    "bind_dn": slapd.service_dn,
+                    "bind_password": slapd.service_password,
+                    "ca_cert_pem": slapd.ca_pem,
+                    "group_search_filter": "(|(member={user_dn})(memberUid={username}))",
+                    "connection_pool_size": 10,
+                },
+                "constitutional_hash": HASH,
+            },
+        )
+        integration.raise_for_status()
+        integration_id = integration.json()["integration_id"]
+        for group, role, priority in (
+            (f"cn=executives,ou=groups,{BASE_DN}", "EXECUTIVE", 10),
+            (f"cn=auditors,ou=groups,{BASE_DN}", "AUDITOR", 20),
+        ):
+            client.post(
+                f"/v1/tenants/{tenant_id}/role-mappings",
+                json={
+                    "integration_id": integration_id,
+                    "source_type": "ldap_group",
+                    "source_value": group,
+                    "maci_role": role,
+                    "priority": priority,
+                    "constitutional_hash": HASH,
+                },
+            ).raise_for_status()
+        for runner in system.runners:
+            runner.catch_up()
+    return slug
+
+
+def bench_login(url: str, slug: str) -> str:
+    body = {"tenant_slug": slug, "username": "alice", "password": "alice-password"}
+    samples: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(30):
+            client.post("/v1/auth/ldap/login", json=body).raise_for_status()
+        for _ in range(LOGINS):
+            started = time.perf_counter()
+            response = client.post("/v1/auth/ldap/login", json=body)
+            samples.append(time.perf_counter() - started)
+            response.raise_for_status()
+        last = response.json()
+    assert last["maci_roles"] == ["AUDITOR", "EXECUTIVE"], last
+    p95 = percentile(samples, 95) * 1000
+    print(f"1. LDAP login over HTTP, warm pool: {summary_ms(samples)}")
+    verdict = TARGETS.check("1. LDAP login p95 < 50 ms", p95 < 50)
+    print(f"   target p95 < 50 ms: {verdict} ({p95:.2f} ms)")
+    return str(last["access_token"])
+
+
+def bench_refresh(url: str, slug: str) -> None:
+    body = {"tenant_slug": slug, "username": "bob", "password": "bob-password"}
+    samples: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        refresh = client.post("/v1/auth/ldap/login", json=body).json()["refresh_token"]
+        for i in range(REFRESHES + 20):
+            started = time.perf_counter()
+            response = client.post("/v1/auth/token/refresh", json={"refresh_token": refresh})
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            refresh = response.json()["refresh_token"]
+            if i >= 20:
+                samples.append(elapsed)
+    p99 = percentile(samples, 99) * 1000
+    print(f"2. token refresh over HTTP: {summary_ms(samples)}")
+    verdict = TARGETS.check("2. token refresh p99 < 5 ms", p99 < 5)
+    print(f"   target p99 < 5 ms: {verdict} ({p99:.2f} ms)")
+
+
+async def _throughput(url: str, path: str, token: str) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    count = 0
+    deadline = time.perf_counter() + THROUGHPUT_SECONDS
+
+    async def worker() -> None:
+        nonlocal count
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+            while time.perf_counter() < deadline:
+                response = await client.get(path)
+                response.raise_for_status()
+                count += 1
+
+    await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+    return count / THROUGHPUT_SECONDS
+
+
+def bench_me(url: str, token: str) -> None:
+    me: list[float] = []
+    bare: list[float] = []
+    for _ in range(3):  # alternated, so both see the same machine
+        me.append(asyncio.run(_throughput(url, "/v1/auth/me", token)))
+        bare.append(asyncio.run(_throughput(url, "/bench/bare", token)))
+    best_me, best_bare = max(me), max(bare)
+    print(
+        f"3. GET /v1/auth/me: {best_me:.0f} req/s; bare token route: {best_bare:.0f} req/s; "
+        f"ratio {best_me / best_bare:.2f} (best of 3 alternated rounds, {CONNECTIONS} connections)"
+    )
+
+
+def main() -> int:
+    with (
+        scratch_dir("acgs-bench-ldap-") as work,
+        running_slapd(_mkdir(work / "slapd")) as slapd,
+        throwaway_postgres(_mkdir(work / "data")) as (_, admin_url),
+    ):
+        settings = Settings.from_env(
+            {
+                "ACGS_DATABASE_URL": admin_url,
+                "ACGS_DATA_DIR": str(_mkdir(work / "acgs")),
+                "ACGS_LOG_LEVEL": "WARNING",
+            }
+        )
+        system = build(settings, apply_migrations=True)
+        try:
+            platform = issue_as_operator(
+                system,
+                "bench",
+                tenant_id=SYSTEM_TENANT_ID,
+                roles=(MaciRole.EXECUTIVE,),
+                sub="bench",
+                ttl_seconds=3600,
+            ).token
+            app = create_app(system, extra_route_handlers=[_bare_route(settings)])
+            with serving(app) as url:
+                slug = _setup(url, platform, slapd, system)
+                token = bench_login(url, slug)
+                bench_refresh(url, slug)
+                bench_me(url, token)
+        finally:
+            system.close()
+    return TARGETS.exit_status()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
