@@ -77,6 +77,9 @@ EXPECTED_AUDIT_TRAIL = [
         "tenant",
         "operator",
     ),
+    ("role_mapping.created", "governance", "role_mapping.created", "success", "tenant", "operator"),
+    ("role_mapping.updated", "governance", "role_mapping.updated", "success", "tenant", "operator"),
+    ("role_mapping.deleted", "governance", "role_mapping.deleted", "success", "tenant", "operator"),
     ("integration.archived", "integration", "delete_integration", "success", "tenant", "operator"),
     (
         "integration.secrets_shredded",
@@ -205,6 +208,6 @@ def test_position_moves_only_past_what_was_published(
     assert relay.position() == log_head(system)
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
-    assert relay.stats.events == 21  # every_event_type records exactly twenty-one events
-    assert relay.stats.messages == 42  # each to governance-events and to audit-trail
+    assert relay.stats.events == 24  # every_event_type records exactly twenty-four events
+    assert relay.stats.messages == 48  # each to governance-events and to audit-trail
     assert relay.stats.retries == 0
