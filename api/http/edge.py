@@ -6,8 +6,11 @@ For every request it assigns a request id, adds the security headers and
 two sign-in routes that exchange credentials for tokens) it also authenticates the bearer token,
 refuses revoked tokens (ended sessions) and tokens of tenants that are not active, and applies the
 tenant's quotas: requests per minute (with `X-RateLimit-*` on every response to that principal),
-concurrent requests, and storage on writes of tenant principals. A refusal is rendered with the
-one error envelope (errors.py) and never reaches a handler, so nothing is written.
+concurrent requests, and storage on writes of tenant principals (a decision, `POST
+/v1/tenants/{id}/decisions`, stores nothing the tenant's storage quota counts, so it is not a
+write to that quota and stays available to a tenant whose storage is used up). A refusal is
+rendered with the one error envelope (errors.py) and never reaches a handler, so nothing is
+written.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ UI_PAGE_CSP = (
     b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
     b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# Writes that store nothing counted in the tenant's storage quota (decisions: the decision log
+# is the service's own record, not the tenant's data).
+_NOT_STORED = re.compile(r"^/v1/tenants/[^/]+/decisions/?$")
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
 # Requests on a critical path are traced whatever the ordinary sampling ratio (docs/tracing.md):
 # authentication, the tenant lifecycle (writes to a tenant), policy conversion and its jobs.
@@ -165,6 +171,7 @@ class Edge:
             if (
                 scope["method"] in WRITE_METHODS
                 and not principal.is_platform
+                and not _NOT_STORED.match(_SLASHES.sub("/", scope["path"]))
                 and await api.storage.exceeds(tenant_id, limits.max_storage_gb)
             ):
                 raise StorageQuotaExceeded(

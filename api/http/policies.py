@@ -15,7 +15,8 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, delete, get, post, put
+import msgspec
+from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
@@ -23,6 +24,7 @@ from litestar.params import Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.auth import principal_from_scope
 from api.http.dto import HASH_PATTERN
 from api.http.errors import UnsupportedMediaType
 from api.http.policy_dto import (
@@ -58,6 +60,7 @@ T = TypeVar("T")
 INLINE_BATCH = 16  # at most this many cached decisions are made on the event loop itself
 _MULTIPART = "multipart/form-data"
 _TRUE = frozenset({"true", "1", "yes", "on"})
+_encode = msgspec.json.Encoder().encode
 
 
 _SUBMIT_RESPONSES = {
@@ -337,10 +340,13 @@ class DecisionController(Controller):
         request: Request[Any, Any, Any],
         tenant_id: UUID,
         data: DecisionRequestBody,
-        principal: Principal,
-        api: ApiServices,
         constitutional_hash: HashHeader = None,
-    ) -> DecisionResult | DecisionBatchResult:
+    ) -> Response[DecisionResult | DecisionBatchResult]:
+        # The hot path: the principal and the services are read from the scope and the app
+        # rather than resolved as dependencies, and the answer is encoded here once (msgspec)
+        # rather than by the framework's serialisation.
+        principal = principal_from_scope(request.scope)
+        api: ApiServices = request.app.state["api"]
         ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
         if ctx.constitutional_hash:
             verify_constitutional_hash(ctx.constitutional_hash, api.constitutional_hash)
@@ -353,10 +359,11 @@ class DecisionController(Controller):
             outcomes = await _in_thread(partial(service.decide, principal, tenant_id, requests))
         hash_ = api.constitutional_hash
         if single:
-            return DecisionResult.of(outcomes[0], hash_)
-        return DecisionBatchResult(
-            results=[DecisionResult.of(o, hash_) for o in outcomes], constitutional_hash=hash_
-        )
+            body = _encode(DecisionResult.of(outcomes[0], hash_))
+        else:
+            results = [DecisionResult.of(o, hash_) for o in outcomes]
+            body = _encode(DecisionBatchResult(results=results, constitutional_hash=hash_))
+        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     @get(
         "/decision-log/settings",

@@ -30,6 +30,7 @@ _DECISION_MODULE = (
 )
 _DECISION_RULE = "data.acgs_decision.result"
 DEFAULT_ENGINES_PER_THREAD = 256
+MAX_REMEMBERED_RESULTS = 4096  # distinct raw results whose decision is kept (see `_decisions`)
 CacheKey = tuple[Hashable, int]  # (policy id, version)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -50,6 +51,9 @@ class EngineCache:
         self._evictions: list[Hashable] = []
         self._lock = threading.Lock()
         self.compiled = 0  # engines built, over all threads (a cache miss each)
+        # A policy answers with few distinct results: the decision of a raw result (its text,
+        # with the package it names) is built once and shared (a Decision is immutable).
+        self._decisions: dict[tuple[str, str], Decision] = {}
 
     def evaluate(
         self, key: CacheKey, module: str, package: str, request: dict[str, Any]
@@ -63,7 +67,14 @@ class EngineCache:
             raw = engine.eval_rule_as_json(_DECISION_RULE)
         except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all
             raise RegoEvaluationError(error_summary(str(error))) from None
-        return _decision(_decode(raw), package)
+        remembered = self._decisions.get((raw, package))
+        if remembered is not None:
+            return remembered
+        decision = _decision(_decode(raw), package)
+        if len(self._decisions) >= MAX_REMEMBERED_RESULTS:
+            self._decisions.clear()  # a policy of unbounded distinct results: start again
+        self._decisions[raw, package] = decision
+        return decision
 
     def evict(self, policy_id: Hashable) -> None:
         """Drop every engine of `policy_id`, in each thread on its next call."""

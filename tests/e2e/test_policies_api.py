@@ -602,3 +602,36 @@ def test_a_policys_versions_count_toward_the_tenants_storage(
     submitted(tenant.client(), tenant.id, source, "dsl")
     api.wait_projected()
     assert used_bytes() - before >= len(noise)
+
+
+class _FullStorage(StorageMeter):
+    """The real meter, except that one tenant's storage is used up."""
+
+    def __init__(self, real: StorageMeter, full: UUID) -> None:
+        self._real, self._full = real, full
+
+    async def bytes_used(self, tenant_id: UUID) -> int:
+        if tenant_id == self._full:
+            return 10**15
+        return await self._real.bytes_used(tenant_id)
+
+
+def test_a_tenant_out_of_storage_still_gets_decisions(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    author = tenant.client()
+    [added] = submitted(author, tenant.id, FINANCE, "json")["policies"]
+    _activated(author, tenant.id, added["policy_id"], added["version"])
+    monkeypatch.setattr(api.services, "storage", _FullStorage(api.services.storage, tenant.id))
+    # a write that stores something is refused ...
+    _error(submit(author, tenant.id, FINANCE, "json"), 403, "STORAGE_QUOTA_EXCEEDED")
+    # ... a decision stores nothing the quota counts: one, a batch, with a trailing or doubled slash
+    monitor = tenant.client(MaciRole.MONITOR)
+    answer = decide(monitor, tenant.id, "finance-api", SERVICE_READ)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["allow"] is True
+    batch = decide_batch(monitor, tenant.id, [("finance-api", SERVICE_READ)] * 2)
+    assert batch.status_code == 200, batch.text
+    body = {"policy_id": "finance-api", "input": SERVICE_READ}
+    for path in (f"/v1/tenants/{tenant.id}/decisions/", f"/v1//tenants/{tenant.id}/decisions"):
+        assert monitor.post(path, json=body).status_code == 200, path

@@ -75,3 +75,19 @@ def test_compile_and_evaluation_errors_are_typed() -> None:
         cache.evaluate(("s", 1), shape, "s", {"v": "yes"})
     with pytest.raises(RegoEvaluationError):
         cache.evaluate(("s", 1), shape, "s", {})  # allow undefined
+
+
+def test_a_remembered_decision_is_shared_and_a_full_memory_starts_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("infra.rego.engine_cache.MAX_REMEMBERED_RESULTS", 1)
+    cache = EngineCache()
+    module = _module("p", "a")
+    first = cache.evaluate(("p", 1), module, "acgs.t.p", {"role": "a", "n": 1})
+    again = cache.evaluate(("p", 1), module, "acgs.t.p", {"role": "a", "n": 2})
+    assert again is first  # the same raw result: the same (immutable) decision
+    for _ in range(2):  # alternating results, one remembered at a time: each still right
+        denied = cache.evaluate(("p", 1), module, "acgs.t.p", {"role": "b"})
+        assert (denied.allow, denied.deny) == (False, frozenset({"no"}))
+        allowed = cache.evaluate(("p", 1), module, "acgs.t.p", {"role": "a"})
+        assert (allowed.allow, allowed.deny) == (True, frozenset())
