@@ -28,7 +28,7 @@ class Settings:
     log_level: str
     kafka_bootstrap_servers: str | None
     schema_registry_url: str | None
-    # Streaming (decisions 8): credentials and tuning; streaming is on when the servers are set.
+    # Streaming: credentials and tuning; streaming is on when the servers are set.
     kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

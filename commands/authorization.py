@@ -1,4 +1,4 @@
-"""The permission table (decisions 6), held as data, and the one check every command uses.
+"""The permission table, held as data, and the one check every command uses.
 
 A principal of another tenant gets NotFound, never Forbidden: a tenant must not learn that
 another tenant's resource exists.

@@ -1,4 +1,4 @@
-"""The constitutional-hash check every state-changing command runs first (decisions 1)."""
+"""The constitutional-hash check every state-changing command runs first."""
 
 from __future__ import annotations
 

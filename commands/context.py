@@ -1,4 +1,4 @@
-"""Who is asking, and what every command brings along (decisions 1, 5, 6)."""
+"""Who is asking, and what every command brings along."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Principal:
 
     @property
     def is_platform(self) -> bool:
-        """A principal of the system tenant operates the platform (decisions 6)."""
+        """A principal of the system tenant operates the platform."""
         return self.tenant_id == SYSTEM_TENANT_ID
 
     @property

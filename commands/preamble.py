@@ -1,4 +1,4 @@
-"""The preamble every state-changing command runs first (decisions 1 and 6): authorize the
+"""The preamble every state-changing command runs first: authorize the
 principal, verify the constitutional hash, and build the events' metadata. A refusal is itself
 audited, in the principal's own tenant (never the target's), and nothing else is written."""
 

@@ -1,4 +1,4 @@
-"""Issuing access tokens (decisions 5): the bootstrap credential of platform operators, and later
+"""Issuing access tokens: the bootstrap credential of platform operators, and later
 the tokens a login exchanges for. Every issuance is audited in the token's tenant; the token
 itself is never recorded, only its id, subject, roles, key id and expiry."""
 

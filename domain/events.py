@@ -1,4 +1,4 @@
-"""What every domain event carries besides its payload (decisions 8)."""
+"""What every domain event carries besides its payload."""
 
 from __future__ import annotations
 

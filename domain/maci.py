@@ -1,4 +1,4 @@
-"""MACI roles and their rank (decisions 6)."""
+"""MACI roles and their rank."""
 
 from __future__ import annotations
 

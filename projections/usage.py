@@ -1,4 +1,4 @@
-"""Storage usage of a tenant (decisions 7): the bytes of its rows in the tables that count
+"""Storage usage of a tenant: the bytes of its rows in the tables that count
 toward the storage quota. Runs in a tenant session, so RLS limits it to that tenant's rows;
 system-wide policies (tenant_id NULL) belong to no tenant and are not counted.
 

@@ -1,4 +1,4 @@
-"""`acgs token`: the bootstrap credential (decisions 5) and the signing keys.
+"""`acgs token`: the bootstrap credential and the signing keys.
 
     acgs token issue --role EXECUTIVE --platform            a platform operator's token
     acgs token issue --role AUDITOR --tenant acme-corp      a token of a tenant's principal

@@ -1,4 +1,4 @@
-"""Request and response bodies of the tenant API (spec-digest 2.1), as msgspec Structs.
+"""Request and response bodies of the tenant API, as msgspec Structs.
 
 Request bodies refuse unknown fields (422 `VALIDATION_ERROR`, read-only fields named as such).
 Values are validated by the domain (`domain.tenant.values`), so the rules live in one place;

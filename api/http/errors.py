@@ -1,4 +1,4 @@
-"""The one error envelope (decisions 2) and the one mapping from error codes to HTTP statuses.
+"""The one error envelope and the one mapping from error codes to HTTP statuses.
 
     {"error": {"code", "message", "details", "constitutional_hash"}}
 

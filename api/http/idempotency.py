@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on POST (decisions 3).
+"""`Idempotency-Key` on POST.
 
 The first request with a key claims it (a row in `idempotency_keys`, in the caller's tenant) and
 runs; a successful response is stored with a hash of the request (method, path and the body as

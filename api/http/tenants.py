@@ -1,4 +1,4 @@
-"""Tenant management (spec-digest 2.1): create, list, read, update, deactivate or purge, reactivate.
+"""Tenant management: create, list, read, update, deactivate or purge, reactivate.
 
 Writes go through `TenantCommands` (synchronous, run in a worker thread) and answer from the
 aggregate they return; reads query the `tenants` read model in a session scoped to the target

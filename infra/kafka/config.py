@@ -11,7 +11,7 @@ DLQ_SUFFIX = ".dlq"
 
 @dataclass(frozen=True)
 class Topics:
-    """Topic names (decisions 8). Tests give each run its own names."""
+    """Topic names. Tests give each run its own names."""
 
     governance_events: str = "governance-events"
     audit_trail: str = "audit-trail"

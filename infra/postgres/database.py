@@ -1,5 +1,5 @@
 """Connections for the service: the application role for queries and commands, the projector role
-for projection runners, and tenant-scoped transactions (decisions 4)."""
+for projection runners, and tenant-scoped transactions."""
 
 from __future__ import annotations
 

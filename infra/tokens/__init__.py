@@ -1,4 +1,4 @@
-"""Service-issued access tokens (decisions 5): RS256 keys on disk, signing and verification."""
+"""Service-issued access tokens: RS256 keys on disk, signing and verification."""
 
 from infra.tokens.issuer import TokenIssuer
 from infra.tokens.keys import KeyInfo, KeyRing, KeyRingError

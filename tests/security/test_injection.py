@@ -1,4 +1,4 @@
-"""Hostile input through the API: SQL injection and script tags (spec-digest 4.4)."""
+"""Hostile input through the API: SQL injection and script tags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every forged, stale or misdirected token is 401 over real HTTP (decisions 5)."""
+"""Every forged, stale or misdirected token is 401 over real HTTP."""
 
 from __future__ import annotations
 

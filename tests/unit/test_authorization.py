@@ -1,4 +1,4 @@
-"""The permission table and the single authorization check (decisions 6)."""
+"""The permission table and the single authorization check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one mapping from error codes to HTTP statuses (decisions 2)."""
+"""The one mapping from error codes to HTTP statuses."""
 
 from __future__ import annotations
 

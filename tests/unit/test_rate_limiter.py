@@ -1,4 +1,4 @@
-"""The in-process limiters (decisions 7), on a fake clock."""
+"""The in-process limiters, on a fake clock."""
 
 from __future__ import annotations
 

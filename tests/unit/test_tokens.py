@@ -1,4 +1,4 @@
-"""Token keys, signing and verification without any service (decisions 5)."""
+"""Token keys, signing and verification without any service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-tenant quotas (decisions 7): the limiter ports and what they decide.
+"""Per-tenant quotas: the limiter ports and what they decide.
 
 Callers (the edge middleware, the tenant read route) use only these protocols. The in-process
 implementations are in `quotas.memory`; a shared Redis implementation (keys `tenant:{id}:*`) can

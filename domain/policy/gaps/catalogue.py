@@ -1,4 +1,4 @@
-"""The gap catalogue (decisions §10): each rule with severity, rationale, detector, remediation.
+"""The gap catalogue: each rule with severity, rationale, detector, remediation.
 
 A remediation is written as a small policy in the rule DSL; its Rego snippet is what the converter
 makes of it, so the snippet passes the same compile-and-prove gate as every converted policy.

@@ -57,7 +57,7 @@ def rego_gaps(file: str, module: str) -> list[GapFinding]:
 
 
 def severity_score(findings: Sequence[GapFinding]) -> int:
-    """Weighted count by severity: critical 10, high 5, medium 2, low 1 (decisions §10)."""
+    """Weighted count by severity: critical 10, high 5, medium 2, low 1."""
     return sum(SEVERITY_WEIGHTS[finding.severity] for finding in findings)
 
 

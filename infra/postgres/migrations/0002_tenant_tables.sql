@@ -104,7 +104,7 @@ CREATE INDEX IF NOT EXISTS idx_migration_jobs_status ON migration_jobs (tenant_i
 CREATE INDEX IF NOT EXISTS idx_migration_jobs_type ON migration_jobs (job_type);
 CREATE INDEX IF NOT EXISTS idx_migration_jobs_created ON migration_jobs (created_at DESC);
 
--- Range-partitioned by month; the primary key must include the partition key (decisions 4).
+-- Range-partitioned by month; the primary key must include the partition key.
 CREATE TABLE IF NOT EXISTS tenant_audit_log (
     audit_id                          UUID NOT NULL DEFAULT gen_random_uuid(),
     tenant_id                         UUID NOT NULL,

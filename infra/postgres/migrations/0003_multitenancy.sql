@@ -1,5 +1,5 @@
 -- tenant_id on the baseline tables; legacy rows belong to the system tenant. policies keeps a
--- nullable tenant_id: NULL marks a system-wide policy, readable by every tenant (decisions 4).
+-- nullable tenant_id: NULL marks a system-wide policy, readable by every tenant.
 ALTER TABLE policies ADD COLUMN IF NOT EXISTS tenant_id UUID;
 ALTER TABLE agent_messages ADD COLUMN IF NOT EXISTS tenant_id UUID;
 ALTER TABLE deliberation_tasks ADD COLUMN IF NOT EXISTS tenant_id UUID;

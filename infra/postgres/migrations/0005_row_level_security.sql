@@ -1,4 +1,4 @@
--- Row-level security on every table that has a tenant_id (decisions 4): ENABLE and FORCE, with a
+-- Row-level security on every table that has a tenant_id: ENABLE and FORCE, with a
 -- tenant policy whose USING and WITH CHECK read the transaction-local app.current_tenant_id.
 -- An unset variable matches no row: fail closed, never an error and never a leak.
 -- acgs2_admin reads across tenants (platform principals only, via SET LOCAL ROLE);

@@ -1,4 +1,4 @@
--- Idempotency keys of POST requests (decisions 3): the first response to (principal, key) is kept
+-- Idempotency keys of POST requests: the first response to (principal, key) is kept
 -- for 24 hours with a hash of the request, so a retry with the same body gets the same response
 -- and a reuse with another body is refused. A row with a NULL status is a request in flight.
 -- Tenant-scoped like every table with a tenant_id: RLS enabled and forced, USING = WITH CHECK.

@@ -1,4 +1,4 @@
--- Kafka consumers deduplicate on event_id (decisions 8): each consumer records the ids it has
+-- Kafka consumers deduplicate on event_id: each consumer records the ids it has
 -- applied, in the same transaction as its work, so a redelivered message is skipped, not applied
 -- twice. Platform-wide (not tenant data), so no tenant_id and no row-level security.
 CREATE TABLE IF NOT EXISTS consumed_events (

@@ -1,5 +1,5 @@
 """The relay publishes every event of the store to governance-events and its audit record to
-audit-trail, Avro-framed, keyed by tenant, with the headers of decisions 8."""
+audit-trail, Avro-framed, keyed by tenant, with the event headers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The database's security posture, read from the catalog (decisions 4)."""
+"""The database's security posture, read from the catalog."""
 
 from __future__ import annotations
 

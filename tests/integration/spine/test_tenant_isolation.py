@@ -1,4 +1,4 @@
-"""Row-level security between tenants (spec-digest 4.2, decisions 4)."""
+"""Row-level security between tenants."""
 
 from __future__ import annotations
 

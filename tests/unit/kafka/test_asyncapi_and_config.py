@@ -1,5 +1,5 @@
 """The AsyncAPI document in docs/ is current, and the Kafka settings give the producer and
-consumer guarantees decisions 8 asks for."""
+consumer guarantees the streaming design asks for."""
 
 from __future__ import annotations
 

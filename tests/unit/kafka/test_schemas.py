@@ -1,5 +1,5 @@
 """schemas/avro/: a schema for every domain event type, each round-trips its event, each starts
-with the envelope of decisions 8, and each change stays compatible with its released versions."""
+with the event envelope, and each change stays compatible with its released versions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The gap catalogue of decisions §10: its rules, detectors on legacy sources and Rego, score."""
+"""The gap catalogue: its rules, detectors on legacy sources and Rego, score."""
 
 from __future__ import annotations
 
