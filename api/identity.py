@@ -28,6 +28,7 @@ from domain.errors import NotFound
 from domain.identity import GroupMapping
 from domain.maci import MaciRole
 from domain.sessions import Session
+from domain.tenant.sign_in_settings import SignInSettings
 from infra.break_glass import BreakGlassAccounts
 from infra.ldap.directory import DirectorySettings
 from infra.ldap.sign_in import LdapSignIn
@@ -137,13 +138,21 @@ class SystemSignInPorts:
     async def _tenant(self, where: str, value: Any) -> TenantEntry | None:
         async with self._db.platform_session() as conn:
             cur = await conn.execute(
-                f"SELECT tenant_id, status FROM tenants WHERE {where}",  # noqa: S608 - constants
+                "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "  # noqa: S608
+                f"refresh_token_ttl_seconds FROM tenants WHERE {where}",  # (constants)
                 [value],
             )
             row = await cur.fetchone()
         if row is None:
             return None
-        return TenantEntry(tenant_id=row["tenant_id"], active=row["status"] == "active")
+        settings = SignInSettings.from_dict(row)
+        return TenantEntry(
+            tenant_id=row["tenant_id"],
+            active=row["status"] == "active",
+            default_role=settings.default_role,
+            access_ttl_seconds=settings.access_token_ttl_seconds,
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        )
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         return self.directories.directory(tenant_id, integration_id)

@@ -3,12 +3,14 @@
 Login (`login`): throttle check, the tenant by slug, its LDAP integration, the directory checks
 the password and returns the user and groups, the role mappings turn groups into MACI roles, a
 session is opened and an access token signed (claims: sub, tenant_id, maci_roles, maci_role,
-constitutional_hash, auth_method, sid, iat, nbf, exp, jti, iss, aud). Every failure that could
-tell an attacker something (unknown tenant, unknown user, wrong password, disabled account, no
-role) is the same `InvalidCredentials`, answered no sooner than `failure_floor_seconds` after
-the request began, so neither the answer nor its timing tells which part failed. A directory
-that cannot be reached is `DependencyUnavailable`. Every attempt is audited (category
-`authentication`; user name, IP, user agent, result; never the password).
+constitutional_hash, auth_method, sid, iat, nbf, exp, jti, iss, aud; `exp - iat` is the
+tenant's access token lifetime). Every failure that could tell an attacker something (unknown
+tenant, unknown user, wrong password, disabled account) is the same `InvalidCredentials`,
+answered no sooner than `failure_floor_seconds` after the request began, so neither the answer
+nor its timing tells which part failed. A right password of a user no role mapping matches, in
+a tenant whose default role is `none`, is `NoRoleMapped` (403; told only after the password was
+checked). A directory that cannot be reached is `DependencyUnavailable`. Every attempt is
+audited (category `authentication`; user name, IP, user agent, result; never the password).
 
 Refresh (`refresh`): the refresh token is rotated; the user's groups are read again from the
 directory and the roles resolved again, so a user removed from the directory, or from every
@@ -32,7 +34,13 @@ from commands.tokens import AUDIENCE, ISSUER, TokenSigner
 from domain.audit import AuditEntry
 from domain.errors import DependencyUnavailable, DomainError
 from domain.events import Actor, EventMeta
-from domain.identity import DirectoryUser, GroupMapping, InvalidCredentials, resolve_roles
+from domain.identity import (
+    DirectoryUser,
+    GroupMapping,
+    InvalidCredentials,
+    NoRoleMapped,
+    resolve_roles,
+)
 from domain.maci import MaciRole
 from domain.sessions import (
     ACCESS_TTL_SECONDS,
@@ -224,6 +232,10 @@ class SignIn:
             await self._audit(tenant, attempt, "failure", "invalid_credentials", {})
             await asyncio.sleep(max(0.0, self._floor - (time.monotonic() - started)))
             raise InvalidCredentials from None
+        except NoRoleMapped:
+            self.account_throttle.succeeded(account)
+            await self._audit(tenant, attempt, "denied", "no_role", {})
+            raise
         except DependencyUnavailable:
             await self._audit(tenant, attempt, "failure", "directory_unavailable", {})
             rescued = None if tenant is None else await self._break_glass(tenant, attempt)
@@ -278,7 +290,7 @@ class SignIn:
         user = await asyncio.to_thread(directory.authenticate, attempt.username, attempt.password)
         roles = await self._roles(tenant, directory.integration_id, user)
         if roles is None:
-            raise InvalidCredentials
+            raise NoRoleMapped
         session, refresh_token = await self._ports.open_session(
             tenant, user.username, directory.integration_id, user.dn, roles
         )

@@ -113,12 +113,16 @@ class PublicAuthController(Controller):
         summary="Sign in with a directory password",
         description="tenant_slug, username (or email), password, and integration_id when the "
         "tenant has several LDAP integrations (default: the first enabled one by name). Any "
-        "failure is 401 INVALID_CREDENTIALS with one message; 503 DEPENDENCY_UNAVAILABLE when "
-        "the directory cannot be reached; 429 RATE_LIMITED with Retry-After after 5 failures "
-        "per account (50 per address) within a minute.",
+        'failure is 401 INVALID_CREDENTIALS with one message; 403 FORBIDDEN ("no role is '
+        'mapped for this user") after a right password when no role mapping matches and the '
+        "tenant's default_role is none; 503 DEPENDENCY_UNAVAILABLE when the directory cannot be "
+        "reached; 429 RATE_LIMITED with Retry-After after 5 failures per account (50 per "
+        "address) within a minute.",
         responses={
             200: ResponseSpec(TokenResponse, description="Signed in"),
-            **ex.refusals("VALIDATION_ERROR", "INVALID_CREDENTIALS", "DEPENDENCY_UNAVAILABLE"),
+            **ex.refusals(
+                "VALIDATION_ERROR", "INVALID_CREDENTIALS", "FORBIDDEN", "DEPENDENCY_UNAVAILABLE"
+            ),
         },
     )
     async def ldap_login(
