@@ -217,5 +217,5 @@ def test_position_moves_only_past_what_was_published(
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
     assert relay.stats.events == 25  # every_event_type records exactly twenty-five events
-    assert relay.stats.messages == 48  # each to governance-events and to audit-trail
+    assert relay.stats.messages == 50  # each to governance-events and to audit-trail
     assert relay.stats.retries == 0
