@@ -1,8 +1,8 @@
 """Wiring of sign-in (part of the composition root): what `commands.sign_in.SignIn` reads and
 writes, built from the system's pieces.
 
-- tenants by slug or id, from the tenants read model (a platform read: the caller has no tenant
-  yet);
+- tenants by slug, from the tenants read model (a platform read: the caller has no tenant
+  yet), with their sign-in settings; at a refresh they come with the rotation (one round trip);
 - the tenant's LDAP integration as a warm `LdapSignIn` (its pool is kept per integration and
   rebuilt when the integration changes, i.e. its version moves);
 - role mappings through the system's `RoleMappingCache` (api/role_cache.py);
@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -130,29 +129,16 @@ class SystemSignInPorts:
         self.revocations = revocations
 
     async def tenant_by_slug(self, slug: str) -> TenantEntry | None:
-        return await self._tenant("tenant_slug = %s", slug)
-
-    async def tenant_by_id(self, tenant_id: UUID) -> TenantEntry | None:
-        return await self._tenant("tenant_id = %s", tenant_id)
-
-    async def _tenant(self, where: str, value: Any) -> TenantEntry | None:
         async with self._db.platform_session() as conn:
             cur = await conn.execute(
-                "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "  # noqa: S608
-                f"refresh_token_ttl_seconds FROM tenants WHERE {where}",  # (constants)
-                [value],
+                "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "
+                "refresh_token_ttl_seconds FROM tenants WHERE tenant_slug = %s",
+                [slug],
             )
             row = await cur.fetchone()
         if row is None:
             return None
-        settings = SignInSettings.from_dict(row)
-        return TenantEntry(
-            tenant_id=row["tenant_id"],
-            active=row["status"] == "active",
-            default_role=settings.default_role,
-            access_ttl_seconds=settings.access_token_ttl_seconds,
-            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-        )
+        return _entry(row["tenant_id"], row["status"], SignInSettings.from_dict(row))
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         return self.directories.directory(tenant_id, integration_id)
@@ -179,8 +165,13 @@ class SystemSignInPorts:
             refresh_ttl_seconds=entry.refresh_ttl_seconds,
         )
 
-    async def rotate(self, refresh_token: str) -> tuple[Session, str]:
-        return await self.sessions.rotate(refresh_token, access_keep_seconds=_ACCESS_KEEP)
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
+        rotated = await self.sessions.rotate(refresh_token, access_keep_seconds=_ACCESS_KEEP)
+        session = rotated.session
+        tenant = None
+        if rotated.tenant_status is not None:
+            tenant = _entry(session.tenant_id, rotated.tenant_status, rotated.sign_in)
+        return session, rotated.refresh_token, tenant
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
         return await self.sessions.set_roles(session, roles)
@@ -194,6 +185,16 @@ class SystemSignInPorts:
 
 
 _ACCESS_KEEP = 3600  # a revoked session stays in the feed longer than its access tokens live
+
+
+def _entry(tenant_id: UUID, status: str, settings: SignInSettings) -> TenantEntry:
+    return TenantEntry(
+        tenant_id=tenant_id,
+        active=status == "active",
+        default_role=settings.default_role,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+    )
 
 
 def build_sign_in(

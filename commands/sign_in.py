@@ -100,8 +100,6 @@ class SignInPorts(Protocol):
 
     async def tenant_by_slug(self, slug: str) -> TenantEntry | None: ...
 
-    async def tenant_by_id(self, tenant_id: UUID) -> TenantEntry | None: ...
-
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         """The tenant's enabled LDAP integration (this one, or the first by name)."""
         ...
@@ -113,7 +111,10 @@ class SignInPorts(Protocol):
         roles: tuple[MaciRole, ...], auth_method: str = "ldap",
     ) -> tuple[Session, str]: ...  # fmt: skip
 
-    async def rotate(self, refresh_token: str) -> tuple[Session, str]: ...
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
+        """The session, its new refresh token and its tenant now (None: gone); raises
+        `RefreshReused` (session revoked) or `RefreshRejected`."""
+        ...
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session: ...
 
@@ -327,13 +328,12 @@ class SignIn:
 
     async def refresh(self, refresh_token: str, *, ip: str, user_agent: str) -> Issued:
         try:
-            session, new_token = await self._ports.rotate(refresh_token)
+            session, new_token, tenant = await self._ports.rotate(refresh_token)
         except RefreshReused as reused:
             await self._audit_session(
                 reused.session, "refresh_token_reused", "denied", ip, user_agent
             )
             raise RefreshRejected from None
-        tenant = await self._ports.tenant_by_id(session.tenant_id)
         if tenant is None or not tenant.active:
             await self._ports.revoke(session.tenant_id, session.sid, "tenant_inactive")
             raise RefreshRejected
@@ -378,13 +378,16 @@ class SignIn:
         self, tenant: TenantEntry, integration_id: UUID, dn: str
     ) -> tuple[MaciRole, ...] | None:
         """The roles the directory's groups give the user now; None when the user is gone."""
-        directory = await asyncio.to_thread(self._ports.directory, tenant.tenant_id, integration_id)
-        if directory is None:
+
+        def read() -> tuple[UUID, DirectoryUser] | None:  # one thread hop for both calls
+            directory = self._ports.directory(tenant.tenant_id, integration_id)
+            user = None if directory is None else directory.lookup(dn)
+            return None if directory is None or user is None else (directory.integration_id, user)
+
+        found = await asyncio.to_thread(read)
+        if found is None:
             return None
-        user = await asyncio.to_thread(directory.lookup, dn)
-        if user is None:
-            return None
-        return await self._roles(tenant, directory.integration_id, user)
+        return await self._roles(tenant, *found)
 
     # --- audit --------------------------------------------------------------------------------
 
