@@ -83,7 +83,10 @@ def test_on_active_directory_the_group_search_follows_nested_groups() -> None:
     escaped = r"cn=Smith\5c, John \28IT\2a\29,ou=people,dc=corp,dc=example"
     assert sent == f"(|(member:{IN_CHAIN}:={escaped})(memberUid=jsmith))"
     # as ldap3 puts it on the wire: an extensible match with the in-chain rule and the DN as is
-    encoded = compile_filter(parse_filter(sent, None, False, True, None, False).elements[0])
+    parsed = parse_filter(
+        sent, schema=None, auto_escape=False, auto_encode=True, validator=None, check_names=False
+    )
+    encoded = compile_filter(parsed.elements[0])
     in_chain = encoded["or"][0]["extensibleMatch"]
     assert str(in_chain["matchingRule"]) == "1.2.840.113556.1.4.1941"
     assert str(in_chain["type"]) == "member"
