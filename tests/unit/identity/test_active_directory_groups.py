@@ -77,8 +77,7 @@ def test_on_active_directory_the_group_search_follows_nested_groups() -> None:
     user = OnActiveDirectory(server).lookup(USER_DN)
     assert user is not None
     assert user.groups == frozenset({"cn=governance admins,ou=groups,dc=corp,dc=example"})
-    [group_search] = [s for s in server.searches if s[0] == BASE_DN]
-    base, sent, scope = group_search
+    [(sent, scope)] = [(f, scope) for base, f, scope in server.searches if base == BASE_DN]
     assert scope == SUBTREE
     escaped = r"cn=Smith\5c, John \28IT\2a\29,ou=people,dc=corp,dc=example"
     assert sent == f"(|(member:{IN_CHAIN}:={escaped})(memberUid=jsmith))"
