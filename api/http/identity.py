@@ -8,7 +8,7 @@ carries the hash all the same. Logout and "me" need the session's access token.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -17,6 +17,7 @@ from litestar.openapi import ResponseSpec
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
+from api.http.dto import documented
 from api.http.services import ApiServices
 from commands.context import Principal
 from commands.sign_in import Attempt, Issued
@@ -26,20 +27,25 @@ MAX_FIELD = 256
 MAX_PASSWORD = 1024
 
 
+NO_NUL = r"^[^\x00]*$"  # a NUL anywhere in a body is refused (api/http/bodies.py)
+Text = Annotated[str, documented(pattern=NO_NUL)]
+Field = Annotated[str, documented(maxLength=MAX_FIELD, pattern=NO_NUL)]
+
+
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    tenant_slug: str
-    username: str  # a user name or an email address
-    password: str
+    tenant_slug: Field
+    username: Field  # a user name or an email address
+    password: Annotated[str, documented(maxLength=MAX_PASSWORD, pattern=NO_NUL)]
     integration_id: UUID | UnsetType = UNSET
-    constitutional_hash: str | UnsetType = UNSET  # accepted, not required
+    constitutional_hash: Text | UnsetType = UNSET  # accepted, not required
 
     def __repr__(self) -> str:  # never the password
         return f"LoginRequest({self.tenant_slug!r}, {self.username!r})"
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    refresh_token: str
-    constitutional_hash: str | UnsetType = UNSET
+    refresh_token: Text
+    constitutional_hash: Text | UnsetType = UNSET
 
 
 class TokenResponse(msgspec.Struct, kw_only=True):
