@@ -35,6 +35,10 @@ from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList, SessionStore
 
 RECHECK_SECONDS = 5.0
+_TENANT_BY_SLUG = (
+    "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "
+    "refresh_token_ttl_seconds FROM tenants WHERE tenant_slug = %s"
+)
 
 
 class DirectoryRegistry:
@@ -129,15 +133,10 @@ class SystemSignInPorts:
         self.revocations = revocations
 
     async def tenant_by_slug(self, slug: str) -> TenantEntry | None:
-        async with self._db.platform_session() as conn:
-            cur = await conn.execute(
-                "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "
-                "refresh_token_ttl_seconds FROM tenants WHERE tenant_slug = %s",
-                [slug],
-            )
-            row = await cur.fetchone()
-        if row is None:
+        [rows] = await self._db.fetch_sets(None, [(_TENANT_BY_SLUG, [slug])])  # one round trip
+        if not rows:
             return None
+        row = rows[0]
         return _entry(row["tenant_id"], row["status"], SignInSettings.from_dict(row))
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:

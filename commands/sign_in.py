@@ -283,17 +283,20 @@ class SignIn:
         return issued
 
     async def _login(self, tenant: TenantEntry, attempt: Attempt) -> Issued:
-        directory = await asyncio.to_thread(
-            self._ports.directory, tenant.tenant_id, attempt.integration_id
-        )
-        if directory is None:
-            raise InvalidCredentials
-        user = await asyncio.to_thread(directory.authenticate, attempt.username, attempt.password)
-        roles = await self._roles(tenant, directory.integration_id, user)
+        def check() -> tuple[UUID, DirectoryUser]:  # one thread hop for both calls
+            directory = self._ports.directory(tenant.tenant_id, attempt.integration_id)
+            if directory is None:
+                raise InvalidCredentials
+            return directory.integration_id, directory.authenticate(
+                attempt.username, attempt.password
+            )
+
+        integration_id, user = await asyncio.to_thread(check)
+        roles = await self._roles(tenant, integration_id, user)
         if roles is None:
             raise NoRoleMapped
         session, refresh_token = await self._ports.open_session(
-            tenant, user.username, directory.integration_id, user.dn, roles
+            tenant, user.username, integration_id, user.dn, roles
         )
         return self._issue(tenant, session, refresh_token)
 
