@@ -12,9 +12,10 @@ a tenant whose default role is `none`, is `NoRoleMapped` (403; told only after t
 checked). A directory that cannot be reached is `DependencyUnavailable`. Every attempt is
 audited (category `authentication`; user name, IP, user agent, result; never the password).
 
-Refresh (`refresh`): the refresh token is rotated; the user's groups are read again from the
-directory and the roles resolved again, so a user removed from the directory, or from every
-mapped group (with no default role), loses access at the next refresh. A reused refresh token
+Refresh (`refresh`): the refresh token is rotated (the tenant's status and sign-in settings come
+with the rotation); the user's groups are read again from the directory and the roles resolved
+again, so a user removed from the directory, or from every mapped group (with the tenant's
+default role `none`), loses access at the next refresh. A reused refresh token
 revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
 at once, its access tokens wherever `RevocationCheck` runs (every API process) within a second.
 """
