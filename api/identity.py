@@ -1,8 +1,8 @@
 """Wiring of sign-in (part of the composition root): what `commands.sign_in.SignIn` reads and
 writes, built from the system's pieces.
 
-- tenants by slug or id, from the tenants read model (a platform read: the caller has no tenant
-  yet);
+- tenants by slug, from the tenants read model (a platform read: the caller has no tenant
+  yet), with their sign-in settings; at a refresh they come with the rotation (one round trip);
 - the tenant's LDAP integration as a warm `LdapSignIn` (its pool is kept per integration and
   rebuilt when the integration changes, i.e. its version moves);
 - role mappings through the system's `RoleMappingCache` (api/role_cache.py);
@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -28,6 +27,7 @@ from domain.errors import NotFound
 from domain.identity import GroupMapping
 from domain.maci import MaciRole
 from domain.sessions import Session
+from domain.tenant.sign_in_settings import SignInSettings
 from infra.break_glass import BreakGlassAccounts
 from infra.ldap.directory import DirectorySettings
 from infra.ldap.sign_in import LdapSignIn
@@ -35,6 +35,10 @@ from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList, SessionStore
 
 RECHECK_SECONDS = 5.0
+_TENANT_BY_SLUG = (
+    "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "
+    "refresh_token_ttl_seconds FROM tenants WHERE tenant_slug = %s"
+)
 
 
 class DirectoryRegistry:
@@ -129,21 +133,11 @@ class SystemSignInPorts:
         self.revocations = revocations
 
     async def tenant_by_slug(self, slug: str) -> TenantEntry | None:
-        return await self._tenant("tenant_slug = %s", slug)
-
-    async def tenant_by_id(self, tenant_id: UUID) -> TenantEntry | None:
-        return await self._tenant("tenant_id = %s", tenant_id)
-
-    async def _tenant(self, where: str, value: Any) -> TenantEntry | None:
-        async with self._db.platform_session() as conn:
-            cur = await conn.execute(
-                f"SELECT tenant_id, status FROM tenants WHERE {where}",  # noqa: S608 - constants
-                [value],
-            )
-            row = await cur.fetchone()
-        if row is None:
+        [rows] = await self._db.fetch_sets(None, [(_TENANT_BY_SLUG, [slug])])  # one round trip
+        if not rows:
             return None
-        return TenantEntry(tenant_id=row["tenant_id"], active=row["status"] == "active")
+        row = rows[0]
+        return _entry(row["tenant_id"], row["status"], SignInSettings.from_dict(row))
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         return self.directories.directory(tenant_id, integration_id)
@@ -170,8 +164,13 @@ class SystemSignInPorts:
             refresh_ttl_seconds=entry.refresh_ttl_seconds,
         )
 
-    async def rotate(self, refresh_token: str) -> tuple[Session, str]:
-        return await self.sessions.rotate(refresh_token, access_keep_seconds=_ACCESS_KEEP)
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
+        rotated = await self.sessions.rotate(refresh_token, access_keep_seconds=_ACCESS_KEEP)
+        session = rotated.session
+        tenant = None
+        if rotated.tenant_status is not None:
+            tenant = _entry(session.tenant_id, rotated.tenant_status, rotated.sign_in)
+        return session, rotated.refresh_token, tenant
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
         return await self.sessions.set_roles(session, roles)
@@ -185,6 +184,16 @@ class SystemSignInPorts:
 
 
 _ACCESS_KEEP = 3600  # a revoked session stays in the feed longer than its access tokens live
+
+
+def _entry(tenant_id: UUID, status: str, settings: SignInSettings) -> TenantEntry:
+    return TenantEntry(
+        tenant_id=tenant_id,
+        active=status == "active",
+        default_role=settings.default_role,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+    )
 
 
 def build_sign_in(

@@ -60,7 +60,7 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.TENANT_LIST: Rule(frozenset({_E, _J, _A}), Scope.PLATFORM, "List all tenants"),
     Permission.TENANT_READ: Rule(frozenset({_E}), Scope.TENANT, "Read a tenant and its usage"),
     Permission.TENANT_UPDATE_PROFILE: Rule(
-        frozenset({_E}), Scope.TENANT, "Change a tenant's name and admin email"
+        frozenset({_E}), Scope.TENANT, "Change a tenant's name, admin email and sign-in settings"
     ),
     Permission.TENANT_MANAGE_PLAN: Rule(
         frozenset({_E}), Scope.PLATFORM, "Change quotas, billing plan or status; suspend"

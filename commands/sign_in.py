@@ -3,16 +3,19 @@
 Login (`login`): throttle check, the tenant by slug, its LDAP integration, the directory checks
 the password and returns the user and groups, the role mappings turn groups into MACI roles, a
 session is opened and an access token signed (claims: sub, tenant_id, maci_roles, maci_role,
-constitutional_hash, auth_method, sid, iat, nbf, exp, jti, iss, aud). Every failure that could
-tell an attacker something (unknown tenant, unknown user, wrong password, disabled account, no
-role) is the same `InvalidCredentials`, answered no sooner than `failure_floor_seconds` after
-the request began, so neither the answer nor its timing tells which part failed. A directory
-that cannot be reached is `DependencyUnavailable`. Every attempt is audited (category
-`authentication`; user name, IP, user agent, result; never the password).
+constitutional_hash, auth_method, sid, iat, nbf, exp, jti, iss, aud; `exp - iat` is the
+tenant's access token lifetime). Every failure that could tell an attacker something (unknown
+tenant, unknown user, wrong password, disabled account) is the same `InvalidCredentials`,
+answered no sooner than `failure_floor_seconds` after the request began, so neither the answer
+nor its timing tells which part failed. A right password of a user no role mapping matches, in
+a tenant whose default role is `none`, is `NoRoleMapped` (403; told only after the password was
+checked). A directory that cannot be reached is `DependencyUnavailable`. Every attempt is
+audited (category `authentication`; user name, IP, user agent, result; never the password).
 
-Refresh (`refresh`): the refresh token is rotated; the user's groups are read again from the
-directory and the roles resolved again, so a user removed from the directory, or from every
-mapped group (with no default role), loses access at the next refresh. A reused refresh token
+Refresh (`refresh`): the refresh token is rotated (the tenant's status and sign-in settings come
+with the rotation); the user's groups are read again from the directory and the roles resolved
+again, so a user removed from the directory, or from every mapped group (with the tenant's
+default role `none`), loses access at the next refresh. A reused refresh token
 revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
 at once, its access tokens wherever `RevocationCheck` runs (every API process) within a second.
 """
@@ -32,7 +35,13 @@ from commands.tokens import AUDIENCE, ISSUER, TokenSigner
 from domain.audit import AuditEntry
 from domain.errors import DependencyUnavailable, DomainError
 from domain.events import Actor, EventMeta
-from domain.identity import DirectoryUser, GroupMapping, InvalidCredentials, resolve_roles
+from domain.identity import (
+    DirectoryUser,
+    GroupMapping,
+    InvalidCredentials,
+    NoRoleMapped,
+    resolve_roles,
+)
 from domain.maci import MaciRole
 from domain.sessions import (
     ACCESS_TTL_SECONDS,
@@ -92,8 +101,6 @@ class SignInPorts(Protocol):
 
     async def tenant_by_slug(self, slug: str) -> TenantEntry | None: ...
 
-    async def tenant_by_id(self, tenant_id: UUID) -> TenantEntry | None: ...
-
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         """The tenant's enabled LDAP integration (this one, or the first by name)."""
         ...
@@ -105,7 +112,10 @@ class SignInPorts(Protocol):
         roles: tuple[MaciRole, ...], auth_method: str = "ldap",
     ) -> tuple[Session, str]: ...  # fmt: skip
 
-    async def rotate(self, refresh_token: str) -> tuple[Session, str]: ...
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
+        """The session, its new refresh token and its tenant now (None: gone); raises
+        `RefreshReused` (session revoked) or `RefreshRejected`."""
+        ...
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session: ...
 
@@ -224,6 +234,10 @@ class SignIn:
             await self._audit(tenant, attempt, "failure", "invalid_credentials", {})
             await asyncio.sleep(max(0.0, self._floor - (time.monotonic() - started)))
             raise InvalidCredentials from None
+        except NoRoleMapped:
+            self.account_throttle.succeeded(account)
+            await self._audit(tenant, attempt, "denied", "no_role", {})
+            raise
         except DependencyUnavailable:
             await self._audit(tenant, attempt, "failure", "directory_unavailable", {})
             rescued = None if tenant is None else await self._break_glass(tenant, attempt)
@@ -270,17 +284,20 @@ class SignIn:
         return issued
 
     async def _login(self, tenant: TenantEntry, attempt: Attempt) -> Issued:
-        directory = await asyncio.to_thread(
-            self._ports.directory, tenant.tenant_id, attempt.integration_id
-        )
-        if directory is None:
-            raise InvalidCredentials
-        user = await asyncio.to_thread(directory.authenticate, attempt.username, attempt.password)
-        roles = await self._roles(tenant, directory.integration_id, user)
+        def check() -> tuple[UUID, DirectoryUser]:  # one thread hop for both calls
+            directory = self._ports.directory(tenant.tenant_id, attempt.integration_id)
+            if directory is None:
+                raise InvalidCredentials
+            return directory.integration_id, directory.authenticate(
+                attempt.username, attempt.password
+            )
+
+        integration_id, user = await asyncio.to_thread(check)
+        roles = await self._roles(tenant, integration_id, user)
         if roles is None:
-            raise InvalidCredentials
+            raise NoRoleMapped
         session, refresh_token = await self._ports.open_session(
-            tenant, user.username, directory.integration_id, user.dn, roles
+            tenant, user.username, integration_id, user.dn, roles
         )
         return self._issue(tenant, session, refresh_token)
 
@@ -315,13 +332,12 @@ class SignIn:
 
     async def refresh(self, refresh_token: str, *, ip: str, user_agent: str) -> Issued:
         try:
-            session, new_token = await self._ports.rotate(refresh_token)
+            session, new_token, tenant = await self._ports.rotate(refresh_token)
         except RefreshReused as reused:
             await self._audit_session(
                 reused.session, "refresh_token_reused", "denied", ip, user_agent
             )
             raise RefreshRejected from None
-        tenant = await self._ports.tenant_by_id(session.tenant_id)
         if tenant is None or not tenant.active:
             await self._ports.revoke(session.tenant_id, session.sid, "tenant_inactive")
             raise RefreshRejected
@@ -366,13 +382,16 @@ class SignIn:
         self, tenant: TenantEntry, integration_id: UUID, dn: str
     ) -> tuple[MaciRole, ...] | None:
         """The roles the directory's groups give the user now; None when the user is gone."""
-        directory = await asyncio.to_thread(self._ports.directory, tenant.tenant_id, integration_id)
-        if directory is None:
+
+        def read() -> tuple[UUID, DirectoryUser] | None:  # one thread hop for both calls
+            directory = self._ports.directory(tenant.tenant_id, integration_id)
+            user = None if directory is None else directory.lookup(dn)
+            return None if directory is None or user is None else (directory.integration_id, user)
+
+        found = await asyncio.to_thread(read)
+        if found is None:
             return None
-        user = await asyncio.to_thread(directory.lookup, dn)
-        if user is None:
-            return None
-        return await self._roles(tenant, directory.integration_id, user)
+        return await self._roles(tenant, *found)
 
     # --- audit --------------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ else is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -25,9 +27,11 @@ from domain.errors import (
 from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.tenancy import SYSTEM_TENANT_ID, SYSTEM_TENANT_SLUG
 from domain.tenant.aggregate import PROFILE_FIELDS, Tenant
+from domain.tenant.sign_in_settings import SignInSettings
 from domain.tenant.values import Quotas, TenantStatus
 
-SELF_SERVICE_FIELDS = frozenset({"tenant_name", "admin_email"})  # a tenant's EXECUTIVE may
+SIGN_IN_FIELDS = frozenset(SignInSettings.FIELDS)
+SELF_SERVICE_FIELDS = frozenset({"tenant_name", "admin_email"}) | SIGN_IN_FIELDS  # its EXECUTIVE
 PLAN_FIELDS = frozenset({"billing_plan", "status"})  # platform principals only
 QUOTA_FIELDS = frozenset(Quotas.BOUNDS)  # platform principals only
 WRITABLE_FIELDS = SELF_SERVICE_FIELDS | PLAN_FIELDS | QUOTA_FIELDS
@@ -125,11 +129,10 @@ class TenantCommands:
             raise Forbidden("the system tenant cannot be suspended or deactivated")
         tenant = self._load_live(tenant_id)
         old_name = tenant.tenant_name
-        updated = tenant.update_profile(
-            {k: v for k, v in changes.items() if k in PROFILE_FIELDS}, meta
-        )
-        updated += tenant.change_quotas(
-            {k: v for k, v in changes.items() if k in QUOTA_FIELDS}, meta
+        updated = _every_problem_at_once(
+            partial(tenant.update_profile, _only(changes, PROFILE_FIELDS), meta),
+            partial(tenant.change_quotas, _only(changes, QUOTA_FIELDS), meta),
+            partial(tenant.change_sign_in_settings, _only(changes, SIGN_IN_FIELDS), meta),
         )
         if "status" in changes:
             updated += self._change_status(tenant, changes["status"], meta)
@@ -216,3 +219,22 @@ class TenantCommands:
         if tenant.status is TenantStatus.PURGED:
             raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
         return tenant
+
+
+def _only(changes: dict[str, Any], names: frozenset[str]) -> dict[str, object]:
+    return {k: v for k, v in changes.items() if k in names}
+
+
+def _every_problem_at_once(*steps: Callable[[], list[str]]) -> list[str]:
+    """Run every step (each validates its fields, then changes the aggregate); the fields they
+    changed, or one `ValidationFailed` listing the bad fields of all steps (nothing is saved)."""
+    updated: list[str] = []
+    problems: list[dict[str, Any]] = []
+    for step in steps:
+        try:
+            updated += step()
+        except ValidationFailed as invalid:
+            problems += invalid.details.get("fields", [])
+    if problems:
+        raise ValidationFailed.listing(problems)
+    return updated

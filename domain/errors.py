@@ -27,6 +27,12 @@ class ValidationFailed(DomainError):
             f"{field}: {message}", {"fields": [{"field": field, "message": message, **extra}]}
         )
 
+    @classmethod
+    def listing(cls, problems: list[dict[str, Any]]) -> ValidationFailed:
+        """One error naming every problem (`{field, message}` each)."""
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return cls(summary[:300], {"fields": problems})
+
 
 class InvalidTenantSlug(ValidationFailed):
     code = "INVALID_TENANT_SLUG"

@@ -15,10 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from domain.errors import DomainError
+from domain.errors import DomainError, Forbidden
 from domain.maci import MaciRole
 
 SIGN_IN_FAILED = "the user name or password is not valid"
+NO_ROLE_MAPPED = "no role is mapped for this user"
 
 
 class InvalidCredentials(DomainError):
@@ -29,6 +30,14 @@ class InvalidCredentials(DomainError):
 
     def __init__(self) -> None:
         super().__init__(SIGN_IN_FAILED)
+
+
+class NoRoleMapped(Forbidden):
+    """The password is right, but no role mapping matches the user and the tenant's default
+    role is `none`. Told only after a correct password, so it reveals nothing to a guesser."""
+
+    def __init__(self) -> None:
+        super().__init__(NO_ROLE_MAPPED)
 
 
 @dataclass(frozen=True)

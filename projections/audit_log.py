@@ -57,6 +57,7 @@ _TENANT_ACTIONS = {
     event_type_of(Tenant.Created): "create_tenant",
     event_type_of(Tenant.ProfileUpdated): "update_tenant",
     event_type_of(Tenant.QuotasChanged): "change_tenant_quotas",
+    event_type_of(Tenant.SignInSettingsChanged): "change_tenant_sign_in_settings",
     event_type_of(Tenant.Suspended): "suspend_tenant",
     event_type_of(Tenant.Reactivated): "reactivate_tenant",
     event_type_of(Tenant.Deactivated): "deactivate_tenant",

@@ -8,14 +8,17 @@ from psycopg import AsyncConnection, Cursor
 from psycopg.rows import DictRow
 
 from domain.tenant.aggregate import Tenant
+from domain.tenant.sign_in_settings import SignInSettings
 
 _UPSERT = """
 INSERT INTO tenants (tenant_id, tenant_name, tenant_slug, status, max_requests_per_minute,
     max_storage_gb, max_concurrent_connections, constitutional_hash, created_at, updated_at,
-    admin_email, billing_plan, version)
+    admin_email, billing_plan, version, default_role, access_token_ttl_seconds,
+    refresh_token_ttl_seconds)
 VALUES (%(tenant_id)s, %(tenant_name)s, %(tenant_slug)s, 'active', %(max_requests_per_minute)s,
     %(max_storage_gb)s, %(max_concurrent_connections)s, %(constitutional_hash)s, %(at)s, %(at)s,
-    %(admin_email)s, %(billing_plan)s, %(version)s)
+    %(admin_email)s, %(billing_plan)s, %(version)s, %(default_role)s,
+    %(access_token_ttl_seconds)s, %(refresh_token_ttl_seconds)s)
 ON CONFLICT (tenant_id) DO UPDATE SET tenant_name = EXCLUDED.tenant_name,
     tenant_slug = EXCLUDED.tenant_slug, status = EXCLUDED.status,
     max_requests_per_minute = EXCLUDED.max_requests_per_minute,
@@ -24,7 +27,9 @@ ON CONFLICT (tenant_id) DO UPDATE SET tenant_name = EXCLUDED.tenant_name,
     constitutional_hash = EXCLUDED.constitutional_hash, created_at = EXCLUDED.created_at,
     updated_at = EXCLUDED.updated_at, admin_email = EXCLUDED.admin_email,
     billing_plan = EXCLUDED.billing_plan, version = EXCLUDED.version,
-    deactivated_at = NULL, data_purge_scheduled = NULL
+    deactivated_at = NULL, data_purge_scheduled = NULL, default_role = EXCLUDED.default_role,
+    access_token_ttl_seconds = EXCLUDED.access_token_ttl_seconds,
+    refresh_token_ttl_seconds = EXCLUDED.refresh_token_ttl_seconds
 """
 _TOUCH = (
     "UPDATE tenants SET updated_at = %(at)s, version = %(version)s, "
@@ -33,6 +38,7 @@ _TOUCH = (
 _WHERE = " WHERE tenant_id = %(tenant_id)s"
 _PROFILE_COLUMNS = ("tenant_name", "admin_email", "billing_plan")
 _QUOTA_COLUMNS = ("max_requests_per_minute", "max_storage_gb", "max_concurrent_connections")
+_SIGN_IN_COLUMNS = SignInSettings.FIELDS
 
 
 class TenantsProjection:
@@ -54,6 +60,7 @@ class TenantsProjection:
                 {
                     **base,
                     **event.quotas,
+                    **SignInSettings().as_dict(),  # a new tenant's; changed by its own event
                     "tenant_name": event.tenant_name,
                     "tenant_slug": event.tenant_slug,
                     "admin_email": event.admin_email,
@@ -67,6 +74,10 @@ class TenantsProjection:
         elif isinstance(event, Tenant.QuotasChanged):
             sets = "".join(f", {c} = %({c})s" for c in _QUOTA_COLUMNS)
             cur.execute(_TOUCH + sets + _WHERE, {**base, **event.quotas})
+        elif isinstance(event, Tenant.SignInSettingsChanged):
+            sets = "".join(f", {c} = %({c})s" for c in _SIGN_IN_COLUMNS)
+            settings = {c: getattr(event, c) for c in _SIGN_IN_COLUMNS}
+            cur.execute(_TOUCH + sets + _WHERE, {**base, **settings})
         elif isinstance(event, Tenant.Suspended):
             cur.execute(_TOUCH + ", status = 'suspended'" + _WHERE, base)
         elif isinstance(event, Tenant.Reactivated):
@@ -91,7 +102,8 @@ TENANT_COLUMNS = (
     "tenant_id, tenant_name, tenant_slug, status, max_requests_per_minute, "
     "max_storage_gb, max_concurrent_connections, admin_email, billing_plan, "
     "created_at, updated_at, deactivated_at, data_purge_scheduled, "
-    "constitutional_hash, version"
+    "constitutional_hash, version, default_role, access_token_ttl_seconds, "
+    "refresh_token_ttl_seconds"
 )
 
 

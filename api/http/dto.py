@@ -16,6 +16,11 @@ from msgspec import UNSET, UnsetType
 
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
 from domain.tenant.aggregate import Tenant
+from domain.tenant.sign_in_settings import (
+    ACCESS_TTL_BOUNDS,
+    DEFAULT_ROLE_CHOICES,
+    REFRESH_TTL_BOUNDS,
+)
 from domain.tenant.values import (
     MAX_EMAIL,
     MAX_NAME,
@@ -60,6 +65,11 @@ StorageGb = Annotated[int, documented(minimum=1, maximum=Quotas.BOUNDS["max_stor
 Connections = Annotated[
     int, documented(minimum=1, maximum=Quotas.BOUNDS["max_concurrent_connections"][1])
 ]
+DefaultRole = Annotated[str, documented(enum=list(DEFAULT_ROLE_CHOICES))]
+AccessTtl = Annotated[int, documented(minimum=ACCESS_TTL_BOUNDS[0], maximum=ACCESS_TTL_BOUNDS[1])]
+RefreshTtl = Annotated[
+    int, documented(minimum=REFRESH_TTL_BOUNDS[0], maximum=REFRESH_TTL_BOUNDS[1])
+]
 
 
 class CreateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -89,6 +99,9 @@ class UpdateTenantRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
     max_requests_per_minute: RequestsPerMinute | UnsetType = UNSET
     max_storage_gb: StorageGb | UnsetType = UNSET
     max_concurrent_connections: Connections | UnsetType = UNSET
+    default_role: DefaultRole | UnsetType = UNSET
+    access_token_ttl_seconds: AccessTtl | UnsetType = UNSET
+    refresh_token_ttl_seconds: RefreshTtl | UnsetType = UNSET
     constitutional_hash: HashValue | UnsetType = UNSET
 
     def changes(self) -> dict[str, Any]:
@@ -176,6 +189,9 @@ class TenantDetail(msgspec.Struct, kw_only=True):
     updated_at: datetime
     deactivated_at: datetime | None
     data_purge_scheduled: datetime | None
+    default_role: str  # a MACI role, or "none": a user no mapping matches is refused
+    access_token_ttl_seconds: int
+    refresh_token_ttl_seconds: int
     constitutional_hash: str
     usage_stats: UsageStats
 
@@ -195,6 +211,9 @@ class TenantDetail(msgspec.Struct, kw_only=True):
             updated_at=_utc(row["updated_at"]),
             deactivated_at=_utc_or_none(row["deactivated_at"]),
             data_purge_scheduled=_utc_or_none(row["data_purge_scheduled"]),
+            default_role=row["default_role"],
+            access_token_ttl_seconds=row["access_token_ttl_seconds"],
+            refresh_token_ttl_seconds=row["refresh_token_ttl_seconds"],
             constitutional_hash=row["constitutional_hash"],
             usage_stats=usage,
         )

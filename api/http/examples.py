@@ -203,6 +203,9 @@ DETAIL = {
     "updated_at": "2026-01-07T12:00:00Z",
     "deactivated_at": None,
     "data_purge_scheduled": None,
+    "default_role": "MONITOR",
+    "access_token_ttl_seconds": 900,
+    "refresh_token_ttl_seconds": 28800,
     "usage_stats": {
         "current_requests_per_minute": 387,
         "current_storage_gb": 15.3,

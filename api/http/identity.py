@@ -8,7 +8,7 @@ carries the hash all the same. Logout and "me" need the session's access token.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -17,6 +17,7 @@ from litestar.openapi import ResponseSpec
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
+from api.http.dto import documented
 from api.http.services import ApiServices
 from commands.context import Principal
 from commands.sign_in import Attempt, Issued
@@ -26,20 +27,25 @@ MAX_FIELD = 256
 MAX_PASSWORD = 1024
 
 
+NO_NUL = r"^[^\x00]*$"  # a NUL anywhere in a body is refused (api/http/bodies.py)
+Text = Annotated[str, documented(pattern=NO_NUL)]
+Field = Annotated[str, documented(maxLength=MAX_FIELD, pattern=NO_NUL)]
+
+
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    tenant_slug: str
-    username: str  # a user name or an email address
-    password: str
+    tenant_slug: Field
+    username: Field  # a user name or an email address
+    password: Annotated[str, documented(maxLength=MAX_PASSWORD, pattern=NO_NUL)]
     integration_id: UUID | UnsetType = UNSET
-    constitutional_hash: str | UnsetType = UNSET  # accepted, not required
+    constitutional_hash: Text | UnsetType = UNSET  # accepted, not required
 
     def __repr__(self) -> str:  # never the password
         return f"LoginRequest({self.tenant_slug!r}, {self.username!r})"
 
 
 class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    refresh_token: str
-    constitutional_hash: str | UnsetType = UNSET
+    refresh_token: Text
+    constitutional_hash: Text | UnsetType = UNSET
 
 
 class TokenResponse(msgspec.Struct, kw_only=True):
@@ -113,12 +119,16 @@ class PublicAuthController(Controller):
         summary="Sign in with a directory password",
         description="tenant_slug, username (or email), password, and integration_id when the "
         "tenant has several LDAP integrations (default: the first enabled one by name). Any "
-        "failure is 401 INVALID_CREDENTIALS with one message; 503 DEPENDENCY_UNAVAILABLE when "
-        "the directory cannot be reached; 429 RATE_LIMITED with Retry-After after 5 failures "
-        "per account (50 per address) within a minute.",
+        'failure is 401 INVALID_CREDENTIALS with one message; 403 FORBIDDEN ("no role is '
+        'mapped for this user") after a right password when no role mapping matches and the '
+        "tenant's default_role is none; 503 DEPENDENCY_UNAVAILABLE when the directory cannot be "
+        "reached; 429 RATE_LIMITED with Retry-After after 5 failures per account (50 per "
+        "address) within a minute.",
         responses={
             200: ResponseSpec(TokenResponse, description="Signed in"),
-            **ex.refusals("VALIDATION_ERROR", "INVALID_CREDENTIALS", "DEPENDENCY_UNAVAILABLE"),
+            **ex.refusals(
+                "VALIDATION_ERROR", "INVALID_CREDENTIALS", "FORBIDDEN", "DEPENDENCY_UNAVAILABLE"
+            ),
         },
     )
     async def ldap_login(

@@ -187,8 +187,11 @@ class TenantController(Controller):
     @patch(
         "/{tenant_id:uuid}",
         summary="Update a tenant",
-        description="Name and admin email: the tenant's EXECUTIVE. Billing plan, status and "
-        "quotas: a platform EXECUTIVE. Read-only fields (tenant_id, tenant_slug, created_at, "
+        description="Name, admin email and sign-in settings (default_role: a MACI role or "
+        "'none', which refuses a user no role mapping matches; access_token_ttl_seconds; "
+        "refresh_token_ttl_seconds, at least the access lifetime): the tenant's EXECUTIVE. "
+        "Billing plan, status and quotas: a platform EXECUTIVE. Every bad field is listed at "
+        "once. Read-only fields (tenant_id, tenant_slug, created_at, "
         "updated_at, ...) are refused with 422.",
         responses={
             200: ResponseSpec(

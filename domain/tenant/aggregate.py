@@ -14,8 +14,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidStateTransition
+from domain.errors import InvalidStateTransition, ValidationFailed
 from domain.events import EventMeta
+from domain.tenant.sign_in_settings import SignInSettings
 from domain.tenant.values import (
     GRACE_PERIOD_DAYS,
     BillingPlan,
@@ -51,6 +52,11 @@ class Tenant(Aggregate):
 
     class QuotasChanged(Event):
         quotas: dict[str, int]
+
+    class SignInSettingsChanged(Event):
+        default_role: str  # a MACI role name or "none"
+        access_token_ttl_seconds: int
+        refresh_token_ttl_seconds: int
 
     class Suspended(Event):
         pass
@@ -112,6 +118,7 @@ class Tenant(Aggregate):
         self.admin_email = admin_email
         self.billing_plan = billing_plan
         self.quotas = Quotas(**quotas)
+        self.sign_in = SignInSettings()
         self.status = TenantStatus.ACTIVE
         self.deactivated_at: datetime | None = None
         self.data_purge_scheduled: datetime | None = None
@@ -126,7 +133,15 @@ class Tenant(Aggregate):
             "admin_email": admin_email,
             "billing_plan": _plan,
         }
-        new = {k: validators[k](v) for k, v in changes.items() if k in PROFILE_FIELDS}
+        new: dict[str, str] = {}
+        problems: list[dict[str, Any]] = []
+        for key in sorted(PROFILE_FIELDS & set(changes)):
+            try:
+                new[key] = validators[key](changes[key])
+            except ValidationFailed as invalid:
+                problems += invalid.details["fields"]
+        if problems:
+            raise ValidationFailed.listing(problems)
         new = {k: v for k, v in new.items() if getattr(self, k) != v}
         if new:
             self._profile_updated(changes=new, meta=meta.as_dict())
@@ -151,6 +166,33 @@ class Tenant(Aggregate):
     def _quotas_changed(self, quotas: dict[str, int], meta: dict[str, Any]) -> None:
         del meta
         self.quotas = Quotas(**quotas)
+
+    def change_sign_in_settings(self, changes: dict[str, object], meta: EventMeta) -> list[str]:
+        """Change the default role and/or the token lifetimes; return the names changed."""
+        self._require(TenantStatus.ACTIVE, TenantStatus.SUSPENDED, action="change sign-in of")
+        settings = self.sign_in.changed(changes).as_dict()
+        old = self.sign_in.as_dict()
+        changed = sorted(k for k, v in settings.items() if v != old[k])
+        if changed:
+            self._sign_in_settings_changed(**settings, meta=meta.as_dict())
+        return changed
+
+    @event(SignInSettingsChanged)
+    def _sign_in_settings_changed(
+        self,
+        default_role: str,
+        access_token_ttl_seconds: int,
+        refresh_token_ttl_seconds: int,
+        meta: dict[str, Any],
+    ) -> None:
+        del meta
+        self.sign_in = SignInSettings.from_dict(
+            {
+                "default_role": default_role,
+                "access_token_ttl_seconds": access_token_ttl_seconds,
+                "refresh_token_ttl_seconds": refresh_token_ttl_seconds,
+            }
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 

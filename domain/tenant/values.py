@@ -98,12 +98,15 @@ class Quotas:
     }
 
     def __post_init__(self) -> None:
+        problems = []
         for name, (low, high) in self.BOUNDS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValidationFailed.field(name, "must be an integer")
-            if not low <= value <= high:
-                raise ValidationFailed.field(name, f"must be between {low} and {high}")
+                problems.append({"field": name, "message": "must be an integer"})
+            elif not low <= value <= high:
+                problems.append({"field": name, "message": f"must be between {low} and {high}"})
+        if problems:
+            raise ValidationFailed.listing(problems)
 
     def changed(self, **changes: Any) -> Quotas:
         values = self.as_dict()

@@ -1,8 +1,9 @@
 """Sessions and refresh tokens in PostgreSQL (tenant-scoped, under Row-Level Security), and the
 revocation feed every API process polls.
 
-`SessionStore.rotate` is one transaction: the presented token's row is locked; a token used
-before revokes its session (reuse detection), otherwise it is marked used and a new one issued.
+`SessionStore.rotate` is one statement (one round trip, one transaction): the presented token's
+row is locked; a token used before revokes its session (reuse detection), otherwise it is marked
+used and a new one issued, and the tenant's status and sign-in settings come back with it.
 `RevocationList` answers "is this sid or jti revoked?" from memory, refreshed from the feed at
 most every `poll_seconds` (0.25 s), so a logout in one process holds in every other one within
 a second. Revocations expire from the feed once no access token they could refuse is valid.
@@ -15,6 +16,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,13 +26,26 @@ from psycopg.rows import DictRow
 
 from domain.maci import MaciRole
 from domain.sessions import RefreshRejected, RefreshReused, Session
+from domain.tenant.sign_in_settings import SignInSettings
 from infra.postgres.database import Database
 
 POLL_SECONDS = 0.25
+_ROTATE = "SELECT * FROM acgs_rotate_refresh_token(%s, %s, %s, %s, %s)"
 _SESSION = (
     "SELECT sid, tenant_id, sub, auth_method, integration_id, user_dn, maci_roles, expires_at, "
     "revoked_at FROM auth_sessions WHERE sid = %s"
 )
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A refresh token exchanged: its session, the new token, and the tenant as it is now
+    (`tenant_status` None when the tenant's row is gone)."""
+
+    session: Session
+    refresh_token: str
+    tenant_status: str | None
+    sign_in: SignInSettings
 
 
 def _hash(token: str) -> bytes:
@@ -98,43 +113,25 @@ class SessionStore:
         session = Session(sid, tenant_id, sub, auth_method, integration_id, user_dn, roles, expires)
         return session, token
 
-    async def rotate(self, token: str, *, access_keep_seconds: int) -> tuple[Session, str]:
-        """The session of `token` and the token replacing it. `RefreshReused` (after revoking
-        the session) when `token` was used before; `RefreshRejected` when unknown, expired or
-        its session is revoked."""
+    async def rotate(self, token: str, *, access_keep_seconds: int) -> Rotation:
+        """The session of `token`, the token replacing it and the tenant's sign-in settings, in
+        one round trip (`acgs_rotate_refresh_token`, migration 0012). `RefreshReused` (after
+        revoking the session) when `token` was used before; `RefreshRejected` when unknown,
+        expired or its session is revoked."""
         tenant_id = _tenant_of(token)
-        now = self._now()
-        reused: Session | None = None
-        async with self._db.tenant_session(tenant_id) as conn:
-            cur = await conn.execute(
-                "SELECT sid, expires_at, used_at FROM auth_refresh_tokens "
-                "WHERE token_hash = %s FOR UPDATE",
-                [_hash(token)],
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise RefreshRejected
-            found = await (await conn.execute(_SESSION + " FOR UPDATE", [row["sid"]])).fetchone()
-            if found is None or found["revoked_at"] is not None:
-                raise RefreshRejected
-            session = _session(found)
-            if row["used_at"] is not None:
-                await self._revoke(conn, session.sid, "refresh_token_reused", access_keep_seconds)
-                reused = session
-            else:
-                if row["expires_at"] <= now or session.expires_at <= now:
-                    raise RefreshRejected
-                await conn.execute(
-                    "UPDATE auth_refresh_tokens SET used_at = %s WHERE token_hash = %s",
-                    [now, _hash(token)],
-                )
-                await conn.execute(
-                    "UPDATE auth_sessions SET refreshed_at = %s WHERE sid = %s", [now, session.sid]
-                )
-                new_token = await self._issue(conn, tenant_id, session.sid, now, session.expires_at)
-        if reused is not None:
-            raise RefreshReused(reused)
-        return session, new_token
+        new_token = _new_refresh_token(tenant_id)
+        params = [str(tenant_id), _hash(token), _hash(new_token), self._now(), access_keep_seconds]
+        async with self._db.pool.connection() as conn:
+            row = await (await conn.execute(_ROTATE, params)).fetchone()
+        if row is None or row["outcome"] == "rejected":
+            raise RefreshRejected
+        session = _session({k.removeprefix("r_"): v for k, v in row.items()})
+        if row["outcome"] == "reused":
+            raise RefreshReused(session)
+        settings = SignInSettings()
+        if row["r_tenant_status"] is not None:
+            settings = SignInSettings.from_dict({k: row[f"r_{k}"] for k in SignInSettings.FIELDS})
+        return Rotation(session, new_token, row["r_tenant_status"], settings)
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
         async with self._db.tenant_session(session.tenant_id) as conn:

@@ -6,8 +6,11 @@ access token, and the role cache's invalidation."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -378,3 +381,155 @@ def test_logout_with_a_token_that_has_no_session_revokes_nothing(api: Api) -> No
         assert out.status_code == 200, out.text
         assert out.json()["session_ended"] is False
         assert operator.get("/v1/auth/me").status_code == 200  # still valid
+
+
+# --- the tenant's sign-in settings ---------------------------------------------------------------
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+def _settings(api: Api, directory: Directory, **changes: Any) -> httpx.Response:
+    response = directory.admin.patch(
+        f"/v1/tenants/{directory.id}", json={**changes, "constitutional_hash": HASH}
+    )
+    api.wait_projected()
+    return response
+
+
+def test_the_default_role_and_lifetimes_are_the_tenants_own(api: Api, directory: Directory) -> None:
+    shown = directory.admin.get(f"/v1/tenants/{directory.id}").json()
+    assert (
+        shown["default_role"],
+        shown["access_token_ttl_seconds"],
+        shown["refresh_token_ttl_seconds"],
+    ) == ("MONITOR", 900, 28800)
+    admin = directory.login("admin", "admin-password").json()  # in no mapped group
+    assert admin["maci_roles"] == ["MONITOR"]
+    claims = _claims(admin["access_token"])
+    assert claims["exp"] - claims["iat"] == 900
+    changed = _settings(
+        api,
+        directory,
+        default_role="AUDITOR",
+        access_token_ttl_seconds=120,
+        refresh_token_ttl_seconds=600,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["updated_fields"] == [
+        "access_token_ttl_seconds",
+        "default_role",
+        "refresh_token_ttl_seconds",
+    ]
+    shown = directory.admin.get(f"/v1/tenants/{directory.id}").json()
+    assert (
+        shown["default_role"],
+        shown["access_token_ttl_seconds"],
+        shown["refresh_token_ttl_seconds"],
+    ) == ("AUDITOR", 120, 600)
+    admin = directory.login("admin", "admin-password").json()
+    assert admin["maci_roles"] == ["AUDITOR"]
+    assert admin["expires_in"] == 120
+    claims = _claims(admin["access_token"])
+    assert claims["exp"] - claims["iat"] == 120
+    with psycopg.connect(api.system.app_conninfo) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(directory.id)])
+        lifetimes = conn.execute(
+            "SELECT extract(epoch FROM s.expires_at - s.created_at), "
+            "extract(epoch FROM t.expires_at - t.issued_at) FROM auth_sessions s "
+            "JOIN auth_refresh_tokens t USING (sid) WHERE s.sid = %s",
+            [claims["sid"]],
+        ).fetchone()
+    assert lifetimes == (600, 600)
+    refreshed = _refresh(api, admin["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    renewed = _claims(refreshed.json()["access_token"])
+    assert renewed["exp"] - renewed["iat"] == 120
+
+
+def test_a_refresh_token_ends_with_the_tenants_refresh_lifetime(
+    api: Api, directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _settings(api, directory, refresh_token_ttl_seconds=900).status_code == 200
+    tokens = directory.login("alice", "alice-password").json()
+    store = api.services.sign_in._ports.sessions  # type: ignore[attr-defined]
+    opened = datetime.now(UTC)
+    monkeypatch.setattr(store, "_now", lambda: opened + timedelta(seconds=890))
+    almost = _refresh(api, tokens["refresh_token"])
+    assert almost.status_code == 200, almost.text
+    monkeypatch.setattr(store, "_now", lambda: opened + timedelta(seconds=901))
+    _error(_refresh(api, almost.json()["refresh_token"]), 401, "INVALID_TOKEN")
+
+
+def test_default_role_none_refuses_an_unmapped_user_with_403(
+    api: Api, directory: Directory
+) -> None:
+    assert _settings(api, directory, default_role="none").status_code == 200
+    error = _error(directory.login("admin", "admin-password"), 403, "FORBIDDEN")
+    assert error["message"] == "no role is mapped for this user"
+    # a wrong password or an unknown user still learn nothing more than before
+    _error(directory.login("admin", "wrong-password"), 401, "INVALID_CREDENTIALS")
+    _error(directory.login("nobody", "admin-password"), 401, "INVALID_CREDENTIALS")
+    assert directory.login("alice", "alice-password").status_code == 200  # mapped: still in
+    refused = [r for r in _audit_rows(api, directory.id, "ldap_login") if r["result"] == "denied"]
+    assert [(r["category"], r["details"]["outcome"]) for r in refused] == [
+        ("authentication", "no_role")
+    ]
+    assert refused[0]["details"]["username"] == "admin"
+
+
+def test_default_role_none_ends_an_unmapped_session_at_refresh(
+    api: Api, directory: Directory
+) -> None:
+    tokens = directory.login("admin", "admin-password").json()
+    assert tokens["maci_roles"] == ["MONITOR"]
+    assert _settings(api, directory, default_role="none").status_code == 200
+    _error(_refresh(api, tokens["refresh_token"]), 401, "INVALID_TOKEN")
+    [entry] = _audit_rows(api, directory.id, "refresh_access_removed")
+    assert entry["result"] == "denied"
+    with api.client(tokens["access_token"]) as admin:  # the session is over: its token too
+        assert _error(admin.get("/v1/auth/me"), 401, "INVALID_TOKEN")
+
+
+def test_bad_sign_in_settings_are_refused_all_at_once(api: Api, directory: Directory) -> None:
+    bad = _settings(
+        api,
+        directory,
+        tenant_name="x",
+        default_role="KING",
+        access_token_ttl_seconds=30,
+        refresh_token_ttl_seconds=31 * 86400,
+    )
+    fields = {f["field"] for f in _error(bad, 422, "VALIDATION_ERROR")["details"]["fields"]}
+    assert fields == {
+        "tenant_name",
+        "default_role",
+        "access_token_ttl_seconds",
+        "refresh_token_ttl_seconds",
+    }
+    crossed = _settings(
+        api, directory, access_token_ttl_seconds=3600, refresh_token_ttl_seconds=600
+    )
+    [problem] = _error(crossed, 422, "VALIDATION_ERROR")["details"]["fields"]
+    assert problem["field"] == "refresh_token_ttl_seconds"
+    typed = _settings(api, directory, default_role=7, access_token_ttl_seconds="900")
+    fields = {f["field"] for f in _error(typed, 422, "VALIDATION_ERROR")["details"]["fields"]}
+    assert fields == {"default_role", "access_token_ttl_seconds"}
+    shown = directory.admin.get(f"/v1/tenants/{directory.id}").json()
+    assert shown["default_role"] == "MONITOR"
+    with api.client(api.token(MaciRole.AUDITOR, tenant_id=directory.id)) as auditor:
+        refused = auditor.patch(
+            f"/v1/tenants/{directory.id}",
+            json={"default_role": "none", "constitutional_hash": HASH},
+        )
+        _error(refused, 403, "FORBIDDEN")
+
+
+def _refresh(api: Api, refresh_token: str) -> httpx.Response:
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        return client.post("/v1/auth/token/refresh", json={"refresh_token": refresh_token})

@@ -223,3 +223,27 @@ def test_refresh_rereads_the_user(slapd: Slapd) -> None:
     assert again is not None
     assert _dn("cn=developers,ou=groups") in again.groups
     assert directory.lookup(f"uid=gone,ou=people,{BASE_DN}") is None
+
+
+def test_against_slapd_the_group_search_is_a_plain_member_match(
+    slapd: Slapd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slapd's root DSE advertises no Active Directory capability, so no in-chain rule is sent
+    (tests/unit/identity/test_active_directory_groups.py: what Active Directory gets)."""
+    directory = _sign_in(slapd)
+    sent: list[tuple[str, str]] = []
+    search = directory._search
+
+    def recording(connection: Any, base: str, search_filter: str, *rest: Any) -> Any:
+        sent.append((base, search_filter))
+        return search(connection, base, search_filter, *rest)
+
+    monkeypatch.setattr(directory, "_search", recording)
+    user = directory.authenticate("alice", "alice-password")
+    assert _dn("cn=executives,ou=groups") in user.groups
+    assert ("", "(objectClass=*)") in sent  # the root DSE was asked
+    alice = f"uid=alice,ou=people,{BASE_DN}"
+    assert [f for base, f in sent if base == BASE_DN and "member" in f] == [
+        f"(|(member={alice})(memberUid=alice))"
+    ]
+    assert not any("1.2.840.113556.1.4.1941" in f for _, f in sent)

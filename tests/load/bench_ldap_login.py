@@ -8,8 +8,11 @@ role mappings created over HTTP.
    keep-alive connection: p50/p95 (target p95 < 50 ms). Each sign-in: service bind, user search,
    user bind, group search, role mappings (cached), a session row and a refresh token, a signed
    token, an audit entry.
-2. `POST /v1/auth/token/refresh`: p99 (target < 5 ms). Each refresh: rotation in one
-   transaction, the user's entry and groups read again from the directory, an audit entry.
+2. `POST /v1/auth/token/refresh`: p99 (target < 5 ms). Each refresh: the rotation and the
+   tenant's sign-in settings in one statement (one database round trip), the user's entry and
+   groups read again from the directory (two searches on a warm pooled connection, one thread
+   hop), the roles from the cached mappings, an RS256 signature; an audit entry only when the
+   roles changed (they do not here).
 3. `GET /v1/auth/me` throughput beside a bare route that only verifies the same token, the two
    alternated in the same run (8 concurrent keep-alive connections each), requests per second;
    printed with their ratio (no target: the difference is the edge's tenant check, quota and

@@ -70,6 +70,7 @@ def every_event_type(system: System, unique: str) -> Callable[[], UUID]:
         )
         system.tenants.update(PLATFORM, tenant.id, {"tenant_name": f"Stream {unique} 2"})
         system.tenants.update(PLATFORM, tenant.id, {"max_storage_gb": 42})
+        system.tenants.update(PLATFORM, tenant.id, {"default_role": "none"})
         system.tenants.update(PLATFORM, tenant.id, {"status": "suspended"})
         system.tenants.reactivate(PLATFORM, tenant.id)
         _every_integration_event(system, tenant.id)

@@ -65,6 +65,14 @@ EXPECTED_AUDIT_TRAIL = [
     ("tenant.created", "admin", "create_tenant", "success", "tenant", "operator"),
     ("tenant.profile_updated", "admin", "update_tenant", "success", "tenant", "operator"),
     ("tenant.quotas_changed", "admin", "change_tenant_quotas", "success", "tenant", "operator"),
+    (
+        "tenant.sign_in_settings_changed",
+        "admin",
+        "change_tenant_sign_in_settings",
+        "success",
+        "tenant",
+        "operator",
+    ),
     ("tenant.suspended", "admin", "suspend_tenant", "success", "tenant", "operator"),
     ("tenant.reactivated", "admin", "reactivate_tenant", "success", "tenant", "operator"),
     ("integration.created", "integration", "create_integration", "success", "tenant", "operator"),
@@ -208,6 +216,6 @@ def test_position_moves_only_past_what_was_published(
     assert relay.position() == log_head(system)
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
-    assert relay.stats.events == 24  # every_event_type records exactly twenty-four events
-    assert relay.stats.messages == 48  # each to governance-events and to audit-trail
+    assert relay.stats.events == 25  # every_event_type records exactly twenty-five events
+    assert relay.stats.messages == 50  # each to governance-events and to audit-trail
     assert relay.stats.retries == 0

@@ -8,13 +8,15 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from api.bootstrap import System
 from domain.maci import MaciRole
 from domain.sessions import RefreshRejected, RefreshReused, Session
+from domain.tenancy import SYSTEM_TENANT_ID
+from domain.tenant.sign_in_settings import SignInSettings
 from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList, SessionStore
 
@@ -31,9 +33,11 @@ async def database(system: System) -> AsyncIterator[Database]:
         await db.close()
 
 
-async def _open(store: SessionStore, ttl: int = 3600) -> tuple[Session, str]:
+async def _open(
+    store: SessionStore, ttl: int = 3600, tenant_id: UUID | None = None
+) -> tuple[Session, str]:
     return await store.open(
-        tenant_id=uuid4(),
+        tenant_id=tenant_id or uuid4(),
         sub="alice",
         auth_method="ldap",
         integration_id=uuid4(),
@@ -46,17 +50,26 @@ async def _open(store: SessionStore, ttl: int = 3600) -> tuple[Session, str]:
 async def test_refresh_rotates_and_an_old_token_is_refused(database: Database) -> None:
     store = SessionStore(database)
     session, first = await _open(store)
-    same, second = await store.rotate(first, access_keep_seconds=900)
-    assert same == session
-    assert second != first
-    _, third = await store.rotate(second, access_keep_seconds=900)
-    assert third not in (first, second)
+    rotated = await store.rotate(first, access_keep_seconds=900)
+    assert rotated.session == session
+    assert rotated.refresh_token != first
+    assert rotated.tenant_status is None  # no such tenant in the read model
+    third = (await store.rotate(rotated.refresh_token, access_keep_seconds=900)).refresh_token
+    assert third not in (first, rotated.refresh_token)
+
+
+async def test_a_rotation_brings_the_tenants_sign_in_settings(database: Database) -> None:
+    store = SessionStore(database)
+    _, token = await _open(store, tenant_id=SYSTEM_TENANT_ID)
+    rotated = await store.rotate(token, access_keep_seconds=900)
+    assert rotated.tenant_status == "active"
+    assert rotated.sign_in == SignInSettings(MaciRole.MONITOR, 900, 28_800)
 
 
 async def test_reuse_revokes_the_whole_family(database: Database) -> None:
     store = SessionStore(database)
     session, first = await _open(store)
-    _, second = await store.rotate(first, access_keep_seconds=900)
+    second = (await store.rotate(first, access_keep_seconds=900)).refresh_token
     with pytest.raises(RefreshReused) as reused:
         await store.rotate(first, access_keep_seconds=900)  # a stolen copy
     assert reused.value.session.sid == session.sid

@@ -50,6 +50,7 @@ def sample_events() -> list[Any]:
     )
     tenant.update_profile({"tenant_name": "Acme Corporation", "billing_plan": "enterprise"}, META)
     tenant.change_quotas({"max_storage_gb": 500}, META)
+    tenant.change_sign_in_settings({"default_role": "none", "access_token_ttl_seconds": 300}, META)
     tenant.suspend(META)
     tenant.reactivate(META)
     tenant.deactivate(META)
