@@ -52,6 +52,9 @@ access_log = logging.getLogger("acgs.http.access")
 
 API_PREFIX = "/v1"
 PUBLIC_PATHS = frozenset({"/v1/auth/ldap/login", "/v1/auth/token/refresh"})
+# Routes called by a browser or an identity provider, with no bearer token (a route among them
+# that needs one checks it itself).
+PUBLIC_PATTERNS = (re.compile(r"^/v1/auth/saml/(acs|[0-9a-fA-F-]{36}/(metadata|login|slo))$"),)
 _SLASHES = re.compile("/{2,}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
@@ -278,7 +281,8 @@ def _is_api_path(path: str) -> bool:
 
 def _is_public(path: str) -> bool:
     """The sign-in routes that take no bearer token (they exchange credentials for one)."""
-    return _SLASHES.sub("/", path).rstrip("/") in PUBLIC_PATHS
+    path = _SLASHES.sub("/", path).rstrip("/")
+    return path in PUBLIC_PATHS or any(p.match(path) for p in PUBLIC_PATTERNS)
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:
