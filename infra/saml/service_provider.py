@@ -259,8 +259,10 @@ class ServiceProvider:
         )
 
     def logout_request(self, query: Mapping[str, str]) -> IdpLogout:
-        """An IdP-initiated LogoutRequest (HTTP-Redirect, signature checked when present)."""
+        """An IdP-initiated LogoutRequest (HTTP-Redirect; it must be signed by the IdP)."""
         decode(query.get("SAMLRequest", ""))
+        if not query.get("Signature"):
+            raise SamlRejected("signature_missing", "an unsigned LogoutRequest")
         auth = self._auth(self.urls.slo, query)
         xml = OneLogin_Saml2_Logout_Request(self.settings, query["SAMLRequest"]).get_xml()
         parse(xml if isinstance(xml, bytes) else str(xml).encode())
@@ -272,8 +274,11 @@ class ServiceProvider:
         return IdpLogout(str(name_id), [str(i) for i in indexes], str(redirect))
 
     def logout_response(self, query: Mapping[str, str], request_id: str) -> None:
-        """The IdP's answer to our LogoutRequest `request_id` (SamlRejected unless success)."""
+        """The IdP's answer to our LogoutRequest `request_id` (signed; SamlRejected unless it
+        reports success)."""
         decode(query.get("SAMLResponse", ""))
+        if not query.get("Signature"):
+            raise SamlRejected("signature_missing", "an unsigned LogoutResponse")
         auth = self._auth(self.urls.slo, query)
         auth.process_slo(keep_local_session=True, request_id=request_id)
         if auth.get_errors():

@@ -284,6 +284,7 @@ class SamlIdp:
             info = self.server.apply_binding(
                 BINDING_HTTP_REDIRECT, str(request), sp_slo_url, relay_state="idp-logout",
                 sigalg=SIG_RSA_SHA256,
+                sign=True,
             )  # fmt: skip
         return str(dict(info["headers"])["Location"])
 
@@ -376,6 +377,7 @@ class SamlIdp:
             info = self.server.apply_binding(
                 BINDING_HTTP_REDIRECT, str(response), destination,
                 relay_state=query.get("RelayState", ""), response=True, sigalg=SIG_RSA_SHA256,
+                sign=True,
             )  # fmt: skip
         location = dict(info["headers"])["Location"]
         start("303 See Other", [("Location", location), ("Content-Length", "0")])
