@@ -93,8 +93,7 @@ class SamlTenant:
         with psycopg.connect(self.api.system.app_conninfo) as conn, conn.transaction():
             conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(self.id)])
             rows = conn.execute(
-                "SELECT result, details FROM tenant_audit_log WHERE action = %s "
-                "ORDER BY timestamp",
+                "SELECT result, details FROM tenant_audit_log WHERE action = %s ORDER BY timestamp",
                 [action],
             ).fetchall()
         return [{"result": r[0], **r[1]} for r in rows]
