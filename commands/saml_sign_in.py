@@ -192,6 +192,8 @@ class SamlSignIn:
             )
             if provider is None:
                 raise SamlRejected("integration_unavailable")
+            if screened.refusal is not None:
+                raise screened.refusal
             if request_id is None:
                 if not provider.allow_idp_initiated:
                     raise SamlRejected("unsolicited_not_allowed")

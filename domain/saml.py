@@ -35,6 +35,7 @@ class Screened:
     in_response_to: str | None
     audiences: tuple[str, ...]
     issuer: str | None
+    refusal: SamlRejected | None = None  # found after parsing: raised once the tenant is known
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ covers from what a naive reader takes), no SHA-1 in any signature or digest, and
 assertion only with AES-256. Everything here is linear in the input and touches no network.
 
 `screen` returns the parsed document and the facts read (unverified) from it that choose how to
-validate (`domain.saml.Screened`): the root's `InResponseTo`, the audiences, the issuer.
+validate (`domain.saml.Screened`): the root's `InResponseTo`, the audiences, the issuer. A
+message that is not XML, is too large or has a DTD is refused at once; the other refusals
+(comments, SHA-1, weak encryption) are carried in `Screened.refusal`, raised once the message's
+tenant is known so that the refusal is audited in that tenant.
 """
 
 from __future__ import annotations
@@ -53,21 +56,37 @@ def decode(message: str, *, limit: int = MAX_RESPONSE_CHARS) -> bytes:
 
 
 def parse(xml: bytes) -> etree._Element:
+    """The document, parsed without a DTD (SamlRejected when it has one or is not XML)."""
     if _DTD.search(xml):
         raise SamlRejected("dtd_forbidden", "a DOCTYPE or ENTITY declaration")
     try:
-        root = etree.fromstring(xml, parser=_parser())
+        return etree.fromstring(xml, parser=_parser())
     except etree.XMLSyntaxError:
         raise SamlRejected("malformed", "not well-formed XML") from None
+
+
+def refusal_of(root: etree._Element) -> SamlRejected | None:
+    """What makes a well-formed message unacceptable whatever its signature says."""
     for node in root.iter(etree.Comment, etree.ProcessingInstruction):
         kind = "comment" if isinstance(node, etree._Comment) else "processing instruction"
-        raise SamlRejected("comment_in_message", f"a {kind} inside the message")
-    for method in root.iterfind(".//ds:SignatureMethod", NS):
-        if _SHA1.search(method.get("Algorithm", "")):
-            raise SamlRejected("sha1_refused", "a SHA-1 signature")
-    for method in root.iterfind(".//ds:DigestMethod", NS):
-        if _SHA1.search(method.get("Algorithm", "")):
-            raise SamlRejected("sha1_refused", "a SHA-1 digest")
+        return SamlRejected("comment_in_message", f"a {kind} inside the message")
+    for tag in ("SignatureMethod", "DigestMethod"):
+        for method in root.iterfind(f".//ds:{tag}", NS):
+            if _SHA1.search(method.get("Algorithm", "")):
+                return SamlRejected("sha1_refused", f"a SHA-1 {tag}")
+    for encrypted in root.iterfind("saml:EncryptedAssertion/xenc:EncryptedData", NS):
+        method = encrypted.find("xenc:EncryptionMethod", NS)
+        if method is None or method.get("Algorithm") not in AES_256:
+            return SamlRejected("weak_encryption", "the assertion is not encrypted with AES-256")
+    return None
+
+
+def parse_checked(xml: bytes) -> etree._Element:
+    """`parse` and `refusal_of` at once (for messages that name no tenant before)."""
+    root = parse(xml)
+    refusal = refusal_of(root)
+    if refusal is not None:
+        raise refusal
     return root
 
 
@@ -76,10 +95,6 @@ def screen(message: str) -> Screened:
     root = parse(xml)
     if root.tag != f"{{{SAMLP}}}Response":
         raise SamlRejected("malformed", "not a samlp:Response")
-    for encrypted in root.iterfind("saml:EncryptedAssertion/xenc:EncryptedData", NS):
-        method = encrypted.find("xenc:EncryptionMethod", NS)
-        if method is None or method.get("Algorithm") not in AES_256:
-            raise SamlRejected("weak_encryption", "the assertion is not encrypted with AES-256")
     audiences = tuple(
         (a.text or "").strip()
         for a in root.iterfind(
@@ -93,4 +108,5 @@ def screen(message: str) -> Screened:
         in_response_to=root.get("InResponseTo"),
         audiences=audiences,
         issuer=issuer.strip() if issuer else None,
+        refusal=refusal_of(root),
     )

@@ -39,7 +39,7 @@ from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from domain.saml import IdpLogout, SamlAssertion, SamlRejected
-from infra.saml.screening import NS, decode, parse
+from infra.saml.screening import NS, decode, parse_checked
 
 # python3-saml's own drift (300 s, process-wide) is widened to the largest skew an integration
 # may set: the integration's skew is then what decides (checked here, after validation).
@@ -74,7 +74,7 @@ def _idp_settings(config: Mapping[str, Any], fetch: Callable[[str, float], str])
     if config.get("idp_metadata_url"):
         xml = fetch(str(config["idp_metadata_url"]), float(config.get("timeout_seconds", 5)))
     if xml:
-        parse(xml.encode() if isinstance(xml, str) else xml)  # the same screening: no DTD ...
+        parse_checked(xml.encode() if isinstance(xml, str) else xml)  # no DTD, comment ...
         parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml)
         idp: dict[str, Any] = parsed["idp"]
         if "x509certMulti" not in idp and "x509cert" in idp:
@@ -265,7 +265,7 @@ class ServiceProvider:
             raise SamlRejected("signature_missing", "an unsigned LogoutRequest")
         auth = self._auth(self.urls.slo, query)
         xml = OneLogin_Saml2_Logout_Request(self.settings, query["SAMLRequest"]).get_xml()
-        parse(xml if isinstance(xml, bytes) else str(xml).encode())
+        parse_checked(xml if isinstance(xml, bytes) else str(xml).encode())
         redirect = auth.process_slo(keep_local_session=True)
         if auth.get_errors() or not redirect:
             raise SamlRejected("invalid_logout_request", str(auth.get_last_error_reason()))

@@ -89,14 +89,19 @@ class SamlTenant:
         self.api.wait_projected()
 
     def audit(self, action: str = "saml_login") -> list[dict[str, Any]]:
-        self.api.wait_projected()
-        with psycopg.connect(self.api.system.app_conninfo) as conn, conn.transaction():
-            conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(self.id)])
-            rows = conn.execute(
-                "SELECT result, details FROM tenant_audit_log WHERE action = %s ORDER BY timestamp",
-                [action],
-            ).fetchall()
-        return [{"result": r[0], **r[1]} for r in rows]
+        return audit_rows(self.api, self.id, action)
+
+
+def audit_rows(api: Api, tenant_id: UUID, action: str = "saml_login") -> list[dict[str, Any]]:
+    """The tenant's audit records of `action`, oldest first (details with the result)."""
+    api.wait_projected()
+    with psycopg.connect(api.system.app_conninfo) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(tenant_id)])
+        rows = conn.execute(
+            "SELECT result, details FROM tenant_audit_log WHERE action = %s ORDER BY timestamp",
+            [action],
+        ).fetchall()
+    return [{"result": r[0], **r[1]} for r in rows]
 
 
 class Browser:

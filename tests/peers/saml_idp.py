@@ -186,6 +186,7 @@ class SamlIdp:
         sign_response: bool | None = None,
         sign_assertion: bool = True,
         encrypt: bool | None = None,
+        encryption: Any = xmlsec.constants.TransformAes256Cbc,
     ) -> str:
         """A genuine SAMLResponse (base64) for `username`, as the IdP would send it."""
 
@@ -209,10 +210,12 @@ class SamlIdp:
             )
         xml = str(response).encode()
         if encrypt:
-            xml = self._encrypt(xml, self.sp_certs[sp_entity_id])
+            xml = self._encrypt(xml, self.sp_certs[sp_entity_id], encryption)
         return base64.b64encode(xml).decode()
 
-    def _encrypt(self, xml: bytes, cert_pem: str) -> bytes:
+    def _encrypt(
+        self, xml: bytes, cert_pem: str, method: Any = xmlsec.constants.TransformAes256Cbc
+    ) -> bytes:
         root = etree.fromstring(xml)
         assertion = root.find("saml:Assertion", NS)
         assert assertion is not None
@@ -224,9 +227,8 @@ class SamlIdp:
             xmlsec.Key.from_memory(cert_pem.encode(), xmlsec.constants.KeyDataFormatCertPem)
         )
         template = xmlsec.template.encrypted_data_create(
-            root, xmlsec.constants.TransformAes256Cbc, type=xmlsec.constants.TypeEncElement,
-            ns="xenc",
-        )  # fmt: skip
+            root, method, type=xmlsec.constants.TypeEncElement, ns="xenc"
+        )
         xmlsec.template.encrypted_data_ensure_cipher_value(template)
         key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="dsig")
         encrypted_key = xmlsec.template.add_encrypted_key(
@@ -234,15 +236,26 @@ class SamlIdp:
         )
         xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
         context = xmlsec.EncryptionContext(manager)
+        aes = method is xmlsec.constants.TransformAes256Cbc
         context.key = xmlsec.Key.generate(
-            xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession
+            xmlsec.constants.KeyDataAes if aes else xmlsec.constants.KeyDataDes,
+            256 if aes else 192,
+            xmlsec.constants.KeyDataTypeSession,
         )
         context.encrypt_xml(template, assertion)
         return bytes(etree.tostring(root))
 
-    def resign(self, message: str, change: Callable[[etree._Element], None]) -> str:
+    def resign(
+        self,
+        message: str,
+        change: Callable[[etree._Element], None],
+        *,
+        keys: KeyPair | None = None,
+    ) -> str:
         """`message` (a signed response) changed by `change` (given the Assertion) and signed
-        again with this IdP's key: the assertion only, RSA-SHA256, exclusive c14n."""
+        again with this IdP's key (or `keys`: an attacker's), the assertion only, RSA-SHA256,
+        exclusive c14n, the signing certificate embedded in KeyInfo."""
+        keys = keys or self.keys
 
         root = etree.fromstring(base64.b64decode(message))
         for signature in root.findall(".//ds:Signature", NS):
@@ -258,14 +271,15 @@ class SamlIdp:
             digest_algorithm="sha256",
             c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
         )
+        # The whole document is signed (the signature lands on the placeholder): an assertion
+        # signed alone and put back would have its signature's prefixes rewritten by lxml.
         signed = signer.sign(
-            assertion,
-            key=self.keys.key_pem.encode(),
-            cert=self.keys.cert_pem.encode(),
+            root,
+            key=keys.key_pem.encode(),
+            cert=keys.cert_pem.encode(),
             reference_uri=assertion.get("ID"),
         )
-        root.replace(assertion, signed)
-        return base64.b64encode(etree.tostring(root)).decode()
+        return base64.b64encode(etree.tostring(signed)).decode()
 
     # --- logout started here -------------------------------------------------------------------
 
