@@ -50,8 +50,9 @@ class SamlLoggedOut(msgspec.Struct, kw_only=True):
 
 
 def _base_url(request: Request[Any, Any, Any], api: ApiServices) -> str:
-    configured = getattr(api.system.settings, "public_url", None)
-    return str(configured or request.base_url).rstrip("/")
+    """The service's URL as the browser and the IdP reach it (the ACS and SLO URLs follow)."""
+    del api
+    return str(request.base_url).rstrip("/")
 
 
 def _who(request: Request[Any, Any, Any]) -> Client:

@@ -21,6 +21,7 @@ import base64
 import html
 import secrets
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -446,12 +447,13 @@ def _config(url: str, folder: Path, keys: KeyPair) -> Any:
 
 
 @contextmanager
-def running_idp(folder: Path, users: dict[str, User] | None = None) -> Iterator[SamlIdp]:
-    """An IdP on a free 127.0.0.1 port until the block ends."""
+def running_idp(
+    folder: Path, users: dict[str, User] | None = None, *, port: int | None = None
+) -> Iterator[SamlIdp]:
+    """An IdP on 127.0.0.1 (a free port unless given) until the block ends."""
     if shutil.which("xmlsec1") is None:
         pytest.fail(INSTALL)
-
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     keys = make_key_pair(f"IdP {port}")
     idp = SamlIdp(
@@ -481,3 +483,33 @@ def saml_idps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[SamlIdp
 @pytest.fixture(scope="session")
 def saml_idp(saml_idps: list[SamlIdp]) -> SamlIdp:
     return saml_idps[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve a test IdP by hand (the worked example of docs/identity-saml-oidc.md):
+    `python -m tests.peers.saml_idp --port 8900 --sp-metadata URL [--sp-metadata URL ...]`."""
+    import argparse  # noqa: PLC0415 - only the command line needs it
+    import tempfile  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m tests.peers.saml_idp")
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--sp-metadata", action="append", default=[], metavar="URL")
+    args = parser.parse_args(argv)
+    with running_idp(Path(tempfile.mkdtemp(prefix="acgs-idp-")), port=args.port) as idp:
+        for url in args.sp_metadata:
+            idp.trust(httpx.get(url, timeout=10).text)
+        print(f"IdP metadata: {idp.metadata_url}", flush=True)
+        for name, user in idp.users.items():
+            print(f"user {name} / {user.password}: {user.attributes}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
