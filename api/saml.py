@@ -4,17 +4,21 @@ reads and writes, built from the system's pieces.
 - the tenant of an integration, and the SAML integrations an unsolicited response may be for
   (platform reads of the integrations read model: the caller has no tenant yet);
 - one warm `ServiceProvider` per (integration, version, base URL), rebuilt when the integration
-  changes; its configuration is read from the event store with the secrets opened;
+  changes (looked up again at most every 5 s); its configuration is read from the event store
+  with the secrets opened;
 - the replay cache and the SAML session index in PostgreSQL; the screening of responses.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
 from api.bootstrap import System
+from api.identity import RECHECK_SECONDS
 from commands.saml_sign_in import SamlProvider, SamlSignIn
 from commands.sign_in import SignIn
 from domain.errors import NotFound
@@ -38,14 +42,35 @@ def sp_urls(base_url: str, integration_id: UUID, entity_id: str) -> SpUrls:
 
 
 class ServiceProviders:
-    """One `ServiceProvider` per SAML integration, kept while its version stays."""
+    """One `ServiceProvider` per SAML integration, kept while its version stays. Whether the
+    integration is still enabled, and its version, are looked up again at most every
+    `recheck_seconds` (5 s): a changed or disabled integration is in use within that time."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(
+        self,
+        system: System,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._system = system
         self._lock = threading.Lock()
         self._built: dict[tuple[UUID, str], tuple[int, ServiceProvider]] = {}
+        self._recent: dict[tuple[UUID, UUID, str], tuple[float, SamlProvider | None]] = {}
+        self._recheck = recheck_seconds
+        self._clock = clock
 
     def provider(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
+        key = (tenant_id, integration_id, base_url)
+        recent = self._recent.get(key)
+        if recent is not None and self._clock() - recent[0] < self._recheck:
+            return recent[1]
+        checked_at = self._clock()
+        found = self._lookup(tenant_id, integration_id, base_url)
+        self._recent[key] = (checked_at, found)
+        return found
+
+    def _lookup(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
         commands = self._system.integrations
         if commands is None:
             return None

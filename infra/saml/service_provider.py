@@ -39,12 +39,14 @@ from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from domain.saml import IdpLogout, SamlAssertion, SamlRejected
+from infra.saml import schemas
 from infra.saml.screening import NS, decode, parse_checked
 
 # python3-saml's own drift (300 s, process-wide) is widened to the largest skew an integration
 # may set: the integration's skew is then what decides (checked here, after validation).
 MAX_SKEW_SECONDS = 600
 C.ALLOWED_CLOCK_DRIFT = MAX_SKEW_SECONDS
+schemas.install()  # the SAML XSDs compiled once per thread, not on every response
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 
