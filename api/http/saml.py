@@ -33,9 +33,11 @@ from api.http.auth import principal_from_scope
 from api.http.identity import TokenResponse, _client
 from api.http.services import ApiServices
 from commands.saml_sign_in import Client
+from commands.sign_in import AssertionRejected
 from domain.errors import ValidationFailed
 
 MAX_FORM_FIELD = 300_000
+MAX_RELAY_STATE = 2000
 
 
 class SamlLogoutResponse(msgspec.Struct, kw_only=True):
@@ -102,8 +104,9 @@ class SamlController(Controller):
     @post(
         "/acs",
         summary="The SAML assertion consumer",
-        description="Form post of the IdP's SAMLResponse (and RelayState). Any refused response "
-        "is 401 INVALID_ASSERTION (the reason is in the audit log); 403 SIGN_IN_REFUSED when "
+        description="Form post (application/x-www-form-urlencoded) of the IdP's SAMLResponse "
+        "(and RelayState). Any refused or missing response is 401 INVALID_ASSERTION (the "
+        "reason is in the audit log); 403 SIGN_IN_REFUSED when "
         "no role is mapped and the tenant has no default role. Signed in: the service's tokens "
         "as JSON, or 303 to the sign-in's return URL with them in the fragment.",
         status_code=200,
@@ -116,15 +119,13 @@ class SamlController(Controller):
         form = await request.form()
         message = form.get("SAMLResponse")
         relay = form.get("RelayState")
-        problems = []
         if not isinstance(message, str) or not message:
-            problems.append({"field": "SAMLResponse", "message": "is required"})
-        if relay is not None and (not isinstance(relay, str) or len(relay) > 2000):
-            problems.append({"field": "RelayState", "message": "must be at most 2000 characters"})
-        if problems:
-            summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-            raise ValidationFailed(summary, {"fields": problems})
-        assert isinstance(message, str)
+            raise AssertionRejected("no_message")  # nothing from an IdP to accept
+        if relay is not None and (not isinstance(relay, str) or len(relay) > MAX_RELAY_STATE):
+            raise ValidationFailed(
+                f"RelayState: must be at most {MAX_RELAY_STATE} characters",
+                {"fields": [{"field": "RelayState", "message": "too long"}]},
+            )
         signed_in = await api.saml.consume(
             message,
             relay if isinstance(relay, str) else None,
@@ -149,19 +150,34 @@ class SamlController(Controller):
         summary="SAML single logout from the IdP",
         description="HTTP-Redirect binding. A LogoutRequest from the IdP ends the sessions of "
         "its NameID (and SessionIndex) and is answered with a 303 to the IdP; a LogoutResponse "
-        "answers our LogoutRequest. 401 INVALID_ASSERTION when refused.",
+        "answers our LogoutRequest (query: SAMLRequest or SAMLResponse, RelayState, SigAlg, "
+        "Signature). 401 INVALID_ASSERTION when refused or when there is no message.",
         responses={
             200: ResponseSpec(SamlLoggedOut, description="The IdP confirmed our logout"),
             **ex.refusals("INVALID_ASSERTION", "NOT_FOUND", "VALIDATION_ERROR"),
         },
     )
     async def idp_slo(
-        self, request: Request[Any, Any, Any], integration_id: UUID, api: ApiServices
+        self,
+        request: Request[Any, Any, Any],
+        integration_id: UUID,
+        api: ApiServices,
+        saml_request: str | None = Parameter(query="SAMLRequest", default=None),
+        saml_response: str | None = Parameter(query="SAMLResponse", default=None),
+        relay_state: str | None = Parameter(query="RelayState", default=None),
+        sig_alg: str | None = Parameter(query="SigAlg", default=None),
+        signature: str | None = Parameter(query="Signature", default=None),
     ) -> Any:
-        query = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+        given = {
+            "SAMLRequest": saml_request,
+            "SAMLResponse": saml_response,
+            "RelayState": relay_state,
+            "SigAlg": sig_alg,
+            "Signature": signature,
+        }
+        query = {k: v for k, v in given.items() if v is not None}
         if any(len(v) > MAX_FORM_FIELD for v in query.values()):
-            raise ValidationFailed("query: too long", {"fields": [{"field": "query",
-                                   "message": "too long"}]})  # fmt: skip
+            raise AssertionRejected("oversized")
         base, who = _base_url(request, api), _who(request)
         if "SAMLRequest" in query:
             url = await api.saml.idp_logout(integration_id, query, base, who)
@@ -169,10 +185,7 @@ class SamlController(Controller):
         if "SAMLResponse" in query:
             await api.saml.logout_done(integration_id, query, base, who)
             return SamlLoggedOut(logged_out=True, constitutional_hash=api.constitutional_hash)
-        raise ValidationFailed(
-            "SAMLRequest or SAMLResponse is required",
-            {"fields": [{"field": "SAMLRequest", "message": "or SAMLResponse is required"}]},
-        )
+        raise AssertionRejected("no_message")  # nothing from an IdP to accept
 
     @post(
         "/{integration_id:uuid}/slo",
