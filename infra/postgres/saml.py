@@ -30,16 +30,22 @@ class SamlAssertionCache:
     ) -> bool:
         """True the first time this tenant sees `assertion_id`; False for a replay."""
         digest = hashlib.sha256(assertion_id.encode()).digest()
-        async with self._db.tenant_session(tenant_id) as conn:
-            await conn.execute(
-                "DELETE FROM auth_saml_assertions WHERE keep_until < %s", [self._now()]
-            )
-            cur = await conn.execute(
-                "INSERT INTO auth_saml_assertions (tenant_id, assertion_hash, integration_id, "
-                "keep_until) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [tenant_id, digest, integration_id, keep_until],
-            )
-            return cur.rowcount == 1
+        _, inserted = await self._db.fetch_sets(  # one round trip, one transaction
+            tenant_id,
+            [
+                (
+                    "DELETE FROM auth_saml_assertions WHERE keep_until < %s RETURNING 1",
+                    [self._now()],
+                ),
+                (
+                    "INSERT INTO auth_saml_assertions (tenant_id, assertion_hash, "
+                    "integration_id, keep_until) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT DO NOTHING RETURNING 1",
+                    [tenant_id, digest, integration_id, keep_until],
+                ),
+            ],
+        )
+        return len(inserted) == 1
 
 
 class SamlSessionIndex:
@@ -55,12 +61,12 @@ class SamlSessionIndex:
         name_id_format: str | None,
         session_index: str | None,
     ) -> None:
-        async with self._db.tenant_session(tenant_id) as conn:
-            await conn.execute(
-                "INSERT INTO auth_saml_sessions (sid, tenant_id, integration_id, name_id, "
-                "name_id_format, session_index) VALUES (%s, %s, %s, %s, %s, %s)",
-                [sid, tenant_id, integration_id, name_id, name_id_format, session_index],
-            )
+        await self._db.fetch_one_as_tenant(  # one round trip
+            tenant_id,
+            "INSERT INTO auth_saml_sessions (sid, tenant_id, integration_id, name_id, "
+            "name_id_format, session_index) VALUES (%s, %s, %s, %s, %s, %s) RETURNING sid",
+            [sid, tenant_id, integration_id, name_id, name_id_format, session_index],
+        )
 
     async def of_session(self, tenant_id: UUID, sid: str) -> SamlSessionRef | None:
         async with self._db.tenant_session(tenant_id) as conn:

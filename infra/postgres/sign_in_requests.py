@@ -59,13 +59,12 @@ class SignInRequestStore:
         tenant_id = tenant_of_request(request_id)
         if tenant_id is None:
             return None
-        async with self._db.tenant_session(tenant_id) as conn:
-            cur = await conn.execute(
-                "DELETE FROM auth_sign_in_requests WHERE request_hash = %s AND kind = %s "
-                "RETURNING integration_id, payload, expires_at",
-                [_hash(request_id), kind],
-            )
-            row = await cur.fetchone()
+        row = await self._db.fetch_one_as_tenant(  # one round trip
+            tenant_id,
+            "DELETE FROM auth_sign_in_requests WHERE request_hash = %s AND kind = %s "
+            "RETURNING integration_id, payload, expires_at",
+            [_hash(request_id), kind],
+        )
         if row is None or row["expires_at"] <= self._now():
             return None
         return PendingSignIn(
