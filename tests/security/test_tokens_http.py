@@ -96,6 +96,9 @@ def secured_operations(api: Api) -> list[tuple[str, str]]:
     ]
     # every /v1 operation is secured, and there are some (else this test proves nothing)
     public = {"/v1/auth/ldap/login", "/v1/auth/token/refresh"}  # exchange credentials for tokens
+    # called by a browser or an IdP (the SLO path's POST is secured, its GET is not)
+    public |= {"/v1/auth/saml/acs", "/v1/auth/saml/{integration_id}/metadata",
+               "/v1/auth/saml/{integration_id}/login"}  # fmt: skip
     assert {p for _, p in found} == {p for p in paths if p.startswith("/v1/") and p not in public}
     assert len(found) >= 6
     return found

@@ -1,0 +1,171 @@
+"""Wiring of SAML sign-in (part of the composition root): what `commands.saml_sign_in.SamlSignIn`
+reads and writes, built from the system's pieces.
+
+- the tenant of an integration, and the SAML integrations an unsolicited response may be for
+  (platform reads of the integrations read model: the caller has no tenant yet);
+- one warm `ServiceProvider` per (integration, version, base URL), rebuilt when the integration
+  changes (looked up again at most every 5 s); its configuration is read from the event store
+  with the secrets opened;
+- the replay cache and the SAML session index in PostgreSQL; the screening of responses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+from api.bootstrap import System
+from api.identity import RECHECK_SECONDS
+from commands.saml_sign_in import SamlProvider, SamlSignIn
+from commands.sign_in import SignIn
+from domain.errors import NotFound
+from domain.saml import SamlRejected, SamlSessionRef, Screened
+from infra.postgres.database import Database
+from infra.postgres.saml import SamlAssertionCache, SamlSessionIndex
+from infra.postgres.sign_in_requests import SignInRequestStore
+from infra.saml.screening import screen
+from infra.saml.service_provider import ServiceProvider, SpUrls
+
+SAML_PREFIX = "/v1/auth/saml"
+
+
+def sp_urls(base_url: str, integration_id: UUID, entity_id: str) -> SpUrls:
+    base = base_url.rstrip("/")
+    return SpUrls(
+        entity_id=entity_id,
+        acs=f"{base}{SAML_PREFIX}/acs",
+        slo=f"{base}{SAML_PREFIX}/{integration_id}/slo",
+    )
+
+
+class ServiceProviders:
+    """One `ServiceProvider` per SAML integration, kept while its version stays. Whether the
+    integration is still enabled, and its version, are looked up again at most every
+    `recheck_seconds` (5 s): a changed or disabled integration is in use within that time."""
+
+    def __init__(
+        self,
+        system: System,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._system = system
+        self._lock = threading.Lock()
+        self._built: dict[tuple[UUID, str], tuple[int, ServiceProvider]] = {}
+        self._recent: dict[tuple[UUID, UUID, str], tuple[float, SamlProvider | None]] = {}
+        self._recheck = recheck_seconds
+        self._clock = clock
+
+    def provider(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
+        key = (tenant_id, integration_id, base_url)
+        recent = self._recent.get(key)
+        if recent is not None and self._clock() - recent[0] < self._recheck:
+            return recent[1]
+        checked_at = self._clock()
+        found = self._lookup(tenant_id, integration_id, base_url)
+        self._recent[key] = (checked_at, found)
+        return found
+
+    def _lookup(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
+        commands = self._system.integrations
+        if commands is None:
+            return None
+        try:
+            integration = commands.load(tenant_id, integration_id)
+        except NotFound:
+            return None
+        if integration.integration_type.value != "saml" or not integration.enabled:
+            return None
+        key = (integration.id, base_url)
+        with self._lock:
+            cached = self._built.get(key)
+        if cached is not None and cached[0] == integration.version:
+            return cached[1]
+        config = integration.clear_config(commands.sealer)
+        try:
+            built = ServiceProvider(
+                integration.id,
+                config,
+                sp_urls(base_url, integration.id, str(config["sp_entity_id"])),
+            )
+        except SamlRejected:
+            return None
+        with self._lock:
+            self._built[key] = (integration.version, built)
+        return built
+
+
+class SystemSamlPorts:
+    """`commands.saml_sign_in.SamlPorts` on the system's database and integrations."""
+
+    def __init__(self, database: Database, providers: ServiceProviders) -> None:
+        self._db = database
+        self._providers = providers
+        self._replays = SamlAssertionCache(database)
+        self._sessions = SamlSessionIndex(database)
+
+    async def tenant_of(self, integration_id: UUID) -> UUID | None:
+        async with self._db.platform_session() as conn:
+            cur = await conn.execute(
+                "SELECT tenant_id FROM enterprise_integrations WHERE integration_id = %s "
+                "AND integration_type = 'saml' AND archived_at IS NULL",
+                [integration_id],
+            )
+            row = await cur.fetchone()
+        return None if row is None else UUID(str(row["tenant_id"]))
+
+    def provider(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
+        return self._providers.provider(tenant_id, integration_id, base_url)
+
+    async def unsolicited(self, audiences: tuple[str, ...]) -> list[tuple[UUID, UUID]]:
+        if not audiences:
+            return []
+        async with self._db.platform_session() as conn:
+            cur = await conn.execute(
+                "SELECT tenant_id, integration_id FROM enterprise_integrations "
+                "WHERE integration_type = 'saml' AND enabled AND archived_at IS NULL "
+                "AND (config_encrypted::jsonb ->> 'sp_entity_id') = ANY(%s) LIMIT 2",
+                [list(audiences)],
+            )
+            rows = await cur.fetchall()
+        return [(UUID(str(r["tenant_id"])), UUID(str(r["integration_id"]))) for r in rows]
+
+    def screen(self, message: str) -> Screened:
+        return screen(message)
+
+    async def first_use(
+        self, tenant_id: UUID, integration_id: UUID, assertion_id: str, keep_until: datetime
+    ) -> bool:
+        return await self._replays.first_use(tenant_id, integration_id, assertion_id, keep_until)
+
+    async def record_session(
+        self,
+        tenant_id: UUID,
+        integration_id: UUID,
+        sid: str,
+        name_id: str,
+        name_id_format: str | None,
+        session_index: str | None,
+    ) -> None:
+        await self._sessions.record(
+            tenant_id, integration_id, sid, name_id, name_id_format, session_index
+        )
+
+    async def session_ref(self, tenant_id: UUID, sid: str) -> SamlSessionRef | None:
+        return await self._sessions.of_session(tenant_id, sid)
+
+    async def live_sessions(
+        self, tenant_id: UUID, integration_id: UUID, name_id: str, session_indexes: list[str]
+    ) -> list[str]:
+        return await self._sessions.live_sessions(
+            tenant_id, integration_id, name_id, session_indexes
+        )
+
+
+def build_saml(system: System, database: Database, sign_in: SignIn) -> SamlSignIn:
+    ports = SystemSamlPorts(database, ServiceProviders(system))
+    return SamlSignIn(sign_in, SignInRequestStore(database), ports)
