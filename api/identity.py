@@ -148,8 +148,10 @@ class SystemSignInPorts:
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
         return self.directories.directory(tenant_id, integration_id)
 
-    async def mappings(self, tenant_id: UUID, integration_id: UUID) -> list[GroupMapping]:
-        return await self.roles.mappings(tenant_id, integration_id)
+    async def mappings(
+        self, tenant_id: UUID, integration_id: UUID, source_type: str = "ldap_group"
+    ) -> list[GroupMapping]:
+        return await self.roles.mappings(tenant_id, integration_id, source_type)
 
     async def open_session(
         self,

@@ -1,4 +1,4 @@
-"""The role-mapping cache of sign-in: (tenant, integration) → its LDAP group mappings, read
+"""The role-mapping cache of sign-in: (tenant, integration, source type) → its mappings, read
 from the `tenant_role_mappings` read model and kept for 5 minutes, and its listener, a
 supervised worker that LISTENs for the role-mapping projection's notifications (sent in the
 transaction that changed the read model, so delivered once the change is visible to every
@@ -23,7 +23,7 @@ ROLE_CACHE_SECONDS = 300.0
 
 
 class RoleMappingCache:
-    """(tenant, integration) → its LDAP group mappings, for `ttl_seconds`."""
+    """(tenant, integration, source type) → its role mappings, for `ttl_seconds`."""
 
     def __init__(
         self,
@@ -35,11 +35,13 @@ class RoleMappingCache:
         self._db = database
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._entries: dict[tuple[UUID, UUID], tuple[float, list[GroupMapping]]] = {}
+        self._entries: dict[tuple[UUID, UUID, str], tuple[float, list[GroupMapping]]] = {}
         self.loads = 0
 
-    async def mappings(self, tenant_id: UUID, integration_id: UUID) -> list[GroupMapping]:
-        key = (tenant_id, integration_id)
+    async def mappings(
+        self, tenant_id: UUID, integration_id: UUID, source_type: str = "ldap_group"
+    ) -> list[GroupMapping]:
+        key = (tenant_id, integration_id, source_type)
         cached = self._entries.get(key)
         if cached is not None and self._clock() - cached[0] < self.ttl_seconds:
             return cached[1]
@@ -48,8 +50,8 @@ class RoleMappingCache:
             cur = await conn.execute(
                 "SELECT mapping_id, integration_id, source_value, maci_role, priority "
                 "FROM tenant_role_mappings WHERE integration_id = %s "
-                "AND source_type = 'ldap_group'",
-                [integration_id],
+                "AND source_type = %s",
+                [integration_id, source_type],
             )
             rows = await cur.fetchall()
         mappings = [

@@ -15,6 +15,16 @@ directory and the roles resolved again, so a user removed from the directory, or
 mapped group (with no default role), loses access at the next refresh. A reused refresh token
 revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
 at once, its access tokens wherever `RevocationCheck` runs (every API process) within a second.
+
+Federated sign-in (`federated`): a SAML IdP or an OpenID/OAuth provider has vouched for the user
+(its adapter checked the signature, audience, expiry, replay ...) and hands over a
+`FederatedIdentity`: the stable external subject, the profile, and the attribute, claim or scope
+values. Those values go through the integration's role mappings of the matching source type
+(`saml_attribute`, `oidc_claim`, `oauth_scope`); the session lasts `session_seconds` (SAML: 8 h by
+default); the tokens carry `auth_method` saml/oidc/oauth. Refusals are `AssertionRejected` (the
+answer itself was not accepted) or `SignInRefused` (no role, tenant not active), each audited
+with its reason. `SignInRequests` is the port of the one-time server-side records that bind an
+identity provider's answer to the request the service sent.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
@@ -37,6 +47,7 @@ from domain.maci import MaciRole
 from domain.sessions import (
     ACCESS_TTL_SECONDS,
     REFRESH_TTL_SECONDS,
+    PendingSignIn,
     RefreshRejected,
     RefreshReused,
     Session,
@@ -98,7 +109,11 @@ class SignInPorts(Protocol):
         """The tenant's enabled LDAP integration (this one, or the first by name)."""
         ...
 
-    async def mappings(self, tenant_id: UUID, integration_id: UUID) -> list[GroupMapping]: ...
+    async def mappings(
+        self, tenant_id: UUID, integration_id: UUID, source_type: str = "ldap_group"
+    ) -> list[GroupMapping]:
+        """The integration's role mappings of one source type (LDAP groups by default)."""
+        ...
 
     async def open_session(
         self, entry: TenantEntry, sub: str, integration_id: UUID | None, dn: str | None,
@@ -177,6 +192,75 @@ class Issued:
     expires_in: int
     roles: tuple[MaciRole, ...]
     session: Session
+
+
+# --- federated sign-in: an identity asserted by a SAML IdP or an OpenID/OAuth provider ---------
+
+FEDERATED_SOURCE_TYPES = {"saml": "saml_attribute", "oidc": "oidc_claim", "oauth": "oauth_scope"}
+SAML_SESSION_SECONDS = 8 * 3600
+MAX_SUBJECT = 255
+
+
+class AssertionRejected(DomainError):
+    """The identity provider's answer was not accepted (bad signature, expired, replayed, not
+    for us ...). One message to the caller; the reason goes to the audit log only."""
+
+    code = "INVALID_ASSERTION"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the identity provider's answer was not accepted")
+        self.reason = reason
+
+
+class SignInRefused(DomainError):
+    """The identity provider vouched for the user, but this service lets them in with no role
+    (no mapping matched and the tenant's default role is none) or the tenant is not active."""
+
+    code = "SIGN_IN_REFUSED"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("this account has no access to the tenant", {"reason": reason})
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FederatedIdentity:
+    """Who an external identity provider says signed in (already verified by its adapter).
+
+    `subject` is the stable external id (a SAML persistent NameID, OIDC `iss` + `sub`); it is
+    the session's and the access token's `sub`. `values` are the attribute, claim or scope
+    values matched against the integration's role mappings of the method's source type.
+    `session_seconds` is the session's lifetime (the tenant's refresh lifetime when None)."""
+
+    tenant_id: UUID
+    integration_id: UUID
+    auth_method: str  # "saml", "oidc" or "oauth"
+    subject: str
+    username: str
+    email: str | None = None
+    name: str | None = None
+    values: frozenset[str] = frozenset()
+    session_seconds: int | None = None
+    ip: str = "unknown"
+    user_agent: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)  # protocol facts for the audit
+
+
+class SignInRequests(Protocol):
+    """One-time, expiring server-side records of browser sign-ins in flight (see
+    infra.postgres.sign_in_requests)."""
+
+    async def create(
+        self,
+        tenant_id: UUID,
+        integration_id: UUID,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        ttl_seconds: int = ...,
+    ) -> str: ...
+
+    async def consume(self, request_id: str, kind: str) -> PendingSignIn | None: ...
 
 
 class SignIn:
@@ -310,6 +394,70 @@ class SignIn:
         }
         token, _ = self._signer.sign(claims)
         return Issued(token, refresh_token, tenant.access_ttl_seconds, session.roles, session)
+
+    # --- federated sign-in (SAML, OIDC, OAuth) -------------------------------------------------
+
+    async def federated(self, identity: FederatedIdentity) -> Issued:
+        """Complete a sign-in the identity provider vouched for: roles from the integration's
+        mappings (the tenant's default role when none match; refused when that is none), a
+        session of `session_seconds`, the service's tokens, an audit record."""
+        source_type = FEDERATED_SOURCE_TYPES.get(identity.auth_method)
+        if source_type is None:
+            raise ValueError(f"unknown federated auth method {identity.auth_method!r}")
+        if not identity.subject or len(identity.subject) > MAX_SUBJECT:
+            await self.federated_refused(identity, "subject_invalid")
+            raise AssertionRejected("subject_invalid")
+        tenant = await self._ports.tenant_by_id(identity.tenant_id)
+        if tenant is None or not tenant.active:
+            await self.federated_refused(identity, "tenant_inactive")
+            raise SignInRefused("tenant_inactive")
+        mappings = await self._ports.mappings(
+            tenant.tenant_id, identity.integration_id, source_type
+        )
+        resolved = resolve_roles(identity.values, mappings, tenant.default_role)
+        if resolved is None:
+            await self.federated_refused(identity, "no_role")
+            raise SignInRefused("no_role")
+        if identity.session_seconds is not None:
+            tenant = replace(tenant, refresh_ttl_seconds=identity.session_seconds)
+        session, refresh_token = await self._ports.open_session(
+            tenant,
+            identity.subject,
+            identity.integration_id,
+            None,
+            resolved.roles,
+            auth_method=identity.auth_method,
+        )
+        issued = self._issue(tenant, session, refresh_token)
+        details = {"sid": session.sid, "maci_roles": [r.value for r in resolved.roles]}
+        await self._audit_federated(identity, "success", "signed_in", details)
+        return issued
+
+    async def federated_refused(
+        self, identity: FederatedIdentity, reason: str, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        """Audit a refused federated sign-in (`identity` holds what is known so far)."""
+        await self._audit_federated(identity, "denied", reason, extra or {})
+
+    async def _audit_federated(
+        self, identity: FederatedIdentity, result: str, outcome: str, extra: Mapping[str, Any]
+    ) -> None:
+        method = identity.auth_method
+        who = (identity.username or identity.subject or "unknown")[:255]
+        meta = EventMeta(identity.tenant_id, Actor(who, auth_method=method), self._hash)
+        details = {
+            "subject": identity.subject[:MAX_SUBJECT],
+            "username": identity.username[:255],
+            "email": identity.email,
+            "integration_id": str(identity.integration_id),
+            "outcome": outcome,
+            "ip": identity.ip,
+            "user_agent": identity.user_agent[:500],
+            **identity.details,
+            **extra,
+        }
+        await self._save(identity.tenant_id, f"{method}_login", result, f"auth/{method}", details,
+                         meta)  # fmt: skip
 
     # --- sessions -----------------------------------------------------------------------------
 

@@ -46,3 +46,31 @@ class RefreshReused(RefreshRejected):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+
+
+SIGN_IN_REQUEST_TTL_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    """A browser sign-in waiting for the identity provider's answer (a SAML AuthnRequest, an
+    OIDC authorization request): where it started, and what was sent (`payload`)."""
+
+    request_id: str
+    tenant_id: UUID
+    integration_id: UUID
+    kind: str
+    payload: dict[str, object]
+    expires_at: datetime
+
+
+def tenant_of_request(request_id: str) -> UUID | None:
+    """The tenant a sign-in request id names (`_<tenant id hex><40 hex>`), None if malformed.
+    The id is a valid XML `ID` and URL-safe, so it can be a SAML request id or an OIDC state."""
+    if len(request_id) != 73 or request_id[0] != "_":
+        return None
+    try:
+        int(request_id[1:], 16)
+        return UUID(hex=request_id[1:33])
+    except ValueError:
+        return None

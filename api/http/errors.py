@@ -74,6 +74,9 @@ STATUS_BY_CODE: dict[str, int] = {
     # Sign-in and role mappings (api/http/identity.py, api/http/role_mappings.py).
     "INVALID_CREDENTIALS": 401,
     "ROLE_MAPPING_EXISTS": 409,
+    # Federated sign-in (SAML, OIDC): the IdP's answer refused, or no access for a vouched user.
+    "INVALID_ASSERTION": 401,
+    "SIGN_IN_REFUSED": 403,
 }
 
 HASH_FAILURES = frozenset({"CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH"})

@@ -54,6 +54,7 @@ MIGRATIONS = [
     "applied 0009_policy_registry",
     "applied 0010_audit_api",
     "applied 0011_sessions_and_role_mappings",
+    "applied 0013_sign_in_requests",
 ]
 
 
