@@ -52,6 +52,8 @@ access_log = logging.getLogger("acgs.http.access")
 
 API_PREFIX = "/v1"
 PUBLIC_PATHS = frozenset({"/v1/auth/ldap/login", "/v1/auth/token/refresh"})
+# Browser sign-in flows: every route under these takes no bearer token.
+PUBLIC_PREFIXES = ("/v1/auth/oidc/",)
 _SLASHES = re.compile("/{2,}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
@@ -278,7 +280,8 @@ def _is_api_path(path: str) -> bool:
 
 def _is_public(path: str) -> bool:
     """The sign-in routes that take no bearer token (they exchange credentials for one)."""
-    return _SLASHES.sub("/", path).rstrip("/") in PUBLIC_PATHS
+    path = _SLASHES.sub("/", path)
+    return path.rstrip("/") in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

@@ -14,7 +14,9 @@ from api.http.quotas import ConcurrencyLimiter, RateLimiter
 from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
 from api.http.quotas.storage import StorageMeter
 from api.identity import build_sign_in
+from api.oidc import build_oidc_sign_in
 from api.tokens import key_ring, token_verifier
+from commands.oidc_sign_in import OidcSignIn
 from commands.sign_in import SignIn
 from commands.tenants import TenantCommands
 from infra.postgres.database import Database
@@ -38,6 +40,7 @@ class ApiServices:
     metrics: ApiMetrics
     sign_in: SignIn
     revocations: RevocationList
+    oidc: OidcSignIn
 
     @property
     def tenants(self) -> TenantCommands:
@@ -59,6 +62,7 @@ class ApiServices:
         )
         metrics.registry.register(DecisionCollector(system))
         revocations = RevocationList(system.database)
+        sign_in = build_sign_in(system, system.database, TokenIssuer(keys), revocations)
         return cls(
             system=system,
             constitutional_hash=settings.constitutional_hash,
@@ -70,6 +74,7 @@ class ApiServices:
             storage=StorageMeter(system.database),
             idempotency=Idempotency(system.database),
             metrics=metrics,
-            sign_in=build_sign_in(system, system.database, TokenIssuer(keys), revocations),
+            sign_in=sign_in,
             revocations=revocations,
+            oidc=build_oidc_sign_in(system, system.database, sign_in),
         )

@@ -99,9 +99,10 @@ def _check_claims(claims: dict[str, Any], rules: IdTokenRules, nonce: str, now: 
         raise IdTokenRejected("azp_missing")
     if azp is not None and azp != rules.client_id:
         raise IdTokenRejected("azp_mismatch")
-    exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
-    if not all(_is_time(v) for v in (exp, iat, nbf)):
+    times = (claims.get("exp"), claims.get("iat"), claims.get("nbf", 0))
+    if not all(_is_time(v) for v in times):
         raise IdTokenRejected("times_missing")
+    exp, iat, nbf = (float(v) for v in times if v is not None)
     if exp <= now - leeway:
         raise IdTokenRejected("expired")
     if nbf > now + leeway:

@@ -27,7 +27,8 @@ import httpx
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from commands.oidc_sign_in import ProviderIdentity, ProviderRefused
+from domain.errors import DependencyUnavailable
+from domain.provider_identity import ProviderIdentity, ProviderRefused
 from infra.oidc.discovery import discovery_url
 from infra.oidc.id_token import IdTokenRejected, IdTokenRules, validate_id_token
 from infra.oidc.jwks import JwksCache
@@ -164,9 +165,11 @@ class RelyingParty:
         return str(url)
 
     async def identify(
-        self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str
+        self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str, iss: str | None
     ) -> ProviderIdentity:
         meta = await self.metadata()
+        if iss is not None and iss != meta.issuer:  # a mix-up: another provider answered
+            raise ProviderRefused("issuer_mismatch")
         async with self._client(redirect_uri) as client:
             try:
                 tokens = await client.fetch_token(
@@ -185,7 +188,11 @@ class RelyingParty:
         meta = await self.metadata()
         async with self._client(None) as client:
             try:
-                tokens = await client.refresh_token(meta.token_endpoint, refresh_token=refresh_token)
+                tokens = await client.refresh_token(
+                    meta.token_endpoint, refresh_token=refresh_token
+                )
+            except httpx.TransportError:
+                raise DependencyUnavailable("the identity provider cannot be reached") from None
             except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
                 raise ProviderRefused("refresh_failed", _error_of(exc)) from None
         tokens = dict(tokens)
@@ -201,7 +208,9 @@ class RelyingParty:
         async with self._client(None) as client:
             try:
                 response = await client.revoke_token(
-                    meta.revocation_endpoint, token=refresh_token, token_type_hint="refresh_token"
+                    meta.revocation_endpoint,
+                    token=refresh_token,
+                    token_type_hint="refresh_token",  # noqa: S106
                 )
             except httpx.HTTPError:
                 return False
@@ -265,9 +274,7 @@ class RelyingParty:
             follow_redirects=False,
         )
 
-    async def _get_json(
-        self, url: str, reason: str, bearer: str | None = None
-    ) -> dict[str, Any]:
+    async def _get_json(self, url: str, reason: str, bearer: str | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         try:
             async with httpx.AsyncClient(timeout=self.settings.timeout) as client:
