@@ -123,6 +123,8 @@ _ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "INVALID_CREDENTIALS": ("the user name or password is not valid", {}),
     "ROLE_MAPPING_EXISTS": ("role mapping is already taken", {}),
+    "INVALID_ASSERTION": ("the identity provider's answer was not accepted", {}),
+    "SIGN_IN_REFUSED": ("this account has no access to the tenant", {"reason": "no_role"}),
 }
 _ALWAYS = ("UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED")
 WRITE = ("CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH", "STORAGE_QUOTA_EXCEEDED")

@@ -163,6 +163,8 @@ def running_provider(work: Path, *, id_token_ttl: int = 3600) -> Iterator[OidcPr
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
         out.close()
 
 

@@ -8,7 +8,7 @@
 // PKCE (S256) is required of every client. The development login pages are replaced by a
 // login form that checks the password table, and a consent step that grants the requested
 // OpenID scopes, and of the extra scopes only those the account may have. Refresh tokens are
-// issued to clients allowed the refresh_token grant; revocation and introspection are on.
+// issued to clients allowed the refresh_token grant and rotated at every use; revocation and introspection are on.
 // Prints "READY <issuer>" once it listens.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -51,6 +51,7 @@ const provider = new Provider(config.issuer, {
     Grant: 86400,
   },
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: () => true,
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: async (_ctx, sub) => {
     const account = bySub.get(sub);
@@ -116,6 +117,8 @@ async function consent(details) {
     (scope) => !extraScopes.includes(scope) || (account?.scopes ?? []).includes(scope),
   );
   if (allowed.length) grant.addOIDCScope(allowed.join(' '));
+  const refused = missing.filter((scope) => !allowed.includes(scope));
+  if (refused.length) grant.rejectOIDCScope(refused.join(' '));
   if (prompt.details.missingOIDCClaims) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
   return grant.save();
 }
