@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 MIN_REFRESH_SECONDS = 60.0
@@ -74,10 +75,11 @@ class JwksCache:
         self.fetches += 1
         try:
             document = self._fetch(self.jwks_uri, self._timeout)
-            key_set = KeySet.import_key_set(
-                {"keys": [k for k in document.get("keys", []) if _usable(k)]}
-            )
-        except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            usable = [k for k in document.get("keys", []) if _usable(k)]
+            key_set = KeySet.import_key_set({"keys": usable}) if usable else KeySet([])
+        except (
+            httpx.HTTPError, JoseError, ValueError, TypeError, KeyError, AttributeError,
+        ) as exc:  # fmt: skip
             raise JwksUnavailable(type(exc).__name__) from None
         keys: dict[str, PublicKey] = {}
         unnamed: list[PublicKey] = []
