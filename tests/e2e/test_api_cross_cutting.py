@@ -15,13 +15,15 @@ import httpx
 import psycopg
 import pytest
 
-from api.http.edge import PUBLIC_PATHS
+from api.http.edge import PUBLIC_PATHS, PUBLIC_PREFIXES
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
+from tests.e2e.oidc_support import Browser, OidcTenant, login_url
 from tests.e2e.policy_support import activate, rego, submit
 from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
+from tests.peers.oidc_provider import OidcProvider
 from tests.peers.slapd import Slapd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -308,23 +310,49 @@ def _sign_in_requests(
     }
 
 
+def _oidc_requests(
+    api: Api, platform: httpx.Client, provider: OidcProvider, unique: str, browser: Browser
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The OpenID Connect routes, on a tenant whose provider is the real test provider: the
+    login answers a redirect to the provider, the callback the service's tokens."""
+    tenant = OidcTenant(api, platform, provider, f"hdroidc-{unique}")
+    return {
+        ("GET", "/v1/auth/oidc/{integration_id}/login"): lambda: httpx.get(
+            login_url(api, tenant.integration_id)
+        ),
+        ("GET", "/v1/auth/oidc/callback"): lambda: browser.sign_in(
+            api, tenant.integration_id, "alice", "alice-oidc-pw"
+        ),
+    }
+
+
 @pytest.mark.ldap
+@pytest.mark.oidc
 def test_every_operation_carries_the_security_headers_on_success_and_error(
-    api: Api, platform: httpx.Client, slapd: Slapd, unique: str, request: pytest.FixtureRequest
+    api: Api,
+    platform: httpx.Client,
+    slapd: Slapd,
+    oidc_provider: OidcProvider,
+    unique: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     with api.client() as anonymous:
         paths = anonymous.get("/schema").json()["paths"]
     operations = {(m.upper(), p) for p, ops in paths.items() for m in ops}
     directory = Directory(api, platform, slapd, f"hdrldap-{unique}")
     request.addfinalizer(directory.admin.close)
+    browser = Browser()
+    request.addfinalizer(browser.close)
     requests = {
         **_success_requests(api, platform, unique),
         **_sign_in_requests(api, directory, slapd),
+        **_oidc_requests(api, platform, oidc_provider, unique, browser),
     }
     assert set(requests) == operations  # a new operation must be added here
     for (method, path), send in requests.items():
         response = send()
-        assert 200 <= response.status_code < 300, (method, path, response.text)
+        redirects = path.startswith("/v1/auth/oidc/")  # the login sends the browser onwards
+        assert 200 <= response.status_code < (400 if redirects else 300), (method, path)
         _assert_security_headers(response, f"{method} {path} success")
     with api.client() as anonymous:
         for method, path in operations:
@@ -333,6 +361,8 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
             # the sign-in routes take no token: 422 for the missing body
             response = anonymous.request(method if path.startswith("/v1/") else "PUT", concrete)
             refusals = (422,) if path in PUBLIC_PATHS else (401, 405)
+            if path.startswith(PUBLIC_PREFIXES):  # no such integration, or no state
+                refusals = (401, 404)
             assert response.status_code in refusals, (method, path, response.status_code)
             _assert_security_headers(response, f"{method} {path} error")
     for method, path in (

@@ -55,6 +55,7 @@ MIGRATIONS = [
     "applied 0010_audit_api",
     "applied 0011_sessions_and_role_mappings",
     "applied 0013_sign_in_requests",
+    "applied 0015_oidc_upstream_tokens",
 ]
 
 

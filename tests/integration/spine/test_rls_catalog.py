@@ -66,6 +66,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "auth_sessions",
         "auth_refresh_tokens",
         "auth_sign_in_requests",
+        "auth_upstream_tokens",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)
