@@ -206,3 +206,30 @@ def test_an_unknown_integration_is_404(api: Api) -> None:
         response = client.get(login_url(api, str(UUID(int=7))))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_a_token_the_provider_revoked_ends_the_session_at_refresh(
+    api: Api, tenant: OidcTenant, browser: Browser, oidc_provider: OidcProvider
+) -> None:
+    signed_in = browser.sign_in(api, tenant.integration_id, "bob", "bob-oidc-pw").json()
+    sid = str(_me(api, signed_in["access_token"])["sid"])
+    revocation = httpx.get(oidc_provider.discovery_url).json()["revocation_endpoint"]
+    revoked = httpx.post(
+        revocation,
+        data={"token": _provider_token(api, tenant, sid), "token_type_hint": "refresh_token"},
+        auth=(oidc_provider.web.client_id, oidc_provider.web.client_secret or ""),
+    )
+    assert revoked.status_code == 200  # the user was signed out at the provider
+    with httpx.Client(base_url=api.url) as client:
+        refreshed = client.post(
+            "/v1/auth/token/refresh", json={"refresh_token": signed_in["refresh_token"]}
+        )
+    assert refreshed.status_code == 401, refreshed.text
+    [removed] = [
+        r for r in audit_rows(api, tenant.id, "refresh_access_removed")
+        if r["details"]["sid"] == sid
+    ]  # fmt: skip
+    assert removed["result"] == "denied"
+    assert removed["details"]["reason"] == "refresh_failed"
+    with api.client(signed_in["access_token"]) as client:  # the session is over everywhere
+        assert client.get("/v1/auth/me").status_code == 401
