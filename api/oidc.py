@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from uuid import UUID
 
 from api.bootstrap import System
@@ -20,16 +22,29 @@ from infra.postgres.sign_in_requests import SignInRequestStore
 from infra.postgres.upstream_tokens import UpstreamTokenStore
 
 KINDS = ("oidc", "oauth")
+RECHECK_SECONDS = 5.0
 
 
 class RelyingPartyRegistry:
-    """`commands.oidc_sign_in.RelyingParties` on the system's integrations."""
+    """`commands.oidc_sign_in.RelyingParties` on the system's integrations. Whether an
+    integration is still enabled (and its version) is looked up again at most every
+    `recheck_seconds` (5 s): a changed or disabled integration is in use within that time."""
 
-    def __init__(self, system: System, database: Database) -> None:
+    def __init__(
+        self,
+        system: System,
+        database: Database,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._system = system
         self._db = database
         self._lock = threading.Lock()
         self._parties: dict[UUID, tuple[int, str, RelyingParty]] = {}
+        self._recent: dict[tuple[UUID, UUID], tuple[float, tuple[str, RelyingParty] | None]] = {}
+        self._recheck = recheck_seconds
+        self._clock = clock
 
     async def find(self, integration_id: UUID) -> tuple[UUID, RelyingParty] | None:
         async with self._db.platform_session() as conn:
@@ -45,12 +60,27 @@ class RelyingPartyRegistry:
         return None if party is None else (row["tenant_id"], party)
 
     async def of_tenant(self, tenant_id: UUID, integration_id: UUID) -> RelyingParty | None:
-        found = await asyncio.to_thread(self._load, tenant_id, integration_id)
+        recent = self._recent.get((tenant_id, integration_id))
+        if recent is not None and self._clock() - recent[0] < self._recheck:
+            found = recent[1]
+        else:
+            found = await asyncio.to_thread(self._checked, tenant_id, integration_id)
         return None if found is None else found[1]
 
     def key_of(self, tenant_id: UUID, integration_id: UUID) -> str | None:
-        found = self._load(tenant_id, integration_id)
+        """The integration's data key id (it seals the providers' tokens of its sessions)."""
+        recent = self._recent.get((tenant_id, integration_id))
+        if recent is not None and self._clock() - recent[0] < self._recheck:
+            found = recent[1]
+        else:
+            found = self._checked(tenant_id, integration_id)
         return None if found is None else found[0]
+
+    def _checked(self, tenant_id: UUID, integration_id: UUID) -> tuple[str, RelyingParty] | None:
+        checked_at = self._clock()
+        found = self._load(tenant_id, integration_id)
+        self._recent[(tenant_id, integration_id)] = (checked_at, found)
+        return found
 
     def _load(self, tenant_id: UUID, integration_id: UUID) -> tuple[str, RelyingParty] | None:
         commands = self._system.integrations

@@ -18,6 +18,8 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
+from infra.oidc.tls import provider_tls
+
 MIN_REFRESH_SECONDS = 60.0
 MAX_JWKS_BYTES = 256 * 1024
 PublicKey = RSAKey | ECKey | OKPKey
@@ -103,7 +105,7 @@ def _usable(jwk: Any) -> bool:
 
 
 def _fetch(uri: str, timeout: float) -> dict[str, Any]:
-    response = httpx.get(uri, timeout=timeout, follow_redirects=False)
+    response = httpx.get(uri, timeout=timeout, follow_redirects=False, verify=provider_tls())
     response.raise_for_status()
     if len(response.content) > MAX_JWKS_BYTES:
         raise ValueError("JWKS too large")

@@ -32,8 +32,11 @@ from domain.provider_identity import ProviderIdentity, ProviderRefused
 from infra.oidc.discovery import discovery_url
 from infra.oidc.id_token import IdTokenRejected, IdTokenRules, validate_id_token
 from infra.oidc.jwks import JwksCache
+from infra.oidc.tls import provider_tls
 
 METADATA_SECONDS = 3600.0
+
+
 MAX_RESPONSE_BYTES = 256 * 1024
 
 
@@ -270,6 +273,7 @@ class RelyingParty:
             scope=" ".join(s.scopes),
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
+            verify=provider_tls(),
             timeout=s.timeout,
             follow_redirects=False,
         )
@@ -277,7 +281,9 @@ class RelyingParty:
     async def _get_json(self, url: str, reason: str, bearer: str | None = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         try:
-            async with httpx.AsyncClient(timeout=self.settings.timeout) as client:
+            async with httpx.AsyncClient(
+                timeout=self.settings.timeout, verify=provider_tls()
+            ) as client:
                 response = await client.get(url, headers=headers)
             if response.status_code != 200 or len(response.content) > MAX_RESPONSE_BYTES:
                 raise ProviderRefused(reason, {"status": response.status_code})
