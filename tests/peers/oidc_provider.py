@@ -21,7 +21,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,3 +185,27 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> str:
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     with running_provider(Path(tmp_path_factory.mktemp("oidc-provider"))) as provider:
         yield provider
+
+
+def main() -> None:
+    """`python -m tests.peers.oidc_provider [DIR]`: run the test provider until Ctrl-C and print
+    what an integration needs (docs/identity-saml-oidc.md walks through it)."""
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="acgs-idp-"))
+    work.mkdir(parents=True, exist_ok=True)
+    with running_provider(work) as provider:
+        print(f"issuer:         {provider.issuer}")
+        print(f"confidential:   client_id {provider.web.client_id}  "
+              f"client_secret {provider.web.client_secret}")  # fmt: skip
+        print(f"public (PKCE):  client_id {provider.spa.client_id}")
+        for name, account in provider.accounts.items():
+            print(f"account:        {name} / {account.password}  groups {list(account.groups)}")
+        print("Ctrl-C stops it.", flush=True)
+        with suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()

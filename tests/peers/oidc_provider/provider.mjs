@@ -171,5 +171,8 @@ server.listen(config.port, '127.0.0.1', () => {
   process.stdout.write(`READY ${config.issuer}\n`);
 });
 for (const signal of ['SIGTERM', 'SIGINT']) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  });
 }
