@@ -8,7 +8,8 @@ unknown, expired or replayed is refused), a provider error is refused, the code 
 with the stored verifier, the ID token validated against the stored nonce (the adapter's
 work), then `SignIn.federated` makes the session, the service's tokens and the audit record.
 Every refusal is audited (category `authentication`) with its reason; the caller gets one
-`INVALID_ASSERTION` answer whatever the reason.
+`INVALID_ASSERTION` answer whatever the reason (`DEPENDENCY_UNAVAILABLE` when the provider
+cannot be reached).
 
 The provider's refresh token, when it gives one, is kept sealed with the session
 (`UpstreamTokens`): `refreshed` exchanges it when the service's own refresh token is used
@@ -31,7 +32,7 @@ from commands.sign_in import (
     SignIn,
     SignInRequests,
 )
-from domain.errors import NotFound
+from domain.errors import DependencyUnavailable, NotFound
 from domain.provider_identity import ProviderIdentity, ProviderRefused
 from domain.sessions import Session, tenant_of_request
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -165,6 +166,10 @@ class OidcSignIn:
         except ProviderRefused as refused:
             await self._refuse(tenant_id, integration_id, kind, refused, callback)
             raise AssertionRejected(refused.reason) from None
+        except DependencyUnavailable:
+            unreachable = ProviderRefused("provider_unavailable")
+            await self._refuse(tenant_id, integration_id, kind, unreachable, callback)
+            raise
         issued = await self._sign_in.federated(
             self._federated(tenant_id, integration_id, kind, identity, callback)
         )

@@ -66,10 +66,11 @@ class OidcController(Controller):
         "exchanged with the sign-in's PKCE verifier; the ID token is validated (issuer, "
         "audience, authorized party, expiry, not-before, issued-at, nonce, an allowed "
         "asymmetric algorithm). Any refusal is 401 INVALID_ASSERTION (the reason is audited); "
-        "403 SIGN_IN_REFUSED when no role mapping matches and the tenant has no default role.",
+        "403 SIGN_IN_REFUSED when no role mapping matches and the tenant has no default role; "
+        "503 DEPENDENCY_UNAVAILABLE when the provider cannot be reached.",
         responses={
             200: ResponseSpec(TokenResponse, description="Signed in"),
-            **ex.refusals("INVALID_ASSERTION", "SIGN_IN_REFUSED"),
+            **ex.refusals("INVALID_ASSERTION", "SIGN_IN_REFUSED", "DEPENDENCY_UNAVAILABLE"),
         },
     )
     async def callback(self, request: Request[Any, Any, Any], api: ApiServices) -> TokenResponse:

@@ -24,6 +24,7 @@ from typing import Any, Self
 from uuid import UUID
 
 import httpx
+import httpx2
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
@@ -35,6 +36,9 @@ from infra.oidc.jwks import JwksCache
 from infra.oidc.tls import provider_tls
 
 METADATA_SECONDS = 3600.0
+# authlib's client runs on httpx2, our own requests on httpx: the errors of both
+TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+HTTP_ERRORS = (httpx.HTTPError, httpx2.HTTPError)
 
 
 MAX_RESPONSE_BYTES = 256 * 1024
@@ -181,7 +185,9 @@ class RelyingParty:
                     code=code,
                     code_verifier=code_verifier,
                 )
-            except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
+            except TRANSPORT_ERRORS:
+                raise _unreachable() from None
+            except (AuthlibBaseError, *HTTP_ERRORS, ValueError) as exc:
                 raise ProviderRefused("code_exchange_failed", _error_of(exc)) from None
         return await self._identity(meta, dict(tokens), nonce)
 
@@ -194,9 +200,9 @@ class RelyingParty:
                 tokens = await client.refresh_token(
                     meta.token_endpoint, refresh_token=refresh_token
                 )
-            except httpx.TransportError:
-                raise DependencyUnavailable("the identity provider cannot be reached") from None
-            except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
+            except TRANSPORT_ERRORS:
+                raise _unreachable() from None
+            except (AuthlibBaseError, *HTTP_ERRORS, ValueError) as exc:
                 raise ProviderRefused("refresh_failed", _error_of(exc)) from None
         tokens = dict(tokens)
         tokens.setdefault("refresh_token", refresh_token)
@@ -215,7 +221,7 @@ class RelyingParty:
                     token=refresh_token,
                     token_type_hint="refresh_token",  # noqa: S106
                 )
-            except httpx.HTTPError:
+            except HTTP_ERRORS:
                 return False
         return bool(response.status_code == 200)
 
@@ -288,11 +294,17 @@ class RelyingParty:
             if response.status_code != 200 or len(response.content) > MAX_RESPONSE_BYTES:
                 raise ProviderRefused(reason, {"status": response.status_code})
             value = response.json()
+        except TRANSPORT_ERRORS:
+            raise _unreachable() from None
         except (httpx.HTTPError, ValueError):
             raise ProviderRefused(reason) from None
         if not isinstance(value, dict):
             raise ProviderRefused(reason)
         return value
+
+
+def _unreachable() -> DependencyUnavailable:
+    return DependencyUnavailable("the identity provider cannot be reached")
 
 
 def _error_of(exc: Exception) -> dict[str, Any]:

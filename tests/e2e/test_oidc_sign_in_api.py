@@ -18,9 +18,12 @@ from domain.maci import MaciRole
 from tests.e2e.oidc_support import (
     GOVERNANCE,
     Browser,
+    Forge,
     OidcTenant,
     audit_rows,
     login_url,
+    signed,
+    token_swapping_proxy,
 )
 from tests.peers.http import HASH, Api
 from tests.peers.oidc_provider import OidcProvider
@@ -233,3 +236,22 @@ def test_a_token_the_provider_revoked_ends_the_session_at_refresh(
     assert removed["details"]["reason"] == "refresh_failed"
     with api.client(signed_in["access_token"]) as client:  # the session is over everywhere
         assert client.get("/v1/auth/me").status_code == 401
+
+
+def test_an_unreachable_provider_is_503_and_audited(
+    api: Api, platform: httpx.Client, oidc_provider: OidcProvider, browser: Browser
+) -> None:
+    forge: list[Forge] = [lambda claims: signed(oidc_provider.key, claims)]
+    with token_swapping_proxy(oidc_provider, forge) as discovery:
+        proxied = OidcTenant(
+            api, platform, oidc_provider, "oidc-down", config={"discovery_url": discovery}
+        )
+        callback = browser.authorize(
+            login_url(api, proxied.integration_id), "alice", "alice-oidc-pw"
+        )
+    # the token endpoint (the proxy) is gone by the time the browser comes back
+    response = browser.client.get(callback)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "DEPENDENCY_UNAVAILABLE"
+    [denial] = [r for r in audit_rows(api, proxied.id, "oidc_login") if r["result"] == "denied"]
+    assert denial["details"]["outcome"] == "provider_unavailable"
