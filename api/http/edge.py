@@ -52,8 +52,10 @@ access_log = logging.getLogger("acgs.http.access")
 
 API_PREFIX = "/v1"
 PUBLIC_PATHS = frozenset({"/v1/auth/ldap/login", "/v1/auth/token/refresh"})
-# Browser sign-in flows: every route under these takes no bearer token.
-PUBLIC_PREFIXES = ("/v1/auth/oidc/",)
+# Routes called by a browser or an identity provider, with no bearer token: (methods, path).
+PUBLIC_PATTERNS = (
+    (frozenset({"GET"}), re.compile(r"^/v1/auth/oidc/(?:[0-9a-fA-F-]{36}/login|callback)$")),
+)
 _SLASHES = re.compile("/{2,}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
@@ -123,7 +125,9 @@ class Edge:
         with _server_span(scope) as span:
             try:
                 try:
-                    if _is_api_path(scope["path"]) and not _is_public(scope["path"]):
+                    if _is_api_path(scope["path"]) and not _is_public(
+                        scope["path"], scope["method"]
+                    ):
                         principal = authenticate(
                             self._api.verifier, _header(scope, b"authorization")
                         )
@@ -278,10 +282,12 @@ def _is_api_path(path: str) -> bool:
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
-def _is_public(path: str) -> bool:
+def _is_public(path: str, method: str) -> bool:
     """The sign-in routes that take no bearer token (they exchange credentials for one)."""
-    path = _SLASHES.sub("/", path)
-    return path.rstrip("/") in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+    path = _SLASHES.sub("/", path).rstrip("/")
+    return path in PUBLIC_PATHS or any(
+        method in methods and pattern.match(path) for methods, pattern in PUBLIC_PATTERNS
+    )
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:

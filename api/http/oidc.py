@@ -41,13 +41,13 @@ class OidcController(Controller):
 
     @get(
         "/{integration_id:uuid}/login",
-        status_code=302,
+        status_code=303,
         summary="Sign in with an OpenID Connect or OAuth 2.0 provider",
         description="Redirects the browser to the integration's provider (authorization code "
         "flow, PKCE S256, a state and a nonce bound to a one-time sign-in request that expires "
         "in 10 minutes). 404 NOT_FOUND when no enabled OIDC or OAuth integration has this id.",
         responses={
-            302: ResponseSpec(None, description="To the provider's authorization endpoint"),
+            303: ResponseSpec(None, description="To the provider's authorization endpoint"),
             **ex.refusals("NOT_FOUND", "INVALID_ASSERTION"),
         },
     )
@@ -56,7 +56,7 @@ class OidcController(Controller):
     ) -> Redirect:
         callback_url = str(request.base_url).rstrip("/") + CALLBACK_PATH
         url = await api.oidc.begin(integration_id, callback_url=callback_url)
-        return Redirect(path=url, status_code=302)
+        return Redirect(path=url, status_code=303)
 
     @get(
         "/callback",

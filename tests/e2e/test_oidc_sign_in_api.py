@@ -56,7 +56,7 @@ def test_login_redirects_to_the_provider_with_pkce_state_and_nonce(
 ) -> None:
     with httpx.Client() as client:
         response = client.get(login_url(api, tenant.integration_id))
-    assert response.status_code == 302
+    assert response.status_code == 303
     target = httpx.URL(response.headers["location"])
     assert str(target).startswith(f"{oidc_provider.issuer}/auth?")
     query = dict(target.params)
