@@ -12,6 +12,7 @@ from uuid import UUID
 
 import anyio
 import httpx
+import psycopg
 import pytest
 
 from domain.maci import MaciRole
@@ -134,7 +135,15 @@ def test_refresh_exchanges_the_providers_refresh_token(
         )
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["maci_roles"] == ["AUDITOR"]  # groups read again from the provider
-    assert _provider_token(api, tenant, sid) != before  # the provider rotated its token
+    after = _provider_token(api, tenant, sid)
+    assert after != before  # the provider rotated its token
+    with psycopg.connect(api.system.app_conninfo) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(tenant.id)])
+        [(stored,)] = conn.execute(
+            "SELECT refresh_token FROM auth_upstream_tokens WHERE sid = %s", [sid]
+        ).fetchall()
+    assert stored.startswith("acgs:v1:")  # sealed at rest
+    assert after not in stored
 
 
 def test_logout_revokes_the_providers_token(
@@ -255,3 +264,16 @@ def test_an_unreachable_provider_is_503_and_audited(
     assert response.json()["error"]["code"] == "DEPENDENCY_UNAVAILABLE"
     [denial] = [r for r in audit_rows(api, proxied.id, "oidc_login") if r["result"] == "denied"]
     assert denial["details"]["outcome"] == "provider_unavailable"
+
+
+def test_a_configured_redirect_uri_is_the_one_sent(
+    api: Api, platform: httpx.Client, oidc_provider: OidcProvider
+) -> None:
+    behind_proxy = "https://acgs.acme.example/v1/auth/oidc/callback"
+    proxied = OidcTenant(
+        api, platform, oidc_provider, "oidc-proxied", config={"redirect_uri": behind_proxy}
+    )
+    with httpx.Client() as client:
+        response = client.get(login_url(api, proxied.integration_id))
+    assert response.status_code == 303
+    assert dict(httpx.URL(response.headers["location"]).params)["redirect_uri"] == behind_proxy
