@@ -173,7 +173,7 @@ def _wait_ready(process: subprocess.Popen[bytes], log: Path) -> str:
     line: list[bytes] = []
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
-    reader.join(timeout=20)
+    reader.join(timeout=60)
     text = line[0].decode().strip() if line else ""
     if not text.startswith("READY "):
         process.kill()
