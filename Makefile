@@ -9,7 +9,7 @@ EXTRAS_RUN  := embedded,streaming$(if $(KAFKA),$(comma)kafka-local)
 RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
 EXTRAS_TEST := dev,embedded,streaming,vault,openbao,saml-idp
 
-.PHONY: run test fuzz lint bench system-deps clean-data
+.PHONY: run test fuzz lint bench system-deps clean-data oidc-provider
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,10 +45,23 @@ system-deps:
 			--no-install-recommends xmlsec1 >/dev/null; \
 	fi
 
+# The OpenID provider the OIDC tests start (oidc-provider from the npm registry, pinned by the
+# lock file) into tests/peers/oidc_provider/node_modules; node and npm from Debian as root.
+OIDC_PROVIDER := tests/peers/oidc_provider
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.package-lock.json
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json
+	@if [ "$$(id -u)" = 0 ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends nodejs npm >/dev/null; \
+	fi
+	@command -v npm >/dev/null || { echo "npm is required: apt-get install -y nodejs npm"; exit 1; }
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # Branch coverage of the service code (subprocesses included) is printed at the end; it costs
 # about 40 % more wall time (`make test COVERAGE=` runs without it).
 COVERAGE ?= --cov --cov-report=term
-test: $(VENV)/.test-installed system-deps
+test: $(VENV)/.test-installed system-deps oidc-provider
 	@mkdir -p .acgs/coverage
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(COVERAGE) $(PYTEST_ARGS)
 
@@ -56,7 +69,7 @@ test: $(VENV)/.test-installed system-deps
 # runs: FUZZ_EXAMPLES per operation and principal, FUZZ_STATEFUL stateful runs.
 FUZZ_EXAMPLES ?= 300
 FUZZ_STATEFUL ?= 100
-fuzz: $(VENV)/.test-installed system-deps
+fuzz: $(VENV)/.test-installed system-deps oidc-provider
 	ACGS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ACGS_FUZZ_STATEFUL_EXAMPLES=$(FUZZ_STATEFUL) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
 
@@ -67,7 +80,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/lint-imports --no-cache
 
 # Every benchmark runs to the end; each exits 1 naming the targets it missed, and so does this.
-bench: $(VENV)/.test-installed system-deps
+bench: $(VENV)/.test-installed system-deps oidc-provider
 	@failed=""; for b in tests/load/bench_*.py; do \
 		echo "== $$b"; $(BIN)/python -m tests.load.$$(basename $$b .py) || failed="$$failed $$b"; \
 	done; \

@@ -53,6 +53,7 @@ from domain.identity import (
     resolve_roles,
 )
 from domain.maci import MaciRole
+from domain.provider_identity import ProviderRefused
 from domain.sessions import (
     ACCESS_TTL_SECONDS,
     REFRESH_TTL_SECONDS,
@@ -273,7 +274,28 @@ class SignInRequests(Protocol):
     async def consume(self, request_id: str, kind: str) -> PendingSignIn | None: ...
 
 
+class UpstreamSessions(Protocol):
+    """The identity provider's side of federated sessions (OpenID Connect, OAuth: see
+    commands.oidc_sign_in)."""
+
+    async def refreshed(self, session: Session) -> frozenset[str] | None:
+        """The user's role values as the provider gives them now; None when the session holds
+        nothing of the provider's (its roles stay). Raises ProviderRefused, or
+        DependencyUnavailable when the provider cannot be reached."""
+        ...
+
+    async def ended(self, tenant_id: UUID, sid: str) -> bool | None:
+        """Revoke the session's tokens at the provider: True when it confirmed, False when it
+        did not, None when the session held none."""
+        ...
+
+
+UPSTREAM_METHODS = frozenset({"oidc", "oauth"})
+
+
 class SignIn:
+    upstream: UpstreamSessions | None = None  # set by the composition root
+
     def __init__(
         self,
         app: GovernanceApplication,
@@ -506,6 +528,8 @@ class SignIn:
                 )
                 raise RefreshRejected
             roles = resolved
+        if self.upstream is not None and session.auth_method in UPSTREAM_METHODS:
+            roles = await self._upstream_roles(tenant, session, ip, user_agent)
         if roles != session.roles:
             session = await self._ports.set_roles(session, roles)
             await self._audit_session(session, "refresh_roles_changed", "success", ip, user_agent)
@@ -516,15 +540,44 @@ class SignIn:
     ) -> bool:
         ended = await self._ports.revoke(tenant_id, sid, "logout")
         meta = EventMeta(tenant_id, Actor(sub, auth_method="ldap"), self._hash)
-        await self._save(
-            tenant_id,
-            "logout",
-            "success",
-            f"session/{sid}",
-            {"sid": sid, "ended": ended, "ip": ip, "user_agent": user_agent},
-            meta,
-        )
+        details: dict[str, Any] = {"sid": sid, "ended": ended, "ip": ip, "user_agent": user_agent}
+        if self.upstream is not None:
+            revoked = await self.upstream.ended(tenant_id, sid)
+            if revoked is not None:
+                details["provider_revoked"] = revoked
+        await self._save(tenant_id, "logout", "success", f"session/{sid}", details, meta)
         return ended
+
+    async def _upstream_roles(
+        self, tenant: TenantEntry, session: Session, ip: str, user_agent: str
+    ) -> tuple[MaciRole, ...]:
+        """The roles of a federated session at refresh, from what its provider says now."""
+        assert self.upstream is not None
+        try:
+            values = await self.upstream.refreshed(session)
+        except DependencyUnavailable:
+            # The provider is down: the session keeps the roles it has (audited).
+            await self._audit_session(
+                session, "refresh_provider_unavailable", "success", ip, user_agent
+            )
+            return session.roles
+        except ProviderRefused as refused:
+            await self._ports.revoke(session.tenant_id, session.sid, "access_removed")
+            await self._audit_session(
+                session, "refresh_access_removed", "denied", ip, user_agent,
+                {"reason": refused.reason},
+            )  # fmt: skip
+            raise RefreshRejected from None
+        if values is None or session.integration_id is None:
+            return session.roles
+        source_type = FEDERATED_SOURCE_TYPES[session.auth_method]
+        mappings = await self._ports.mappings(tenant.tenant_id, session.integration_id, source_type)
+        resolved = resolve_roles(values, mappings, tenant.default_role)
+        if resolved is None:
+            await self._ports.revoke(session.tenant_id, session.sid, "access_removed")
+            await self._audit_session(session, "refresh_access_removed", "denied", ip, user_agent)
+            raise RefreshRejected
+        return resolved.roles
 
     async def _reresolve(
         self, tenant: TenantEntry, integration_id: UUID, dn: str
@@ -564,10 +617,17 @@ class SignIn:
         await self._save(tenant_id, "ldap_login", result, "auth/ldap", details, meta)
 
     async def _audit_session(
-        self, session: Session, action: str, result: str, ip: str, user_agent: str
+        self,
+        session: Session,
+        action: str,
+        result: str,
+        ip: str,
+        user_agent: str,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         meta = EventMeta(session.tenant_id, Actor(session.sub, auth_method="ldap"), self._hash)
         details = {"sid": session.sid, "sub": session.sub, "ip": ip, "user_agent": user_agent}
+        details.update(extra or {})
         await self._save(session.tenant_id, action, result, f"session/{session.sid}", details, meta)
 
     async def _save(

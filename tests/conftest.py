@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.peers.slapd",
     "tests.peers.openbao",
     "tests.peers.saml_idp",
+    "tests.peers.oidc_provider",
 ]

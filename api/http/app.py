@@ -27,6 +27,7 @@ from api.http.errors import handle_exception
 from api.http.health import HealthController
 from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
+from api.http.oidc import OidcController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
 from api.http.policies import DecisionController, PolicyController
@@ -84,6 +85,7 @@ def create_app(
             OperationsController,
             PublicAuthController,
             SamlController,
+            OidcController,
             v1,
             *extra_route_handlers,
         ],

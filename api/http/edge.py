@@ -56,6 +56,7 @@ PUBLIC_PATHS = frozenset({"/v1/auth/ldap/login", "/v1/auth/token/refresh"})
 PUBLIC_PATTERNS = (
     (frozenset({"POST"}), re.compile(r"^/v1/auth/saml/acs$")),
     (frozenset({"GET"}), re.compile(r"^/v1/auth/saml/[0-9a-fA-F-]{36}/(metadata|login|slo)$")),
+    (frozenset({"GET"}), re.compile(r"^/v1/auth/oidc/(?:[0-9a-fA-F-]{36}/login|callback)$")),
 )
 _SLASHES = re.compile("/{2,}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

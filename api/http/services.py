@@ -17,6 +17,8 @@ from api.identity import build_sign_in
 from api.saml import build_saml
 from api.tokens import key_ring, token_verifier
 from commands.saml_sign_in import SamlSignIn
+from api.oidc import build_oidc_sign_in
+from commands.oidc_sign_in import OidcSignIn
 from commands.sign_in import SignIn
 from commands.tenants import TenantCommands
 from infra.postgres.database import Database
@@ -41,6 +43,7 @@ class ApiServices:
     sign_in: SignIn
     revocations: RevocationList
     saml: SamlSignIn
+    oidc: OidcSignIn
 
     @property
     def tenants(self) -> TenantCommands:
@@ -77,4 +80,5 @@ class ApiServices:
             sign_in=sign_in,
             revocations=revocations,
             saml=build_saml(system, system.database, sign_in),
+            oidc=build_oidc_sign_in(system, system.database, sign_in),
         )

@@ -371,6 +371,13 @@ def _oauth_fields(*, oidc: bool) -> tuple[ConfigField, ...]:
             default=5,
             bounds=(1, 60),
         ),
+        _text(
+            "redirect_uri",
+            "The callback URL registered at the provider (default: this service's "
+            "/v1/auth/oidc/callback as the request reached it)",
+            "https://acgs.acme.com/v1/auth/oidc/callback",
+            check=HTTPS,
+        ),
     ]
     if oidc:
         fields.insert(

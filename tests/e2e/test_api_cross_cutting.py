@@ -19,11 +19,13 @@ from api.http.edge import PUBLIC_PATHS
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
+from tests.e2e import oidc_support
 from tests.e2e.policy_support import activate, rego, submit
 from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 from tests.peers.saml_idp import SamlIdp
+from tests.peers.oidc_provider import OidcProvider
 from tests.peers.slapd import Slapd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -354,13 +356,34 @@ def _saml_requests(
     }
 
 
+def _oidc_requests(
+    api: Api, platform: httpx.Client, provider: OidcProvider, unique: str,
+    request: pytest.FixtureRequest,
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:  # fmt: skip
+    """The OpenID Connect routes, on a tenant whose provider is the real test provider (the
+    login's 303 is its success: it sends the browser on; the callback answers the tokens)."""
+    tenant = oidc_support.OidcTenant(api, platform, provider, f"hdroidc-{unique}")
+    browser = oidc_support.Browser()
+    request.addfinalizer(browser.close)
+    return {
+        ("GET", "/v1/auth/oidc/{integration_id}/login"): lambda: httpx.get(
+            oidc_support.login_url(api, tenant.integration_id)
+        ),
+        ("GET", "/v1/auth/oidc/callback"): lambda: browser.sign_in(
+            api, tenant.integration_id, "alice", "alice-oidc-pw"
+        ),
+    }
+
+
 @pytest.mark.ldap
 @pytest.mark.saml
+@pytest.mark.oidc
 def test_every_operation_carries_the_security_headers_on_success_and_error(
     api: Api,
     platform: httpx.Client,
     slapd: Slapd,
     saml_idp: SamlIdp,
+    oidc_provider: OidcProvider,
     unique: str,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -373,6 +396,7 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
         **_success_requests(api, platform, unique),
         **_sign_in_requests(api, directory, slapd),
         **_saml_requests(api, platform, saml_idp, unique, request),
+        **_oidc_requests(api, platform, oidc_provider, unique, request),
     }
     assert set(requests) == operations  # a new operation must be added here
     for (method, path), send in requests.items():
@@ -391,6 +415,8 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
             response = anonymous.request(method if path.startswith("/v1/") else "PUT", concrete)
             # (the SAML ACS: 401 INVALID_ASSERTION, there is no SAMLResponse to accept)
             refusals = (422,) if path in PUBLIC_PATHS else (401, 405)
+            if path.startswith("/v1/auth/oidc/"):  # no such integration, or no state
+                refusals = (401, 404)
             assert response.status_code in refusals, (method, path, response.status_code)
             _assert_security_headers(response, f"{method} {path} error")
     for method, path in (

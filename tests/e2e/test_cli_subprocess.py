@@ -57,6 +57,7 @@ MIGRATIONS = [
     "applied 0012_tenant_sign_in_settings",
     "applied 0013_sign_in_requests",
     "applied 0014_saml",
+    "applied 0015_oidc_upstream_tokens",
 ]
 
 

@@ -95,7 +95,12 @@ def secured_operations(api: Api) -> list[tuple[str, str]]:
         if operation.get("security")
     ]
     # every /v1 operation is secured, and there are some (else this test proves nothing)
-    public = {"/v1/auth/ldap/login", "/v1/auth/token/refresh"}  # exchange credentials for tokens
+    public = {  # exchange credentials (or a provider's answer) for tokens
+        "/v1/auth/ldap/login",
+        "/v1/auth/token/refresh",
+        "/v1/auth/oidc/{integration_id}/login",
+        "/v1/auth/oidc/callback",
+    }
     # called by a browser or an IdP (the SLO path's POST is secured, its GET is not)
     public |= {"/v1/auth/saml/acs", "/v1/auth/saml/{integration_id}/metadata",
                "/v1/auth/saml/{integration_id}/login"}  # fmt: skip

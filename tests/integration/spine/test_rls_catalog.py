@@ -68,6 +68,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "auth_sign_in_requests",
         "auth_saml_assertions",
         "auth_saml_sessions",
+        "auth_upstream_tokens",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

@@ -1,0 +1,88 @@
+"""OpenID Connect and OAuth 2.0 sign-in over HTTP: `GET /v1/auth/oidc/{integration_id}/login`
+(redirects the browser to the provider) and `GET /v1/auth/oidc/callback` (the provider
+redirects the browser back here; answers the service's tokens).
+
+Both take no bearer token (the edge lets them through) and no constitutional hash (a browser
+follows redirects to them); every answer carries the hash all the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, get
+from litestar.openapi import ResponseSpec
+from litestar.response import Redirect
+
+from api.http import examples as ex
+from api.http.identity import TokenResponse
+from api.http.services import ApiServices
+from commands.oidc_sign_in import Callback
+
+CALLBACK_PATH = "/v1/auth/oidc/callback"
+MAX_QUERY_VALUE = 2048
+
+
+def _client(request: Request[Any, Any, Any]) -> tuple[str, str]:
+    client = request.scope.get("client")
+    ip = str(client[0]) if client else "unknown"
+    return ip, request.headers.get("user-agent", "")[:500]
+
+
+def _param(request: Request[Any, Any, Any], name: str) -> str | None:
+    value = request.query_params.get(name)
+    return None if value is None else str(value)[:MAX_QUERY_VALUE]
+
+
+class OidcController(Controller):
+    path = "/v1/auth/oidc"
+    tags = ["authentication"]  # noqa: RUF012
+
+    @get(
+        "/{integration_id:uuid}/login",
+        status_code=303,
+        summary="Sign in with an OpenID Connect or OAuth 2.0 provider",
+        description="Redirects the browser to the integration's provider (authorization code "
+        "flow, PKCE S256, a state and a nonce bound to a one-time sign-in request that expires "
+        "in 10 minutes). 404 NOT_FOUND when no enabled OIDC or OAuth integration has this id.",
+        responses={
+            303: ResponseSpec(None, description="To the provider's authorization endpoint"),
+            **ex.refusals("NOT_FOUND", "INVALID_ASSERTION"),
+        },
+    )
+    async def login(
+        self, request: Request[Any, Any, Any], integration_id: UUID, api: ApiServices
+    ) -> Redirect:
+        callback_url = str(request.base_url).rstrip("/") + CALLBACK_PATH
+        url = await api.oidc.begin(integration_id, callback_url=callback_url)
+        return Redirect(path=url, status_code=303)
+
+    @get(
+        "/callback",
+        status_code=200,
+        summary="The provider's answer to a sign-in",
+        description="Query: state, code (or error), iss. The state is used once; the code is "
+        "exchanged with the sign-in's PKCE verifier; the ID token is validated (issuer, "
+        "audience, authorized party, expiry, not-before, issued-at, nonce, an allowed "
+        "asymmetric algorithm). Any refusal is 401 INVALID_ASSERTION (the reason is audited); "
+        "403 SIGN_IN_REFUSED when no role mapping matches and the tenant has no default role; "
+        "503 DEPENDENCY_UNAVAILABLE when the provider cannot be reached.",
+        responses={
+            200: ResponseSpec(TokenResponse, description="Signed in"),
+            **ex.refusals("INVALID_ASSERTION", "SIGN_IN_REFUSED", "DEPENDENCY_UNAVAILABLE"),
+        },
+    )
+    async def callback(self, request: Request[Any, Any, Any], api: ApiServices) -> TokenResponse:
+        ip, agent = _client(request)
+        issued = await api.oidc.complete(
+            Callback(
+                state=_param(request, "state"),
+                code=_param(request, "code"),
+                error=_param(request, "error"),
+                iss=_param(request, "iss"),
+                ip=ip,
+                user_agent=agent,
+            )
+        )
+        return TokenResponse.of(issued, api.constitutional_hash)
