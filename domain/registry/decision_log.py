@@ -24,10 +24,19 @@ _SETTINGS_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:decision-log-settings")
 _canonical = msgspec.json.Encoder(order="sorted").encode
 
 
+def canonical_input(document: Any) -> bytes:
+    """The input's canonical JSON (UTF-8, sorted keys, no spaces): equal inputs, equal bytes."""
+    return _canonical(document)
+
+
 def input_digest(document: Any) -> str:
-    """SHA-256 of the input's canonical JSON (UTF-8, sorted keys, no spaces): equal inputs,
-    equal digests."""
-    return sha256(_canonical(document)).hexdigest()
+    """SHA-256 of the input's canonical JSON: equal inputs, equal digests."""
+    return digest_of(canonical_input(document))
+
+
+def digest_of(canonical: bytes) -> str:
+    """The digest of an input already in canonical JSON (`canonical_input`)."""
+    return sha256(canonical).hexdigest()
 
 
 def new_decision_id() -> UUID:
