@@ -169,9 +169,8 @@ class Edge:
             )
         try:
             if (
-                scope["method"] in WRITE_METHODS
-                and not principal.is_platform
-                and not _NOT_STORED.match(_SLASHES.sub("/", scope["path"]))
+                not principal.is_platform
+                and stores_data(scope["method"], scope["path"])
                 and await api.storage.exceeds(tenant_id, limits.max_storage_gb)
             ):
                 raise StorageQuotaExceeded(
@@ -270,6 +269,12 @@ def _identify(span: Any, principal: Principal, constitutional_hash: str) -> None
         span.set_attribute(tracing.ROLE, principal.primary_role.value)
 
 
+def stores_data(method: str, path: str) -> bool:
+    """Whether a request may store what the tenant's storage quota counts: a write, except a
+    decision (the decision log is the service's own record). `path` may be a route template."""
+    return method.upper() in WRITE_METHODS and not _NOT_STORED.match(_SLASHES.sub("/", path))
+
+
 def _is_api_path(path: str) -> bool:
     """Whether the router may serve `path` from /v1 (it ignores repeated slashes)."""
     path = _SLASHES.sub("/", path)
@@ -295,4 +300,4 @@ def _request_id(scope: HTTPScope) -> str:
     return uuid.uuid4().hex
 
 
-__all__ = ["Edge"]
+__all__ = ["Edge", "stores_data"]
