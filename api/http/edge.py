@@ -272,18 +272,23 @@ def _identify(span: Any, principal: Principal, constitutional_hash: str) -> None
 def stores_data(method: str, path: str) -> bool:
     """Whether a request may store what the tenant's storage quota counts: a write, except a
     decision (the decision log is the service's own record). `path` may be a route template."""
-    return method.upper() in WRITE_METHODS and not _NOT_STORED.match(_SLASHES.sub("/", path))
+    return method.upper() in WRITE_METHODS and not _NOT_STORED.match(_single_slashes(path))
 
 
 def _is_api_path(path: str) -> bool:
     """Whether the router may serve `path` from /v1 (it ignores repeated slashes)."""
-    path = _SLASHES.sub("/", path)
+    path = _single_slashes(path)
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def _is_public(path: str) -> bool:
     """The sign-in routes that take no bearer token (they exchange credentials for one)."""
-    return _SLASHES.sub("/", path).rstrip("/") in PUBLIC_PATHS
+    return _single_slashes(path).rstrip("/") in PUBLIC_PATHS
+
+
+def _single_slashes(path: str) -> str:
+    """The path as the router reads it: repeated slashes count as one."""
+    return _SLASHES.sub("/", path) if "//" in path else path
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:
