@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
@@ -38,6 +37,7 @@ from api.http.errors import (
 )
 from api.http.schema_ui import PAGE_PATH as UI_PAGE
 from api.logging import request_id_var
+from domain.entropy import random_bytes
 from domain.errors import DomainError
 from infra import tracing
 
@@ -302,7 +302,7 @@ def _request_id(scope: HTTPScope) -> str:
     supplied = _header(scope, b"x-request-id")
     if supplied is not None and _REQUEST_ID.fullmatch(supplied):
         return supplied.decode()
-    return uuid.uuid4().hex
+    return random_bytes(16).hex()
 
 
 __all__ = ["Edge", "stores_data"]

@@ -4,9 +4,7 @@ enables it (with its masked fields replaced), and the tenant's setting as an agg
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
 import time
 from hashlib import sha256
 from typing import Any
@@ -15,6 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 from eventsourcing.domain import Aggregate, event
 
+from domain.entropy import random_bytes
 from domain.errors import ValidationFailed
 from domain.events import EventMeta
 
@@ -40,33 +39,11 @@ def digest_of(canonical: bytes) -> str:
     return sha256(canonical).hexdigest()
 
 
-class _Entropy(threading.local):
-    """Random bytes from the operating system, drawn 4 KiB at a time (one system call per 409
-    decision ids rather than one per id), per thread; a forked child draws its own."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.pool = b""
-        self.at = 0
-
-    def take(self, count: int) -> bytes:
-        if self.at + count > len(self.pool):
-            self.pool, self.at = os.urandom(4096), 0
-        self.at += count
-        return self.pool[self.at - count : self.at]
-
-
-_entropy = _Entropy()
-os.register_at_fork(after_in_child=_entropy.reset)
-
-
 def new_decision_id() -> UUID:
     """A UUID version 7: the time in milliseconds, then 74 random bits. Time-ordered, so the
     decision log's key grows at its end."""
     millis = time.time_ns() // 1_000_000
-    random_bits = int.from_bytes(_entropy.take(10)) >> 6  # 74 bits
+    random_bits = int.from_bytes(random_bytes(10)) >> 6  # 74 bits
     value = (millis & (2**48 - 1)) << 80
     value |= 0x7 << 76 | (random_bits >> 62) << 64  # version 7, then 12 random bits
     value |= 0b10 << 62 | (random_bits & (2**62 - 1))  # RFC 4122 variant, 62 random bits
