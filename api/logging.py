@@ -36,6 +36,7 @@ _SECRETS = [
     ),
 ]
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_NOT_EXTRA = _STANDARD | {"fields", "request_id"}  # attributes that are not a record's extras
 
 
 # One cheap pass decides whether a line needs the patterns at all (most lines do not).
@@ -68,9 +69,9 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in {"fields", "request_id"}:
-                entry[key] = value
+        attributes = vars(record)
+        for key in [k for k in attributes if k not in _NOT_EXTRA]:
+            entry[key] = attributes[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return redact(msgspec.json.encode(entry, enc_hook=str).decode())
@@ -87,3 +88,10 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A line carries none of the caller's file, line, function, thread or process (see
+    # JsonFormatter): the logging module's documented switches spare every record finding them
+    # (every request writes an access-log line).
+    logging._srcfile = None  # the documented switch ("Optimization" in the logging HOWTO)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -25,7 +25,8 @@ from domain.events import Actor
 from domain.policy.reference_evaluator import Decision
 from domain.registry.decision_log import (
     DecisionLogSettings,
-    input_digest,
+    canonical_input,
+    digest_of,
     masked,
     new_decision_id,
     settings_aggregate_id,
@@ -45,9 +46,11 @@ class DecisionEvaluationFailed(DomainError):
 class PolicyEvaluator(Protocol):
     """Port: evaluates a policy version's Rego on one input (infra.rego.engine_cache)."""
 
-    def evaluate(
-        self, key: tuple[Hashable, int], module: str, package: str, request: dict[str, Any]
-    ) -> Decision: ...
+    def evaluate_json(
+        self, key: tuple[Hashable, int], module: str, package: str, request: str
+    ) -> Decision:
+        """The decision on the input given as JSON text."""
+        ...
 
     def evict(self, policy_id: Hashable) -> None: ...
 
@@ -60,6 +63,11 @@ class ActivePolicy:
     package: str
     rego: str
     system_wide: bool
+
+    @property
+    def cache_key(self) -> tuple[UUID, int]:
+        """The key of this version's compiled engines."""
+        return (self.policy_id, self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,10 +267,12 @@ class DecisionService:
             document = request.input
             if "constitutional_hash" not in document:
                 document = {**document, "constitutional_hash": self._hash}
+            # encoded once: the engine's input and the decision log's digest
+            canonical = canonical_input(document)
             started = time.perf_counter()
             try:
-                decision = self.evaluator.evaluate(
-                    (active.policy_id, active.version), active.rego, active.package, document
+                decision = self.evaluator.evaluate_json(
+                    active.cache_key, active.rego, active.package, canonical.decode()
                 )
             except DomainError as failure:
                 self.evaluation_errors += 1
@@ -282,7 +292,7 @@ class DecisionService:
                     decision_id=decision_id,
                     tenant_id=tenant_id,
                     policy=active,
-                    input_sha256=input_digest(document),
+                    input_sha256=digest_of(canonical),
                     input=masked(document, fields) if log_input else None,
                     decision=decision,
                     latency_ms=latency_ms,

@@ -75,9 +75,7 @@ def decode(body: bytes) -> Any:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         reason = _BACKTICKED.sub("", str(exc)).partition(" - ")[0][:120]
         raise _invalid([_problem("body", f"is not valid JSON ({reason})")]) from None
-    problems = _shape_problems(value)
-    if not problems and _has_duplicate_keys(body):
-        problems = [_problem("body", "repeats a key within an object")]
+    problems = _shape_problems(value, body)
     if problems:
         raise _invalid(problems)
     return value
@@ -88,8 +86,15 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
     if not isinstance(value, dict):
         return [_problem("body", "must be a JSON object")]
     fields = _fields(struct)
-    known = {f.encode_name for f in fields}
+    known = _known(struct)
     problems = [_unknown(key) for key in value if key not in known]
+    if not problems:
+        try:  # the common case, a valid body: one conversion rather than one per field
+            msgspec.convert(value, struct, strict=True)
+        except msgspec.ValidationError:
+            pass  # find every problem, field by field
+        else:
+            return []
     for f in fields:
         if f.encode_name not in value:
             if f.required:
@@ -108,6 +113,11 @@ def _fields(struct: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ..
     return msgspec.structs.fields(struct)
 
 
+@cache
+def _known(struct: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(f.encode_name for f in _fields(struct))
+
+
 def _integral(value: Any) -> Any:
     """JSON has one number type: 5.0 is the integer 5 (as JSON Schema says), 5.5 is not."""
     if isinstance(value, float) and value.is_integer():
@@ -117,23 +127,40 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def _shape_problems(value: Any) -> list[dict[str, str]]:
-    """Depth beyond the limit, or NUL in a string or key (PostgreSQL text cannot hold it)."""
+def _shape_problems(value: Any, body: bytes) -> list[dict[str, str]]:
+    """Depth beyond the limit, NUL in a string or key (PostgreSQL text cannot hold it), or a key
+    repeated within an object (the decoder keeps the last one silently).
+
+    Repeated keys are found by counting, in the same walk: outside strings, a colon of JSON text
+    separates a key from its value, so the text's colons, less those inside its strings, are its
+    object members; fewer members decoded means a key was repeated. A string's colons are those
+    of its decoded value unless an escape (`\\u003a`) wrote one: a body with `\\u` is parsed
+    again, keeping every member (rare: JSON encoders write non-ASCII as UTF-8)."""
+    members = 0  # object members decoded
+    colons = 0  # colons inside decoded keys and strings
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list) and depth > MAX_BODY_DEPTH:
-            return [_too_deep()]
         if isinstance(item, dict):
+            if depth > MAX_BODY_DEPTH:
+                return [_too_deep()]
+            members += len(item)
             for key, member in item.items():
                 if "\x00" in key:
-                    return [_problem("body", "must not contain the NUL character (U+0000)")]
+                    return [_nul()]
+                colons += key.count(":")
                 stack.append((member, depth + 1))
         elif isinstance(item, list):
+            if depth > MAX_BODY_DEPTH:
+                return [_too_deep()]
             stack.extend((member, depth + 1) for member in item)
-        elif isinstance(item, str) and "\x00" in item:
-            return [_problem("body", "must not contain the NUL character (U+0000)")]
-    return []
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return [_nul()]
+            colons += item.count(":")
+    escaped = b"\\u" in body
+    repeated = _has_duplicate_keys(body) if escaped else body.count(b":") - colons != members
+    return [_problem("body", "repeats a key within an object")] if repeated else []
 
 
 def _has_duplicate_keys(body: bytes) -> bool:
@@ -168,6 +195,10 @@ def _unknown(key: str) -> dict[str, str]:
     if _NAME.fullmatch(key):
         return _problem(key, "unknown field")
     return _problem("body", "has an unknown field (its name is not shown)")
+
+
+def _nul() -> dict[str, str]:
+    return _problem("body", "must not contain the NUL character (U+0000)")
 
 
 def _too_deep() -> dict[str, str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from litestar.enums import ScopeType
@@ -38,6 +37,7 @@ from api.http.errors import (
 )
 from api.http.schema_ui import PAGE_PATH as UI_PAGE
 from api.logging import request_id_var
+from domain.entropy import random_bytes
 from domain.errors import DomainError
 from infra import tracing
 
@@ -177,9 +177,8 @@ class Edge:
             )
         try:
             if (
-                scope["method"] in WRITE_METHODS
-                and not principal.is_platform
-                and not _NOT_STORED.match(_SLASHES.sub("/", scope["path"]))
+                not principal.is_platform
+                and stores_data(scope["method"], scope["path"])
                 and await api.storage.exceeds(tenant_id, limits.max_storage_gb)
             ):
                 raise StorageQuotaExceeded(
@@ -278,18 +277,29 @@ def _identify(span: Any, principal: Principal, constitutional_hash: str) -> None
         span.set_attribute(tracing.ROLE, principal.primary_role.value)
 
 
+def stores_data(method: str, path: str) -> bool:
+    """Whether a request may store what the tenant's storage quota counts: a write, except a
+    decision (the decision log is the service's own record). `path` may be a route template."""
+    return method.upper() in WRITE_METHODS and not _NOT_STORED.match(_single_slashes(path))
+
+
 def _is_api_path(path: str) -> bool:
     """Whether the router may serve `path` from /v1 (it ignores repeated slashes)."""
-    path = _SLASHES.sub("/", path)
+    path = _single_slashes(path)
     return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def _is_public(path: str, method: str) -> bool:
     """The sign-in routes that take no bearer token (they exchange credentials for one)."""
-    path = _SLASHES.sub("/", path).rstrip("/")
+    path = _single_slashes(path).rstrip("/")
     return path in PUBLIC_PATHS or any(
         method in methods and pattern.match(path) for methods, pattern in PUBLIC_PATTERNS
     )
+
+
+def _single_slashes(path: str) -> str:
+    """The path as the router reads it: repeated slashes count as one."""
+    return _SLASHES.sub("/", path) if "//" in path else path
 
 
 def _header(scope: HTTPScope, name: bytes) -> bytes | None:
@@ -303,7 +313,7 @@ def _request_id(scope: HTTPScope) -> str:
     supplied = _header(scope, b"x-request-id")
     if supplied is not None and _REQUEST_ID.fullmatch(supplied):
         return supplied.decode()
-    return uuid.uuid4().hex
+    return random_bytes(16).hex()
 
 
-__all__ = ["Edge"]
+__all__ = ["Edge", "stores_data"]

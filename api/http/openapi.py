@@ -10,7 +10,8 @@ Run once on the app's generated document (`complete`):
 - every operation lists the refusals the edge and the framework can give it besides its own:
   422 `VALIDATION_ERROR` when it takes parameters or a body, 404 when its path has parameters,
   413 and 415 for a body, 401 and 429 when it needs a token, 403 `STORAGE_QUOTA_EXCEEDED` for
-  writes behind a token, and 500 `INTERNAL_ERROR` everywhere;
+  writes behind a token that the edge counts against the storage quota (`stores_data`: not a
+  decision), and 500 `INTERNAL_ERROR` everywhere;
 - a body the handler takes as optional is documented as not required;
 - links: an operation answering 201 with a field `x_id` links to every operation whose path
   takes `{x_id}` (create a tenant, then read, update, deactivate or reactivate it).
@@ -35,12 +36,12 @@ from litestar.openapi.spec import (
 )
 from litestar.routes import HTTPRoute
 
+from api.http.edge import stores_data
 from api.http.errors import status_of
 from api.http.examples import error_example
 
 ENVELOPE = "ErrorEnvelope"
 _METHODS = ("get", "put", "post", "patch", "delete")
-_WRITES = frozenset({"put", "post", "patch", "delete"})
 
 
 def complete(app: Litestar) -> OpenAPI:
@@ -51,8 +52,8 @@ def complete(app: Litestar) -> OpenAPI:
         for method in _METHODS
         if (operation := getattr(item, method, None)) is not None
     ]
-    for _, method, operation in operations:
-        _complete_refusals(method, operation)
+    for path, method, operation in operations:
+        _complete_refusals(path, method, operation)
         _refuse_unknown_fields(document.components, operation)
     _add_links(document.components, operations)
     _mark_optional_bodies(app, document)
@@ -73,7 +74,7 @@ def _mark_optional_bodies(app: Litestar, document: OpenAPI) -> None:
                 body.required = False
 
 
-def _complete_refusals(method: str, operation: Operation) -> None:
+def _complete_refusals(path: str, method: str, operation: Operation) -> None:
     responses = operation.responses if operation.responses is not None else {}
     operation.responses = responses
     for status in [s for s, r in responses.items() if s[0] in "45" and _is_framework_error(r)]:
@@ -88,7 +89,7 @@ def _complete_refusals(method: str, operation: Operation) -> None:
         codes += ["PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
     if operation.security:
         codes += ["UNAUTHENTICATED", "INVALID_TOKEN", "RATE_LIMITED", "CONCURRENCY_LIMITED"]
-        if method in _WRITES:
+        if stores_data(method, path):
             codes.append("STORAGE_QUOTA_EXCEEDED")
     by_status: dict[str, list[str]] = {}
     for code in codes:

@@ -10,7 +10,7 @@ every policy asked for is cached and the batch is small, else in a worker thread
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -29,6 +29,7 @@ from api.http.dto import HASH_PATTERN
 from api.http.errors import UnsupportedMediaType
 from api.http.policy_dto import (
     ActivateRequest,
+    DecisionAnswers,
     DecisionBatchResult,
     DecisionLogSettingsBody,
     DecisionLogSettingsView,
@@ -47,7 +48,7 @@ from api.http.policy_dto import (
     VersionSummary,
 )
 from api.http.services import ApiServices
-from api.http.tenants import MAX_OFFSET, HashHeader, IdempotencyKey, _context
+from api.http.tenants import MAX_OFFSET, HashHeader, IdempotencyKey, _context, supplied_hash
 from commands.authorization import Permission, authorize
 from commands.constitution import verify_constitutional_hash
 from commands.context import CommandContext, Principal
@@ -347,9 +348,9 @@ class DecisionController(Controller):
         # rather than by the framework's serialisation.
         principal = principal_from_scope(request.scope)
         api: ApiServices = request.app.state["api"]
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        if ctx.constitutional_hash:
-            verify_constitutional_hash(ctx.constitutional_hash, api.constitutional_hash)
+        supplied = supplied_hash(data.constitutional_hash, constitutional_hash)
+        if supplied:
+            verify_constitutional_hash(supplied, api.constitutional_hash)
         single = data.requests is UNSET
         requests = _decision_requests(data)
         service = _decisions(api)
@@ -357,12 +358,8 @@ class DecisionController(Controller):
             outcomes = service.decide(principal, tenant_id, requests)
         else:
             outcomes = await _in_thread(partial(service.decide, principal, tenant_id, requests))
-        hash_ = api.constitutional_hash
-        if single:
-            body = _encode(DecisionResult.of(outcomes[0], hash_))
-        else:
-            results = [DecisionResult.of(o, hash_) for o in outcomes]
-            body = _encode(DecisionBatchResult(results=results, constitutional_hash=hash_))
+        answers = _answers(api.constitutional_hash)
+        body = answers.one(outcomes[0]) if single else answers.batch(outcomes)
         return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     @get(
@@ -504,6 +501,11 @@ async def _upload(request: Request[Any, Any, Any]) -> tuple[SubmitPolicy, Any]:
     in_body = form.get("constitutional_hash") or UNSET
     submission = SubmitPolicy(text, source_format, upload.filename or None, unguarded)
     return submission, in_body
+
+
+@cache
+def _answers(constitutional_hash: str) -> DecisionAnswers:
+    return DecisionAnswers(constitutional_hash)
 
 
 def _decisions(api: ApiServices) -> DecisionService:

@@ -15,6 +15,7 @@ from commands.decisions import MAX_BATCH, DecisionOutcome
 from commands.policy_intake import FORMATS
 from domain.registry.decision_log import FIELD_PATH, MAX_MASK_FIELDS
 
+_encode = msgspec.json.Encoder().encode
 NO_NUL = "^[^\\x00]*$"  # PostgreSQL text cannot hold U+0000; bodies.py refuses it
 PolicyStatusName = Literal["draft", "active", "retired"]
 FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=255), documented(pattern=NO_NUL)]
@@ -164,6 +165,42 @@ class DecisionResult(msgspec.Struct, kw_only=True):
 class DecisionBatchResult(msgspec.Struct, kw_only=True):
     results: list[DecisionResult]
     constitutional_hash: str
+
+
+_ID_FIELD = b'{"decision_id":"'
+MAX_ENCODED_TAILS = 4096
+
+
+class DecisionAnswers:
+    """The JSON answers of the decision route, as `DecisionResult` and `DecisionBatchResult`
+    encode them. Everything after the decision id depends only on the decision and the policy
+    version, and a policy answers with few distinct decisions: that part is encoded once."""
+
+    def __init__(self, constitutional_hash: str) -> None:
+        self._hash = constitutional_hash
+        self._batch_tail = b'],"constitutional_hash":' + _encode(constitutional_hash) + b"}"
+        self._tails: dict[tuple[Any, str, int], bytes] = {}
+
+    def one(self, outcome: DecisionOutcome) -> bytes:
+        return b"".join((_ID_FIELD, str(outcome.decision_id).encode(), self._tail(outcome)))
+
+    def batch(self, outcomes: list[DecisionOutcome]) -> bytes:
+        return b"".join((b'{"results":[', b",".join(map(self.one, outcomes)), self._batch_tail))
+
+    def _tail(self, outcome: DecisionOutcome) -> bytes:
+        policy = outcome.policy
+        key = (outcome.decision, policy.policy_key, policy.version)
+        tail = self._tails.get(key)
+        if tail is None:
+            encoded = _encode(DecisionResult.of(outcome, self._hash))
+            prefix = _ID_FIELD + str(outcome.decision_id).encode()
+            if not encoded.startswith(prefix):  # the field order is this class's own
+                raise RuntimeError("DecisionResult must encode decision_id first")
+            tail = encoded[len(prefix) :]
+            if len(self._tails) >= MAX_ENCODED_TAILS:
+                self._tails.clear()
+            self._tails[key] = tail
+        return tail
 
 
 class DecisionLogSettingsBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -330,12 +330,19 @@ class TenantController(Controller):
 def _context(
     request: Request[Any, Any, Any], principal: Principal, in_body: Any, in_header: str | None
 ) -> CommandContext:
-    supplied = in_header if in_body is UNSET else in_body
+    supplied = supplied_hash(in_body, in_header)
+    trace_parent = tracing.current_traceparent() or request.headers.get("traceparent")
+    return CommandContext(principal, supplied, trace_parent)
+
+
+def supplied_hash(in_body: Any, in_header: str | None) -> str | None:
+    """The constitutional hash the caller gave (the body's wins over the header's), checked for
+    its form; None when neither gives one."""
+    supplied: str | None = in_header if in_body is UNSET else in_body
     if supplied and not CONSTITUTIONAL_HASH_PATTERN.fullmatch(supplied):
         where = HASH_HEADER if in_body is UNSET else "constitutional_hash"
         raise ValidationFailed.field(where, "must be 16 lowercase hexadecimal characters")
-    trace_parent = tracing.current_traceparent() or request.headers.get("traceparent")
-    return CommandContext(principal, supplied, trace_parent)
+    return supplied
 
 
 async def _in_thread(call: partial[T]) -> T:

@@ -4,7 +4,6 @@ enables it (with its masked fields replaced), and the tenant's setting as an agg
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from hashlib import sha256
@@ -14,6 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 from eventsourcing.domain import Aggregate, event
 
+from domain.entropy import random_bytes
 from domain.errors import ValidationFailed
 from domain.events import EventMeta
 
@@ -24,17 +24,26 @@ _SETTINGS_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:decision-log-settings")
 _canonical = msgspec.json.Encoder(order="sorted").encode
 
 
+def canonical_input(document: Any) -> bytes:
+    """The input's canonical JSON (UTF-8, sorted keys, no spaces): equal inputs, equal bytes."""
+    return _canonical(document)
+
+
 def input_digest(document: Any) -> str:
-    """SHA-256 of the input's canonical JSON (UTF-8, sorted keys, no spaces): equal inputs,
-    equal digests."""
-    return sha256(_canonical(document)).hexdigest()
+    """SHA-256 of the input's canonical JSON: equal inputs, equal digests."""
+    return digest_of(canonical_input(document))
+
+
+def digest_of(canonical: bytes) -> str:
+    """The digest of an input already in canonical JSON (`canonical_input`)."""
+    return sha256(canonical).hexdigest()
 
 
 def new_decision_id() -> UUID:
     """A UUID version 7: the time in milliseconds, then 74 random bits. Time-ordered, so the
     decision log's key grows at its end."""
     millis = time.time_ns() // 1_000_000
-    random_bits = int.from_bytes(os.urandom(10)) >> 6  # 74 bits
+    random_bits = int.from_bytes(random_bytes(10)) >> 6  # 74 bits
     value = (millis & (2**48 - 1)) << 80
     value |= 0x7 << 76 | (random_bits >> 62) << 64  # version 7, then 12 random bits
     value |= 0b10 << 62 | (random_bits & (2**62 - 1))  # RFC 4122 variant, 62 random bits

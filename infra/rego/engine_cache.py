@@ -61,8 +61,13 @@ class EngineCache:
         """The decision of version `key` (its Rego `module`, `package`) on `request`.
 
         Raises RegoCompileError or RegoEvaluationError."""
+        return self.evaluate_json(key, module, package, _encode(request).decode())
+
+    def evaluate_json(self, key: CacheKey, module: str, package: str, request: str) -> Decision:
+        """As `evaluate`, the input given as JSON text (a caller that encodes the input anyway
+        for its own use, the decision log's digest, encodes it once)."""
         engine = self._engine(key, module, package)
-        engine.set_input_json(_encode(request).decode())
+        engine.set_input_json(request)
         try:
             raw = engine.eval_rule_as_json(_DECISION_RULE)
         except Exception as error:  # noqa: BLE001 - regorus raises bare exceptions, text is all

@@ -635,3 +635,30 @@ def test_a_tenant_out_of_storage_still_gets_decisions(
     body = {"policy_id": "finance-api", "input": SERVICE_READ}
     for path in (f"/v1/tenants/{tenant.id}/decisions/", f"/v1//tenants/{tenant.id}/decisions"):
         assert monitor.post(path, json=body).status_code == 200, path
+
+
+def test_the_document_lists_the_storage_quota_refusal_for_writes_that_store_and_not_decisions(
+    api: Api,
+) -> None:
+    with api.client() as anonymous:
+        paths = anonymous.get("/schema").json()["paths"]
+
+    def refusals(path: str, method: str) -> set[str]:
+        forbidden = paths[path][method]["responses"].get("403", {})
+        examples = forbidden.get("content", {}).get("application/json", {}).get("examples", {})
+        return {example["value"]["error"]["code"] for example in examples.values()}
+
+    decide = "/v1/tenants/{tenant_id}/decisions"
+    assert "STORAGE_QUOTA_EXCEEDED" not in refusals(decide, "post")
+    assert "FORBIDDEN" in refusals(decide, "post")  # its own refusals stay
+    writes = [
+        (path, method)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if method in {"post", "put", "patch", "delete"}
+        and operation.get("security")
+        and path != decide
+    ]
+    assert ("/v1/tenants/{tenant_id}/policies", "post") in writes
+    for path, method in writes:
+        assert "STORAGE_QUOTA_EXCEEDED" in refusals(path, method), (path, method)

@@ -255,6 +255,13 @@ def _free_port() -> int:
 
 
 def _start_server(stack: ExitStack, mode: str, env: dict[str, str]) -> str:
+    return _start_server_process(stack, mode, env)[0]
+
+
+def _start_server_process(
+    stack: ExitStack, mode: str, env: dict[str, str]
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """A bench server's URL, and its process (so its CPU time can be read)."""
     port = _free_port()
     process = subprocess.Popen(
         [*_pin(1), sys.executable, "-m", "tests.load.server_for_bench", mode, str(port)],
@@ -274,7 +281,7 @@ def _start_server(stack: ExitStack, mode: str, env: dict[str, str]) -> str:
                 raise SystemExit(f"bench server {mode} exited with {process.returncode}") from None
             time.sleep(0.1)
         else:
-            return url
+            return url, process
     raise SystemExit(f"bench server {mode} did not start")
 
 

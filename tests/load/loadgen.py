@@ -3,7 +3,8 @@
 Run in its own process, pinned apart from the server: N connections each send GET requests
 (or, with `--body`, POST requests with that JSON body) back to back for a duration and time
 every response. Prints one JSON line:
-{"requests", "errors", "seconds", "rps", "p50_ms", "p99_ms", "statuses"}.
+{"requests", "errors", "seconds", "rps", "p50_ms", "p99_ms", "statuses", "answered"} (`answered`
+counts the warm-up's responses too: the server's work over the whole run).
 
     python -m tests.load.loadgen http://127.0.0.1:8000/path --connections 8 --duration 5 \
         --header "Authorization: Bearer ..."
@@ -34,6 +35,7 @@ async def _connection(
     warm_until: float,
     latencies: list[float],
     statuses: Counter[int],
+    answered: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -50,6 +52,7 @@ async def _connection(
                     length = int(line[15:])
             if length:
                 await reader.readexactly(length)
+            answered[0] += 1
             if started >= warm_until:
                 latencies.append(time.perf_counter() - started)
                 statuses[status] += 1
@@ -76,11 +79,12 @@ async def run(
     request = "\r\n".join([*lines, "", ""]).encode() + (b"" if body is None else payload)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
+    answered = [0]  # every response, the warm-up's too
     begin = time.perf_counter()
     warm_until, stop_at = begin + warmup, begin + warmup + duration
     await asyncio.gather(
         *(
-            _connection(host, port, request, stop_at, warm_until, latencies, statuses)
+            _connection(host, port, request, stop_at, warm_until, latencies, statuses, answered)
             for _ in range(connections)
         )
     )
@@ -94,6 +98,7 @@ async def run(
         "p50_ms": round(percentile(ms, 50), 3),
         "p99_ms": round(percentile(ms, 99), 3),
         "statuses": dict(statuses),
+        "answered": answered[0],
     }
 
 

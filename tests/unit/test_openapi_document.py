@@ -38,8 +38,14 @@ def ping(widget_id: UUID, data: NewWidget | None = None) -> dict[str, str]:
     return {"pong": str(widget_id)}
 
 
+@post("/tenants/{tenant_id:uuid}/decisions", status_code=200, sync_to_thread=False)
+def decide(tenant_id: UUID, data: NewWidget) -> dict[str, str]:
+    return {"decided": str(tenant_id)}
+
+
 def _document() -> dict:  # type: ignore[type-arg]
-    v1 = Router("/v1", route_handlers=[create_widget, read_widget, ping], security=[{"T": []}])
+    handlers = [create_widget, read_widget, ping, decide]
+    v1 = Router("/v1", route_handlers=handlers, security=[{"T": []}])
     app = Litestar([v1], openapi_config=OpenAPIConfig(title="t", version="1"))
     complete(app)
     return msgspec.to_builtins(app.openapi_schema.to_schema())  # type: ignore[no-any-return]
@@ -52,6 +58,12 @@ def test_a_new_route_gets_the_refusals_it_can_be_given_in_the_envelope() -> None
     read = doc["paths"]["/v1/widgets/{widget_id}"]["get"]["responses"]
     assert {"401", "404", "422", "429", "500"} <= set(read)
     assert "403" not in read  # storage quota refusals are for writes
+    forbidden = create["403"]["content"]["application/json"]["examples"]
+    assert set(forbidden) == {"STORAGE_QUOTA_EXCEEDED"}
+    # ... that store something the quota counts: a decision does not
+    decide = doc["paths"]["/v1/tenants/{tenant_id}/decisions"]["post"]["responses"]
+    assert {"401", "404", "413", "415", "422", "429", "500"} <= set(decide)
+    assert "403" not in decide
     for responses in (create, read):
         for status, response in responses.items():
             if status[0] in "45":

@@ -49,6 +49,36 @@ def test_duplicate_keys_and_nul_are_refused(raw: bytes, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a:b": 1, "a:b": 2}',  # colons inside keys and strings are not members
+        b'{"t": "12:00:00", "u": {"k": ":", "k": "::"}}',
+        b'{"x": [{"b": 1}, {"c": ":", "c": 2}], "y": "a:b"}',
+        b'{"\\u003a": 1, ":": 2}',  # an escape writes the same key: parsed again
+        b'{"a": 1, "a": 2, "b": "\\u003a"}',  # the escape's colon would hide the repeat
+        b'{"\\u00e9": 1, "\xc3\xa9": 2}',
+    ],
+)
+def test_repeated_keys_are_found_whatever_colons_the_strings_hold(raw: bytes) -> None:
+    assert [f["message"] for f in _refusal(raw)] == ["repeats a key within an object"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a:b": 1, "a": "b:c", "c": {"d": [":", {"e": "::"}]}}',
+        b'{"\\u003a": ":", "b": "\\u003a\\u003a", "c": 1}',
+        b'{"k": "C:\\\\users\\\\me"}',
+        b'[{"a": 1}, {"a": 2}, ":"]',
+        b'"::"',
+        b"{}",
+    ],
+)
+def test_bodies_with_colons_in_strings_and_no_repeated_key_decode(raw: bytes) -> None:
+    assert decode(raw) is not None
+
+
+@pytest.mark.parametrize(
     "raw", [b'{"a": "\\ud800"}', b'{"a": 1e400}', b"{'a': 1}", b'{"a": NaN}', b"\xff\xfe"]
 )
 def test_malformed_json_is_refused_without_echoing_it(raw: bytes) -> None:

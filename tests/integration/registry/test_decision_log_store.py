@@ -17,6 +17,7 @@ from commands.decision_log import DecisionRecorder
 from commands.decisions import ActivePolicy, DecisionRecord
 from commands.tenants import CreateTenant
 from domain.events import Actor
+from domain.policy.json_values import canonical_text
 from domain.policy.reference_evaluator import Decision
 from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from tests.integration.spine.support import PLATFORM
@@ -191,3 +192,58 @@ def test_denied_decisions_are_audited_as_governance_events(
     ).fetchall()
     assert rows == [("governance", "denied", str(denied.decision_id), ["no"])]
     assert recorder.audit_failures == 0
+
+
+def test_every_value_is_stored_as_given_escapes_and_all(
+    recorders: Callable[..., DecisionRecorder], admin_conn: psycopg.Connection[Any]
+) -> None:
+    """The batch goes to the database as COPY text: values holding the format's delimiters and
+    escapes (tab, newline, carriage return, backslash), quotes and non-ASCII come back equal."""
+    tenant = uuid4()
+    awkward = 'a\tb\nc\rd\\e"f\\\\n é ✓ \\N'
+    policy = ActivePolicy(uuid4(), f"key {awkward}", 7, "acgs.policies.x", "", system_wide=True)
+    obligation = {"notify": awkward, "nested": {"list": [1, 2.5, None, True, awkward]}}
+    record = DecisionRecord(
+        decision_id=uuid4(),
+        tenant_id=tenant,
+        policy=policy,
+        input_sha256="b" * 64,
+        input={"user": {"name": awkward, "ssn": "***"}, "n": 12345678901, "x": -0.125},
+        decision=Decision(
+            allow=False,
+            deny=frozenset({awkward, "plain"}),
+            obligations=frozenset({canonical_text(obligation)}),
+        ),
+        latency_ms=0.000123,
+        actor=Actor(f"sub {awkward}"),
+        constitutional_hash="cdd01ef066bc6cf2",
+        decided_at=datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+    )
+    recorder = recorders()
+    recorder.record(record)
+    recorder.record(_record(tenant))  # a second row after the awkward one
+    assert recorder.flush() == 2
+    row = admin_conn.execute(
+        "SELECT decision_id, tenant_id, policy_id, policy_key, policy_version, system_wide, "
+        "input_sha256, input, allow, deny, obligations, latency_ms, principal, "
+        "constitutional_hash, decided_at FROM decision_logs WHERE decision_id = %s",
+        [record.decision_id],
+    ).fetchone()
+    assert row == (
+        record.decision_id,
+        tenant,
+        policy.policy_id,
+        policy.policy_key,
+        7,
+        True,
+        "b" * 64,
+        record.input,
+        False,
+        sorted([awkward, "plain"]),
+        [obligation],
+        0.000123,
+        record.actor.sub,
+        "cdd01ef066bc6cf2",
+        record.decided_at,
+    )
+    assert _count(admin_conn, tenant) == 2
