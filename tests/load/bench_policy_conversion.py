@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from commands.policy_conversion import read_sources, run_conversion, write_outputs
+from commands.policy_conversion import ModuleFiles, read_sources, run_conversion, write_outputs
 from domain.policy.conversion import ConversionSettings
 from infra.rego.regorus_engine import RegorusEngine
 from tests.load.policy_corpus import corpus
@@ -39,12 +39,23 @@ def main() -> int:
         cpu_started = _cpu_seconds()
         started = time.perf_counter()
         sources = read_sources(files)
-        results = run_conversion(
-            sources, RegorusEngine, settings=ConversionSettings(), jobs=args.jobs
-        )
-        converted_at = time.perf_counter()
-        cpu_converted = _cpu_seconds()
-        write_outputs(results, out_dir, settings=ConversionSettings(), engine_name="regorus")
+        with ModuleFiles(out_dir) as module_files:
+            results = run_conversion(
+                sources,
+                RegorusEngine,
+                settings=ConversionSettings(),
+                jobs=args.jobs,
+                on_results=module_files.add,
+            )
+            converted_at = time.perf_counter()
+            cpu_converted = _cpu_seconds()
+            write_outputs(
+                results,
+                out_dir,
+                settings=ConversionSettings(),
+                engine_name="regorus",
+                module_files=module_files,
+            )
         finished = time.perf_counter()
         cpu_finished = _cpu_seconds()
     statuses = Counter(result.status.value for result in results)
