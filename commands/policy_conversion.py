@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,8 +204,12 @@ def run_conversion(
     jobs: int = 1,
     progress: Progress | None = None,
     limits: PolicyLimits = DEFAULT_LIMITS,
+    on_results: Callable[[list[PolicyResult]], None] | None = None,
 ) -> list[PolicyResult]:
-    """Every policy of every source, in source order; duplicates in the batch fail."""
+    """Every policy of every source, in source order; duplicates in the batch fail.
+
+    `on_results` is given each chunk's results as the chunk is done, in the order chunks end
+    (before duplicates are failed): `ModuleFiles.add` writes their modules meanwhile."""
     chunks = list(_chunks(sources, CHUNK_SIZE if jobs > 1 else max(1, min(CHUNK_SIZE, 5))))
     by_chunk: dict[int, list[PolicyResult]] = {}
     done = 0
@@ -213,6 +217,8 @@ def run_conversion(
         engine = engine_factory()
         for index, chunk in enumerate(chunks):
             by_chunk[index] = convert_chunk(chunk, source_format, settings, engine, limits)
+            if on_results:
+                on_results(by_chunk[index])
             done += len(chunk)
             if progress:
                 progress(done, len(sources))
@@ -230,6 +236,8 @@ def run_conversion(
             for future in as_completed(futures):
                 index, size = futures[future]
                 by_chunk[index] = future.result()
+                if on_results:
+                    on_results(by_chunk[index])
                 done += size
                 if progress:
                     progress(done, len(sources))
@@ -265,7 +273,10 @@ def write_outputs(
     settings: ConversionSettings,
     engine_name: str,
     strict_checker: StrictChecker | None = None,
+    module_files: ModuleFiles | None = None,
 ) -> ConversionOutcome:
+    """The modules of `results` (through `module_files` when it wrote them during the
+    conversion), then report.json and report.md, into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[Path, int] = {}
     modules: list[tuple[Path, str]] = []
@@ -274,7 +285,10 @@ def write_outputs(
             target = out_dir / f"{result.policy_id}.rego"
             written[target] = index
             modules.append((target, result.rego))
-    _write_modules(modules)
+    if module_files is not None:
+        module_files.settle(modules)
+    else:
+        _write_modules(modules)
     if strict_checker is not None and written:
         for file, message in strict_checker.check(list(written)).items():
             position = next((i for path, i in written.items() if str(path) == file), None)
@@ -316,6 +330,66 @@ def _write_modules(modules: Sequence[tuple[Path, str]]) -> None:
 def _write_module(module: tuple[Path, str]) -> int:
     target, text = module
     return target.write_text(text, encoding="utf-8")
+
+
+class ModuleFiles:
+    """Writes the modules of converted policies into a directory while the conversion goes on.
+
+    Creating files mostly waits on the file system, so writing each chunk's modules as the chunk
+    ends (`add`, given to `run_conversion` as `on_results`) takes that wait off the end of the
+    run. `settle` (called by `write_outputs`) then makes the directory hold exactly the final
+    modules: a policy failed afterwards (a duplicate id in the batch) loses the file written for
+    it, and the first of duplicates keeps its own module. Use it as a context manager."""
+
+    def __init__(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self._writers = ThreadPoolExecutor(max_workers=_WRITERS)
+        self._pending: list[Future[int]] = []
+        self._written: dict[Path, str] = {}
+
+    def add(self, results: Sequence[PolicyResult]) -> None:
+        for result in results:
+            if result.rego is None:
+                continue
+            target = self.out_dir / f"{result.policy_id}.rego"
+            if target in self._written:
+                continue  # a duplicate id: `settle` writes the module that stays
+            self._written[target] = result.rego
+            self._pending.append(self._writers.submit(_write_module, (target, result.rego)))
+
+    def settle(self, modules: Sequence[tuple[Path, str]]) -> None:
+        """Wait for the writes (the first error is raised), then write what differs from
+        `modules` and remove the files of modules not among them."""
+        self._wait()
+        final = dict(modules)
+        for stale in self._written.keys() - final.keys():
+            stale.unlink(missing_ok=True)
+        missing = [
+            (target, text) for target, text in final.items() if self._written.get(target) != text
+        ]
+        _write_modules(missing)
+        self._written = final
+
+    def close(self) -> None:
+        self._writers.shutdown(wait=True)
+
+    def __enter__(self) -> ModuleFiles:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, []
+        failure: OSError | None = None
+        for future in pending:
+            try:
+                future.result()
+            except OSError as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
 
 def default_jobs(requested: int | None, work_items: int) -> int:

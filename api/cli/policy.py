@@ -30,6 +30,7 @@ from rich.text import Text
 from api.cli.console import table_console
 from commands.policy_conversion import (
     BatchTooLarge,
+    ModuleFiles,
     SourceNotFound,
     SourceUnreadable,
     check_directory,
@@ -152,31 +153,38 @@ def convert(
     started = time.perf_counter()
     stderr = Console(stderr=True)
     visible = show_progress if show_progress is not None else stderr.is_terminal
-    with _progress_bar(stderr, visible) as bar:
-        task = bar.add_task("converting", total=len(texts))
-        results = run_conversion(
-            texts,
-            partial(
-                BoundedRegoEngine,
-                seconds=limits.evaluation_seconds,
-                memory_bytes=limits.evaluation_memory_bytes,
-            ),
-            source_format=SourceFormat(source_format),
-            settings=settings,
-            jobs=workers,
-            progress=lambda done, _total: bar.update(task, completed=done),
-            limits=limits,
-        )
     try:
-        outcome = write_outputs(
-            results,
-            out_dir,
-            settings=settings,
-            engine_name=BoundedRegoEngine.name,
-            strict_checker=OpaStrictChecker.from_path(),
-        )
+        module_files = ModuleFiles(out_dir)  # modules are written while the conversion goes on
     except OSError as failure:
         _fail(f"cannot write to {out_dir}: {failure.strerror}")
+    with module_files:
+        with _progress_bar(stderr, visible) as bar:
+            task = bar.add_task("converting", total=len(texts))
+            results = run_conversion(
+                texts,
+                partial(
+                    BoundedRegoEngine,
+                    seconds=limits.evaluation_seconds,
+                    memory_bytes=limits.evaluation_memory_bytes,
+                ),
+                source_format=SourceFormat(source_format),
+                settings=settings,
+                jobs=workers,
+                progress=lambda done, _total: bar.update(task, completed=done),
+                limits=limits,
+                on_results=module_files.add,
+            )
+        try:
+            outcome = write_outputs(
+                results,
+                out_dir,
+                settings=settings,
+                engine_name=BoundedRegoEngine.name,
+                strict_checker=OpaStrictChecker.from_path(),
+                module_files=module_files,
+            )
+        except OSError as failure:
+            _fail(f"cannot write to {out_dir}: {failure.strerror}")
     elapsed = time.perf_counter() - started
     _print_summary(outcome.results, elapsed, out_dir)
     if strict and outcome.has_failures:

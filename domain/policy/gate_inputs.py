@@ -15,8 +15,12 @@ The number of requests grows with what the policy says; it is capped, and a dead
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from domain.policy.analysis import can_hold, never_applicable
 from domain.policy.gate_probes import Assignment, fitted, probes
@@ -203,11 +207,53 @@ def _describe(c: Comparison) -> str:
     return f"{c.field} {c.op.value} {other}"
 
 
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+def _compact_text(request: dict[str, Any]) -> str:
+    """A request's JSON text, keys sorted (msgspec: over ten times faster than `json`)."""
+    return _encode_sorted(request).decode()
+
+
+def _python_text(request: dict[str, Any]) -> str:
+    """The same for a request that may hold a non-finite number: `json` writes it as such
+    (and the engine refuses it), where msgspec would write `null`, another request."""
+    return json.dumps(request, sort_keys=True)
+
+
+def _request_writer(policy: Policy) -> Callable[[dict[str, Any]], str]:
+    """Generated values are the policy's values, values derived from them by adding or
+    subtracting 1 (finite stays finite), or fixed ones: a policy with finite numbers only
+    makes requests msgspec writes exactly."""
+    for rule in policy.rules:
+        for c in comparisons(rule.when):
+            if not _finite(c.value):
+                return _python_text
+    return _compact_text
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    return True
+
+
 class _Collector:
     """The requests so far, without duplicates, up to the cap; and what they were meant to cover."""
 
-    def __init__(self, max_inputs: int, paths: list[str], truths: _Truths) -> None:
+    def __init__(
+        self,
+        max_inputs: int,
+        paths: list[str],
+        truths: _Truths,
+        text: Callable[[dict[str, Any]], str] = _python_text,
+    ) -> None:
         self.max_inputs = max_inputs
+        self.text = text
         self.holds = truths.holds
         self.requests: dict[str, dict[str, Any]] = {}
         self.capped = False
@@ -218,7 +264,7 @@ class _Collector:
         self.descriptions: dict[int, str] = {}
 
     def add(self, request: dict[str, Any]) -> bool:
-        key = json.dumps(request, sort_keys=True)
+        key = self.text(request)
         if key in self.requests:
             return True
         if len(self.requests) >= self.max_inputs:
@@ -269,7 +315,7 @@ def gate_inputs(
     """The requests the gate evaluates both sides on, with what they failed to cover."""
     paths = list(dict.fromkeys(p for rule in policy.rules for p in _paths_read(rule)))
     truths = _Truths()
-    collector = _Collector(max(2, max_inputs), paths, truths)
+    collector = _Collector(max(2, max_inputs), paths, truths, _request_writer(policy))
     search = _Search(deadline, truths)
     base = {"constitutional_hash": constitutional_hash}
     collector.add(base)

@@ -45,13 +45,13 @@ class RegorusEngine:
         del engine
         if isinstance(outcome, Exception):
             raise outcome
-        return [_decision(row) for row in outcome]
+        return outcome
 
 
 def _evaluate(
     engine: Any, filename: str, module: str, package: str, requests: Sequence[dict[str, Any]]
-) -> list[Any] | RegoCompileError | RegoEvaluationError:
-    """The gate's rows for every request, or the error to raise (returned, not raised)."""
+) -> list[Decision] | RegoCompileError | RegoEvaluationError:
+    """The decision on every request, or the error to raise (returned, not raised)."""
     engine.set_policy_length_config(
         max_col=MAX_MODULE_BYTES, max_file_bytes=MAX_MODULE_BYTES, max_lines=MAX_MODULE_LINES
     )
@@ -61,24 +61,32 @@ def _evaluate(
         line, column = compile_error_position(str(error))
         return RegoCompileError(error_summary(str(error)), line, column)
     engine.add_policy("acgs_gate.rego", _GATE_MODULE.format(package=package))
-    rows: list[Any] = []
+    # A policy answers its requests with few distinct results: each result text is read once.
+    decided: dict[str, Decision] = {}
+    decisions: list[Decision] = []
     for request in requests:
         engine.set_input_json(request_json(request))
         try:
             raw = engine.eval_rule_as_json(_GATE_RULE)
         except Exception as error:  # noqa: BLE001 - as above
             return RegoEvaluationError(error_summary(str(error)))
-        row = json.loads(raw)
-        if not isinstance(row, list):
-            return RegoEvaluationError(f"data.{package} is undefined on {request!r}")
-        rows.append(row)
-    return rows
+        decision = decided.get(raw)
+        if decision is None:
+            row = json.loads(raw)
+            if not isinstance(row, list):
+                return RegoEvaluationError(f"data.{package} is undefined on {request!r}")
+            try:
+                decision = decided[raw] = _decision(row)
+            except RegoEvaluationError as failure:
+                return failure
+        decisions.append(decision)
+    return decisions
 
 
 def _decision(row: list[Any]) -> Decision:
-    allow, deny, obligations = row
-    if not isinstance(allow, bool) or not isinstance(deny, list):
+    if len(row) != 3 or not isinstance(row[0], bool) or not isinstance(row[1], list):
         raise RegoEvaluationError(f"unexpected decision shape: {row!r}")
+    allow, deny, obligations = row
     return Decision(
         allow=allow,
         deny=frozenset(str(reason) for reason in deny),
