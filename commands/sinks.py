@@ -39,6 +39,8 @@ class DeadLetterStore(Protocol):
 
     def status(self, follower: str, scope: UUID | None) -> dict[str, Any]: ...
 
+    def close(self) -> None: ...
+
 
 SinkOpener = Callable[[dict[str, Any]], Sink]
 StatsOf = Callable[[str], dict[str, Any]]  # a follower's counters in this process
@@ -80,6 +82,9 @@ class SinkCommands:
         self._store = store
         self._open_sink = open_sink
         self._stats_of = stats_of
+
+    def close(self) -> None:
+        self._store.close()
 
     def sink(self, tenant_id: UUID, integration_id: UUID) -> Integration:
         """A live SIEM integration of the tenant; NotFound for anything else."""

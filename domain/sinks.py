@@ -227,10 +227,8 @@ def record_of_body(body: Mapping[str, Any], *, position: int, event_id: str) -> 
     )
 
 
-def test_record(
-    tenant_id: UUID, tenant_slug: str | None, constitutional_hash: str, at: datetime
-) -> SinkRecord:
-    """The one record `/test` sends: marked `sink.test`, with a fresh event id."""
+def test_record(integration_id: UUID, constitutional_hash: str, at: datetime) -> SinkRecord:
+    """The one record a sink's test sends: `sink.test`, with a fresh event id."""
     event = str(uuid4())
     body = {
         "event_type": TEST_EVENT_TYPE,
@@ -239,12 +237,13 @@ def test_record(
         "result": "success",
         "actor_id": "system",
         "actor_type": "system",
+        "target_resource": f"integration/{integration_id}",
         "details": {"message": "ACGS sink test event"},
         "timestamp": at.isoformat(),
         "event_id": event,
         "position": 0,
-        "tenant_id": str(tenant_id),
-        "tenant_slug": tenant_slug,
+        "tenant_id": "",
+        "tenant_slug": None,
         "actor_roles": [],
         "constitutional_hash": constitutional_hash,
         "constitutional_validation_passed": True,

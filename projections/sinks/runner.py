@@ -72,6 +72,8 @@ class DeadLetters(Protocol):
         attempts: int,
     ) -> None: ...
 
+    def close(self) -> None: ...
+
 
 Enrich = Callable[[Sequence[Row]], list[SinkRecord]]
 Guard = Callable[[Callable[[], T]], T]  # the sink's circuit breaker around one attempt
@@ -156,6 +158,7 @@ class SinkRunner:
     def close(self) -> None:
         self.source.close()
         self.sink.close()
+        self.dead_letters.close()
 
     def run(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
         """Follow the log until `stop` is set."""

@@ -123,6 +123,9 @@ class FakeDeadLetters:
     ) -> None:
         self.added.append((owner, integration_id, list(failures), attempts))
 
+    def close(self) -> None:
+        pass
+
 
 def runner(
     log: FakeLog,
@@ -161,7 +164,9 @@ def test_batches_are_cut_by_count_and_by_bytes() -> None:
 
 
 def test_a_record_larger_than_the_byte_limit_goes_alone() -> None:
-    records = fake_enrich([(i, uuid4(), 1, "t", b"success", TENANT, datetime.now(UTC)) for i in (1, 2)])
+    records = fake_enrich(
+        [(i, uuid4(), 1, "t", b"success", TENANT, datetime.now(UTC)) for i in (1, 2)]
+    )
     assert [len(b) for b in batches(records, max_count=10, max_bytes=5)] == [1, 1]
 
 
