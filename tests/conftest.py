@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.peers.http",
     "tests.peers.slapd",
     "tests.peers.openbao",
+    "tests.peers.splunk_hec",
 ]

@@ -1,0 +1,197 @@
+"""A strict local double of Splunk's HTTP Event Collector, on 127.0.0.1 (no Splunk can run here).
+
+It checks the wire contract as Splunk does and answers with Splunk's codes: the token
+(`Authorization: Splunk <token>`; 401 code 2 when missing, 403 code 4 when wrong), the path, the
+channel header (400 code 10 when indexer acknowledgement is on and it is missing), and every
+event of the newline-joined body (400 code 6 "Invalid data format" naming the event number: not
+a JSON object, no `event`, a non-numeric `time`, an unknown key, a nested value in `fields`). It
+keeps events deduplicated by `event.event_id` (counting duplicates), can be told to answer the
+next requests with 429 (and Retry-After), 503 or any status, or to be down, and serves indexer
+acknowledgements (`/services/collector/ack`) when `ack` is on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+EVENT_KEYS = frozenset({"time", "host", "source", "sourcetype", "index", "event", "fields"})
+TOKEN = "hec-token-0f9e8d7c"
+
+
+@dataclass
+class HecDouble:
+    token: str = TOKEN
+    ack: bool = False
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)  # by event.event_id
+    order: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    requests: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (status, text)
+    channels: set[str] = field(default_factory=set)
+    failures: list[tuple[int, float | None]] = field(default_factory=list)
+    down: bool = False
+    acks_pending: dict[int, int] = field(default_factory=dict)  # ack id -> polls before true
+    ack_polls_needed: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _next_ack: int = 0
+    url: str = ""
+
+    def fail_next(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
+        self.failures.extend([(status, retry_after)] * count)
+
+    def received_ids(self) -> list[str]:
+        return list(self.order)
+
+    # --- the wire contract -------------------------------------------------------------------
+
+    def handle_event(  # noqa: PLR0911 - one answer per refusal, as Splunk gives them
+        self, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self.lock:
+            self.requests += 1
+            auth = headers.get("Authorization")
+            if self.down:
+                return 503, {"text": "Server is busy", "code": 9}, {}
+            if self.failures:
+                status, retry_after = self.failures.pop(0)
+                extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+                return status, {"text": "Server is busy", "code": 9}, extra
+        if not auth:
+            return 401, {"text": "Token is required", "code": 2}, {}
+        if auth != f"Splunk {self.token}":
+            return 403, {"text": "Invalid token", "code": 4}, {}
+        channel = headers.get("X-Splunk-Request-Channel")
+        if self.ack and not channel:
+            return 400, {"text": "Data channel is missing", "code": 10}, {}
+        parsed, problem = _events(body)
+        if problem is not None:
+            return 400, problem, {}
+        with self.lock:
+            for event in parsed:
+                event_id = str(event["event"].get("event_id", ""))
+                if event_id in self.events:
+                    self.duplicates += 1
+                    continue
+                self.events[event_id] = event
+                self.order.append(event_id)
+            if channel:
+                self.channels.add(channel)
+            answer: dict[str, Any] = {"text": "Success", "code": 0}
+            if self.ack:
+                self._next_ack += 1
+                answer["ackId"] = self._next_ack
+                self.acks_pending[self._next_ack] = self.ack_polls_needed
+        return 200, answer, {}
+
+    def handle_ack(self, headers: Any, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if headers.get("Authorization") != f"Splunk {self.token}":
+            return 403, {"text": "Invalid token", "code": 4}
+        if not self.ack:
+            return 400, {"text": "ACK is disabled", "code": 14}
+        channel = parse_qs(query).get("channel", [""])[0]
+        if not channel or channel not in self.channels:
+            return 400, {"text": "Invalid data channel", "code": 11}
+        try:
+            wanted = json.loads(body)["acks"]
+        except (ValueError, KeyError, TypeError):
+            return 400, {"text": "Invalid data format", "code": 6}
+        acks = {}
+        with self.lock:
+            for ack_id in wanted:
+                left = self.acks_pending.get(ack_id)
+                if left is not None and left > 1:
+                    self.acks_pending[ack_id] = left - 1
+                acks[str(ack_id)] = left is not None and left <= 1
+        return 200, {"acks": acks}
+
+
+def _events(body: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # noqa: PLR0911
+    events = []
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if not lines:
+        return [], {"text": "No data", "code": 5}
+    for number, line in enumerate(lines):
+        bad = {"text": "Invalid data format", "code": 6, "invalid-event-number": number}
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return [], bad
+        if not isinstance(event, dict) or "event" not in event:
+            return [], {
+                "text": "Event field is required",
+                "code": 12,
+                "invalid-event-number": number,
+            }
+        if set(event) - EVENT_KEYS or event["event"] in ("", None):
+            return [], bad
+        if "time" in event and not isinstance(event["time"], int | float):
+            return [], bad
+        fields = event.get("fields", {})
+        if not isinstance(fields, dict) or any(isinstance(v, dict) for v in fields.values()):
+            return [], {
+                "text": "Error in handling indexed fields",
+                "code": 15,
+                "invalid-event-number": number,
+            }
+        events.append(event)
+    return events, None
+
+
+def _handler(double: HecDouble) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            url = urlsplit(self.path)
+            extra: dict[str, str] = {}
+            if url.path == "/services/collector/event":
+                status, answer, extra = double.handle_event(self.headers, body)
+            elif url.path == "/services/collector/ack":
+                status, answer = double.handle_ack(self.headers, url.query, body)
+            else:
+                status, answer = 404, {"text": "The requested URL was not found", "code": 404}
+            if status >= 400:
+                with double.lock:
+                    double.rejected.append((status, str(answer.get("text"))))
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def start_hec(**options: Any) -> tuple[HecDouble, ThreadingHTTPServer]:
+    double = HecDouble(**options)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="hec-double", daemon=True).start()
+    double.url = f"http://127.0.0.1:{server.server_address[1]}/services/collector/event"
+    return double, server
+
+
+@pytest.fixture
+def hec() -> Iterator[HecDouble]:
+    double, server = start_hec()
+    try:
+        yield double
+    finally:
+        server.shutdown()
+        server.server_close()
