@@ -31,7 +31,7 @@ from commands.role_mappings import RoleMappingCommands
 from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
-from domain.sinks import follower_name, sink_scope
+from domain.sinks import SINK_PREFIX, follower_name, sink_scope
 from infra import tracing
 from infra.circuit_breaker import CircuitBreakers
 from infra.connectivity import ConnectivityProbe
@@ -328,7 +328,9 @@ class System:
         `own_only` leaves the disabled ones out."""
         with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
             status = follower_status(conn)
-        own = set(self.followers())
+        own = set(self.followers()) | {
+            w.name for w in self.worker_status() if w.name.startswith(SINK_PREFIX)
+        }
         for row in status:
             row["enabled"] = row["name"] in own
         return [s for s in status if s["enabled"]] if own_only else status

@@ -30,6 +30,7 @@ from uuid import UUID, uuid4
 from domain.tenancy import SYSTEM_TENANT_ID
 
 TEST_EVENT_TYPE = "sink.test"
+SINK_PREFIX = "sink_"  # of the names of sinks' followers of the log
 MAX_RETRY_SECONDS = 30.0
 
 
@@ -126,7 +127,7 @@ class DeliveryFailed(Exception):
 
 def follower_name(integration_id: UUID) -> str:
     """The name of a sink's follower of the log (its row in `projection_positions`)."""
-    return f"sink_{integration_id.hex}"
+    return f"{SINK_PREFIX}{integration_id.hex}"
 
 
 def sink_scope(owner: UUID) -> UUID | None:

@@ -54,6 +54,7 @@ MIGRATIONS = [
     "applied 0009_policy_registry",
     "applied 0010_audit_api",
     "applied 0011_sessions_and_role_mappings",
+    "applied 0017_sink_dead_letters",
 ]
 
 
@@ -347,6 +348,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "policy_cache",
             "role_cache",
             "role_mappings",
+            "sinks",
             "tenants",
         ]
 

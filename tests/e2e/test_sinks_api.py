@@ -209,6 +209,14 @@ def test_the_sinks_worker_starts_a_sink_when_created_and_stops_it_when_disabled(
         tenant.touch(2)
         expected = _tenant_event_ids(api.system.admin_url, tenant.id)
         wait_for(lambda: expected <= set(hec.received_ids()), timeout=15)
+        metrics = httpx.get(f"{api.url}/metrics").text
+        delivered = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(f'acgs_sink_delivered_total{{sink="{name}"}}')
+        ]
+        assert delivered
+        assert float(delivered[0].split()[-1]) >= len(expected)
 
         response = tenant.admin.patch(
             f"{tenant.base}/{sink_id}", json={"enabled": False}, headers=H
