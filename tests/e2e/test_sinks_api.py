@@ -229,3 +229,54 @@ def test_the_sinks_worker_starts_a_sink_when_created_and_stops_it_when_disabled(
         assert len(hec.received_ids()) == before
     finally:
         worker.close()
+
+
+class _KilledAfter:
+    """Wraps a sink: delivers for real, then dies (as a killed process would) once `after`
+    batches were acknowledged, before the runner could confirm its position."""
+
+    def __init__(self, sink: Any, after: int) -> None:
+        self.sink = sink
+        self.left = after
+
+    def deliver(self, records: Any) -> Any:
+        delivered = self.sink.deliver(records)
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return delivered
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def test_a_sink_killed_mid_batch_resumes_from_its_last_confirmed_position(
+    api: Api, tenants: tuple[Tenant, Tenant], hec: HecDouble
+) -> None:
+    tenant, _ = tenants
+    sink_id = tenant.create_sink("Crash", _sink_config(hec, batch_size=2))
+    api.wait_projected()
+    tenant.touch(5)
+    expected = _tenant_event_ids(api.system.admin_url, tenant.id)
+    first = api.system.sink_runner(tenant.id, sink_id)
+    first.sink = _KilledAfter(first.sink, after=2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            first.catch_up()
+        confirmed = first.source.position()
+    finally:
+        first.close()
+    assert 0 < len(hec.received_ids()) < len(expected)
+    with psycopg.connect(api.system.admin_url, autocommit=True) as conn:
+        first_of_tenant = conn.execute(
+            "SELECT min(notification_id) FROM governance_events WHERE tenant_id = %s", [tenant.id]
+        ).fetchone()
+    assert first_of_tenant is not None
+    assert confirmed < first_of_tenant[0]  # the killed round was not confirmed
+    second = api.system.sink_runner(tenant.id, sink_id)
+    try:
+        second.catch_up()
+    finally:
+        second.close()
+    assert set(hec.received_ids()) == expected  # nothing lost
+    assert hec.duplicates == 4  # the two batches acknowledged before the kill came again
