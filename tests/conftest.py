@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.peers.slapd",
     "tests.peers.openbao",
     "tests.peers.splunk_hec",
+    "tests.peers.rsyslog",
 ]
