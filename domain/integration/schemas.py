@@ -511,6 +511,22 @@ SIEM = ConfigSchema(
         _text("dcr_immutable_id", "Sentinel: the data collection rule", "dcr-0123456789abcdef"),
         _text("stream_name", "Sentinel: the DCR stream", "Custom-ACGS_CL"),
         _text("path", "NDJSON file for Filebeat", "/var/log/acgs/audit.ndjson"),
+        ConfigField(
+            "rotate_max_bytes",
+            Kind.INT,
+            "NDJSON: rotate the file before it grows past this many bytes",
+            104_857_600,
+            default=104_857_600,
+            bounds=(1024, 10_737_418_240),
+        ),
+        ConfigField(
+            "rotate_max_seconds",
+            Kind.INT,
+            "NDJSON: rotate the file once it is this old",
+            3600,
+            default=3600,
+            bounds=(1, 604_800),
+        ),
         _text(
             "ca_cert_pem",
             "The CA certificate(s) to trust, PEM",

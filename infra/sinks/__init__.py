@@ -8,11 +8,13 @@ from typing import Any
 
 from domain.sinks import Sink
 from infra.sinks.cef_syslog import CefSyslog
+from infra.sinks.ndjson_file import NdjsonFile
 from infra.sinks.splunk_hec import SplunkHec
 
 ADAPTERS: dict[str, Callable[[dict[str, Any]], Sink]] = {
     "splunk_hec": SplunkHec,
     "cef_syslog": CefSyslog,
+    "ndjson_file": NdjsonFile,
 }
 
 
