@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.peers.openbao",
     "tests.peers.splunk_hec",
     "tests.peers.rsyslog",
+    "tests.peers.elasticsearch",
 ]

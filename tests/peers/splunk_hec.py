@@ -16,11 +16,12 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
+
+from tests.peers.http_double import Answer, Request, serve_double
 
 EVENT_KEYS = frozenset({"time", "host", "source", "sourcetype", "index", "event", "fields"})
 TOKEN = "hec-token-0f9e8d7c"
@@ -145,45 +146,24 @@ def _events(body: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: 
     return events, None
 
 
-def _handler(double: HecDouble) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            url = urlsplit(self.path)
-            extra: dict[str, str] = {}
-            if url.path == "/services/collector/event":
-                status, answer, extra = double.handle_event(self.headers, body)
-            elif url.path == "/services/collector/ack":
-                status, answer = double.handle_ack(self.headers, url.query, body)
-            else:
-                status, answer = 404, {"text": "The requested URL was not found", "code": 404}
-            if status >= 400:
-                with double.lock:
-                    double.rejected.append((status, str(answer.get("text"))))
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
+def _route(double: HecDouble, request: Request) -> Answer:
+    if request.path == "/services/collector/event":
+        status, answer, extra = double.handle_event(request.headers, request.body)
+    elif request.path == "/services/collector/ack":
+        status, answer = double.handle_ack(request.headers, request.query, request.body)
+        extra = {}
+    else:
+        status, answer, extra = 404, {"text": "The requested URL was not found", "code": 404}, {}
+    if status >= 400:
+        with double.lock:
+            double.rejected.append((status, str(answer.get("text"))))
+    return Answer(status, answer, extra)
 
 
-def start_hec(**options: Any) -> tuple[HecDouble, ThreadingHTTPServer]:
+def start_hec(**options: Any) -> tuple[HecDouble, Any]:
     double = HecDouble(**options)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="hec-double", daemon=True).start()
-    double.url = f"http://127.0.0.1:{server.server_address[1]}/services/collector/event"
+    base, server = serve_double(lambda request: _route(double, request))
+    double.url = f"{base}/services/collector/event"
     return double, server
 
 
