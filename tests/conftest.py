@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.peers.splunk_hec",
     "tests.peers.rsyslog",
     "tests.peers.elasticsearch",
+    "tests.peers.datadog",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.sinks import Sink
 from infra.sinks.cef_syslog import CefSyslog
+from infra.sinks.datadog import DatadogLogs
 from infra.sinks.elasticsearch import ElasticsearchBulk
 from infra.sinks.ndjson_file import NdjsonFile
 from infra.sinks.splunk_hec import SplunkHec
@@ -17,6 +18,7 @@ ADAPTERS: dict[str, Callable[[dict[str, Any]], Sink]] = {
     "cef_syslog": CefSyslog,
     "ndjson_file": NdjsonFile,
     "elasticsearch": ElasticsearchBulk,
+    "datadog": DatadogLogs,
 }
 
 
