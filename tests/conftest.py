@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.peers.rsyslog",
     "tests.peers.elasticsearch",
     "tests.peers.datadog",
+    "tests.peers.sentinel",
 ]

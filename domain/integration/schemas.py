@@ -510,6 +510,12 @@ SIEM = ConfigSchema(
         _secret("client_secret", "Sentinel: the Entra application secret", "entra-s3cret"),
         _text("dcr_immutable_id", "Sentinel: the data collection rule", "dcr-0123456789abcdef"),
         _text("stream_name", "Sentinel: the DCR stream", "Custom-ACGS_CL"),
+        _text(
+            "authority_url",
+            "Sentinel: the Entra ID authority (default https://login.microsoftonline.com)",
+            "https://login.microsoftonline.com",
+            check=HTTPS,
+        ),
         _text("path", "NDJSON file for Filebeat", "/var/log/acgs/audit.ndjson"),
         ConfigField(
             "rotate_max_bytes",

@@ -11,6 +11,7 @@ from infra.sinks.cef_syslog import CefSyslog
 from infra.sinks.datadog import DatadogLogs
 from infra.sinks.elasticsearch import ElasticsearchBulk
 from infra.sinks.ndjson_file import NdjsonFile
+from infra.sinks.sentinel import SentinelLogs
 from infra.sinks.splunk_hec import SplunkHec
 
 ADAPTERS: dict[str, Callable[[dict[str, Any]], Sink]] = {
@@ -19,6 +20,7 @@ ADAPTERS: dict[str, Callable[[dict[str, Any]], Sink]] = {
     "ndjson_file": NdjsonFile,
     "elasticsearch": ElasticsearchBulk,
     "datadog": DatadogLogs,
+    "sentinel": SentinelLogs,
 }
 
 
