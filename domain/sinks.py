@@ -281,6 +281,50 @@ def classify(record: Mapping[str, Any]) -> tuple[Severity, str | None]:  # noqa:
     return Severity.INFO, None
 
 
+FAILED_SIGN_INS = 5  # failed sign-ins of one user within the window that raise an alert
+FAILED_SIGN_IN_WINDOW_SECONDS = 300.0
+
+
+class FailedSignIns:
+    """Raises `repeated_failed_sign_ins` (high) on the failed sign-in that makes `threshold`
+    failures of one user of one tenant within `window_seconds` (by the events' own times), and
+    on each further one inside the window. Kept per sink runner, in memory: a restart starts
+    counting afresh."""
+
+    def __init__(
+        self,
+        threshold: int = FAILED_SIGN_INS,
+        window_seconds: float = FAILED_SIGN_IN_WINDOW_SECONDS,
+    ) -> None:
+        self.threshold = threshold
+        self.window_seconds = window_seconds
+        self._seen: dict[tuple[str, str], list[float]] = {}
+
+    def observe(self, record: SinkRecord) -> SinkRecord:
+        body = record.body
+        if body.get("event_category") != "authentication" or body.get("result") != "failure":
+            return record
+        details = body.get("details")
+        if not isinstance(details, Mapping):
+            return record
+        user = details.get("username")
+        try:
+            at = datetime.fromisoformat(record.timestamp).timestamp()
+        except ValueError:
+            return record
+        if not user:
+            return record
+        key = (record.tenant_id, str(user).casefold())
+        recent = [t for t in self._seen.get(key, []) if at - t < self.window_seconds] + [at]
+        self._seen[key] = recent[-self.threshold :]
+        if len(recent) < self.threshold:
+            return record
+        alert = "repeated_failed_sign_ins"
+        new_body = {**body, "alert": alert, "severity": NAMED_SEVERITY[Severity.HIGH]}
+        new_body["details"] = {**details, "failures_in_window": len(recent)}
+        return record_of_body(new_body, position=record.position, event_id=record.event_id)
+
+
 # --- retries ------------------------------------------------------------------------------------
 
 

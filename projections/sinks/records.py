@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.events import event_id, event_type
-from domain.sinks import EventFacts, SinkRecord, enrich
+from domain.sinks import EventFacts, FailedSignIns, SinkRecord, enrich
 from projections.audit_log import audit_record
 
 TenantSlug = Callable[[UUID], str | None]  # the slug of a tenant (None once it is purged)
@@ -19,12 +19,14 @@ TenantSlug = Callable[[UUID], str | None]  # the slug of a tenant (None once it 
 
 class RecordMaker:
     """Turns rows of the notification log into sink records (cached per event: a runner may
-    look at a short round twice while it waits for more)."""
+    look at a short round twice while it waits for more), raising the alert of repeated failed
+    sign-ins on the way (`domain.sinks.FailedSignIns`)."""
 
     def __init__(self, mapper: Mapper[Any], tenant_slug: TenantSlug) -> None:
         self._mapper = mapper
         self._tenant_slug = tenant_slug
         self._last: dict[int, SinkRecord] = {}
+        self._sign_ins = FailedSignIns()
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> list[SinkRecord]:
         made = {}
@@ -51,4 +53,4 @@ class RecordMaker:
             constitutional_hash=str(meta["constitutional_hash"]),
             event_type=event_type(event),
         )
-        return enrich(audit_record(event), facts)
+        return self._sign_ins.observe(enrich(audit_record(event), facts))

@@ -19,8 +19,11 @@ from domain.sinks import (
     Delivery,
     DeliveryFailed,
     EventFacts,
+    FailedSignIns,
+    Severity,
     SinkRecord,
     batches,
+    classify,
     enrich,
     retry_delay,
 )
@@ -234,6 +237,18 @@ def test_records_are_enriched() -> None:
     assert body["severity"] == "high"
 
 
+class WatchedStop(threading.Event):
+    """A stop event that records how long it was asked to wait (and never waits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return self.is_set()
+
+
 def test_a_partial_batch_waits_for_more_but_an_alert_does_not() -> None:
     log = FakeLog()
     log.add(TENANT)
@@ -246,14 +261,18 @@ def test_a_partial_batch_waits_for_more_but_an_alert_does_not() -> None:
 
     grow = Growing(rows=list(log.rows))
     sink = FakeSink()
-    runner(grow, sink, max_wait=0.01).catch_up()
+    lingered = WatchedStop()
+    runner(grow, sink, max_wait=0.25).catch_up(lingered)
+    assert lingered.waits == [0.25]
     assert [len(b) for b in sink.batches] == [2]
 
-    alert_log = Growing()
+    alert_log = FakeLog()
     alert_log.add(TENANT, result="denied", event_type="decision.made")
     alert_sink = FakeSink()
-    runner(alert_log, alert_sink, max_wait=5.0).catch_up()  # would wait 5 s if it lingered
-    assert [len(b) for b in alert_sink.batches[:1]] == [1]
+    watch = WatchedStop()
+    runner(alert_log, alert_sink, max_wait=5.0).catch_up(watch)
+    assert watch.waits == []  # it never lingered
+    assert [len(b) for b in alert_sink.batches] == [1]
 
 
 def test_a_runner_killed_mid_batch_resumes_from_its_last_confirmed_position() -> None:
@@ -292,3 +311,71 @@ def test_retry_delays_grow_with_jitter_and_honour_retry_after() -> None:
     assert delays[-1] > delays[0] * 8
     assert retry_delay(1, 0.5, retry_after=12.0, rng=rng) == 12.0
     assert len({retry_delay(3, 1.0) for _ in range(20)}) > 1  # jittered
+
+
+def _sign_in(n: int, user: str, at: float, result: str = "failure") -> SinkRecord:
+    audit = {
+        "event_type": "authentication.ldap_login",
+        "event_category": "authentication",
+        "result": result,
+        "timestamp": datetime.fromtimestamp(at, UTC),
+        "details": {"username": user},
+    }
+    facts = EventFacts(str(uuid4()), n, str(TENANT), "acme", (), "cdd01ef066bc6cf2", "x")
+    return enrich(audit, facts)
+
+
+def test_repeated_failed_sign_ins_of_one_user_raise_an_alert() -> None:
+    tracker = FailedSignIns(threshold=3, window_seconds=60)
+    t = 1_780_000_000.0
+    seen = [tracker.observe(_sign_in(n, "bob", t + n)) for n in range(1, 5)]
+    assert [r.alert for r in seen] == [
+        None,
+        None,
+        "repeated_failed_sign_ins",
+        "repeated_failed_sign_ins",
+    ]
+    assert seen[2].severity is Severity.HIGH
+    assert seen[2].body["details"]["failures_in_window"] == 3
+    # Another user, a success, and failures spread wider than the window raise nothing.
+    assert tracker.observe(_sign_in(5, "alice", t + 5)).alert is None
+    assert tracker.observe(_sign_in(6, "carol", t, "success")).alert is None
+    spread = [tracker.observe(_sign_in(n, "dave", t + n * 40)) for n in range(7, 10)]
+    assert [r.alert for r in spread] == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("audit", "alert", "severity"),
+    [
+        (
+            {"event_type": "governance.policy_decision", "result": "denied"},
+            "policy_decision_denied",
+            Severity.HIGH,
+        ),
+        (
+            {"event_type": "migration.shadow_window", "details": {"severity": "critical"}},
+            "shadow_disagreement_critical",
+            Severity.CRITICAL,
+        ),
+        (
+            {"event_type": "policy.gap_found", "details": {"severity": "critical"}},
+            "policy_gap_critical",
+            Severity.CRITICAL,
+        ),
+        (
+            {
+                "event_type": "governance.x",
+                "result": "denied",
+                "constitutional_validation_passed": False,
+            },
+            "constitutional_hash_refused",
+            Severity.CRITICAL,
+        ),
+        ({"event_type": "authorization.create_tenant", "result": "denied"}, None, Severity.MEDIUM),
+        ({"event_type": "tenant.created", "result": "success"}, None, Severity.INFO),
+    ],
+)
+def test_alerts_and_severities(
+    audit: dict[str, Any], alert: str | None, severity: Severity
+) -> None:
+    assert classify(audit) == (severity, alert)
