@@ -18,7 +18,6 @@ its own field.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,11 @@ from enum import IntEnum
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+import msgspec
+
 from domain.tenancy import SYSTEM_TENANT_ID
 
+_encode_json = msgspec.json.Encoder().encode
 TEST_EVENT_TYPE = "sink.test"
 SINK_PREFIX = "sink_"  # of the names of sinks' followers of the log
 MAX_RETRY_SECONDS = 30.0
@@ -91,7 +93,7 @@ class SinkRecord:
 
     def __post_init__(self) -> None:
         if not self.json_text:
-            text = json.dumps(self.body, separators=(",", ":"), sort_keys=True)
+            text = _encode_json(self.body).decode()
             object.__setattr__(self, "json_text", text)
 
     @property
@@ -158,13 +160,20 @@ class Sink(Protocol):
 # --- enrichment --------------------------------------------------------------------------------
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    """`value` as JSON has it (times in ISO 8601, UUIDs as text); the common case first."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {str(k): v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
     return value

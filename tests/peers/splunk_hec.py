@@ -7,22 +7,27 @@ event of the newline-joined body (400 code 6 "Invalid data format" naming the ev
 a JSON object, no `event`, a non-numeric `time`, an unknown key, a nested value in `fields`). It
 keeps events deduplicated by `event.event_id` (counting duplicates), can be told to answer the
 next requests with 429 (and Retry-After), 503 or any status, or to be down, and serves indexer
-acknowledgements (`/services/collector/ack`) when `ack` is on.
+acknowledgements (`/services/collector/ack`) when `ack` is on. Run as a module, it serves in a
+process of its own and reports what it received at `GET /_double/received` (event id -> the
+monotonic time of receipt).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
 import pytest
 
 from tests.peers.http_double import Answer, Request, serve_double
 
+_decode = msgspec.json.Decoder().decode
 EVENT_KEYS = frozenset({"time", "host", "source", "sourcetype", "index", "event", "fields"})
 TOKEN = "hec-token-0f9e8d7c"
 
@@ -33,6 +38,7 @@ class HecDouble:
     ack: bool = False
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # by event.event_id
     order: list[str] = field(default_factory=list)
+    received_at: dict[str, float] = field(default_factory=dict)  # event id -> time.monotonic()
     duplicates: int = 0
     requests: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (status, text)
@@ -75,6 +81,7 @@ class HecDouble:
         parsed, problem = _events(body)
         if problem is not None:
             return 400, problem, {}
+        now = time.monotonic()
         with self.lock:
             for event in parsed:
                 event_id = str(event["event"].get("event_id", ""))
@@ -83,6 +90,7 @@ class HecDouble:
                     continue
                 self.events[event_id] = event
                 self.order.append(event_id)
+                self.received_at[event_id] = now
             if channel:
                 self.channels.add(channel)
             answer: dict[str, Any] = {"text": "Success", "code": 0}
@@ -122,8 +130,8 @@ def _events(body: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: 
     for number, line in enumerate(lines):
         bad = {"text": "Invalid data format", "code": 6, "invalid-event-number": number}
         try:
-            event = json.loads(line)
-        except ValueError:
+            event = _decode(line)
+        except msgspec.DecodeError:
             return [], bad
         if not isinstance(event, dict) or "event" not in event:
             return [], {
@@ -147,6 +155,9 @@ def _events(body: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: 
 
 
 def _route(double: HecDouble, request: Request) -> Answer:
+    if request.path == "/_double/received":  # the double's own view, for a benchmark's process
+        with double.lock:
+            return Answer(200, dict(double.received_at))
     if request.path == "/services/collector/event":
         status, answer, extra = double.handle_event(request.headers, request.body)
     elif request.path == "/services/collector/ack":
@@ -175,3 +186,16 @@ def hec() -> Iterator[HecDouble]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def serve_forever() -> None:
+    """`python -m tests.peers.splunk_hec`: the double in a process of its own (benchmarks keep
+    its CPU out of theirs); prints its URL, serves until killed."""
+    double, server = start_hec()
+    print(double.url, flush=True)
+    threading.Event().wait()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    serve_forever()
