@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -147,15 +148,18 @@ class SinkRunner:
     guard: Guard[Any] = _no_guard
     read_limit: int = 2000
     stats: SinkStats = field(init=False)
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.stats = stats_of(self.name)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-delivery")
 
     @property
     def name(self) -> str:
         return self.source.name
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.source.close()
         self.sink.close()
         self.dead_letters.close()
@@ -168,22 +172,49 @@ class SinkRunner:
             return
 
     def catch_up(self, stop: threading.Event | None = None) -> int:
-        """Deliver everything after the position; returns the number of log events passed."""
+        """Deliver everything after the position; returns the number of log events passed.
+
+        Rounds are pipelined: the next round is read and enriched while the receiver works on
+        the one before, which is delivered in the runner's delivery thread; a round is sent only
+        once the one before it is complete (the receiver sees the log's order), and the position
+        moves past a round only once all of it is acknowledged or dead-lettered."""
         stop = stop or threading.Event()
         total = 0
         position = self.source.position()
-        while rows := self._next_rows(position, stop):
-            records = self.enrich([r for r in rows if self._in_scope(r)])
-            for batch in batches(
-                records, max_count=self.settings.max_count, max_bytes=self.settings.max_bytes
-            ):
-                self._deliver(batch, stop)
-            position = int(rows[-1][0])
-            self.source.advance(position)
-            self.stats.position = position
-            self.stats.events_read += len(rows)
-            total += len(rows)
+        sending: tuple[Future[None], int, int] | None = None  # delivery, its last position, rows
+        try:
+            while rows := self._next_rows(position, stop):
+                records = self.enrich([r for r in rows if self._in_scope(r)])
+                if sending is not None:
+                    total += self._confirm(*sending)
+                position = int(rows[-1][0])
+                sending = (
+                    self._pool.submit(self._deliver_round, records, stop),
+                    position,
+                    len(rows),
+                )
+            if sending is not None:
+                total += self._confirm(*sending)
+                sending = None
+        finally:
+            if sending is not None:
+                sending[0].cancel()
+                wait([sending[0]])  # never leave a delivery running behind a failed round
         return total
+
+    def _deliver_round(self, records: list[SinkRecord], stop: threading.Event) -> None:
+        for batch in batches(
+            records, max_count=self.settings.max_count, max_bytes=self.settings.max_bytes
+        ):
+            self._deliver(batch, stop)
+
+    def _confirm(self, delivery: Future[None], position: int, rows: int) -> int:
+        """Wait for a round's delivery (its failure propagates), then move the position."""
+        delivery.result()
+        self.source.advance(position)
+        self.stats.position = position
+        self.stats.events_read += rows
+        return rows
 
     def _in_scope(self, row: Row) -> bool:
         return self.scope is None or row[_TENANT] == self.scope

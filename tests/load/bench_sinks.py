@@ -19,6 +19,7 @@ file for NDJSON, each started and stopped here.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
@@ -70,6 +71,11 @@ class HecProcess:
         self.url = self.process.stdout.readline().strip()
         self.token = TOKEN
         self.base = self.url.removesuffix("/services/collector/event")
+
+    def cpu_seconds(self) -> float:
+        """The double's CPU time so far (user + system, from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def received(self) -> dict[str, float]:
         answer: dict[str, float] = httpx.get(f"{self.base}/_double/received", timeout=30).json()
@@ -233,9 +239,11 @@ def from_the_log(system: System, count: int) -> None:
             entries = [_denied(tenant_id, n, hash_) for n in range(start, min(count, start + 500))]
             system.app.save_for(tenant_id, *entries)
         runner = system.sink_runner(tenant_id, sink_id)
+        double_cpu, own_cpu = hec.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         runner.catch_up()
         took = time.perf_counter() - started
+        own_cpu, double_cpu = time.process_time() - own_cpu, hec.cpu_seconds() - double_cpu
         runner.close()
         delivered = len(hec.received())
         assert delivered >= count, delivered
@@ -244,6 +252,12 @@ def from_the_log(system: System, count: int) -> None:
         print(
             f"runner log->HEC {rate:>10,.0f} events/s ({delivered} in {took:.2f} s)   "
             f"target >= 10,000/s {verdict}"
+        )
+        per = 1000 / max(1, delivered)
+        print(
+            f"  CPU per 1,000 events: runner {own_cpu * per * 1000:.0f} ms, HEC double "
+            f"{double_cpu * per * 1000:.0f} ms (wall {took * per * 1000:.0f} ms; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
         )
     finally:
         hec.stop()
