@@ -30,7 +30,9 @@ import msgspec
 
 from domain.tenancy import SYSTEM_TENANT_ID
 
-_encode_json = msgspec.json.Encoder().encode
+# JSON as receivers want it: times in RFC 3339, UUIDs as text, anything unusual as its str().
+_encode_json = msgspec.json.Encoder(enc_hook=str).encode
+_decode_json = msgspec.json.Decoder().decode
 TEST_EVENT_TYPE = "sink.test"
 SINK_PREFIX = "sink_"  # of the names of sinks' followers of the log
 MAX_RETRY_SECONDS = 30.0
@@ -160,25 +162,6 @@ class Sink(Protocol):
 # --- enrichment --------------------------------------------------------------------------------
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain(value: Any) -> Any:
-    """`value` as JSON has it (times in ISO 8601, UUIDs as text); the common case first."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is dict or isinstance(value, Mapping):
-        return {str(k): v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    return value
-
-
 @dataclass(frozen=True)
 class EventFacts:
     """What enrichment needs besides the audit record."""
@@ -193,8 +176,9 @@ class EventFacts:
 
 
 def enrich(audit: Mapping[str, Any], facts: EventFacts) -> SinkRecord:
-    """The sink record of an event from its audit record and the facts around it."""
-    body = _plain(dict(audit))
+    """The sink record of an event from its audit record and the facts around it; its body as
+    JSON has it (times in RFC 3339, UUIDs as text), encoded once."""
+    body = dict(audit)
     severity, alert = classify(body)
     body.update(
         event_id=facts.event_id,
@@ -208,6 +192,8 @@ def enrich(audit: Mapping[str, Any], facts: EventFacts) -> SinkRecord:
         alert=alert,
     )
     body.pop("audit_id", None)
+    text = _encode_json(body)
+    body = _decode_json(text)
     return SinkRecord(
         event_id=facts.event_id,
         position=facts.position,
@@ -217,6 +203,7 @@ def enrich(audit: Mapping[str, Any], facts: EventFacts) -> SinkRecord:
         severity=severity,
         alert=alert,
         body=body,
+        json_text=text.decode(),
     )
 
 
