@@ -24,6 +24,7 @@ from api.settings import Settings
 from domain.events import event_id
 from domain.maci import MaciRole
 from domain.sinks import follower_name
+from domain.tenancy import SYSTEM_TENANT_ID
 from tests.peers.http import HASH, Api, wait_for
 from tests.peers.splunk_hec import HecDouble
 
@@ -280,3 +281,37 @@ def test_a_sink_killed_mid_batch_resumes_from_its_last_confirmed_position(
         second.close()
     assert set(hec.received_ids()) == expected  # nothing lost
     assert hec.duplicates == 4  # the two batches acknowledged before the kill came again
+
+
+def test_a_platform_sink_sees_every_tenants_events(
+    api: Api, platform: httpx.Client, tenants: tuple[Tenant, Tenant], hec: HecDouble
+) -> None:
+    tenant, other = tenants
+    response = platform.post(
+        f"/v1/tenants/{SYSTEM_TENANT_ID}/integrations",
+        json={
+            "integration_type": "siem",
+            "integration_name": f"Platform {tenant.slug}",
+            "config": _sink_config(hec),
+            "constitutional_hash": HASH,
+        },
+    )
+    assert response.status_code == 201, response.text
+    sink_id = UUID(response.json()["integration_id"])
+    api.wait_projected()
+    tenant.touch(1)
+    other.touch(1)
+    runner = api.system.sink_runner(SYSTEM_TENANT_ID, sink_id)
+    try:
+        runner.catch_up()
+    finally:
+        runner.close()
+    arrived = set(hec.received_ids())
+    for each in (tenant, other):
+        assert _tenant_event_ids(api.system.admin_url, each.id) <= arrived
+    slugs = {hec.events[i]["event"]["tenant_slug"] for i in hec.order}
+    assert {tenant.slug, other.slug} <= slugs
+    # The tenant's own admin does not see the platform's sink.
+    assert tenant.admin.get(
+        f"/v1/tenants/{SYSTEM_TENANT_ID}/integrations/{sink_id}/deliveries"
+    ).status_code in (403, 404)
