@@ -8,7 +8,6 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -57,7 +56,7 @@ class SinkStore:
         self._conninfo = conninfo
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
-        self._slugs: dict[UUID, str | None] = {}
+        self._slugs: dict[UUID, str] = {}
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -162,12 +161,17 @@ class SinkStore:
         }
 
     def tenant_slug(self, tenant_id: UUID) -> str | None:
-        if tenant_id not in self._slugs:
+        """The tenant's slug (kept once found: slugs never change); None while the tenants
+        read model has not caught up with a new tenant, or once it is purged."""
+        slug = self._slugs.get(tenant_id)
+        if slug is None:
             rows = self._execute(
                 "SELECT tenant_slug FROM tenants WHERE tenant_id = %s", [tenant_id]
             )
-            self._slugs[tenant_id] = str(rows[0][0]) if rows else None
-        return self._slugs[tenant_id]
+            slug = str(rows[0][0]) if rows else None
+            if slug is not None:
+                self._slugs[tenant_id] = slug
+        return slug
 
 
 def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
@@ -177,10 +181,6 @@ def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
         record=record_of_body(body, position=int(position), event_id=str(event_id)),
         error=str(error),
         attempts=int(attempts),
-        first_failed_at=_at(first),
-        last_failed_at=_at(last),
+        first_failed_at=first,
+        last_failed_at=last,
     )
-
-
-def _at(value: datetime) -> datetime:
-    return value

@@ -50,17 +50,17 @@ def post(http: httpx.Client, url: str, **kw: Any) -> httpx.Response:
 
 
 def raise_for_batch(response: httpx.Response, receiver: str) -> None:
-    """DeliveryFailed for an answer refusing the whole batch; nothing for a 2xx."""
+    """DeliveryFailed for an answer refusing the whole batch; nothing for a 2xx. The message
+    names the status only: a receiver's body is never repeated (it may echo what was sent)."""
     status = response.status_code
     if 200 <= status < 300:
         return
-    detail = response.text[:200].replace("\n", " ")
     if status in (401, 403):
         msg = f"{receiver} refused the credentials ({status})"
     elif status == 429:
         msg = f"{receiver} is throttling ({status})"
     else:
-        msg = f"{receiver} answered {status}: {detail}"
+        msg = f"{receiver} answered {status}"
     raise DeliveryFailed(
         msg, retry_after=retry_after(response), credentials_refused=status in (401, 403)
     )

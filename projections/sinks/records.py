@@ -68,7 +68,7 @@ class RecordMaker:
             event_id=str(event_id(originator_id, version)),
             position=int(position),
             tenant_id=str(tenant_id),
-            tenant_slug=self._tenant_slug(tenant_id),
+            tenant_slug=self._tenant_slug(tenant_id) or _own_slug(kind, audit),
             actor_roles=tuple(meta["actor"].get("roles", ())),
             constitutional_hash=str(meta["constitutional_hash"]),
             event_type=kind,
@@ -95,3 +95,12 @@ class RecordMaker:
         if "class_version" in fields:
             return None
         return kind, datetime.fromisoformat(stamp["_data_"]), fields
+
+
+def _own_slug(kind: str, audit: Mapping[str, Any]) -> str | None:
+    """A tenant's slug from its own event (its creation), before the tenants read model has it."""
+    details = audit.get("details")
+    if kind.startswith("tenant.") and isinstance(details, Mapping):
+        slug = details.get("tenant_slug")
+        return str(slug) if slug else None
+    return None

@@ -33,3 +33,20 @@ def test_the_fast_path_gives_the_mappers_records(
         took_fast_path += fast._plain_parts(row[3], bytes(row[4])) is not None
         assert fast.record(row).body == slow.record(row).body, row[3]
     assert took_fast_path > len(rows) / 2
+
+
+def test_a_new_tenants_creation_carries_its_slug_before_the_read_model_has_it(
+    api: Api, platform: httpx.Client, unique: str
+) -> None:
+    slug = f"new-{unique}"
+    created = api.create_tenant(platform, slug)
+    system: System = api.system
+    follower = LogFollower(system.projector_conninfo, "records_probe", track_position=False)
+    try:
+        rows = follower.read(max(0, follower.head() - 200), 200)
+    finally:
+        follower.close()
+    unknown = RecordMaker(system.app.mapper, lambda _: None)  # the read model not there yet
+    mine = [unknown.record(r) for r in rows if str(r[5]) == created["tenant_id"]]
+    creation = [r for r in mine if r.body["source_event_type"] == "tenant.created"]
+    assert [r.body["tenant_slug"] for r in creation] == [slug]
