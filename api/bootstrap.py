@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -18,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
 from api.role_cache import ROLE_CACHE, RoleMappingCache, RoleMappingListener
 from api.settings import Settings, SettingsError
+from api.sink_fleet import SinkFleet
 from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
 from commands.decision_log import DecisionRecorder
@@ -26,8 +28,10 @@ from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
 from commands.role_mappings import RoleMappingCommands
+from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
+from domain.sinks import SINK_PREFIX, follower_name, sink_scope
 from infra import tracing
 from infra.circuit_breaker import CircuitBreakers
 from infra.connectivity import ConnectivityProbe
@@ -37,12 +41,14 @@ from infra.postgres.data_keys import PostgresDataKeys
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
 from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
-from infra.postgres.follower import Projection, follower_status
+from infra.postgres.follower import LogFollower, Projection, follower_status
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
+from infra.postgres.sink_store import SinkStore
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
+from infra.sinks import open_sink
 from infra.supervisor import Supervisor, Worker, WorkerStatus
 from projections.audit_export import ExportRunner
 from projections.audit_log import AuditLogProjection
@@ -50,6 +56,8 @@ from projections.audit_retention import RetentionRunner
 from projections.integrations import IntegrationsProjection
 from projections.policies import PoliciesProjection
 from projections.role_mappings import RoleMappingsProjection
+from projections.sinks.records import RecordMaker
+from projections.sinks.runner import SinkRunner, SinkSettings, stats_of
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
@@ -60,6 +68,7 @@ INTEGRATION_HEALTH = "integration_health"  # tests enabled integrations on an in
 DECISION_LOG = "decision_log"  # the worker writing decision logs in batches
 AUDIT_EXPORTS = "audit_exports"  # the worker running audit-log export jobs
 AUDIT_RETENTION = "audit_retention"  # the worker purging expired audit rows
+SINKS = "sinks"  # starts and stops one worker per enabled SIEM sink (api/sink_fleet.py)
 log = logging.getLogger(__name__)
 
 
@@ -146,6 +155,7 @@ class System:
     policy_cache: RegistryCacheFollower | None = None
     role_mappings: RoleMappingCommands | None = None
     role_cache: RoleMappingCache | None = None  # sign-in's, kept fresh by the ROLE_CACHE worker
+    sinks: SinkCommands | None = None
     _closed: bool = False
 
     @property
@@ -176,6 +186,7 @@ class System:
         names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self._registry_workers()]
         names += [*self.followers(), INTEGRATION_HEALTH]
         names += [ROLE_CACHE] if self.role_cache is not None else []
+        names += [SINKS]
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _service_workers(self) -> dict[str, Callable[[], Worker]]:
@@ -186,6 +197,7 @@ class System:
             INTEGRATION_HEALTH: lambda: Worker(INTEGRATION_HEALTH, self.health_checker().run),
             AUDIT_EXPORTS: lambda: Worker(AUDIT_EXPORTS, self.export_runner().run),
             AUDIT_RETENTION: lambda: Worker(AUDIT_RETENTION, self.retention_runner().run),
+            SINKS: self._sink_fleet_worker,
         }
         if self.decision_log is not None:
             recorder = self.decision_log
@@ -223,6 +235,45 @@ class System:
         self.supervisor = Supervisor([self._worker(n) for n in chosen])
         self.supervisor.start()
         return chosen
+
+    def _sink_fleet_worker(self) -> Worker:
+        fleet = SinkFleet(
+            SinkStore(self.projector_conninfo),
+            lambda: self.supervisor,
+            self._sink_worker,
+        )
+        return Worker(SINKS, fleet.run, fleet.close)
+
+    def _sink_worker(self, tenant_id: UUID, integration_id: UUID) -> Worker:
+        runner = self.sink_runner(tenant_id, integration_id)
+        return Worker(runner.name, runner.run, runner.close)
+
+    def sink_runner(self, tenant_id: UUID, integration_id: UUID) -> SinkRunner:
+        """The runner of one SIEM sink: its own follower of the log, its adapter, its breaker."""
+        assert self.sinks is not None
+        assert self.integrations is not None
+        config = self.sinks.sink(tenant_id, integration_id).clear_config(self.integrations.sealer)
+        store = SinkStore(self.projector_conninfo)
+        breakers = self.breakers
+
+        def guard(attempt: Callable[[], Any]) -> Any:
+            if breakers is None:
+                return attempt()
+            return breakers.call(integration_id, attempt, failed=lambda _: False)
+
+        return SinkRunner(
+            integration_id=integration_id,
+            owner=tenant_id,
+            scope=sink_scope(tenant_id),
+            source=LogFollower(
+                self.projector_conninfo, follower_name(integration_id), synchronous_commit=False
+            ),
+            sink=open_sink(config),
+            enrich=RecordMaker(self.app.mapper, store.tenant_slug),
+            dead_letters=store,
+            settings=SinkSettings.of(config),
+            guard=guard,
+        )
 
     def health_checker(self) -> IntegrationHealthChecker:
         assert self.integrations is not None
@@ -277,7 +328,9 @@ class System:
         `own_only` leaves the disabled ones out."""
         with psycopg.connect(self.projector_conninfo, autocommit=True) as conn:
             status = follower_status(conn)
-        own = set(self.followers())
+        own = set(self.followers()) | {
+            w.name for w in self.worker_status() if w.name.startswith(SINK_PREFIX)
+        }
         for row in status:
             row["enabled"] = row["name"] in own
         return [s for s in status if s["enabled"]] if own_only else status
@@ -303,6 +356,8 @@ class System:
             self.decision_log.close()
         if self.policy_cache is not None:
             self.policy_cache.close()
+        if self.sinks is not None:
+            self.sinks.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -350,9 +405,17 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             app,
             settings.constitutional_hash,
             sealer,
-            ConnectivityProbe(breakers),
+            ConnectivityProbe(breakers, constitutional_hash=settings.constitutional_hash),
             IntegrationHealthLedger(system.projector_conninfo),
             production=settings.profile == "production",
+        )
+        system.sinks = SinkCommands(
+            app,
+            settings.constitutional_hash,
+            system.integrations,
+            SinkStore(system.projector_conninfo),
+            open_sink,
+            lambda name: asdict(stats_of(name)),
         )
         system.role_mappings = RoleMappingCommands(app, settings.constitutional_hash)
         system.role_cache = RoleMappingCache(system.database)

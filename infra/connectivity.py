@@ -10,17 +10,21 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.integration.probe import ProbeFailure, ProbeResult
 from domain.integration.values import IntegrationType
+from domain.sinks import DeliveryFailed, test_record
 from infra.circuit_breaker import CircuitBreakers
 from infra.ldap.directory import DirectorySettings, LdapDirectory
 from infra.oidc.discovery import check_provider
 from infra.saml.metadata import check_idp
+from infra.sinks import ADAPTERS, open_sink
 
 Check = Callable[[dict[str, Any]], ProbeResult]
 
@@ -99,14 +103,55 @@ CHECKS: dict[IntegrationType, Check] = {
 }
 
 
+def sink_check(
+    integration_id: UUID, config: dict[str, Any], constitutional_hash: str
+) -> ProbeResult:
+    """A SIEM sink is tested by delivering one test record (`sink.test`) through its adapter."""
+    if config.get("kind") not in ADAPTERS:
+        return _endpoint_check(config)
+    started = time.perf_counter()
+    sink = open_sink(config)
+    record = test_record(integration_id, constitutional_hash, datetime.now(UTC))
+    try:
+        sink.deliver([record])
+    except DeliveryFailed as exc:
+        refused = exc.credentials_refused
+        return ProbeResult(
+            connection_established=refused,
+            authentication_successful=False,
+            test_query_executed=False,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            failure=ProbeFailure.AUTH_FAILED if refused else ProbeFailure.UNREACHABLE,
+            message=str(exc),
+        )
+    finally:
+        sink.close()
+    return ProbeResult(
+        connection_established=True,
+        authentication_successful=True,
+        test_query_executed=True,
+        latency_ms=round((time.perf_counter() - started) * 1000),
+        message=f"test event {record.event_id} delivered",
+    )
+
+
 class ConnectivityProbe:
-    def __init__(self, breakers: CircuitBreakers) -> None:
+    def __init__(
+        self, breakers: CircuitBreakers, *, constitutional_hash: str = DEFAULT_CONSTITUTIONAL_HASH
+    ) -> None:
         self.breakers = breakers
+        self.constitutional_hash = constitutional_hash
 
     def __call__(
         self, integration_id: UUID, integration_type: IntegrationType, config: dict[str, Any]
     ) -> ProbeResult:
         check = CHECKS[integration_type]
+        if integration_type is IntegrationType.SIEM:
+            hash_ = self.constitutional_hash
+
+            def check(c: dict[str, Any]) -> ProbeResult:
+                return sink_check(integration_id, c, hash_)
+
         return self.breakers.call(
             integration_id,
             lambda: check(config),

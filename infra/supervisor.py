@@ -6,7 +6,8 @@ returns before it was asked to stop, is restarted after a backoff that doubles f
 `backoff_seconds` up to `max_backoff_seconds` (and starts again from the bottom once a run lasted
 `healthy_after_seconds`). Its state, restart count and last error are reported by `status()`
 (readiness and metrics read them). `stop()` asks every worker to stop, waits for them, and
-closes them.
+closes them. Workers that come and go with the configuration (one per SIEM sink) are added and
+removed while the supervisor runs (`add`, `remove`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Supervisor:
         self.max_backoff_seconds = max_backoff_seconds
         self.healthy_after_seconds = healthy_after_seconds
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}
+        self._stops = {w.name: threading.Event() for w in self.workers}
         self._status = {w.name: WorkerStatus(w.name) for w in self.workers}
         self._lock = threading.Lock()
 
@@ -77,26 +79,64 @@ class Supervisor:
         if self._threads:
             return
         for worker in self.workers:
-            thread = threading.Thread(
-                target=self._watch, args=(worker,), name=f"worker-{worker.name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            self._start(worker)
+
+    def _start(self, worker: Worker) -> None:
+        thread = threading.Thread(
+            target=self._watch,
+            args=(worker, self._stops[worker.name]),
+            name=f"worker-{worker.name}",
+            daemon=True,
+        )
+        self._threads[worker.name] = thread
+        thread.start()
+
+    def add(self, worker: Worker) -> None:
+        """Start one more worker under this (running) supervisor."""
+        with self._lock:
+            if worker.name in self._status:
+                msg = f"worker names must be unique: {worker.name} runs already"
+                raise ValueError(msg)
+            self.workers.append(worker)
+            self._stops[worker.name] = threading.Event()
+            self._status[worker.name] = WorkerStatus(worker.name)
+        if self._stop.is_set():
+            return
+        self._start(worker)
+
+    def remove(self, name: str, timeout: float = 10.0) -> None:
+        """Stop one worker, wait up to `timeout` seconds for it, close it and forget it."""
+        with self._lock:
+            worker = next((w for w in self.workers if w.name == name), None)
+            if worker is None:
+                return
+            self._stops[name].set()
+            thread = self._threads.pop(name, None)
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("%s did not stop within %.0f s", thread.name, timeout)
+        _close(worker)
+        with self._lock:
+            self.workers.remove(worker)
+            del self._stops[name], self._status[name]
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask every worker to stop, wait up to `timeout` seconds in all, then close each."""
         self._stop.set()
+        with self._lock:
+            for event in self._stops.values():
+                event.set()
+            threads = list(self._threads.values())
+            workers = list(self.workers)
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s did not stop within %.0f s", thread.name, timeout)
-        for worker in self.workers:
-            try:
-                worker.close()
-            except Exception:
-                log.exception("closing worker %s failed", worker.name)
-        self._threads = []
+        for worker in workers:
+            _close(worker)
+        self._threads = {}
 
     def status(self) -> list[WorkerStatus]:
         with self._lock:
@@ -107,25 +147,27 @@ class Supervisor:
 
     def _set(self, name: str, state: WorkerState, error: str | None = None) -> None:
         with self._lock:
-            status = self._status[name]
+            status = self._status.get(name)
+            if status is None:  # removed meanwhile
+                return
             status.state = state
             status.since = time.time()
             if state is WorkerState.RESTARTING:
                 status.restarts += 1
                 status.last_error = error
 
-    def _watch(self, worker: Worker) -> None:
+    def _watch(self, worker: Worker, stop: threading.Event) -> None:
         delay = self.backoff_seconds
-        while not self._stop.is_set():
+        while not stop.is_set():
             self._set(worker.name, WorkerState.RUNNING)
             started = time.monotonic()
             try:
-                worker.run(self._stop)
+                worker.run(stop)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.exception("worker %s failed", worker.name)
             else:
-                if self._stop.is_set():
+                if stop.is_set():
                     break
                 error = "returned before it was stopped"
                 log.error("worker %s %s", worker.name, error)
@@ -133,6 +175,13 @@ class Supervisor:
                 delay = self.backoff_seconds
             log.warning("restarting worker %s in %.1f s", worker.name, delay)
             self._set(worker.name, WorkerState.RESTARTING, error)
-            self._stop.wait(delay)
+            stop.wait(delay)
             delay = min(delay * 2, self.max_backoff_seconds)
         self._set(worker.name, WorkerState.STOPPED)
+
+
+def _close(worker: Worker) -> None:
+    try:
+        worker.close()
+    except Exception:
+        log.exception("closing worker %s failed", worker.name)

@@ -10,4 +10,9 @@ pytest_plugins = [
     "tests.peers.openbao",
     "tests.peers.saml_idp",
     "tests.peers.oidc_provider",
+    "tests.peers.splunk_hec",
+    "tests.peers.rsyslog",
+    "tests.peers.elasticsearch",
+    "tests.peers.datadog",
+    "tests.peers.sentinel",
 ]

@@ -45,9 +45,11 @@ from api.cli.keys import keys  # noqa: E402
 from api.cli.policy import policy  # noqa: E402
 from api.cli.projections import projections, replay  # noqa: E402
 from api.cli.serve import serve  # noqa: E402
+from api.cli.sinks import sinks  # noqa: E402
 from api.cli.streaming import streaming  # noqa: E402
 from api.cli.token import token  # noqa: E402
 from api.cli.worker import worker  # noqa: E402
 
 for command in (db, serve, replay, projections, policy, token, worker, streaming, keys, audit):
     cli.add_command(command)
+cli.add_command(sinks)

@@ -35,6 +35,7 @@ from api.http.role_mappings import RoleMappingController
 from api.http.saml import SamlController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
+from api.http.sinks import SinkController
 from api.http.tenants import TenantController
 from commands.context import Principal
 
@@ -75,6 +76,7 @@ def create_app(
             PlatformAuditLogController,
             RoleMappingController,
             AuthController,
+            SinkController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

@@ -16,7 +16,12 @@
 - audit completeness: `acgs_audit_events_in_total` (events recorded: the head of the log),
   `acgs_audit_rows_out_total` (events the audit projection has turned into audit rows: its
   position; each event becomes exactly one row) and `acgs_audit_rows_missing` (the difference:
-  events with no audit row yet).
+  events with no audit row yet);
+- SIEM sinks run by this process, by follower name (`sink_<integration id>`):
+  `acgs_sink_delivered_total`, `acgs_sink_failed_total` (records refused by an attempt),
+  `acgs_sink_dead_lettered_total`, `acgs_sink_retries_total`, `acgs_sink_position` and
+  `acgs_sink_delivery_latency_seconds` (event time to acknowledgement of the latest batch); their
+  lag is `acgs_projection_lag_*` under the same name.
 The event-store figures are read from the database when scraped.
 """
 
@@ -35,6 +40,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from projections.sinks.runner import SINK_STATS
 
 log = logging.getLogger("acgs.metrics")
 
@@ -88,6 +95,39 @@ class BreakerCollector(Collector):
             opened.add_metric([str(key)], breaker["opened_total"])
         yield state
         yield opened
+
+
+class SinkCollector(Collector):
+    _COUNTERS = (
+        ("delivered", "Records a SIEM sink's receiver acknowledged"),
+        ("failed", "Records refused by a delivery attempt (each attempt counts)"),
+        ("dead_lettered", "Records dead-lettered after the sink's attempts ran out"),
+        ("retries", "Delivery attempts repeated after a refusal"),
+    )
+
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        for field, doc in self._COUNTERS:
+            family = CounterMetricFamily(f"acgs_sink_{field}", doc, labels=["sink"])
+            for name, s in stats.items():
+                family.add_metric([name], getattr(s, field))
+            yield family
+        position = GaugeMetricFamily(
+            "acgs_sink_position", "The last log position a sink confirmed", labels=["sink"]
+        )
+        latency = GaugeMetricFamily(
+            "acgs_sink_delivery_latency_seconds",
+            "From the newest event of a sink's latest batch to the receiver's acknowledgement",
+            labels=["sink"],
+        )
+        for name, s in stats.items():
+            position.add_metric([name], s.position)
+            latency.add_metric([name], s.last_delivery_latency)
+        yield position
+        yield latency
 
 
 class EventStoreCollector(Collector):
@@ -176,6 +216,7 @@ class ApiMetrics:
         self.registry.register(EventStoreCollector(projection_status))
         self.registry.register(WorkerCollector(worker_status))
         self.registry.register(BreakerCollector(breakers))
+        self.registry.register(SinkCollector(lambda: dict(SINK_STATS)))
         self._series: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, tenant: str, seconds: float) -> None:

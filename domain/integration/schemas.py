@@ -480,10 +480,10 @@ KAFKA = ConfigSchema(
     rules=(_sasl,),
 )
 
-SIEM_PROVIDERS = ("splunk_hec", "syslog_cef", "datadog", "sentinel", "elasticsearch", "ndjson_file")
+SIEM_KINDS = ("splunk_hec", "cef_syslog", "datadog", "sentinel", "elasticsearch", "ndjson_file")
 _SIEM_NEEDS: dict[str, tuple[str, ...]] = {
     "splunk_hec": ("url", "token"),
-    "syslog_cef": ("host", "port"),
+    "cef_syslog": ("host", "port"),
     "datadog": ("url", "api_key"),
     "sentinel": (
         "url",
@@ -498,11 +498,11 @@ _SIEM_NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _needs(table: dict[str, tuple[str, ...]]) -> Any:
+def _needs(table: dict[str, tuple[str, ...]], key: str = "provider") -> Any:
     def rule(config: dict[str, Any], production: bool) -> list[Problem]:
         del production
-        provider = config["provider"]
-        return [(k, f"is required for {provider}") for k in table[provider] if k not in config]
+        chosen = config[key]
+        return [(k, f"is required for {chosen}") for k in table[chosen] if k not in config]
 
     return rule
 
@@ -510,7 +510,7 @@ def _needs(table: dict[str, tuple[str, ...]]) -> Any:
 SIEM = ConfigSchema(
     description="A security information and event management sink.",
     fields=(
-        _text("provider", "Which SIEM", "splunk_hec", required=True, choices=SIEM_PROVIDERS),
+        _text("kind", "Which SIEM", "splunk_hec", required=True, choices=SIEM_KINDS),
         _text(
             "url",
             "Endpoint (HEC collector, Datadog intake, DCE, Elasticsearch)",
@@ -525,6 +525,14 @@ SIEM = ConfigSchema(
         _secret("password", "Elasticsearch password (basic auth)", "elastic-s3cret"),
         _text("username", "Elasticsearch user (basic auth)", "acgs"),
         _text("index", "Splunk index or Elasticsearch index", "acgs-audit"),
+        ConfigField(
+            "indexer_ack",
+            Kind.BOOL,
+            "Splunk: wait for the indexer acknowledgement of every batch",
+            example=False,
+            default=False,
+        ),
+        _text("channel", "Splunk: the X-Splunk-Request-Channel (a GUID)", "0e8a...-channel"),
         _text(
             "tenant_directory_id",
             "Sentinel: the Entra directory (tenant) id",
@@ -538,7 +546,29 @@ SIEM = ConfigSchema(
         _secret("client_secret", "Sentinel: the Entra application secret", "entra-s3cret"),
         _text("dcr_immutable_id", "Sentinel: the data collection rule", "dcr-0123456789abcdef"),
         _text("stream_name", "Sentinel: the DCR stream", "Custom-ACGS_CL"),
+        _text(
+            "authority_url",
+            "Sentinel: the Entra ID authority (default https://login.microsoftonline.com)",
+            "https://login.microsoftonline.com",
+            check=HTTPS,
+        ),
         _text("path", "NDJSON file for Filebeat", "/var/log/acgs/audit.ndjson"),
+        ConfigField(
+            "rotate_max_bytes",
+            Kind.INT,
+            "NDJSON: rotate the file before it grows past this many bytes",
+            104_857_600,
+            default=104_857_600,
+            bounds=(1024, 10_737_418_240),
+        ),
+        ConfigField(
+            "rotate_max_seconds",
+            Kind.INT,
+            "NDJSON: rotate the file once it is this old",
+            3600,
+            default=3600,
+            bounds=(1, 604_800),
+        ),
         _text(
             "ca_cert_pem",
             "The CA certificate(s) to trust, PEM",
@@ -553,6 +583,30 @@ SIEM = ConfigSchema(
             "max_attempts", Kind.INT, "Attempts before a dead letter", 8, default=8, bounds=(1, 100)
         ),
         ConfigField(
+            "batch_max_bytes",
+            Kind.INT,
+            "Bytes of records per request at most",
+            1_000_000,
+            default=1_000_000,
+            bounds=(1024, 5_000_000),
+        ),
+        ConfigField(
+            "batch_max_wait_ms",
+            Kind.INT,
+            "How long a partial batch waits for more records (alerts never wait)",
+            200,
+            default=200,
+            bounds=(0, 10_000),
+        ),
+        ConfigField(
+            "retry_initial_ms",
+            Kind.INT,
+            "First retry delay; doubles per attempt (with jitter) up to 30 s",
+            500,
+            default=500,
+            bounds=(1, 60_000),
+        ),
+        ConfigField(
             "timeout_seconds",
             Kind.INT,
             "Connect and response timeout",
@@ -561,7 +615,7 @@ SIEM = ConfigSchema(
             bounds=(1, 60),
         ),
     ),
-    rules=(_needs(_SIEM_NEEDS),),
+    rules=(_needs(_SIEM_NEEDS, "kind"),),
 )
 
 WAREHOUSE_PROVIDERS = ("duckdb", "redshift", "snowflake", "bigquery")

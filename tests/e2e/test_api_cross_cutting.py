@@ -239,9 +239,31 @@ def _integration_requests(
         api.wait_projected()
         return response
 
+    def sink() -> str:
+        if "sink" not in made:
+            response = platform.post(
+                base,
+                json={
+                    "integration_type": "siem",
+                    "integration_name": "Headers sink",
+                    "config": {
+                        "kind": "splunk_hec",
+                        "url": f"http://127.0.0.1:{port}/services/collector/event",
+                        "token": "hec-token",
+                    },
+                    "constitutional_hash": HASH,
+                },
+            )
+            made["sink"] = response.json()["integration_id"]
+        return made["sink"]
+
     path = "/v1/tenants/{tenant_id}/integrations"
     item = path + "/{integration_id}"
     return {
+        ("GET", item + "/deliveries"): lambda: platform.get(f"{base}/{sink()}/deliveries"),
+        ("POST", item + "/dead-letters/retry"): lambda: platform.post(
+            f"{base}/{sink()}/dead-letters/retry", headers=hdr
+        ),
         ("POST", path): create,
         ("GET", path): lambda: platform.get(base),
         ("GET", path + "/health"): lambda: platform.get(f"{base}/health"),

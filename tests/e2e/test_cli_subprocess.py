@@ -58,6 +58,7 @@ MIGRATIONS = [
     "applied 0013_sign_in_requests",
     "applied 0014_saml",
     "applied 0015_oidc_upstream_tokens",
+    "applied 0017_sink_dead_letters",
 ]
 
 
@@ -351,6 +352,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "policy_cache",
             "role_cache",
             "role_mappings",
+            "sinks",
             "tenants",
         ]
 

@@ -31,7 +31,7 @@ ROUNDS = 20_000
 COLD_ROUNDS = 500
 # A configuration with several secrets (a Sentinel SIEM sink has the most of any type).
 CONFIG = {
-    "provider": "sentinel",
+    "kind": "sentinel",
     "url": "https://dce.monitor.azure.com",
     "tenant_directory_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
     "client_id": "00000000-0000-0000-0000-000000000001",

@@ -85,6 +85,7 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "role_mappings",
         "integration_health",
         "role_cache",
+        "sinks",
     ]
     assert system.followers() == [
         "tenants",

@@ -127,8 +127,8 @@ def test_bad_search_filters_are_refused(template: str, message: str) -> None:
             {"bootstrap_servers": ["k:9093"], "security_protocol": "SASL_SSL"},
             {"config.sasl_mechanism", "config.sasl_username", "config.sasl_password"},
         ),
-        (IntegrationType.SIEM, {"provider": "splunk_hec"}, {"config.url", "config.token"}),
-        (IntegrationType.SIEM, {"provider": "arcsight"}, {"config.provider"}),
+        (IntegrationType.SIEM, {"kind": "splunk_hec"}, {"config.url", "config.token"}),
+        (IntegrationType.SIEM, {"kind": "arcsight"}, {"config.kind"}),
         (
             IntegrationType.DATA_WAREHOUSE,
             {"provider": "snowflake", "account": "a"},
@@ -152,7 +152,7 @@ def test_a_good_config_of_every_type_passes() -> None:
             "token_url": "https://t",
         },
         IntegrationType.KAFKA: {"bootstrap_servers": ["k:9093"]},
-        IntegrationType.SIEM: {"provider": "syslog_cef", "host": "siem", "port": 6514},
+        IntegrationType.SIEM: {"kind": "cef_syslog", "host": "siem", "port": 6514},
         IntegrationType.DATA_WAREHOUSE: {
             "provider": "duckdb",
             "database_path": "/var/lib/acgs/w.db",

@@ -1,0 +1,1 @@
+"""SIEM sinks: each a follower of the event log feeding one receiver (see runner.py)."""
