@@ -2,9 +2,11 @@
 flow), and the provider's side of the sessions it starts.
 
 `begin`: the integration's relying party, a one-time server-side sign-in request (expires in
-10 minutes) holding the nonce, the PKCE verifier and the redirect URI; its id is the `state`
-sent to the provider. `complete` (the callback): the state is consumed (used once; missing,
-unknown, expired or replayed is refused), a provider error is refused, the code is exchanged
+10 minutes) holding the nonce, the PKCE verifier, the redirect URI and the digest of a browser
+key (the browser keeps the key in a cookie); the request's id is the `state` sent to the
+provider. `complete` (the callback): the state is consumed (used once; missing, unknown,
+expired or replayed is refused), the browser must bring the key (a callback URL carried to
+another browser is refused), a provider error is refused, the code is exchanged
 with the stored verifier, the ID token validated against the stored nonce (the adapter's
 work), then `SignIn.federated` makes the session, the service's tokens and the audit record.
 Every refusal is audited (category `authentication`) with its reason; the caller gets one
@@ -19,9 +21,11 @@ revokes it at the provider on logout.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -94,7 +98,8 @@ class UpstreamTokens(Protocol):
 
 @dataclass(frozen=True)
 class Callback:
-    """The query of the provider's redirect back to the service."""
+    """The query of the provider's redirect back to the service, and the browser key the
+    browser brought (the cookie the login set for this state)."""
 
     state: str | None
     code: str | None
@@ -102,6 +107,34 @@ class Callback:
     iss: str | None = None
     ip: str = "unknown"
     user_agent: str = ""
+    browser_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A sign-in sent to the provider: where the browser goes, the state, and the key the
+    browser keeps (a cookie) so that only the browser that started the sign-in can finish it."""
+
+    url: str
+    state: str
+    browser_key: str = field(repr=False)
+
+
+def browser_cookie(state: str) -> str:
+    """The name of the cookie holding a sign-in's browser key (one per sign-in in flight)."""
+    return "acgs_oidc_" + hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def _digest(browser_key: str) -> str:
+    return hashlib.sha256(browser_key.encode()).hexdigest()
+
+
+def _same_browser(given: str | None, stored: object) -> bool:
+    """The OAuth 2.0 security BCP's binding of the state to the user agent: a callback URL
+    carried to another browser (login CSRF) does not sign that browser in."""
+    if not given or not isinstance(stored, str):
+        return False
+    return hmac.compare_digest(_digest(given[:MAX_PARAM]).encode(), stored.encode())
 
 
 class OidcSignIn:
@@ -117,28 +150,31 @@ class OidcSignIn:
         self._parties = parties
         self._upstream = upstream
 
-    async def begin(self, integration_id: UUID, *, callback_url: str) -> str:
-        """The provider's authorization URL for a new sign-in (NotFound: no such enabled OIDC or
-        OAuth integration)."""
+    async def begin(self, integration_id: UUID, *, callback_url: str) -> Started:
+        """A new sign-in: the provider's authorization URL, and the browser key the browser
+        must bring back (NotFound: no such enabled OIDC or OAuth integration)."""
         found = await self._parties.find(integration_id)
         if found is None:
             raise NotFound("no enabled OIDC or OAuth integration with this id")
         tenant_id, party = found
         redirect_uri = party.redirect_uri or callback_url
         nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+        browser_key = secrets.token_urlsafe(32)
         state = await self._requests.create(
             tenant_id,
             integration_id,
             REQUEST_KIND,
-            {"nonce": nonce, "code_verifier": verifier, "redirect_uri": redirect_uri},
-        )
+            {"nonce": nonce, "code_verifier": verifier, "redirect_uri": redirect_uri,
+             "browser": _digest(browser_key)},
+        )  # fmt: skip
         try:
-            return await party.authorization_url(
+            url = await party.authorization_url(
                 redirect_uri=redirect_uri, state=state, nonce=nonce, code_verifier=verifier
             )
         except ProviderRefused as refused:
             await self._refuse(tenant_id, integration_id, party.kind, refused, None)
             raise AssertionRejected(refused.reason) from None
+        return Started(url, state, browser_key)
 
     async def complete(self, callback: Callback) -> Issued:
         state = callback.state
@@ -160,6 +196,8 @@ class OidcSignIn:
         party = await self._parties.of_tenant(tenant_id, integration_id)
         kind = party.kind if party is not None else "oidc"
         try:
+            if not _same_browser(callback.browser_key, pending.payload.get("browser")):
+                raise ProviderRefused("browser_mismatch")
             if party is None:
                 raise ProviderRefused("integration_unavailable")
             identity = await self._identify(party, pending.payload, callback)

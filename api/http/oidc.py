@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import Cookie
 from litestar.openapi import ResponseSpec
 from litestar.response import Redirect
 
 from api.http import examples as ex
 from api.http.identity import TokenResponse
 from api.http.services import ApiServices
-from commands.oidc_sign_in import Callback
+from commands.oidc_sign_in import Callback, browser_cookie
+from domain.sessions import SIGN_IN_REQUEST_TTL_SECONDS as SIGN_IN_SECONDS
 
 CALLBACK_PATH = "/v1/auth/oidc/callback"
 MAX_QUERY_VALUE = 2048
@@ -28,6 +30,20 @@ def _client(request: Request[Any, Any, Any]) -> tuple[str, str]:
     client = request.scope.get("client")
     ip = str(client[0]) if client else "unknown"
     return ip, request.headers.get("user-agent", "")[:500]
+
+
+def _browser_cookie(
+    request: Request[Any, Any, Any], state: str, value: str, max_age: int
+) -> Cookie:
+    return Cookie(
+        key=browser_cookie(state),
+        value=value,
+        max_age=max_age,
+        path=CALLBACK_PATH,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",  # sent on the provider's top-level redirect back
+    )
 
 
 def _param(request: Request[Any, Any, Any], name: str) -> str | None:
@@ -45,7 +61,8 @@ class OidcController(Controller):
         summary="Sign in with an OpenID Connect or OAuth 2.0 provider",
         description="Redirects the browser to the integration's provider (authorization code "
         "flow, PKCE S256, a state and a nonce bound to a one-time sign-in request that expires "
-        "in 10 minutes). 404 NOT_FOUND when no enabled OIDC or OAuth integration has this id.",
+        "in 10 minutes, and to this browser by an HttpOnly cookie the callback checks). 404 "
+        "NOT_FOUND when no enabled OIDC or OAuth integration has this id.",
         responses={
             303: ResponseSpec(None, description="To the provider's authorization endpoint"),
             **ex.refusals("NOT_FOUND", "INVALID_ASSERTION"),
@@ -55,14 +72,16 @@ class OidcController(Controller):
         self, request: Request[Any, Any, Any], integration_id: UUID, api: ApiServices
     ) -> Redirect:
         callback_url = str(request.base_url).rstrip("/") + CALLBACK_PATH
-        url = await api.oidc.begin(integration_id, callback_url=callback_url)
-        return Redirect(path=url, status_code=303)
+        started = await api.oidc.begin(integration_id, callback_url=callback_url)
+        cookie = _browser_cookie(request, started.state, started.browser_key, SIGN_IN_SECONDS)
+        return Redirect(path=started.url, status_code=303, cookies=[cookie])
 
     @get(
         "/callback",
         status_code=200,
         summary="The provider's answer to a sign-in",
-        description="Query: state, code (or error), iss. The state is used once; the code is "
+        description="Query: state, code (or error), iss; the cookie the login set in this "
+        "browser. The state is used once; the code is "
         "exchanged with the sign-in's PKCE verifier; the ID token is validated (issuer, "
         "audience, authorized party, expiry, not-before, issued-at, nonce, an allowed "
         "asymmetric algorithm). Any refusal is 401 INVALID_ASSERTION (the reason is audited); "
@@ -73,16 +92,21 @@ class OidcController(Controller):
             **ex.refusals("INVALID_ASSERTION", "SIGN_IN_REFUSED", "DEPENDENCY_UNAVAILABLE"),
         },
     )
-    async def callback(self, request: Request[Any, Any, Any], api: ApiServices) -> TokenResponse:
+    async def callback(
+        self, request: Request[Any, Any, Any], api: ApiServices
+    ) -> Response[TokenResponse]:
         ip, agent = _client(request)
+        state = _param(request, "state")
         issued = await api.oidc.complete(
             Callback(
-                state=_param(request, "state"),
+                state=state,
                 code=_param(request, "code"),
                 error=_param(request, "error"),
                 iss=_param(request, "iss"),
                 ip=ip,
                 user_agent=agent,
+                browser_key=request.cookies.get(browser_cookie(state)) if state else None,
             )
         )
-        return TokenResponse.of(issued, api.constitutional_hash)
+        spent = _browser_cookie(request, state or "", "", 0)  # the sign-in is over: forget it
+        return Response(TokenResponse.of(issued, api.constitutional_hash), cookies=[spent])

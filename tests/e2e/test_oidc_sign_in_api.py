@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from commands.oidc_sign_in import browser_cookie
 from domain.maci import MaciRole
 from tests.e2e.oidc_support import (
     GOVERNANCE,
@@ -70,6 +71,12 @@ def test_login_redirects_to_the_provider_with_pkce_state_and_nonce(
     assert query["redirect_uri"] == f"{api.url}/v1/auth/oidc/callback"
     assert set(query["scope"].split()) == {"openid", "profile", "email", "groups"}
     assert response.headers["x-constitutional-hash"] == HASH
+    # the browser that started the sign-in keeps its key: only it can finish the sign-in
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(browser_cookie(query["state"]) + "=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie or "SameSite=Lax" in cookie
+    assert "Path=/v1/auth/oidc/callback" in cookie
 
 
 def test_sign_in_through_the_provider(

@@ -1,5 +1,6 @@
 """The known attacks on an OpenID Connect relying party, each refused with one
-`INVALID_ASSERTION` answer and audited with its reason: a missing or replayed `state`, an
+`INVALID_ASSERTION` answer and audited with its reason: a missing or replayed `state`, a
+callback URL carried to another browser (login CSRF), an
 authorization request without PKCE, a reused code, and forged ID tokens (a nonce mismatch,
 `alg: none`, HS256 "signed" with the provider's public key, another issuer, an expired token,
 a token for another client by `aud` or `azp`).
@@ -84,6 +85,21 @@ def test_a_replayed_state_is_refused(api: Api, tenant: OidcTenant, browser: Brow
     [denial] = _denials(api, SYSTEM_TENANT_ID)[before:]
     assert denial["outcome"] == "state_unknown_expired_or_used"
     assert denial["claimed_tenant"] == str(tenant.id)
+
+
+def test_a_callback_carried_to_another_browser_is_refused(
+    api: Api, tenant: OidcTenant, browser: Browser
+) -> None:
+    """Login CSRF: the attacker signs in as themself and sends the victim the callback URL."""
+    callback = browser.authorize(login_url(api, tenant.integration_id), "bob", "bob-oidc-pw")
+    victim = Browser()
+    try:
+        _refused(victim.client.get(callback))
+    finally:
+        victim.close()
+    [denial] = _denials(api, tenant.id)[-1:]
+    assert denial["outcome"] == "browser_mismatch"
+    _refused(browser.client.get(callback))  # the state is spent: not even the attacker's own
 
 
 def test_an_invented_state_is_refused(api: Api, tenant: OidcTenant) -> None:
