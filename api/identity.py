@@ -35,10 +35,12 @@ from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList, SessionStore
 
 RECHECK_SECONDS = 5.0
-_TENANT_BY_SLUG = (
+_TENANT = (
     "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "
-    "refresh_token_ttl_seconds FROM tenants WHERE tenant_slug = %s"
+    "refresh_token_ttl_seconds FROM tenants WHERE "
 )
+_TENANT_BY_SLUG = _TENANT + "tenant_slug = %s"
+_TENANT_BY_ID = _TENANT + "tenant_id = %s"
 
 
 class DirectoryRegistry:
@@ -133,7 +135,13 @@ class SystemSignInPorts:
         self.revocations = revocations
 
     async def tenant_by_slug(self, slug: str) -> TenantEntry | None:
-        [rows] = await self._db.fetch_sets(None, [(_TENANT_BY_SLUG, [slug])])  # one round trip
+        return await self._tenant(_TENANT_BY_SLUG, slug)
+
+    async def tenant_by_id(self, tenant_id: UUID) -> TenantEntry | None:
+        return await self._tenant(_TENANT_BY_ID, tenant_id)
+
+    async def _tenant(self, query: str, value: object) -> TenantEntry | None:
+        [rows] = await self._db.fetch_sets(None, [(query, [value])])  # one round trip
         if not rows:
             return None
         row = rows[0]

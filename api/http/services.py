@@ -14,11 +14,11 @@ from api.http.quotas import ConcurrencyLimiter, RateLimiter
 from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
 from api.http.quotas.storage import StorageMeter
 from api.identity import build_sign_in
+from api.oidc import build_oidc_sign_in
 from api.saml import build_saml
 from api.tokens import key_ring, token_verifier
-from commands.saml_sign_in import SamlSignIn
-from api.oidc import build_oidc_sign_in
 from commands.oidc_sign_in import OidcSignIn
+from commands.saml_sign_in import SamlSignIn
 from commands.sign_in import SignIn
 from commands.tenants import TenantCommands
 from infra.postgres.database import Database

@@ -24,8 +24,8 @@ from tests.e2e.policy_support import activate, rego, submit
 from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
-from tests.peers.saml_idp import SamlIdp
 from tests.peers.oidc_provider import OidcProvider
+from tests.peers.saml_idp import SamlIdp
 from tests.peers.slapd import Slapd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]

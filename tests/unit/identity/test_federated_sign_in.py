@@ -69,7 +69,7 @@ class Ports:
                           expires)  # fmt: skip
         return session, "refresh-1"
 
-    async def rotate(self, refresh_token: str) -> tuple[Session, str]:
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
         raise AssertionError("not used")
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from commands.sign_in import SignIn
+from commands.sign_in import SignIn, TenantEntry
 from domain.errors import DependencyUnavailable
 from domain.maci import MaciRole
 from domain.provider_identity import ProviderRefused
@@ -36,8 +36,8 @@ class SessionPorts(Ports):
                                expires)  # fmt: skip
         self.revoked: list[tuple[str, str]] = []
 
-    async def rotate(self, refresh_token: str) -> tuple[Session, str]:
-        return self.session, "refresh-2"
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
+        return self.session, "refresh-2", await self.tenant_by_id(self.session.tenant_id)
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
         self.session = Session(session.sid, session.tenant_id, session.sub, session.auth_method,
