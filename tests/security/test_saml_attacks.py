@@ -515,3 +515,22 @@ def test_the_integrations_clock_skew_bounds_an_ended_assertion(
     assert browser.post_to_acs(action, fields).status_code == status
     if status == 401:
         assert _last_reason(tenant) == "expired"
+
+
+def test_an_answer_posted_from_another_browser_is_refused(
+    api: Api, tenant: SamlTenant, integration: str, browser: Browser
+) -> None:
+    """Login CSRF: the attacker's own genuine answer, posted by the victim's browser (which
+    did not start that sign-in), is refused; the sign-in's cookie goes only to the ACS."""
+    action, fields = _genuine(browser, integration)
+    cookies = [c for c in browser.client.cookies.jar if c.name.startswith("acgs_saml_")]
+    assert [(c.path, c.has_nonstandard_attr("HttpOnly")) for c in cookies] == [
+        ("/v1/auth/saml/acs", True)
+    ]
+    victim = Browser(api)
+    try:
+        _refused(victim.post_to_acs(action, fields))
+    finally:
+        victim.close()
+    assert _last_reason(tenant) == "browser_mismatch"
+    _no_session(tenant)

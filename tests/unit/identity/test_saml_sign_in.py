@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands.saml_sign_in import Client, SamlSignIn
+from commands.saml_sign_in import Client, SamlSignIn, _digest, binding_cookie
 from commands.sign_in import AssertionRejected, SignIn
 from domain.saml import IdpLogout, SamlAssertion, SamlRejected, SamlSessionRef, Screened
 from domain.sessions import PendingSignIn
@@ -130,21 +130,28 @@ def world() -> tuple[SamlSignIn, SamlPorts, Requests, RecordingApp]:
     return SamlSignIn(sign_in, requests, ports), ports, requests, app
 
 
+async def _pending(requests: Requests) -> tuple[str, dict[str, str]]:
+    """A pending SP-initiated sign-in and the cookies of the browser that started it."""
+    request_id = await requests.create(TENANT, IDP, "saml", {"binding": _digest("b")})
+    return request_id, {binding_cookie(request_id): "b"}
+
+
 def _outcomes(app: RecordingApp) -> list[tuple[UUID, str]]:
     return [(t, e.details["outcome"]) for t, e in zip(app.tenants, app.entries, strict=True)]
 
 
 async def test_an_answer_to_our_request_signs_in_once(world: Any) -> None:
     saml, ports, _, app = world
-    url = await saml.login(IDP, "https://app.test/home", "https://acgs.test")
+    url, name, value = await saml.login(IDP, "https://app.test/home", "https://acgs.test")
     request_id = url.split("id=")[1]
-    done = await saml.consume(request_id, None, "https://acgs.test", WHO)
+    assert name == binding_cookie(request_id)
+    done = await saml.consume(request_id, None, "https://acgs.test", WHO, {name: value})
     assert done.return_to == "https://app.test/home"
     assert done.issued.session.sub == "p-alice"
     assert ports.sp.validated == [request_id]
     assert ports.recorded == [done.issued.session.sid]
     with pytest.raises(AssertionRejected):  # the same answer again: the request was used
-        await saml.consume(request_id, None, "https://acgs.test", WHO)
+        await saml.consume(request_id, None, "https://acgs.test", WHO, {name: value})
     assert _outcomes(app)[-1] == (SYSTEM_TENANT_ID, "unknown_request")
 
 
@@ -169,7 +176,7 @@ async def test_refusals_before_validation_are_audited_where_they_belong(
     saml, ports, _, app = world
     ports.audiences["urn:sp"] = [(TENANT, IDP)]
     with pytest.raises(AssertionRejected) as refused:
-        await saml.consume(message, None, "https://acgs.test", WHO)
+        await saml.consume(message, None, "https://acgs.test", WHO, {})
     assert refused.value.reason == reason
     assert _outcomes(app) == [(tenant, reason)]
     assert ports.sp.validated == []
@@ -179,16 +186,16 @@ async def test_an_ambiguous_audience_is_refused(world: Any) -> None:
     saml, ports, _, app = world
     ports.audiences["urn:sp"] = [(TENANT, IDP), (uuid4(), uuid4())]
     with pytest.raises(AssertionRejected):
-        await saml.consume("|urn:sp", None, "https://acgs.test", WHO)
+        await saml.consume("|urn:sp", None, "https://acgs.test", WHO, {})
     assert _outcomes(app) == [(SYSTEM_TENANT_ID, "unsolicited_unknown")]
 
 
 async def test_a_deferred_screening_refusal_is_raised_in_the_tenant(world: Any) -> None:
     saml, ports, requests, app = world
-    request_id = await requests.create(TENANT, IDP, "saml", {})
+    request_id, cookies = await _pending(requests)
     ports.refusal = SamlRejected("comment_in_message")
     with pytest.raises(AssertionRejected):
-        await saml.consume(request_id, None, "https://acgs.test", WHO)
+        await saml.consume(request_id, None, "https://acgs.test", WHO, cookies)
     assert _outcomes(app) == [(TENANT, "comment_in_message")]
     assert ports.sp.validated == []
 
@@ -197,24 +204,37 @@ async def test_idp_initiated_when_allowed_returns_to_an_allowed_relay_state(worl
     saml, ports, _, app = world
     ports.audiences["urn:sp"] = ports.audiences["urn:sp2"] = [(TENANT, IDP)]
     ports.sp.allow_idp_initiated = True
-    done = await saml.consume("|urn:sp", "https://app.test/x", "https://acgs.test", WHO)
+    done = await saml.consume("|urn:sp", "https://app.test/x", "https://acgs.test", WHO, {})
     assert done.return_to == "https://app.test/x"
     assert ports.sp.validated == [None]
-    other = await saml.consume("|urn:sp2", "https://evil.test/", "https://acgs.test", WHO)
+    other = await saml.consume("|urn:sp2", "https://evil.test/", "https://acgs.test", WHO, {})
     assert other.return_to is None
     with pytest.raises(AssertionRejected):  # the same assertion id: a replay
-        await saml.consume("|urn:sp", None, "https://acgs.test", WHO)
+        await saml.consume("|urn:sp", None, "https://acgs.test", WHO, {})
     assert _outcomes(app)[-1] == (TENANT, "replay")
 
 
 async def test_a_disabled_integration_and_a_forged_answer_are_refused(world: Any) -> None:
     saml, ports, requests, app = world
-    forged = await requests.create(TENANT, IDP, "saml", {})
+    forged, cookies = await _pending(requests)
     ports.sp.validate = lambda *_: Provider.validate(ports.sp, "forged", None)
     with pytest.raises(AssertionRejected):
-        await saml.consume(forged, None, "https://acgs.test", WHO)
-    request_id = await requests.create(TENANT, IDP, "saml", {})
+        await saml.consume(forged, None, "https://acgs.test", WHO, cookies)
+    request_id, cookies = await _pending(requests)
     ports.sp = None
     with pytest.raises(AssertionRejected):
-        await saml.consume(request_id, None, "https://acgs.test", WHO)
+        await saml.consume(request_id, None, "https://acgs.test", WHO, cookies)
     assert [o for _, o in _outcomes(app)] == ["signature_invalid", "integration_unavailable"]
+
+
+@pytest.mark.parametrize("cookie", [None, "", "another-value"])
+async def test_an_answer_posted_from_another_browser_is_refused(
+    world: Any, cookie: str | None
+) -> None:
+    saml, ports, requests, app = world
+    request_id, _ = await _pending(requests)
+    cookies = {} if cookie is None else {binding_cookie(request_id): cookie}
+    with pytest.raises(AssertionRejected):
+        await saml.consume(request_id, None, "https://acgs.test", WHO, cookies)
+    assert _outcomes(app) == [(TENANT, "browser_mismatch")]
+    assert ports.sp.validated == []
