@@ -54,9 +54,8 @@ class SamlLoggedOut(msgspec.Struct, kw_only=True):
     constitutional_hash: str
 
 
-def _base_url(request: Request[Any, Any, Any], api: ApiServices) -> str:
+def _base_url(request: Request[Any, Any, Any]) -> str:
     """The service's URL as the browser and the IdP reach it (the ACS and SLO URLs follow)."""
-    del api
     return str(request.base_url).rstrip("/")
 
 
@@ -97,7 +96,7 @@ class SamlController(Controller):
     async def metadata(
         self, request: Request[Any, Any, Any], integration_id: UUID, api: ApiServices
     ) -> Response[str]:
-        xml = await api.saml.metadata(integration_id, _base_url(request, api))
+        xml = await api.saml.metadata(integration_id, _base_url(request))
         return Response(xml, media_type="application/samlmetadata+xml")
 
     @get(
@@ -117,7 +116,7 @@ class SamlController(Controller):
         api: ApiServices,
         return_to: str | None = Parameter(query="return_to", default=None, max_length=2000),
     ) -> Redirect:
-        base = _base_url(request, api)
+        base = _base_url(request)
         url, name, value = await api.saml.login(integration_id, return_to, base)
         return Redirect(url, status_code=303, cookies=[_binding(name, value, base, 600)])
 
@@ -146,7 +145,7 @@ class SamlController(Controller):
                 f"RelayState: must be at most {MAX_RELAY_STATE} characters",
                 {"fields": [{"field": "RelayState", "message": "too long"}]},
             )
-        base = _base_url(request, api)
+        base = _base_url(request)
         signed_in = await api.saml.consume(
             message, relay if isinstance(relay, str) else None, base, _who(request),
             request.cookies,
@@ -198,7 +197,7 @@ class SamlController(Controller):
         query = {k: v for k, v in given.items() if v is not None}
         if any(len(v) > MAX_FORM_FIELD for v in query.values()):
             raise AssertionRejected("oversized")
-        base, who = _base_url(request, api), _who(request)
+        base, who = _base_url(request), _who(request)
         if "SAMLRequest" in query:
             url = await api.saml.idp_logout(integration_id, query, base, who)
             return Redirect(url, status_code=303)
@@ -230,7 +229,7 @@ class SamlController(Controller):
             principal.tenant_id,
             principal.sid,
             principal.sub,
-            _base_url(request, api),
+            _base_url(request),
             _who(request),
         )
         return SamlLogoutResponse(
