@@ -7,8 +7,10 @@ checked against the integration's allow-list, stays on the server.
 The assertion consumer (`consume`): the response is screened (size, no DTD, no comments, no
 SHA-1, AES-256 only), then bound to what was asked: its `InResponseTo` must name a pending
 request of this service (used once, not after expiry), which gives the tenant and the
-integration; a response that answers nothing is accepted only by an integration that opts in to
-IdP-initiated sign-in, found by the audience. The integration's SP validates it (signature
+integration, and the browser must present that request's cookie (set by `login`: login CSRF,
+an attacker's genuine response posted from a victim's browser, is refused); a response that
+answers nothing is accepted only by an integration that opts in to IdP-initiated sign-in,
+found by the audience. The integration's SP validates it (signature
 against the configured IdP certificates only ...), the assertion id goes into the tenant's
 replay cache until its NotOnOrAfter, and `SignIn.federated` completes the sign-in with the
 attributes matched against the `saml_attribute` role mappings. Every refusal is audited with
@@ -22,6 +24,9 @@ that NameID/SessionIndex here and is answered), `logout_done` (the IdP's answer 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +54,16 @@ from domain.tenancy import SYSTEM_TENANT_ID
 LOGIN = "saml"
 LOGOUT = "saml_logout"
 UNKNOWN_INTEGRATION = UUID(int=0)
+BINDING_COOKIE = "acgs_saml_"
+
+
+def binding_cookie(request_id: str) -> str:
+    """The name of the cookie that binds the sign-in request `request_id` to its browser."""
+    return BINDING_COOKIE + request_id[-16:]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class SamlProvider(Protocol):
@@ -153,24 +168,34 @@ class SamlSignIn:
         _, provider = await self._provider(integration_id, base_url)
         return provider.metadata()
 
-    async def login(self, integration_id: UUID, return_to: str | None, base_url: str) -> str:
-        """The IdP URL (a signed AuthnRequest) to send the browser to."""
+    async def login(
+        self, integration_id: UUID, return_to: str | None, base_url: str
+    ) -> tuple[str, str, str]:
+        """The IdP URL (a signed AuthnRequest) to send the browser to, and the cookie (name,
+        value) that binds the sign-in to this browser: the answer is accepted only from it."""
         tenant_id, provider = await self._provider(integration_id, base_url)
         if return_to is not None and not provider.redirect_allowed(return_to):
             raise ValidationFailed(
                 "return_to: is not an allowed return URL of this integration",
                 {"fields": [{"field": "return_to", "message": "is not an allowed return URL"}]},
             )
+        binding = secrets.token_urlsafe(24)
         request_id = await self._requests.create(
-            tenant_id, integration_id, LOGIN, {"return_to": return_to}
+            tenant_id, integration_id, LOGIN, {"return_to": return_to, "binding": _digest(binding)}
         )
-        return provider.login_url(request_id, request_id)
+        return provider.login_url(request_id, request_id), binding_cookie(request_id), binding
 
     # --- the assertion consumer ---------------------------------------------------------------
 
     async def consume(
-        self, message: str, relay_state: str | None, base_url: str, client: Client
+        self,
+        message: str,
+        relay_state: str | None,
+        base_url: str,
+        client: Client,
+        cookies: Mapping[str, str],
     ) -> SamlSignedIn:
+        """`cookies`: the browser's, one of which binds an SP-initiated sign-in to it."""
         tenant_id, integration_id = SYSTEM_TENANT_ID, UNKNOWN_INTEGRATION
         try:
             screened = await asyncio.to_thread(self._ports.screen, message)
@@ -181,6 +206,9 @@ class SamlSignIn:
                     raise SamlRejected("unknown_request", "no pending sign-in request answered")
                 tenant_id, integration_id = pending.tenant_id, pending.integration_id
                 return_to = pending.payload.get("return_to")
+                presented = cookies.get(binding_cookie(request_id), "")
+                if not hmac.compare_digest(_digest(presented), str(pending.payload.get("binding"))):
+                    raise SamlRejected("browser_mismatch", "not the browser that started it")
             else:
                 found = await self._ports.unsolicited(screened.audiences)
                 if len(found) != 1:

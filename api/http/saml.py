@@ -24,6 +24,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Redirect
@@ -32,6 +33,8 @@ from api.http import examples as ex
 from api.http.auth import principal_from_scope
 from api.http.identity import TokenResponse, _client
 from api.http.services import ApiServices
+from api.saml import SAML_PREFIX
+from commands.saml_sign_in import BINDING_COOKIE as BINDING
 from commands.saml_sign_in import Client
 from commands.sign_in import AssertionRejected
 from domain.errors import ValidationFailed
@@ -51,10 +54,25 @@ class SamlLoggedOut(msgspec.Struct, kw_only=True):
     constitutional_hash: str
 
 
-def _base_url(request: Request[Any, Any, Any], api: ApiServices) -> str:
+def _base_url(request: Request[Any, Any, Any]) -> str:
     """The service's URL as the browser and the IdP reach it (the ACS and SLO URLs follow)."""
-    del api
     return str(request.base_url).rstrip("/")
+
+
+def _binding(name: str, value: str, base_url: str, max_age: int) -> Cookie:
+    """The cookie binding a sign-in to its browser: sent only to the ACS. Over HTTPS it goes
+    with the IdP's cross-site form post (SameSite=None; Secure); over plain HTTP (a local
+    setup) browsers refuse SameSite=None without Secure, so it is Lax there."""
+    secure = base_url.startswith("https://")
+    return Cookie(
+        key=name,
+        value=value,
+        path=f"{SAML_PREFIX}/acs",
+        max_age=max_age,
+        httponly=True,
+        secure=secure,
+        samesite="none" if secure else "lax",
+    )
 
 
 def _who(request: Request[Any, Any, Any]) -> Client:
@@ -78,7 +96,7 @@ class SamlController(Controller):
     async def metadata(
         self, request: Request[Any, Any, Any], integration_id: UUID, api: ApiServices
     ) -> Response[str]:
-        xml = await api.saml.metadata(integration_id, _base_url(request, api))
+        xml = await api.saml.metadata(integration_id, _base_url(request))
         return Response(xml, media_type="application/samlmetadata+xml")
 
     @get(
@@ -98,8 +116,9 @@ class SamlController(Controller):
         api: ApiServices,
         return_to: str | None = Parameter(query="return_to", default=None, max_length=2000),
     ) -> Redirect:
-        url = await api.saml.login(integration_id, return_to, _base_url(request, api))
-        return Redirect(url, status_code=303)
+        base = _base_url(request)
+        url, name, value = await api.saml.login(integration_id, return_to, base)
+        return Redirect(url, status_code=303, cookies=[_binding(name, value, base, 600)])
 
     @post(
         "/acs",
@@ -126,15 +145,15 @@ class SamlController(Controller):
                 f"RelayState: must be at most {MAX_RELAY_STATE} characters",
                 {"fields": [{"field": "RelayState", "message": "too long"}]},
             )
+        base = _base_url(request)
         signed_in = await api.saml.consume(
-            message,
-            relay if isinstance(relay, str) else None,
-            _base_url(request, api),
-            _who(request),
-        )
+            message, relay if isinstance(relay, str) else None, base, _who(request),
+            request.cookies,
+        )  # fmt: skip
         tokens = TokenResponse.of(signed_in.issued, api.constitutional_hash)
+        used = [_binding(name, "", base, 0) for name in request.cookies if name.startswith(BINDING)]
         if signed_in.return_to is None:
-            return tokens
+            return Response(tokens, cookies=used)
         fragment = urlencode(
             {
                 "access_token": tokens.access_token,
@@ -143,7 +162,7 @@ class SamlController(Controller):
                 "expires_in": tokens.expires_in,
             }
         )
-        return Redirect(f"{signed_in.return_to}#{fragment}", status_code=303)
+        return Redirect(f"{signed_in.return_to}#{fragment}", status_code=303, cookies=used)
 
     @get(
         "/{integration_id:uuid}/slo",
@@ -178,7 +197,7 @@ class SamlController(Controller):
         query = {k: v for k, v in given.items() if v is not None}
         if any(len(v) > MAX_FORM_FIELD for v in query.values()):
             raise AssertionRejected("oversized")
-        base, who = _base_url(request, api), _who(request)
+        base, who = _base_url(request), _who(request)
         if "SAMLRequest" in query:
             url = await api.saml.idp_logout(integration_id, query, base, who)
             return Redirect(url, status_code=303)
@@ -210,7 +229,7 @@ class SamlController(Controller):
             principal.tenant_id,
             principal.sid,
             principal.sub,
-            _base_url(request, api),
+            _base_url(request),
             _who(request),
         )
         return SamlLogoutResponse(

@@ -32,6 +32,7 @@ import httpx
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+from onelogin.saml2.errors import OneLogin_Saml2_Error
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.response import OneLogin_Saml2_Response
@@ -95,8 +96,11 @@ def _idp_settings(config: Mapping[str, Any], fetch: Callable[[str, float], str])
 
 
 def fetch_metadata(url: str, timeout: float) -> str:
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        response = client.get(url)
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            response = client.get(url)
+    except httpx.HTTPError as exc:
+        raise SamlRejected("idp_metadata_unavailable", type(exc).__name__) from None
     if response.status_code != 200:
         raise SamlRejected("idp_metadata_unavailable", f"HTTP {response.status_code}")
     return response.text
@@ -126,10 +130,20 @@ class ServiceProvider:
         self.attribute_map: dict[str, str] = dict(config.get("attribute_map") or {})
         self.allowed_redirects: tuple[str, ...] = tuple(config.get("allowed_redirect_urls") or ())
         self._clock = clock
+        try:
+            self.settings = self._settings(config, urls, fetch)
+        except (OneLogin_Saml2_Error, KeyError, ValueError, TypeError) as exc:
+            raise SamlRejected("integration_invalid", str(exc)[:200]) from None
+        self.idp_entity_id: str = self.settings.get_idp_data()["entityId"]
+
+    @staticmethod
+    def _settings(
+        config: Mapping[str, Any], urls: SpUrls, fetch: Callable[[str, float], str]
+    ) -> OneLogin_Saml2_Settings:
         key = config.get("sp_private_key")
         cert = config.get("sp_certificate")
         signing = bool(key and cert)
-        self.settings = OneLogin_Saml2_Settings(
+        return OneLogin_Saml2_Settings(
             {
                 "strict": True,
                 "debug": False,
@@ -163,7 +177,6 @@ class ServiceProvider:
             },
             sp_validation_only=False,
         )
-        self.idp_entity_id: str = self.settings.get_idp_data()["entityId"]
 
     # --- metadata and login --------------------------------------------------------------------
 

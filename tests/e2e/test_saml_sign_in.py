@@ -16,7 +16,7 @@ from lxml import etree
 from domain.maci import MaciRole
 from infra.tokens import TokenVerifier
 from tests.e2e.saml_support import RETURN_TO, Browser, SamlTenant
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, free_port
 from tests.peers.saml_idp import SamlIdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.saml]
@@ -235,3 +235,28 @@ def test_idp_initiated_single_logout_ends_the_users_sessions(
     assert browser.client.get(unsigned).status_code == 401
     reasons = [a["outcome"] for a in tenant.audit() if a["result"] == "denied"]
     assert reasons == ["invalid_logout_request", "signature_missing"]
+
+
+def test_an_integration_whose_idp_cannot_be_read_is_not_found_not_an_error(
+    api: Api, tenant: SamlTenant, browser: Browser
+) -> None:
+    response = tenant.admin.post(
+        f"/v1/tenants/{tenant.id}/integrations",
+        json={
+            "integration_type": "saml",
+            "integration_name": "Gone IdP",
+            "config": {
+                "idp_metadata_url": f"http://127.0.0.1:{free_port()}/metadata",  # nobody there
+                "sp_entity_id": "urn:acgs:sp:gone",
+                "timeout_seconds": 1,
+            },
+            "constitutional_hash": HASH,
+        },
+    )
+    assert response.status_code == 201, response.text
+    api.wait_projected()
+    integration = response.json()["integration_id"]
+    for path in ("metadata", "login"):
+        answer = httpx.get(f"{api.url}/v1/auth/saml/{integration}/{path}")
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "NOT_FOUND"

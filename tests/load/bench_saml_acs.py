@@ -123,28 +123,32 @@ def _catch_up(system: object) -> None:
         runner.catch_up()
 
 
-def _responses(url: str, integration_id: str, idp: SamlIdp, count: int) -> list[str]:
-    """`count` pending sign-ins started here, and the IdP's answer to each (made untimed)."""
+def _responses(url: str, integration_id: str, idp: SamlIdp, count: int) -> list[tuple[str, str]]:
+    """`count` pending sign-ins started here: the IdP's answer to each (made untimed), and the
+    cookie of the browser that started it."""
     acs = f"{url}/v1/auth/saml/acs"
     messages = []
     with httpx.Client(timeout=30) as client:
         for _ in range(count):
             started = client.get(f"{url}/v1/auth/saml/{integration_id}/login")
+            cookie = started.headers["set-cookie"].split(";")[0]
             location = urlsplit(started.headers["location"])
             request = parse_qs(location.query)["SAMLRequest"][0]
             xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(request).decode()
             found = _ID.search(xml)
             assert found is not None
-            messages.append(idp.response_for("alice", ENTITY, acs, found.group(1)))
+            messages.append((idp.response_for("alice", ENTITY, acs, found.group(1)), cookie))
     return messages
 
 
-def bench_acs(url: str, messages: list[str]) -> list[float]:
+def bench_acs(url: str, messages: list[tuple[str, str]]) -> list[float]:
     samples: list[float] = []
     with httpx.Client(base_url=url, timeout=30) as client:
-        for i, message in enumerate(messages):
+        for i, (message, cookie) in enumerate(messages):
             started = time.perf_counter()
-            response = client.post("/v1/auth/saml/acs", data={"SAMLResponse": message})
+            response = client.post(
+                "/v1/auth/saml/acs", data={"SAMLResponse": message}, headers={"Cookie": cookie}
+            )
             elapsed = time.perf_counter() - started
             response.raise_for_status()
             if i >= WARM_UP:

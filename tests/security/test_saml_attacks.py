@@ -24,7 +24,7 @@ from lxml import etree
 from domain.tenancy import SYSTEM_TENANT_ID
 from tests.e2e.saml_support import Browser, SamlTenant, audit_rows
 from tests.peers.http import HASH, Api
-from tests.peers.saml_idp import DS, NS, SAML, SAMLP, SamlIdp, make_key_pair
+from tests.peers.saml_idp import DS, NS, SAMLP, SamlIdp, make_key_pair
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.saml]
 Tamper = Callable[[etree._Element], etree._Element]
@@ -496,4 +496,41 @@ def test_unsolicited_responses_are_refused_unless_allowed(
     _no_session(tenant)
 
 
-__all__ = ["SAML"]
+def _conditions_ended(seconds_ago: int) -> Callable[[etree._Element], None]:
+    def change(assertion: etree._Element) -> None:
+        conditions = assertion.find("saml:Conditions", NS)
+        assert conditions is not None
+        conditions.set("NotOnOrAfter", _iso(datetime.now(UTC) - timedelta(seconds=seconds_ago)))
+
+    return change
+
+
+@pytest.mark.parametrize(("skew", "status"), [(120, 200), (10, 401)])
+def test_the_integrations_clock_skew_bounds_an_ended_assertion(
+    tenant: SamlTenant, saml_idp: SamlIdp, browser: Browser, skew: int, status: int
+) -> None:
+    integration = tenant.add(saml_idp, f"Skew {skew}", allowed_clock_skew_seconds=skew)
+    action, fields = _genuine(browser, integration)
+    fields["SAMLResponse"] = saml_idp.resign(fields["SAMLResponse"], _conditions_ended(60))
+    assert browser.post_to_acs(action, fields).status_code == status
+    if status == 401:
+        assert _last_reason(tenant) == "expired"
+
+
+def test_an_answer_posted_from_another_browser_is_refused(
+    api: Api, tenant: SamlTenant, integration: str, browser: Browser
+) -> None:
+    """Login CSRF: the attacker's own genuine answer, posted by the victim's browser (which
+    did not start that sign-in), is refused; the sign-in's cookie goes only to the ACS."""
+    action, fields = _genuine(browser, integration)
+    cookies = [c for c in browser.client.cookies.jar if c.name.startswith("acgs_saml_")]
+    assert [(c.path, c.has_nonstandard_attr("HttpOnly")) for c in cookies] == [
+        ("/v1/auth/saml/acs", True)
+    ]
+    victim = Browser(api)
+    try:
+        _refused(victim.post_to_acs(action, fields))
+    finally:
+        victim.close()
+    assert _last_reason(tenant) == "browser_mismatch"
+    _no_session(tenant)

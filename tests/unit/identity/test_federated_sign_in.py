@@ -92,9 +92,13 @@ class RecordingApp(GovernanceApplication):
     def __init__(self) -> None:
         super().__init__(env=MEMORY)
         self.entries: list[AuditEntry] = []
+        self.tenants: list[UUID] = []  # the tenant each entry was saved for
 
     def save_for(self, tenant_id: UUID, *aggregates: Any, **kwargs: Any) -> None:
-        self.entries.extend(a for a in aggregates if isinstance(a, AuditEntry))
+        for aggregate in aggregates:
+            if isinstance(aggregate, AuditEntry):
+                self.entries.append(aggregate)
+                self.tenants.append(tenant_id)
         super().save_for(tenant_id, *aggregates, **kwargs)
 
 
