@@ -264,6 +264,20 @@ def test_the_json_text_sent_for_each_request_is_that_request() -> None:
     assert request_json({"b": [1], "a": None}) == json.dumps({"b": [1], "a": None})
 
 
+def test_a_policy_with_a_non_finite_number_keeps_its_requests_apart_from_null_ones() -> None:
+    # 1e999 reads as infinity: msgspec would write it as null, the text of another request, so
+    # such a policy's requests are told apart (and sent) by the json module's text.
+    _, inputs = _inputs("POLICY p RULE r WHEN user.n < 1e999 AND user.m == 1 THEN ALLOW")
+    texts = [request_json(request) for request in inputs.requests]
+    assert texts == [json.dumps(request, sort_keys=True) for request in inputs.requests]
+    assert any("Infinity" in text for text in texts)
+    assert len(set(texts)) == len(texts)
+    finite = _inputs("POLICY p RULE r WHEN user.n < 1e300 AND user.m == 1 THEN ALLOW")[1]
+    assert [json.loads(request_json(request)) for request in finite.requests] == list(
+        finite.requests
+    )
+
+
 def test_a_not_action_that_excludes_every_string_is_proven_never_applicable() -> None:
     document = {
         "Version": "2012-10-17",
