@@ -6,7 +6,8 @@ Run once on the app's generated document (`complete`):
 - every error response is the one envelope (`ErrorEnvelope`); the framework's own error shape,
   which the service never sends, is removed (a route may still declare a body of its own for a
   status, as `/readyz` does for 503);
-- request bodies refuse unknown fields (`additionalProperties: false`), as `bodies.py` does;
+- request bodies refuse unknown fields (`additionalProperties: false`), and their strings the
+  NUL character (a `pattern`, unless the field has a stricter one), as `bodies.py` does;
 - every operation lists the refusals the edge and the framework can give it besides its own:
   422 `VALIDATION_ERROR` when it takes parameters or a body, 404 when its path has parameters,
   413 and 415 for a body, 401 and 429 when it needs a token, 403 `STORAGE_QUOTA_EXCEEDED` for
@@ -55,6 +56,7 @@ def complete(app: Litestar) -> OpenAPI:
     for path, method, operation in operations:
         _complete_refusals(path, method, operation)
         _refuse_unknown_fields(document.components, operation)
+        _refuse_nul(document.components, operation)
     _add_links(document.components, operations)
     _mark_optional_bodies(app, document)
     return document
@@ -133,6 +135,38 @@ def _refuse_unknown_fields(components: Components, operation: Operation) -> None
         resolved = _resolve(components, candidate)
         if isinstance(resolved, Schema) and resolved.properties is not None:
             resolved.additional_properties = False
+
+
+NO_NUL = r"^[^\x00]*$"
+
+
+def _refuse_nul(components: Components, operation: Operation) -> None:
+    """Every string of a JSON request body, at any depth, is documented as holding no NUL."""
+    body = operation.request_body
+    media = body.content.get("application/json") if isinstance(body, RequestBody) else None
+    if media is not None:
+        _strings_without_nul(components, media.schema, set())
+
+
+def _strings_without_nul(components: Components, schema: Any, seen: set[int]) -> None:
+    if isinstance(schema, Reference):
+        name = schema.ref.rsplit("/", 1)[-1]
+        schema = (components.schemas or {}).get(name)
+    if not isinstance(schema, Schema) or id(schema) in seen:
+        return
+    seen.add(id(schema))
+    kinds = schema.type if isinstance(schema.type, list) else [schema.type]
+    is_string = "string" in [getattr(k, "value", k) for k in kinds]
+    if is_string and schema.pattern is None and schema.enum is None and schema.const is None:
+        schema.pattern = NO_NUL
+    children = [*(schema.properties or {}).values(), *(schema.one_of or []),
+                *(schema.any_of or []), *(schema.all_of or [])]  # fmt: skip
+    if isinstance(schema.items, (Schema, Reference)):
+        children.append(schema.items)
+    if isinstance(schema.additional_properties, (Schema, Reference)):
+        children.append(schema.additional_properties)
+    for child in children:
+        _strings_without_nul(components, child, seen)
 
 
 def _resolve(components: Components, schema: Any) -> Any:

@@ -4,6 +4,7 @@ its body, and links from what it creates, without code of its own."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -11,11 +12,17 @@ from litestar import Litestar, Router, get, post
 from litestar.openapi import OpenAPIConfig
 
 from api.http.errors import ErrorEnvelope
-from api.http.openapi import complete
+from api.http.openapi import NO_NUL, complete
+
+
+class Part(msgspec.Struct):
+    label: str
+    code: Annotated[str, msgspec.Meta(pattern="^[A-Z]+$")]
 
 
 class NewWidget(msgspec.Struct, forbid_unknown_fields=True):
     name: str
+    parts: list[Part] = []
 
 
 class Widget(msgspec.Struct):
@@ -77,6 +84,14 @@ def test_bodies_refuse_unknown_fields_and_optional_bodies_are_not_required() -> 
     assert doc["paths"]["/v1/widgets"]["post"]["requestBody"]["required"] is True
     ping_body = doc["paths"]["/v1/widgets/{widget_id}/ping"]["post"]["requestBody"]
     assert ping_body["required"] is False
+
+
+def test_strings_of_request_bodies_refuse_the_nul_character_at_any_depth() -> None:
+    schemas = _document()["components"]["schemas"]
+    assert schemas["NewWidget"]["properties"]["name"]["pattern"] == NO_NUL
+    assert schemas["Part"]["properties"]["label"]["pattern"] == NO_NUL
+    assert schemas["Part"]["properties"]["code"]["pattern"] == "^[A-Z]+$"  # a stricter one stays
+    assert "pattern" not in schemas["Widget"]["properties"]["name"]  # a response is not a body
 
 
 def test_what_a_route_creates_links_to_the_routes_that_take_its_id() -> None:
