@@ -57,7 +57,7 @@ from projections.integrations import IntegrationsProjection
 from projections.policies import PoliciesProjection
 from projections.role_mappings import RoleMappingsProjection
 from projections.sinks.records import RecordMaker
-from projections.sinks.runner import SinkRunner, SinkSettings, stats_of
+from projections.sinks.runner import SINK_STATS, SinkRunner, SinkSettings
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
@@ -415,7 +415,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             system.integrations,
             SinkStore(system.projector_conninfo),
             open_sink,
-            lambda name: asdict(stats_of(name)),
+            lambda name: asdict(SINK_STATS[name]) if name in SINK_STATS else {},
         )
         system.role_mappings = RoleMappingCommands(app, settings.constitutional_hash)
         system.role_cache = RoleMappingCache(system.database)
