@@ -75,19 +75,18 @@ def _until(runner: SinkRunner, done: Callable[[], bool], timeout: float = 40.0) 
 
 
 class _KilledAfter:
-    """Delivers for real, then dies (as a killed process would) once `after` batches were
-    acknowledged, before the runner could commit their offsets."""
+    """Delivers `after` batches for real, then dies (as a killed process would) in the middle
+    of the next one: that batch is not acknowledged, and neither is anything after it."""
 
     def __init__(self, sink: Any, after: int) -> None:
         self.sink = sink
         self.left = after
 
     def deliver(self, records: Any) -> Any:
-        delivered = self.sink.deliver(records)
-        self.left -= 1
         if self.left == 0:
             raise KeyboardInterrupt
-        return delivered
+        self.left -= 1
+        return self.sink.deliver(records)
 
     def close(self) -> None:
         self.sink.close()
@@ -173,13 +172,14 @@ def test_a_sink_killed_mid_round_resumes_from_its_committed_offsets_without_loss
 
     first = system.sink_runner(tenant_id, sink_id, kafka=kafka_config)
     first.sink = _KilledAfter(first.sink, after=2)
+    first.read_limit = 2  # rounds of two: confirmed rounds commit while the next is read
     try:
         with pytest.raises(KeyboardInterrupt):
             _until(first, lambda: False)
     finally:
         first.close()
     delivered_first = len(hec.received_ids())
-    assert 0 < delivered_first < len(expected)  # acknowledged, but their offsets not committed
+    assert delivered_first == 4
 
     second = system.sink_runner(tenant_id, sink_id, kafka=kafka_config)
     try:
@@ -187,8 +187,9 @@ def test_a_sink_killed_mid_round_resumes_from_its_committed_offsets_without_loss
         assert second.stats.dead_lettered == 0
     finally:
         second.close()
+    again = hec.duplicates
     assert hec.received_ids() == expected  # nothing lost, in the tenant's order
-    assert hec.duplicates == delivered_first  # the unconfirmed batches came again
+    assert hec.duplicates <= delivered_first  # at most what was not confirmed comes again
 
     third = system.sink_runner(tenant_id, sink_id, kafka=kafka_config)
     try:
@@ -196,7 +197,7 @@ def test_a_sink_killed_mid_round_resumes_from_its_committed_offsets_without_loss
         third.catch_up()
     finally:
         third.close()
-    assert hec.duplicates == delivered_first  # committed offsets: nothing comes a third time
+    assert hec.duplicates == again  # committed offsets: nothing comes a third time
     dead = read_topic(kafka_config, kafka_config.topics.dlq(topic), at_least=1)
     assert {m.value() for m in dead} == {b"\x00garbage"}  # once per unconfirmed reading
     assert headers_of(dead[0])["dlq_consumer"] == f"sink_{sink_id.hex}".encode()
