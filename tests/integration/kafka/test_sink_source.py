@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +15,8 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from api.bootstrap import System
+from api.bootstrap import System, build
+from api.settings import Settings
 from commands.integrations import CreateIntegration
 from commands.tenants import CreateTenant
 from domain.events import event_id
@@ -202,3 +204,26 @@ def test_a_sink_killed_mid_round_resumes_from_its_committed_offsets_without_loss
     assert {m.value() for m in dead} == {b"\x00garbage"}  # once per unconfirmed reading
     assert headers_of(dead[0])["dlq_consumer"] == f"sink_{sink_id.hex}".encode()
     assert headers_of(dead[0])["error"] == b"no log_position header"
+
+
+def test_a_streaming_deployment_runs_its_sinks_from_kafka(
+    settings: Settings, kafka_config: KafkaConfig, hec: HecDouble, unique: str, tmp_path: Any
+) -> None:
+    streaming = build(
+        replace(
+            settings,
+            data_dir=tmp_path,
+            kafka_bootstrap_servers=kafka_config.bootstrap_servers,
+            schema_registry_url=kafka_config.schema_registry_url,
+        )
+    )
+    try:
+        tenant_id, sink_id = _sink(streaming, hec, unique)
+        runner = streaming.sink_runner(tenant_id, sink_id)
+        try:
+            assert isinstance(runner.source, KafkaSinkSource)
+            assert runner.source.group_id == f"acgs-sink-{sink_id}"
+        finally:
+            runner.close()
+    finally:
+        streaming.close()
