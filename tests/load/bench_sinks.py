@@ -72,10 +72,14 @@ def _pin(cpu: int) -> list[str]:
 
 def _pin_pid(pid: int, cpus: str) -> None:
     """Move every thread of process `pid` to `cpus` (e.g. "1", "0-1")."""
-    if _pin(0):
-        subprocess.run(
-            ["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True
-        )
+    if _pin(0):  # a thread ending meanwhile fails taskset -a: try again
+        for _ in range(5):
+            done = subprocess.run(
+                ["taskset", "-a", "-p", "-c", cpus, str(pid)], check=False, capture_output=True
+            )
+            if done.returncode == 0:
+                return
+        print(f"  (could not pin process {pid} to CPU {cpus}: {done.stderr.decode().strip()})")
 
 
 class HecProcess:
