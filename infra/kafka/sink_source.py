@@ -48,6 +48,7 @@ from infra.postgres.follower import LogFollower, LogRow
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
+_PATIENT = {"max.poll.interval.ms": 900_000}
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to consume
 
 
@@ -82,7 +83,8 @@ class KafkaSinkSource:
         self._mapper = mapper
         self._positions = positions
         self._poll_seconds = poll_seconds
-        self._consumer = Consumer(config.consumer_conf(group_id))
+        # A round may wait minutes for a receiver's retries without polling.
+        self._consumer = Consumer({**config.consumer_conf(group_id), **_PATIENT})
         self._consumer.subscribe([self.topic])
         self._dlq = Producer({**config.client_conf(), "acks": "all"})
         self._offsets: Offsets = {}  # after the rows handed out so far
