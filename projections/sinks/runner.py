@@ -41,7 +41,9 @@ _TENANT = 5  # the tenant id's column in a log row
 
 
 class LogSource(Protocol):
-    """The follower of the notification log a runner reads from (its own tracked position)."""
+    """Where a runner reads events: its own follower of the notification log (its tracked
+    position), or, with streaming on, a Kafka consumer group of its own that hands out the same
+    rows and commits its offsets on `advance` (infra.kafka.sink_source)."""
 
     name: str
 
