@@ -264,11 +264,13 @@ def from_the_log(system: System, count: int) -> None:
             entries = [_denied(tenant_id, n, hash_) for n in range(start, min(count, start + 500))]
             system.app.save_for(tenant_id, *entries)
         runner = system.sink_runner(tenant_id, sink_id)
+        delivering = runner.stats.delivery_seconds
         double_cpu, own_cpu = hec.cpu_seconds(), time.process_time()
         started = time.perf_counter()
         runner.catch_up()
         took = time.perf_counter() - started
         own_cpu, double_cpu = time.process_time() - own_cpu, hec.cpu_seconds() - double_cpu
+        delivering = runner.stats.delivery_seconds - delivering
         runner.close()
         delivered = len(hec.received())
         assert delivered >= count, delivered
@@ -285,6 +287,11 @@ def from_the_log(system: System, count: int) -> None:
             f"{double_cpu * per * 1000:.1f} ms (wall {took * per * 1000:.1f} ms; runner on CPU 1, "
             f"double and PostgreSQL on CPU 0; load average {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} CPUs)"
+        )
+        print(
+            f"  the delivery thread (formatting, posting, waiting for the double's answer) was "
+            f"busy {delivering / took:.0%} of the wall time; the runner's process used "
+            f"{own_cpu / took:.0%} of a CPU"
         )
     finally:
         hec.stop()
