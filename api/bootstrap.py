@@ -57,7 +57,7 @@ from projections.integrations import IntegrationsProjection
 from projections.policies import PoliciesProjection
 from projections.role_mappings import RoleMappingsProjection
 from projections.sinks.records import RecordMaker
-from projections.sinks.runner import SinkRunner, SinkSettings, stats_of
+from projections.sinks.runner import SINK_STATS, SinkRunner, SinkSettings
 from projections.tenants import TenantsProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
@@ -248,8 +248,12 @@ class System:
         runner = self.sink_runner(tenant_id, integration_id)
         return Worker(runner.name, runner.run, runner.close)
 
-    def sink_runner(self, tenant_id: UUID, integration_id: UUID) -> SinkRunner:
-        """The runner of one SIEM sink: its own follower of the log, its adapter, its breaker."""
+    def sink_runner(
+        self, tenant_id: UUID, integration_id: UUID, *, kafka: Any = None
+    ) -> SinkRunner:
+        """The runner of one SIEM sink: its own follower of the log (its own consumer group of
+        `kafka`, by default this deployment's streaming settings, when streaming is on), its
+        adapter, its breaker."""
         assert self.sinks is not None
         assert self.integrations is not None
         config = self.sinks.sink(tenant_id, integration_id).clear_config(self.integrations.sealer)
@@ -265,14 +269,33 @@ class System:
             integration_id=integration_id,
             owner=tenant_id,
             scope=sink_scope(tenant_id),
-            source=LogFollower(
-                self.projector_conninfo, follower_name(integration_id), synchronous_commit=False
-            ),
+            source=self._sink_source(integration_id, kafka or self.kafka),
             sink=open_sink(config),
             enrich=RecordMaker(self.app.mapper, store.tenant_slug),
             dead_letters=store,
             settings=SinkSettings.of(config),
             guard=guard,
+        )
+
+    def _sink_source(self, integration_id: UUID, kafka: Any) -> Any:
+        """Where a sink reads events: the notification log, or a Kafka consumer group of its own
+        (infra.kafka.sink_source) when streaming is on."""
+        positions = LogFollower(
+            self.projector_conninfo, follower_name(integration_id), synchronous_commit=False
+        )
+        if kafka is None:
+            return positions
+        from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
+        from infra.kafka.codec import EventCodec  # noqa: PLC0415 - optional extra
+        from infra.kafka.sink_source import KafkaSinkSource, sink_group  # noqa: PLC0415
+
+        return KafkaSinkSource(
+            kafka,
+            EventCodec(SchemaRegistryClient(kafka.registry_conf())),
+            self.app.mapper,
+            positions,
+            group_id=sink_group(integration_id),
         )
 
     def health_checker(self) -> IntegrationHealthChecker:
@@ -415,7 +438,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             system.integrations,
             SinkStore(system.projector_conninfo),
             open_sink,
-            lambda name: asdict(stats_of(name)),
+            lambda name: asdict(SINK_STATS[name]) if name in SINK_STATS else {},
         )
         system.role_mappings = RoleMappingCommands(app, settings.constitutional_hash)
         system.role_cache = RoleMappingCache(system.database)

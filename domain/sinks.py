@@ -79,7 +79,7 @@ DATADOG_STATUS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SinkRecord:
     """One enriched audit record, ready for any sink. `body` is JSON-ready."""
 
@@ -175,9 +175,11 @@ class EventFacts:
     event_type: str  # the domain event's type (the audit record may name an action instead)
 
 
-def enrich(audit: Mapping[str, Any], facts: EventFacts) -> SinkRecord:
+def enrich(audit: Mapping[str, Any], facts: EventFacts, *, plain: bool = False) -> SinkRecord:
     """The sink record of an event from its audit record and the facts around it; its body as
-    JSON has it (times in RFC 3339, UUIDs as text), encoded once."""
+    JSON has it (times in RFC 3339, UUIDs as text), encoded once. `plain`: every value of the
+    audit record but its `timestamp` is a plain JSON value already (read from stored JSON), so
+    the body need not be decoded back from its text."""
     body = dict(audit)
     severity, alert = classify(body)
     body.update(
@@ -193,7 +195,10 @@ def enrich(audit: Mapping[str, Any], facts: EventFacts) -> SinkRecord:
     )
     body.pop("audit_id", None)
     text = _encode_json(body)
-    body = _decode_json(text)
+    if plain:
+        body["timestamp"] = _encode_json(body["timestamp"])[1:-1].decode()  # as in `text`
+    else:
+        body = _decode_json(text)
     return SinkRecord(
         event_id=facts.event_id,
         position=facts.position,

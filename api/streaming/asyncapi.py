@@ -45,7 +45,8 @@ def document(topics: Topics | None = None) -> dict[str, Any]:
         title=f"{topics.governance_events}:relay",
         schema=bytes,
         description=f"Every domain event of the event store, in log order per tenant. {_FRAMING}"
-        f"Record schemas (schemas/avro/): {_event_schemas(catalog)}. {headers}",
+        f"Record schemas (schemas/avro/): {_event_schemas(catalog)}. {headers} Also the header "
+        "log_position: the event's notification id in the event log.",
     )
     broker.publisher(
         topics.audit_trail,

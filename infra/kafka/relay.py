@@ -3,7 +3,8 @@ of `infra.postgres.follower.LogFollower` (publish, then advance once acknowledge
 
 It follows the log from its position in `projection_positions`, publishes each event
 to `governance-events` and its audit record to `audit-trail` (key: tenant id; headers
-`event_type`, `event_id`, `constitutional_hash`, `traceparent`), waits until the broker has
+`event_type`, `event_id`, `constitutional_hash`, `traceparent`; the event's message also
+`log_position`, its notification id in the log), waits until the broker has
 acknowledged every message of the batch (idempotent producer, acks=all), and only then moves its
 position. A crash between publishing and moving the position therefore re-publishes the batch:
 duplicates, never loss; consumers deduplicate on `event_id`. While the broker is away the
@@ -38,6 +39,8 @@ from infra.kafka.codec import EventCodec, EventParts, Headers, RegistryUnavailab
 from infra.kafka.config import KafkaConfig
 from infra.kafka.topics import ensure_topics
 from infra.postgres.follower import LogFollower, LogRow
+
+LOG_POSITION = "log_position"  # header of an event's message: its notification id in the log
 
 log = logging.getLogger(__name__)
 # The audit record of an event from its parts, called with the keywords audit_id, event_type,
@@ -215,7 +218,8 @@ class KafkaRelay:
         except Exception as exc:  # noqa: BLE001 - any undecodable/unencodable event is dead-lettered
             out.append(self._dead_letter(topics.governance_events, row, exc))
             return 0
-        out.append((topics.governance_events, value, key, headers))
+        position = (LOG_POSITION, str(row[0]).encode())  # the event's place in the log
+        out.append((topics.governance_events, value, key, [*headers, position]))
         trace_parent = parts.meta.get("trace_parent")
         with (
             tracing.continued(  # the relay's step in a sampled trace (none in the others)

@@ -33,6 +33,7 @@ class RecordMaker:
         self._last: dict[int, SinkRecord] = {}
         self._sign_ins = FailedSignIns()
         self._types: dict[str, str] = {}
+        self._slugs: dict[str, str] = {}
 
     def __call__(self, rows: Sequence[Sequence[Any]]) -> list[SinkRecord]:
         made = {}
@@ -45,6 +46,7 @@ class RecordMaker:
 
     def record(self, row: Sequence[Any]) -> SinkRecord:
         position, originator_id, version, topic, state = row[:5]
+        aggregate = str(originator_id)
         found = self._plain_parts(topic, bytes(state))
         if found is None:  # a state only the application's mapper reads (an upcast, a UUID...)
             event = self._mapper.to_domain_event(
@@ -58,22 +60,32 @@ class RecordMaker:
             audit = audit_record_of(
                 audit_id="",
                 event_type=kind,
-                aggregate_id=str(originator_id),
+                aggregate_id=aggregate,
                 timestamp=at,
                 meta=meta,
                 fields=fields,
             )
-        tenant_id = UUID(str(meta["tenant_id"]))
+        tenant = str(meta["tenant_id"])
         facts = EventFacts(
-            event_id=str(event_id(originator_id, version)),
+            event_id=str(event_id(aggregate, version)),
             position=int(position),
-            tenant_id=str(tenant_id),
-            tenant_slug=self._tenant_slug(tenant_id) or _own_slug(kind, audit),
+            tenant_id=tenant,
+            tenant_slug=self._slug(tenant) or _own_slug(kind, audit),
             actor_roles=tuple(meta["actor"].get("roles", ())),
             constitutional_hash=str(meta["constitutional_hash"]),
             event_type=kind,
         )
-        return self._sign_ins.observe(enrich(audit, facts))
+        return self._sign_ins.observe(enrich(audit, facts, plain=found is not None))
+
+    def _slug(self, tenant: str) -> str | None:
+        """The tenant's slug, kept once found (slugs never change; a missing one is asked
+        again)."""
+        slug = self._slugs.get(tenant)
+        if slug is None:
+            slug = self._tenant_slug(UUID(tenant))
+            if slug is not None:
+                self._slugs[tenant] = slug
+        return slug
 
     def _plain_parts(
         self, topic: str, state: bytes

@@ -41,7 +41,9 @@ _TENANT = 5  # the tenant id's column in a log row
 
 
 class LogSource(Protocol):
-    """The follower of the notification log a runner reads from (its own tracked position)."""
+    """Where a runner reads events: its own follower of the notification log (its tracked
+    position), or, with streaming on, a Kafka consumer group of its own that hands out the same
+    rows and commits its offsets on `advance` (infra.kafka.sink_source)."""
 
     name: str
 
@@ -96,6 +98,7 @@ class SinkStats:
     events_read: int = 0
     position: int = 0
     last_delivery_latency: float = 0.0  # seconds from the newest event's time to its ack
+    delivery_seconds: float = 0.0  # wall time the delivery thread spent on rounds (receiver's too)
 
 
 SINK_STATS: dict[str, SinkStats] = {}
@@ -203,10 +206,14 @@ class SinkRunner:
         return total
 
     def _deliver_round(self, records: list[SinkRecord], stop: threading.Event) -> None:
-        for batch in batches(
-            records, max_count=self.settings.max_count, max_bytes=self.settings.max_bytes
-        ):
-            self._deliver(batch, stop)
+        started = time.perf_counter()
+        try:
+            for batch in batches(
+                records, max_count=self.settings.max_count, max_bytes=self.settings.max_bytes
+            ):
+                self._deliver(batch, stop)
+        finally:
+            self.stats.delivery_seconds += time.perf_counter() - started
 
     def _confirm(self, delivery: Future[None], position: int, rows: int) -> int:
         """Wait for a round's delivery (its failure propagates), then move the position."""

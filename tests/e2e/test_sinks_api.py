@@ -179,6 +179,9 @@ def test_a_tenant_admin_configures_a_splunk_sink_and_nothing_is_lost(
     assert foreign.status_code in (403, 404)
     still_down = tenant.admin.post(f"{tenant.base}/{sink_id}/dead-letters/retry", headers=H)
     assert still_down.json()["remaining"] == 3
+    from_console = _cli(api, "retry", "--tenant", tenant.slug, "--integration", str(sink_id))
+    assert from_console.returncode == 1, from_console.stderr
+    assert "retried 3, delivered 0, remaining 3 (Splunk HEC answered 503)" in from_console.stdout
 
     hec.down = False
     drained = tenant.admin.post(f"{tenant.base}/{sink_id}/dead-letters/retry", headers=H)

@@ -19,7 +19,14 @@ from api.http.errors import STATUS_BY_CODE
 from tests.fuzz.world import World
 from tests.peers.http import HASH
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.security]
+# The read models follow the log while these run (a refused write is audited: an event), so
+# /readyz, one of the operations, does not turn unready because they fell 5 s behind.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.postgres,
+    pytest.mark.security,
+    pytest.mark.usefixtures("projections_following"),
+]
 
 DEEP = 5000
 HOSTILE_BODIES: dict[str, bytes] = {

@@ -106,3 +106,36 @@ def test_every_worker_runs_and_stops() -> None:
 def test_worker_names_are_unique() -> None:
     with pytest.raises(ValueError, match="unique"):
         Supervisor([Worker("a", threading.Event.wait), Worker("a", threading.Event.wait)])
+
+
+def test_workers_are_added_and_removed_while_it_runs() -> None:
+    started = {"a": threading.Event(), "b": threading.Event()}
+    stopped = {"a": threading.Event(), "b": threading.Event()}
+    closed: list[str] = []
+
+    def worker(name: str) -> Worker:
+        def run(stop: threading.Event) -> None:
+            started[name].set()
+            stop.wait()
+            stopped[name].set()
+
+        return Worker(name, run, lambda: closed.append(name))
+
+    supervisor = Supervisor([worker("a")])
+    supervisor.start()
+    try:
+        assert started["a"].wait(WAIT)
+        supervisor.add(worker("b"))
+        assert started["b"].wait(WAIT)
+        with pytest.raises(ValueError, match="unique"):
+            supervisor.add(worker("b"))
+        assert sorted(s.name for s in supervisor.status()) == ["a", "b"]
+        supervisor.remove("b")
+        assert stopped["b"].is_set()
+        assert not stopped["a"].is_set()  # only the removed one stopped
+        assert closed == ["b"]
+        assert [s.name for s in supervisor.status()] == ["a"]
+        supervisor.remove("never-there")  # nothing to do
+    finally:
+        supervisor.stop()
+    assert closed == ["b", "a"]
