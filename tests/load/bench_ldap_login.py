@@ -14,9 +14,8 @@ mappings created over HTTP.
    loop with an httpx client in the server's process is printed for reference, and so is the
    HTTP floor: the same client against a bare POST route that echoes the body (what the stack
    and the machine cost with no work; their p99 ratio tells a busy machine from a slow
-   refresh). Each refresh: the
-   rotation and the tenant's sign-in settings in one statement (one database round trip), the
-   user's entry (with its groups) read again from the directory (one search on a warm pooled
+   refresh). Each refresh: the rotation and the tenant's sign-in settings in one statement (one
+   database round trip), the user's entry (with its groups) read again from the directory (one search on a warm pooled
    connection, one thread hop, started together with the rotation), the roles from the cached
    mappings, an RS256 signature; an audit entry only when the roles changed (they do not here).
 3. `GET /v1/auth/me` throughput beside a bare route that only verifies the same token, the two
