@@ -12,12 +12,12 @@ mappings created over HTTP.
 2. `POST /v1/auth/token/refresh`: p99 (target < 5 ms), the client in its own process (pinned to
    CPU 0 when `taskset` exists) so its work does not share the server's interpreter; the same
    loop with an httpx client in the server's process is printed for reference, and so is the
-   HTTP floor: the same client against a bare POST route that echoes the body (what the stack
-   and the machine cost with no work; their p99 ratio tells a busy machine from a slow
-   refresh). Each refresh: the rotation and the tenant's sign-in settings in one statement (one
-   database round trip), the user's entry (with its groups) read again from the directory (one search on a warm pooled
-   connection, one thread hop, started together with the rotation), the roles from the cached
-   mappings, an RS256 signature; an audit entry only when the roles changed (they do not here).
+   HTTP floor: the same client against a bare POST route that echoes the body (what the HTTP
+   stack costs with no work behind it). Each refresh: the rotation and the tenant's sign-in
+   settings in one statement (one database round trip), the user's entry (with its groups) read
+   again from the directory (one search on a warm pooled connection, one thread hop, started
+   together with the rotation), the roles from the cached mappings, an RS256 signature; an audit
+   entry only when the roles changed (they do not here).
 3. `GET /v1/auth/me` throughput beside a bare route that only verifies the same token, the two
    alternated in the same run (8 concurrent keep-alive connections each), requests per second;
    printed with their ratio (no target: the difference is the edge's tenant check, quota and
@@ -194,10 +194,7 @@ def bench_refresh(url: str, slug: str) -> None:
     print(f"   target p99 < 5 ms: {verdict} ({p99:.2f} ms)")
     print(f"   for reference, httpx client in the server's process: {summary_ms(in_process)}")
     print(f"   the HTTP floor, a bare POST route echoing the body: {summary_ms(floor)}")
-    print(
-        f"   refresh p99 / floor p99 = {p99 / (percentile(floor, 99) * 1000):.2f} "
-        "(what the machine allows now; the target assumes a quiet one)"
-    )
+    print(f"   refresh p99 / floor p99 = {p99 / (percentile(floor, 99) * 1000):.2f}")
 
 
 def _client_process(url: str, path: str, refresh: str) -> dict[str, Any]:
