@@ -15,8 +15,11 @@ audited (category `authentication`; user name, IP, user agent, result; never the
 Refresh (`refresh`): the refresh token is rotated (the tenant's status and sign-in settings come
 with the rotation); the user's groups are read again from the directory and the roles resolved
 again, so a user removed from the directory, or from every mapped group (with the tenant's
-default role `none`), loses access at the next refresh. A reused refresh token
-revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
+default role `none`), loses access at the next refresh. The directory read starts together
+with the rotation when this process issued the refresh token (it remembers, by the token's
+digest, whose token it is: tenant, integration, DN; a session's DN never changes), so the two
+round trips overlap; a token issued elsewhere is rotated first and read after. A reused refresh
+token revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
 at once, its access tokens wherever `RevocationCheck` runs (every API process) within a second.
 
 Federated sign-in (`federated`): a SAML IdP or an OpenID/OAuth provider has vouched for the user
@@ -33,6 +36,7 @@ identity provider's answer to the request the service sent.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +70,7 @@ from domain.tenancy import SYSTEM_TENANT_ID
 
 FAILURE_FLOOR_SECONDS = 0.25
 MAX_THROTTLED_KEYS = 100_000
+MAX_REMEMBERED_TOKENS = 100_000
 log = logging.getLogger("acgs.auth")
 
 
@@ -320,6 +325,8 @@ class SignIn:
         self.ip_throttle = ip_throttle or Throttle(limit=50)
         self._floor = failure_floor_seconds
         self._clock = clock
+        # digest of a refresh token issued here -> (tenant, integration, DN) of its session
+        self._holders: dict[bytes, tuple[UUID, UUID, str]] = {}
 
     # --- login --------------------------------------------------------------------------------
 
@@ -434,6 +441,11 @@ class SignIn:
             "jti": str(uuid4()),
         }
         token, _ = self._signer.sign(claims)
+        if session.integration_id is not None and session.user_dn is not None:
+            if len(self._holders) >= MAX_REMEMBERED_TOKENS:  # bounded: forget the oldest
+                del self._holders[next(iter(self._holders))]
+            holder = (session.tenant_id, session.integration_id, session.user_dn)
+            self._holders[_digest(refresh_token)] = holder
         return Issued(token, refresh_token, tenant.access_ttl_seconds, session.roles, session)
 
     # --- federated sign-in (SAML, OIDC, OAuth) -------------------------------------------------
@@ -503,20 +515,34 @@ class SignIn:
     # --- sessions -----------------------------------------------------------------------------
 
     async def refresh(self, refresh_token: str, *, ip: str, user_agent: str) -> Issued:
+        holder = self._holders.pop(_digest(refresh_token), None)
+        early = None if holder is None else asyncio.ensure_future(self._read(*holder))
         try:
             session, new_token, tenant = await self._ports.rotate(refresh_token)
         except RefreshReused as reused:
+            _drop(early)
             await self._audit_session(
                 reused.session, "refresh_token_reused", "denied", ip, user_agent
             )
             raise RefreshRejected from None
+        except BaseException:
+            _drop(early)
+            raise
+        if holder != (session.tenant_id, session.integration_id, session.user_dn):
+            _drop(early)  # not the session remembered here: read after the rotation
+            early = None
         if tenant is None or not tenant.active:
+            _drop(early)
             await self._ports.revoke(session.tenant_id, session.sid, "tenant_inactive")
             raise RefreshRejected
         roles = session.roles
         if session.integration_id is not None and session.user_dn is not None:
             try:
-                resolved = await self._reresolve(tenant, session.integration_id, session.user_dn)
+                if early is None:
+                    early = asyncio.ensure_future(
+                        self._read(session.tenant_id, session.integration_id, session.user_dn)
+                    )
+                resolved = await self._reresolve(tenant, await early)
             except DependencyUnavailable:
                 # The directory is down: the session keeps the roles it has (audited).
                 await self._audit_session(
@@ -581,17 +607,23 @@ class SignIn:
             raise RefreshRejected
         return resolved.roles
 
-    async def _reresolve(
-        self, tenant: TenantEntry, integration_id: UUID, dn: str
-    ) -> tuple[MaciRole, ...] | None:
-        """The roles the directory's groups give the user now; None when the user is gone."""
+    async def _read(
+        self, tenant_id: UUID, integration_id: UUID, dn: str
+    ) -> tuple[UUID, DirectoryUser] | None:
+        """The user at `dn` as the directory sees it now; None when the user or the integration
+        is gone."""
 
         def read() -> tuple[UUID, DirectoryUser] | None:  # one thread hop for both calls
-            directory = self._ports.directory(tenant.tenant_id, integration_id)
+            directory = self._ports.directory(tenant_id, integration_id)
             user = None if directory is None else directory.lookup(dn)
             return None if directory is None or user is None else (directory.integration_id, user)
 
-        found = await asyncio.to_thread(read)
+        return await asyncio.to_thread(read)
+
+    async def _reresolve(
+        self, tenant: TenantEntry, found: tuple[UUID, DirectoryUser] | None
+    ) -> tuple[MaciRole, ...] | None:
+        """The roles the directory's groups give the user now; None when the user is gone."""
         if found is None:
             return None
         return await self._roles(tenant, *found)
@@ -651,3 +683,13 @@ class SignIn:
             meta=meta,
         )
         await asyncio.to_thread(self._app.save_for, tenant_id, entry)
+
+
+def _digest(refresh_token: str) -> bytes:
+    return hashlib.sha256(refresh_token.encode()).digest()
+
+
+def _drop(early: asyncio.Future[Any] | None) -> None:
+    """Give up a directory read started early (its thread finishes; the answer is dropped)."""
+    if early is not None:
+        early.cancel()

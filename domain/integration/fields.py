@@ -212,10 +212,13 @@ def dn_check(value: Any) -> str | None:
     )
 
 
-def filter_check(*placeholders: str) -> Callable[[Any], str | None]:
-    """An LDAP search filter: parenthesised, balanced, using only the given placeholders."""
+def filter_check(*placeholders: str, empty_allowed: bool = False) -> Callable[[Any], str | None]:
+    """An LDAP search filter: parenthesised, balanced, using only the given placeholders (or,
+    with `empty_allowed`, the empty string: no search)."""
 
     def check(value: Any) -> str | None:
+        if empty_allowed and value == "":
+            return None
         if not (value.startswith("(") and value.endswith(")")) or not _balanced(value):
             return "must be an LDAP filter in balanced parentheses, e.g. (uid={username})"
         used = set(_PLACEHOLDER_RE.findall(value))

@@ -105,10 +105,11 @@ LDAP = ConfigSchema(
         ),
         _text(
             "group_search_filter",
-            "Finds a user's groups; {username} and/or {user_dn}",
+            "Finds a user's groups; {username} and/or {user_dn}. Empty: no group search, the "
+            "groups are the user entry's memberOf values (one search per sign-in or refresh)",
             "(member={user_dn})",
             default="(member={user_dn})",
-            check=filter_check("username", "user_dn"),
+            check=filter_check("username", "user_dn", empty_allowed=True),
         ),
         ConfigField(
             "start_tls",

@@ -15,7 +15,9 @@ one pooled connection:
 5. read the groups, as the service account again: the mapped `groups` attribute (`memberOf`),
    plus the entries `group_search_filter` finds (`groupOfNames`/`member`, `posixGroup`/
    `memberUid`); on Active Directory (recognised from its root DSE) a `member={user_dn}` filter
-   becomes `member:1.2.840.113556.1.4.1941:=` so nested groups count.
+   becomes `member:1.2.840.113556.1.4.1941:=` so nested groups count. An empty
+   `group_search_filter` sends no group search: the `memberOf` values (kept by the directory,
+   e.g. OpenLDAP's memberof overlay) are the groups, one search less per sign-in and refresh.
 
 Connection errors (refused, reset, timed out, TLS) are retried at most 3 times with exponential
 backoff, each on a fresh connection, and count against the integration's circuit breaker; when
@@ -245,15 +247,16 @@ class LdapSignIn:
         amap = self.settings.attribute_map
         username = _first(attributes.get(amap.get("username", "uid"))) or dn
         groups = {normalise_dn(g) for g in _all(attributes.get(amap.get("groups", "memberOf")))}
-        search = self._group_filter(connection)
-        found = self._search(
-            connection,
-            self.settings.base_dn,
-            render_filter(search, username=username, user_dn=dn),
-            SUBTREE,
-            [],
-        )
-        groups.update(normalise_dn(e["dn"]) for e in found)
+        if self.settings.group_search_filter:  # empty: the memberOf values are the groups
+            search = self._group_filter(connection)
+            found = self._search(
+                connection,
+                self.settings.base_dn,
+                render_filter(search, username=username, user_dn=dn),
+                SUBTREE,
+                [],
+            )
+            groups.update(normalise_dn(e["dn"]) for e in found)
         return DirectoryUser(
             dn=dn,
             username=username,

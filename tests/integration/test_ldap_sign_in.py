@@ -247,3 +247,28 @@ def test_against_slapd_the_group_search_is_a_plain_member_match(
         f"(|(member={alice})(memberUid=alice))"
     ]
     assert not any("1.2.840.113556.1.4.1941" in f for _, f in sent)
+
+
+def test_an_empty_group_filter_reads_memberof_in_one_search(
+    slapd: Slapd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No group search: the user entry's `memberOf` (the memberof overlay) gives the groups, so
+    a refresh's re-read is one search; a posixGroup membership (memberUid) is then not seen."""
+    directory = _sign_in(slapd, group_search_filter="")
+    sent: list[str] = []
+    search = directory._search
+
+    def recording(connection: Any, base: str, search_filter: str, *rest: Any) -> Any:
+        sent.append(search_filter)
+        return search(connection, base, search_filter, *rest)
+
+    monkeypatch.setattr(directory, "_search", recording)
+    alice = directory.authenticate("alice", "alice-password")
+    assert alice.groups == {_dn("cn=executives,ou=groups"), _dn("cn=auditors,ou=groups")}
+    assert sent == ["(uid=alice)"]  # the user search only: no root DSE, no group search
+    sent.clear()
+    bob = directory.lookup(f"uid=bob,ou=people,{BASE_DN}")
+    assert bob is not None
+    assert bob.groups == {_dn("cn=auditors,ou=groups")}  # developers is a posixGroup
+    assert sent == ["(objectClass=*)"]
+    assert directory.lookup(f"uid=gone,ou=people,{BASE_DN}") is None

@@ -97,6 +97,13 @@ def test_bad_search_filters_are_refused(template: str, message: str) -> None:
     assert message in fields["config.user_search_filter"]
 
 
+def test_an_empty_group_filter_means_no_group_search_but_an_empty_user_filter_is_refused() -> None:
+    config = LDAP.validate({**LDAP_OK, "group_search_filter": ""}, production=True)
+    assert config["group_search_filter"] == ""
+    fields = _fields({**LDAP_OK, "user_search_filter": ""}, IntegrationType.LDAP)
+    assert "balanced parentheses" in fields["config.user_search_filter"]
+
+
 @pytest.mark.parametrize(
     ("kind", "config", "bad"),
     [

@@ -1,0 +1,142 @@
+"""A refresh of a token this process issued starts the directory read together with the rotation
+(the two round trips overlap); a token issued elsewhere is rotated first and read after; a
+refused rotation leaves no read behind and its answer is never used. The ports are in-memory
+stand-ins that record the order of calls (the real peers: tests/e2e/test_ldap_sign_in_api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from commands.sign_in import SignIn, TenantEntry
+from domain.identity import DirectoryUser, GroupMapping
+from domain.maci import MaciRole
+from domain.sessions import RefreshRejected, RefreshReused, Session
+
+TENANT = uuid4()
+INTEGRATION = uuid4()
+DN = "uid=bob,ou=people,dc=acme,dc=test"
+AUDITORS = "cn=auditors,ou=groups,dc=acme,dc=test"
+ENTRY = TenantEntry(TENANT, active=True)
+
+
+class Signer:
+    def sign(self, claims: Any) -> tuple[str, str]:
+        return f"access-{claims['jti']}", "kid"
+
+
+class Directory:
+    integration_id = INTEGRATION
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser:
+        raise AssertionError("not used here")
+
+    def lookup(self, dn: str) -> DirectoryUser | None:
+        self.log.append("read")  # before "rotate-done" when it overlaps (50 ms round trip)
+        self.log.append("read-done")
+        return DirectoryUser(dn, "bob", None, None, None, frozenset({AUDITORS}))
+
+
+class Ports:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.directory_ = Directory(self.log)
+        self.session = Session(
+            "sid-1", TENANT, "bob", "ldap", INTEGRATION, DN, (MaciRole.AUDITOR,),
+            datetime.now(UTC) + timedelta(hours=8),
+        )  # fmt: skip
+        self.reuse = False
+        self.tokens = 0
+
+    async def tenant_by_slug(self, slug: str) -> TenantEntry | None:
+        return ENTRY
+
+    def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory:
+        return self.directory_
+
+    async def mappings(self, tenant_id: UUID, integration_id: UUID) -> list[GroupMapping]:
+        return [GroupMapping(uuid4(), INTEGRATION, AUDITORS, MaciRole.AUDITOR, 10)]
+
+    async def open_session(self, *args: Any, **kw: Any) -> tuple[Session, str]:
+        return self.session, self._token()
+
+    async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
+        self.log.append("rotate")
+        await asyncio.sleep(0.05)  # the database round trip
+        self.log.append("rotate-done")
+        if self.reuse:
+            raise RefreshReused(self.session)
+        return self.session, self._token(), ENTRY
+
+    async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
+        raise AssertionError("the roles do not change here")
+
+    async def revoke(self, tenant_id: UUID, sid: str, reason: str) -> bool:
+        self.log.append(f"revoke:{reason}")
+        return True
+
+    def _token(self) -> str:
+        self.tokens += 1
+        return f"{TENANT.hex}.token-{self.tokens}"
+
+
+class App:
+    def __init__(self) -> None:
+        self.saved: list[Any] = []
+
+    def save_for(self, tenant_id: UUID, entry: Any) -> None:
+        self.saved.append(entry)
+
+
+def _sign_in(ports: Ports) -> SignIn:
+    return SignIn(App(), "hash", Signer(), ports)  # type: ignore[arg-type]
+
+
+def _issued_here(sign_in: SignIn, ports: Ports) -> str:
+    session, token = asyncio.run(ports.open_session())
+    return sign_in._issue(ENTRY, session, token).refresh_token
+
+
+def test_a_token_issued_here_is_read_while_it_is_rotated() -> None:
+    ports = Ports()
+    sign_in = _sign_in(ports)
+    token = _issued_here(sign_in, ports)
+    issued = asyncio.run(sign_in.refresh(token, ip="127.0.0.1", user_agent="t"))
+    assert issued.roles == (MaciRole.AUDITOR,)
+    assert ports.log.index("read") < ports.log.index("rotate-done")
+    # and the next token is remembered too: its refresh overlaps again
+    ports.log.clear()
+    asyncio.run(sign_in.refresh(issued.refresh_token, ip="127.0.0.1", user_agent="t"))
+    assert ports.log.index("read") < ports.log.index("rotate-done")
+
+
+def test_a_token_issued_elsewhere_is_rotated_first_then_read() -> None:
+    ports = Ports()
+    issued = asyncio.run(
+        _sign_in(ports).refresh(f"{TENANT.hex}.from-elsewhere", ip="127.0.0.1", user_agent="t")
+    )
+    assert issued.roles == (MaciRole.AUDITOR,)
+    assert ports.log == ["rotate", "rotate-done", "read", "read-done"]
+
+
+def test_a_refused_rotation_uses_no_early_read() -> None:
+    ports = Ports()
+    sign_in = _sign_in(ports)
+    token = _issued_here(sign_in, ports)
+    ports.reuse = True
+    with pytest.raises(RefreshRejected):
+        asyncio.run(sign_in.refresh(token, ip="127.0.0.1", user_agent="t"))
+    assert "rotate-done" in ports.log
+    assert [e.action for e in sign_in._app.saved] == ["refresh_token_reused"]  # type: ignore[attr-defined]
+    # a second use of the same token is not remembered any more: no early read
+    ports.log.clear()
+    with pytest.raises(RefreshRejected):
+        asyncio.run(sign_in.refresh(token, ip="127.0.0.1", user_agent="t"))
+    assert ports.log == ["rotate", "rotate-done"]
