@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from commands.application import GovernanceApplication
@@ -70,9 +70,9 @@ class ActivePolicy:
         return (self.policy_id, self.version)
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """One decision as the decision log keeps it."""
+class DecisionRecord(NamedTuple):
+    """One decision as the decision log keeps it (a tuple: one is made per decision, on the
+    request path)."""
 
     decision_id: UUID
     tenant_id: UUID
@@ -86,8 +86,7 @@ class DecisionRecord:
     decided_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionOutcome:
+class DecisionOutcome(NamedTuple):
     decision_id: UUID
     policy: ActivePolicy
     decision: Decision
@@ -213,8 +212,7 @@ class RegistryCache:
             self._settings.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRequest:
+class DecisionRequest(NamedTuple):
     policy_key: str
     input: dict[str, Any]
 

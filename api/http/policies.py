@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import anyio.to_thread
-import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
@@ -61,7 +60,6 @@ T = TypeVar("T")
 INLINE_BATCH = 16  # at most this many cached decisions are made on the event loop itself
 _MULTIPART = "multipart/form-data"
 _TRUE = frozenset({"true", "1", "yes", "on"})
-_encode = msgspec.json.Encoder().encode
 
 
 _SUBMIT_RESPONSES = {
@@ -344,8 +342,9 @@ class DecisionController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> Response[DecisionResult | DecisionBatchResult]:
         # The hot path: the principal and the services are read from the scope and the app
-        # rather than resolved as dependencies, and the answer is encoded here once (msgspec)
-        # rather than by the framework's serialisation.
+        # rather than resolved as dependencies, and the answer is built here (`DecisionAnswers`:
+        # all but the decision id encoded once per decision and version) rather than by the
+        # framework's serialisation.
         principal = principal_from_scope(request.scope)
         api: ApiServices = request.app.state["api"]
         supplied = supplied_hash(data.constitutional_hash, constitutional_hash)
