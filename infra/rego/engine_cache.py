@@ -2,14 +2,19 @@
 
 A regorus engine is unsendable (pyo3): it must be used and dropped on the thread that built it;
 so every thread keeps its own engines, at most `per_thread` of them (least recently used goes
-first). A version never changes, so a cached engine is never stale; `evict(policy_id)` drops a
-policy's engines in every thread anyway (each thread on its next call), so engines of versions no
-longer active do not stay in memory. The decision of a call is the module's `allow`, `deny` and
+first). They live in one thread-local store for the whole process, not in a cache object: a
+thread-local that is garbage collected drops every thread's values on the collecting thread,
+which pyo3 refuses. The store lives as long as the process, and a thread's engines are dropped
+by that thread (on eviction, or as it exits); a discarded cache's engines leave by the bound.
+A version never changes, so a cached engine is never stale; `evict(policy_id)` drops a policy's
+engines in every thread anyway (each thread on its next call), so engines of versions no longer
+active do not stay in memory. The decision of a call is the module's `allow`, `deny` and
 `obligations`, which every registered policy defines.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -38,8 +43,13 @@ _decode = msgspec.json.Decoder().decode
 
 class _ThreadEngines(threading.local):
     def __init__(self) -> None:
-        self.engines: OrderedDict[CacheKey, Any] = OrderedDict()
-        self.evictions_seen = 0
+        # (cache token, policy id, version) -> engine; evictions seen per cache token
+        self.engines: OrderedDict[tuple[int, Hashable, int], Any] = OrderedDict()
+        self.evictions_seen: dict[int, int] = {}
+
+
+_ENGINES = _ThreadEngines()  # the process's one store (see the module)
+_tokens = itertools.count(1)
 
 
 class EngineCache:
@@ -47,7 +57,7 @@ class EngineCache:
 
     def __init__(self, per_thread: int = DEFAULT_ENGINES_PER_THREAD) -> None:
         self.per_thread = per_thread
-        self._local = _ThreadEngines()
+        self._token = next(_tokens)
         self._evictions: list[Hashable] = []
         self._lock = threading.Lock()
         self.compiled = 0  # engines built, over all threads (a cache miss each)
@@ -87,25 +97,27 @@ class EngineCache:
             self._evictions.append(policy_id)
 
     def cached_here(self) -> int:
-        """Engines held by the calling thread."""
-        return len(self._local.engines)
+        """Engines of this cache held by the calling thread."""
+        return sum(1 for k in _ENGINES.engines if k[0] == self._token)
 
     def _engine(self, key: CacheKey, module: str, package: str) -> Any:
-        local = self._local
-        if local.evictions_seen != len(self._evictions):
+        local, token = _ENGINES, self._token
+        seen = local.evictions_seen.get(token, 0)
+        if seen != len(self._evictions):
             with self._lock:
-                fresh = set(self._evictions[local.evictions_seen :])
-                local.evictions_seen = len(self._evictions)
-            for stale in [k for k in local.engines if k[0] in fresh]:
+                fresh = set(self._evictions[seen:])
+                local.evictions_seen[token] = len(self._evictions)
+            for stale in [k for k in local.engines if k[0] == token and k[1] in fresh]:
                 del local.engines[stale]
-        engine = local.engines.get(key)
+        slot = (token, key[0], key[1])
+        engine = local.engines.get(slot)
         if engine is not None:
-            local.engines.move_to_end(key)
+            local.engines.move_to_end(slot)
             return engine
         engine = _compiled(key, module, package)
         with self._lock:
             self.compiled += 1
-        local.engines[key] = engine
+        local.engines[slot] = engine
         while len(local.engines) > self.per_thread:
             local.engines.popitem(last=False)
         return engine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 
 import pytest
@@ -91,3 +93,35 @@ def test_a_remembered_decision_is_shared_and_a_full_memory_starts_again(
         assert (denied.allow, denied.deny) == (False, frozenset({"no"}))
         allowed = cache.evaluate(("p", 1), module, "acgs.t.p", {"role": "a"})
         assert (allowed.allow, allowed.deny) == (True, frozenset())
+
+
+def test_a_discarded_cache_never_drops_an_engine_on_another_thread() -> None:
+    """pyo3 refuses to drop an engine on a thread other than its own ("unsendable"): a cache
+    collected on one thread while another holds its engines must leave them to that thread."""
+    failures: list[str] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda hook: failures.append(str(hook.exc_value))
+    try:
+        cache: EngineCache | None = EngineCache()
+        used, done = threading.Event(), threading.Event()
+
+        def worker() -> None:
+            assert cache is not None
+            cache.evaluate(("p", 1), _module("p", "a"), "acgs.t.p", {"role": "a"})
+            used.set()
+            done.wait(10)
+            later = EngineCache()  # its own engines, and the discarded one's evicted by the bound
+            later.per_thread = 1
+            later.evaluate(("q", 1), _module("q", "a"), "acgs.t.q", {"role": "a"})
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert used.wait(10)
+        cache = None
+        gc.collect()  # the cache goes on this thread, while the worker still holds its engine
+        done.set()
+        thread.join()
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert failures == []
