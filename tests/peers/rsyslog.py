@@ -50,10 +50,13 @@ class Rsyslog:
     output: Path
 
     def messages(self) -> list[dict[str, Any]]:
+        """The messages rsyslog has written in full (a last line without its newline is still
+        being written, and is read next time)."""
         if not self.output.exists():
             return []
-        lines = self.output.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        text = self.output.read_text(encoding="utf-8")
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
