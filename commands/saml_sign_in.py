@@ -306,7 +306,7 @@ class SamlSignIn:
             raise NotFound("no enabled SAML integration", {"integration_id": str(integration_id)})
         ref = await self._ports.session_ref(tenant_id, sid)
         ended = await self._sign_in.logout(
-            tenant_id, sid, sub, ip=client.ip, user_agent=client.user_agent
+            tenant_id, sid, sub, ip=client.ip, user_agent=client.user_agent, auth_method="saml"
         )
         if ref is None:
             return ended, None
@@ -331,8 +331,9 @@ class SamlSignIn:
         )
         for sid in sids:
             await self._sign_in.logout(
-                tenant_id, sid, logout.name_id, ip=client.ip, user_agent=client.user_agent
-            )
+                tenant_id, sid, logout.name_id, ip=client.ip, user_agent=client.user_agent,
+                auth_method="saml",
+            )  # fmt: skip
         return logout.redirect_url
 
     async def logout_done(

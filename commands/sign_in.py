@@ -564,10 +564,11 @@ class SignIn:
         return self._issue(tenant, session, new_token)
 
     async def logout(
-        self, tenant_id: UUID, sid: str, sub: str, *, ip: str, user_agent: str
-    ) -> bool:
+        self, tenant_id: UUID, sid: str, sub: str, *, ip: str, user_agent: str,
+        auth_method: str = "ldap",
+    ) -> bool:  # fmt: skip
         ended = await self._ports.revoke(tenant_id, sid, "logout")
-        meta = EventMeta(tenant_id, Actor(sub, auth_method="ldap"), self._hash)
+        meta = EventMeta(tenant_id, Actor(sub, auth_method=auth_method), self._hash)
         details: dict[str, Any] = {"sid": sid, "ended": ended, "ip": ip, "user_agent": user_agent}
         if self.upstream is not None:
             revoked = await self.upstream.ended(tenant_id, sid)

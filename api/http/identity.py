@@ -184,8 +184,9 @@ class AuthController(Controller):
     ) -> LogoutResponse:
         ip, agent = _client(request)
         ended = await api.sign_in.logout(
-            principal.tenant_id, principal.sid, principal.sub, ip=ip, user_agent=agent
-        )
+            principal.tenant_id, principal.sid, principal.sub, ip=ip, user_agent=agent,
+            auth_method=principal.auth_method,
+        )  # fmt: skip
         return LogoutResponse(session_ended=ended, constitutional_hash=api.constitutional_hash)
 
     @get("/me", summary="The caller as the service sees it", responses=ex.refusals())
