@@ -27,6 +27,7 @@ from commands.tokens import TokenSigner
 from domain.errors import NotFound
 from domain.identity import GroupMapping
 from domain.maci import MaciRole
+from domain.saml import SamlSignInFacts
 from domain.sessions import Session
 from infra.break_glass import BreakGlassAccounts
 from infra.ldap.directory import DirectorySettings
@@ -135,14 +136,13 @@ class SystemSignInPorts:
         return await self._tenant("tenant_id = %s", tenant_id)
 
     async def _tenant(self, where: str, value: Any) -> TenantEntry | None:
-        async with self._db.platform_session() as conn:
-            cur = await conn.execute(
-                f"SELECT tenant_id, status FROM tenants WHERE {where}",  # noqa: S608 - constants
-                [value],
-            )
-            row = await cur.fetchone()
-        if row is None:
+        [rows] = await self._db.fetch_sets(  # one round trip, across tenants (no tenant yet)
+            None,
+            [(f"SELECT tenant_id, status FROM tenants WHERE {where}", [value])],  # noqa: S608
+        )
+        if not rows:
             return None
+        row = rows[0]
         return TenantEntry(tenant_id=row["tenant_id"], active=row["status"] == "active")
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
@@ -161,6 +161,8 @@ class SystemSignInPorts:
         dn: str | None,
         roles: tuple[MaciRole, ...],
         auth_method: str = "ldap",
+        *,
+        saml: SamlSignInFacts | None = None,
     ) -> tuple[Session, str]:
         return await self.sessions.open(
             tenant_id=entry.tenant_id,
@@ -170,6 +172,7 @@ class SystemSignInPorts:
             user_dn=dn,
             roles=roles,
             refresh_ttl_seconds=entry.refresh_ttl_seconds,
+            saml=saml,
         )
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str]:

@@ -29,7 +29,6 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -46,6 +45,7 @@ from domain.saml import (
     SamlAssertion,
     SamlRejected,
     SamlSessionRef,
+    SamlSignInFacts,
     Screened,
     profile_of,
 )
@@ -113,20 +113,6 @@ class SamlPorts(Protocol):
         ...
 
     def screen(self, message: str) -> Screened: ...
-
-    async def first_use(
-        self, tenant_id: UUID, integration_id: UUID, assertion_id: str, keep_until: datetime
-    ) -> bool: ...
-
-    async def record_session(
-        self,
-        tenant_id: UUID,
-        integration_id: UUID,
-        sid: str,
-        name_id: str,
-        name_id_format: str | None,
-        session_index: str | None,
-    ) -> None: ...
 
     async def session_ref(self, tenant_id: UUID, sid: str) -> SamlSessionRef | None: ...
 
@@ -228,24 +214,11 @@ class SamlSignIn:
                 if relay_state and provider.redirect_allowed(relay_state):
                     return_to = relay_state
             assertion = await asyncio.to_thread(provider.validate, message, request_id)
-            first = await self._ports.first_use(
-                tenant_id, integration_id, assertion.assertion_id, assertion.not_on_or_after
-            )
-            if not first:
-                raise SamlRejected("replay", "this assertion was used before")
         except SamlRejected as rejected:
             await self._refused(tenant_id, integration_id, rejected, client)
             raise AssertionRejected(rejected.reason) from None
-        issued = await self._sign_in.federated(
+        issued = await self._sign_in.federated(  # a replayed assertion is refused there
             self._identity(tenant_id, integration_id, provider, assertion, client)
-        )
-        await self._ports.record_session(
-            tenant_id,
-            integration_id,
-            issued.session.sid,
-            assertion.name_id,
-            assertion.name_id_format,
-            assertion.session_index,
         )
         return SamlSignedIn(issued, return_to if isinstance(return_to, str) else None)
 
@@ -271,6 +244,13 @@ class SamlSignIn:
             ip=client.ip,
             user_agent=client.user_agent,
             details={"issuer": assertion.issuer, "assertion_id": assertion.assertion_id},
+            saml=SamlSignInFacts(
+                assertion.assertion_id,
+                assertion.not_on_or_after,
+                assertion.name_id,
+                assertion.name_id_format,
+                assertion.session_index,
+            ),
         )
 
     async def _refused(

@@ -44,6 +44,7 @@ from domain.errors import DependencyUnavailable, DomainError
 from domain.events import Actor, EventMeta
 from domain.identity import DirectoryUser, GroupMapping, InvalidCredentials, resolve_roles
 from domain.maci import MaciRole
+from domain.saml import SamlRejected, SamlSignInFacts
 from domain.sessions import (
     ACCESS_TTL_SECONDS,
     REFRESH_TTL_SECONDS,
@@ -118,7 +119,12 @@ class SignInPorts(Protocol):
     async def open_session(
         self, entry: TenantEntry, sub: str, integration_id: UUID | None, dn: str | None,
         roles: tuple[MaciRole, ...], auth_method: str = "ldap",
-    ) -> tuple[Session, str]: ...  # fmt: skip
+        *, saml: SamlSignInFacts | None = None,
+    ) -> tuple[Session, str]:  # fmt: skip
+        """A new session and its first refresh token; with `saml`, the assertion's replay-cache
+        entry and the session index in the same transaction (`SamlRejected("replay")`, and no
+        session, when the assertion was used before)."""
+        ...
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str]: ...
 
@@ -244,6 +250,7 @@ class FederatedIdentity:
     ip: str = "unknown"
     user_agent: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)  # protocol facts for the audit
+    saml: SamlSignInFacts | None = None  # written with the session (replay cache, SLO index)
 
 
 class SignInRequests(Protocol):
@@ -420,14 +427,21 @@ class SignIn:
             raise SignInRefused("no_role")
         if identity.session_seconds is not None:
             tenant = replace(tenant, refresh_ttl_seconds=identity.session_seconds)
-        session, refresh_token = await self._ports.open_session(
-            tenant,
-            identity.subject,
-            identity.integration_id,
-            None,
-            resolved.roles,
-            auth_method=identity.auth_method,
-        )
+        # `saml` is passed only when set: ports of the other protocols need not know it.
+        facts = {} if identity.saml is None else {"saml": identity.saml}
+        try:
+            session, refresh_token = await self._ports.open_session(
+                tenant,
+                identity.subject,
+                identity.integration_id,
+                None,
+                resolved.roles,
+                auth_method=identity.auth_method,
+                **facts,
+            )
+        except SamlRejected as rejected:  # the assertion was used before: no session
+            await self.federated_refused(identity, rejected.reason, {"detail": rejected.detail})
+            raise AssertionRejected(rejected.reason) from None
         issued = self._issue(tenant, session, refresh_token)
         details = {"sid": session.sid, "maci_roles": [r.value for r in resolved.roles]}
         await self._audit_federated(identity, "success", "signed_in", details)
