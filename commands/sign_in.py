@@ -267,7 +267,14 @@ class SignInRequests(Protocol):
         ttl_seconds: int = ...,
     ) -> str: ...
 
-    async def consume(self, request_id: str, kind: str) -> PendingSignIn | None: ...
+    async def consume(
+        self, request_id: str, kind: str, *, flushed_later: bool = False
+    ) -> PendingSignIn | None:
+        """The request, removed; None when unknown, of another kind, used before or expired.
+        `flushed_later`: the caller commits synchronously (a session, an audit entry) before
+        it answers, whatever happens, which makes this removal durable too; it is then
+        committed without waiting for its own flush to disk."""
+        ...
 
 
 class SignIn:

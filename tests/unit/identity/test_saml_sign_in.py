@@ -63,6 +63,7 @@ class Provider:
 class Requests:
     def __init__(self) -> None:
         self.pending: dict[str, PendingSignIn] = {}
+        self.flushed_later: list[bool] = []
 
     async def create(self, tenant_id: UUID, integration_id: UUID, kind: str,
                      payload: Mapping[str, Any], *, ttl_seconds: int = 600) -> str:  # fmt: skip
@@ -73,7 +74,10 @@ class Requests:
         )
         return request_id
 
-    async def consume(self, request_id: str, kind: str) -> PendingSignIn | None:
+    async def consume(
+        self, request_id: str, kind: str, *, flushed_later: bool = False
+    ) -> PendingSignIn | None:
+        self.flushed_later.append(flushed_later)
         found = self.pending.get(request_id)
         if found is None or found.kind != kind:
             return None
@@ -130,7 +134,7 @@ def _outcomes(app: RecordingApp) -> list[tuple[UUID, str]]:
 
 
 async def test_an_answer_to_our_request_signs_in_once(world: Any) -> None:
-    saml, ports, _, app = world
+    saml, ports, requests, app = world
     url, name, value = await saml.login(IDP, "https://app.test/home", "https://acgs.test")
     request_id = url.split("id=")[1]
     assert name == binding_cookie(request_id)
@@ -138,6 +142,7 @@ async def test_an_answer_to_our_request_signs_in_once(world: Any) -> None:
     assert done.return_to == "https://app.test/home"
     assert done.issued.session.sub == "p-alice"
     assert ports.sp.validated == [request_id]
+    assert requests.flushed_later == [True]  # a synchronous commit follows before the answer
     [(sid, facts)] = ports.sign_in.saml_sessions
     assert sid == done.issued.session.sid
     assert (facts.assertion_id, facts.name_id, facts.session_index) == (
