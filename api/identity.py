@@ -173,6 +173,7 @@ class SystemSignInPorts:
             roles=roles,
             refresh_ttl_seconds=entry.refresh_ttl_seconds,
             saml=saml,
+            flushed_later=True,  # SignIn audits every session it opens before it answers
         )
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str]:

@@ -123,7 +123,9 @@ class SignInPorts(Protocol):
     ) -> tuple[Session, str]:  # fmt: skip
         """A new session and its first refresh token; with `saml`, the assertion's replay-cache
         entry and the session index in the same transaction (`SamlRejected("replay")`, and no
-        session, when the assertion was used before)."""
+        session, when the assertion was used before). `SignIn` saves an audit entry (a
+        synchronous commit) after every session it opens and before it answers: the session's
+        own commit need not wait for its flush to disk."""
         ...
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str]: ...

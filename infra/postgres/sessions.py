@@ -26,7 +26,7 @@ from psycopg.rows import DictRow
 from domain.maci import MaciRole
 from domain.saml import SamlRejected, SamlSignInFacts
 from domain.sessions import RefreshRejected, RefreshReused, Session
-from infra.postgres.database import Database
+from infra.postgres.database import NO_FLUSH, Database
 from infra.postgres.saml import REPLAY_CONSTRAINT, index_statement, replay_statements
 
 POLL_SECONDS = 0.25
@@ -90,15 +90,20 @@ class SessionStore:
         roles: tuple[MaciRole, ...],
         refresh_ttl_seconds: int,
         saml: SamlSignInFacts | None = None,
+        flushed_later: bool = False,
     ) -> tuple[Session, str]:
         """A new session and its first refresh token, in one round trip and one transaction;
         with a SAML sign-in's `saml` facts, its replay-cache entry and session index too
-        (`SamlRejected("replay")`, and no session, when the assertion was used before)."""
+        (`SamlRejected("replay")`, and no session, when the assertion was used before).
+        `flushed_later`: the caller commits synchronously (its audit entry) before it answers,
+        which makes this commit durable too; it then does not wait for its own flush."""
         sid = secrets.token_hex(16)
         now = self._now()
         expires = now + timedelta(seconds=refresh_ttl_seconds)
         token = _new_refresh_token(tenant_id)
-        statements = [] if saml is None else replay_statements(tenant_id, integration_id, saml, now)
+        statements: list[tuple[str, list[Any]]] = [(NO_FLUSH, [])] if flushed_later else []
+        if saml is not None:
+            statements += replay_statements(tenant_id, integration_id, saml, now)
         statements += [
             (
                 "INSERT INTO auth_sessions (sid, tenant_id, sub, auth_method, integration_id, "

@@ -19,9 +19,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from domain.sessions import SIGN_IN_REQUEST_TTL_SECONDS, PendingSignIn, tenant_of_request
-from infra.postgres.database import Database
-
-_NO_FLUSH = "SELECT set_config('synchronous_commit', 'off', true)"
+from infra.postgres.database import NO_FLUSH, Database
 
 
 def _hash(request_id: str) -> bytes:
@@ -69,7 +67,7 @@ class SignInRequestStore:
         tenant_id = tenant_of_request(request_id)
         if tenant_id is None:
             return None
-        lazy: list[tuple[str, list[Any]]] = [(_NO_FLUSH, [])] if flushed_later else []
+        lazy: list[tuple[str, list[Any]]] = [(NO_FLUSH, [])] if flushed_later else []
         *_, rows = await self._db.fetch_sets(  # one round trip, one transaction
             tenant_id,
             [

@@ -98,3 +98,23 @@ async def test_the_session_index_finds_live_sessions_of_a_name_id(database: Data
     assert ref is not None
     assert (ref.name_id, ref.session_index) == ("p-alice", "s2")
     assert await index.of_session(uuid4(), sids[1]) is None  # another tenant sees nothing
+
+
+async def test_a_session_flushed_later_is_written_and_leaves_the_connection_as_it_was(
+    system: System,
+) -> None:
+    db = Database(system.app_conninfo, pool_size=1)  # one connection: the one the open used
+    await db.open()
+    try:
+        tenant, integration = uuid4(), uuid4()
+        until = datetime.now(UTC) + timedelta(minutes=5)
+        session, _ = await SessionStore(db).open(
+            tenant_id=tenant, sub="p-alice", auth_method="saml", integration_id=integration,
+            user_dn=None, roles=(MaciRole.MONITOR,), refresh_ttl_seconds=3600,
+            saml=_facts("_f", until), flushed_later=True,
+        )  # fmt: skip
+        assert await SamlSessionIndex(db).of_session(tenant, session.sid) is not None
+        [[row]] = await db.fetch_sets(None, [("SHOW synchronous_commit", [])])
+        assert row == {"synchronous_commit": "on"}  # the setting ended with its transaction
+    finally:
+        await db.close()
