@@ -26,6 +26,7 @@ from commands.tokens import TokenSigner
 from domain.errors import NotFound
 from domain.identity import GroupMapping
 from domain.maci import MaciRole
+from domain.saml import SamlSignInFacts
 from domain.sessions import Session
 from domain.tenant.sign_in_settings import SignInSettings
 from infra.break_glass import BreakGlassAccounts
@@ -163,6 +164,8 @@ class SystemSignInPorts:
         dn: str | None,
         roles: tuple[MaciRole, ...],
         auth_method: str = "ldap",
+        *,
+        saml: SamlSignInFacts | None = None,
     ) -> tuple[Session, str]:
         return await self.sessions.open(
             tenant_id=entry.tenant_id,
@@ -172,6 +175,8 @@ class SystemSignInPorts:
             user_dn=dn,
             roles=roles,
             refresh_ttl_seconds=entry.refresh_ttl_seconds,
+            saml=saml,
+            flushed_later=True,  # SignIn audits every session it opens before it answers
         )
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:

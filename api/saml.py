@@ -6,7 +6,8 @@ reads and writes, built from the system's pieces.
 - one warm `ServiceProvider` per (integration, version, base URL), rebuilt when the integration
   changes (looked up again at most every 5 s); its configuration is read from the event store
   with the secrets opened;
-- the replay cache and the SAML session index in PostgreSQL; the screening of responses.
+- the SAML session index in PostgreSQL (read by single logout; written, with the replay cache,
+  by the session store in the transaction that opens the session); the screening of responses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from uuid import UUID
 
 from api.bootstrap import System
@@ -24,7 +24,7 @@ from commands.sign_in import SignIn
 from domain.errors import NotFound
 from domain.saml import SamlRejected, SamlSessionRef, Screened
 from infra.postgres.database import Database
-from infra.postgres.saml import SamlAssertionCache, SamlSessionIndex
+from infra.postgres.saml import SamlSessionIndex
 from infra.postgres.sign_in_requests import SignInRequestStore
 from infra.saml.screening import screen
 from infra.saml.service_provider import ServiceProvider, SpUrls
@@ -105,7 +105,6 @@ class SystemSamlPorts:
     def __init__(self, database: Database, providers: ServiceProviders) -> None:
         self._db = database
         self._providers = providers
-        self._replays = SamlAssertionCache(database)
         self._sessions = SamlSessionIndex(database)
 
     async def tenant_of(self, integration_id: UUID) -> UUID | None:
@@ -136,24 +135,6 @@ class SystemSamlPorts:
 
     def screen(self, message: str) -> Screened:
         return screen(message)
-
-    async def first_use(
-        self, tenant_id: UUID, integration_id: UUID, assertion_id: str, keep_until: datetime
-    ) -> bool:
-        return await self._replays.first_use(tenant_id, integration_id, assertion_id, keep_until)
-
-    async def record_session(
-        self,
-        tenant_id: UUID,
-        integration_id: UUID,
-        sid: str,
-        name_id: str,
-        name_id_format: str | None,
-        session_index: str | None,
-    ) -> None:
-        await self._sessions.record(
-            tenant_id, integration_id, sid, name_id, name_id_format, session_index
-        )
 
     async def session_ref(self, tenant_id: UUID, sid: str) -> SamlSessionRef | None:
         return await self._sessions.of_session(tenant_id, sid)

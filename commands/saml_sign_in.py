@@ -29,7 +29,6 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -46,6 +45,7 @@ from domain.saml import (
     SamlAssertion,
     SamlRejected,
     SamlSessionRef,
+    SamlSignInFacts,
     Screened,
     profile_of,
 )
@@ -113,20 +113,6 @@ class SamlPorts(Protocol):
         ...
 
     def screen(self, message: str) -> Screened: ...
-
-    async def first_use(
-        self, tenant_id: UUID, integration_id: UUID, assertion_id: str, keep_until: datetime
-    ) -> bool: ...
-
-    async def record_session(
-        self,
-        tenant_id: UUID,
-        integration_id: UUID,
-        sid: str,
-        name_id: str,
-        name_id_format: str | None,
-        session_index: str | None,
-    ) -> None: ...
 
     async def session_ref(self, tenant_id: UUID, sid: str) -> SamlSessionRef | None: ...
 
@@ -201,7 +187,9 @@ class SamlSignIn:
             screened = await asyncio.to_thread(self._ports.screen, message)
             request_id = screened.in_response_to
             if request_id is not None:
-                pending = await self._requests.consume(request_id, LOGIN)
+                # every way on ends in a synchronous commit (the session, or the audit entry
+                # of the refusal) before the browser is answered
+                pending = await self._requests.consume(request_id, LOGIN, flushed_later=True)
                 if pending is None:
                     raise SamlRejected("unknown_request", "no pending sign-in request answered")
                 tenant_id, integration_id = pending.tenant_id, pending.integration_id
@@ -215,39 +203,36 @@ class SamlSignIn:
                     raise SamlRejected("unsolicited_unknown", f"{len(found)} integrations match")
                 tenant_id, integration_id = found[0]
                 return_to = None
-            provider = await asyncio.to_thread(
-                self._ports.provider, tenant_id, integration_id, base_url
+            provider, assertion = await asyncio.to_thread(  # one hop off the event loop
+                self._validated, screened, message, tenant_id, integration_id, base_url
             )
-            if provider is None:
-                raise SamlRejected("integration_unavailable")
-            if screened.refusal is not None:
-                raise screened.refusal
-            if request_id is None:
-                if not provider.allow_idp_initiated:
-                    raise SamlRejected("unsolicited_not_allowed")
-                if relay_state and provider.redirect_allowed(relay_state):
-                    return_to = relay_state
-            assertion = await asyncio.to_thread(provider.validate, message, request_id)
-            first = await self._ports.first_use(
-                tenant_id, integration_id, assertion.assertion_id, assertion.not_on_or_after
-            )
-            if not first:
-                raise SamlRejected("replay", "this assertion was used before")
+            if request_id is None and relay_state and provider.redirect_allowed(relay_state):
+                return_to = relay_state
         except SamlRejected as rejected:
             await self._refused(tenant_id, integration_id, rejected, client)
             raise AssertionRejected(rejected.reason) from None
-        issued = await self._sign_in.federated(
+        issued = await self._sign_in.federated(  # a replayed assertion is refused there
             self._identity(tenant_id, integration_id, provider, assertion, client)
         )
-        await self._ports.record_session(
-            tenant_id,
-            integration_id,
-            issued.session.sid,
-            assertion.name_id,
-            assertion.name_id_format,
-            assertion.session_index,
-        )
         return SamlSignedIn(issued, return_to if isinstance(return_to, str) else None)
+
+    def _validated(
+        self,
+        screened: Screened,
+        message: str,
+        tenant_id: UUID,
+        integration_id: UUID,
+        base_url: str,
+    ) -> tuple[SamlProvider, SamlAssertion]:
+        """The integration's SP and the assertion it validated (SamlRejected otherwise)."""
+        provider = self._ports.provider(tenant_id, integration_id, base_url)
+        if provider is None:
+            raise SamlRejected("integration_unavailable")
+        if screened.refusal is not None:
+            raise screened.refusal
+        if screened.in_response_to is None and not provider.allow_idp_initiated:
+            raise SamlRejected("unsolicited_not_allowed")
+        return provider, provider.validate(message, screened.in_response_to)
 
     def _identity(
         self,
@@ -271,6 +256,13 @@ class SamlSignIn:
             ip=client.ip,
             user_agent=client.user_agent,
             details={"issuer": assertion.issuer, "assertion_id": assertion.assertion_id},
+            saml=SamlSignInFacts(
+                assertion.assertion_id,
+                assertion.not_on_or_after,
+                assertion.name_id,
+                assertion.name_id_format,
+                assertion.session_index,
+            ),
         )
 
     async def _refused(

@@ -58,6 +58,7 @@ from domain.identity import (
 )
 from domain.maci import MaciRole
 from domain.provider_identity import ProviderRefused
+from domain.saml import SamlRejected, SamlSignInFacts
 from domain.sessions import (
     ACCESS_TTL_SECONDS,
     REFRESH_TTL_SECONDS,
@@ -133,7 +134,14 @@ class SignInPorts(Protocol):
     async def open_session(
         self, entry: TenantEntry, sub: str, integration_id: UUID | None, dn: str | None,
         roles: tuple[MaciRole, ...], auth_method: str = "ldap",
-    ) -> tuple[Session, str]: ...  # fmt: skip
+        *, saml: SamlSignInFacts | None = None,
+    ) -> tuple[Session, str]:  # fmt: skip
+        """A new session and its first refresh token; with `saml`, the assertion's replay-cache
+        entry and the session index in the same transaction (`SamlRejected("replay")`, and no
+        session, when the assertion was used before). `SignIn` saves an audit entry (a
+        synchronous commit) after every session it opens and before it answers: the session's
+        own commit need not wait for its flush to disk."""
+        ...
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:
         """The session, its new refresh token and its tenant now (None: gone); raises
@@ -262,6 +270,7 @@ class FederatedIdentity:
     ip: str = "unknown"
     user_agent: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)  # protocol facts for the audit
+    saml: SamlSignInFacts | None = None  # written with the session (replay cache, SLO index)
 
 
 class SignInRequests(Protocol):
@@ -278,7 +287,14 @@ class SignInRequests(Protocol):
         ttl_seconds: int = ...,
     ) -> str: ...
 
-    async def consume(self, request_id: str, kind: str) -> PendingSignIn | None: ...
+    async def consume(
+        self, request_id: str, kind: str, *, flushed_later: bool = False
+    ) -> PendingSignIn | None:
+        """The request, removed; None when unknown, of another kind, used before or expired.
+        `flushed_later`: the caller commits synchronously (a session, an audit entry) before
+        it answers, whatever happens, which makes this removal durable too; it is then
+        committed without waiting for its own flush to disk."""
+        ...
 
 
 class UpstreamSessions(Protocol):
@@ -473,14 +489,21 @@ class SignIn:
             raise SignInRefused("no_role")
         if identity.session_seconds is not None:
             tenant = replace(tenant, refresh_ttl_seconds=identity.session_seconds)
-        session, refresh_token = await self._ports.open_session(
-            tenant,
-            identity.subject,
-            identity.integration_id,
-            None,
-            resolved.roles,
-            auth_method=identity.auth_method,
-        )
+        # `saml` is passed only when set: ports of the other protocols need not know it.
+        facts = {} if identity.saml is None else {"saml": identity.saml}
+        try:
+            session, refresh_token = await self._ports.open_session(
+                tenant,
+                identity.subject,
+                identity.integration_id,
+                None,
+                resolved.roles,
+                auth_method=identity.auth_method,
+                **facts,
+            )
+        except SamlRejected as rejected:  # the assertion was used before: no session
+            await self.federated_refused(identity, rejected.reason, {"detail": rejected.detail})
+            raise AssertionRejected(rejected.reason) from None
         issued = self._issue(tenant, session, refresh_token)
         details = {"sid": session.sid, "maci_roles": [r.value for r in resolved.roles]}
         await self._audit_federated(identity, "success", "signed_in", details)

@@ -72,6 +72,20 @@ class SamlSessionRef:
 
 
 @dataclass(frozen=True)
+class SamlSignInFacts:
+    """What a SAML sign-in's session is opened with, in the session's own transaction: the
+    assertion id, used once per tenant (kept in the replay cache until `keep_until`; a second
+    use is `SamlRejected("replay")` and opens nothing), and the IdP's NameID and SessionIndex,
+    which single logout needs."""
+
+    assertion_id: str
+    keep_until: datetime
+    name_id: str
+    name_id_format: str | None
+    session_index: str | None
+
+
+@dataclass(frozen=True)
 class SamlProfile:
     username: str
     email: str | None

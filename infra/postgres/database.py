@@ -17,6 +17,10 @@ APP_ROLE = "acgs2_app"
 ADMIN_ROLE = "acgs2_admin"
 PROJECTOR_ROLE = "acgs2_projector"
 SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
+# A transaction whose commit need not wait for its flush to disk: for writes followed, before
+# the caller answers anyone, by a synchronous commit, which flushes the WAL up to itself and so
+# this commit too (PostgreSQL writes commit records in order).
+NO_FLUSH = "SELECT set_config('synchronous_commit', 'off', true)"
 
 
 def role_conninfo(admin_url: str, role: str, password: str | None = None) -> str:

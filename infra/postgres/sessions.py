@@ -22,18 +22,26 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 
 from domain.maci import MaciRole
+from domain.saml import SamlRejected, SamlSignInFacts
 from domain.sessions import RefreshRejected, RefreshReused, Session
 from domain.tenant.sign_in_settings import SignInSettings
-from infra.postgres.database import Database
+from infra.postgres.database import NO_FLUSH, Database
+from infra.postgres.saml import REPLAY_CONSTRAINT, index_statement, replay_statements
 
 POLL_SECONDS = 0.25
 _ROTATE = "SELECT * FROM acgs_rotate_refresh_token(%s, %s, %s, %s, %s)"
 _SESSION = (
     "SELECT sid, tenant_id, sub, auth_method, integration_id, user_dn, maci_roles, expires_at, "
     "revoked_at FROM auth_sessions WHERE sid = %s"
+)
+
+_INSERT_REFRESH = (
+    "INSERT INTO auth_refresh_tokens (token_hash, tenant_id, sid, issued_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s)"
 )
 
 
@@ -96,20 +104,39 @@ class SessionStore:
         user_dn: str | None,
         roles: tuple[MaciRole, ...],
         refresh_ttl_seconds: int,
+        saml: SamlSignInFacts | None = None,
+        flushed_later: bool = False,
     ) -> tuple[Session, str]:
-        """A new session and its first refresh token."""
+        """A new session and its first refresh token, in one round trip and one transaction;
+        with a SAML sign-in's `saml` facts, its replay-cache entry and session index too
+        (`SamlRejected("replay")`, and no session, when the assertion was used before).
+        `flushed_later`: the caller commits synchronously (its audit entry) before it answers,
+        which makes this commit durable too; it then does not wait for its own flush."""
         sid = secrets.token_hex(16)
         now = self._now()
         expires = now + timedelta(seconds=refresh_ttl_seconds)
-        async with self._db.tenant_session(tenant_id) as conn:
-            await conn.execute(
+        token = _new_refresh_token(tenant_id)
+        statements: list[tuple[str, list[Any]]] = [(NO_FLUSH, [])] if flushed_later else []
+        if saml is not None:
+            statements += replay_statements(tenant_id, integration_id, saml, now)
+        statements += [
+            (
                 "INSERT INTO auth_sessions (sid, tenant_id, sub, auth_method, integration_id, "
                 "user_dn, maci_roles, created_at, expires_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING sid",
                 [sid, tenant_id, sub, auth_method, integration_id, user_dn,
                  [r.value for r in roles], now, expires],
-            )  # fmt: skip
-            token = await self._issue(conn, tenant_id, sid, now, expires)
+            ),
+            (_INSERT_REFRESH + " RETURNING sid", [_hash(token), tenant_id, sid, now, expires]),
+        ]  # fmt: skip
+        if saml is not None:
+            statements.append(index_statement(tenant_id, integration_id, sid, saml))
+        try:
+            await self._db.fetch_sets(tenant_id, statements)  # one round trip, one transaction
+        except UniqueViolation as exc:
+            if exc.diag.constraint_name == REPLAY_CONSTRAINT:
+                raise SamlRejected("replay", "this assertion was used before") from None
+            raise
         session = Session(sid, tenant_id, sub, auth_method, integration_id, user_dn, roles, expires)
         return session, token
 
@@ -174,11 +201,7 @@ class SessionStore:
         expires: datetime,
     ) -> str:
         token = _new_refresh_token(tenant_id)
-        await conn.execute(
-            "INSERT INTO auth_refresh_tokens (token_hash, tenant_id, sid, issued_at, expires_at) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            [_hash(token), tenant_id, sid, now, expires],
-        )
+        await conn.execute(_INSERT_REFRESH, [_hash(token), tenant_id, sid, now, expires])
         return token
 
     async def _revoke(

@@ -19,7 +19,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from domain.sessions import SIGN_IN_REQUEST_TTL_SECONDS, PendingSignIn, tenant_of_request
-from infra.postgres.database import Database
+from infra.postgres.database import NO_FLUSH, Database
 
 
 def _hash(request_id: str) -> bytes:
@@ -54,17 +54,32 @@ class SignInRequestStore:
             )  # fmt: skip
         return request_id
 
-    async def consume(self, request_id: str, kind: str) -> PendingSignIn | None:
-        """The request, removed; None when unknown, of another kind, used before or expired."""
+    async def consume(
+        self, request_id: str, kind: str, *, flushed_later: bool = False
+    ) -> PendingSignIn | None:
+        """The request, removed; None when unknown, of another kind, used before or expired.
+
+        `flushed_later`: the caller's next commit is synchronous and comes before it answers
+        (the SAML assertion consumer always ends with a session or an audit entry), so this
+        removal is committed with `synchronous_commit = off`: PostgreSQL writes the commit
+        records in order and flushes everything up to that later commit, so the request is used
+        for good before the browser hears anything; a commit fewer to wait for on the disk."""
         tenant_id = tenant_of_request(request_id)
         if tenant_id is None:
             return None
-        row = await self._db.fetch_one_as_tenant(  # one round trip
+        lazy: list[tuple[str, list[Any]]] = [(NO_FLUSH, [])] if flushed_later else []
+        *_, rows = await self._db.fetch_sets(  # one round trip, one transaction
             tenant_id,
-            "DELETE FROM auth_sign_in_requests WHERE request_hash = %s AND kind = %s "
-            "RETURNING integration_id, payload, expires_at",
-            [_hash(request_id), kind],
+            [
+                *lazy,
+                (
+                    "DELETE FROM auth_sign_in_requests WHERE request_hash = %s AND kind = %s "
+                    "RETURNING integration_id, payload, expires_at",
+                    [_hash(request_id), kind],
+                ),
+            ],
         )
+        row = rows[0] if rows else None
         if row is None or row["expires_at"] <= self._now():
             return None
         return PendingSignIn(

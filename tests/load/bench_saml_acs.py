@@ -13,7 +13,15 @@ conditions), the replay cache, role mappings (cached), a session, a signed token
 entry, the SAML session index. Target: p99 < 20 ms.
 
 Baseline in the same process: python3-saml's validation of the same kind of response alone
-(no HTTP, no database), printed beside the ACS figures with their ratio.
+(no HTTP, no database), printed beside the ACS figures with their ratio. With `--steps`, each
+step of the ACS is timed too (tests/load/acs_steps.py) and printed below.
+
+Where an ACS goes (`--steps`, load ~2.5 on 2 cores, p50): screening 0.4 ms; the sign-in
+request used (one round trip, committed without its own flush) 1.1 ms; python3-saml's
+validation 3.0 ms; the tenant 0.8 ms; the session with its refresh token, the replay-cache
+entry and the session index (one round trip, one commit without its own flush) 1.3 ms; the
+signed token 0.7 ms; the audit entry (one round trip, the one synchronous commit) 2.2 ms;
+thread hops ~0.7 ms; HTTP and the client ~3.3 ms. Whole: p50 13.7 ms, p99 19.1 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
@@ -41,6 +50,7 @@ from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from infra.saml.screening import screen
 from infra.saml.service_provider import ServiceProvider
+from tests.load.acs_steps import print_steps, timing_steps
 from tests.load.stats import percentile, summary_ms
 from tests.load.targets import Targets
 from tests.peers.http import serving
@@ -171,7 +181,8 @@ def bench_validation(url: str, config: dict[str, object], idp: SamlIdp, count: i
     return samples[WARM_UP:]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    steps = "--steps" in (sys.argv[1:] if argv is None else argv)
     with (
         scratch_dir("acgs-bench-saml-") as work,
         running_idp(_mkdir(work / "idp")) as idp,
@@ -197,7 +208,8 @@ def main() -> int:
             with serving(create_app(system)) as url:
                 integration_id, config = _setup(url, platform, idp, system)
                 messages = _responses(url, integration_id, idp, SIGN_INS + WARM_UP)
-                acs = bench_acs(url, messages)
+                with timing_steps() if steps else nullcontext({}) as timed:
+                    acs = bench_acs(url, messages)
                 alone = bench_validation(url, config, idp, 120)
         finally:
             system.close()
@@ -206,6 +218,9 @@ def main() -> int:
     print(f"   python3-saml validation alone, same process: {summary_ms(alone)}")
     ratio = percentile(acs, 50) / percentile(alone, 50)
     print(f"   ratio of medians ACS / validation alone: {ratio:.2f}")
+    if steps:
+        print("   steps of the ACS (SamlSignIn.consume is the whole, in-process):")
+        print_steps(timed, WARM_UP)
     verdict = TARGETS.check("1. SAML ACS p99 < 20 ms", p99 < 20)
     print(f"   target p99 < 20 ms: {verdict} ({p99:.2f} ms)")
     return TARGETS.exit_status()

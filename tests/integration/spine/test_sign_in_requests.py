@@ -97,3 +97,19 @@ async def test_creating_a_request_removes_the_tenants_expired_ones(database: Dat
     async with database.tenant_session(tenant) as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM auth_sign_in_requests")
         assert await cur.fetchone() == {"n": 1}
+
+
+async def test_a_consume_flushed_later_is_once_and_leaves_the_connection_as_it_was(
+    system: System,
+) -> None:
+    db = Database(system.app_conninfo, pool_size=1)  # one connection: the one the consume used
+    await db.open()
+    try:
+        store = SignInRequestStore(db)
+        request_id = await store.create(uuid4(), uuid4(), "saml", {})
+        assert await store.consume(request_id, "saml", flushed_later=True) is not None
+        assert await store.consume(request_id, "saml", flushed_later=True) is None
+        [[row]] = await db.fetch_sets(None, [("SHOW synchronous_commit", [])])
+        assert row == {"synchronous_commit": "on"}  # the setting ended with its transaction
+    finally:
+        await db.close()

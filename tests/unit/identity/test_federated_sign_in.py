@@ -24,6 +24,7 @@ from commands.sign_in import (
 from domain.audit import AuditEntry
 from domain.identity import GroupMapping
 from domain.maci import MaciRole
+from domain.saml import SamlRejected, SamlSignInFacts
 from domain.sessions import Session
 
 HASH = "cdd01ef066bc6cf2"
@@ -39,6 +40,8 @@ class Ports:
         self.tenant = TenantEntry(TENANT, active=True, default_role=default_role)
         self.table: dict[tuple[UUID, str], list[GroupMapping]] = {}
         self.opened: list[tuple[TenantEntry, str, UUID | None, str | None, str]] = []
+        self.assertions: set[str] = set()  # the replay cache of SAML sign-ins
+        self.saml_sessions: list[tuple[str, SamlSignInFacts]] = []
 
     def map(self, source_type: str, value: str, role: MaciRole, priority: int = 100) -> None:
         self.table.setdefault((IDP, source_type), []).append(
@@ -62,11 +65,18 @@ class Ports:
     async def open_session(
         self, entry: TenantEntry, sub: str, integration_id: UUID | None, dn: str | None,
         roles: tuple[MaciRole, ...], auth_method: str = "ldap",
+        *, saml: SamlSignInFacts | None = None,
     ) -> tuple[Session, str]:  # fmt: skip
+        if saml is not None and saml.assertion_id in self.assertions:
+            raise SamlRejected("replay", "this assertion was used before")
         self.opened.append((entry, sub, integration_id, dn, auth_method))
+        sid = f"sid-{len(self.opened)}"
         expires = datetime.now(UTC) + timedelta(seconds=entry.refresh_ttl_seconds)
-        session = Session("sid-1", entry.tenant_id, sub, auth_method, integration_id, dn, roles,
+        session = Session(sid, entry.tenant_id, sub, auth_method, integration_id, dn, roles,
                           expires)  # fmt: skip
+        if saml is not None:
+            self.assertions.add(saml.assertion_id)
+            self.saml_sessions.append((sid, saml))
         return session, "refresh-1"
 
     async def rotate(self, refresh_token: str) -> tuple[Session, str, TenantEntry | None]:

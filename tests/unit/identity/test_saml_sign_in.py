@@ -63,6 +63,7 @@ class Provider:
 class Requests:
     def __init__(self) -> None:
         self.pending: dict[str, PendingSignIn] = {}
+        self.flushed_later: list[bool] = []
 
     async def create(self, tenant_id: UUID, integration_id: UUID, kind: str,
                      payload: Mapping[str, Any], *, ttl_seconds: int = 600) -> str:  # fmt: skip
@@ -73,7 +74,10 @@ class Requests:
         )
         return request_id
 
-    async def consume(self, request_id: str, kind: str) -> PendingSignIn | None:
+    async def consume(
+        self, request_id: str, kind: str, *, flushed_later: bool = False
+    ) -> PendingSignIn | None:
+        self.flushed_later.append(flushed_later)
         found = self.pending.get(request_id)
         if found is None or found.kind != kind:
             return None
@@ -83,10 +87,9 @@ class Requests:
 class SamlPorts:
     def __init__(self) -> None:
         self.sp: Provider | None = Provider()
-        self.seen: set[str] = set()
         self.audiences: dict[str, list[tuple[UUID, UUID]]] = {}
         self.refusal: SamlRejected | None = None
-        self.recorded: list[str] = []
+        self.sign_in = Ports()  # sign-in's: the session, its replay-cache entry, its index
 
     async def tenant_of(self, integration_id: UUID) -> UUID | None:
         return TENANT if integration_id == IDP else None
@@ -104,16 +107,6 @@ class SamlPorts:
         return Screened(b"", None, request_id or None, (audience,) if audience else (), None,
                         self.refusal)  # fmt: skip
 
-    async def first_use(self, tenant_id: UUID, integration_id: UUID, assertion_id: str,
-                        keep_until: datetime) -> bool:  # fmt: skip
-        first = assertion_id not in self.seen
-        self.seen.add(assertion_id)
-        return first
-
-    async def record_session(self, tenant_id: UUID, integration_id: UUID, sid: str,
-                             *args: Any) -> None:  # fmt: skip
-        self.recorded.append(sid)
-
     async def session_ref(self, tenant_id: UUID, sid: str) -> SamlSessionRef | None:
         return None
 
@@ -124,9 +117,9 @@ class SamlPorts:
 @pytest.fixture
 def world() -> tuple[SamlSignIn, SamlPorts, Requests, RecordingApp]:
     ports, requests, app = SamlPorts(), Requests(), RecordingApp()
-    sign_in_ports = Ports()
-    sign_in_ports.tenant = sign_in_ports.tenant.__class__(TENANT, active=True)
-    sign_in = SignIn(app, HASH, Signer(), sign_in_ports, failure_floor_seconds=0)
+    ports.sign_in = Ports()
+    ports.sign_in.tenant = ports.sign_in.tenant.__class__(TENANT, active=True)
+    sign_in = SignIn(app, HASH, Signer(), ports.sign_in, failure_floor_seconds=0)
     return SamlSignIn(sign_in, requests, ports), ports, requests, app
 
 
@@ -141,7 +134,7 @@ def _outcomes(app: RecordingApp) -> list[tuple[UUID, str]]:
 
 
 async def test_an_answer_to_our_request_signs_in_once(world: Any) -> None:
-    saml, ports, _, app = world
+    saml, ports, requests, app = world
     url, name, value = await saml.login(IDP, "https://app.test/home", "https://acgs.test")
     request_id = url.split("id=")[1]
     assert name == binding_cookie(request_id)
@@ -149,7 +142,14 @@ async def test_an_answer_to_our_request_signs_in_once(world: Any) -> None:
     assert done.return_to == "https://app.test/home"
     assert done.issued.session.sub == "p-alice"
     assert ports.sp.validated == [request_id]
-    assert ports.recorded == [done.issued.session.sid]
+    assert requests.flushed_later == [True]  # a synchronous commit follows before the answer
+    [(sid, facts)] = ports.sign_in.saml_sessions
+    assert sid == done.issued.session.sid
+    assert (facts.assertion_id, facts.name_id, facts.session_index) == (
+        f"_a-{request_id}",
+        "p-alice",
+        "s1",
+    )
     with pytest.raises(AssertionRejected):  # the same answer again: the request was used
         await saml.consume(request_id, None, "https://acgs.test", WHO, {name: value})
     assert _outcomes(app)[-1] == (SYSTEM_TENANT_ID, "unknown_request")
@@ -212,6 +212,7 @@ async def test_idp_initiated_when_allowed_returns_to_an_allowed_relay_state(worl
     with pytest.raises(AssertionRejected):  # the same assertion id: a replay
         await saml.consume("|urn:sp", None, "https://acgs.test", WHO, {})
     assert _outcomes(app)[-1] == (TENANT, "replay")
+    assert len(ports.sign_in.opened) == 2  # the replay opened no session
 
 
 async def test_a_disabled_integration_and_a_forged_answer_are_refused(world: Any) -> None:
