@@ -4,6 +4,13 @@ Only RS256 with a key of the ring is accepted: `alg: none`, HMAC (including HS25
 public key), other algorithms, unknown or retired key ids, bad signatures, expired or not-yet-valid
 tokens, another issuer or audience, missing claims and a constitutional hash other than this
 deployment's are all refused with `TokenRejectedError`.
+
+A token verified once is remembered (at most `VERIFIED_CACHE_SIZE` of them, the oldest forgotten
+first), so the same bearer token on the next request skips the RSA signature check and the
+decoding: it is accepted again only while the key that verified it is still the ring's key of that
+id (a retired or replaced key sends it through the full check, which refuses it) and its time
+claims still hold (checked on every use). The remembered entry is keyed by the whole token text,
+signature included, so only the exact bytes that were verified can hit it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +31,7 @@ from infra.tokens.issuer import ALGORITHM
 from infra.tokens.keys import KeyRing
 
 MAX_TOKEN_BYTES = 8192
+VERIFIED_CACHE_SIZE = 4096
 _REQUIRED = (
     "sub",
     "tenant_id",
@@ -78,39 +87,58 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._clock = clock
+        # token text -> (its claims, its not-before, the key id and key that verified it)
+        self._verified: dict[str, tuple[TokenClaims, int, str, RSAKey]] = {}
 
     def verify(self, token: str) -> TokenClaims:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, nbf, kid, key = remembered
+            if self._keys.verification_key(kid) is key:
+                self._check_times(claims.expires_at, nbf, claims.issued_at)
+                return claims
+            self._verified.pop(token, None)
         if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
             raise TokenRejectedError("malformed token")
+        used: list[tuple[str, RSAKey]] = []
         try:
-            decoded = jwt.decode(token, self._key_for, algorithms=[ALGORITHM])
+            decoded = jwt.decode(token, partial(self._key_for, used=used), algorithms=[ALGORITHM])
         except TokenRejectedError:
             raise
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenRejectedError(_reason(exc)) from None
-        return self._claims(decoded.claims)
+        claims = self._claims(decoded.claims)
+        self._remember(token, (claims, decoded.claims["nbf"], *used[-1]))
+        return claims
 
-    def _key_for(self, obj: GuestProtocol) -> RSAKey:
+    def _remember(self, token: str, entry: tuple[TokenClaims, int, str, RSAKey]) -> None:
+        verified = self._verified
+        while len(verified) >= VERIFIED_CACHE_SIZE:
+            try:  # another thread may evict the same entry first
+                verified.pop(next(iter(verified)))
+            except (KeyError, StopIteration, RuntimeError):
+                break
+        verified[token] = entry
+
+    def _key_for(self, obj: GuestProtocol, used: list[tuple[str, RSAKey]]) -> RSAKey:
         header = obj.headers()
         if header.get("alg") != ALGORITHM:
             raise TokenRejectedError("unsupported algorithm")
-        key = self._keys.verification_key(header.get("kid"))
+        kid = header.get("kid")
+        key = self._keys.verification_key(kid)
         if key is None:
             raise TokenRejectedError("unknown key id")
+        used.append((kid, key))
         return key
 
     def _claims(self, claims: dict[str, Any]) -> TokenClaims:
         missing = [c for c in _REQUIRED if c not in claims]
         if missing:
             raise TokenRejectedError(f"missing claims: {', '.join(missing)}")
-        now = int(self._clock())
         exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (exp, nbf, iat)):
             raise TokenRejectedError("time claims must be integers")
-        if exp <= now - self._leeway:
-            raise TokenRejectedError("token expired")
-        if nbf > now + self._leeway or iat > now + self._leeway:
-            raise TokenRejectedError("token not yet valid")
+        self._check_times(exp, nbf, iat)
         if claims["iss"] != self._issuer or claims["aud"] != self._audience:
             raise TokenRejectedError("wrong issuer or audience")
         if claims["constitutional_hash"] != self._hash:
@@ -137,6 +165,13 @@ class TokenVerifier:
             issued_at=iat,
             expires_at=exp,
         )
+
+    def _check_times(self, exp: int, nbf: int, iat: int) -> None:
+        now = int(self._clock())
+        if exp <= now - self._leeway:
+            raise TokenRejectedError("token expired")
+        if nbf > now + self._leeway or iat > now + self._leeway:
+            raise TokenRejectedError("token not yet valid")
 
 
 def _reason(exc: Exception) -> str:

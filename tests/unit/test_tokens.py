@@ -152,3 +152,44 @@ def test_jwks_has_only_public_parts(ring: KeyRing) -> None:
     assert key["alg"] == "RS256"
     assert key["use"] == "sig"
     assert set(key) & {"d", "p", "q", "dp", "dq", "qi"} == set()
+
+
+def test_a_remembered_token_still_expires_and_only_its_exact_text_is_remembered(
+    ring: KeyRing,
+) -> None:
+    clock = Clock()
+    clock.now = time.time()
+    verifier = _verifier(ring, clock=clock)
+    token, _ = TokenIssuer(ring).sign(_claims())
+    assert verifier.verify(token).sub == "alice"
+    assert verifier.verify(token).sub == "alice"  # the second time from memory
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises(TokenRejectedError, match="bad signature"):
+        verifier.verify(f"{head}.{payload}.{flipped}")
+    clock.now += 61  # past exp (60 s after issue)
+    with pytest.raises(TokenRejectedError, match="token expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_checked_again_when_its_key_id_names_another_key(
+    tmp_path: Path,
+) -> None:
+    """A key id reused for other key material (a restored or replaced key file) must not let a
+    token verified by the old material through."""
+    clock = Clock()
+    ring = KeyRing(tmp_path / "keys", clock=clock)
+    kid = ring.ensure()
+    verifier = _verifier(ring)
+    token, _ = TokenIssuer(ring).sign(_claims())
+    assert verifier.verify(token).sub == "alice"
+    other = KeyRing(tmp_path / "other", clock=clock)
+    other_kid = other.ensure()
+    for pem in (tmp_path / "keys" / "active").iterdir():
+        pem.write_bytes(
+            (tmp_path / "other" / "active" / pem.name.replace(kid, other_kid)).read_bytes()
+        )
+    ring._stamp = ()  # as if the directory listing changed
+    clock.now += 2
+    with pytest.raises(TokenRejectedError, match="bad signature"):
+        verifier.verify(token)
