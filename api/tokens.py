@@ -11,6 +11,7 @@ from commands.tokens import AUDIENCE, ISSUER, IssuedToken, IssueToken, TokenComm
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from infra.tokens import KeyRing, TokenIssuer, TokenVerifier
+from infra.tokens.verifier import VERIFIED_CACHE_SIZE
 
 BOOTSTRAP_TTL_SECONDS = 12 * 3600
 
@@ -19,8 +20,12 @@ def key_ring(settings: Settings) -> KeyRing:
     return KeyRing(settings.data_dir / "keys")
 
 
-def token_verifier(settings: Settings, keys: KeyRing) -> TokenVerifier:
-    return TokenVerifier(keys, settings.constitutional_hash, issuer=ISSUER, audience=AUDIENCE)
+def token_verifier(
+    settings: Settings, keys: KeyRing, *, remember: int = VERIFIED_CACHE_SIZE
+) -> TokenVerifier:
+    return TokenVerifier(
+        keys, settings.constitutional_hash, issuer=ISSUER, audience=AUDIENCE, remember=remember
+    )
 
 
 def token_commands(system: System, keys: KeyRing) -> TokenCommands:

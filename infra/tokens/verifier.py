@@ -5,8 +5,8 @@ public key), other algorithms, unknown or retired key ids, bad signatures, expir
 tokens, another issuer or audience, missing claims and a constitutional hash other than this
 deployment's are all refused with `TokenRejectedError`.
 
-A token verified once is remembered (at most `VERIFIED_CACHE_SIZE` of them, the oldest forgotten
-first), so the same bearer token on the next request skips the RSA signature check and the
+A token verified once is remembered (at most `remember` of them, 4,096 by default, the oldest
+forgotten first), so the same bearer token on the next request skips the RSA signature check and the
 decoding: it is accepted again only while the key that verified it is still the ring's key of that
 id (a retired or replaced key sends it through the full check, which refuses it) and its time
 claims still hold (checked on every use). The remembered entry is keyed by the whole token text,
@@ -80,6 +80,7 @@ class TokenVerifier:
         audience: str,
         leeway_seconds: int = 0,
         clock: Callable[[], float] = time.time,
+        remember: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         self._keys = keys
         self._hash = constitutional_hash
@@ -89,6 +90,7 @@ class TokenVerifier:
         self._clock = clock
         # token text -> (its claims, its not-before, the key id and key that verified it)
         self._verified: dict[str, tuple[TokenClaims, int, str, RSAKey]] = {}
+        self._capacity = remember  # 0: verify every token in full, every time
 
     def verify(self, token: str) -> TokenClaims:
         remembered = self._verified.get(token)
@@ -108,12 +110,13 @@ class TokenVerifier:
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenRejectedError(_reason(exc)) from None
         claims = self._claims(decoded.claims)
-        self._remember(token, (claims, decoded.claims["nbf"], *used[-1]))
+        if self._capacity:
+            self._remember(token, (claims, decoded.claims["nbf"], *used[-1]))
         return claims
 
     def _remember(self, token: str, entry: tuple[TokenClaims, int, str, RSAKey]) -> None:
         verified = self._verified
-        while len(verified) >= VERIFIED_CACHE_SIZE:
+        while len(verified) >= self._capacity:
             try:  # another thread may evict the same entry first
                 verified.pop(next(iter(verified)))
             except (KeyError, StopIteration, RuntimeError):
@@ -128,7 +131,7 @@ class TokenVerifier:
         key = self._keys.verification_key(kid)
         if key is None:
             raise TokenRejectedError("unknown key id")
-        used.append((kid, key))
+        used.append((str(kid), key))  # a key was found: the id is a string
         return key
 
     def _claims(self, claims: dict[str, Any]) -> TokenClaims:

@@ -275,7 +275,7 @@ def _start_server_process(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"{url}/bare" if mode == "bare" else f"{url}/healthz", timeout=1)
+            httpx.get(f"{url}/bare" if mode.startswith("bare") else f"{url}/healthz", timeout=1)
         except httpx.TransportError:
             if process.poll() is not None:
                 raise SystemExit(f"bench server {mode} exited with {process.returncode}") from None

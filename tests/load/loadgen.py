@@ -8,6 +8,11 @@ counts the warm-up's responses too: the server's work over the whole run).
 
     python -m tests.load.loadgen http://127.0.0.1:8000/path --connections 8 --duration 5 \
         --header "Authorization: Bearer ..."
+
+With `--rate R` the connections send R requests per second in all, each at its own fixed pace,
+instead of back to back: a request's latency is then counted from when it was due, not from when
+it was sent, so a slow response that delays the next request counts against that one too (no
+coordinated omission). A rate the server cannot keep up with shows as latency growing.
 """
 
 from __future__ import annotations
@@ -36,11 +41,18 @@ async def _connection(
     latencies: list[float],
     statuses: Counter[int],
     answered: list[int],
+    pace: tuple[float, float] | None = None,
 ) -> None:
+    """`pace`: (the first request's due time, seconds between requests), or None: back to back."""
     reader, writer = await asyncio.open_connection(host, port)
+    due, interval = pace if pace is not None else (0.0, 0.0)
     try:
         while True:
             started = time.perf_counter()
+            if pace is not None:
+                if due > started:
+                    await asyncio.sleep(due - started)
+                started, due = due, due + interval
             if started >= stop_at:
                 return
             writer.write(request)
@@ -67,6 +79,7 @@ async def run(
     warmup: float,
     headers: list[str],
     body: str | None = None,
+    rate: float | None = None,
 ) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -82,10 +95,21 @@ async def run(
     answered = [0]  # every response, the warm-up's too
     begin = time.perf_counter()
     warm_until, stop_at = begin + warmup, begin + warmup + duration
+    interval = connections / rate if rate else 0.0
     await asyncio.gather(
         *(
-            _connection(host, port, request, stop_at, warm_until, latencies, statuses, answered)
-            for _ in range(connections)
+            _connection(
+                host,
+                port,
+                request,
+                stop_at,
+                warm_until,
+                latencies,
+                statuses,
+                answered,
+                (begin + i * interval / connections, interval) if rate else None,
+            )
+            for i in range(connections)
         )
     )
     ms = [s * 1000 for s in latencies]
@@ -110,6 +134,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--body", default=None, help="POST this JSON body (default: GET)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="requests per second in all (default: flat out)"
+    )
     args = parser.parse_args()
     try:
         import uvloop  # noqa: PLC0415
@@ -118,7 +145,15 @@ def main() -> None:
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         runner = asyncio.run
     result = runner(
-        run(args.url, args.connections, args.duration, args.warmup, args.header, args.body)
+        run(
+            args.url,
+            args.connections,
+            args.duration,
+            args.warmup,
+            args.header,
+            args.body,
+            args.rate,
+        )
     )
     print(json.dumps(result))
 

@@ -2,7 +2,10 @@
 
     python -m tests.load.server_for_bench full PORT   the real app (acgs serve's app, access log on)
     python -m tests.load.server_for_bench bare PORT   a bare Litestar route that only verifies the
-                                                  same bearer token with the same verifier
+                                                  same bearer token with the same verifier, its
+                                                  signature on every request (the reference)
+    python -m tests.load.server_for_bench bare-remembering PORT  the same, remembering verified
+                                                  tokens as the app does
     python -m tests.load.server_for_bench uncached PORT  the real app without the tenant-row cache
                                                   (every request reads the read model)
 
@@ -26,10 +29,16 @@ from api.logging import configure_logging
 from api.settings import Settings
 from api.tokens import key_ring, token_verifier
 from infra.tokens import TokenRejectedError
+from infra.tokens.verifier import VERIFIED_CACHE_SIZE
 
 
-def bare_app(settings: Settings) -> Litestar:
-    verifier = token_verifier(settings, key_ring(settings))
+def bare_app(settings: Settings, *, remember: bool = False) -> Litestar:
+    """The reference route. It checks the token's signature on every request (`remember=False`),
+    the workload the benchmarks' ratio targets were set against; the app itself remembers the
+    tokens it verified, and `bare-remembering` measures the bare route doing the same."""
+    verifier = token_verifier(
+        settings, key_ring(settings), remember=VERIFIED_CACHE_SIZE if remember else 0
+    )
 
     @get("/bare", sync_to_thread=False)
     def bare(request: Request[Any, Any, Any]) -> dict[str, bool]:
@@ -47,8 +56,8 @@ def main() -> None:
     mode, port = sys.argv[1], int(sys.argv[2])
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    if mode == "bare":
-        app: Any = bare_app(settings)
+    if mode.startswith("bare"):
+        app: Any = bare_app(settings, remember=mode == "bare-remembering")
     else:
         from api.bootstrap import build  # noqa: PLC0415
         from api.http.app import create_app  # noqa: PLC0415
