@@ -11,20 +11,21 @@ writes, built from the system's pieces.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from api.bootstrap import System
+from api.integration_adapters import RECHECK_SECONDS, IntegrationAdapters
 from api.role_cache import RoleMappingCache
 from commands.sign_in import Directory, SignIn, TenantEntry
 from commands.tokens import TokenSigner
-from domain.errors import NotFound
 from domain.identity import GroupMapping
+from domain.integration.aggregate import Integration
 from domain.maci import MaciRole
 from domain.saml import SamlSignInFacts
 from domain.sessions import Session
@@ -35,7 +36,6 @@ from infra.ldap.sign_in import LdapSignIn
 from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList, SessionStore
 
-RECHECK_SECONDS = 5.0
 _TENANT = (
     "SELECT tenant_id, status, default_role, access_token_ttl_seconds, "
     "refresh_token_ttl_seconds FROM tenants WHERE "
@@ -45,10 +45,9 @@ _TENANT_BY_ID = _TENANT + "tenant_id = %s"
 
 
 class DirectoryRegistry:
-    """One warm `LdapSignIn` per LDAP integration, rebuilt when the integration changes. Which
-    integration a sign-in uses (and whether it is still enabled, and its version) is looked up
-    again at most every `recheck_seconds` (5 s): a changed or disabled integration is in use
-    within that time."""
+    """One warm `LdapSignIn` per LDAP integration (`IntegrationAdapters`). A sign-in that names
+    no integration uses the tenant's first enabled LDAP integration by name, looked up again at
+    most every `recheck_seconds` as well."""
 
     def __init__(
         self,
@@ -58,48 +57,38 @@ class DirectoryRegistry:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._system = system
-        self._lock = threading.Lock()
-        self._directories: dict[UUID, tuple[int, LdapSignIn]] = {}
-        self._recent: dict[tuple[UUID, UUID | None], tuple[float, Directory | None]] = {}
+        self._adapters: IntegrationAdapters[LdapSignIn] = IntegrationAdapters(
+            system,
+            ("ldap",),
+            self._build,
+            close=LdapSignIn.close,
+            recheck_seconds=recheck_seconds,
+            clock=clock,
+        )
+        self._first: dict[UUID, tuple[float, UUID | None]] = {}
         self._recheck = recheck_seconds
         self._clock = clock
 
     def directory(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
-        key = (tenant_id, integration_id)
-        recent = self._recent.get(key)
-        if recent is not None and self._clock() - recent[0] < self._recheck:
-            return recent[1]
-        checked_at = self._clock()
-        found = self._lookup(tenant_id, integration_id)
-        self._recent[key] = (checked_at, found)
-        return found
-
-    def _lookup(self, tenant_id: UUID, integration_id: UUID | None) -> Directory | None:
-        commands = self._system.integrations
-        if commands is None or self._system.breakers is None:
+        if self._system.breakers is None:  # no integrations in this deployment
             return None
         if integration_id is None:
             integration_id = self._first_ldap(tenant_id)
             if integration_id is None:
                 return None
-        try:
-            integration = commands.load(tenant_id, integration_id)
-        except NotFound:
-            return None
-        if integration.integration_type.value != "ldap" or not integration.enabled:
-            return None
-        with self._lock:
-            cached = self._directories.get(integration.id)
-            if cached is not None and cached[0] == integration.version:
-                return cached[1]
-            settings = DirectorySettings.from_config(integration.clear_config(commands.sealer))
-            built = LdapSignIn(integration.id, settings, self._system.breakers)
-            self._directories[integration.id] = (integration.version, built)
-        if cached is not None:
-            cached[1].close()
-        return built
+        found = self._adapters.get(tenant_id, integration_id)
+        return None if found is None else found[1]
+
+    def _build(self, integration: Integration, config: Mapping[str, Any], _: object) -> LdapSignIn:
+        assert self._system.breakers is not None  # checked by `directory`
+        settings = DirectorySettings.from_config(dict(config))
+        return LdapSignIn(integration.id, settings, self._system.breakers)
 
     def _first_ldap(self, tenant_id: UUID) -> UUID | None:
+        recent = self._first.get(tenant_id)
+        if recent is not None and self._clock() - recent[0] < self._recheck:
+            return recent[1]
+        checked_at = self._clock()
         with (
             psycopg.connect(self._system.app_conninfo, autocommit=True) as conn,
             conn.transaction(),
@@ -109,13 +98,12 @@ class DirectoryRegistry:
                 "SELECT integration_id FROM enterprise_integrations WHERE integration_type = "
                 "'ldap' AND enabled AND archived_at IS NULL ORDER BY integration_name LIMIT 1"
             ).fetchone()
-        return None if row is None else UUID(str(row[0]))
+        found = None if row is None else UUID(str(row[0]))
+        self._first[tenant_id] = (checked_at, found)
+        return found
 
     def close(self) -> None:
-        with self._lock:
-            for _, directory in self._directories.values():
-                directory.close()
-            self._directories.clear()
+        self._adapters.close()
 
 
 class SystemSignInPorts:

@@ -7,44 +7,32 @@ requests, and the sealed store of the providers' refresh tokens.
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from api.bootstrap import System
+from api.integration_adapters import IntegrationAdapters
 from commands.oidc_sign_in import OidcSignIn
 from commands.sign_in import SignIn
-from domain.errors import NotFound
+from domain.integration.aggregate import Integration
 from infra.oidc.relying_party import RelyingParty, RelyingPartySettings
 from infra.postgres.database import Database
 from infra.postgres.sign_in_requests import SignInRequestStore
 from infra.postgres.upstream_tokens import UpstreamTokenStore
 
 KINDS = ("oidc", "oauth")
-RECHECK_SECONDS = 5.0
 
 
 class RelyingPartyRegistry:
-    """`commands.oidc_sign_in.RelyingParties` on the system's integrations. Whether an
-    integration is still enabled (and its version) is looked up again at most every
-    `recheck_seconds` (5 s): a changed or disabled integration is in use within that time."""
+    """`commands.oidc_sign_in.RelyingParties` on the system's integrations: one `RelyingParty`
+    per OIDC or OAuth integration (`IntegrationAdapters`)."""
 
-    def __init__(
-        self,
-        system: System,
-        database: Database,
-        *,
-        recheck_seconds: float = RECHECK_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._system = system
+    def __init__(self, system: System, database: Database) -> None:
         self._db = database
-        self._lock = threading.Lock()
-        self._parties: dict[UUID, tuple[int, str, RelyingParty]] = {}
-        self._recent: dict[tuple[UUID, UUID], tuple[float, tuple[str, RelyingParty] | None]] = {}
-        self._recheck = recheck_seconds
-        self._clock = clock
+        self._adapters: IntegrationAdapters[RelyingParty] = IntegrationAdapters(
+            system, KINDS, _relying_party
+        )
 
     async def find(self, integration_id: UUID) -> tuple[UUID, RelyingParty] | None:
         async with self._db.platform_session() as conn:
@@ -60,50 +48,18 @@ class RelyingPartyRegistry:
         return None if party is None else (row["tenant_id"], party)
 
     async def of_tenant(self, tenant_id: UUID, integration_id: UUID) -> RelyingParty | None:
-        recent = self._recent.get((tenant_id, integration_id))
-        if recent is not None and self._clock() - recent[0] < self._recheck:
-            found = recent[1]
-        else:
-            found = await asyncio.to_thread(self._checked, tenant_id, integration_id)
+        found = await asyncio.to_thread(self._adapters.get, tenant_id, integration_id)
         return None if found is None else found[1]
 
     def key_of(self, tenant_id: UUID, integration_id: UUID) -> str | None:
         """The integration's data key id (it seals the providers' tokens of its sessions)."""
-        recent = self._recent.get((tenant_id, integration_id))
-        if recent is not None and self._clock() - recent[0] < self._recheck:
-            found = recent[1]
-        else:
-            found = self._checked(tenant_id, integration_id)
-        return None if found is None else found[0]
+        found = self._adapters.get(tenant_id, integration_id)
+        return None if found is None else found[0].config_key_id
 
-    def _checked(self, tenant_id: UUID, integration_id: UUID) -> tuple[str, RelyingParty] | None:
-        checked_at = self._clock()
-        found = self._load(tenant_id, integration_id)
-        self._recent[(tenant_id, integration_id)] = (checked_at, found)
-        return found
 
-    def _load(self, tenant_id: UUID, integration_id: UUID) -> tuple[str, RelyingParty] | None:
-        commands = self._system.integrations
-        if commands is None:
-            return None
-        try:
-            integration = commands.load(tenant_id, integration_id)
-        except NotFound:
-            return None
-        kind = integration.integration_type.value
-        if kind not in KINDS or not integration.enabled:
-            return None
-        with self._lock:
-            cached = self._parties.get(integration.id)
-            if cached is not None and cached[0] == integration.version:
-                return cached[1], cached[2]
-        settings = RelyingPartySettings.from_config(
-            integration.id, kind, integration.clear_config(commands.sealer)
-        )
-        party = RelyingParty(settings)
-        with self._lock:
-            self._parties[integration.id] = (integration.version, integration.config_key_id, party)
-        return integration.config_key_id, party
+def _relying_party(integration: Integration, config: Mapping[str, Any], _: object) -> RelyingParty:
+    kind = integration.integration_type.value
+    return RelyingParty(RelyingPartySettings.from_config(integration.id, kind, dict(config)))
 
 
 def build_oidc_sign_in(system: System, database: Database, sign_in: SignIn) -> OidcSignIn:

@@ -3,25 +3,23 @@ reads and writes, built from the system's pieces.
 
 - the tenant of an integration, and the SAML integrations an unsolicited response may be for
   (platform reads of the integrations read model: the caller has no tenant yet);
-- one warm `ServiceProvider` per (integration, version, base URL), rebuilt when the integration
-  changes (looked up again at most every 5 s); its configuration is read from the event store
-  with the secrets opened;
+- one warm `ServiceProvider` per (integration, version, base URL) (`IntegrationAdapters`:
+  rebuilt when the integration changes, looked up again at most every 5 s);
 - the SAML session index in PostgreSQL (read by single logout; written, with the replay cache,
   by the session store in the transaction that opens the session); the screening of responses.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from api.bootstrap import System
-from api.identity import RECHECK_SECONDS
+from api.integration_adapters import IntegrationAdapters
 from commands.saml_sign_in import SamlProvider, SamlSignIn
 from commands.sign_in import SignIn
-from domain.errors import NotFound
+from domain.integration.aggregate import Integration
 from domain.saml import SamlRejected, SamlSessionRef, Screened
 from infra.postgres.database import Database
 from infra.postgres.saml import SamlSessionIndex
@@ -41,68 +39,23 @@ def sp_urls(base_url: str, integration_id: UUID, entity_id: str) -> SpUrls:
     )
 
 
-class ServiceProviders:
-    """One `ServiceProvider` per SAML integration, kept while its version stays. Whether the
-    integration is still enabled, and its version, are looked up again at most every
-    `recheck_seconds` (5 s): a changed or disabled integration is in use within that time."""
+def service_providers(system: System) -> IntegrationAdapters[ServiceProvider]:
+    """One `ServiceProvider` per SAML integration and base URL (`IntegrationAdapters`)."""
 
-    def __init__(
-        self,
-        system: System,
-        *,
-        recheck_seconds: float = RECHECK_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._system = system
-        self._lock = threading.Lock()
-        self._built: dict[tuple[UUID, str], tuple[int, ServiceProvider]] = {}
-        self._recent: dict[tuple[UUID, UUID, str], tuple[float, SamlProvider | None]] = {}
-        self._recheck = recheck_seconds
-        self._clock = clock
-
-    def provider(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
-        key = (tenant_id, integration_id, base_url)
-        recent = self._recent.get(key)
-        if recent is not None and self._clock() - recent[0] < self._recheck:
-            return recent[1]
-        checked_at = self._clock()
-        found = self._lookup(tenant_id, integration_id, base_url)
-        self._recent[key] = (checked_at, found)
-        return found
-
-    def _lookup(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
-        commands = self._system.integrations
-        if commands is None:
-            return None
+    def build(integration: Integration, config: Mapping[str, Any], base_url: object) -> Any:
+        urls = sp_urls(str(base_url), integration.id, str(config["sp_entity_id"]))
         try:
-            integration = commands.load(tenant_id, integration_id)
-        except NotFound:
-            return None
-        if integration.integration_type.value != "saml" or not integration.enabled:
-            return None
-        key = (integration.id, base_url)
-        with self._lock:
-            cached = self._built.get(key)
-        if cached is not None and cached[0] == integration.version:
-            return cached[1]
-        config = integration.clear_config(commands.sealer)
-        try:
-            built = ServiceProvider(
-                integration.id,
-                config,
-                sp_urls(base_url, integration.id, str(config["sp_entity_id"])),
-            )
+            return ServiceProvider(integration.id, dict(config), urls)
         except SamlRejected:
             return None
-        with self._lock:
-            self._built[key] = (integration.version, built)
-        return built
+
+    return IntegrationAdapters(system, ("saml",), build)
 
 
 class SystemSamlPorts:
     """`commands.saml_sign_in.SamlPorts` on the system's database and integrations."""
 
-    def __init__(self, database: Database, providers: ServiceProviders) -> None:
+    def __init__(self, database: Database, providers: IntegrationAdapters[ServiceProvider]) -> None:
         self._db = database
         self._providers = providers
         self._sessions = SamlSessionIndex(database)
@@ -118,7 +71,8 @@ class SystemSamlPorts:
         return None if row is None else UUID(str(row["tenant_id"]))
 
     def provider(self, tenant_id: UUID, integration_id: UUID, base_url: str) -> SamlProvider | None:
-        return self._providers.provider(tenant_id, integration_id, base_url)
+        found = self._providers.get(tenant_id, integration_id, base_url)
+        return None if found is None else found[1]
 
     async def unsolicited(self, audiences: tuple[str, ...]) -> list[tuple[UUID, UUID]]:
         if not audiences:
@@ -148,5 +102,5 @@ class SystemSamlPorts:
 
 
 def build_saml(system: System, database: Database, sign_in: SignIn) -> SamlSignIn:
-    ports = SystemSamlPorts(database, ServiceProviders(system))
+    ports = SystemSamlPorts(database, service_providers(system))
     return SamlSignIn(sign_in, SignInRequestStore(database), ports)
