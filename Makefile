@@ -31,7 +31,8 @@ run: $(RUN_MARKER)
 # Debian's PostgreSQL server for the test fixtures (as root); without root the pgserver wheel is used.
 # Debian's slapd and ldap-utils for the LDAP integration tests, xmlsec1 (pysaml2's signer) for the
 # SAML IdP of the tests, and rsyslog with its TLS driver (rsyslog-gnutls) for the CEF-over-syslog
-# sink tests (as root; the tests fail with the install step named when they are missing).
+# sink tests, and redis-server for the shared quotas' tests (as root; the tests fail with the
+# install step named when they are missing).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -48,6 +49,10 @@ system-deps:
 	@if [ "$$(id -u)" = 0 ] && ! { command -v rsyslogd && ls /usr/lib/*/rsyslog/lmnsd_gtls.so; } >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends rsyslog rsyslog-gnutls >/dev/null; \
+	fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v redis-server >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends redis-server >/dev/null; \
 	fi
 
 # The OpenID provider the OIDC tests start (oidc-provider from the npm registry, pinned by the

@@ -50,6 +50,9 @@ class Settings:
     breaker_failure_threshold: int = 5
     breaker_reset_seconds: int = 30
     break_glass_file: Path | None = None  # local accounts for a directory outage (off when unset)
+    # Quotas shared by every API process (off: each process counts its own).
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    redis_on_failure: str = "open"  # Redis unreachable: admit (open) or refuse with 503 (closed)
 
     def with_integrations(self, env: dict[str, str]) -> Settings:
         return replace(self, **_integration_settings(env))  # type: ignore[arg-type]
@@ -107,7 +110,18 @@ class Settings:
             trace_endpoint=e.get("ACGS_TRACE_ENDPOINT") or None,
             trace_sample_ratio=_ratio(e, "ACGS_TRACE_SAMPLE_RATIO", 0.01),
             trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
+            redis_url=_redis_url(e),
+            redis_on_failure=_choice(e, "ACGS_REDIS_ON_FAILURE", "open", ("open", "closed")),
         ).with_integrations(e)
+
+
+def _redis_url(env: dict[str, str]) -> str | None:
+    url = env.get("ACGS_REDIS_URL") or None
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        scheme = url.partition("://")[0] if "://" in url else "no scheme"
+        msg = f"ACGS_REDIS_URL must be a redis://, rediss:// or unix:// URL, got {scheme}"
+        raise SettingsError(msg)  # never the URL itself: it may hold a password
+    return url
 
 
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -54,6 +54,7 @@ def create_app(
         await system.database.open()
 
     async def close_pool() -> None:
+        await api.close()
         await system.database.close()
 
     def provide_api() -> ApiServices:

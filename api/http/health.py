@@ -24,7 +24,9 @@ class HealthController(Controller):
         "/readyz",
         summary="Readiness: database reachable, projections within 5 s of the log, the audit log "
         "within ACGS_AUDIT_LAG_EVENTS events (else 'degraded'), no background worker being "
-        "restarted",
+        "restarted, and the shared quota store (Redis, when set) reachable: unreachable is "
+        "'degraded' when quotas fail open, not ready when they fail closed. `quotas` says which "
+        "store counts the tenants' requests and what happens when it is unreachable",
         responses={503: ResponseSpec(dict[str, Any], description="Not ready, with the checks")},
     )
     async def readyz(self, state: State) -> Response[dict[str, Any]]:
@@ -49,9 +51,34 @@ class HealthController(Controller):
         except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
             checks["database"] = f"unavailable: {type(exc).__name__}"
             ready = False
+        quotas, ready = await _quota_check(state.api, checks, ready)
         code = HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE
-        word = "ready" if ready else ("degraded" if _only_audit(checks) else "not_ready")
-        return Response({"status": word, "checks": checks}, status_code=code)
+        word = "ready" if ready and _all_ok(checks) else ("degraded" if ready else "not_ready")
+        if not ready and _only_audit(checks):
+            word = "degraded"
+        return Response({"status": word, "checks": checks, "quotas": quotas}, status_code=code)
+
+
+async def _quota_check(
+    api: Any, checks: dict[str, Any], ready: bool
+) -> tuple[dict[str, Any], bool]:
+    """The quota store in `checks` (only when shared); what it is; readiness after it."""
+    shared = api.shared_quotas
+    if shared is None:
+        return {"store": "memory", "shared": False}, ready
+    info = {"store": "redis", "shared": True, "on_failure": shared.on_failure}
+    if await shared.ping():
+        checks["quotas"] = "ok"
+        return info, ready
+    if shared.on_failure == "open":
+        checks["quotas"] = "unreachable: admitting requests, quotas not enforced"
+        return info, ready
+    checks["quotas"] = "unreachable: refusing requests (503)"
+    return info, False
+
+
+def _all_ok(checks: dict[str, Any]) -> bool:
+    return all(v == "ok" for v in checks.values())
 
 
 def _audit_check(status: list[dict[str, Any]], threshold: int) -> Any:

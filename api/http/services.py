@@ -12,10 +12,12 @@ from api.http.idempotency import Idempotency
 from api.http.metrics import ApiMetrics
 from api.http.quotas import ConcurrencyLimiter, RateLimiter
 from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
+from api.http.quotas.redis import RedisConcurrencyLimiter, RedisRateLimiter, redis_client
 from api.http.quotas.storage import StorageMeter
 from api.identity import build_sign_in
 from api.oidc import build_oidc_sign_in
 from api.saml import build_saml
+from api.settings import Settings
 from api.tokens import key_ring, token_verifier
 from commands.oidc_sign_in import OidcSignIn
 from commands.saml_sign_in import SamlSignIn
@@ -45,6 +47,17 @@ class ApiServices:
     saml: SamlSignIn
     oidc: OidcSignIn
 
+    async def close(self) -> None:
+        """Release what the HTTP services hold beyond the system (the quota store's client)."""
+        if self.shared_quotas is not None:
+            await self.shared_quotas.close()
+
+    @property
+    def shared_quotas(self) -> RedisRateLimiter | None:
+        """The Redis limiter when quotas are shared between processes (readiness reports it)."""
+        limiter = self.rate_limiter
+        return limiter if isinstance(limiter, RedisRateLimiter) else None
+
     @property
     def tenants(self) -> TenantCommands:
         return self.system.tenants
@@ -66,14 +79,15 @@ class ApiServices:
         metrics.registry.register(DecisionCollector(system))
         revocations = RevocationList(system.database)
         sign_in = build_sign_in(system, system.database, TokenIssuer(keys), revocations)
+        rate_limiter, concurrency = _limiters(settings)
         return cls(
             system=system,
             constitutional_hash=settings.constitutional_hash,
             keys=keys,
             verifier=token_verifier(settings, keys),
             directory=TenantDirectory(system.database, ttl_seconds=tenant_cache_seconds),
-            rate_limiter=SlidingWindowRateLimiter(),
-            concurrency=InProcessConcurrencyLimiter(),
+            rate_limiter=rate_limiter,
+            concurrency=concurrency,
             storage=StorageMeter(system.database),
             idempotency=Idempotency(system.database),
             metrics=metrics,
@@ -82,3 +96,15 @@ class ApiServices:
             saml=build_saml(system, system.database, sign_in),
             oidc=build_oidc_sign_in(system, system.database, sign_in),
         )
+
+
+def _limiters(settings: Settings) -> tuple[RateLimiter, ConcurrencyLimiter]:
+    """In-process limiters, or Redis ones shared by every process when ACGS_REDIS_URL is set."""
+    if settings.redis_url is None:
+        return SlidingWindowRateLimiter(), InProcessConcurrencyLimiter()
+    client = redis_client(settings.redis_url)
+    mode = settings.redis_on_failure
+    return (
+        RedisRateLimiter(client, on_failure=mode),
+        RedisConcurrencyLimiter(client, on_failure=mode),
+    )

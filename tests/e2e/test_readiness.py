@@ -75,6 +75,7 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     assert first.json() == {
         "status": "ready",
         "checks": {"database": "ok", "projections": "ok", "audit": "ok", "workers": "ok"},
+        "quotas": {"store": "memory", "shared": False},
     }
 
     served.system.tenants.create(PLATFORM, CreateTenant("Lagging", "lagging", "l@example.com"))
