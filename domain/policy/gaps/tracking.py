@@ -33,6 +33,7 @@ _GAP_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:gap")
 _RULES = {rule.id: rule for rule in CATALOGUE}
 MAX_REASON = 1000
 WHOLE_POLICY = "policy"
+_JUDGED_ON_REGO = frozenset({"GAP-004"})  # the constitutional guard
 _LOCATIONS = (  # (pattern of a detector's message, how its location is written)
     (
         re.compile(r"^(?:allow )?rule (?P<at>\S+?):? "),
@@ -144,12 +145,15 @@ def _source_policy(version: RegisteredVersion) -> Policy | None:
 
 
 def _detected(rule: GapRule, version: RegisteredVersion, model: Policy | None) -> list[str]:
-    """A registered version decides by its Rego, so rules with a Rego detector read the Rego;
-    the rules that need the rule model (separation of powers, unreachable, contradictory) read
-    the source when it is a legacy policy."""
-    if rule.detect_rego is not None:
-        return rule.detect_rego(rego_facts(f"{version.policy_key}.rego", version.rego))
-    return rule.detect_policy(model) if model is not None else []
+    """A version submitted in a legacy format is judged on its rule model (the detectors there
+    are exact), except for the constitutional guard, which only the Rego that decides can carry;
+    a version submitted as Rego is judged on its Rego (rules without a Rego detector find
+    nothing there)."""
+    if model is not None and rule.id not in _JUDGED_ON_REGO:
+        return rule.detect_policy(model)
+    if rule.detect_rego is None:
+        return []
+    return rule.detect_rego(rego_facts(f"{version.policy_key}.rego", version.rego))
 
 
 def version_gaps(tenant_id: UUID, version: RegisteredVersion) -> list[TrackedGap]:
