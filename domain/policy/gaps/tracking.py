@@ -24,7 +24,6 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import InvalidStateTransition, ValidationFailed
 from domain.policy.gaps.catalogue import CATALOGUE, SEVERITY_WEIGHTS, GapRule, GapSeverity
-from domain.policy.gaps.gap_report import GapFinding
 from domain.policy.gaps.rego_facts import rego_facts
 from domain.policy.rule_model import Policy
 from domain.policy.sources import SourceFormat, parse_source
@@ -81,10 +80,6 @@ class TrackedGap:
     location: str
     detail: str
 
-    @property
-    def remediation(self) -> str:
-        return _RULES[self.rule_id].remediation
-
     def as_json(self) -> dict[str, Any]:
         return {
             "gap_id": str(self.gap_id),
@@ -107,6 +102,10 @@ class TrackedGap:
             str(data["location"]),
             str(data["detail"]),
         )
+
+
+def catalogue_rule(rule_id: str) -> GapRule:
+    return _RULES[rule_id]
 
 
 def gap_identity(tenant_id: UUID, rule_id: str, policy_key: str, location: str) -> UUID:
@@ -178,11 +177,6 @@ def version_gaps(tenant_id: UUID, version: RegisteredVersion) -> list[TrackedGap
                 ),
             )
     return list(found.values())
-
-
-def as_finding(gap: TrackedGap) -> GapFinding:
-    rule = _RULES[gap.rule_id]
-    return GapFinding(rule.id, rule.title, rule.severity, gap.policy_key, gap.location, gap.detail)
 
 
 @dataclass(frozen=True)
