@@ -6,17 +6,14 @@ envelope."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
-from commands.gap_analysis import GapAnalysisKind
-from commands.migration_kinds import JobContext
 from domain.maci import MaciRole
-from tests.e2e.policy_support import WRITE, activate, submitted
+from tests.e2e.policy_support import WRITE, activate, run_gap_analysis, submitted
 from tests.peers.http import HASH, Api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rego]
@@ -57,23 +54,7 @@ class Tenant:
         return self.clients[-1]
 
     def analyse(self) -> UUID:
-        """One gap_analysis run over the tenant's active policies, as a worker would run it."""
-        self.api.wait_projected()
-        kind: GapAnalysisKind = self.api.system.gap_analysis_kind()
-        job = JobContext(
-            tenant_id=self.id,
-            job_id=uuid4(),
-            kind=kind.name,
-            parameters=kind.validate({"batch_size": 1}, None),
-            source=None,
-            requested_by="legislative-user",
-            checkpoint=None,
-            work_dir=Path(),
-        )
-        cursor = kind.open(job)
-        while cursor.next_batch() is not None:
-            pass
-        return job.job_id
+        return run_gap_analysis(self.api.system, self.id, batch_size=1)
 
     def gaps(self, client: httpx.Client, **query: Any) -> dict[str, Any]:
         response = client.get(f"/v1/tenants/{self.id}/gaps", params=query)
