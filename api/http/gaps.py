@@ -19,13 +19,13 @@ from litestar.params import Body, Parameter
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
-from api.http.dto import HashValue
+from api.http.dto import HashValue, documented
 from api.http.services import ApiServices
 from api.http.tenants import MAX_OFFSET, HashHeader, _context, _in_thread
 from commands.authorization import Permission, authorize
 from commands.context import Principal
 from commands.gaps import GapCommands
-from domain.policy.gaps.tracking import catalogue_rule
+from domain.policy.gaps.tracking import MAX_REASON, REASON_PATTERN, catalogue_rule
 from projections.gaps import find_gap, gap_trend, list_gaps
 
 GapStatusName = Literal["open", "fixed", "accepted"]
@@ -39,8 +39,8 @@ EXAMPLE = {
 
 
 class GapReviewRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    action: str | UnsetType = UNSET  # accept | reopen
-    reason: str | UnsetType = UNSET
+    action: Literal["accept", "reopen"]
+    reason: Annotated[str, documented(min_length=1, max_length=MAX_REASON, pattern=REASON_PATTERN)]
     constitutional_hash: HashValue | UnsetType = UNSET
 
 
@@ -243,8 +243,8 @@ class GapController(Controller):
                 tenant_id,
                 gap_id,
                 current,
-                action=None if data.action is UNSET else data.action,
-                reason=None if data.reason is UNSET else data.reason,
+                action=data.action,
+                reason=data.reason,
             )
         )
         return GapReviewed(

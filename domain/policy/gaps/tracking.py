@@ -31,6 +31,9 @@ from domain.policy.sources import SourceFormat, parse_source
 _GAP_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:gap")
 _RULES = {rule.id: rule for rule in CATALOGUE}
 MAX_REASON = 1000
+# A review's reason: some text that is not only whitespace, no control character but tab and
+# newline (what `reviewed_status` checks; the API documents it).
+REASON_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
 WHOLE_POLICY = "policy"
 _JUDGED_ON_REGO = frozenset({"GAP-004"})  # the constitutional guard
 _LOCATIONS = (  # (pattern of a detector's message, how its location is written)
@@ -263,7 +266,7 @@ def reviewed_status(current: GapStatus, action: object, reason: object) -> GapSt
     text = reason if isinstance(reason, str) else ""
     if not text.strip() or len(text) > MAX_REASON:
         problems.append({"field": "reason", "message": f"1 to {MAX_REASON} characters required"})
-    elif any(ord(c) < 32 and c not in "\n\t" for c in text):
+    elif any((ord(c) < 32 and c not in "\n\t") or c == "\x7f" for c in text):
         problems.append({"field": "reason", "message": "must not hold control characters"})
     if problems:
         raise ValidationFailed.listing(problems)

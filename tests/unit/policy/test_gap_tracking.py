@@ -3,16 +3,21 @@ cumulative tally, reviews, and the gap_analysis kind's parameters."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commands.gap_analysis import GapAnalysisKind
 from commands.migration_kinds import JobSource
 from domain.errors import InvalidStateTransition, ValidationFailed
 from domain.policy.gaps.tracking import (
+    MAX_REASON,
+    REASON_PATTERN,
     GapStatus,
     RegisteredVersion,
     RunTally,
@@ -156,3 +161,21 @@ def test_the_kind_normalises_its_parameters_and_lists_every_bad_one() -> None:
         "parameters.batch_size",
         "source",
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.from_regex(re.compile(REASON_PATTERN), fullmatch=True).filter(
+        lambda s: 1 <= len(s) <= MAX_REASON
+    )
+)
+def test_every_reason_the_api_documents_is_accepted(reason: str) -> None:
+    assert reviewed_status(GapStatus.OPEN, "accept", reason) is GapStatus.ACCEPTED
+
+
+def test_reasons_the_domain_refuses_are_outside_the_document() -> None:
+    for refused in ("", "   ", "\n\t", "ok\x01", "ok\x7f", "x" * (MAX_REASON + 1)):
+        documented = re.fullmatch(REASON_PATTERN, refused) and len(refused) <= MAX_REASON
+        assert not documented, refused
+        with pytest.raises(ValidationFailed):
+            reviewed_status(GapStatus.OPEN, "accept", refused)
