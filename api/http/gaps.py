@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
 from api.http.dto import HashValue, documented
+from api.http.policy_dto import NO_NUL
 from api.http.services import ApiServices
 from api.http.tenants import MAX_OFFSET, HashHeader, _context, _in_thread
 from commands.authorization import Permission, authorize
@@ -182,7 +183,8 @@ class GapController(Controller):
             SeverityName | None, Parameter(query="severity", required=False)
         ] = None,
         policy_id: Annotated[
-            str | None, Parameter(query="policy_id", required=False, max_length=255)
+            str | None,
+            Parameter(query="policy_id", required=False, max_length=255, pattern=NO_NUL),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,

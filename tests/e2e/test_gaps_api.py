@@ -192,6 +192,8 @@ def test_reviews_are_refused_in_the_one_envelope(
     query = admin.get(f"/v1/tenants/{tenant.id}/gaps", params={"status": "closed", "limit": 0})
     fields = _error(query, 422, "VALIDATION_ERROR")["details"]["fields"]
     assert [f["field"] for f in fields] == ["status", "limit"]
+    nul = admin.get(f"/v1/tenants/{tenant.id}/gaps", params={"policy_id": "door\x00"})
+    assert _error(nul, 422, "VALIDATION_ERROR")["details"]["fields"][0]["field"] == "policy_id"
 
     stranger = Tenant(api, platform, f"gaps-other-{unique}")
     try:
