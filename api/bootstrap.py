@@ -306,8 +306,10 @@ class System:
 
     def gap_analysis_kind(self) -> GapAnalysisKind:
         """The `gap_analysis` job kind, over the registry and the gap tables as the application
-        role (row-level security holds for it as for the API)."""
-        return GapAnalysisKind(PostgresGapLedger(self.app_conninfo))
+        role (row-level security holds for it as for the API); the critical gaps a run opens go
+        to the audit log (and so to the sinks' alerts)."""
+        assert self.gaps is not None
+        return GapAnalysisKind(PostgresGapLedger(self.app_conninfo), self.gaps)
 
     def health_checker(self) -> IntegrationHealthChecker:
         assert self.integrations is not None

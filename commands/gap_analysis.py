@@ -5,7 +5,8 @@ The run's id is the job's id. Each batch records the gaps of its policies under 
 (idempotently: a batch run twice records the same rows) and returns the cumulative tally, which
 travels in the checkpoint; a re-claimed job continues from the checkpoint's last policy key with
 the checkpoint's tally, so the counts stay exact. Once every policy is done the run completes:
-the tenant's current gaps take its findings, and gaps it no longer found are marked fixed.
+the tenant's current gaps take its findings, gaps it no longer found are marked fixed, and each
+critical gap it opened is reported as an alert.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from commands.migration_kinds import BatchOutcome, JobContext, JobSource
 from domain.errors import ValidationFailed
+from domain.policy.gaps.catalogue import GapSeverity
 from domain.policy.gaps.tracking import (
     GapScope,
     RegisteredVersion,
@@ -59,7 +61,20 @@ class GapLedger(Protocol):
         fixed. Completing a completed run changes nothing and returns its counts."""
         ...
 
+    def opened_gaps(self, tenant_id: UUID, run_id: UUID, severity: GapSeverity) -> list[TrackedGap]:
+        """The gaps of `severity` that the completed run opened (first seen, or regressed)."""
+        ...
+
     def run_counts(self, tenant_id: UUID, run_id: UUID) -> RunCounts | None: ...
+
+
+class GapAlerts(Protocol):
+    """Port: where a run reports each critical gap it opened (the audit log, so the sinks raise
+    the `policy_gap_critical` alert). Reporting a gap twice for one run records it once."""
+
+    def gap_opened(
+        self, tenant_id: UUID, run_id: UUID, requested_by: str, gap: TrackedGap
+    ) -> None: ...
 
 
 def _batch_size(value: object, problems: list[dict[str, Any]]) -> int:
@@ -74,8 +89,9 @@ def _batch_size(value: object, problems: list[dict[str, Any]]) -> int:
 class GapAnalysisKind:
     name = KIND
 
-    def __init__(self, ledger: GapLedger) -> None:
+    def __init__(self, ledger: GapLedger, alerts: GapAlerts) -> None:
         self._ledger = ledger
+        self._alerts = alerts
 
     def validate(self, parameters: Mapping[str, Any], source: JobSource | None) -> dict[str, Any]:
         problems: list[dict[str, Any]] = [
@@ -99,7 +115,7 @@ class GapAnalysisKind:
         scope = GapScope(job.parameters.get("scope", GapScope.ACTIVE.value))
         total = self._ledger.count_versions(job.tenant_id, scope)
         self._ledger.begin_run(job.tenant_id, job.job_id, scope, total, job.requested_by)
-        return GapCursor(self._ledger, job, scope, total)
+        return GapCursor(self._ledger, self._alerts, job, scope, total)
 
     def report(self, job: JobContext, summary: Mapping[str, Any]) -> Mapping[str, Any]:
         counts = self._ledger.run_counts(job.tenant_id, job.job_id)
@@ -111,8 +127,11 @@ class GapAnalysisKind:
 
 
 class GapCursor:
-    def __init__(self, ledger: GapLedger, job: JobContext, scope: GapScope, total: int) -> None:
+    def __init__(
+        self, ledger: GapLedger, alerts: GapAlerts, job: JobContext, scope: GapScope, total: int
+    ) -> None:
         self._ledger = ledger
+        self._alerts = alerts
         self._job = job
         self._scope = scope
         self.total = total
@@ -129,6 +148,8 @@ class GapCursor:
         versions = self._ledger.versions(tenant_id, self._scope, self._after, self._batch)
         if not versions:
             self._ledger.complete_run(tenant_id, run_id)
+            for gap in self._ledger.opened_gaps(tenant_id, run_id, GapSeverity.CRITICAL):
+                self._alerts.gap_opened(tenant_id, run_id, self._job.requested_by, gap)
             self._completed = True
             return None
         gaps = [gap for version in versions for gap in version_gaps(tenant_id, version)]

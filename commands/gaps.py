@@ -1,6 +1,7 @@
-"""Reviews of governance gaps: a tenant admin accepts a gap (a risk taken knowingly, with a
-reason) or reopens an accepted one. Each review is an audit entry whose details say what
-changed, so it is audited like any change and the reviews' read model is rebuilt from the log.
+"""Governance gaps in the audit log: the critical gaps a gap-analysis run opened (alerts), and
+reviews: a tenant admin accepts a gap (a risk taken knowingly, with a reason) or reopens an
+accepted one. Each is an audit entry whose details say what happened, so it is audited like any
+change (and reaches the sinks) and the reviews' read model is rebuilt from the log.
 
 The caller passes the gap as the read model shows it (like a retention change, which starts
 from the current settings): the transition is checked against that status.
@@ -9,19 +10,30 @@ from the current settings): the transition is checked against that status.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from commands.application import GovernanceApplication
 from commands.authorization import Permission
 from commands.context import CommandContext
 from commands.preamble import CommandPreamble
 from domain.audit import AuditEntry
-from domain.errors import NotFound
-from domain.policy.gaps.tracking import REVIEW_ACTIONS, GapReview, GapStatus, reviewed_status
+from domain.errors import ConcurrentModification, NotFound
+from domain.events import SYSTEM_ACTOR, EventMeta
+from domain.policy.gaps.tracking import (
+    REVIEW_ACTIONS,
+    GapReview,
+    GapStatus,
+    TrackedGap,
+    catalogue_rule,
+    reviewed_status,
+)
 
 REVIEW_ACTION = "review_gap"  # the action a refused review is audited under
+GAP_OPENED_ACTION = "gap_found"  # a run opened a critical gap: event type governance.gap_found
+_ALERTS = uuid5(NAMESPACE_URL, "urn:acgs:gap-alert")
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,31 @@ class Reviewed:
 class GapCommands:
     def __init__(self, app: GovernanceApplication, constitutional_hash: str) -> None:
         self._app = app
+        self._hash = constitutional_hash
         self._preamble = CommandPreamble(app, constitutional_hash)
+
+    def gap_opened(self, tenant_id: UUID, run_id: UUID, requested_by: str, gap: TrackedGap) -> None:
+        """Record that a gap-analysis run opened a critical gap (the sinks alert on it: its
+        details carry the severity). One entry per run and gap: its id is derived from both,
+        so a run that reports again after a crash records nothing twice."""
+        rule = catalogue_rule(gap.rule_id)
+        entry = AuditEntry.record(
+            entry_id=uuid5(_ALERTS, f"{run_id}:{gap.gap_id}"),
+            category="governance",
+            action=GAP_OPENED_ACTION,
+            result="success",
+            target_resource=f"tenant/{tenant_id}/gaps/{gap.gap_id}",
+            details={
+                **gap.as_json(),
+                "title": rule.title,
+                "remediation": rule.remediation,
+                "run_id": str(run_id),
+                "requested_by": requested_by,
+            },
+            meta=EventMeta(tenant_id, SYSTEM_ACTOR, self._hash),
+        )
+        with suppress(ConcurrentModification):  # recorded by an earlier attempt of the run
+            self._app.save_for(tenant_id, entry)
 
     def review(
         self,

@@ -12,6 +12,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from domain.policy.gaps.catalogue import GapSeverity
 from domain.policy.gaps.tracking import (
     GapScope,
     RegisteredVersion,
@@ -51,9 +52,13 @@ UPDATE gap_runs SET policies_analysed = %(policies_analysed)s, gaps_found = %(ga
     score = %(score)s, gap_severities = %(gap_severities)s, gap_rules = %(gap_rules)s
 WHERE run_id = %(run_id)s AND status = 'running'
 """
-_NEW = """
-SELECT count(*) FROM gap_run_findings f WHERE f.run_id = %s
+_OPENED = """
+UPDATE gap_run_findings f SET opened = true WHERE f.run_id = %s
 AND NOT EXISTS (SELECT 1 FROM gaps g WHERE g.gap_id = f.gap_id AND g.fixed_at IS NULL)
+"""
+_OPENED_GAPS = """
+SELECT gap_id, rule_id, severity, policy_key, policy_version, location, detail
+FROM gap_run_findings WHERE run_id = %s AND opened AND severity = %s ORDER BY policy_key, gap_id
 """
 _FIX = """
 UPDATE gaps SET fixed_at = now(), fixed_in_run = %(run_id)s
@@ -172,7 +177,7 @@ class PostgresGapLedger:
                 raise LookupError(msg)
             if row[0] == "completed":
                 return RunCounts(*row[1:])
-            new = _count(cur, _NEW, [run_id])
+            new = cur.execute(_OPENED, [run_id]).rowcount
             fixed = cur.execute(_FIX, {"run_id": run_id}).rowcount
             cur.execute(_TAKE, {"run_id": run_id})
             accepted = _count(cur, _ACCEPTED, [run_id])
@@ -180,6 +185,14 @@ class PostgresGapLedger:
             counts = RunCounts(found - accepted, accepted, new, fixed)
             cur.execute(_COMPLETE, {**counts.as_json(), "run_id": run_id})
         return counts
+
+    def opened_gaps(self, tenant_id: UUID, run_id: UUID, severity: GapSeverity) -> list[TrackedGap]:
+        with self._tenant(tenant_id) as cur:
+            rows = cur.execute(_OPENED_GAPS, [run_id, severity.value]).fetchall()
+        return [
+            TrackedGap(gap_id, rule, GapSeverity(level), key, version, location, detail)
+            for gap_id, rule, level, key, version, location, detail in rows
+        ]
 
     def run_counts(self, tenant_id: UUID, run_id: UUID) -> RunCounts | None:
         with self._tenant(tenant_id) as cur:

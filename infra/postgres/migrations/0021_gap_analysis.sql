@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS gap_run_findings (
     policy_version      INT NOT NULL,
     location            TEXT NOT NULL,
     detail              TEXT NOT NULL,
+    opened              BOOLEAN NOT NULL DEFAULT false,  -- not open before this run completed
     PRIMARY KEY (run_id, gap_id)
 );
 CREATE INDEX IF NOT EXISTS idx_gap_run_findings_tenant ON gap_run_findings (tenant_id);

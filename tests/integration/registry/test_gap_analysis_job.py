@@ -22,9 +22,10 @@ from commands.gap_analysis import GapAnalysisKind
 from commands.migration_kinds import BatchOutcome, JobContext
 from commands.policy_intake import SubmitPolicy
 from commands.tenants import CreateTenant
-from domain.errors import Forbidden
+from domain.errors import Forbidden, InvalidStateTransition
 from domain.maci import MaciRole
 from domain.policy.gaps.tracking import gap_identity
+from domain.sinks import Severity, classify
 from projections.gaps import find_gap, gap_trend, list_gaps
 from tests.integration.spine.support import HASH, PLATFORM
 
@@ -95,6 +96,22 @@ class Registry:
                 return await read(conn, *args, **kwargs)
 
         return asyncio.run(run())
+
+    def audited(self, action: str) -> list[dict[str, Any]]:
+        """The tenant's audit records of `action`, oldest first."""
+        self.system.runner("audit_log").catch_up()
+        with (
+            psycopg.connect(self.system.app_conninfo, row_factory=dict_row) as conn,
+            conn.transaction(),
+        ):
+            conn.execute(
+                "SELECT set_config('app.current_tenant_id', %s, true)", [str(self.tenant_id)]
+            )
+            return conn.execute(
+                "SELECT event_type, event_category, action, result, actor_id, details "
+                "FROM tenant_audit_log WHERE action = %s ORDER BY chain_seq",
+                [action],
+            ).fetchall()
 
     def statuses(self) -> dict[tuple[str, str, str], str]:
         rows, _ = self.query(
@@ -177,9 +194,20 @@ def test_a_fixed_policy_closes_its_gaps_and_an_accepted_gap_stays_accepted(
     kind = system.gap_analysis_kind()
     parameters = kind.validate({}, None)
     first = registry.job(parameters)
-    _run(kind, first)
+    [done] = _run(kind, first)
     assert kind.report(first, {})["gaps"] == {"open": 8, "accepted": 0, "new": 8, "fixed": 0}
     assert set(registry.statuses().values()) == {"open"}
+    # The run opened two critical gaps: each is an audit entry the sinks alert on.
+    alerts = registry.audited("gap_found")
+    assert sorted((a["details"]["rule_id"], a["details"]["severity"]) for a in alerts) == [
+        ("GAP-001", "critical"),
+        ("GAP-002", "critical"),
+    ]
+    assert {classify(a) for a in alerts} == {(Severity.CRITICAL, "policy_gap_critical")}
+    assert {a["details"]["run_id"] for a in alerts} == {str(first.job_id)}
+    # A worker that completed the run but died before recording it does it again: no new alert.
+    assert kind.open(registry.job(parameters, done.checkpoint, first.job_id)).next_batch() is None
+    assert len(registry.audited("gap_found")) == 2
 
     # The tenant admin accepts the separation-of-powers gap of payroll, with a reason.
     gap_id = gap_identity(registry.tenant_id, "GAP-006", "payroll", "role clerk")
@@ -215,6 +243,7 @@ def test_a_fixed_policy_closes_its_gaps_and_an_accepted_gap_stays_accepted(
     third = registry.job(parameters)
     _run(kind, third)
     assert kind.report(third, {})["gaps"] == {"open": 7, "accepted": 1, "new": 4, "fixed": 0}
+    assert len(registry.audited("gap_found")) == 4  # the regression alerts again
     assert registry.statuses()[("door", "GAP-001", "policy")] == "open"
     assert registry.statuses()[("payroll", "GAP-006", "role clerk")] == "accepted"
 
@@ -247,6 +276,20 @@ def test_reviews_are_audited_and_refused_to_anyone_but_the_tenant_admin(
                            reason="mine")  # fmt: skip
     system.gaps.review(registry.admin, registry.tenant_id, gap_id, current, action="accept",
                        reason="payroll is public here")  # fmt: skip
+    system.runner("gap_reviews").catch_up()
+    assert registry.statuses()[("payroll", "GAP-003", "rule payroll-read")] == "accepted"
+    # Dropping the rule fixes the gap: fixed wins over accepted, and a fixed gap takes no review.
+    registry.register(
+        PAYROLL.replace("payroll-read", "payroll-read-by-payroll-clerks").replace(
+            'resource.type == "payroll"', 'resource.type == "payroll" AND user.role == "payroll"'
+        )
+    )
+    _run(kind, registry.job(kind.validate({}, None)))
+    assert registry.statuses()[("payroll", "GAP-003", "rule payroll-read")] == "fixed"
+    fixed = registry.query(find_gap, gap_id)
+    with pytest.raises(InvalidStateTransition):
+        system.gaps.review(registry.admin, registry.tenant_id, gap_id, fixed, action="reopen",
+                           reason="no")  # fmt: skip
     system.runner("audit_log").catch_up()
     with psycopg.connect(system.app_conninfo) as conn, conn.transaction():
         conn.execute(

@@ -144,7 +144,9 @@ def test_a_bad_review_names_every_bad_field_at_once() -> None:
 
 
 def test_the_kind_normalises_its_parameters_and_lists_every_bad_one() -> None:
-    kind = GapAnalysisKind(ledger=cast("Any", None))  # validate never reads the registry
+    kind = GapAnalysisKind(
+        cast("Any", None), cast("Any", None)
+    )  # validate never reads the registry
     assert kind.validate({}, None) == {"scope": "active", "batch_size": 100}
     assert kind.validate({"scope": "latest", "batch_size": 7}, None) == {
         "scope": "latest",
