@@ -325,3 +325,42 @@ def test_the_scope_chooses_active_or_latest_versions_and_other_tenants_see_nothi
         for table in ("gap_runs", "gap_run_findings", "gaps"):
             row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             assert row == (0,), table
+
+
+def test_reviews_replay_to_the_same_rows_and_a_purged_tenant_leaves_no_gap_rows(
+    system: System, registry: Registry, admin_conn: psycopg.Connection[Any]
+) -> None:
+    registry.register(PAYROLL)
+    kind = system.gap_analysis_kind()
+    _run(kind, registry.job(kind.validate({}, None)))
+    assert system.gaps is not None
+    sensitive = gap_identity(registry.tenant_id, "GAP-003", "payroll", "rule payroll-read")
+    separation = gap_identity(registry.tenant_id, "GAP-006", "payroll", "role clerk")
+    for gap_id in (sensitive, separation):
+        current = registry.query(find_gap, gap_id)
+        system.gaps.review(
+            registry.admin, registry.tenant_id, gap_id, current, action="accept", reason="ok"
+        )
+    accepted = {**registry.query(find_gap, separation), "status": "accepted"}
+    system.gaps.review(
+        registry.admin, registry.tenant_id, separation, accepted, action="reopen", reason="no"
+    )
+    runner = system.runner("gap_reviews")
+    runner.catch_up()
+    mine = "SELECT * FROM gap_reviews WHERE tenant_id = %s ORDER BY gap_id"
+    before = admin_conn.execute(mine, [registry.tenant_id]).fetchall()
+    assert {row[0]: (row[2], row[3]) for row in before} == {
+        sensitive: ("accepted", "ok"),
+        separation: ("open", "no"),
+    }
+    runner.reset()
+    assert runner.catch_up() > 0
+    assert admin_conn.execute(mine, [registry.tenant_id]).fetchall() == before
+
+    system.tenants.deactivate(PLATFORM, registry.tenant_id, immediate=True)
+    runner.catch_up()
+    for table in ("gap_reviews", "gaps", "gap_run_findings", "gap_runs"):
+        count = admin_conn.execute(
+            f"SELECT count(*) FROM {table} WHERE tenant_id = %s", [registry.tenant_id]
+        ).fetchone()
+        assert count == (0,), table
