@@ -23,6 +23,7 @@ from domain.policy.gaps.tracking import (
     RegisteredVersion,
     RunCounts,
     RunTally,
+    SourceModels,
     TrackedGap,
     version_gaps,
 )
@@ -72,8 +73,8 @@ class GapAlerts(Protocol):
     """Port: where a run reports each critical gap it opened (the audit log, so the sinks raise
     the `policy_gap_critical` alert). Reporting a gap twice for one run records it once."""
 
-    def gap_opened(
-        self, tenant_id: UUID, run_id: UUID, requested_by: str, gap: TrackedGap
+    def gaps_opened(
+        self, tenant_id: UUID, run_id: UUID, requested_by: str, gaps: Sequence[TrackedGap]
     ) -> None: ...
 
 
@@ -140,6 +141,7 @@ class GapCursor:
         self._tally = RunTally.from_json(checkpoint.get("tally"))
         self._batch = int(job.parameters.get("batch_size", DEFAULT_BATCH))
         self._completed = False
+        self._models = SourceModels()
 
     def next_batch(self) -> BatchOutcome | None:
         if self._completed:
@@ -148,11 +150,11 @@ class GapCursor:
         versions = self._ledger.versions(tenant_id, self._scope, self._after, self._batch)
         if not versions:
             self._ledger.complete_run(tenant_id, run_id)
-            for gap in self._ledger.opened_gaps(tenant_id, run_id, GapSeverity.CRITICAL):
-                self._alerts.gap_opened(tenant_id, run_id, self._job.requested_by, gap)
+            critical = self._ledger.opened_gaps(tenant_id, run_id, GapSeverity.CRITICAL)
+            self._alerts.gaps_opened(tenant_id, run_id, self._job.requested_by, critical)
             self._completed = True
             return None
-        gaps = [gap for version in versions for gap in version_gaps(tenant_id, version)]
+        gaps = [g for v in versions for g in version_gaps(tenant_id, v, self._models)]
         self._tally = self._tally.add(len(versions), gaps)
         self._ledger.record(tenant_id, run_id, gaps, self._tally)
         self._after = versions[-1].policy_key

@@ -9,7 +9,7 @@ from the current settings): the transition is checked against that status.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ from domain.policy.gaps.tracking import (
 REVIEW_ACTION = "review_gap"  # the action a refused review is audited under
 GAP_OPENED_ACTION = "gap_found"  # a run opened a critical gap: event type governance.gap_found
 _ALERTS = uuid5(NAMESPACE_URL, "urn:acgs:gap-alert")
+ALERTS_PER_SAVE = 500
 
 
 @dataclass(frozen=True)
@@ -51,28 +52,21 @@ class GapCommands:
         self._hash = constitutional_hash
         self._preamble = CommandPreamble(app, constitutional_hash)
 
-    def gap_opened(self, tenant_id: UUID, run_id: UUID, requested_by: str, gap: TrackedGap) -> None:
-        """Record that a gap-analysis run opened a critical gap (the sinks alert on it: its
-        details carry the severity). One entry per run and gap: its id is derived from both,
-        so a run that reports again after a crash records nothing twice."""
-        rule = catalogue_rule(gap.rule_id)
-        entry = AuditEntry.record(
-            entry_id=uuid5(_ALERTS, f"{run_id}:{gap.gap_id}"),
-            category="governance",
-            action=GAP_OPENED_ACTION,
-            result="success",
-            target_resource=f"tenant/{tenant_id}/gaps/{gap.gap_id}",
-            details={
-                **gap.as_json(),
-                "title": rule.title,
-                "remediation": rule.remediation,
-                "run_id": str(run_id),
-                "requested_by": requested_by,
-            },
-            meta=EventMeta(tenant_id, SYSTEM_ACTOR, self._hash),
-        )
-        with suppress(ConcurrentModification):  # recorded by an earlier attempt of the run
-            self._app.save_for(tenant_id, entry)
+    def gaps_opened(
+        self, tenant_id: UUID, run_id: UUID, requested_by: str, gaps: Sequence[TrackedGap]
+    ) -> None:
+        """Record each critical gap a gap-analysis run opened (the sinks alert on it: its
+        details carry the severity), in transactions of `ALERTS_PER_SAVE`. An entry's id is
+        derived from the run and the gap, and the gaps come in the same order every time, so a
+        run that reports again after a crash records nothing twice."""
+        meta = EventMeta(tenant_id, SYSTEM_ACTOR, self._hash)
+        for start in range(0, len(gaps), ALERTS_PER_SAVE):
+            entries = [
+                _opened(tenant_id, run_id, requested_by, gap, meta)
+                for gap in gaps[start : start + ALERTS_PER_SAVE]
+            ]
+            with suppress(ConcurrentModification):  # saved by an earlier attempt of the run
+                self._app.save_for(tenant_id, *entries)
 
     def review(
         self,
@@ -109,3 +103,24 @@ class GapCommands:
         )
         self._app.save_for(tenant_id, entry)
         return Reviewed(gap_id, previous, status, text, ctx.principal.sub)
+
+
+def _opened(
+    tenant_id: UUID, run_id: UUID, requested_by: str, gap: TrackedGap, meta: EventMeta
+) -> AuditEntry:
+    rule = catalogue_rule(gap.rule_id)
+    return AuditEntry.record(
+        entry_id=uuid5(_ALERTS, f"{run_id}:{gap.gap_id}"),
+        category="governance",
+        action=GAP_OPENED_ACTION,
+        result="success",
+        target_resource=f"tenant/{tenant_id}/gaps/{gap.gap_id}",
+        details={
+            **gap.as_json(),
+            "title": rule.title,
+            "remediation": rule.remediation,
+            "run_id": str(run_id),
+            "requested_by": requested_by,
+        },
+        meta=meta,
+    )

@@ -15,7 +15,7 @@ was fixed is open again (a regression), unless it is still accepted.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -126,24 +126,38 @@ def location_of(detail: str) -> str:
     return WHOLE_POLICY
 
 
-def _source_policy(version: RegisteredVersion) -> Policy | None:
-    """The rule model of a version submitted in a legacy format (None for Rego, or a source
-    that no longer parses)."""
-    try:
-        source_format = SourceFormat(version.source_format)
-    except ValueError:
-        return None
-    if source_format is SourceFormat.AUTO:
-        return None
-    parsed = [
-        p
-        for p in parse_source(f"{version.policy_key}.src", version.source, source_format)
-        if isinstance(p, Policy)
-    ]
-    for policy in parsed:
-        if policy.policy_id == version.policy_key:
-            return policy
-    return parsed[0] if len(parsed) == 1 else None
+class SourceModels:
+    """The rule models of submitted sources, each source parsed once. Every policy of one
+    submission keeps the whole submitted source as its version's source, so a run over a
+    1,000-policy submission meets the same source 1,000 times; the last few are kept."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._keep = keep
+        self._parsed: OrderedDict[tuple[str, str], dict[str, Policy]] = OrderedDict()
+
+    def model(self, version: RegisteredVersion) -> Policy | None:
+        """The rule model of a version submitted in a legacy format (None for Rego, or for a
+        source that no longer parses)."""
+        try:
+            source_format = SourceFormat(version.source_format)
+        except ValueError:
+            return None
+        if source_format is SourceFormat.AUTO:
+            return None
+        key = (source_format.value, version.source)
+        policies = self._parsed.get(key)
+        if policies is None:
+            parsed = parse_source(f"{version.policy_key}.src", version.source, source_format)
+            policies = {p.policy_id: p for p in parsed if isinstance(p, Policy)}
+            self._parsed[key] = policies
+            if len(self._parsed) > self._keep:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        found = policies.get(version.policy_key)
+        if found is None and len(policies) == 1:
+            [found] = policies.values()
+        return found
 
 
 def _detected(rule: GapRule, version: RegisteredVersion, model: Policy | None) -> list[str]:
@@ -158,10 +172,12 @@ def _detected(rule: GapRule, version: RegisteredVersion, model: Policy | None) -
     return rule.detect_rego(rego_facts(f"{version.policy_key}.rego", version.rego))
 
 
-def version_gaps(tenant_id: UUID, version: RegisteredVersion) -> list[TrackedGap]:
+def version_gaps(
+    tenant_id: UUID, version: RegisteredVersion, models: SourceModels | None = None
+) -> list[TrackedGap]:
     """The catalogue's findings on one registered version, one per gap identity (a second
     finding at the same place is the same gap)."""
-    model = _source_policy(version)
+    model = (models or SourceModels(keep=1)).model(version)
     found: dict[UUID, TrackedGap] = {}
     for rule in CATALOGUE:
         for detail in _detected(rule, version, model):
