@@ -24,6 +24,8 @@ from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
 from commands.decision_log import DecisionRecorder
 from commands.decisions import DecisionService, RegistryCache
+from commands.gap_analysis import GapAnalysisKind
+from commands.gaps import GapCommands
 from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
@@ -42,6 +44,7 @@ from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_con
 from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import LogFollower, Projection, follower_status
+from infra.postgres.gap_ledger import PostgresGapLedger
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
@@ -53,6 +56,7 @@ from infra.supervisor import Supervisor, Worker, WorkerStatus
 from projections.audit_export import ExportRunner
 from projections.audit_log import AuditLogProjection
 from projections.audit_retention import RetentionRunner
+from projections.gaps import GapReviewsProjection
 from projections.integrations import IntegrationsProjection
 from projections.policies import PoliciesProjection
 from projections.role_mappings import RoleMappingsProjection
@@ -83,6 +87,7 @@ def all_projections() -> list[Projection]:
         IntegrationsProjection(),
         PoliciesProjection(),
         RoleMappingsProjection(),
+        GapReviewsProjection(),
     ]
 
 
@@ -156,6 +161,7 @@ class System:
     role_mappings: RoleMappingCommands | None = None
     role_cache: RoleMappingCache | None = None  # sign-in's, kept fresh by the ROLE_CACHE worker
     sinks: SinkCommands | None = None
+    gaps: GapCommands | None = None
     _closed: bool = False
 
     @property
@@ -297,6 +303,13 @@ class System:
             positions,
             group_id=sink_group(integration_id),
         )
+
+    def gap_analysis_kind(self) -> GapAnalysisKind:
+        """The `gap_analysis` job kind, over the registry and the gap tables as the application
+        role (row-level security holds for it as for the API); the critical gaps a run opens go
+        to the audit log (and so to the sinks' alerts)."""
+        assert self.gaps is not None
+        return GapAnalysisKind(PostgresGapLedger(self.app_conninfo), self.gaps)
 
     def health_checker(self) -> IntegrationHealthChecker:
         assert self.integrations is not None
@@ -441,6 +454,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             lambda name: asdict(SINK_STATS[name]) if name in SINK_STATS else {},
         )
         system.role_mappings = RoleMappingCommands(app, settings.constitutional_hash)
+        system.gaps = GapCommands(app, settings.constitutional_hash)
         system.role_cache = RoleMappingCache(system.database)
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()

@@ -43,6 +43,8 @@ class Permission(StrEnum):
     AUDIT_RETENTION = "audit:retention"  # retention days and legal hold
     ROLE_MAPPING_MANAGE = "role-mapping:manage"
     ROLE_MAPPING_READ = "role-mapping:read"
+    GAP_READ = "gap:read"
+    GAP_REVIEW = "gap:review"  # accept a gap (with a reason) or reopen it
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ PERMISSIONS: dict[Permission, Rule] = {
         frozenset({_E}), Scope.TENANT, "Create, change or delete role mappings"
     ),
     Permission.ROLE_MAPPING_READ: Rule(_EVERY_ROLE, Scope.TENANT, "Read role mappings"),
+    Permission.GAP_READ: Rule(_EVERY_ROLE, Scope.TENANT, "Read governance gaps and their trend"),
+    Permission.GAP_REVIEW: Rule(
+        frozenset({_E}), Scope.TENANT, "Accept a governance gap with a reason, or reopen it"
+    ),
 }
 
 

@@ -24,6 +24,7 @@ from api.http.bodies import check_body
 from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
+from api.http.gaps import GapController
 from api.http.health import HealthController
 from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
@@ -78,6 +79,7 @@ def create_app(
             RoleMappingController,
             AuthController,
             SinkController,
+            GapController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

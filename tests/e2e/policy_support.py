@@ -1,13 +1,16 @@
-"""Helpers of the policy registry's tests: submit, activate and decide over real HTTP."""
+"""Helpers of the policy registry's tests: submit, activate and decide over real HTTP; run a
+gap analysis as a worker would."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 
+from api.bootstrap import System
+from commands.migration_kinds import JobContext
 from tests.peers.http import HASH
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "legacy_samples"
@@ -76,3 +79,26 @@ def decide_batch(
 ) -> httpx.Response:
     body = {"requests": [{"policy_id": key, "input": doc} for key, doc in requests]}
     return client.post(f"/v1/tenants/{tenant}/decisions", json=body)
+
+
+def run_gap_analysis(system: System, tenant: UUID | str, **parameters: Any) -> UUID:
+    """One gap_analysis job over the tenant's registered policies, run through the job port as
+    a worker runs it; returns the run's (the job's) id."""
+    for runner in system.runners:
+        runner.catch_up()
+    kind = system.gap_analysis_kind()
+    job = JobContext(
+        tenant_id=UUID(str(tenant)),
+        job_id=uuid4(),
+        kind=kind.name,
+        parameters=kind.validate(parameters, None),
+        source=None,
+        requested_by="gap-analyst",
+        checkpoint=None,
+        work_dir=Path(),
+    )
+    cursor = kind.open(job)
+    while cursor.next_batch() is not None:
+        pass
+    cursor.close()
+    return job.job_id

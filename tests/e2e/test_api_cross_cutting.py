@@ -20,7 +20,7 @@ from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
 from tests.e2e import oidc_support
-from tests.e2e.policy_support import activate, rego, submit
+from tests.e2e.policy_support import activate, rego, run_gap_analysis, submit
 from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
@@ -169,6 +169,29 @@ def _success_requests(
             f"{one}/audit-log/retention", json={"retention_days": 120}, headers=hdr
         ),
         **_policy_requests(api, platform, unique),
+        **_gap_requests(api, platform, unique),
+    }
+
+
+def _gap_requests(
+    api: Api, platform: httpx.Client, unique: str
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The gaps of a tenant whose one policy grants without an audit obligation, after a run."""
+    tenant = api.create_tenant(platform, f"hdrg-{unique}")["tenant_id"]
+    base = f"/v1/tenants/{tenant}/gaps"
+    submit(platform, tenant, rego("gappy", "admin"))
+    api.wait_projected()
+    activate(platform, tenant, "gappy", 1)
+    run_gap_analysis(api.system, tenant)
+
+    def accept() -> httpx.Response:
+        gap_id = platform.get(base).json()["gaps"][0]["gap_id"]
+        body = {"action": "accept", "reason": "headers", "constitutional_hash": HASH}
+        return platform.patch(f"{base}/{gap_id}", json=body)
+
+    return {
+        ("GET", "/v1/tenants/{tenant_id}/gaps"): lambda: platform.get(base),
+        ("PATCH", "/v1/tenants/{tenant_id}/gaps/{gap_id}"): accept,
     }
 
 

@@ -59,6 +59,7 @@ MIGRATIONS = [
     "applied 0014_saml",
     "applied 0015_oidc_upstream_tokens",
     "applied 0017_sink_dead_letters",
+    "applied 0021_gap_analysis",
 ]
 
 
@@ -345,6 +346,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "audit_retention",
             "decision_log",
             "external_events",
+            "gap_reviews",
             "integration_health",
             "integrations",
             "kafka_relay",

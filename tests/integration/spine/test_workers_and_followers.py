@@ -83,6 +83,7 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "integrations",
         "policies",
         "role_mappings",
+        "gap_reviews",
         "integration_health",
         "role_cache",
         "sinks",
@@ -93,4 +94,5 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "integrations",
         "policies",
         "role_mappings",
+        "gap_reviews",
     ]
