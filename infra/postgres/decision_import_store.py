@@ -1,7 +1,8 @@
 """Imported legacy decisions and each import's progress, in one transaction per batch.
 
-The rows go straight into `decision_logs` with COPY (text format, built here like the live
-writer's: a value adapted by the driver costs more than the rest of the row). A batch takes a
+The rows are copied (COPY, text format, built here like the live writer's: a value adapted by
+the driver costs more than the rest of the row) into a temporary table and inserted from there
+into `decision_logs` (PostgreSQL refuses COPY into a table with row-level security). A batch takes a
 transaction-scoped advisory lock per tenant first, so two imports of one tenant never both add
 a key the other is adding; the job's progress row is checked against where the batch starts
 and moved on in the same transaction, so a batch runs once even when two workers hold the job.
@@ -33,7 +34,15 @@ _COLUMNS = (
     "constitutional_hash, decided_at, origin, action, resource, context, reason, "
     "legacy_policy_id, legacy_decision_id, import_job_id, dedup_key, content_sha256"
 )
-_COPY = f"COPY decision_logs ({_COLUMNS}) FROM STDIN"
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS decision_import_batch "
+    "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
+_INSERT = (
+    f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
+    f"SELECT {_COLUMNS} FROM decision_import_batch"
+)
 _SCOPE = (
     "SELECT set_config('app.current_tenant_id', %s, true), pg_advisory_xact_lock(%s, hashtext(%s))"
 )
@@ -85,8 +94,10 @@ class _Batch:
     def copy(self, rows: Sequence[ImportedDecision]) -> None:
         if not rows:
             return
+        self._cur.execute(_STAGE)
         with self._cur.copy(_COPY) as copy:
             copy.write(copy_text(rows, self._tenant_id, self._job_id))
+        self._cur.execute(_INSERT)
 
     def save_progress(self, rows_through: int, summary: Mapping[str, Any]) -> None:
         self._cur.execute(
