@@ -38,6 +38,7 @@ from domain.errors import ValidationFailed
 
 QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
 CONFLICTS_LISTED = 20
+CHUNK_ROWS = 500  # rows checked, then sent, while the database takes the previous ones
 COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
 UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
 INVALID_ROW = "Correct the named fields and import the row again."
@@ -181,28 +182,31 @@ class ImportCursor:
         if self._catch_up:
             self._catch_up = False
             return self._outcome(())
-        batch = list(itertools.islice(self._records, self._batch_size))
-        if not batch:
+        first = next(self._records, None)
+        if first is None:
             return None
+        records = itertools.chain((first,), itertools.islice(self._records, self._batch_size - 1))
         tally = _Tally()
-        candidates = self._checked(batch, tally)
-        rows_through = self.rows_through + len(batch)
+        candidates: dict[str, _Candidate] = {}
+        read = 0
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
-            existing = tx.existing(candidates.keys())
-            new: list[ImportedDecision] = []
+            while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+                read += len(chunk)
+                tx.stage(self._checked(chunk, tally, candidates))
+            existing = tx.settle()
+            imported = len(candidates) - len(existing)
             for candidate in candidates.values():
                 decision = candidate.decision
                 content = existing.get(decision.dedup_key)
                 if content is None:
-                    new.append(decision)
                     tally.skipped += len(candidate.repeats)
                 elif content == decision.content_sha256:
                     tally.skipped += 1 + len(candidate.repeats)
                 else:
                     for number in (candidate.number, *candidate.repeats):
                         tally.conflict(number, decision, "a decision imported before")
-            tx.copy(new)
-            summary = _added(self.summary, rows_through, len(new), tally)
+            rows_through = self.rows_through + read
+            summary = _added(self.summary, rows_through, imported, tally)
             tx.save_progress(rows_through, summary)
         self.rows_through, self.summary = rows_through, summary
         return self._outcome(tuple(item for _, item in sorted(tally.failed, key=_row)))
@@ -213,11 +217,13 @@ class ImportCursor:
         finally:
             self._source.close()
 
-    def _checked(self, batch: list[Record], tally: _Tally) -> dict[str, _Candidate]:
-        """The batch's decisions by key (the first of each key, with the rows that repeat it),
-        the rest tallied."""
-        candidates: dict[str, _Candidate] = {}
-        for number, fields in batch:
+    def _checked(
+        self, chunk: list[Record], tally: _Tally, candidates: dict[str, _Candidate]
+    ) -> list[ImportedDecision]:
+        """The chunk's decisions whose key the batch had not met (the others tallied, or noted
+        as repeats of the first of their key)."""
+        new: list[ImportedDecision] = []
+        for number, fields in chunk:
             if isinstance(fields, str):
                 tally.invalid += 1
                 tally.failed.append((number, FailedItem(f"row {number}", fields, UNREADABLE_ROW)))
@@ -231,11 +237,12 @@ class ImportCursor:
             first = candidates.get(decision.dedup_key)
             if first is None:
                 candidates[decision.dedup_key] = _Candidate(number, decision)
+                new.append(decision)
             elif first.decision.content_sha256 == decision.content_sha256:
                 first.repeats.append(number)
             else:
                 tally.conflict(number, decision, f"row {first.number}")
-        return candidates
+        return new
 
     def _outcome(self, failed: tuple[FailedItem, ...]) -> BatchOutcome:
         return BatchOutcome(

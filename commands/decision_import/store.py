@@ -4,7 +4,7 @@ job resumes exactly where its last committed batch ended."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 from uuid import UUID
@@ -15,12 +15,15 @@ from domain.decision_import.record import ImportedDecision
 class ImportBatch(Protocol):
     """One batch's transaction, serialised with the tenant's other imports."""
 
-    def existing(self, keys: Collection[str]) -> Mapping[str, str]:
-        """`dedup_key -> content_sha256` of the tenant's imported decisions among `keys`."""
+    def stage(self, rows: Sequence[ImportedDecision]) -> None:
+        """Send rows of the batch (each key once) on their way to the decision log; the
+        database takes them in while the next ones are checked."""
         ...
 
-    def copy(self, rows: Sequence[ImportedDecision]) -> None:
-        """Add the rows to the decision log, marked imported by this job."""
+    def settle(self) -> Mapping[str, str]:
+        """Add the staged rows to the decision log, marked imported by this job, except those
+        whose key the tenant has imported before: those are returned, as
+        `dedup_key -> content_sha256` of the decision already kept."""
         ...
 
     def save_progress(self, rows_through: int, summary: Mapping[str, Any]) -> None: ...

@@ -14,24 +14,23 @@ each field accepts the forms it can meet. Every problem of a row is reported at 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from hashlib import sha256
-from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from typing import Any, NamedTuple
+from uuid import UUID
 
 import msgspec
 
-from domain.registry.decision_log import canonical_input, digest_of
+from domain.registry.decision_log import canonical_input
 
 MAX_TEXT = {"decision_id": 255, "principal": 255, "action": 1024, "resource": 2048}
 MAX_REASON = 4096
 MAX_POLICY_ID = 255
 MAX_CONTEXT_BYTES = 65_536
 _decode_json = msgspec.json.decode
-_IMPORTED_NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:imported-decision")
+_encode = msgspec.json.encode
 
 
 class InvalidRow(Exception):
@@ -42,10 +41,12 @@ class InvalidRow(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True, slots=True)
-class ImportedDecision:
+class ImportedDecision(NamedTuple):
+    """A checked legacy decision (a tuple: one is made per imported row)."""
+
     legacy_id: str | None
     decided_at: datetime  # UTC
+    decided_text: str  # `decided_at` in ISO 8601, as the digests read it
     principal: str
     action: str
     resource: str
@@ -61,63 +62,81 @@ class ImportedDecision:
     content_sha256: str
 
     def decision_id(self, tenant_id: UUID) -> UUID:
-        """The row's id in the decision log: stable per tenant and key, so two tenants importing
-        the same legacy ids never meet on the log's primary key."""
-        return uuid5(_IMPORTED_NAMESPACE, f"{tenant_id}:{self.dedup_key}")
+        return UUID(decision_id_hex(self.dedup_key, tenant_id.int))
+
+
+def decision_id_hex(dedup_key: str, tenant: int) -> str:
+    """A row's id in the decision log (32 hex digits): its key mixed with its tenant, so two
+    tenants importing the same legacy ids never meet on the log's primary key."""
+    return format(int(dedup_key[:32], 16) ^ tenant, "032x")
 
 
 def imported_decision(record: Mapping[str, Any], constitutional_hash: str) -> ImportedDecision:
     """The checked decision of one renamed record; `InvalidRow` naming every bad field."""
-    problems: list[str] = []
-
-    def take(field: str, parse: Any) -> Any:
-        try:
-            return parse(record.get(field))
-        except ValueError as bad:
-            problems.append(f"{field}: {bad}")
-            return None
-
-    legacy_id = take("decision_id", _optional_text("decision_id"))
-    decided_at = take("timestamp", _timestamp)
-    principal = take("principal", _required_text("principal"))
-    action = take("action", _required_text("action"))
-    resource = take("resource", _required_text("resource"))
-    context = take("context", _context)
-    allow = take("decision", _decision)
-    reason = take("reason", _limited(MAX_REASON))
-    policy_id = take("policy_id", _limited(MAX_POLICY_ID))
-    latency_ms = take("latency_ms", _latency)
-    if problems:
-        raise InvalidRow(problems)
-    time_text = decided_at.isoformat(timespec="microseconds")
+    get = record.get
+    try:  # a good row pays for no bookkeeping: a bad one is checked again, field by field
+        legacy_id = _optional_id(get("decision_id"))
+        decided_at = _timestamp(get("timestamp"))
+        principal = _principal(get("principal"))
+        action = _action(get("action"))
+        resource = _resource(get("resource"))
+        context, context_json = _context(get("context"))
+        allow = _decision(get("decision"))
+        reason = _reason(get("reason"))
+        policy_id = _policy_id(get("policy_id"))
+        latency_ms = _latency(get("latency_ms"))
+    except ValueError:
+        raise InvalidRow(_problems(record)) from None
+    time_text = decided_at.isoformat()
     verdict = "allow" if allow else "deny"
-    input_sha256 = digest_of(
-        canonical_input(
-            {"principal": principal, "action": action, "resource": resource, "context": context}
+    # The canonical JSON of {"principal", "action", "resource", "context"} (keys sorted).
+    request = b"".join(
+        (
+            b'{"action":',
+            _encode(action),
+            b',"context":',
+            context_json,
+            b',"principal":',
+            _encode(principal),
+            b',"resource":',
+            _encode(resource),
+            b"}",
         )
     )
+    input_sha256 = sha256(request).hexdigest()
     if legacy_id is not None:
         dedup_key = sha256(b"decision_id\x00" + legacy_id.encode()).hexdigest()
     else:
-        dedup_key = digest_of(canonical_input([time_text, principal, action, resource, verdict]))
+        dedup_key = sha256(_encode([time_text, principal, action, resource, verdict])).hexdigest()
     content = [legacy_id, time_text, input_sha256, verdict, reason, policy_id, latency_ms]
     return ImportedDecision(
-        legacy_id=legacy_id,
-        decided_at=decided_at,
-        principal=principal,
-        action=action,
-        resource=resource,
-        context=context,
-        context_json=canonical_input(context).decode(),
-        allow=allow,
-        reason=reason,
-        policy_id=policy_id,
-        latency_ms=latency_ms,
-        constitutional_hash=constitutional_hash,
-        input_sha256=input_sha256,
-        dedup_key=dedup_key,
-        content_sha256=digest_of(canonical_input(content)),
+        legacy_id,
+        decided_at,
+        time_text,
+        principal,
+        action,
+        resource,
+        context,
+        context_json.decode(),
+        allow,
+        reason,
+        policy_id,
+        latency_ms,
+        constitutional_hash,
+        input_sha256,
+        dedup_key,
+        sha256(_encode(content)).hexdigest(),
     )
+
+
+def _problems(record: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    for field, parse in _PARSERS:
+        try:
+            parse(record.get(field))
+        except ValueError as bad:
+            problems.append(f"{field}: {bad}")
+    return problems
 
 
 def _blank(value: object) -> bool:
@@ -141,29 +160,53 @@ def _checked_text(value: object, limit: int) -> str:
     return text
 
 
-def _required_text(field: str) -> Any:
-    limit = MAX_TEXT[field]
-
-    def parse(value: object) -> str:
-        if _blank(value):
-            raise ValueError("is required")
-        return _checked_text(value, limit)
-
-    return parse
-
-
-def _optional_text(field: str) -> Any:
-    return _limited(MAX_TEXT[field])
+def _required(value: object, limit: int) -> str:
+    if value.__class__ is str:
+        text = value.strip()
+        if text and len(text) <= limit and "\x00" not in text:
+            return text
+    if _blank(value):
+        raise ValueError("is required")
+    return _checked_text(value, limit)
 
 
-def _limited(limit: int) -> Any:
-    def parse(value: object) -> str | None:
-        return None if _blank(value) else _checked_text(value, limit)
+def _optional(value: object, limit: int) -> str | None:
+    return None if _blank(value) else _checked_text(value, limit)
 
-    return parse
+
+def _optional_id(value: object) -> str | None:
+    return _optional(value, MAX_TEXT["decision_id"])
+
+
+def _principal(value: object) -> str:
+    return _required(value, MAX_TEXT["principal"])
+
+
+def _action(value: object) -> str:
+    return _required(value, MAX_TEXT["action"])
+
+
+def _resource(value: object) -> str:
+    return _required(value, MAX_TEXT["resource"])
+
+
+def _reason(value: object) -> str | None:
+    return _optional(value, MAX_REASON)
+
+
+def _policy_id(value: object) -> str | None:
+    return _optional(value, MAX_POLICY_ID)
 
 
 def _timestamp(value: object) -> datetime:
+    if value.__class__ is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is UTC:
+                return moment
     if _blank(value):
         raise ValueError("is required")
     if isinstance(value, datetime):
@@ -180,9 +223,10 @@ def _timestamp(value: object) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _context(value: object) -> dict[str, Any]:
+def _context(value: object) -> tuple[dict[str, Any], bytes]:
+    """The context and its canonical JSON."""
     if _blank(value):
-        return {}
+        return {}, b"{}"
     if isinstance(value, str):
         if len(value) > MAX_CONTEXT_BYTES:
             raise ValueError(f"larger than {MAX_CONTEXT_BYTES} bytes")
@@ -197,10 +241,14 @@ def _context(value: object) -> dict[str, Any]:
         raise ValueError(f"larger than {MAX_CONTEXT_BYTES} bytes")
     if b"\\u0000" in text:
         raise ValueError("holds a NUL character")  # PostgreSQL's JSON cannot keep one
-    return value
+    return value, text
 
 
 def _decision(value: object) -> bool:
+    if value == "allow":
+        return True
+    if value == "deny":
+        return False
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -222,3 +270,17 @@ def _latency(value: object) -> float | None:
     if not math.isfinite(latency) or latency < 0:
         raise ValueError("must be a finite number of milliseconds, at least 0")
     return latency
+
+
+_PARSERS: tuple[tuple[str, Callable[[object], object]], ...] = (
+    ("decision_id", _optional_id),
+    ("timestamp", _timestamp),
+    ("principal", _principal),
+    ("action", _action),
+    ("resource", _resource),
+    ("context", _context),
+    ("decision", _decision),
+    ("reason", _reason),
+    ("policy_id", _policy_id),
+    ("latency_ms", _latency),
+)

@@ -14,15 +14,15 @@ table's row-level security lets it see.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from uuid import UUID
 
 import msgspec
 import psycopg
 
-from domain.decision_import.record import ImportedDecision
+from domain.decision_import.record import ImportedDecision, decision_id_hex
 from domain.errors import ConcurrentModification
 from infra.postgres.decision_log_store import _escaped_json, _text
 
@@ -39,6 +39,11 @@ _STAGE = (
     "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
+_SET_ASIDE = (
+    "DELETE FROM decision_import_batch s USING decision_logs d "
+    "WHERE d.tenant_id = %s AND d.dedup_key = s.dedup_key "
+    "RETURNING s.dedup_key, d.content_sha256"
+)
 _INSERT = (
     f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
     f"SELECT {_COLUMNS} FROM decision_import_batch"
@@ -47,10 +52,6 @@ _SCOPE = (
     "SELECT set_config('app.current_tenant_id', %s, true), pg_advisory_xact_lock(%s, hashtext(%s))"
 )
 _PROGRESS = "SELECT rows_through, summary FROM decision_import_progress WHERE job_id = %s"
-_EXISTING = (
-    "SELECT dedup_key, content_sha256 FROM decision_logs "
-    "WHERE tenant_id = %s AND dedup_key = ANY(%s::char(64)[])"
-)
 _SAVE = (
     "INSERT INTO decision_import_progress (job_id, tenant_id, rows_through, summary) "
     "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (job_id) DO UPDATE SET "
@@ -64,13 +65,15 @@ def _optional(value: str | None) -> str:
 
 def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -> bytes:
     """The rows as COPY text in the order of `_COLUMNS`."""
-    head = f"{tenant_id}\t"
+    tenant = tenant_id.int
+    head = f"\t{tenant_id}\t"
     tail = f"\t{job_id}\t"
     return "".join(
         [
-            f"{r.decision_id(tenant_id)}\t{head}{r.input_sha256}\t{'t' if r.allow else 'f'}\t"
-            f"[]\t[]\t{_NULL if r.latency_ms is None else repr(r.latency_ms)}\t"
-            f"{_text(r.principal)}\t{_text(r.constitutional_hash)}\t{r.decided_at.isoformat()}\t"
+            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{_NULL if r.latency_ms is None else repr(r.latency_ms)}\t"
+            f"{_text(r.principal)}\t{r.constitutional_hash}\t{r.decided_text}\t"
             f"imported\t{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
             f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}"
             f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
@@ -84,20 +87,33 @@ class _Batch:
         self._cur = cur
         self._tenant_id = tenant_id
         self._job_id = job_id
+        self._copy: AbstractContextManager[psycopg.Copy] | None = None
+        self._writer: psycopg.Copy | None = None
 
-    def existing(self, keys: Collection[str]) -> Mapping[str, str]:
-        if not keys:
-            return {}
-        self._cur.execute(_EXISTING, [self._tenant_id, list(keys)])
-        return dict(self._cur.fetchall())
-
-    def copy(self, rows: Sequence[ImportedDecision]) -> None:
+    def stage(self, rows: Sequence[ImportedDecision]) -> None:
         if not rows:
             return
-        self._cur.execute(_STAGE)
-        with self._cur.copy(_COPY) as copy:
-            copy.write(copy_text(rows, self._tenant_id, self._job_id))
+        if self._writer is None:
+            self._cur.execute(_STAGE)
+            self._copy = self._cur.copy(_COPY)
+            self._writer = self._copy.__enter__()
+        self._writer.write(copy_text(rows, self._tenant_id, self._job_id))
+
+    def settle(self) -> Mapping[str, str]:
+        if self._copy is None:
+            return {}
+        self._copy.__exit__(None, None, None)
+        self._copy = self._writer = None
+        existing = dict(self._cur.execute(_SET_ASIDE, [self._tenant_id]).fetchall())
         self._cur.execute(_INSERT)
+        return existing
+
+    def abandon(self) -> None:
+        """Leave an unfinished COPY (the transaction is rolled back after it)."""
+        if self._copy is not None:
+            failure = RuntimeError("batch abandoned")
+            self._copy.__exit__(RuntimeError, failure, None)
+            self._copy = self._writer = None
 
     def save_progress(self, rows_through: int, summary: Mapping[str, Any]) -> None:
         self._cur.execute(
@@ -134,7 +150,12 @@ class PostgresDecisionImportStore:
                         "the import moved on elsewhere: another worker ran this batch",
                         {"job_id": str(job_id)},
                     )
-                yield _Batch(cur, tenant_id, job_id)
+                batch = _Batch(cur, tenant_id, job_id)
+                try:
+                    yield batch
+                except BaseException:
+                    batch.abandon()
+                    raise
         except psycopg.OperationalError:
             self.close()
             raise

@@ -5,6 +5,8 @@ keys; a crash mid-import and the resume, counts and rows exact."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from api.bootstrap import System
+from commands.decision_import import kind as kind_module
 from commands.decision_import.kind import CONFLICTS_LISTED, DecisionImportKind
 from commands.migration_kinds import JobSource
 from domain.decision_import.errors import SourceUnreadable
@@ -265,6 +268,7 @@ def test_a_csv_without_the_required_columns_is_refused_naming_them(
 
 
 def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
+    monkeypatch: pytest.MonkeyPatch,
     system: System,
     kind: DecisionImportKind,
     tmp_path: Path,
@@ -279,37 +283,36 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
     first = run(kind, context, batches=3)
     assert first.last.processed == 300
 
-    # The worker dies inside the fourth batch, after its COPY and before its commit.
+    # The worker dies inside the fourth batch, with part of its rows sent to the database.
     class Dies(Exception):
         pass
 
     class DyingStore(PostgresDecisionImportStore):
-        def batch(self, *args: Any, **kwargs: Any) -> Any:
-            inner = super().batch(*args, **kwargs)
+        @contextmanager
+        def batch(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            with super().batch(*args, **kwargs) as tx:
+                real_stage, staged = tx.stage, []
 
-            class _Dying:
-                def __enter__(self) -> Any:
-                    tx = inner.__enter__()
-                    real_save = tx.save_progress
-
-                    def save_then_die(*a: Any) -> None:
-                        real_save(*a)
+                def stage_then_die(rows: Any) -> None:
+                    real_stage(rows)
+                    staged.append(len(rows))
+                    if len(staged) == 2:
                         raise Dies
 
-                    tx.save_progress = save_then_die
-                    return tx
+                tx.stage = stage_then_die
+                yield tx
 
-                def __exit__(self, *exc: Any) -> Any:
-                    return inner.__exit__(*exc)
-
-            return _Dying()
-
+    monkeypatch.setattr(kind_module, "CHUNK_ROWS", 30)
     dying = DecisionImportKind(lambda: DyingStore(system.projector_conninfo), kind._query_source)
     cursor = dying.open(replace(context, checkpoint=first.last.checkpoint))
     with pytest.raises(Dies):
         cursor.next_batch()
     cursor.close()
     assert len(imported(admin_conn, context.tenant_id)) == 299  # the fourth batch rolled back
+    with psycopg.connect(system.projector_conninfo) as conn:  # and left no lock behind
+        assert conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        ).fetchone() == (0,)
 
     # A new claim: the runner's checkpoint is that of the last progress it recorded (batch 2).
     reclaimed = job(
