@@ -171,6 +171,12 @@ def _required(value: object, limit: int) -> str:
 
 
 def _optional(value: object, limit: int) -> str | None:
+    if value.__class__ is str:
+        text = value.strip()
+        if not text:
+            return None
+        if len(text) <= limit and "\x00" not in text:
+            return text
     return None if _blank(value) else _checked_text(value, limit)
 
 
