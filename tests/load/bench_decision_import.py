@@ -161,7 +161,8 @@ def main() -> int:
             print(f"bare COPY: {bare_rows} rows in {bare_seconds:.2f} s = {bare_rate:,.0f} rows/s")
             print(
                 f"import: {rows} rows in {seconds:.2f} s = {rate:,.0f} rows/s "
-                f"(target >= {ROWS_PER_SECOND:,}) {verdict}; ratio to bare COPY {rate / bare_rate:.2f}"
+                f"(target >= {ROWS_PER_SECOND:,}) {verdict}; "
+                f"ratio to bare COPY {rate / bare_rate:.2f}"
             )
             print(f"load average after: {os.getloadavg()[0]:.2f}")
         finally:
