@@ -39,10 +39,13 @@ _STAGE = (
     "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
+# The staged keys are looked up by value (ANY of an array), so the tenant's decisions are probed
+# through their (tenant_id, dedup_key) index whatever the planner guesses of the staged table
+# (a join with it was planned as a scan of the tenant's rows: every batch slower than the last).
 _SET_ASIDE = (
-    "DELETE FROM decision_import_batch s USING decision_logs d "
-    "WHERE d.tenant_id = %s AND d.dedup_key = s.dedup_key "
-    "RETURNING s.dedup_key, d.content_sha256"
+    "DELETE FROM decision_import_batch s USING (SELECT dedup_key, content_sha256 "
+    "FROM decision_logs WHERE tenant_id = %s AND dedup_key = ANY(%s::char(64)[])) d "
+    "WHERE d.dedup_key = s.dedup_key RETURNING s.dedup_key, d.content_sha256"
 )
 _INSERT = (
     f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
@@ -89,6 +92,7 @@ class _Batch:
         self._job_id = job_id
         self._copy: AbstractContextManager[psycopg.Copy] | None = None
         self._writer: psycopg.Copy | None = None
+        self._keys: list[str] = []
 
     def stage(self, rows: Sequence[ImportedDecision]) -> None:
         if not rows:
@@ -98,13 +102,15 @@ class _Batch:
             self._copy = self._cur.copy(_COPY)
             self._writer = self._copy.__enter__()
         self._writer.write(copy_text(rows, self._tenant_id, self._job_id))
+        self._keys += [row.dedup_key for row in rows]
 
     def settle(self) -> Mapping[str, str]:
         if self._copy is None:
             return {}
         self._copy.__exit__(None, None, None)
         self._copy = self._writer = None
-        existing = dict(self._cur.execute(_SET_ASIDE, [self._tenant_id]).fetchall())
+        existing = dict(self._cur.execute(_SET_ASIDE, [self._tenant_id, self._keys]).fetchall())
+        self._keys = []
         self._cur.execute(_INSERT)
         return existing
 

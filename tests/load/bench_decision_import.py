@@ -109,13 +109,26 @@ def through_the_kind(kind: DecisionImportKind, path: Path, work: Path) -> tuple[
     )
     started = time.perf_counter()
     cursor = kind.open(context)
+    batch_seconds: list[float] = []
     try:
         last = None
-        while (outcome := cursor.next_batch()) is not None:
+        while True:
+            batch_started = time.perf_counter()
+            outcome = cursor.next_batch()
+            if outcome is None:
+                break
+            batch_seconds.append(time.perf_counter() - batch_started)
             last = outcome
     finally:
         cursor.close()
     seconds = time.perf_counter() - started
+    tenth = max(1, len(batch_seconds) // 10)
+    first, final = batch_seconds[:tenth], batch_seconds[-tenth:]
+    print(
+        f"  {len(batch_seconds)} batches; mean batch of the first tenth "
+        f"{1000 * sum(first) / len(first):.0f} ms, "
+        f"of the last {1000 * sum(final) / len(final):.0f} ms"
+    )
     assert last is not None
     summary = last.summary
     print(
