@@ -56,15 +56,16 @@ class CsvSource:
 
     def columns(self) -> Sequence[str]:
         with self._open() as file:
-            return next(self._reader(file), [])
+            return next((row for row in self._reader(file) if row), [])
 
     def count(self) -> int:
-        return sum(1 for _ in self.records(0))
+        with self._open() as file:
+            return max(0, sum(1 for row in self._reader(file) if row) - 1)  # not the header
 
     def records(self, skip: int) -> Iterator[Record]:
         with self._open() as file:
             reader = self._reader(file)
-            header = next(reader, None)
+            header = next((row for row in reader if row), None)  # the first line that is not blank
             if header is None:
                 return
             positions = list(renamed(header, self.mapping).items())
@@ -96,7 +97,8 @@ class JsonLinesSource:
         return ()
 
     def count(self) -> int:
-        return sum(1 for _ in self.records(0))
+        with _opened(self.path) as file:
+            return sum(1 for line in _read_errors(file) if line.strip())
 
     def records(self, skip: int) -> Iterator[Record]:
         with _opened(self.path) as file:
