@@ -94,7 +94,8 @@ class JsonLinesSource:
         self.mapping = mapping
 
     def columns(self) -> Sequence[str]:
-        return ()
+        with _opened(self.path):  # each record names its own fields, but the file must open
+            return ()
 
     def count(self) -> int:
         with _opened(self.path) as file:

@@ -261,10 +261,11 @@ def test_a_csv_without_the_required_columns_is_refused_naming_them(
     [problem] = caught.value.details["fields"]
     assert problem["field"] == "source"
     assert "principal, action, resource, decision" in problem["message"]
-    gone = JobSource(path=tmp_path / "absent.csv", filename="absent.csv")
-    with pytest.raises(ValidationFailed) as unreadable:
-        kind.validate({}, gone)
-    assert _fields(unreadable.value) == ["source"]
+    for name in ("absent.csv", "absent.jsonl"):
+        gone = JobSource(path=tmp_path / name, filename=name)
+        with pytest.raises(ValidationFailed) as unreadable:
+            kind.validate({}, gone)
+        assert _fields(unreadable.value) == ["source"]
 
 
 def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
