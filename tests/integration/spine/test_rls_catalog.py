@@ -74,6 +74,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "gap_run_findings",
         "gaps",
         "gap_reviews",
+        "decision_import_progress",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

@@ -1,0 +1,274 @@
+"""`DecisionImportKind`: the `decision_log_import` job kind (see `commands.migration_kinds`).
+
+Each batch: the records are checked (a bad one is a failed item naming its row and every bad
+field, and the import goes on); a key seen earlier in the batch, or imported before for the
+tenant (by this job or another), is a repeat when the content is the same (skipped, counted)
+and a conflict otherwise (counted, listed, not imported); the rest are copied into the decision
+log. The rows and the job's progress commit together, and `open` resumes from that progress, so
+a batch is never imported twice and never counted twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from commands.decision_import.parameters import (
+    SECRET_PARAMETERS,
+    ImportParameters,
+    import_parameters,
+)
+from commands.decision_import.sources import (
+    CsvSource,
+    JsonLinesSource,
+    QuerySource,
+    Record,
+    RecordSource,
+)
+from commands.decision_import.store import ImportedDecisionStore
+from commands.migration_kinds import BatchOutcome, FailedItem, JobContext, JobSource
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+from domain.decision_import.errors import SourceUnreadable
+from domain.decision_import.fields import missing_fields, renamed
+from domain.decision_import.record import ImportedDecision, InvalidRow, imported_decision
+from domain.errors import ValidationFailed
+
+QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
+CONFLICTS_LISTED = 20
+CHUNK_ROWS = 500  # rows checked, then sent, while the database takes the previous ones
+COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
+UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
+INVALID_ROW = "Correct the named fields and import the row again."
+CONFLICT = (
+    "Another record has this key with different content: decide which one is right, then "
+    "give the other its own decision_id (or drop it) and import it again."
+)
+
+
+class DecisionImportKind:
+    name = "decision_log_import"
+    secret_parameters = SECRET_PARAMETERS
+
+    def __init__(
+        self,
+        store: Callable[[], ImportedDecisionStore],
+        query_source: QuerySourceFactory,
+        constitutional_hash: str = DEFAULT_CONSTITUTIONAL_HASH,
+    ) -> None:
+        self._store = store
+        self._query_source = query_source
+        self.constitutional_hash = constitutional_hash
+
+    def validate(self, parameters: Mapping[str, Any], source: JobSource | None) -> dict[str, Any]:
+        checked, problems = import_parameters(parameters, source)
+        if checked is not None:
+            problems = self._source_problems(checked, source)
+        if problems or checked is None:
+            raise ValidationFailed.listing(problems)
+        return checked.as_dict()
+
+    def open(self, job: JobContext) -> ImportCursor:
+        checked, problems = import_parameters(job.parameters, job.source)
+        if checked is None:
+            raise ValidationFailed.listing(problems)
+        source = self._source(checked, job.source)
+        store = self._store()
+        try:
+            return ImportCursor(job, checked, source, store, self.constitutional_hash)
+        except BaseException:
+            store.close()
+            source.close()
+            raise
+
+    def report(self, job: JobContext, summary: Mapping[str, Any]) -> Mapping[str, Any]:
+        del job
+        result: dict[str, Any] = {name: int(summary.get(name, 0)) for name in COUNTS}
+        result["conflicts_listed"] = list(summary.get("conflicts_listed", []))
+        result["constitutional_hash"] = self.constitutional_hash
+        return result
+
+    def _source(self, checked: ImportParameters, source: JobSource | None) -> RecordSource:
+        if checked.conninfo is not None and checked.query is not None:
+            return self._query_source(checked.conninfo, checked.query, checked.column_mapping)
+        if source is None:
+            raise ValidationFailed.field("source", f"a {checked.format} file is required")
+        path = Path(source.path)
+        if checked.format == "csv":
+            return CsvSource(path, checked.column_mapping, checked.delimiter)
+        return JsonLinesSource(path, checked.column_mapping)
+
+    def _source_problems(
+        self, checked: ImportParameters, source: JobSource | None
+    ) -> list[dict[str, str]]:
+        try:
+            opened = self._source(checked, source)
+            try:
+                columns = opened.columns()
+            finally:
+                opened.close()
+        except SourceUnreadable as failure:
+            return [{"field": failure.details.get("field", "source"), "message": failure.message}]
+        if checked.format == "jsonl":
+            return []  # each record names its own fields: checked row by row
+        missing = missing_fields(renamed(columns, checked.column_mapping))
+        if not missing:
+            return []
+        where = "query" if checked.format == "postgresql" else "source"
+        return [
+            {
+                "field": where,
+                "message": f"no column for {', '.join(missing)} "
+                "(rename the legacy columns with column_mapping)",
+            }
+        ]
+
+
+@dataclass
+class _Candidate:
+    number: int
+    decision: ImportedDecision
+    repeats: list[int] = field(default_factory=list)  # rows of the batch with the same content
+
+
+@dataclass
+class _Tally:
+    """A batch's counts and failures, added to the job's summary once the batch commits."""
+
+    invalid: int = 0
+    skipped: int = 0
+    failed: list[tuple[int, FailedItem]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    def conflict(self, number: int, decision: ImportedDecision, other: str) -> None:
+        self.conflicts.append(
+            {
+                "row": number,
+                "decision_id": decision.legacy_id,
+                "dedup_key": decision.dedup_key,
+                "conflicts_with": other,
+            }
+        )
+        self.failed.append(
+            (number, FailedItem(f"row {number}", f"conflicts with {other}", CONFLICT))
+        )
+
+
+class ImportCursor:
+    def __init__(
+        self,
+        job: JobContext,
+        parameters: ImportParameters,
+        source: RecordSource,
+        store: ImportedDecisionStore,
+        constitutional_hash: str,
+    ) -> None:
+        self._job = job
+        self._batch_size = parameters.batch_size
+        self._source = source
+        self._store = store
+        self._hash = constitutional_hash
+        stored = store.progress(job.tenant_id, job.job_id)
+        self.rows_through, self.summary = stored or (0, _empty_summary())
+        # The last batch committed here but its progress never reached the runner: say it first.
+        recorded = (job.checkpoint or {}).get("rows_through")
+        self._catch_up = stored is not None and recorded != self.rows_through
+        self.total = source.count()
+        self._records: Iterator[Record] = source.records(self.rows_through)
+
+    def next_batch(self) -> BatchOutcome | None:
+        if self._catch_up:
+            self._catch_up = False
+            return self._outcome(())
+        first = next(self._records, None)
+        if first is None:
+            return None
+        records = itertools.chain((first,), itertools.islice(self._records, self._batch_size - 1))
+        tally = _Tally()
+        candidates: dict[str, _Candidate] = {}
+        read = 0
+        with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
+            while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+                read += len(chunk)
+                tx.stage(self._checked(chunk, tally, candidates))
+            existing = tx.settle()
+            imported = len(candidates) - len(existing)
+            for candidate in candidates.values():
+                decision = candidate.decision
+                content = existing.get(decision.dedup_key)
+                if content is None:
+                    tally.skipped += len(candidate.repeats)
+                elif content == decision.content_sha256:
+                    tally.skipped += 1 + len(candidate.repeats)
+                else:
+                    for number in (candidate.number, *candidate.repeats):
+                        tally.conflict(number, decision, "a decision imported before")
+            rows_through = self.rows_through + read
+            summary = _added(self.summary, rows_through, imported, tally)
+            tx.save_progress(rows_through, summary)
+        self.rows_through, self.summary = rows_through, summary
+        return self._outcome(tuple(item for _, item in sorted(tally.failed, key=_row)))
+
+    def close(self) -> None:
+        try:
+            self._store.close()
+        finally:
+            self._source.close()
+
+    def _checked(
+        self, chunk: list[Record], tally: _Tally, candidates: dict[str, _Candidate]
+    ) -> list[ImportedDecision]:
+        """The chunk's decisions whose key the batch had not met (the others tallied, or noted
+        as repeats of the first of their key)."""
+        new: list[ImportedDecision] = []
+        for number, fields in chunk:
+            if isinstance(fields, str):
+                tally.invalid += 1
+                tally.failed.append((number, FailedItem(f"row {number}", fields, UNREADABLE_ROW)))
+                continue
+            try:
+                decision = imported_decision(fields, self._hash)
+            except InvalidRow as bad:
+                tally.invalid += 1
+                tally.failed.append((number, FailedItem(f"row {number}", str(bad), INVALID_ROW)))
+                continue
+            first = candidates.get(decision.dedup_key)
+            if first is None:
+                candidates[decision.dedup_key] = _Candidate(number, decision)
+                new.append(decision)
+            elif first.decision.content_sha256 == decision.content_sha256:
+                first.repeats.append(number)
+            else:
+                tally.conflict(number, decision, f"row {first.number}")
+        return new
+
+    def _outcome(self, failed: tuple[FailedItem, ...]) -> BatchOutcome:
+        return BatchOutcome(
+            processed=self.rows_through,
+            summary=self.summary,
+            checkpoint={"rows_through": self.rows_through},
+            failed=failed,
+        )
+
+
+def _row(numbered: tuple[int, Any]) -> int:
+    return numbered[0]
+
+
+def _empty_summary() -> dict[str, Any]:
+    return {**dict.fromkeys(COUNTS, 0), "conflicts_listed": []}
+
+
+def _added(summary: Mapping[str, Any], rows: int, imported: int, tally: _Tally) -> dict[str, Any]:
+    listed = list(summary.get("conflicts_listed", []))
+    listed += sorted(tally.conflicts, key=lambda c: int(c["row"]))[: CONFLICTS_LISTED - len(listed)]
+    return {
+        "rows": rows,
+        "imported": int(summary["imported"]) + imported,
+        "skipped_duplicates": int(summary["skipped_duplicates"]) + tally.skipped,
+        "conflicts": int(summary["conflicts"]) + len(tally.conflicts),
+        "invalid_rows": int(summary["invalid_rows"]) + tally.invalid,
+        "conflicts_listed": listed,
+    }

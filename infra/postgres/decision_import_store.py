@@ -1,0 +1,172 @@
+"""Imported legacy decisions and each import's progress, in one transaction per batch.
+
+The rows are copied (COPY, text format, built here like the live writer's: a value adapted by
+the driver costs more than the rest of the row) into a temporary table and inserted from there
+into `decision_logs` (PostgreSQL refuses COPY into a table with row-level security). A batch takes a
+transaction-scoped advisory lock per tenant first, so two imports of one tenant never both add
+a key the other is adding; the job's progress row is checked against where the batch starts
+and moved on in the same transaction, so a batch runs once even when two workers hold the job.
+
+The importer connects as the decision-log writer (acgs2_projector, which may only insert and
+read decision rows) and scopes each transaction to the job's tenant, which is all the progress
+table's row-level security lets it see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+
+from domain.decision_import.record import ImportedDecision, decision_id_hex
+from domain.errors import ConcurrentModification
+from infra.postgres.decision_log_store import _escaped_json, _text
+
+_NULL = "\\N"
+_LOCK_CLASS = 0x0D1C  # the advisory-lock class of decision imports (one lock per tenant in it)
+_json = msgspec.json.Encoder().encode
+_COLUMNS = (
+    "decision_id, tenant_id, input_sha256, allow, deny, obligations, latency_ms, principal, "
+    "constitutional_hash, decided_at, origin, action, resource, context, reason, "
+    "legacy_policy_id, legacy_decision_id, import_job_id, dedup_key, content_sha256"
+)
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS decision_import_batch "
+    "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
+# The staged keys are looked up by value (ANY of an array), so the tenant's decisions are probed
+# through their (tenant_id, dedup_key) index whatever the planner guesses of the staged table
+# (a join with it was planned as a scan of the tenant's rows: every batch slower than the last).
+_SET_ASIDE = (
+    "DELETE FROM decision_import_batch s USING (SELECT dedup_key, content_sha256 "
+    "FROM decision_logs WHERE tenant_id = %s AND dedup_key = ANY(%s::char(64)[])) d "
+    "WHERE d.dedup_key = s.dedup_key RETURNING s.dedup_key, d.content_sha256"
+)
+_INSERT = (
+    f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
+    f"SELECT {_COLUMNS} FROM decision_import_batch"
+)
+_SCOPE = (
+    "SELECT set_config('app.current_tenant_id', %s, true), pg_advisory_xact_lock(%s, hashtext(%s))"
+)
+_PROGRESS = "SELECT rows_through, summary FROM decision_import_progress WHERE job_id = %s"
+_SAVE = (
+    "INSERT INTO decision_import_progress (job_id, tenant_id, rows_through, summary) "
+    "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (job_id) DO UPDATE SET "
+    "rows_through = EXCLUDED.rows_through, summary = EXCLUDED.summary, updated_at = now()"
+)
+
+
+def _optional(value: str | None) -> str:
+    return _NULL if value is None else _text(value)
+
+
+def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -> bytes:
+    """The rows as COPY text in the order of `_COLUMNS`."""
+    tenant = tenant_id.int
+    head = f"\t{tenant_id}\t"
+    tail = f"\t{job_id}\t"
+    return "".join(
+        [
+            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{_NULL if r.latency_ms is None else repr(r.latency_ms)}\t"
+            f"{_text(r.principal)}\t{r.constitutional_hash}\t{r.decided_text}\t"
+            f"imported\t{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
+            f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}"
+            f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
+            for r in rows
+        ]
+    ).encode()
+
+
+class _Batch:
+    def __init__(self, cur: psycopg.Cursor[Any], tenant_id: UUID, job_id: UUID) -> None:
+        self._cur = cur
+        self._tenant_id = tenant_id
+        self._job_id = job_id
+        self._copy: AbstractContextManager[psycopg.Copy] | None = None
+        self._writer: psycopg.Copy | None = None
+        self._keys: list[str] = []
+
+    def stage(self, rows: Sequence[ImportedDecision]) -> None:
+        if not rows:
+            return
+        if self._writer is None:
+            self._cur.execute(_STAGE)
+            self._copy = self._cur.copy(_COPY)
+            self._writer = self._copy.__enter__()
+        self._writer.write(copy_text(rows, self._tenant_id, self._job_id))
+        self._keys += [row.dedup_key for row in rows]
+
+    def settle(self) -> Mapping[str, str]:
+        if self._copy is None:
+            return {}
+        self._copy.__exit__(None, None, None)
+        self._copy = self._writer = None
+        existing = dict(self._cur.execute(_SET_ASIDE, [self._tenant_id, self._keys]).fetchall())
+        self._keys = []
+        self._cur.execute(_INSERT)
+        return existing
+
+    def abandon(self) -> None:
+        """Leave an unfinished COPY (the transaction is rolled back after it)."""
+        if self._copy is not None:
+            failure = RuntimeError("batch abandoned")
+            self._copy.__exit__(RuntimeError, failure, None)
+            self._copy = self._writer = None
+
+    def save_progress(self, rows_through: int, summary: Mapping[str, Any]) -> None:
+        self._cur.execute(
+            _SAVE, [self._job_id, self._tenant_id, rows_through, _json(summary).decode()]
+        )
+
+
+class PostgresDecisionImportStore:
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True)
+        return self._conn
+
+    def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT set_config('app.current_tenant_id', %s, true)", [str(tenant_id)])
+            row = cur.execute(_PROGRESS, [job_id]).fetchone()
+        return None if row is None else (int(row[0]), dict(row[1]))
+
+    @contextmanager
+    def batch(self, tenant_id: UUID, job_id: UUID, rows_from: int) -> Iterator[_Batch]:
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(_SCOPE, [str(tenant_id), _LOCK_CLASS, str(tenant_id)])
+                row = cur.execute(_PROGRESS, [job_id]).fetchone()
+                if (0 if row is None else int(row[0])) != rows_from:
+                    raise ConcurrentModification(
+                        "the import moved on elsewhere: another worker ran this batch",
+                        {"job_id": str(job_id)},
+                    )
+                batch = _Batch(cur, tenant_id, job_id)
+                try:
+                    yield batch
+                except BaseException:
+                    batch.abandon()
+                    raise
+        except psycopg.OperationalError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

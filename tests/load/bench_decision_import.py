@@ -1,0 +1,187 @@
+"""Decision import benchmark. Run: `python -m tests.load.bench_decision_import [--rows 200000]`.
+
+A CSV of `--rows` legacy decisions (distinct ids, a JSON context each, every tenth a repeat of
+an earlier row) is imported by the `decision_log_import` kind through the job port (open, then
+`next_batch` until done: read, check, key and digest each row, look the batch's keys up, COPY,
+insert, progress) into a fresh database. Target: >= 50,000 rows/s.
+
+The baseline, in the same process and database: a bare COPY of the same rows, already encoded,
+into a table like `decision_logs` (same columns and indexes, no row-level security): what the
+database alone takes for them. The ratio of the two says what the kind costs on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import psycopg
+
+from api.bootstrap import build
+from api.settings import Settings
+from commands.decision_import.kind import DecisionImportKind
+from commands.decision_import.sources import CsvSource
+from commands.migration_kinds import JobContext, JobSource
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+from domain.decision_import.record import imported_decision
+from infra.postgres.decision_import_store import PostgresDecisionImportStore, copy_text
+from infra.postgres.legacy_decisions import PostgresQuerySource
+from tests.load.targets import Targets
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
+
+TARGETS = Targets("bench_decision_import")
+ROWS_PER_SECOND = 50_000
+HASH = DEFAULT_CONSTITUTIONAL_HASH
+
+
+def write_csv(path: Path, rows: int) -> None:
+    header = ["decision_id", "timestamp", "principal", "action", "resource", "context",
+              "decision", "reason", "policy_id", "latency_ms"]  # fmt: skip
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for n in range(rows):
+            m = n - 1 if n % 10 == 9 else n  # every tenth row repeats the one before it
+            writer.writerow(
+                [
+                    f"legacy-{m}",
+                    f"2025-{1 + m % 12:02d}-{1 + m % 28:02d}T{m % 24:02d}:{m % 60:02d}:00Z",
+                    f"user{m % 5000}@example.com",
+                    ("read", "write", "delete")[m % 3],
+                    f"documents/{m % 20000}",
+                    json.dumps({"department": ("legal", "hr", "it")[m % 3], "level": m % 7}),
+                    "deny" if m % 4 == 0 else "allow",
+                    "rule matched",
+                    f"legacy-policy-{m % 50}",
+                    f"{(m % 100) / 10:.1f}",
+                ]
+            )
+
+
+def bare_copy(admin_url: str, path: Path) -> tuple[int, float]:
+    """Rows and seconds of a bare COPY of the file's rows, encoded beforehand."""
+    tenant, job_id = uuid.uuid4(), uuid.uuid4()
+    source = CsvSource(path, {})
+    rows = [imported_decision(r, HASH) for _, r in source.records(0) if not isinstance(r, str)]
+    unique = list({r.dedup_key: r for r in rows}.values())
+    text = copy_text(unique, tenant, job_id)
+    columns = (
+        "decision_id, tenant_id, input_sha256, allow, deny, obligations, latency_ms, principal, "
+        "constitutional_hash, decided_at, origin, action, resource, context, reason, "
+        "legacy_policy_id, legacy_decision_id, import_job_id, dedup_key, content_sha256"
+    )
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bare_copy (LIKE decision_logs INCLUDING ALL)")
+        started = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY bare_copy ({columns}) FROM STDIN") as copy,
+        ):
+            for start in range(0, len(text), 1 << 20):
+                copy.write(text[start : start + (1 << 20)])
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bare_copy")
+    return len(unique), seconds
+
+
+def through_the_kind(kind: DecisionImportKind, path: Path, work: Path) -> tuple[int, float]:
+    source = JobSource(path=path, filename=path.name)
+    context = JobContext(
+        tenant_id=uuid.uuid4(),
+        job_id=uuid.uuid4(),
+        kind=kind.name,
+        parameters=kind.validate({}, source),
+        source=source,
+        requested_by="bench",
+        checkpoint=None,
+        work_dir=work,
+    )
+    started = time.perf_counter()
+    cursor = kind.open(context)
+    batch_seconds: list[float] = []
+    try:
+        last = None
+        while True:
+            batch_started = time.perf_counter()
+            outcome = cursor.next_batch()
+            if outcome is None:
+                break
+            batch_seconds.append(time.perf_counter() - batch_started)
+            last = outcome
+    finally:
+        cursor.close()
+    seconds = time.perf_counter() - started
+    tenth = max(1, len(batch_seconds) // 10)
+    first, final = batch_seconds[:tenth], batch_seconds[-tenth:]
+    print(
+        f"  {len(batch_seconds)} batches; mean batch of the first tenth "
+        f"{1000 * sum(first) / len(first):.0f} ms, "
+        f"of the last {1000 * sum(final) / len(final):.0f} ms"
+    )
+    assert last is not None
+    summary = last.summary
+    print(
+        f"  rows {summary['rows']}, imported {summary['imported']}, "
+        f"skipped {summary['skipped_duplicates']}, conflicts {summary['conflicts']}, "
+        f"invalid {summary['invalid_rows']}"
+    )
+    return int(summary["rows"]), seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200_000)
+    args = parser.parse_args()
+    with (
+        scratch_dir("acgs-bench-import-") as data_dir,
+        throwaway_postgres(data_dir / "pg") as (
+            _,
+            admin_url,
+        ),
+    ):
+        settings = Settings.from_env(
+            {
+                "ACGS_DATABASE_URL": admin_url,
+                "ACGS_DATA_DIR": str(data_dir / "data"),
+                "ACGS_LOG_LEVEL": "WARNING",
+            }
+        )
+        system = build(settings, apply_migrations=False)
+        try:
+            path = data_dir / "legacy.csv"
+            write_csv(path, args.rows)
+            kind = DecisionImportKind(
+                lambda: PostgresDecisionImportStore(system.projector_conninfo),
+                PostgresQuerySource,
+                HASH,
+            )
+            print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            bare_rows, bare_seconds = bare_copy(admin_url, path)
+            rows, seconds = through_the_kind(kind, path, data_dir)
+            bare_rate, rate = bare_rows / bare_seconds, rows / seconds
+            verdict = TARGETS.check("import >= 50,000 rows/s", rate >= ROWS_PER_SECOND)
+            print(f"bare COPY: {bare_rows} rows in {bare_seconds:.2f} s = {bare_rate:,.0f} rows/s")
+            print(
+                f"import: {rows} rows in {seconds:.2f} s = {rate:,.0f} rows/s "
+                f"(target >= {ROWS_PER_SECOND:,}) {verdict}; "
+                f"ratio to bare COPY {rate / bare_rate:.2f}"
+            )
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
+        finally:
+            system.close()
+    return TARGETS.exit_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
