@@ -43,6 +43,10 @@ class Permission(StrEnum):
     AUDIT_RETENTION = "audit:retention"  # retention days and legal hold
     ROLE_MAPPING_MANAGE = "role-mapping:manage"
     ROLE_MAPPING_READ = "role-mapping:read"
+    SHADOW_READ = "shadow:read"
+    SHADOW_SUBMIT = "shadow:submit"  # send legacy decisions to be compared
+    SHADOW_ROUTE = "shadow:route"  # configure, request a step, roll back
+    SHADOW_APPROVE = "shadow:approve"  # approve a promotion past 50 %
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,24 @@ PERMISSIONS: dict[Permission, Rule] = {
         frozenset({_E}), Scope.TENANT, "Create, change or delete role mappings"
     ),
     Permission.ROLE_MAPPING_READ: Rule(_EVERY_ROLE, Scope.TENANT, "Read role mappings"),
+    Permission.SHADOW_READ: Rule(
+        _EVERY_ROLE, Scope.TENANT, "Read shadow-mode settings and metrics"
+    ),
+    Permission.SHADOW_SUBMIT: Rule(
+        frozenset({_E, MaciRole.CONTROLLER, MaciRole.IMPLEMENTER}),
+        Scope.TENANT,
+        "Send legacy decisions to shadow mode",
+    ),
+    Permission.SHADOW_ROUTE: Rule(
+        frozenset({_E, MaciRole.CONTROLLER, MaciRole.IMPLEMENTER}),
+        Scope.TENANT,
+        "Configure shadow mode, request a routing step, roll back",
+    ),
+    Permission.SHADOW_APPROVE: Rule(
+        frozenset({_J}),
+        Scope.TENANT,
+        "Approve a shadow rollout's promotion past 50 % (not its requester)",
+    ),
 }
 
 
