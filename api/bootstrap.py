@@ -28,6 +28,7 @@ from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
 from commands.role_mappings import RoleMappingCommands
+from commands.shadow import ShadowService
 from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
@@ -45,6 +46,7 @@ from infra.postgres.follower import LogFollower, Projection, follower_status
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
+from infra.postgres.shadow_metrics import ShadowMetricsStore
 from infra.postgres.sink_store import SinkStore
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
@@ -156,6 +158,8 @@ class System:
     role_mappings: RoleMappingCommands | None = None
     role_cache: RoleMappingCache | None = None  # sign-in's, kept fresh by the ROLE_CACHE worker
     sinks: SinkCommands | None = None
+    shadow: ShadowService | None = None
+    shadow_metrics: ShadowMetricsStore | None = None
     _closed: bool = False
 
     @property
@@ -381,6 +385,8 @@ class System:
             self.policy_cache.close()
         if self.sinks is not None:
             self.sinks.close()
+        if self.shadow_metrics is not None:
+            self.shadow_metrics.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -469,6 +475,10 @@ def build_registry(system: System) -> None:
         cache, engines, system.decision_log, settings.constitutional_hash
     )
     system.policy_cache = RegistryCacheFollower(system.projector_conninfo, cache, engines)
+    system.shadow_metrics = ShadowMetricsStore(system.app_conninfo)
+    system.shadow = ShadowService(
+        system.app, system.decisions, system.shadow_metrics, settings.constitutional_hash
+    )
 
 
 def kafka_config(settings: Settings) -> Any:

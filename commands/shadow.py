@@ -271,9 +271,8 @@ class ShadowService:
                 principal, tenant_id, [DecisionRequest(state.policy_key, legacy.document())]
             )[0]
         except (DecisionEvaluationFailed, NotFound) as failure:
-            return Comparison.failed(
-                legacy, key, routed=routed, error=f"{failure.code}: {failure.message}"[:500]
-            )
+            reason = failure.details.get("reason") or failure.message
+            return Comparison.failed(legacy, key, routed=routed, error=str(reason)[:500])
         latency = (time.perf_counter() - started) * 1000
         return Comparison.made(
             legacy,

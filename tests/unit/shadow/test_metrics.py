@@ -43,8 +43,10 @@ def test_percentiles_are_within_one_bucket() -> None:
         tally.add(Agreement.AGREE, float(i), i / 100)
     p50 = percentile(tally.legacy_latency, 0.5)
     p99 = percentile(tally.legacy_latency, 0.99)
-    assert p50 is not None and 50 <= p50 <= 55
-    assert p99 is not None and 99 <= p99 <= 109
+    assert p50 is not None
+    assert 50 <= p50 <= 55
+    assert p99 is not None
+    assert 99 <= p99 <= 109
     assert percentile([0] * 10, 0.5) is None
 
 
@@ -87,7 +89,7 @@ def test_the_window_keeps_the_last_n_decisions_and_the_last_seconds() -> None:
     for i in range(200):
         window.add(1000.0 + i, Agreement.AGREE)
     assert window.breach(1200.0) is None  # the errors fell out of the last 200
-    for i in range(50):
+    for _ in range(50):
         window.add(1300.0, Agreement.REGO_ERROR)
     assert window.breach(1300.0) is not None
     assert window.breach(2000.0) is None  # five minutes later, nothing is left in the window
