@@ -29,6 +29,7 @@ from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
 from commands.role_mappings import RoleMappingCommands
 from commands.shadow import ShadowService
+from commands.shadow_replay import ShadowReplayKind
 from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
@@ -43,10 +44,11 @@ from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_con
 from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import LogFollower, Projection, follower_status
+from infra.postgres.imported_decisions import PostgresImportedDecisions
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
-from infra.postgres.shadow_metrics import ShadowMetricsStore
+from infra.postgres.shadow_metrics import ReplayProgress, ShadowMetricsStore
 from infra.postgres.sink_store import SinkStore
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
@@ -478,6 +480,15 @@ def build_registry(system: System) -> None:
     system.shadow_metrics = ShadowMetricsStore(system.app_conninfo)
     system.shadow = ShadowService(
         system.app, system.decisions, system.shadow_metrics, settings.constitutional_hash
+    )
+
+
+def shadow_replay_kind(system: System) -> ShadowReplayKind:
+    """The `shadow_mode` job kind, for the migration-job runner."""
+    if system.shadow is None:
+        raise RuntimeError("shadow mode is not built")
+    return ShadowReplayKind(
+        system.shadow, PostgresImportedDecisions(system.app_conninfo), ReplayProgress
     )
 
 

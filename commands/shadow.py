@@ -28,7 +28,7 @@ from commands.decisions import DecisionEvaluationFailed, DecisionRequest, Decisi
 from commands.preamble import CommandPreamble
 from domain.audit import AuditEntry
 from domain.errors import ConcurrentModification, DomainError, NotFound, ValidationFailed
-from domain.events import SYSTEM_ACTOR, EventMeta
+from domain.events import SYSTEM_ACTOR, Actor, EventMeta
 from domain.registry.decision_log import canonical_input
 from domain.shadow.comparison import Agreement, LegacyDecision, compare, routed_to_rego
 from domain.shadow.metrics import RecentWindow, RollbackRule, Tally
@@ -54,7 +54,11 @@ class ShadowMetrics(Protocol):
 
     def tally(self, tenant_id: UUID, epoch: int | None = None) -> Tally: ...
 
-    def series(self, tenant_id: UUID, points: int = 500) -> list[tuple[datetime, float, int]]: ...
+    def series(
+        self, tenant_id: UUID, points: int = 500, resolution: str = "minute"
+    ) -> list[tuple[datetime, float, int]]: ...
+
+    def progress(self, tenant_id: UUID, job_id: UUID) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ class ShadowService:
             tally.add(comparison.kind, legacy.latency_ms, comparison.rego_latency_ms)
         minute = minute_of(datetime.fromtimestamp(now, UTC))
         self.metrics.add(tenant_id, state.epoch, {minute: tally})
-        self.alert(tenant_id, state, decisions, comparisons, principal)
+        self.alert(tenant_id, state, decisions, comparisons, principal.actor())
         evidence = self._watch(tenant_id, state, comparisons, now)
         percentage = 0 if evidence is not None else state.percentage
         return Compared(comparisons, percentage, evidence)
@@ -315,10 +319,9 @@ class ShadowService:
         state: RolloutState,
         decisions: Sequence[LegacyDecision],
         comparisons: Sequence[Comparison],
-        principal: Principal | None,
+        actor: Actor,
     ) -> int:
         """Record an audit alert for each missed violation (once per legacy decision)."""
-        actor = principal.actor() if principal is not None else SYSTEM_ACTOR
         meta = EventMeta(tenant_id, actor, self._hash)
         entries = [
             AuditEntry.record(

@@ -9,9 +9,11 @@ a canonical hash of the request, so the same request always lands on the same si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from hashlib import sha256
 from typing import Any
+from uuid import UUID
 
 from domain.policy.json_values import canonical_text
 
@@ -54,6 +56,31 @@ class LegacyDecision:
             return self.decision_id
         request = {**self.document(), "allow": self.allow}
         return sha256(canonical_text(request).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportedDecision:
+    """A legacy decision imported into the decision log (the legacy outcome in `allow`)."""
+
+    decision_id: UUID
+    decided_at: datetime
+    principal: str
+    action: str
+    resource: str
+    context: dict[str, Any]
+    allow: bool
+    latency_ms: float
+
+    def legacy(self) -> LegacyDecision:
+        return LegacyDecision(
+            principal=self.principal,
+            action=self.action,
+            resource=self.resource,
+            context=self.context,
+            allow=self.allow,
+            latency_ms=self.latency_ms,
+            decision_id=str(self.decision_id),
+        )
 
 
 def _entity(value: str | dict[str, Any]) -> dict[str, Any]:

@@ -40,10 +40,11 @@ SELECT {", ".join(f"coalesce(sum({k.value}), 0) AS {k.value}" for k in KINDS)},
 FROM shadow_metrics WHERE tenant_id = %(tenant_id)s
 """  # noqa: S608
 _SERIES = """
-SELECT minute, sum(agree) AS agree,
+SELECT date_trunc(%(resolution)s, minute) AS at, sum(agree) AS agree,
        sum(agree + legacy_allow_rego_deny + legacy_deny_rego_allow + rego_error) AS decisions
-FROM shadow_metrics WHERE tenant_id = %s GROUP BY minute ORDER BY minute DESC LIMIT %s
+FROM shadow_metrics WHERE tenant_id = %(tenant_id)s GROUP BY 1 ORDER BY 1 DESC LIMIT %(points)s
 """
+RESOLUTIONS = ("minute", "hour", "day")
 _PROGRESS = """
 INSERT INTO shadow_replay_progress (tenant_id, job_id, checkpoint, processed, summary)
 VALUES (%s, %s, %s, %s, %s)
@@ -129,12 +130,19 @@ class ShadowMetricsStore:
         assert row is not None
         return Tally.from_row(row)
 
-    def series(self, tenant_id: UUID, points: int = 500) -> list[tuple[datetime, float, int]]:
-        """Agreement per minute (the latest `points` minutes with decisions), oldest first."""
+    def series(
+        self, tenant_id: UUID, points: int = 500, resolution: str = "minute"
+    ) -> list[tuple[datetime, float, int]]:
+        """Agreement per minute, hour or day (the latest `points` with decisions), oldest
+        first: (time, agreement rate, decisions)."""
+        if resolution not in RESOLUTIONS:
+            msg = f"resolution must be one of {RESOLUTIONS}"
+            raise ValueError(msg)
+        params = {"tenant_id": tenant_id, "points": points, "resolution": resolution}
         with self._session(tenant_id) as conn:
-            rows = conn.execute(_SERIES, [tenant_id, points]).fetchall()
+            rows = conn.execute(_SERIES, params).fetchall()
         return [
-            (row["minute"], int(row["agree"]) / int(row["decisions"]), int(row["decisions"]))
+            (row["at"], int(row["agree"]) / int(row["decisions"]), int(row["decisions"]))
             for row in reversed(rows)
             if row["decisions"]
         ]

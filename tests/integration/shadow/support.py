@@ -26,9 +26,19 @@ constitutional_hash := "{HASH}"
 
 default allow := false
 
+# the role of the principal, else (imported decisions name the principal only) of the context
+role := r if {{
+\tr := input.user.role
+}}
+
+role := r if {{
+\tnot input.user.role
+\tr := input.context.role
+}}
+
 allow if {{
 \tinput.constitutional_hash == constitutional_hash
-\tinput.user.role == "owner"
+\trole == "owner"
 \tnot input.context.fail
 }}
 
@@ -41,7 +51,7 @@ deny contains "constitutional hash mismatch" if input.constitutional_hash != con
 
 deny contains "not an owner" if {{
 \tinput.constitutional_hash == constitutional_hash
-\tinput.user.role != "owner"
+\trole != "owner"
 }}
 
 obligations := set()
