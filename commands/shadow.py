@@ -24,7 +24,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from commands.application import GovernanceApplication
 from commands.authorization import Permission, authorize
 from commands.context import CommandContext, Principal
-from commands.decisions import DecisionEvaluationFailed, DecisionRequest, DecisionService
+from commands.decisions import (
+    DecisionEvaluationFailed,
+    DecisionOutcome,
+    DecisionRequest,
+    DecisionService,
+)
 from commands.preamble import CommandPreamble
 from domain.audit import AuditEntry
 from domain.errors import ConcurrentModification, DomainError, NotFound, ValidationFailed
@@ -252,7 +257,7 @@ class ShadowService:
         state = self.state(tenant_id)
         if state is None:
             raise NotFound("shadow mode is not configured", {"tenant_id": str(tenant_id)})
-        comparisons = [self._decide(principal, tenant_id, state, d) for d in decisions]
+        comparisons = self._decide_all(principal, tenant_id, state, decisions)
         now = self._clock()
         tally = Tally()
         for legacy, comparison in zip(decisions, comparisons, strict=True):
@@ -264,26 +269,60 @@ class ShadowService:
         percentage = 0 if evidence is not None else state.percentage
         return Compared(comparisons, percentage, evidence)
 
+    def _decide_all(
+        self,
+        principal: Principal,
+        tenant_id: UUID,
+        state: RolloutState,
+        decisions: Sequence[LegacyDecision],
+    ) -> list[Comparison]:
+        """The batch decided at once; when a request fails, each one on its own (so that only
+        the failing ones are errors)."""
+        requests = [DecisionRequest(state.policy_key, d.document()) for d in decisions]
+        try:
+            outcomes = self._decisions.decide(principal, tenant_id, requests)
+        except (DecisionEvaluationFailed, NotFound):
+            return [
+                self._decide(principal, tenant_id, state, legacy, request)
+                for legacy, request in zip(decisions, requests, strict=True)
+            ]
+        return [
+            self._compared(legacy, outcome, state)
+            for legacy, outcome in zip(decisions, outcomes, strict=True)
+        ]
+
     def _decide(
-        self, principal: Principal, tenant_id: UUID, state: RolloutState, legacy: LegacyDecision
+        self,
+        principal: Principal,
+        tenant_id: UUID,
+        state: RolloutState,
+        legacy: LegacyDecision,
+        request: DecisionRequest,
+    ) -> Comparison:
+        try:
+            [outcome] = self._decisions.decide(principal, tenant_id, [request])
+        except (DecisionEvaluationFailed, NotFound) as failure:
+            key = legacy.routing_key()
+            reason = failure.details.get("reason") or failure.message
+            return Comparison.failed(
+                legacy,
+                key,
+                routed=routed_to_rego(key, state.percentage),
+                error=str(reason)[:500],
+            )
+        return self._compared(legacy, outcome, state)
+
+    @staticmethod
+    def _compared(
+        legacy: LegacyDecision, outcome: DecisionOutcome, state: RolloutState
     ) -> Comparison:
         key = legacy.routing_key()
-        routed = routed_to_rego(key, state.percentage)
-        started = time.perf_counter()
-        try:
-            outcome = self._decisions.decide(
-                principal, tenant_id, [DecisionRequest(state.policy_key, legacy.document())]
-            )[0]
-        except (DecisionEvaluationFailed, NotFound) as failure:
-            reason = failure.details.get("reason") or failure.message
-            return Comparison.failed(legacy, key, routed=routed, error=str(reason)[:500])
-        latency = (time.perf_counter() - started) * 1000
         return Comparison.made(
             legacy,
             key,
             outcome.decision.allow,
-            latency,
-            routed=routed,
+            outcome.latency_ms,
+            routed=routed_to_rego(key, state.percentage),
             deny=outcome.decision.deny,
             decision_id=outcome.decision_id,
         )
