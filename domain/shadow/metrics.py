@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.shadow.comparison import Agreement
@@ -118,6 +119,10 @@ def _padded(values: Sequence[int]) -> list[int]:
     return [*map(int, values), *[0] * (LATENCY_BUCKETS - len(values))][:LATENCY_BUCKETS]
 
 
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+
+
 def _rate(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
@@ -161,8 +166,8 @@ class Breach:
             "critical_disagreements": self.missed_violations,
             "rate": round(self.rate, 6),
             "threshold": self.threshold,
-            "window_started_at": self.window_started_at,
-            "window_ended_at": self.window_ended_at,
+            "window_started_at": _iso(self.window_started_at),
+            "window_ended_at": _iso(self.window_ended_at),
         }
 
 

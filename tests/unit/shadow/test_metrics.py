@@ -78,7 +78,8 @@ def test_the_window_fires_over_the_threshold_only_with_enough_decisions() -> Non
     assert breach is not None
     assert (breach.decisions, breach.errors, breach.missed_violations) == (101, 5, 1)
     assert breach.rate == pytest.approx(6 / 101)
-    assert breach.as_dict()["window_started_at"] == 0.0
+    assert breach.as_dict()["window_started_at"] == "1970-01-01T00:00:00.000+00:00"
+    assert breach.as_dict()["window_ended_at"] == "1970-01-01T00:01:41.000+00:00"
 
 
 def test_the_window_keeps_the_last_n_decisions_and_the_last_seconds() -> None:
