@@ -37,7 +37,7 @@ from domain.events import SYSTEM_ACTOR, Actor, EventMeta
 from domain.registry.decision_log import canonical_input
 from domain.shadow.comparison import Agreement, LegacyDecision, compare, routed_to_rego
 from domain.shadow.metrics import RecentWindow, RollbackRule, Tally
-from domain.shadow.rollout import STEPS, ShadowRollout, StepEvidence, rollback_rule, rollout_id
+from domain.shadow.rollout import ShadowRollout, StepEvidence, rollback_rule, rollout_id
 
 MAX_BATCH = 1000
 MAX_POLICY_KEY = 255
@@ -74,6 +74,7 @@ class RolloutState:
     rule: RollbackRule
     pending_target: int | None
     requested_by: str | None
+    next_step: int | None = None
 
     @classmethod
     def of(cls, rollout: ShadowRollout) -> RolloutState:
@@ -85,6 +86,7 @@ class RolloutState:
             rollout.rule,
             pending[0] if pending else None,
             pending[1] if pending else None,
+            rollout.next_step,
         )
 
 
@@ -217,7 +219,7 @@ class ShadowService:
             "policy_id": state.policy_key,
             "percentage": state.percentage,
             "epoch": state.epoch,
-            "next_step": _next(state.percentage),
+            "next_step": state.next_step,
             "pending_approval": (
                 None
                 if state.pending_target is None
@@ -484,11 +486,6 @@ def _configuration(policy_key: object, rollback: object) -> tuple[str, RollbackR
         raise ValidationFailed.listing(problems)
     assert isinstance(policy_key, str)
     return policy_key, rule
-
-
-def _next(percentage: int) -> int | None:
-    index = STEPS.index(percentage)
-    return STEPS[index + 1] if index + 1 < len(STEPS) else None
 
 
 def _entity_id(value: str | dict[str, Any]) -> Any:

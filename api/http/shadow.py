@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import anyio.to_thread
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from msgspec import UNSET
 
@@ -22,7 +22,7 @@ from api.http.shadow_dto import (
     ShadowDecisionsResult,
     ShadowStatus,
 )
-from api.http.tenants import HashHeader, _context, supplied_hash
+from api.http.tenants import HashHeader, IdempotencyKey, _context, supplied_hash
 from commands.constitution import verify_constitutional_hash
 from commands.context import Principal
 from commands.shadow import RolloutState, ShadowService
@@ -49,25 +49,31 @@ class ShadowController(Controller):
         "`rolled_back` carries its evidence when this call tripped it.",
         responses={
             200: ResponseSpec(ShadowDecisionsResult, description="The comparisons"),
-            **ex.refusals("NOT_FOUND", "FORBIDDEN", *ex.WRITE),
+            **ex.refusals("NOT_FOUND", "FORBIDDEN", "IDEMPOTENCY_KEY_REUSED", *ex.WRITE),
         },
     )
     async def compare(
         self,
+        request: Request[Any, Any, Any],
         tenant_id: UUID,
         data: ShadowDecisionsBody,
         principal: Principal,
         api: ApiServices,
         constitutional_hash: HashHeader = None,
-    ) -> ShadowDecisionsResult:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ShadowDecisionsResult]:
         supplied = supplied_hash(data.constitutional_hash, constitutional_hash)
         verify_constitutional_hash(supplied, api.constitutional_hash)
         items = data.items()
         legacy = [item.legacy() for item in items]
-        compared = await _in_thread(
-            partial(_shadow(api).compare_live, principal, tenant_id, legacy)
-        )
-        return ShadowDecisionsResult.of(items, compared, api.constitutional_hash)
+
+        async def compare() -> Response[Any]:
+            compared = await _in_thread(
+                partial(_shadow(api).compare_live, principal, tenant_id, legacy)
+            )
+            return Response(ShadowDecisionsResult.of(items, compared, api.constitutional_hash))
+
+        return await api.idempotency.run(request, principal, idempotency_key, compare)
 
     @get(
         "",
@@ -101,6 +107,7 @@ class ShadowController(Controller):
                 "FORBIDDEN",
                 "INVALID_STATE_TRANSITION",
                 "CONCURRENT_MODIFICATION",
+                "IDEMPOTENCY_KEY_REUSED",
                 *ex.WRITE,
             ),
         },
@@ -113,15 +120,20 @@ class ShadowController(Controller):
         principal: Principal,
         api: ApiServices,
         constitutional_hash: HashHeader = None,
-    ) -> ShadowStatus:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ShadowStatus]:
         ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
         problems = data.misplaced()
         if problems:
             raise ValidationFailed.listing(problems)
         shadow = _shadow(api)
-        await _in_thread(partial(_run, shadow, data, ctx, tenant_id))
-        found = await _in_thread(partial(shadow.status, principal, tenant_id))
-        return ShadowStatus(**found, constitutional_hash=api.constitutional_hash)
+
+        async def command() -> Response[Any]:
+            await _in_thread(partial(_run, shadow, data, ctx, tenant_id))
+            found = await _in_thread(partial(shadow.status, principal, tenant_id))
+            return Response(ShadowStatus(**found, constitutional_hash=api.constitutional_hash))
+
+        return await api.idempotency.run(request, principal, idempotency_key, command)
 
 
 def _run(shadow: ShadowService, data: ShadowCommandBody, ctx: Any, tenant_id: UUID) -> RolloutState:

@@ -213,3 +213,21 @@ def test_refusals(tenant: Tenant, api: Api, platform: httpx.Client, unique: str)
         )
     finally:
         other.close()
+
+
+def test_a_replayed_idempotent_request_is_not_counted_twice(tenant: Tenant) -> None:
+    ivan = tenant.client(MaciRole.IMPLEMENTER, "ivan")
+    assert _command(ivan, tenant, action="configure", policy_id="documents").status_code == 200
+    body = {"decisions": _agreeing(0, 10)}
+    headers = {**WRITE, "Idempotency-Key": "legacy-batch-0"}
+    url = f"/v1/tenants/{tenant.id}/shadow/decisions"
+
+    first = ivan.post(url, json=body, headers=headers)
+    again = ivan.post(url, json=body, headers=headers)
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    status = ivan.get(f"/v1/tenants/{tenant.id}/shadow").json()
+    assert status["current_step"]["decisions"] == 10
+    other = ivan.post(url, json={"decisions": _agreeing(10, 1)}, headers=headers)
+    _error(other, 409, "IDEMPOTENCY_KEY_REUSED")
