@@ -30,6 +30,8 @@ from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
 from commands.policies import PolicyCommands
 from commands.role_mappings import RoleMappingCommands
+from commands.shadow import ShadowService
+from commands.shadow_replay import ShadowReplayKind
 from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
@@ -45,9 +47,11 @@ from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import LogFollower, Projection, follower_status
 from infra.postgres.gap_ledger import PostgresGapLedger
+from infra.postgres.imported_decisions import PostgresImportedDecisions
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
+from infra.postgres.shadow_metrics import ReplayProgress, ShadowMetricsStore
 from infra.postgres.sink_store import SinkStore
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
@@ -162,6 +166,8 @@ class System:
     role_cache: RoleMappingCache | None = None  # sign-in's, kept fresh by the ROLE_CACHE worker
     sinks: SinkCommands | None = None
     gaps: GapCommands | None = None
+    shadow: ShadowService | None = None
+    shadow_metrics: ShadowMetricsStore | None = None
     _closed: bool = False
 
     @property
@@ -394,6 +400,8 @@ class System:
             self.policy_cache.close()
         if self.sinks is not None:
             self.sinks.close()
+        if self.shadow_metrics is not None:
+            self.shadow_metrics.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -483,6 +491,19 @@ def build_registry(system: System) -> None:
         cache, engines, system.decision_log, settings.constitutional_hash
     )
     system.policy_cache = RegistryCacheFollower(system.projector_conninfo, cache, engines)
+    system.shadow_metrics = ShadowMetricsStore(system.app_conninfo)
+    system.shadow = ShadowService(
+        system.app, system.decisions, system.shadow_metrics, settings.constitutional_hash
+    )
+
+
+def shadow_replay_kind(system: System) -> ShadowReplayKind:
+    """The `shadow_mode` job kind, for the migration-job runner."""
+    if system.shadow is None:
+        raise RuntimeError("shadow mode is not built")
+    return ShadowReplayKind(
+        system.shadow, PostgresImportedDecisions(system.app_conninfo), ReplayProgress
+    )
 
 
 def kafka_config(settings: Settings) -> Any:

@@ -45,6 +45,10 @@ class Permission(StrEnum):
     ROLE_MAPPING_READ = "role-mapping:read"
     GAP_READ = "gap:read"
     GAP_REVIEW = "gap:review"  # accept a gap (with a reason) or reopen it
+    SHADOW_READ = "shadow:read"
+    SHADOW_SUBMIT = "shadow:submit"  # send legacy decisions to be compared
+    SHADOW_ROUTE = "shadow:route"  # configure, request a step, roll back
+    SHADOW_APPROVE = "shadow:approve"  # approve a promotion past 50 %
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,24 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.GAP_READ: Rule(_EVERY_ROLE, Scope.TENANT, "Read governance gaps and their trend"),
     Permission.GAP_REVIEW: Rule(
         frozenset({_E}), Scope.TENANT, "Accept a governance gap with a reason, or reopen it"
+    ),
+    Permission.SHADOW_READ: Rule(
+        _EVERY_ROLE, Scope.TENANT, "Read shadow-mode settings and metrics"
+    ),
+    Permission.SHADOW_SUBMIT: Rule(
+        frozenset({_E, MaciRole.CONTROLLER, MaciRole.IMPLEMENTER}),
+        Scope.TENANT,
+        "Send legacy decisions to shadow mode",
+    ),
+    Permission.SHADOW_ROUTE: Rule(
+        frozenset({_E, MaciRole.CONTROLLER, MaciRole.IMPLEMENTER}),
+        Scope.TENANT,
+        "Configure shadow mode, request a routing step, roll back",
+    ),
+    Permission.SHADOW_APPROVE: Rule(
+        frozenset({_J}),
+        Scope.TENANT,
+        "Approve a shadow rollout's promotion past 50 % (not its requester)",
     ),
 }
 

@@ -90,6 +90,7 @@ class DecisionOutcome(NamedTuple):
     decision_id: UUID
     policy: ActivePolicy
     decision: Decision
+    latency_ms: float = 0.0  # of the evaluation alone
 
 
 class DecisionSink(Protocol):
@@ -299,5 +300,5 @@ class DecisionService:
                     decided_at=self._clock(),
                 )
             )
-            outcomes.append(DecisionOutcome(decision_id, active, decision))
+            outcomes.append(DecisionOutcome(decision_id, active, decision, latency_ms))
         return outcomes

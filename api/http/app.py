@@ -36,6 +36,7 @@ from api.http.role_mappings import RoleMappingController
 from api.http.saml import SamlController
 from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_envelope
 from api.http.services import ApiServices
+from api.http.shadow import ShadowController
 from api.http.sinks import SinkController
 from api.http.tenants import TenantController
 from commands.context import Principal
@@ -80,6 +81,7 @@ def create_app(
             AuthController,
             SinkController,
             GapController,
+            ShadowController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

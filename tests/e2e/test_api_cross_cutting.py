@@ -234,6 +234,25 @@ def _policy_requests(
         ("GET", "/v1/tenants/{tenant_id}/decision-log/settings"): lambda: platform.get(
             f"{base}/decision-log/settings"
         ),
+        ("POST", "/v1/tenants/{tenant_id}/shadow"): lambda: platform.post(
+            f"{base}/shadow", json={"action": "configure", "policy_id": "hdr"}, headers=hdr
+        ),
+        ("POST", "/v1/tenants/{tenant_id}/shadow/decisions"): lambda: platform.post(
+            f"{base}/shadow/decisions",
+            json={
+                "decisions": [
+                    {
+                        "principal": {"role": "admin"},
+                        "action": "read",
+                        "resource": "r",
+                        "decision": "allow",
+                        "latency_ms": 1.0,
+                    }
+                ]
+            },
+            headers=hdr,
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/shadow"): lambda: platform.get(f"{base}/shadow"),
         ("DELETE", key): lambda: platform.delete(f"{base}/policies/hdr", headers=hdr),
     }
 

@@ -60,6 +60,7 @@ MIGRATIONS = [
     "applied 0015_oidc_upstream_tokens",
     "applied 0017_sink_dead_letters",
     "applied 0018_decision_import",
+    "applied 0020_shadow_mode",
     "applied 0021_gap_analysis",
 ]
 

@@ -51,8 +51,9 @@ PRINCIPALS = ("platform", "tenant_admin", "low_role")
 # tenant, or whatever the fuzzer generated.
 TARGETS = ("own", "other", "system", "generated")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Bodies a schema cannot fully describe: a policy source (it must also convert) and free-form
-# decision inputs (JSON of any shape, in which a NUL is refused). There a schema-valid body may
+# Bodies a schema cannot fully describe: a policy source (it must also convert), free-form
+# decision inputs (JSON of any shape, in which a NUL is refused), and shadow mode's legacy
+# decisions and commands. There a schema-valid body may
 # be refused with 422; every other check (no 5xx, the envelope, isolation, invalid data
 # rejected) still applies.
 SEMANTIC_BODIES = frozenset(
@@ -60,6 +61,8 @@ SEMANTIC_BODIES = frozenset(
         ("POST", "/v1/tenants/{tenant_id}/policies"),
         ("POST", "/v1/tenants/{tenant_id}/policies/upload"),
         ("POST", "/v1/tenants/{tenant_id}/decisions"),
+        ("POST", "/v1/tenants/{tenant_id}/shadow/decisions"),  # each item checked in the handler
+        ("POST", "/v1/tenants/{tenant_id}/shadow"),  # the fields an action takes
     }
 )
 

@@ -18,6 +18,8 @@ from commands.role_mappings import CreateRoleMapping
 from commands.tenants import CreateTenant
 from domain.errors import ConstitutionalHashMismatch, IntegrationUnreachable
 from domain.integration.aggregate import ARCHIVE_RETENTION_DAYS
+from domain.shadow.comparison import Agreement
+from domain.shadow.metrics import Tally
 from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
@@ -83,6 +85,7 @@ def every_event_type(system: System, unique: str) -> Callable[[], UUID]:
         registry.retire(PLATFORM, tenant.id, "door")
         registry.configure_decision_log(PLATFORM, tenant.id, log_input=False, fields=[])
         registry.configure_decision_log(PLATFORM, tenant.id, log_input=True, fields=["user.ssn"])
+        _every_shadow_rollout_event(system, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id, immediate=True)
         refused = CommandContext(PLATFORM.principal, "0000000000000000", TRACE)
@@ -106,6 +109,25 @@ def _every_integration_event(system: System, tenant_id: UUID) -> None:
     commands.archive(PLATFORM, tenant_id, made.id)
     later = datetime.now(UTC) + timedelta(days=ARCHIVE_RETENTION_DAYS + 1)
     assert commands.shred_expired(tenant_id, made.id, later)
+
+
+def _every_shadow_rollout_event(system: System, tenant_id: UUID) -> None:
+    """Configured, Reconfigured, StepChanged (25, 50), StepRequested (100), RolledBack: each
+    step judged on 1,000 agreeing decisions counted in the metrics store."""
+    shadow, metrics = system.shadow, system.shadow_metrics
+    assert shadow is not None
+    assert metrics is not None
+    shadow.configure(PLATFORM, tenant_id, "door", None)
+    shadow.configure(PLATFORM, tenant_id, "door", {"threshold": 0.1})
+    agreeing = Tally()
+    for _ in range(1000):
+        agreeing.add(Agreement.AGREE, 1.0, 0.1)
+    for target in (25, 50, 100):
+        state = shadow.state(tenant_id, fresh=True)
+        assert state is not None
+        metrics.add(tenant_id, state.epoch, {datetime.now(UTC).replace(second=0): agreeing})
+        shadow.request_step(PLATFORM, tenant_id, target)
+    shadow.roll_back(PLATFORM, tenant_id, "by hand")
 
 
 def _every_role_mapping_event(system: System, tenant_id: UUID, integration_id: UUID) -> None:

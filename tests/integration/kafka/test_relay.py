@@ -161,6 +161,54 @@ EXPECTED_AUDIT_TRAIL = [
         "tenant",
         "operator",
     ),
+    (
+        "shadow_rollout.configured",
+        "governance",
+        "shadow_rollout.configured",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "shadow_rollout.reconfigured",
+        "governance",
+        "shadow_rollout.reconfigured",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "shadow_rollout.step_changed",
+        "governance",
+        "shadow_rollout.step_changed",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "shadow_rollout.step_changed",
+        "governance",
+        "shadow_rollout.step_changed",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "shadow_rollout.step_requested",
+        "governance",
+        "shadow_rollout.step_requested",
+        "success",
+        "tenant",
+        "operator",
+    ),
+    (
+        "shadow_rollout.rolled_back",
+        "governance",
+        "shadow_rollout.rolled_back",
+        "success",
+        "tenant",
+        "operator",
+    ),
     ("tenant.deactivated", "admin", "deactivate_tenant", "success", "tenant", "operator"),
     ("tenant.purged", "admin", "purge_tenant", "success", "system", "operator"),
     ("governance.create_tenant", "governance", "create_tenant", "denied", "system", "operator"),
@@ -216,6 +264,6 @@ def test_position_moves_only_past_what_was_published(
     assert relay.position() == log_head(system)
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
-    assert relay.stats.events == 25  # every_event_type records exactly twenty-five events
-    assert relay.stats.messages == 50  # each to governance-events and to audit-trail
+    assert relay.stats.events == 31  # every_event_type records exactly thirty-one events
+    assert relay.stats.messages == 62  # each to governance-events and to audit-trail
     assert relay.stats.retries == 0

@@ -22,6 +22,8 @@ from domain.maci import MaciRole
 from domain.registry.decision_log import DecisionLogSettings
 from domain.registry.policy import TenantPolicy
 from domain.role_mapping import RoleMapping
+from domain.shadow.metrics import RollbackRule
+from domain.shadow.rollout import ShadowRollout, StepEvidence
 from domain.tenant.aggregate import Tenant
 from infra.kafka.codec import EncodeError, EventCodec
 from infra.kafka.schemas import (
@@ -70,7 +72,21 @@ def sample_events() -> list[Any]:
         *_integration_events(),
         *_registry_events(),
         *_role_mapping_events(),
+        *_shadow_rollout_events(),
     ]
+
+
+def _shadow_rollout_events() -> list[Any]:
+    evidence = StepEvidence(1000, 0.97)
+    rollout = ShadowRollout.configure_new(
+        tenant_id=META.tenant_id, policy_key="documents", rule=RollbackRule(), meta=META
+    )
+    rollout.reconfigure(policy_key="documents", rule=RollbackRule(threshold=0.1), meta=META)
+    rollout.request_step(25, evidence, META)
+    rollout.request_step(50, evidence, META)
+    rollout.request_step(100, evidence, META)
+    rollout.roll_back(automatic=True, reason="errors", evidence={"rate": 0.2}, meta=META)
+    return list(rollout.collect_events())
 
 
 def _role_mapping_events() -> list[Any]:
