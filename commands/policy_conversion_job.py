@@ -14,7 +14,7 @@ far. A batch run again after a crash finds its versions written and counts them 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from commands.policy_conversion import (
 from domain.errors import ValidationFailed
 from domain.events import Actor, EventMeta
 from domain.policy.conversion import ConversionSettings, ConversionStatus, PolicyResult
+from domain.policy.gate import RegoEngine
 from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits
 from domain.policy.sources import SourceFormat
 
@@ -131,17 +132,25 @@ class PolicyConversionKind:
     # --- used by the cursor -------------------------------------------------------------------
 
     def convert(
-        self, texts: Sequence[SourceText], source_format: SourceFormat
+        self,
+        texts: Sequence[SourceText],
+        source_format: SourceFormat,
+        engine: Callable[[], RegoEngine],
     ) -> list[PolicyResult]:
+        """Convert and gate: in `processes` worker processes (each builds its own engine per
+        batch), or here with the cursor's own engine (`engine`, built once per run)."""
         settings = ConversionSettings.bounded_by(self._limits, None, self._hash)
         return run_conversion(
             texts,
-            self._engine_factory,
+            self._engine_factory if self._processes > 1 else engine,
             source_format=source_format,
             settings=settings,
             jobs=self._processes,
             limits=self._limits,
         )
+
+    def engine(self) -> RegoEngine:
+        return self._engine_factory()
 
     def files(self, source: JobSource, source_format: SourceFormat) -> list[Path]:
         return collect_sources([source.path], source_format, self._limits)
@@ -180,9 +189,18 @@ class _Cursor:
         checkpoint = job.checkpoint or {}
         self._next = int(checkpoint.get("next", 0))
         self._counts = {key: int(checkpoint.get("counts", {}).get(key, 0)) for key in _COUNTS}
+        self._engine: RegoEngine | None = None
+        self._texts: dict[str, str] = {}
 
     def close(self) -> None:
-        pass
+        close = getattr(self._engine, "close", None)
+        if close is not None:
+            close()
+
+    def _own_engine(self) -> RegoEngine:
+        if self._engine is None:
+            self._engine = self._kind.engine()
+        return self._engine
 
     def next_batch(self) -> BatchOutcome | None:
         if self._next >= self.total:
@@ -197,8 +215,10 @@ class _Cursor:
                 failed.append(FailedItem(self._name(file), read, "Make the file readable UTF-8."))
                 failed_files.add(str(file))
             else:
-                texts.append(read)
-        results = self._kind.convert(texts, self._format) if texts else []
+                # Named by its path in the source, so no server path reaches the Rego or reports.
+                texts.append(SourceText(self._name(file), read.text, read.size))
+        results = self._kind.convert(texts, self._format, self._own_engine) if texts else []
+        self._texts = {text.name: text.text for text in texts}
         converted = self._writable(results, failed, failed_files)
         added, unchanged, activated, refused = self._kind.record(self._job, converted)
         for result in results:
@@ -220,7 +240,6 @@ class _Cursor:
         self, results: list[PolicyResult], failed: list[FailedItem], failed_files: set[str]
     ) -> list[ConvertedSource]:
         writable: list[ConvertedSource] = []
-        texts = {}
         for result in results:
             if (
                 result.rego is None
@@ -230,12 +249,10 @@ class _Cursor:
                 failed.append(FailedItem(self._item(result), _error(result), _advice(result)))
                 failed_files.add(result.source)
                 continue
-            if result.source not in texts:
-                texts[result.source] = Path(result.source).read_text(encoding="utf-8")
             writable.append(
                 ConvertedSource(
                     policy_key=result.policy_id,
-                    source=texts[result.source],
+                    source=self._texts[result.source],
                     source_format=result.source_format,
                     rego=result.rego,
                     package=result.package or "",
@@ -278,7 +295,7 @@ class _Cursor:
             return file.name
 
     def _item(self, result: PolicyResult) -> str:
-        return f"{result.policy_id} ({self._name(Path(result.source))})"
+        return f"{result.policy_id} ({result.source})"
 
 
 def conversion_summary(counts: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from api.http.errors import handle_exception
 from api.http.health import HealthController
 from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
+from api.http.migrations import MigrationController
 from api.http.oidc import OidcController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
@@ -77,6 +78,7 @@ def create_app(
             RoleMappingController,
             AuthController,
             SinkController,
+            MigrationController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
