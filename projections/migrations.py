@@ -64,7 +64,7 @@ ON CONFLICT (job_id, item) DO NOTHING
 
 
 class MigrationJobsProjection:
-    name = "migration_jobs"
+    name = "migrations"  # its follower; the worker running the jobs is `migration_jobs`
     tables = ("migration_jobs", "migration_job_failures")
 
     def apply(self, cur: Cursor[Any], event: Any) -> None:
