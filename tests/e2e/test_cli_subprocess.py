@@ -59,6 +59,7 @@ MIGRATIONS = [
     "applied 0014_saml",
     "applied 0015_oidc_upstream_tokens",
     "applied 0017_sink_dead_letters",
+    "applied 0019_migration_jobs",
 ]
 
 
@@ -348,6 +349,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "integration_health",
             "integrations",
             "kafka_relay",
+            "migration_jobs",
+            "migrations",
             "policies",
             "policy_cache",
             "role_cache",
