@@ -97,6 +97,14 @@ class MigrationRunner:
                 return True
         return False
 
+    def run_job(self, tenant_id: UUID, job_id: UUID, stop: threading.Event) -> bool:
+        """Claim this job and run it to its end; False if it could not be claimed."""
+        job = self.claim(tenant_id, job_id)
+        if job is None:
+            return False
+        self._run(job, stop)
+        return True
+
     def claim(self, tenant_id: UUID, job_id: UUID) -> MigrationJob | None:
         """The job, claimed by this worker; None if it is not claimable or another won it."""
         try:
