@@ -105,7 +105,7 @@ def _assert_security_headers(response: httpx.Response, what: str) -> None:
         assert response.content == b"", what
     else:
         content_type = response.headers["content-type"].split(";")[0]
-        assert content_type.endswith(("json", "xml")) or content_type == "text/plain", what
+        assert content_type.endswith(("json", "xml", "/pdf")) or content_type == "text/plain", what
         assert "html" not in content_type, what
     assert response.headers["x-request-id"], what
 

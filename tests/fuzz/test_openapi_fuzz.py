@@ -51,15 +51,18 @@ PRINCIPALS = ("platform", "tenant_admin", "low_role")
 # tenant, or whatever the fuzzer generated.
 TARGETS = ("own", "other", "system", "generated")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Bodies a schema cannot fully describe: a policy source (it must also convert) and free-form
-# decision inputs (JSON of any shape, in which a NUL is refused). There a schema-valid body may
-# be refused with 422; every other check (no 5xx, the envelope, isolation, invalid data
-# rejected) still applies.
+# Bodies a schema cannot fully describe: a policy source (it must also convert), free-form
+# decision inputs (JSON of any shape, in which a NUL is refused) and a migration job's request.
+# There a schema-valid body may be refused with 422; every other check (no 5xx, the envelope,
+# isolation, invalid data rejected) still applies.
 SEMANTIC_BODIES = frozenset(
     {
         ("POST", "/v1/tenants/{tenant_id}/policies"),
         ("POST", "/v1/tenants/{tenant_id}/policies/upload"),
         ("POST", "/v1/tenants/{tenant_id}/decisions"),
+        # a migration job's source_config is checked by its kind, its source must exist
+        ("POST", "/v1/tenants/{tenant_id}/migrations"),
+        ("POST", "/v1/tenants/{tenant_id}/migrations/upload"),
     }
 )
 
