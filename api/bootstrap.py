@@ -7,9 +7,11 @@ tool, builds a Kafka client of its own."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -28,13 +30,19 @@ from commands.gap_analysis import GapAnalysisKind
 from commands.gaps import GapCommands
 from commands.integration_health import IntegrationHealthChecker
 from commands.integrations import IntegrationCommands
+from commands.migration_kinds import JobKind
+from commands.migration_runner import MigrationRunner, RunnerSettings
+from commands.migration_sources import JobSources
+from commands.migrations import MigrationJobs
 from commands.policies import PolicyCommands
+from commands.policy_conversion_job import PolicyConversionKind
 from commands.role_mappings import RoleMappingCommands
 from commands.shadow import ShadowService
 from commands.shadow_replay import ShadowReplayKind
 from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
 from domain.keys import KeyProvider
+from domain.policy.limits import DEFAULT_LIMITS
 from domain.sinks import SINK_PREFIX, follower_name, sink_scope
 from infra import tracing
 from infra.circuit_breaker import CircuitBreakers
@@ -49,6 +57,7 @@ from infra.postgres.follower import LogFollower, Projection, follower_status
 from infra.postgres.gap_ledger import PostgresGapLedger
 from infra.postgres.imported_decisions import PostgresImportedDecisions
 from infra.postgres.integration_health import IntegrationHealthLedger
+from infra.postgres.job_queue import PostgresJobQueue
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
 from infra.postgres.shadow_metrics import ReplayProgress, ShadowMetricsStore
@@ -62,6 +71,7 @@ from projections.audit_log import AuditLogProjection
 from projections.audit_retention import RetentionRunner
 from projections.gaps import GapReviewsProjection
 from projections.integrations import IntegrationsProjection
+from projections.migrations import MigrationJobsProjection
 from projections.policies import PoliciesProjection
 from projections.role_mappings import RoleMappingsProjection
 from projections.sinks.records import RecordMaker
@@ -77,6 +87,7 @@ DECISION_LOG = "decision_log"  # the worker writing decision logs in batches
 AUDIT_EXPORTS = "audit_exports"  # the worker running audit-log export jobs
 AUDIT_RETENTION = "audit_retention"  # the worker purging expired audit rows
 SINKS = "sinks"  # starts and stops one worker per enabled SIEM sink (api/sink_fleet.py)
+MIGRATION_JOBS = "migration_jobs"  # claims and runs migration jobs (commands/migration_runner.py)
 log = logging.getLogger(__name__)
 
 
@@ -92,6 +103,7 @@ def all_projections() -> list[Projection]:
         PoliciesProjection(),
         RoleMappingsProjection(),
         GapReviewsProjection(),
+        MigrationJobsProjection(),
     ]
 
 
@@ -168,6 +180,7 @@ class System:
     gaps: GapCommands | None = None
     shadow: ShadowService | None = None
     shadow_metrics: ShadowMetricsStore | None = None
+    migrations: MigrationJobs | None = None  # its `kinds`: the job kinds this deployment runs
     _closed: bool = False
 
     @property
@@ -199,6 +212,7 @@ class System:
         names += [*self.followers(), INTEGRATION_HEALTH]
         names += [ROLE_CACHE] if self.role_cache is not None else []
         names += [SINKS]
+        names += [MIGRATION_JOBS] if self.migrations is not None else []
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _service_workers(self) -> dict[str, Callable[[], Worker]]:
@@ -220,7 +234,26 @@ class System:
         if self.role_cache is not None:
             listener = RoleMappingListener(self.app_conninfo, self.role_cache)
             workers[ROLE_CACHE] = lambda: Worker(ROLE_CACHE, listener.run)
+        if self.migrations is not None:
+            workers[MIGRATION_JOBS] = lambda: Worker(MIGRATION_JOBS, self.migration_runner().run)
         return workers
+
+    def migration_runner(self, **overrides: Any) -> MigrationRunner:
+        """A runner of this deployment's migration jobs (settings overridable, for tests)."""
+        assert self.migrations is not None
+        settings = self.settings
+        runner_settings = RunnerSettings(
+            lease_seconds=settings.migration_lease_seconds,
+            per_tenant_cap=settings.migration_tenant_concurrency,
+            constitutional_hash=settings.constitutional_hash,
+        )
+        return MigrationRunner(
+            self.app,
+            self.migrations.kinds,
+            PostgresJobQueue(self.projector_conninfo),
+            settings.data_dir / "migrations" / "work",
+            replace(runner_settings, **overrides),
+        )
 
     def _worker(self, name: str) -> Worker:
         service = self._service_workers().get(name)
@@ -495,6 +528,7 @@ def build_registry(system: System) -> None:
     system.shadow = ShadowService(
         system.app, system.decisions, system.shadow_metrics, settings.constitutional_hash
     )
+    build_migrations(system)
 
 
 def shadow_replay_kind(system: System) -> ShadowReplayKind:
@@ -503,6 +537,38 @@ def shadow_replay_kind(system: System) -> ShadowReplayKind:
         raise RuntimeError("shadow mode is not built")
     return ShadowReplayKind(
         system.shadow, PostgresImportedDecisions(system.app_conninfo), ReplayProgress
+    )
+
+
+def job_kinds(system: System) -> dict[str, JobKind]:
+    """The kinds of migration job this deployment runs, by name (one line per kind)."""
+    settings = system.settings
+    limits = DEFAULT_LIMITS
+    engine = partial(
+        BoundedRegoEngine,
+        seconds=limits.evaluation_seconds,
+        memory_bytes=limits.evaluation_memory_bytes,
+    )
+    processes = settings.migration_conversion_processes or os.cpu_count() or 1
+    kinds: list[JobKind] = [
+        PolicyConversionKind(
+            system.app, settings.constitutional_hash, engine, processes=processes, limits=limits
+        ),
+    ]
+    return {kind.name: kind for kind in kinds}
+
+
+def build_migrations(system: System) -> None:
+    """Migration jobs: their commands, their sources, and the kinds the runner can run."""
+    settings = system.settings
+    sources = JobSources(
+        upload_root=settings.data_dir / "migrations" / "uploads",
+        allowed_dirs=settings.migration_source_dirs,
+        upload_limit=settings.migration_upload_max_bytes,
+        unpacked_limit=10 * settings.migration_upload_max_bytes,
+    )
+    system.migrations = MigrationJobs(
+        system.app, settings.constitutional_hash, job_kinds(system), sources
     )
 
 

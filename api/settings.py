@@ -66,6 +66,12 @@ class Settings:
     trace_endpoint: str | None = None
     trace_sample_ratio: float = 0.01  # requests outside the critical paths
     trace_critical_ratio: float = 1.0  # authentication, tenant lifecycle, hash failures, policies
+    # Migration jobs (docs/migration-playbook.md).
+    migration_source_dirs: tuple[Path, ...] = ()  # server-side job sources must lie inside these
+    migration_upload_max_bytes: int = 100 * 1024 * 1024  # one uploaded file or archive
+    migration_lease_seconds: int = 30  # a worker's hold on a job, renewed while it works
+    migration_tenant_concurrency: int = 2  # running jobs per tenant, at most
+    migration_conversion_processes: int = 0  # processes converting policies; 0: every core
 
     @property
     def profile(self) -> str:
@@ -112,6 +118,15 @@ class Settings:
             trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
             redis_url=_redis_url(e),
             redis_on_failure=_choice(e, "ACGS_REDIS_ON_FAILURE", "open", ("open", "closed")),
+            migration_source_dirs=_directories(e, "ACGS_MIGRATION_SOURCE_DIRS"),
+            migration_upload_max_bytes=_int(
+                e, "ACGS_MIGRATION_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, 1024, 2**40
+            ),
+            migration_lease_seconds=_int(e, "ACGS_MIGRATION_LEASE_SECONDS", 30, 1, 3600),
+            migration_tenant_concurrency=_int(e, "ACGS_MIGRATION_TENANT_CONCURRENCY", 2, 1, 1000),
+            migration_conversion_processes=_int(
+                e, "ACGS_MIGRATION_CONVERSION_PROCESSES", 0, 0, 1024
+            ),
         ).with_integrations(e)
 
 
@@ -170,6 +185,17 @@ def _integration_settings(env: dict[str, str]) -> dict[str, object]:
         if env.get("ACGS_BREAK_GLASS_FILE")
         else None,
     }
+
+
+def _directories(env: dict[str, str], name: str) -> tuple[Path, ...]:
+    """Absolute directories, separated by the path separator (":" on POSIX)."""
+    raw = env.get(name) or ""
+    found = tuple(Path(part) for part in raw.split(os.pathsep) if part)
+    relative = [str(path) for path in found if not path.is_absolute()]
+    if relative:
+        msg = f"{name} must hold absolute directories, got {', '.join(relative)}"
+        raise SettingsError(msg)
+    return found
 
 
 def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:

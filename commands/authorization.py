@@ -49,6 +49,9 @@ class Permission(StrEnum):
     SHADOW_SUBMIT = "shadow:submit"  # send legacy decisions to be compared
     SHADOW_ROUTE = "shadow:route"  # configure, request a step, roll back
     SHADOW_APPROVE = "shadow:approve"  # approve a promotion past 50 %
+    MIGRATION_READ = "migration:read"
+    MIGRATION_CONVERT = "migration:convert"  # policy_conversion and gap_analysis jobs
+    MIGRATION_IMPORT = "migration:import"  # decision_log_import and shadow_mode jobs
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,34 @@ PERMISSIONS: dict[Permission, Rule] = {
         Scope.TENANT,
         "Approve a shadow rollout's promotion past 50 % (not its requester)",
     ),
+    Permission.MIGRATION_READ: Rule(
+        _EVERY_ROLE, Scope.TENANT, "Read migration jobs, their results and reports"
+    ),
+    Permission.MIGRATION_CONVERT: Rule(
+        frozenset({_E, MaciRole.LEGISLATIVE}),
+        Scope.TENANT,
+        "Start or cancel policy_conversion and gap_analysis jobs",
+    ),
+    Permission.MIGRATION_IMPORT: Rule(
+        frozenset({_E, MaciRole.IMPLEMENTER, MaciRole.CONTROLLER}),
+        Scope.TENANT,
+        "Start or cancel decision_log_import and shadow_mode jobs",
+    ),
 }
+
+# The permission that starts or cancels a migration job, by its kind. A name not listed needs
+# MIGRATION_CONVERT, so a request for a kind the deployment lacks is a 422 naming the known kinds
+# only to a caller who may start jobs at all.
+JOB_PERMISSIONS: dict[str, Permission] = {
+    "policy_conversion": Permission.MIGRATION_CONVERT,
+    "gap_analysis": Permission.MIGRATION_CONVERT,
+    "decision_log_import": Permission.MIGRATION_IMPORT,
+    "shadow_mode": Permission.MIGRATION_IMPORT,
+}
+
+
+def job_permission(job_type: object) -> Permission:
+    return JOB_PERMISSIONS.get(str(job_type), Permission.MIGRATION_CONVERT)
 
 
 def authorize(principal: Principal, permission: Permission, tenant_id: UUID | None = None) -> None:

@@ -8,6 +8,7 @@ Every command runs the shared preamble first (permission, constitutional hash, e
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -26,7 +27,7 @@ from domain.registry.decision_log import (
     mask_fields,
     settings_aggregate_id,
 )
-from domain.registry.policy import PolicyVersion, TenantPolicy, policy_aggregate_id
+from domain.registry.policy import PolicyStatus, PolicyVersion, TenantPolicy, policy_aggregate_id
 from domain.tenancy import SYSTEM_TENANT_ID
 
 MAX_POLICY_KEY = 255
@@ -197,3 +198,81 @@ class PolicyCommands:
             settings.change(log_input=log_input, fields=masked, meta=meta)
         self._app.save_for(tenant_id, settings)
         return settings
+
+
+@dataclass(frozen=True)
+class ConvertedSource:
+    """A policy a migration job converted, to be recorded as a new version."""
+
+    policy_key: str
+    source: str
+    source_format: str
+    rego: str
+    package: str
+    conversion_status: str
+    report: dict[str, Any]
+    activate: bool = False
+
+
+@dataclass(frozen=True)
+class Recorded:
+    added: int  # new versions
+    unchanged: int  # the latest version already had this Rego and source: nothing added
+    activated: int
+    refused: dict[str, str]  # policy key -> why (a retired policy takes no new version)
+
+
+def record_conversions(
+    app: GovernanceApplication, tenant_id: UUID, converted: list[ConvertedSource], meta: EventMeta
+) -> Recorded:
+    """Add each converted policy to the tenant's registry as a new version (activated when
+    asked), in one transaction. Idempotent: a policy whose latest version has the same Rego and
+    source gets no second one, so a batch a job runs again after a crash adds nothing twice."""
+    owner, system_wide = owner_of(tenant_id)
+    touched: list[TenantPolicy] = []
+    added = unchanged = activated = 0
+    refused: dict[str, str] = {}
+    for item in converted:
+        try:
+            policy = app.load(owner, policy_aggregate_id(owner, item.policy_key), TenantPolicy)
+        except NotFound:
+            policy = TenantPolicy.register(
+                owner=owner,
+                policy_key=item.policy_key,
+                name=item.policy_key,
+                system_wide=system_wide,
+                meta=meta,
+            )
+        latest = policy.versions.get(len(policy.versions))
+        if (
+            latest is not None
+            and latest.sha256 == _sha256(item.rego)
+            and latest.source == item.source
+        ):
+            version = latest
+            unchanged += 1
+        elif policy.status is PolicyStatus.RETIRED:
+            refused[item.policy_key] = "the policy is retired: it takes no new version"
+            continue
+        else:
+            version = policy.add_version(
+                source=item.source,
+                source_format=item.source_format,
+                rego=item.rego,
+                package=item.package,
+                conversion_status=item.conversion_status,
+                report=item.report,
+                meta=meta,
+            )
+            added += 1
+        if item.activate and policy.status is not PolicyStatus.RETIRED:
+            activated += int(policy.activate(version.number, meta))
+        if policy.pending_events:
+            touched.append(policy)
+    if touched:
+        app.save_for(owner, *touched)
+    return Recorded(added, unchanged, activated, refused)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -23,6 +23,7 @@ from domain.audit import RETENTION_ACTION, AuditEntry
 from domain.audit_chain import GENESIS, row_hash
 from domain.events import ENVELOPE_FIELDS, event_id, event_type, event_type_of
 from domain.integration.aggregate import Integration
+from domain.migration.job import MigrationJob
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 
@@ -65,6 +66,7 @@ _TENANT_ACTIONS = {
 }
 _TENANT_PREFIX = event_type_of(Tenant.Event).split(".")[0] + "."
 _INTEGRATION_PREFIX = event_type_of(Integration.Event).split(".")[0] + "."
+_MIGRATION_JOB_PREFIX = event_type_of(MigrationJob.Event).split(".")[0] + "."
 _INTEGRATION_ACTIONS = {
     event_type_of(Integration.Created): "create_integration",
     event_type_of(Integration.Updated): "update_integration",
@@ -148,6 +150,12 @@ def audit_record_of(
             event_category="integration",
             action=_INTEGRATION_ACTIONS.get(event_type, event_type),
             target_resource=f"integration/{aggregate_id}",
+        )
+    elif event_type.startswith(_MIGRATION_JOB_PREFIX):
+        record.update(
+            event_category="migration",
+            action=event_type,
+            target_resource=f"migration_job/{aggregate_id}",
         )
     else:
         record.update(

@@ -42,6 +42,7 @@ def cli() -> None:
 from api.cli.audit import audit  # noqa: E402
 from api.cli.db import db  # noqa: E402
 from api.cli.keys import keys  # noqa: E402
+from api.cli.migrate import migrate  # noqa: E402
 from api.cli.policy import policy  # noqa: E402
 from api.cli.projections import projections, replay  # noqa: E402
 from api.cli.serve import serve  # noqa: E402
@@ -53,3 +54,4 @@ from api.cli.worker import worker  # noqa: E402
 for command in (db, serve, replay, projections, policy, token, worker, streaming, keys, audit):
     cli.add_command(command)
 cli.add_command(sinks)
+cli.add_command(migrate)

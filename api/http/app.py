@@ -28,6 +28,7 @@ from api.http.gaps import GapController
 from api.http.health import HealthController
 from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
+from api.http.migrations import MigrationController
 from api.http.oidc import OidcController
 from api.http.openapi import complete
 from api.http.operations import OperationsController
@@ -82,6 +83,7 @@ def create_app(
             SinkController,
             GapController,
             ShadowController,
+            MigrationController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

@@ -3,11 +3,14 @@ headers, quotas, idempotency, isolation, operations routes and the logs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +26,7 @@ from tests.e2e import oidc_support
 from tests.e2e.policy_support import activate, rego, run_gap_analysis, submit
 from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
+from tests.load.policy_corpus import corpus
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 from tests.peers.oidc_provider import OidcProvider
 from tests.peers.saml_idp import SamlIdp
@@ -101,7 +105,7 @@ def _assert_security_headers(response: httpx.Response, what: str) -> None:
         assert response.content == b"", what
     else:
         content_type = response.headers["content-type"].split(";")[0]
-        assert content_type.endswith(("json", "xml")) or content_type == "text/plain", what
+        assert content_type.endswith(("json", "xml", "/pdf")) or content_type == "text/plain", what
         assert "html" not in content_type, what
     assert response.headers["x-request-id"], what
 
@@ -170,6 +174,7 @@ def _success_requests(
         ),
         **_policy_requests(api, platform, unique),
         **_gap_requests(api, platform, unique),
+        **_migration_requests(api, platform, unique),
     }
 
 
@@ -254,6 +259,54 @@ def _policy_requests(
         ),
         ("GET", "/v1/tenants/{tenant_id}/shadow"): lambda: platform.get(f"{base}/shadow"),
         ("DELETE", key): lambda: platform.delete(f"{base}/policies/hdr", headers=hdr),
+    }
+
+
+def _migration_requests(
+    api: Api, platform: httpx.Client, unique: str
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The migration-job operations, on a tenant of their own (a server-side path allowed)."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    tenant = api.create_tenant(platform, f"hdrm-{unique}")["tenant_id"]
+    base = f"/v1/tenants/{tenant}/migrations"
+    allowed = Path(tempfile.mkdtemp(prefix="acgs-hdrm-"))
+    (allowed / "p.json").write_text(dict(corpus(1))["bench-00000.json"], encoding="utf-8")
+    jobs = api.system.migrations
+    assert jobs is not None
+    jobs.sources = dataclasses.replace(
+        jobs.sources, allowed_dirs=[*jobs.sources.allowed_dirs, allowed]
+    )
+    job: dict[str, str] = {}
+
+    def started(response: httpx.Response) -> httpx.Response:
+        job["url"] = f"{base}/{response.json()['job_id']}"
+        api.wait_projected()
+        return response
+
+    one = "/v1/tenants/{tenant_id}/migrations/{job_id}"
+    return {
+        ("POST", "/v1/tenants/{tenant_id}/migrations"): lambda: started(
+            platform.post(
+                base,
+                json={
+                    "job_type": "policy_conversion",
+                    "source_system": "Legacy",
+                    "source_config": {"policy_file_path": str(allowed)},
+                    "constitutional_hash": HASH,
+                },
+            )
+        ),
+        ("GET", "/v1/tenants/{tenant_id}/migrations"): lambda: platform.get(base),
+        ("GET", one): lambda: platform.get(job["url"]),
+        ("GET", f"{one}/results"): lambda: platform.get(job["url"] + "/results"),
+        ("GET", f"{one}/report.pdf"): lambda: platform.get(job["url"] + "/report.pdf"),
+        ("DELETE", one): lambda: platform.delete(job["url"], headers=hdr),
+        ("POST", "/v1/tenants/{tenant_id}/migrations/upload"): lambda: platform.post(
+            f"{base}/upload",
+            files={"file": ("p.json", (allowed / "p.json").read_bytes())},
+            data={"job_type": "policy_conversion", "source_system": "Legacy"},
+            headers=hdr,
+        ),
     }
 
 

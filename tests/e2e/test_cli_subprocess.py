@@ -60,6 +60,7 @@ MIGRATIONS = [
     "applied 0015_oidc_upstream_tokens",
     "applied 0017_sink_dead_letters",
     "applied 0018_decision_import",
+    "applied 0019_migration_jobs",
     "applied 0020_shadow_mode",
     "applied 0021_gap_analysis",
 ]
@@ -352,6 +353,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "integration_health",
             "integrations",
             "kafka_relay",
+            "migration_jobs",
+            "migrations",
             "policies",
             "policy_cache",
             "role_cache",

@@ -52,10 +52,9 @@ PRINCIPALS = ("platform", "tenant_admin", "low_role")
 TARGETS = ("own", "other", "system", "generated")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies a schema cannot fully describe: a policy source (it must also convert), free-form
-# decision inputs (JSON of any shape, in which a NUL is refused), and shadow mode's legacy
-# decisions and commands. There a schema-valid body may
-# be refused with 422; every other check (no 5xx, the envelope, isolation, invalid data
-# rejected) still applies.
+# decision inputs (JSON of any shape, in which a NUL is refused), shadow mode's legacy decisions
+# and commands, and a migration job's request. There a schema-valid body may be refused with
+# 422; every other check (no 5xx, the envelope, isolation, invalid data rejected) still applies.
 SEMANTIC_BODIES = frozenset(
     {
         ("POST", "/v1/tenants/{tenant_id}/policies"),
@@ -63,6 +62,9 @@ SEMANTIC_BODIES = frozenset(
         ("POST", "/v1/tenants/{tenant_id}/decisions"),
         ("POST", "/v1/tenants/{tenant_id}/shadow/decisions"),  # each item checked in the handler
         ("POST", "/v1/tenants/{tenant_id}/shadow"),  # the fields an action takes
+        # a migration job's source_config is checked by its kind, its source must exist
+        ("POST", "/v1/tenants/{tenant_id}/migrations"),
+        ("POST", "/v1/tenants/{tenant_id}/migrations/upload"),
     }
 )
 

@@ -81,6 +81,7 @@ def _fill(path: str) -> str:
     """A concrete path: the system tenant for {tenant_id}, a made-up id for any other parameter
     (the token is refused before the id is looked at)."""
     known = {"tenant_id": _ANY_TENANT, "integration_id": _ANY_TENANT, "version": "1"}
+    known["job_id"] = _ANY_TENANT
     return re.sub(r"\{(\w+)\}", lambda m: known.get(m[1], "x0000000000000001"), path)
 
 

@@ -77,6 +77,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "decision_import_progress",
         "shadow_metrics",
         "shadow_replay_progress",
+        "migration_job_failures",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

@@ -84,9 +84,11 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "policies",
         "role_mappings",
         "gap_reviews",
+        "migrations",
         "integration_health",
         "role_cache",
         "sinks",
+        "migration_jobs",
     ]
     assert system.followers() == [
         "tenants",
@@ -95,4 +97,5 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "policies",
         "role_mappings",
         "gap_reviews",
+        "migrations",
     ]

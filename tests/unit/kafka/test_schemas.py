@@ -19,6 +19,7 @@ from domain.events import Actor, EventMeta, event_id
 from domain.integration.aggregate import Integration
 from domain.integration.values import HealthStatus
 from domain.maci import MaciRole
+from domain.migration.job import MigrationJob
 from domain.registry.decision_log import DecisionLogSettings
 from domain.registry.policy import TenantPolicy
 from domain.role_mapping import RoleMapping
@@ -73,6 +74,7 @@ def sample_events() -> list[Any]:
         *_registry_events(),
         *_role_mapping_events(),
         *_shadow_rollout_events(),
+        *_migration_job_events(),
     ]
 
 
@@ -102,6 +104,56 @@ def _role_mapping_events() -> list[Any]:
     mapping.change({"maci_role": "AUDITOR", "priority": 20}, META)
     mapping.delete(META)
     return list(mapping.collect_events())
+
+
+def _migration_job_events() -> list[Any]:
+    job = MigrationJob.create(
+        job_id=uuid4(),
+        job_type="policy_conversion",
+        source_system="LegacyGovernanceV1",
+        source_config={"format": "json", "policy_file_path": "/srv/legacy"},
+        parameters={"format": "json", "activate": False},
+        source={"path": "/srv/legacy", "filename": "legacy", "media_type": None},
+        meta=META,
+    )
+    job.claim("host:1:a", datetime.now(UTC), 30, META)
+    job.renew("host:1:a", 30, META)
+    job.progress(
+        "host:1:a",
+        total=3,
+        processed=2,
+        successful=1,
+        failed=1,
+        checkpoint={"next": 2},
+        summary={"policies": 2, "failed_items": 1},
+        failures=[{"item": "p-2", "error": "bad", "recommendation": "fix"}],
+        meta=META,
+    )
+    job.complete(
+        "host:1:a", counts=(3, 3, 2, 1), result_summary={"converted_policies": 2}, meta=META
+    )
+    cancelled = MigrationJob.create(
+        job_id=uuid4(),
+        job_type="policy_conversion",
+        source_system="Legacy",
+        source_config={},
+        parameters={},
+        source=None,
+        meta=META,
+    )
+    cancelled.cancel(META)
+    failed = MigrationJob.create(
+        job_id=uuid4(),
+        job_type="policy_conversion",
+        source_system="Legacy",
+        source_config={},
+        parameters={},
+        source=None,
+        meta=META,
+    )
+    failed.claim("host:2:b", datetime.now(UTC), 30, META)
+    failed.fail("host:2:b", "RuntimeError: boom", META)
+    return [*job.collect_events(), *cancelled.collect_events(), *failed.collect_events()]
 
 
 class _ReversingSealer:

@@ -1,0 +1,1 @@
+"""Migration jobs: the MigrationJob aggregate and what the job kinds share."""

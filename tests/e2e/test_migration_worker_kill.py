@@ -1,0 +1,124 @@
+"""A migration job whose worker (`acgs worker --only migration_jobs`, a real process) is killed
+with SIGKILL mid-job: once its lease expires another worker re-claims the job, resumes from the
+last checkpoint, and every count comes out exact, with one registry version per policy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+
+from commands.migration_sources import JobSources
+from domain.maci import MaciRole
+from domain.migration.job import JobStatus
+from tests.e2e.migration_support import corpus_files, job, runner, written
+from tests.peers.http import HASH, Api
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+ACGS = [sys.executable, "-c", "from api.cli.main import cli; cli()"]
+POLICIES = 400
+LEASE_SECONDS = 2
+
+
+def _worker_env(pg_admin_url: str, data_dir: Path, allowed: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACGS_")}
+    env.update(
+        ACGS_DATABASE_URL=pg_admin_url,
+        ACGS_DATA_DIR=str(data_dir),
+        ACGS_LOG_LEVEL="WARNING",
+        ACGS_MIGRATION_SOURCE_DIRS=str(allowed),
+        ACGS_MIGRATION_LEASE_SECONDS=str(LEASE_SECONDS),
+        ACGS_MIGRATION_CONVERSION_PROCESSES="1",
+    )
+    return env
+
+
+def _deadline(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
+    api: Api,
+    platform: httpx.Client,
+    unique: str,
+    pg_admin_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    allowed = tmp_path / "allowed"
+    source = written(allowed / "legacy", corpus_files(POLICIES))
+    jobs = api.system.migrations
+    assert jobs is not None
+    monkeypatch.setattr(jobs, "sources", JobSources(tmp_path / "up", [allowed], 1 << 20, 1 << 24))
+    tenant = UUID(api.create_tenant(platform, f"kill-{unique}")["tenant_id"])
+    with api.client(api.token(MaciRole.LEGISLATIVE, tenant_id=tenant)) as client:
+        response = client.post(
+            f"/v1/tenants/{tenant}/migrations",
+            json={
+                "job_type": "policy_conversion",
+                "source_system": "LegacyGovernanceV1",
+                "source_config": {"policy_file_path": str(source), "batch_size": 20},
+                "constitutional_hash": HASH,
+            },
+        )
+    assert response.status_code == 202, response.text
+    job_id = UUID(response.json()["job_id"])
+    api.wait_projected()
+
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [*ACGS, "worker", "--only", "migration_jobs"],
+            env=_worker_env(pg_admin_url, tmp_path / "worker-data", allowed),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _deadline(
+            lambda: job(api.system, tenant, job_id).processed >= 60 or worker.poll() is not None,
+            90,
+            "progress",
+        )
+        assert worker.poll() is None, log.read_text()
+        worker.kill()  # SIGKILL: no chance to record anything more
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    killed = job(api.system, tenant, job_id)
+    assert killed.status is JobStatus.RUNNING
+    assert 60 <= killed.processed < POLICIES
+
+    api.wait_projected()
+    resumed = runner(api.system, lease_seconds=LEASE_SECONDS)
+    assert resumed.claim(tenant, job_id) is None  # the dead worker's lease still holds
+    _deadline(resumed.run_once, LEASE_SECONDS + 30, "re-claim after the lease expired")
+    api.wait_projected()
+
+    done = job(api.system, tenant, job_id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.claims == 2
+    assert (done.total, done.processed, done.successful, done.failed) == (POLICIES,) * 3 + (0,)
+    summary = done.result_summary or {}
+    assert summary["converted_policies"] == POLICIES
+    assert summary["policies"] == POLICIES
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        versions = conn.execute(
+            "SELECT count(*), count(DISTINCT policy_id), max(version) FROM policy_versions "
+            "WHERE tenant_id = %s",
+            [tenant],
+        ).fetchone()
+    assert versions == (POLICIES, POLICIES, 1)

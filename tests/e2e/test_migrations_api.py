@@ -1,0 +1,357 @@
+"""Migration jobs over real HTTP on the real database and regorus: the 1,000-policy conversion
+end to end (upload, job, registry, report, audit), validation, cancellation and its 409s, the
+PDF report's text, server-side paths, and two workers claiming one job."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+from pypdf import PdfReader
+
+from commands.migration_sources import JobSources
+from domain.maci import MaciRole
+from domain.migration.job import JobStatus
+from tests.e2e.migration_support import (
+    WRITE,
+    corpus_files,
+    job,
+    runner,
+    upload,
+    written,
+    zipped,
+)
+from tests.peers.http import HASH, Api
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details", "constitutional_hash"}
+    assert body["error"]["code"] == code, body
+    assert body["error"]["constitutional_hash"] == HASH
+    return dict(body["error"])
+
+
+class Tenant:
+    def __init__(self, api: Api, platform: httpx.Client, slug: str) -> None:
+        self.id = UUID(api.create_tenant(platform, slug)["tenant_id"])
+        self._api = api
+        self._clients: list[httpx.Client] = []
+
+    def client(self, role: MaciRole = MaciRole.LEGISLATIVE) -> httpx.Client:
+        client = self._api.client(self._api.token(role, tenant_id=self.id, sub=f"{role}-user"))
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
+@pytest.fixture
+def tenant(api: Api, platform: httpx.Client, unique: str) -> Iterator[Tenant]:
+    made = Tenant(api, platform, f"mig-{unique}")
+    yield made
+    made.close()
+
+
+def _accepted(response: httpx.Response, tenant: Tenant) -> str:
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["job_status"] == "pending"
+    assert body["tenant_id"] == str(tenant.id)
+    assert body["status_url"] == f"/v1/tenants/{tenant.id}/migrations/{body['job_id']}"
+    assert body["constitutional_hash"] == HASH
+    return str(body["job_id"])
+
+
+def _run_all(api: Api, **settings: Any) -> None:
+    """Project, then run every claimable job to its end."""
+    api.wait_projected()
+    worker = runner(api.system, **settings)
+    while worker.run_once():
+        api.wait_projected()
+    api.wait_projected()
+
+
+def test_a_thousand_legacy_policies_migrate_end_to_end_over_http(
+    api: Api, tenant: Tenant, pg_admin_url: str
+) -> None:
+    client = tenant.client()
+    archive = zipped(corpus_files(1000, broken=True))
+
+    job_id = _accepted(upload(client, tenant.id, archive), tenant)
+    api.wait_projected()
+    pending = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}").json()
+    assert (pending["job_status"], pending["progress_percentage"]) == ("pending", 0)
+    _run_all(api, processes=2)
+
+    status = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}")
+    assert status.status_code == 200, status.text
+    done = status.json()
+    assert done["job_status"] == "completed"
+    assert (done["total_items"], done["processed_items"]) == (1002, 1002)
+    assert (done["successful_items"], done["failed_items"]) == (1000, 2)
+    assert done["progress_percentage"] == 100
+    assert done["started_at"] <= done["estimated_completion"] == done["completed_at"]
+    results = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}/results").json()
+    summary = results["result_summary"]
+    assert summary["converted_policies"] == 1000
+    assert summary["new_versions"] == 1000
+    assert summary["constitutional_compliance_rate"] == round(1000 / 1002, 4)
+    assert summary["conversion_coverage"]["failed"] == 2
+    assert results["download_url"].endswith(f"/migrations/{job_id}/report.pdf")
+    failed = {item["item_id"]: item for item in results["failed_items_details"]}
+    assert len(failed) == 2
+    assert all(item["error"] and item["recommendation"] for item in failed.values())
+    assert any("broken-syntax" in key for key in failed)
+    # Every converted policy is in the registry: a new version, not active.
+    policies = client.get(f"/v1/tenants/{tenant.id}/policies", params={"limit": 1}).json()
+    assert policies["total"] == 1000
+    one = client.get(f"/v1/tenants/{tenant.id}/policies/bench-00003").json()
+    assert (one["status"], one["active_version"], one["latest_version"]) == ("draft", None, 1)
+    version = client.get(f"/v1/tenants/{tenant.id}/policies/bench-00003/versions/1").json()
+    assert version["conversion_status"] == "converted"
+    assert version["report"]["migration_job_id"] == job_id
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        audited = conn.execute(
+            "SELECT event_category, count(*) FROM tenant_audit_log WHERE tenant_id = %s "
+            "AND event_type IN ('migration_job.created', 'migration_job.completed') "
+            "GROUP BY event_category",
+            [tenant.id],
+        ).fetchall()
+    assert audited == [("migration", 2)]
+
+
+def test_activate_writes_active_versions_and_a_rerun_adds_no_second_version(
+    api: Api, tenant: Tenant
+) -> None:
+    client = tenant.client()
+    archive = zipped(corpus_files(6))
+    config = json.dumps({"activate": True, "batch_size": 4})
+    first = _accepted(upload(client, tenant.id, archive, source_config=config), tenant)
+    _run_all(api)
+    second = _accepted(upload(client, tenant.id, archive, source_config=config), tenant)
+    _run_all(api)
+
+    one = client.get(f"/v1/tenants/{tenant.id}/policies/bench-00000").json()
+    assert (one["status"], one["active_version"], one["latest_version"]) == ("active", 1, 1)
+    again = client.get(f"/v1/tenants/{tenant.id}/migrations/{second}/results").json()
+    assert again["result_summary"]["new_versions"] == 0
+    assert again["result_summary"]["unchanged_versions"] == 6
+    assert again["result_summary"]["converted_policies"] == 6
+    firsts = client.get(f"/v1/tenants/{tenant.id}/migrations/{first}/results").json()
+    assert firsts["result_summary"]["activated"] == 6
+
+
+def test_the_pdf_report_holds_the_summary_failed_items_and_charts(api: Api, tenant: Tenant) -> None:
+    client = tenant.client()
+    job_id = _accepted(upload(client, tenant.id, zipped(corpus_files(5, broken=True))), tenant)
+    _run_all(api)
+
+    response = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}/report.pdf")
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(response.content))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "Migration job report: policy_conversion" in text
+    assert job_id in text
+    assert "converted policies: 5" in text
+    assert "constitutional compliance rate: 71.43%" in text
+    assert "Conversion coverage" in text
+    assert "Failed items (2)" in text
+    assert "broken-syntax" in text
+    assert "Recommendation:" in text
+    images = sum(len(page.images) for page in reader.pages)
+    assert images == 1  # the coverage chart; no agreement or gap data in a conversion
+
+
+def test_bad_requests_list_every_field_and_unknown_kinds_name_the_known(
+    api: Api, tenant: Tenant
+) -> None:
+    client = tenant.client()
+    response = client.post(
+        f"/v1/tenants/{tenant.id}/migrations",
+        json={
+            "job_type": "teleport",
+            "source_system": "Legacy",
+            "source_config": {"policy_file_path": "/etc/passwd"},
+            "constitutional_hash": HASH,
+        },
+    )
+    error = _error(response, 422, "VALIDATION_ERROR")
+    fields = {f["field"]: f for f in error["details"]["fields"]}
+    assert set(fields) == {"job_type", "source_config.policy_file_path"}
+    assert "policy_conversion" in fields["job_type"]["known"]
+    bad = upload(
+        client,
+        tenant.id,
+        zipped(corpus_files(1)),
+        source_config=json.dumps({"format": "xml", "validation_mode": "loose", "activate": 1}),
+    )
+    error = _error(bad, 422, "VALIDATION_ERROR")
+    assert {f["field"] for f in error["details"]["fields"]} == {
+        "source_config.format",
+        "source_config.validation_mode",
+        "source_config.activate",
+    }
+    api.wait_projected()
+    listed = client.get(f"/v1/tenants/{tenant.id}/migrations").json()
+    assert listed["total"] == 0  # nothing was recorded
+
+
+def test_an_archive_member_leaving_its_directory_is_refused(api: Api, tenant: Tenant) -> None:
+    import zipfile  # noqa: PLC0415
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("ok.json", "{}")
+        archive.writestr("../../escape.json", "{}")
+    response = upload(tenant.client(), tenant.id, out.getvalue())
+    error = _error(response, 422, "VALIDATION_ERROR")
+    assert error["details"]["fields"][0]["field"] == "file"
+    assert "../../escape.json" in error["details"]["fields"][0]["message"]
+    uploads = api.system.settings.data_dir / "migrations" / "uploads"
+    assert not list(uploads.rglob("escape.json"))
+
+
+def test_a_server_side_path_inside_an_allowed_directory_is_converted(
+    api: Api, tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = written(tmp_path / "allowed" / "legacy", corpus_files(3))
+    jobs = api.system.migrations
+    assert jobs is not None
+    monkeypatch.setattr(
+        jobs, "sources", JobSources(tmp_path / "uploads", [tmp_path / "allowed"], 1 << 20, 1 << 24)
+    )
+    client = tenant.client(MaciRole.EXECUTIVE)
+    outside = client.post(
+        f"/v1/tenants/{tenant.id}/migrations",
+        json={
+            "job_type": "policy_conversion",
+            "source_system": "Legacy",
+            "source_config": {"policy_file_path": str(allowed / ".." / ".." / "..")},
+            "constitutional_hash": HASH,
+        },
+    )
+    _error(outside, 422, "VALIDATION_ERROR")
+    response = client.post(
+        f"/v1/tenants/{tenant.id}/migrations",
+        json={
+            "job_type": "policy_conversion",
+            "source_system": "Legacy",
+            "source_config": {"policy_file_path": str(allowed), "format": "auto"},
+            "constitutional_hash": HASH,
+        },
+    )
+    job_id = _accepted(response, tenant)
+    _run_all(api)
+    done = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}").json()
+    assert (done["job_status"], done["successful_items"]) == ("completed", 3)
+
+
+def test_cancel_a_pending_job_then_409_for_the_terminal_job(api: Api, tenant: Tenant) -> None:
+    client = tenant.client()
+    job_id = _accepted(upload(client, tenant.id, zipped(corpus_files(2))), tenant)
+    url = f"/v1/tenants/{tenant.id}/migrations/{job_id}"
+
+    cancelled = client.delete(url, headers=WRITE)
+
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert (body["job_status"], body["processed_items"]) == ("cancelled", 0)
+    assert body["cancelled_at"]
+    _error(client.delete(url, headers=WRITE), 409, "INVALID_STATE_TRANSITION")
+    api.wait_projected()
+    assert not runner(api.system).run_once()  # a cancelled job is never claimed
+    assert client.get(url).json()["job_status"] == "cancelled"
+    done = _accepted(upload(client, tenant.id, zipped(corpus_files(2))), tenant)
+    _run_all(api)
+    _error(
+        client.delete(f"/v1/tenants/{tenant.id}/migrations/{done}", headers=WRITE),
+        409,
+        "INVALID_STATE_TRANSITION",
+    )
+
+
+def test_a_running_job_cancelled_stops_between_batches(api: Api, tenant: Tenant) -> None:
+    client = tenant.client()
+    config = json.dumps({"batch_size": 10})
+    job_id = _accepted(
+        upload(client, tenant.id, zipped(corpus_files(600)), source_config=config), tenant
+    )
+    api.wait_projected()
+    worker = runner(api.system)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    try:
+        _wait(lambda: job(api.system, tenant.id, job_id).processed > 0, 60)
+        response = client.delete(f"/v1/tenants/{tenant.id}/migrations/{job_id}", headers=WRITE)
+        assert response.status_code == 200, response.text
+    finally:
+        thread.join(60)
+    assert not thread.is_alive()
+    stopped = job(api.system, tenant.id, job_id)
+    assert stopped.status is JobStatus.CANCELLED
+    assert 0 < stopped.processed < 600
+
+
+def test_a_monitor_reads_jobs_but_cannot_start_or_cancel_them(api: Api, tenant: Tenant) -> None:
+    author = tenant.client()
+    job_id = _accepted(upload(author, tenant.id, zipped(corpus_files(1))), tenant)
+    monitor = tenant.client(MaciRole.MONITOR)
+    _error(upload(monitor, tenant.id, zipped(corpus_files(1))), 403, "FORBIDDEN")
+    url = f"/v1/tenants/{tenant.id}/migrations/{job_id}"
+    _error(monitor.delete(url, headers=WRITE), 403, "FORBIDDEN")
+    api.wait_projected()
+    assert monitor.get(url).status_code == 200
+    listed = monitor.get(f"/v1/tenants/{tenant.id}/migrations", params={"status": "pending"})
+    assert [j["job_id"] for j in listed.json()["jobs"]] == [job_id]
+    author.delete(url, headers=WRITE)
+
+
+def test_two_workers_claiming_one_job_one_wins(api: Api, tenant: Tenant) -> None:
+    job_id = UUID(_accepted(upload(tenant.client(), tenant.id, zipped(corpus_files(1))), tenant))
+    first, second = runner(api.system), runner(api.system)
+    barrier = threading.Barrier(2)
+    claimed: list[object] = []
+
+    def claim(worker: Any) -> None:
+        barrier.wait()
+        claimed.append(worker.claim(tenant.id, job_id))
+
+    threads = [threading.Thread(target=claim, args=(w,)) for w in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    winners = [c for c in claimed if c is not None]
+    assert len(claimed) == 2
+    assert len(winners) == 1
+    held = job(api.system, tenant.id, job_id)
+    assert held.claims == 1
+    assert held.lease_owner in (first.owner, second.owner)
+
+
+def _wait(check: Any, timeout: float) -> None:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s")
+        time.sleep(0.02)
