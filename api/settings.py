@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
+from domain.webhooks.targets import AllowList
 
 TRACE_EXPORTERS = ("none", "console", "otlp-grpc", "otlp-http", "zipkin")
 
@@ -63,6 +64,16 @@ class Settings:
     trace_endpoint: str | None = None
     trace_sample_ratio: float = 0.01  # requests outside the critical paths
     trace_critical_ratio: float = 1.0  # authentication, tenant lifecycle, hash failures, policies
+    # Webhooks (docs/webhooks.md): targets the SSRF guard lets through although they are
+    # loopback, private ... (CIDRs or host names), and how deliveries retry and give up.
+    webhook_allowed_targets: tuple[str, ...] = ()
+    webhook_disable_after_failures: int = 10
+    webhook_max_attempts: int = 8
+    webhook_retry_initial_ms: int = 500
+    webhook_timeout_seconds: int = 10
+
+    def with_webhooks(self, env: dict[str, str]) -> Settings:
+        return replace(self, **_webhook_settings(env))  # type: ignore[arg-type]
 
     @property
     def profile(self) -> str:
@@ -77,37 +88,43 @@ class Settings:
         if not CONSTITUTIONAL_HASH_PATTERN.fullmatch(constitutional_hash):
             msg = "CONSTITUTIONAL_HASH must be 16 lowercase hexadecimal characters"
             raise SettingsError(msg)
-        return cls(
-            data_dir=Path(e.get("ACGS_DATA_DIR", ".acgs")).resolve(),
-            database_url=e.get("ACGS_DATABASE_URL") or None,
-            http_host=e.get("ACGS_HTTP_HOST", "127.0.0.1"),
-            http_port=_int(e, "ACGS_HTTP_PORT", 8000, 1, 65535),
-            constitutional_hash=constitutional_hash,
-            app_db_password=e.get("ACGS_APP_DB_PASSWORD") or None,
-            projector_db_password=e.get("ACGS_PROJECTOR_DB_PASSWORD") or None,
-            pool_size=_int(e, "ACGS_DB_POOL_SIZE", 10, 1, 500),
-            log_level=e.get("ACGS_LOG_LEVEL", "INFO").upper(),
-            kafka_bootstrap_servers=e.get("ACGS_KAFKA_BOOTSTRAP_SERVERS") or None,
-            schema_registry_url=e.get("ACGS_SCHEMA_REGISTRY_URL") or None,
-            kafka_security_protocol=e.get("ACGS_KAFKA_SECURITY_PROTOCOL") or None,
-            kafka_sasl_mechanism=e.get("ACGS_KAFKA_SASL_MECHANISM") or None,
-            kafka_sasl_username=e.get("ACGS_KAFKA_SASL_USERNAME") or None,
-            kafka_sasl_password=e.get("ACGS_KAFKA_SASL_PASSWORD") or None,
-            schema_registry_basic_auth=e.get("ACGS_SCHEMA_REGISTRY_BASIC_AUTH") or None,
-            kafka_relay_batch_size=_int(e, "ACGS_KAFKA_RELAY_BATCH_SIZE", 2000, 1, 100_000),
-            kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
-            kafka_session_timeout_ms=_int(e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000),
-            kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
-            audit_query_max_days=_int(e, "ACGS_AUDIT_QUERY_MAX_DAYS", 366, 1, 36500),
-            audit_export_ttl_seconds=_int(
-                e, "ACGS_AUDIT_EXPORT_TTL_SECONDS", 86400, 60, 31_536_000
-            ),
-            audit_lag_events=_int(e, "ACGS_AUDIT_LAG_EVENTS", 1000, 1, 10_000_000),
-            trace_exporter=_choice(e, "ACGS_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
-            trace_endpoint=e.get("ACGS_TRACE_ENDPOINT") or None,
-            trace_sample_ratio=_ratio(e, "ACGS_TRACE_SAMPLE_RATIO", 0.01),
-            trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
-        ).with_integrations(e)
+        return (
+            cls(
+                data_dir=Path(e.get("ACGS_DATA_DIR", ".acgs")).resolve(),
+                database_url=e.get("ACGS_DATABASE_URL") or None,
+                http_host=e.get("ACGS_HTTP_HOST", "127.0.0.1"),
+                http_port=_int(e, "ACGS_HTTP_PORT", 8000, 1, 65535),
+                constitutional_hash=constitutional_hash,
+                app_db_password=e.get("ACGS_APP_DB_PASSWORD") or None,
+                projector_db_password=e.get("ACGS_PROJECTOR_DB_PASSWORD") or None,
+                pool_size=_int(e, "ACGS_DB_POOL_SIZE", 10, 1, 500),
+                log_level=e.get("ACGS_LOG_LEVEL", "INFO").upper(),
+                kafka_bootstrap_servers=e.get("ACGS_KAFKA_BOOTSTRAP_SERVERS") or None,
+                schema_registry_url=e.get("ACGS_SCHEMA_REGISTRY_URL") or None,
+                kafka_security_protocol=e.get("ACGS_KAFKA_SECURITY_PROTOCOL") or None,
+                kafka_sasl_mechanism=e.get("ACGS_KAFKA_SASL_MECHANISM") or None,
+                kafka_sasl_username=e.get("ACGS_KAFKA_SASL_USERNAME") or None,
+                kafka_sasl_password=e.get("ACGS_KAFKA_SASL_PASSWORD") or None,
+                schema_registry_basic_auth=e.get("ACGS_SCHEMA_REGISTRY_BASIC_AUTH") or None,
+                kafka_relay_batch_size=_int(e, "ACGS_KAFKA_RELAY_BATCH_SIZE", 2000, 1, 100_000),
+                kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
+                kafka_session_timeout_ms=_int(
+                    e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000
+                ),
+                kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
+                audit_query_max_days=_int(e, "ACGS_AUDIT_QUERY_MAX_DAYS", 366, 1, 36500),
+                audit_export_ttl_seconds=_int(
+                    e, "ACGS_AUDIT_EXPORT_TTL_SECONDS", 86400, 60, 31_536_000
+                ),
+                audit_lag_events=_int(e, "ACGS_AUDIT_LAG_EVENTS", 1000, 1, 10_000_000),
+                trace_exporter=_choice(e, "ACGS_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
+                trace_endpoint=e.get("ACGS_TRACE_ENDPOINT") or None,
+                trace_sample_ratio=_ratio(e, "ACGS_TRACE_SAMPLE_RATIO", 0.01),
+                trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
+            )
+            .with_integrations(e)
+            .with_webhooks(e)
+        )
 
 
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -179,3 +196,22 @@ def _ratio(env: dict[str, str], name: str, default: float) -> float:
         msg = f"{name} must be between 0 and 1, got {value}"
         raise SettingsError(msg)
     return value
+
+
+def _webhook_settings(env: dict[str, str]) -> dict[str, object]:
+    raw = env.get("ACGS_WEBHOOK_ALLOWED_TARGETS") or ""
+    allowed = tuple(t.strip() for t in raw.split(",") if t.strip())
+    try:
+        AllowList.parse(allowed)
+    except ValueError as exc:
+        msg = f"ACGS_WEBHOOK_ALLOWED_TARGETS: {exc}"
+        raise SettingsError(msg) from None
+    return {
+        "webhook_allowed_targets": allowed,
+        "webhook_disable_after_failures": _int(
+            env, "ACGS_WEBHOOK_DISABLE_AFTER_FAILURES", 10, 1, 10_000
+        ),
+        "webhook_max_attempts": _int(env, "ACGS_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
+        "webhook_retry_initial_ms": _int(env, "ACGS_WEBHOOK_RETRY_INITIAL_MS", 500, 1, 600_000),
+        "webhook_timeout_seconds": _int(env, "ACGS_WEBHOOK_TIMEOUT_SECONDS", 10, 1, 300),
+    }

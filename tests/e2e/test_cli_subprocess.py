@@ -59,6 +59,7 @@ MIGRATIONS = [
     "applied 0014_saml",
     "applied 0015_oidc_upstream_tokens",
     "applied 0017_sink_dead_letters",
+    "applied 0022_webhooks",
 ]
 
 
