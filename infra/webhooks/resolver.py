@@ -25,7 +25,7 @@ Resolve = Callable[..., list[tuple[Any, ...]]]
 class TargetGuard:
     def __init__(self, allow: AllowList, resolve: Resolve = socket.getaddrinfo) -> None:
         self.allow = allow
-        self._resolve = resolve
+        self.resolve = resolve
 
     def check(self, url: object, field: str = "webhook_url") -> Target:
         """The URL's target if it may be called (every address of its name checked);
@@ -42,7 +42,7 @@ class TargetGuard:
         if literal is not None:
             return literal
         try:
-            found = self._resolve(target.host, target.port, type=socket.SOCK_STREAM)
+            found = self.resolve(target.host, target.port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             raise TargetRefused.field(field, f"host {target.host} does not resolve") from None
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]

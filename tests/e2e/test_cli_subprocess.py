@@ -355,6 +355,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "role_mappings",
             "sinks",
             "tenants",
+            "webhook_deliveries",
+            "webhooks",
         ]
 
         # a tenant recorded by another process: the worker's runners and relay pick it up

@@ -88,7 +88,14 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     assert body["status"] == "not_ready"
     assert body["checks"]["database"] == "ok"
     behind = {p["name"]: p for p in body["checks"]["projections"]["lagging"]}
-    assert set(behind) == {"tenants", "audit_log", "integrations", "policies", "role_mappings"}
+    assert set(behind) == {
+        "tenants",
+        "audit_log",
+        "integrations",
+        "policies",
+        "role_mappings",
+        "webhooks",
+    }
     for row in behind.values():
         assert row["events_behind"] == 1  # the tenant's creation
         assert 6.0 <= row["seconds_behind"] < 60
@@ -99,10 +106,11 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     still = _ready(served)
     assert still.status_code == 503
     lagging = [p["name"] for p in still.json()["checks"]["projections"]["lagging"]]
-    assert lagging == ["audit_log", "policies", "role_mappings"]
+    assert lagging == ["audit_log", "policies", "role_mappings", "webhooks"]
     served.system.runner("audit_log").catch_up()
     served.system.runner("policies").catch_up()
     served.system.runner("role_mappings").catch_up()
+    served.system.runner("webhooks").catch_up()
     assert _ready(served).status_code == 200
 
 

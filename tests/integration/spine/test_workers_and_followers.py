@@ -83,9 +83,11 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "integrations",
         "policies",
         "role_mappings",
+        "webhooks",
         "integration_health",
         "role_cache",
         "sinks",
+        "webhook_deliveries",
     ]
     assert system.followers() == [
         "tenants",
@@ -93,4 +95,5 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "integrations",
         "policies",
         "role_mappings",
+        "webhooks",
     ]
