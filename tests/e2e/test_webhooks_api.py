@@ -9,7 +9,12 @@ the tests that need the receiver."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -22,10 +27,11 @@ from domain.webhooks.targets import AllowList
 from projections.sinks.runner import SinkSettings
 from tests.e2e.policy_support import rego, submitted
 from tests.e2e.webhook_receiver import Receiver, verify
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 H = {"X-Constitutional-Hash": HASH}
+DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 FAST = SinkSettings(max_count=100, max_wait=0.0, max_attempts=3, retry_initial=0.001)
 
 
@@ -351,3 +357,42 @@ def test_roles_tenants_paging_and_delete(
     api.wait_projected()
     assert tenant.admin.get(f"{tenant.base}/{hooks[0]}").status_code == 404
     assert tenant.admin.get(tenant.base).json()["total"] == 2
+
+
+@pytest.mark.usefixtures("loopback_allowed")
+def test_the_documented_receiver_verifies_a_delivery(tenant: Tenant, tmp_path: Path) -> None:
+    """docs/webhooks.md's receiver, run as written, verifies a test delivery and refuses one
+    signed with another secret."""
+    source = DOC.read_text().split('"""receiver.py:', 1)[1].split("```", 1)[0]
+    script = tmp_path / "receiver.py"
+    script.write_text('"""receiver.py:' + source)
+    port = free_port()
+    secret = "whsec_documented-receiver-secret"
+    env = {**os.environ, "WEBHOOK_SECRET": secret}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: _accepting(port), timeout=10)
+        right = tenant.registered(f"http://127.0.0.1:{port}/acgs", secret=secret)["webhook_id"]
+        tested = tenant.admin.post(f"{tenant.base}/{right}/test", headers=H).json()
+        assert (tested["delivered"], tested["response_code"]) == (True, 204)
+        assert process.stdout is not None
+        line = process.stdout.readline().split()
+        assert line == ["verified", "webhook.test", tested["event_id"], HASH]
+        wrong = tenant.registered(f"http://127.0.0.1:{port}/acgs", secret="whsec_another-one-1")
+        refused = tenant.admin.post(f"{tenant.base}/{wrong['webhook_id']}/test", headers=H)
+        assert (refused.json()["delivered"], refused.json()["response_code"]) == (False, 401)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _accepting(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
