@@ -21,11 +21,12 @@ from domain.sinks import Delivery, SinkRecord
 from domain.webhooks.aggregate import public_event
 from domain.webhooks.delivery import Attempt, payload
 from domain.webhooks.signature import SIGNATURE_HEADER, signature
-from domain.webhooks.targets import TargetRefused, parse_target
+from domain.webhooks.targets import Target, TargetRefused, parse_target
 from infra.webhooks.resolver import TargetGuard
 
 log = logging.getLogger(__name__)
 USER_AGENT = "ACGS-Webhooks/1"
+MAX_KEPT = 1000  # parsed URLs kept per sender
 
 
 class WebhookSender:
@@ -41,6 +42,8 @@ class WebhookSender:
         self._hash = constitutional_hash
         self._clock = clock
         self._http = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+        self._urls: dict[str, tuple[Target, httpx.URL]] = {}
+        self._addressed: dict[tuple[str, str], httpx.URL] = {}
 
     def close(self) -> None:
         self._http.close()
@@ -49,11 +52,10 @@ class WebhookSender:
         """One signed POST of `body` to `url`'s checked address."""
         started = time.perf_counter()
         try:
-            target = parse_target(url)
+            target, parsed = self._parsed(url)
             address = self._guard.address(target)
         except TargetRefused as exc:
             return Attempt.failed(f"target refused: {exc}")
-        parsed = httpx.URL(url)
         headers = {
             "Host": parsed.netloc.decode("ascii"),
             "Content-Type": "application/json",
@@ -67,7 +69,7 @@ class WebhookSender:
             extensions["sni_hostname"] = target.host
         try:
             response = self._http.post(
-                parsed.copy_with(host=str(address)),
+                self._connect_url(parsed, str(address)),
                 content=body,
                 headers=headers,
                 extensions=extensions,
@@ -82,6 +84,25 @@ class WebhookSender:
             error = f"answered {code}; redirects are not followed"
             return Attempt.failed(error, code, _ms(started))
         return Attempt.failed(f"answered {code}", code, _ms(started))
+
+    def _parsed(self, url: str) -> tuple[Target, httpx.URL]:
+        """The URL checked for form and parsed (kept: a sink posts to one URL)."""
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) > MAX_KEPT:
+                self._urls.clear()
+            found = self._urls[url] = (parse_target(url), httpx.URL(url))
+        return found
+
+    def _connect_url(self, parsed: httpx.URL, address: str) -> httpx.URL:
+        """The URL with its host replaced by the checked address (kept per address)."""
+        key = (str(parsed), address)
+        found = self._addressed.get(key)
+        if found is None:
+            if len(self._addressed) > MAX_KEPT:
+                self._addressed.clear()
+            found = self._addressed[key] = parsed.copy_with(host=address)
+        return found
 
 
 def _ms(started: float) -> float:

@@ -60,6 +60,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each answer waits for a delayed ACK (40 ms)
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -102,3 +103,33 @@ class Receiver:
     def bodies(self) -> list[dict[str, Any]]:
         with self.lock:
             return [r.json for r in self.received]
+
+
+def main() -> None:
+    """Serve in a process of its own (the benchmark's receiver): prints its URL, then answers
+    `GET /_received` with how many deliveries arrived and how many verified."""
+    import sys  # noqa: PLC0415
+
+    receiver = Receiver(secret=sys.argv[1]).start()
+    assert receiver._server is not None
+    handler = receiver._server.RequestHandlerClass
+
+    def do_get(self: BaseHTTPRequestHandler) -> None:
+        with receiver.lock:
+            counts = {
+                "received": len(receiver.received),
+                "verified": sum(r.verified for r in receiver.received),
+            }
+        body = json.dumps(counts).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    handler.do_GET = do_get  # type: ignore[attr-defined]
+    print(receiver.url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
