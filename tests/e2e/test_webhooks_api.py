@@ -22,7 +22,10 @@ import httpx
 import psycopg
 import pytest
 
+from api.bootstrap import WEBHOOKS, build
+from api.settings import Settings
 from domain.maci import MaciRole
+from domain.sinks import follower_name
 from domain.webhooks.targets import AllowList
 from projections.sinks.runner import SinkSettings
 from tests.e2e.policy_support import rego, submitted
@@ -396,3 +399,39 @@ def test_the_documented_receiver_verifies_a_delivery(tenant: Tenant, tmp_path: P
 def _accepting(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.usefixtures("loopback_allowed")
+def test_the_webhooks_worker_delivers_live_and_stops_a_disabled_webhook(
+    api: Api, tenant: Tenant, receiver: Receiver, unique: str
+) -> None:
+    settings = Settings.from_env(
+        {
+            "ACGS_DATABASE_URL": api.system.admin_url,
+            "ACGS_DATA_DIR": str(api.system.settings.data_dir),
+            "ACGS_WEBHOOK_ALLOWED_TARGETS": "127.0.0.1",
+        }
+    )
+    worker = build(settings)
+    try:
+        assert worker.start_workers(only=[WEBHOOKS]) == [WEBHOOKS]
+        created = tenant.registered(receiver.url)
+        receiver.secret = created["secret"]
+        api.wait_projected()
+        name = follower_name(UUID(created["webhook_id"]))
+        wait_for(lambda: name in [s.name for s in worker.worker_status()], timeout=15)
+        submitted(tenant.admin, tenant.id, rego(f"live_{unique}", "EXECUTIVE"))
+        wait_for(lambda: len(receiver.received) >= 2, timeout=15)
+        assert all(r.verified for r in receiver.received)
+
+        off = tenant.admin.patch(
+            f"{tenant.base}/{created['webhook_id']}", json={"enabled": False}, headers=H
+        )
+        assert off.status_code == 200, off.text
+        api.wait_projected()
+        wait_for(lambda: name not in [s.name for s in worker.worker_status()], timeout=15)
+        before = len(receiver.received)
+        submitted(tenant.admin, tenant.id, rego(f"quiet_{unique}", "EXECUTIVE"))
+        assert len(receiver.received) == before
+    finally:
+        worker.close()
