@@ -41,9 +41,12 @@ from commands.shadow import ShadowService
 from commands.shadow_replay import ShadowReplayKind
 from commands.sinks import SinkCommands
 from commands.tenants import TenantCommands
+from commands.webhooks import WebhookCommands
 from domain.keys import KeyProvider
 from domain.policy.limits import DEFAULT_LIMITS
 from domain.sinks import SINK_PREFIX, follower_name, sink_scope
+from domain.webhooks.aggregate import subscribed_types
+from domain.webhooks.targets import AllowList
 from infra import tracing
 from infra.circuit_breaker import CircuitBreakers
 from infra.connectivity import ConnectivityProbe
@@ -62,10 +65,13 @@ from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
 from infra.postgres.shadow_metrics import ReplayProgress, ShadowMetricsStore
 from infra.postgres.sink_store import SinkStore
+from infra.postgres.webhook_store import WebhookStore
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
 from infra.sinks import open_sink
 from infra.supervisor import Supervisor, Worker, WorkerStatus
+from infra.webhooks.resolver import TargetGuard
+from infra.webhooks.sender import WebhookSender, WebhookSink
 from projections.audit_export import ExportRunner
 from projections.audit_log import AuditLogProjection
 from projections.audit_retention import RetentionRunner
@@ -77,6 +83,7 @@ from projections.role_mappings import RoleMappingsProjection
 from projections.sinks.records import RecordMaker
 from projections.sinks.runner import SINK_STATS, SinkRunner, SinkSettings
 from projections.tenants import TenantsProjection
+from projections.webhooks import SubscribedRecords, WebhooksProjection
 
 PERSISTENCE_MODULE = "infra.postgres.event_store:TenantScopedFactory"
 PARTITION_CHECK_SECONDS = 6 * 3600
@@ -88,6 +95,7 @@ AUDIT_EXPORTS = "audit_exports"  # the worker running audit-log export jobs
 AUDIT_RETENTION = "audit_retention"  # the worker purging expired audit rows
 SINKS = "sinks"  # starts and stops one worker per enabled SIEM sink (api/sink_fleet.py)
 MIGRATION_JOBS = "migration_jobs"  # claims and runs migration jobs (commands/migration_runner.py)
+WEBHOOKS = "webhook_deliveries"  # the same, for every enabled webhook
 log = logging.getLogger(__name__)
 
 
@@ -104,6 +112,7 @@ def all_projections() -> list[Projection]:
         RoleMappingsProjection(),
         GapReviewsProjection(),
         MigrationJobsProjection(),
+        WebhooksProjection(),
     ]
 
 
@@ -181,6 +190,8 @@ class System:
     shadow: ShadowService | None = None
     shadow_metrics: ShadowMetricsStore | None = None
     migrations: MigrationJobs | None = None  # its `kinds`: the job kinds this deployment runs
+    webhooks: WebhookCommands | None = None
+    webhook_guard: TargetGuard | None = None  # the SSRF guard of every webhook delivery
     _closed: bool = False
 
     @property
@@ -211,7 +222,7 @@ class System:
         names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self._registry_workers()]
         names += [*self.followers(), INTEGRATION_HEALTH]
         names += [ROLE_CACHE] if self.role_cache is not None else []
-        names += [SINKS]
+        names += [SINKS, WEBHOOKS]
         names += [MIGRATION_JOBS] if self.migrations is not None else []
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
@@ -224,6 +235,7 @@ class System:
             AUDIT_EXPORTS: lambda: Worker(AUDIT_EXPORTS, self.export_runner().run),
             AUDIT_RETENTION: lambda: Worker(AUDIT_RETENTION, self.retention_runner().run),
             SINKS: self._sink_fleet_worker,
+            WEBHOOKS: self._webhook_fleet_worker,
         }
         if self.decision_log is not None:
             recorder = self.decision_log
@@ -320,6 +332,74 @@ class System:
             dead_letters=store,
             settings=SinkSettings.of(config),
             guard=guard,
+        )
+
+    def _webhook_fleet_worker(self) -> Worker:
+        fleet = SinkFleet(
+            WebhookStore(self.projector_conninfo),
+            lambda: self.supervisor,
+            self._webhook_worker,
+        )
+        return Worker(WEBHOOKS, fleet.run, fleet.close)
+
+    def _webhook_worker(self, tenant_id: UUID, webhook_id: UUID) -> Worker:
+        runner = self.webhook_runner(tenant_id, webhook_id)
+        return Worker(runner.name, runner.run, runner.close)
+
+    def webhook_runner(
+        self,
+        tenant_id: UUID,
+        webhook_id: UUID,
+        *,
+        settings: SinkSettings | None = None,
+        disable_after: int | None = None,
+    ) -> SinkRunner:
+        """The runner of one webhook: a sink runner (its own follower of the log, retries with
+        backoff, dead letters) over the webhook's sink, fed only the events it subscribed to."""
+        commands, guard = self.webhooks, self.webhook_guard
+        assert commands is not None
+        assert guard is not None
+        webhook = commands.load(tenant_id, webhook_id)
+        store = WebhookStore(self.projector_conninfo)
+        own = self.settings
+
+        def disable(failures: int, reason: str) -> None:
+            commands.disable_after_failures(tenant_id, webhook_id, failures, reason)
+
+        sink = WebhookSink(
+            webhook_id=webhook_id,
+            owner=tenant_id,
+            url=webhook.webhook_url,
+            events=list(webhook.events),
+            secret=webhook.clear_secret(commands.sealer),
+            sender=WebhookSender(
+                guard, own.constitutional_hash, timeout_seconds=own.webhook_timeout_seconds
+            ),
+            delivery_log=store,
+            constitutional_hash=own.constitutional_hash,
+            disable_after=disable_after or own.webhook_disable_after_failures,
+            on_disable=disable,
+        )
+        return SinkRunner(
+            integration_id=webhook_id,
+            owner=tenant_id,
+            scope=sink_scope(tenant_id),
+            source=LogFollower(
+                self.projector_conninfo, follower_name(webhook_id), synchronous_commit=False
+            ),
+            sink=sink,
+            enrich=SubscribedRecords(
+                subscribed_types(list(webhook.events)),
+                RecordMaker(self.app.mapper, store.tenant_slug),
+            ),
+            dead_letters=store,
+            settings=settings
+            or SinkSettings(
+                max_count=100,
+                max_wait=0.0,
+                max_attempts=own.webhook_max_attempts,
+                retry_initial=own.webhook_retry_initial_ms / 1000,
+            ),
         )
 
     def _sink_source(self, integration_id: UUID, kafka: Any) -> Any:
@@ -435,6 +515,8 @@ class System:
             self.sinks.close()
         if self.shadow_metrics is not None:
             self.shadow_metrics.close()
+        if self.webhooks is not None:
+            self.webhooks.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -496,6 +578,7 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
         )
         system.role_mappings = RoleMappingCommands(app, settings.constitutional_hash)
         system.gaps = GapCommands(app, settings.constitutional_hash)
+        build_webhooks(system)
         system.role_cache = RoleMappingCache(system.database)
         system.runners = [
             ProjectionRunner(system.projector_conninfo, p, app.mapper) for p in all_projections()
@@ -509,6 +592,24 @@ def build(settings: Settings, *, apply_migrations: bool | None = None) -> System
             embedded.stop()
         raise
     return system
+
+
+def build_webhooks(system: System) -> None:
+    """The webhooks' commands, with the one SSRF guard every delivery goes through."""
+    settings = system.settings
+    assert system.sealer is not None
+    guard = TargetGuard(AllowList.parse(settings.webhook_allowed_targets))
+    system.webhook_guard = guard
+    system.webhooks = WebhookCommands(
+        system.app,
+        settings.constitutional_hash,
+        system.sealer,
+        guard,
+        WebhookSender(
+            guard, settings.constitutional_hash, timeout_seconds=settings.webhook_timeout_seconds
+        ),
+        WebhookStore(system.projector_conninfo),
+    )
 
 
 def build_registry(system: System) -> None:

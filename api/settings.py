@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from domain.constitution import CONSTITUTIONAL_HASH_PATTERN, DEFAULT_CONSTITUTIONAL_HASH
+from domain.webhooks.targets import AllowList
 
 TRACE_EXPORTERS = ("none", "console", "otlp-grpc", "otlp-http", "zipkin")
 
@@ -72,6 +73,16 @@ class Settings:
     migration_lease_seconds: int = 30  # a worker's hold on a job, renewed while it works
     migration_tenant_concurrency: int = 2  # running jobs per tenant, at most
     migration_conversion_processes: int = 0  # processes converting policies; 0: every core
+    # Webhooks (docs/webhooks.md): targets the SSRF guard lets through although they are
+    # loopback, private ... (CIDRs or host names), and how deliveries retry and give up.
+    webhook_allowed_targets: tuple[str, ...] = ()
+    webhook_disable_after_failures: int = 10
+    webhook_max_attempts: int = 8
+    webhook_retry_initial_ms: int = 500
+    webhook_timeout_seconds: int = 10
+
+    def with_webhooks(self, env: dict[str, str]) -> Settings:
+        return replace(self, **_webhook_settings(env))  # type: ignore[arg-type]
 
     @property
     def profile(self) -> str:
@@ -127,7 +138,7 @@ class Settings:
             migration_conversion_processes=_int(
                 e, "ACGS_MIGRATION_CONVERSION_PROCESSES", 0, 0, 1024
             ),
-        ).with_integrations(e)
+        ).with_integrations(e).with_webhooks(e)
 
 
 def _redis_url(env: dict[str, str]) -> str | None:
@@ -219,3 +230,22 @@ def _ratio(env: dict[str, str], name: str, default: float) -> float:
         msg = f"{name} must be between 0 and 1, got {value}"
         raise SettingsError(msg)
     return value
+
+
+def _webhook_settings(env: dict[str, str]) -> dict[str, object]:
+    raw = env.get("ACGS_WEBHOOK_ALLOWED_TARGETS") or ""
+    allowed = tuple(t.strip() for t in raw.split(",") if t.strip())
+    try:
+        AllowList.parse(allowed)
+    except ValueError as exc:
+        msg = f"ACGS_WEBHOOK_ALLOWED_TARGETS: {exc}"
+        raise SettingsError(msg) from None
+    return {
+        "webhook_allowed_targets": allowed,
+        "webhook_disable_after_failures": _int(
+            env, "ACGS_WEBHOOK_DISABLE_AFTER_FAILURES", 10, 1, 10_000
+        ),
+        "webhook_max_attempts": _int(env, "ACGS_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
+        "webhook_retry_initial_ms": _int(env, "ACGS_WEBHOOK_RETRY_INITIAL_MS", 500, 1, 600_000),
+        "webhook_timeout_seconds": _int(env, "ACGS_WEBHOOK_TIMEOUT_SECONDS", 10, 1, 300),
+    }

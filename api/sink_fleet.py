@@ -8,14 +8,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol
 from uuid import UUID
 
 from domain.sinks import follower_name
-from infra.postgres.sink_store import ConfiguredSink, SinkStore
+from infra.postgres.sink_store import ConfiguredSink
 from infra.supervisor import Supervisor, Worker
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
+
+
+class ConfiguredSinks(Protocol):
+    """Where a fleet finds the sinks to run (SIEM integrations, or webhooks)."""
+
+    def configured(self) -> list[ConfiguredSink]: ...
+
+    def close(self) -> None: ...
 
 
 class SinkFleet:
@@ -23,7 +32,7 @@ class SinkFleet:
 
     def __init__(
         self,
-        store: SinkStore,
+        store: ConfiguredSinks,
         supervisor: Callable[[], Supervisor | None],
         worker_of: Callable[[UUID, UUID], Worker],
         *,

@@ -40,6 +40,7 @@ from api.http.services import ApiServices
 from api.http.shadow import ShadowController
 from api.http.sinks import SinkController
 from api.http.tenants import TenantController
+from api.http.webhooks import WebhookController
 from commands.context import Principal
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -84,6 +85,7 @@ def create_app(
             GapController,
             ShadowController,
             MigrationController,
+            WebhookController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

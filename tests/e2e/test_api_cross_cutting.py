@@ -22,11 +22,13 @@ from api.http.edge import PUBLIC_PATHS
 from api.http.quotas.storage import StorageMeter
 from api.logging import JsonFormatter
 from domain.maci import MaciRole
+from domain.webhooks.targets import AllowList
 from tests.e2e import oidc_support
 from tests.e2e.policy_support import activate, rego, run_gap_analysis, submit
 from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
 from tests.load.policy_corpus import corpus
+from tests.e2e.webhook_receiver import Receiver
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 from tests.peers.oidc_provider import OidcProvider
 from tests.peers.saml_idp import SamlIdp
@@ -371,6 +373,48 @@ def _integration_requests(
     }
 
 
+def _webhook_requests(
+    api: Api, platform: httpx.Client, unique: str, request: pytest.FixtureRequest
+) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
+    """The webhook routes, on a tenant of their own, into a local receiver (loopback
+    allow-listed for the test, as an operator would)."""
+    hdr = {"X-Constitutional-Hash": HASH}
+    receiver = Receiver().start()
+    guard = api.system.webhook_guard
+    assert guard is not None
+    allowed = guard.allow
+    guard.allow = AllowList.parse(["127.0.0.1"])
+
+    def restore() -> None:
+        guard.allow = allowed
+        receiver.stop()
+
+    request.addfinalizer(restore)
+    base = f"/v1/tenants/{api.create_tenant(platform, f'hdrhook-{unique}')['tenant_id']}/webhooks"
+    made: dict[str, str] = {}
+
+    def create() -> httpx.Response:
+        body = {"webhook_url": receiver.url, "events": ["policy.updated"]}
+        response = platform.post(base, json={**body, "constitutional_hash": HASH})
+        made["wid"] = response.json().get("webhook_id", "")
+        api.wait_projected()
+        return response
+
+    path = "/v1/tenants/{tenant_id}/webhooks"
+    item = path + "/{webhook_id}"
+    return {
+        ("POST", path): create,
+        ("GET", path): lambda: platform.get(base),
+        ("GET", item): lambda: platform.get(f"{base}/{made['wid']}"),
+        ("PATCH", item): lambda: platform.patch(
+            f"{base}/{made['wid']}", json={"events": ["migration.completed"]}, headers=hdr
+        ),
+        ("POST", item + "/test"): lambda: platform.post(f"{base}/{made['wid']}/test", headers=hdr),
+        ("GET", item + "/deliveries"): lambda: platform.get(f"{base}/{made['wid']}/deliveries"),
+        ("DELETE", item): lambda: platform.delete(f"{base}/{made['wid']}", headers=hdr),
+    }
+
+
 def _sign_in_requests(
     api: Api, directory: Directory, slapd: Slapd
 ) -> dict[tuple[str, str], Callable[[], httpx.Response]]:
@@ -514,6 +558,7 @@ def test_every_operation_carries_the_security_headers_on_success_and_error(
         **_sign_in_requests(api, directory, slapd),
         **_saml_requests(api, platform, saml_idp, unique, request),
         **_oidc_requests(api, platform, oidc_provider, unique, request),
+        **_webhook_requests(api, platform, unique, request),
     }
     assert set(requests) == operations  # a new operation must be added here
     for (method, path), send in requests.items():

@@ -63,6 +63,7 @@ MIGRATIONS = [
     "applied 0019_migration_jobs",
     "applied 0020_shadow_mode",
     "applied 0021_gap_analysis",
+    "applied 0022_webhooks",
 ]
 
 
@@ -361,6 +362,8 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "role_mappings",
             "sinks",
             "tenants",
+            "webhook_deliveries",
+            "webhooks",
         ]
 
         # a tenant recorded by another process: the worker's runners and relay pick it up

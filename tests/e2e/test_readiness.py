@@ -97,6 +97,7 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
         "role_mappings",
         "gap_reviews",
         "migrations",
+        "webhooks",
     }
     for row in behind.values():
         assert row["events_behind"] == 1  # the tenant's creation
@@ -110,11 +111,13 @@ def test_readyz_is_503_while_a_projection_lags_beyond_5_seconds(served: Served) 
     lagging = [p["name"] for p in still.json()["checks"]["projections"]["lagging"]]
     assert lagging == ["audit_log", "gap_reviews", "policies", "role_mappings"]
     assert lagging == ["audit_log", "migrations", "policies", "role_mappings"]
+    assert lagging == ["audit_log", "policies", "role_mappings", "webhooks"]
     served.system.runner("audit_log").catch_up()
     served.system.runner("migrations").catch_up()
     served.system.runner("policies").catch_up()
     served.system.runner("role_mappings").catch_up()
     served.system.runner("gap_reviews").catch_up()
+    served.system.runner("webhooks").catch_up()
     assert _ready(served).status_code == 200
 
 

@@ -78,6 +78,8 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "shadow_metrics",
         "shadow_replay_progress",
         "migration_job_failures",
+        "webhooks",
+        "webhook_deliveries",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

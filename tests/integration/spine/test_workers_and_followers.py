@@ -89,6 +89,8 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "role_cache",
         "sinks",
         "migration_jobs",
+        "webhooks",
+        "webhook_deliveries",
     ]
     assert system.followers() == [
         "tenants",
@@ -98,4 +100,5 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "role_mappings",
         "gap_reviews",
         "migrations",
+        "webhooks",
     ]

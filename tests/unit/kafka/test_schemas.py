@@ -26,6 +26,8 @@ from domain.role_mapping import RoleMapping
 from domain.shadow.metrics import RollbackRule
 from domain.shadow.rollout import ShadowRollout, StepEvidence
 from domain.tenant.aggregate import Tenant
+from domain.webhooks.aggregate import Webhook
+from domain.webhooks.targets import parse_target
 from infra.kafka.codec import EncodeError, EventCodec
 from infra.kafka.schemas import (
     ENVELOPE,
@@ -75,6 +77,7 @@ def sample_events() -> list[Any]:
         *_role_mapping_events(),
         *_shadow_rollout_events(),
         *_migration_job_events(),
+        *_webhook_events(),
     ]
 
 
@@ -200,6 +203,24 @@ def _integration_events() -> list[Any]:
     integration.archive(META, retention_days=0)
     integration.shred_secrets(sealer, integration.purge_after or datetime.now(UTC), META)
     return list(integration.collect_events())
+
+
+def _webhook_events() -> list[Any]:
+    webhook, _secret = Webhook.register(
+        webhook_id=uuid4(),
+        tenant_id=META.tenant_id,
+        target=parse_target("https://hooks.acme.test/acgs"),
+        events=["policy.updated"],
+        secret=None,
+        enabled=True,
+        sealer=_ReversingSealer(),
+        meta=META,
+        problems=[],
+    )
+    webhook.change({"events": ["policy.updated", "migration.completed"]}, None, META, [])
+    webhook.disable_after_failures(10, "answered 503", META)
+    webhook.delete(META)
+    return list(webhook.collect_events())
 
 
 def _registry_events() -> list[Any]:
