@@ -20,6 +20,7 @@ from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
 from api.role_cache import ROLE_CACHE, RoleMappingCache, RoleMappingListener
 from api.settings import Settings, SettingsError
 from api.sink_fleet import SinkFleet
+from api.warehouses import WAREHOUSES, warehouse_fleet_worker
 from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
 from commands.decision_log import DecisionRecorder
@@ -186,7 +187,7 @@ class System:
         names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self._registry_workers()]
         names += [*self.followers(), INTEGRATION_HEALTH]
         names += [ROLE_CACHE] if self.role_cache is not None else []
-        names += [SINKS]
+        names += [SINKS, WAREHOUSES]
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
     def _service_workers(self) -> dict[str, Callable[[], Worker]]:
@@ -198,6 +199,7 @@ class System:
             AUDIT_EXPORTS: lambda: Worker(AUDIT_EXPORTS, self.export_runner().run),
             AUDIT_RETENTION: lambda: Worker(AUDIT_RETENTION, self.retention_runner().run),
             SINKS: self._sink_fleet_worker,
+            WAREHOUSES: lambda: warehouse_fleet_worker(self),
         }
         if self.decision_log is not None:
             recorder = self.decision_log

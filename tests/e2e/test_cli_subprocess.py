@@ -59,6 +59,7 @@ MIGRATIONS = [
     "applied 0014_saml",
     "applied 0015_oidc_upstream_tokens",
     "applied 0017_sink_dead_letters",
+    "applied 0023_warehouse_runs",
 ]
 
 
@@ -354,6 +355,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "role_mappings",
             "sinks",
             "tenants",
+            "warehouses",
         ]
 
         # a tenant recorded by another process: the worker's runners and relay pick it up

@@ -88,11 +88,12 @@ def test_a_streaming_deployment_runs_the_external_events_consumer(
     )
     system = build(streaming)
     try:
-        assert system.worker_names()[-5:] == [
+        assert system.worker_names()[-6:] == [
             "kafka_relay",
             "integration_health",
             "role_cache",
             "sinks",
+            "warehouses",
             EXTERNAL_EVENTS,
         ]
         started = system.start_workers([EXTERNAL_EVENTS])

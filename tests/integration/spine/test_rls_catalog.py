@@ -70,6 +70,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "auth_saml_sessions",
         "auth_upstream_tokens",
         "sink_dead_letters",
+        "warehouse_runs",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

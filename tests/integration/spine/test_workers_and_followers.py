@@ -86,6 +86,7 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "integration_health",
         "role_cache",
         "sinks",
+        "warehouses",
     ]
     assert system.followers() == [
         "tenants",
