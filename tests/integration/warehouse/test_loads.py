@@ -129,8 +129,11 @@ def test_duckdb_holds_every_event_once_and_a_second_sync_adds_only_new_ones(
             "payload, '$.meta.tenant_id') FROM governance_events WHERE event_type = "
             "'tenant.created' ORDER BY position DESC LIMIT 1"
         ).fetchone()
-        assert row is not None and row[0] == "tenant.created" and row[1] == row[4]
-        assert row[2] == "operator" and len(row[3]) > 10
+        assert row is not None
+        assert row[0] == "tenant.created"
+        assert row[1] == row[4]
+        assert row[2] == "operator"
+        assert len(row[3]) > 10
         slug = db.execute(
             "SELECT tenant_slug FROM audit_log ORDER BY position DESC LIMIT 1"
         ).fetchone()
@@ -205,7 +208,8 @@ def test_schema_evolution_adds_a_new_nullable_column_and_refuses_any_other_chang
     table = "governance_events"
     check = open_()
     found = check.columns(table)
-    assert found is not None and found["constitutional_hash"] == "string"
+    assert found is not None
+    assert found["constitutional_hash"] == "string"
     check.close()
 
     def run(statement: str) -> None:
@@ -253,7 +257,8 @@ def test_a_tenants_warehouse_integration_syncs_its_events_and_reports_its_status
         "SELECT count(*) FROM governance_events WHERE tenant_id = %s AND notification_id <= %s",
         [tenant, outcome.watermark],
     ).fetchone()
-    assert mine is not None and outcome.rows_loaded == mine[0] > 0
+    assert mine is not None
+    assert outcome.rows_loaded == mine[0] > 0
     assert (status.watermark, status.runs, status.last_error) == (outcome.watermark, 1, None)
     assert status.lag == status.head - status.watermark >= 0
     with duckdb.connect(str(path), read_only=True) as db:
