@@ -232,7 +232,7 @@ def test_schema_evolution_adds_a_new_nullable_column_and_refuses_any_other_chang
     run("ALTER TABLE governance_events ALTER COLUMN aggregate_version TYPE VARCHAR")
     with pytest.raises(
         SchemaRefused,
-        match="column aggregate_version is (character varying|string), expected int64",
+        match=r"column aggregate_version is (character varying|string), expected int64",
     ):
         _loader(system, open_()).sync()
     assert isinstance(refused.value, ValidationFailed)
