@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.peers.elasticsearch",
     "tests.peers.datadog",
     "tests.peers.sentinel",
+    "tests.peers.bigquery",
 ]

@@ -68,11 +68,12 @@ class SnowflakeWarehouse:
         )
 
     def columns(self, table: str) -> dict[str, str] | None:
-        rows = self._cur.execute(
+        self._cur.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
             (self.schema, table),
-        ).fetchall()
+        )
+        rows = self._cur.fetchall()
         if not rows:
             return None
         return {str(n): _BACK.get(str(t).upper(), str(t).lower()) for n, t in rows}
@@ -95,10 +96,11 @@ class SnowflakeWarehouse:
         )
 
     def watermark(self) -> int:
-        row = self._cur.execute(
+        self._cur.execute(
             f"SELECT max(position) FROM {quote(WATERMARK_TABLE)} WHERE name = %s",  # noqa: S608
             (watermark_key(self.prefix),),
-        ).fetchone()
+        )
+        row = self._cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     def load(self, tables: Mapping[str, pa.Table], position: int) -> None:

@@ -65,6 +65,21 @@ def _log(admin_conn: psycopg.Connection[Any], upto: int) -> list[str]:
     return [str(event_id(a, v)) for a, v in rows]
 
 
+def _sync_once(loader: WarehouseLoader) -> None:
+    try:
+        loader.sync()
+    finally:
+        loader.close()
+
+
+def _head(system: System) -> int:
+    log = LogFollower(system.projector_conninfo, "x", track_position=False)
+    try:
+        return log.head()
+    finally:
+        log.close()
+
+
 def _tenant(system: System, unique: str, n: int = 0) -> UUID:
     made = system.tenants.create(
         PLATFORM, CreateTenant(f"WH {unique} {n}", f"wh-{unique}-{n}", "a@wh.example.com")
@@ -150,9 +165,7 @@ def test_postgres_copy_load_resumes_after_a_failure_before_commit(
     unique: str,
 ) -> None:
     _tenant(system, unique)
-    head = LogFollower(system.projector_conninfo, "x", track_position=False)
-    stop_at = head.head() // 2
-    head.close()
+    stop_at = _head(system) // 2
     warehouse = PostgresWarehouse(pg_warehouse)
     with _pg(pg_warehouse) as conn:
         conn.execute(
@@ -226,7 +239,7 @@ def test_schema_evolution_adds_a_new_nullable_column_and_refuses_any_other_chang
     assert first.watermark > 0
     run("ALTER TABLE governance_events ADD COLUMN extra_note VARCHAR")
     with pytest.raises(SchemaRefused, match="column extra_note") as refused:
-        _loader(system, open_()).sync()
+        _sync_once(_loader(system, open_()))
     assert refused.value.details == {"table": table, "column": "extra_note"}
     run("ALTER TABLE governance_events DROP COLUMN extra_note")
     run("ALTER TABLE governance_events ALTER COLUMN aggregate_version TYPE VARCHAR")
@@ -234,7 +247,7 @@ def test_schema_evolution_adds_a_new_nullable_column_and_refuses_any_other_chang
         SchemaRefused,
         match=r"column aggregate_version is (character varying|string), expected int64",
     ):
-        _loader(system, open_()).sync()
+        _sync_once(_loader(system, open_()))
     assert isinstance(refused.value, ValidationFailed)
 
 
@@ -296,7 +309,7 @@ def test_a_sync_killed_mid_load_resumes_with_nothing_lost_or_twice(
     )
     args = [ACGS, "warehouse", "sync", "--tenant", str(SYSTEM_TENANT_ID)]
     args += ["--integration", str(made.id)]
-    victim = subprocess.Popen([*args, "--chunk", "1"], env=env, stderr=subprocess.PIPE)
+    victim = subprocess.Popen([*args, "--chunk", "1"], env=env, stderr=subprocess.DEVNULL)
     try:
         deadline = 60.0
         import time  # noqa: PLC0415
@@ -313,7 +326,7 @@ def test_a_sync_killed_mid_load_resumes_with_nothing_lost_or_twice(
     finally:
         victim.wait(30)
     partial = _watermark(path)
-    assert 0 < partial < LogFollower(system.projector_conninfo, "x", track_position=False).head()
+    assert 0 < partial < _head(system)
     done = subprocess.run(
         [*args, "--chunk", "500"], env=env, capture_output=True, text=True, timeout=120, check=False
     )
