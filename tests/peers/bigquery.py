@@ -3,8 +3,9 @@
 (`token_uri`).
 
 - `POST /token`: the JWT-bearer grant; the assertion must be an RS256 JWT signed by the
-  service account's key, `iss` its email, `aud` Google's token endpoint (as google-auth signs it) or this one, `scope` holding BigQuery's.
-  Answers a bearer token; every other request must carry it (401 otherwise).
+  service account's key, `iss` its email, `aud` Google's token endpoint (as google-auth signs
+  it) or this one, `scope` holding BigQuery's. Answers a bearer token; every other request
+  must carry it (401 otherwise).
 - `POST /bigquery/v2/projects/{p}/datasets` (409 when it exists), `GET .../datasets/{d}`,
   `GET|PATCH /bigquery/v2/projects/{p}/datasets/{d}/tables/{t}` (404 when missing; PATCH may
   only add NULLABLE fields, 400 otherwise), `POST .../tables` (409 when it exists),
