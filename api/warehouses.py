@@ -57,6 +57,8 @@ def warehouse_loader(system: System, tenant_id: UUID, integration_id: UUID) -> W
 def warehouse_commands(system: System) -> WarehouseCommands:
     assert system.integrations is not None
     return WarehouseCommands(
+        system.app,
+        system.settings.constitutional_hash,
         system.integrations,
         WarehouseRuns(system.projector_conninfo),
         lambda tenant, integration: warehouse_loader(system, tenant, integration),

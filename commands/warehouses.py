@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from commands.application import GovernanceApplication
 from commands.authorization import Permission, authorize
-from commands.context import Principal
+from commands.context import CommandContext, Principal
 from commands.integrations import IntegrationCommands
-from domain.errors import NotFound
+from commands.preamble import CommandPreamble
+from domain.errors import DependencyUnavailable, DomainError, NotFound
 from domain.integration.aggregate import Integration
 from domain.integration.values import IntegrationType
 from projections.sinks.warehouse import Progress, SyncOutcome, WarehouseLoader
@@ -29,6 +31,8 @@ class RunsOf(Protocol):
 
 
 LoaderOf = Callable[[UUID, UUID], WarehouseLoader]
+SYNC_ACTION = "sync_data_warehouse"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,14 @@ class WarehouseStatus:
 
 class WarehouseCommands:
     def __init__(
-        self, integrations: IntegrationCommands, runs: RunsOf, loader_of: LoaderOf
+        self,
+        app: GovernanceApplication,
+        constitutional_hash: str,
+        integrations: IntegrationCommands,
+        runs: RunsOf,
+        loader_of: LoaderOf,
     ) -> None:
+        self._preamble = CommandPreamble(app, constitutional_hash)
         self._integrations = integrations
         self._runs = runs
         self._loader_of = loader_of
@@ -90,7 +100,7 @@ class WarehouseCommands:
 
     def sync(
         self,
-        principal: Principal,
+        ctx: CommandContext,
         tenant_id: UUID,
         integration_id: UUID,
         progress: Progress | None = None,
@@ -98,13 +108,27 @@ class WarehouseCommands:
         chunk: int | None = None,
     ) -> SyncOutcome:
         """Load everything after the watermark now (besides the integration's own schedule),
-        `chunk` events per load."""
-        authorize(principal, Permission.INTEGRATION_MANAGE, tenant_id)
+        `chunk` events per load. Needs the constitutional hash, like every write."""
+        self._preamble.begin(
+            ctx, Permission.INTEGRATION_MANAGE, tenant_id, SYNC_ACTION, integration_id
+        )
         self.warehouse(tenant_id, integration_id)
-        loader = self._loader_of(tenant_id, integration_id)
+        loader = _unavailable(lambda: self._loader_of(tenant_id, integration_id), integration_id)
         if chunk is not None:
             loader.chunk = chunk
         try:
-            return loader.sync(progress=progress)
+            return _unavailable(lambda: loader.sync(progress=progress), integration_id)
         finally:
             loader.close()
+
+
+def _unavailable(call: Callable[[], T], integration_id: UUID) -> T:
+    """`call()`; a failure of the warehouse (unreachable, refused credentials, a refused
+    statement) as DependencyUnavailable naming it (503), a domain error as itself."""
+    try:
+        return call()
+    except DomainError:
+        raise
+    except Exception as exc:
+        msg = f"the warehouse load failed: {type(exc).__name__}: {exc}"[:1000]
+        raise DependencyUnavailable(msg, {"integration_id": str(integration_id)}) from exc

@@ -40,7 +40,7 @@ def sync(tenant: str, integration_id: UUID, chunk: int) -> None:
     commands = warehouse_commands(system)
     try:
         tenant_id = _tenant(system, tenant)
-        principal = operator_context(system, getpass.getuser()).principal
+        ctx = operator_context(system, getpass.getuser())
         columns = (
             TextColumn("loading"),
             BarColumn(),
@@ -53,7 +53,7 @@ def sync(tenant: str, integration_id: UUID, chunk: int) -> None:
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            outcome = commands.sync(principal, tenant_id, integration_id, progress, chunk=chunk)
+            outcome = commands.sync(ctx, tenant_id, integration_id, progress, chunk=chunk)
     except Exception as exc:  # noqa: BLE001 - named, exit status 1
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
     finally:

@@ -37,6 +37,7 @@ from api.http.schema_ui import SCHEMA_PATH, SwaggerUIPage, schema_not_found_as_e
 from api.http.services import ApiServices
 from api.http.sinks import SinkController
 from api.http.tenants import TenantController
+from api.http.warehouses import WarehouseController
 from commands.context import Principal
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -77,6 +78,7 @@ def create_app(
             RoleMappingController,
             AuthController,
             SinkController,
+            WarehouseController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

@@ -263,7 +263,7 @@ def test_a_tenants_warehouse_integration_syncs_its_events_and_reports_its_status
         PLATFORM, tenant, CreateIntegration("data_warehouse", "Lake", config, enabled=False)
     )
     commands = warehouse_commands(system)
-    outcome = commands.sync(PLATFORM.principal, tenant, made.id)
+    outcome = commands.sync(PLATFORM, tenant, made.id)
     status = commands.status(PLATFORM.principal, tenant, made.id)
     commands.close()
     mine = admin_conn.execute(
