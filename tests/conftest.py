@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.peers.datadog",
     "tests.peers.sentinel",
     "tests.peers.redis",
+    "tests.peers.bigquery",
 ]

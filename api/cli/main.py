@@ -49,9 +49,11 @@ from api.cli.serve import serve  # noqa: E402
 from api.cli.sinks import sinks  # noqa: E402
 from api.cli.streaming import streaming  # noqa: E402
 from api.cli.token import token  # noqa: E402
+from api.cli.warehouse import warehouse  # noqa: E402
 from api.cli.worker import worker  # noqa: E402
 
 for command in (db, serve, replay, projections, policy, token, worker, streaming, keys, audit):
     cli.add_command(command)
 cli.add_command(sinks)
 cli.add_command(migrate)
+cli.add_command(warehouse)

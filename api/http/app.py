@@ -41,6 +41,7 @@ from api.http.shadow import ShadowController
 from api.http.sinks import SinkController
 from api.http.tenants import TenantController
 from api.http.webhooks import WebhookController
+from api.http.warehouses import WarehouseController
 from commands.context import Principal
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -86,6 +87,7 @@ def create_app(
             ShadowController,
             MigrationController,
             WebhookController,
+            WarehouseController,
         ],
         security=[{"BearerToken": []}],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},

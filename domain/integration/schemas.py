@@ -619,27 +619,61 @@ SIEM = ConfigSchema(
     rules=(_needs(_SIEM_NEEDS, "kind"),),
 )
 
-WAREHOUSE_PROVIDERS = ("duckdb", "redshift", "snowflake", "bigquery")
+WAREHOUSE_PROVIDERS = ("duckdb", "postgres", "redshift", "snowflake", "bigquery")
 _WAREHOUSE_NEEDS: dict[str, tuple[str, ...]] = {
-    "duckdb": ("database_path",),
+    "duckdb": (),  # database_path defaults to a file under the data directory
+    "postgres": ("host", "database", "user", "password"),
     "redshift": ("host", "database", "user", "password"),
     "snowflake": ("account", "user", "password", "database", "warehouse"),
     "bigquery": ("project", "dataset", "credentials_json"),
 }
 
+
+def _schedule_check(value: str) -> str | None:
+    """`continuous` (follow the log) or a cron expression (five fields)."""
+    if value == "continuous":
+        return None
+    from croniter import croniter  # noqa: PLC0415 - a pure library of the warehouse extra
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        return "must be continuous or a cron expression of five fields"
+    return None
+
+
+def _identifier_check(value: str) -> str | None:
+    ok = value == "" or (value.replace("_", "a").isalnum() and value.isascii())
+    return None if ok else "may hold only letters, digits and _"
+
+
 DATA_WAREHOUSE = ConfigSchema(
     description="An analytics warehouse loaded incrementally from the event store.",
     fields=(
         _text("provider", "Which warehouse", "duckdb", required=True, choices=WAREHOUSE_PROVIDERS),
-        _text("database_path", "DuckDB: the database file", "/var/lib/acgs/warehouse.duckdb"),
-        _text("host", "Redshift: cluster endpoint", "acme.abc123.eu-west-1.redshift.amazonaws.com"),
-        ConfigField("port", Kind.INT, "Redshift: port", 5439, default=5439, bounds=(1, 65535)),
+        _text(
+            "database_path",
+            "DuckDB: the database file (default: warehouses/<integration id>.duckdb under the "
+            "data directory)",
+            "/var/lib/acgs/warehouse.duckdb",
+        ),
+        _text("host", "PostgreSQL/Redshift: host", "acme.abc123.eu-west-1.redshift.amazonaws.com"),
+        ConfigField(
+            "port",
+            Kind.INT,
+            "PostgreSQL/Redshift: port (default 5432, Redshift 5439)",
+            5439,
+            bounds=(1, 65535),
+        ),
         _text("database", "Database name", "analytics"),
         _text("user", "Database user", "acgs_loader"),
         _secret("password", "Database password", "wh-s3cret"),
         _text("account", "Snowflake: account identifier", "acme-xy12345"),
         _text("warehouse", "Snowflake: virtual warehouse", "LOAD_WH"),
-        _text("schema", "Target schema", "acgs"),
+        _text(
+            "schema",
+            "Target schema (default main, public, PUBLIC)",
+            "acgs",
+            check=_identifier_check,
+        ),
         _text("project", "BigQuery: project id", "acme-analytics"),
         _text("dataset", "BigQuery: dataset", "acgs"),
         _secret(
@@ -647,8 +681,26 @@ DATA_WAREHOUSE = ConfigSchema(
             "BigQuery: service-account key (JSON)",
             '{"type": "service_account", ...}',
         ),
-        _text("schedule", "When to load (cron expression)", "*/15 * * * *", default="*/15 * * * *"),
-        _text("table_prefix", "Prefix of the tables written", "acgs_", default="acgs_"),
+        _text(
+            "api_endpoint",
+            "BigQuery: the API endpoint (default Google's; a private endpoint)",
+            "https://bigquery.googleapis.com",
+            check=HTTPS,
+        ),
+        _text(
+            "schedule",
+            "When to load: continuous (follow the log) or a cron expression",
+            "*/15 * * * *",
+            default="*/15 * * * *",
+            check=_schedule_check,
+        ),
+        _text(
+            "table_prefix",
+            "Prefix of the tables written (governance_events, audit_log)",
+            "acgs_",
+            default="",
+            check=_identifier_check,
+        ),
         ConfigField(
             "timeout_seconds", Kind.INT, "Connect timeout", 10, default=10, bounds=(1, 120)
         ),

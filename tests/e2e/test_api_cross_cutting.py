@@ -354,6 +354,21 @@ def _integration_requests(
             made["sink"] = response.json()["integration_id"]
         return made["sink"]
 
+    def warehouse() -> str:
+        if "warehouse" not in made:
+            response = platform.post(
+                base,
+                json={
+                    "integration_type": "data_warehouse",
+                    "integration_name": "Headers warehouse",
+                    "config": {"provider": "duckdb", "schedule": "0 3 * * *"},
+                    "enabled": False,
+                    "constitutional_hash": HASH,
+                },
+            )
+            made["warehouse"] = response.json()["integration_id"]
+        return made["warehouse"]
+
     path = "/v1/tenants/{tenant_id}/integrations"
     item = path + "/{integration_id}"
     return {
@@ -361,6 +376,8 @@ def _integration_requests(
         ("POST", item + "/dead-letters/retry"): lambda: platform.post(
             f"{base}/{sink()}/dead-letters/retry", headers=hdr
         ),
+        ("GET", item + "/sync"): lambda: platform.get(f"{base}/{warehouse()}/sync"),
+        ("POST", item + "/sync"): lambda: platform.post(f"{base}/{warehouse()}/sync", headers=hdr),
         ("POST", path): create,
         ("GET", path): lambda: platform.get(base),
         ("GET", path + "/health"): lambda: platform.get(f"{base}/health"),

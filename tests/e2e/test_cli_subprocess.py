@@ -64,6 +64,7 @@ MIGRATIONS = [
     "applied 0020_shadow_mode",
     "applied 0021_gap_analysis",
     "applied 0022_webhooks",
+    "applied 0023_warehouse_runs",
 ]
 
 
@@ -364,6 +365,7 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "tenants",
             "webhook_deliveries",
             "webhooks",
+            "warehouses",
         ]
 
         # a tenant recorded by another process: the worker's runners and relay pick it up

@@ -70,7 +70,7 @@ def _handler(route: Route) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_POST = do_GET = do_PUT = _serve  # noqa: N815
+        do_POST = do_GET = do_PUT = do_PATCH = _serve  # noqa: N815
 
     return Handler
 

@@ -94,6 +94,7 @@ def test_a_streaming_deployment_runs_the_external_events_consumer(
             "role_cache",
             "sinks",
             "webhook_deliveries",
+            "warehouses",
             EXTERNAL_EVENTS,
         ]
         started = system.start_workers([EXTERNAL_EVENTS])

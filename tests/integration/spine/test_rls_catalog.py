@@ -80,6 +80,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_with_a_tenant_policy(
         "migration_job_failures",
         "webhooks",
         "webhook_deliveries",
+        "warehouse_runs",
     } <= names
     for name, enabled, forced in tables:
         assert (name, enabled, forced) == (name, True, True)

@@ -91,6 +91,7 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "migration_jobs",
         "webhooks",
         "webhook_deliveries",
+        "warehouses",
     ]
     assert system.followers() == [
         "tenants",

@@ -1,0 +1,308 @@
+"""Incremental loads of the event log into a data warehouse (`domain.warehouse` holds the
+tables).
+
+A sync reads the warehouse's watermark (the log position of the last event it holds), reads the
+log after it in chunks, keeps the events its scope allows (a tenant's warehouse: that tenant's;
+the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table,
+and hands them to the warehouse with the chunk's last position as the new watermark. The
+warehouse commits rows and watermark in one transaction where it can (DuckDB, PostgreSQL);
+where it cannot, its load is idempotent by event id (see `infra/warehouses`). So a sync that
+dies mid-load starts again from the last committed watermark: nothing lost, nothing twice.
+
+The log is read through the one follower (`infra.postgres.follower.LogFollower`, without a
+position row of its own: the watermark lives in the warehouse). A `WarehouseWorker` runs one
+integration's syncs under the supervisor, continuously (following the log) or on a cron
+schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import msgspec
+import pyarrow as pa
+
+from domain.sinks import SinkRecord
+from domain.warehouse import (
+    AUDIT_LOG,
+    CONTINUOUS,
+    GOVERNANCE_EVENTS,
+    TABLES,
+    Column,
+    ColumnType,
+    Table,
+    evolution,
+)
+
+log = logging.getLogger(__name__)
+Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
+_TENANT = 5
+CHUNK = 20_000  # events per load
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.INT: pa.int64(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    ColumnType.JSON: pa.string(),
+    ColumnType.BOOL: pa.bool_(),
+}
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    return pa.schema(
+        [pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in table.columns]
+    )
+
+
+class Warehouse(Protocol):
+    """One warehouse connection (an adapter in `infra/warehouses`). Table names are the
+    configured prefix plus the table's name."""
+
+    prefix: str
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """The table's columns and their logical types (ColumnType values); None if it does
+        not exist."""
+        ...
+
+    def create_table(self, table: Table) -> None: ...
+
+    def add_column(self, table: Table, column: Column) -> None:
+        """Add `column`, nullable."""
+        ...
+
+    def watermark(self) -> int:
+        """The position of the last event loaded (0 before the first load)."""
+        ...
+
+    def load(self, tables: Mapping[str, pa.Table], position: int) -> None:
+        """Load one chunk (an Arrow table per table name, unprefixed) and move the watermark to
+        `position`: in one transaction, or idempotently by event id."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogReader(Protocol):
+    """The log, read by position (the one follower, without a position row)."""
+
+    def read(self, after: int, limit: int | None = None) -> Sequence[Row]: ...
+
+    def head(self) -> int: ...
+
+    def follow(
+        self, stop: threading.Event, catch_up: Callable[[], int], *, poll_seconds: float = 1.0
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RunLedger(Protocol):
+    """Where each warehouse's last run is kept (for `status`; infra.postgres.warehouse_runs)."""
+
+    def finished(
+        self,
+        owner: UUID,
+        integration_id: UUID,
+        *,
+        watermark: int,
+        rows: int,
+        error: str | None,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Records = Callable[[Sequence[Row]], list[SinkRecord]]  # projections.sinks.records.RecordMaker
+Progress = Callable[[int, int], None]  # (log positions passed so far, positions to pass)
+
+
+def prepare(warehouse: Warehouse, tables: Sequence[Table] = TABLES) -> list[str]:
+    """Create missing tables and add new nullable columns; returns what it did ("table.column"
+    for each column added). Raises SchemaRefused for any other difference."""
+    done: list[str] = []
+    for table in tables:
+        found = warehouse.columns(warehouse.prefix + table.name)
+        if found is None:
+            warehouse.create_table(table)
+            done.append(warehouse.prefix + table.name)
+            continue
+        for column in evolution(table, found, prefix=warehouse.prefix):
+            warehouse.add_column(table, column)
+            done.append(f"{warehouse.prefix}{table.name}.{column.name}")
+    if done:
+        log.info("warehouse schema: %s", ", ".join(done))
+    return done
+
+
+@dataclass
+class Chunk:
+    """The columns of one load, by table."""
+
+    columns: dict[str, dict[str, list[Any]]]
+    events: int
+
+    def arrow(self, tables: Sequence[Table]) -> dict[str, pa.Table]:
+        out = {}
+        for table in tables:
+            cols = self.columns[table.name]
+            out[table.name] = pa.Table.from_pydict(
+                {c.name: cols.get(c.name, [None] * self.events) for c in table.columns},
+                schema=arrow_schema(table),
+            )
+        return out
+
+
+def chunk_of(rows: Sequence[Row], records: Sequence[SinkRecord]) -> Chunk:
+    """The rows of both tables for `rows` (log rows) and their sink records (same order)."""
+    ev: dict[str, list[Any]] = {c: [] for c in GOVERNANCE_EVENTS.names}
+    au: dict[str, list[Any]] = {c: [] for c in AUDIT_LOG.names}
+    for row, record in zip(rows, records, strict=True):
+        body = record.body
+        at = row[6]
+        ev["event_id"].append(record.event_id)
+        ev["position"].append(record.position)
+        ev["tenant_id"].append(record.tenant_id)
+        ev["event_type"].append(body.get("source_event_type", record.event_type))
+        ev["occurred_at"].append(at)
+        ev["actor_id"].append(body.get("actor_id"))
+        ev["actor_type"].append(body.get("actor_type"))
+        ev["aggregate_id"].append(str(row[1]))
+        ev["aggregate_version"].append(int(row[2]))
+        ev["payload"].append(bytes(row[4]).decode())
+        ev["constitutional_hash"].append(body.get("constitutional_hash"))
+        au["event_id"].append(record.event_id)
+        au["position"].append(record.position)
+        au["tenant_id"].append(record.tenant_id)
+        au["tenant_slug"].append(body.get("tenant_slug"))
+        au["event_type"].append(record.event_type)
+        au["event_category"].append(body.get("event_category"))
+        au["action"].append(body.get("action"))
+        au["result"].append(body.get("result"))
+        au["actor_id"].append(body.get("actor_id"))
+        au["actor_type"].append(body.get("actor_type"))
+        au["target_resource"].append(body.get("target_resource"))
+        au["severity"].append(body.get("severity"))
+        au["alert"].append(record.alert)
+        au["occurred_at"].append(at)
+        au["constitutional_hash"].append(body.get("constitutional_hash"))
+        details = body.get("details")
+        au["details"].append(None if details is None else _encode(details).decode())
+    return Chunk({GOVERNANCE_EVENTS.name: ev, AUDIT_LOG.name: au}, len(rows))
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    watermark: int  # after the sync
+    events_read: int  # log events passed (in scope or not)
+    rows_loaded: int  # events loaded (rows per table)
+    seconds: float
+
+
+@dataclass
+class WarehouseLoader:
+    """Syncs one warehouse integration (see the module docstring)."""
+
+    integration_id: UUID
+    owner: UUID
+    scope: UUID | None
+    log: LogReader
+    warehouse: Warehouse
+    records: Records
+    ledger: RunLedger | None = None
+    schedule: str = CONTINUOUS
+    tables: tuple[Table, ...] = TABLES
+    chunk: int = CHUNK
+    closing: tuple[Callable[[], None], ...] = ()  # more to release on close
+    _prepared: bool = field(default=False, init=False)
+
+    @property
+    def name(self) -> str:
+        return f"warehouse_{self.integration_id.hex}"
+
+    def close(self) -> None:
+        self.log.close()
+        self.warehouse.close()
+        if self.ledger is not None:
+            self.ledger.close()
+        for close in self.closing:
+            close()
+
+    def sync(
+        self, stop: threading.Event | None = None, progress: Progress | None = None
+    ) -> SyncOutcome:
+        """Load everything after the watermark (up to the head of the log when it starts);
+        records the run (and its error) in the ledger."""
+        started = time.perf_counter()
+        read = loaded = 0
+        watermark = 0
+        try:
+            if not self._prepared:
+                prepare(self.warehouse, self.tables)
+                self._prepared = True
+            watermark = start = self.warehouse.watermark()
+            head = self.log.head()
+            for rows in self._chunks(watermark, head, stop):
+                wanted = [r for r in rows if self.scope is None or r[_TENANT] == self.scope]
+                chunk = chunk_of(wanted, self.records(wanted))
+                position = int(rows[-1][0])
+                self.warehouse.load(chunk.arrow(self.tables), position)
+                watermark = position
+                read += len(rows)
+                loaded += len(wanted)
+                if progress is not None:
+                    progress(position - start, head - start)
+        except Exception as exc:
+            self._finished(watermark, loaded, f"{type(exc).__name__}: {exc}"[:2000])
+            self._prepared = False
+            raise
+        self._finished(watermark, loaded, None)
+        return SyncOutcome(watermark, read, loaded, time.perf_counter() - started)
+
+    def _chunks(
+        self, after: int, head: int, stop: threading.Event | None
+    ) -> Iterator[Sequence[Row]]:
+        position = after
+        while position < head and not (stop is not None and stop.is_set()):
+            rows = self.log.read(position, self.chunk)
+            rows = [r for r in rows if int(r[0]) <= head]
+            if not rows:
+                return
+            yield rows
+            position = int(rows[-1][0])
+
+    def _finished(self, watermark: int, rows: int, error: str | None) -> None:
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.finished(
+                self.owner, self.integration_id, watermark=watermark, rows=rows, error=error
+            )
+        except Exception:  # the ledger is for status only; a load must not fail for it
+            log.exception("warehouse %s: its run was not recorded", self.name)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, poll_seconds: float = 1.0) -> None:
+        """Sync until `stop`: following the log (continuous), or at each time of the cron
+        schedule. A failed sync propagates (the supervisor restarts the worker after its
+        backoff); its error is in the ledger."""
+        if self.schedule == CONTINUOUS:
+            self.log.follow(stop, lambda: self.sync(stop).events_read, poll_seconds=poll_seconds)
+            return
+        from croniter import croniter  # noqa: PLC0415 - the warehouse extra
+
+        times = croniter(self.schedule, datetime.now(UTC))
+        while not stop.is_set():
+            due: datetime = times.get_next(datetime)
+            if stop.wait(max(0.0, due.timestamp() - time.time())):
+                return
+            self.sync(stop)

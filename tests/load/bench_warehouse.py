@@ -1,0 +1,226 @@
+"""Data-warehouse load benchmarks. Run: `python -m tests.load.bench_warehouse [--events N]`.
+
+Everything runs on this machine: an embedded PostgreSQL (the event store, and a second database
+of it standing for a PostgreSQL-protocol warehouse) and a DuckDB file. N audit events (default
+50,000) are recorded first; a "row" below is one event (it becomes one row of
+`governance_events` and one of `audit_log`).
+
+1. DuckDB: a full sync from the log (reading the log, the audit record of every event, the
+   Arrow tables, the load and its watermark, in chunks of 20,000) and the load alone (the same
+   Arrow tables, built before the clock starts, through the adapter with its watermark), each
+   against the baseline of the same run: a bare `INSERT ... SELECT` of the same Arrow tables into
+   tables of the same shape in a fresh DuckDB file, in one transaction per chunk.
+   Target: the full sync >= 100,000 rows/s.
+2. PostgreSQL: the same two figures through the `COPY` adapter, against a bare psycopg `COPY` of
+   the same CSV bytes (encoded before the clock starts) into tables of the same shape. Printed,
+   with the ratio; no target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pyarrow as pa
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from api.bootstrap import System, build
+from api.settings import Settings
+from domain.audit import AuditEntry
+from domain.events import Actor, EventMeta
+from domain.maci import MaciRole
+from domain.tenancy import SYSTEM_TENANT_ID
+from domain.warehouse import TABLES
+from infra.postgres.follower import LogFollower
+from infra.postgres.sink_store import SinkStore
+from infra.warehouses.duckdb import TYPES as DUCK_TYPES
+from infra.warehouses.duckdb import DuckDbWarehouse
+from infra.warehouses.postgres import TYPES as PG_TYPES
+from infra.warehouses.postgres import PostgresWarehouse, csv_of
+from infra.warehouses.sql import create_table_sql, quote
+from projections.sinks.records import RecordMaker
+from projections.sinks.warehouse import CHUNK, Warehouse, WarehouseLoader, chunk_of
+from tests.load.targets import Targets
+from tests.peers.postgres import throwaway_postgres
+from tests.peers.scratch import scratch_dir
+
+TARGETS = Targets("bench_warehouse")
+Chunks = list[tuple[dict[str, pa.Table], int]]
+
+
+def _record_events(system: System, count: int) -> None:
+    hash_ = system.settings.constitutional_hash
+    meta = EventMeta(SYSTEM_TENANT_ID, Actor("bench-user", (MaciRole.MONITOR,)), hash_)
+    for start in range(0, count, 500):
+        entries = [
+            AuditEntry.record(
+                entry_id=uuid.uuid4(),
+                category="governance",
+                action="policy_decision",
+                result="success" if n % 3 else "denied",
+                target_resource=f"policy/bench-{n % 50}",
+                details={"decision_id": str(uuid.uuid4()), "rule": f"rule {n}"},
+                meta=meta,
+            )
+            for n in range(start, min(count, start + 500))
+        ]
+        system.app.save_for(SYSTEM_TENANT_ID, *entries)
+
+
+def _loader(system: System, warehouse: Warehouse) -> WarehouseLoader:
+    store = SinkStore(system.projector_conninfo)
+    return WarehouseLoader(
+        integration_id=uuid.uuid4(),
+        owner=SYSTEM_TENANT_ID,
+        scope=None,
+        log=LogFollower(system.projector_conninfo, "bench", track_position=False),
+        warehouse=warehouse,
+        records=RecordMaker(system.app.mapper, store.tenant_slug),
+        closing=(store.close,),
+    )
+
+
+def _chunks(system: System) -> Chunks:
+    """The Arrow tables of the whole log, chunk by chunk, as a sync builds them."""
+    log = LogFollower(system.projector_conninfo, "bench", track_position=False)
+    store = SinkStore(system.projector_conninfo)
+    records = RecordMaker(system.app.mapper, store.tenant_slug)
+    out: Chunks = []
+    position = 0
+    while rows := log.read(position, CHUNK):
+        out.append((chunk_of(rows, records(rows)).arrow(TABLES), int(rows[-1][0])))
+        position = int(rows[-1][0])
+    log.close()
+    store.close()
+    return out
+
+
+def _rows(chunks: Chunks) -> int:
+    return sum(t["governance_events"].num_rows for t, _ in chunks)
+
+
+def _timed(run: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _line(name: str, rows: int, seconds: float, base: float | None = None) -> float:
+    rate = rows / seconds
+    ratio = f"   {rate / base:.2f}x the bare insert" if base else ""
+    print(f"  {name:<34} {rate:>12,.0f} rows/s ({rows} in {seconds:.2f} s){ratio}")
+    return rate
+
+
+def duckdb_part(system: System, work: Path, chunks: Chunks) -> None:
+    rows = _rows(chunks)
+    print(f"== 1. DuckDB ({rows} events)")
+    bare_db = duckdb.connect(str(work / "bare.duckdb"))
+    for table in TABLES:
+        bare_db.execute(create_table_sql(quote(table.name), table, DUCK_TYPES))
+
+    def bare() -> None:
+        for tables, _ in chunks:
+            bare_db.begin()
+            for name, data in tables.items():
+                bare_db.register("v", data)
+                bare_db.execute(f"INSERT INTO {quote(name)} BY NAME SELECT * FROM v")
+                bare_db.unregister("v")
+            bare_db.commit()
+
+    base = _line("bare INSERT of the Arrow tables", rows, _timed(bare))
+    bare_db.close()
+    target = DuckDbWarehouse({}, work / "load.duckdb")
+    for table in TABLES:
+        target.create_table(table)
+
+    def load() -> None:
+        for tables, position in chunks:
+            target.load(tables, position)
+
+    _line("adapter load (with watermark)", rows, _timed(load), base)
+    target.close()
+    loader = _loader(system, DuckDbWarehouse({}, work / "sync.duckdb"))
+    outcome = loader.sync()
+    loader.close()
+    rate = _line("full sync from the log", outcome.rows_loaded, outcome.seconds, base)
+    verdict = TARGETS.check("DuckDB sync >= 100,000 rows/s", rate >= 100_000)
+    print(f"  target: full sync >= 100,000 rows/s {verdict}")
+
+
+def postgres_part(system: System, admin_url: str, chunks: Chunks) -> None:
+    rows = _rows(chunks)
+    print(f"== 2. PostgreSQL COPY ({rows} events)")
+    parts = conninfo_to_dict(admin_url)
+    for name in ("wh_bare", "wh_load", "wh_sync"):
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    config = {
+        "provider": "postgres",
+        "host": parts.get("host"),
+        "port": int(parts.get("port", 5432)),
+        "user": parts.get("user"),
+        "password": parts.get("password"),
+    }
+    csv = [({n: csv_of(t) for n, t in tables.items()}, p) for tables, p in chunks]
+    with psycopg.connect(make_conninfo(admin_url, dbname="wh_bare"), autocommit=True) as conn:
+        for table in TABLES:
+            conn.execute(create_table_sql(quote(table.name), table, PG_TYPES))
+
+        def bare() -> None:
+            for tables, _ in csv:
+                with conn.transaction(), conn.cursor() as cur:
+                    for name, data in tables.items():
+                        columns = ", ".join(
+                            quote(c.name) for t in TABLES if t.name == name for c in t.columns
+                        )
+                        with cur.copy(
+                            f"COPY {quote(name)} ({columns}) FROM STDIN (FORMAT csv)"
+                        ) as copy:
+                            copy.write(data)
+
+        base = _line("bare COPY of the same CSV", rows, _timed(bare))
+    target = PostgresWarehouse({**config, "database": "wh_load"})
+    for table in TABLES:
+        target.create_table(table)
+
+    def load() -> None:
+        for tables, position in chunks:
+            target.load(tables, position)
+
+    _line("adapter load (CSV from Arrow, COPY)", rows, _timed(load), base)
+    target.close()
+    loader = _loader(system, PostgresWarehouse({**config, "database": "wh_sync"}))
+    outcome = loader.sync()
+    loader.close()
+    _line("full sync from the log", outcome.rows_loaded, outcome.seconds, base)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args()
+    with scratch_dir("acgs-bench-warehouse-") as work, throwaway_postgres(work / "pg") as (_, url):
+        settings = Settings.from_env({"ACGS_DATABASE_URL": url, "ACGS_DATA_DIR": str(work)})
+        system = build(settings, apply_migrations=False)
+        try:
+            _record_events(system, args.events)
+            chunks = _chunks(system)
+            print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+            duckdb_part(system, work, chunks)
+            postgres_part(system, url, chunks)
+        finally:
+            system.close()
+    return TARGETS.exit_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
