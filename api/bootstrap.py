@@ -25,6 +25,7 @@ from api.sink_fleet import SinkFleet
 from api.warehouses import WAREHOUSES, warehouse_fleet_worker
 from commands.application import GovernanceApplication
 from commands.audit import AuditCommands
+from commands.decision_import.kind import DecisionImportKind
 from commands.decision_log import DecisionRecorder
 from commands.decisions import DecisionService, RegistryCache
 from commands.gap_analysis import GapAnalysisKind
@@ -55,6 +56,7 @@ from infra.keys.envelope import EnvelopeSealer
 from infra.keys.local_file import LocalKeyFile
 from infra.postgres.data_keys import PostgresDataKeys
 from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
+from infra.postgres.decision_import_store import PostgresDecisionImportStore
 from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
 from infra.postgres.follower import LogFollower, Projection, follower_status
@@ -62,6 +64,7 @@ from infra.postgres.gap_ledger import PostgresGapLedger
 from infra.postgres.imported_decisions import PostgresImportedDecisions
 from infra.postgres.integration_health import IntegrationHealthLedger
 from infra.postgres.job_queue import PostgresJobQueue
+from infra.postgres.legacy_decisions import PostgresQuerySource
 from infra.postgres.migrate import migrate
 from infra.postgres.projection_runner import ProjectionRunner
 from infra.postgres.shadow_metrics import ReplayProgress, ShadowMetricsStore
@@ -267,6 +270,7 @@ class System:
             PostgresJobQueue(self.projector_conninfo),
             settings.data_dir / "migrations" / "work",
             replace(runner_settings, **overrides),
+            sealer=self.sealer,
         )
 
     def _worker(self, name: str) -> Worker:
@@ -504,22 +508,19 @@ class System:
             self.supervisor.stop()
         for runner in self.runners:
             runner.close()
-        if self.relay is not None:
-            self.relay.close()
-        if self.data_keys is not None:
-            self.data_keys.close()
-        if self.policies is not None:
-            self.policies.close()
-        if self.decision_log is not None:
-            self.decision_log.close()
-        if self.policy_cache is not None:
-            self.policy_cache.close()
-        if self.sinks is not None:
-            self.sinks.close()
-        if self.shadow_metrics is not None:
-            self.shadow_metrics.close()
-        if self.webhooks is not None:
-            self.webhooks.close()
+        held = (
+            self.relay,
+            self.data_keys,
+            self.policies,
+            self.decision_log,
+            self.policy_cache,
+            self.sinks,
+            self.shadow_metrics,
+            self.webhooks,
+        )
+        for part in held:  # in this order; each absent when its feature is not built
+            if part is not None:
+                part.close()
         self.app.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -658,7 +659,15 @@ def job_kinds(system: System) -> dict[str, JobKind]:
         PolicyConversionKind(
             system.app, settings.constitutional_hash, engine, processes=processes, limits=limits
         ),
+        DecisionImportKind(
+            lambda: PostgresDecisionImportStore(system.projector_conninfo),
+            PostgresQuerySource,
+            settings.constitutional_hash,
+        ),
+        shadow_replay_kind(system),
     ]
+    if system.gaps is not None:
+        kinds.append(system.gap_analysis_kind())
     return {kind.name: kind for kind in kinds}
 
 
@@ -672,7 +681,7 @@ def build_migrations(system: System) -> None:
         unpacked_limit=10 * settings.migration_upload_max_bytes,
     )
     system.migrations = MigrationJobs(
-        system.app, settings.constitutional_hash, job_kinds(system), sources
+        system.app, settings.constitutional_hash, job_kinds(system), sources, system.sealer
     )
 
 

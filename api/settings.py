@@ -97,48 +97,56 @@ class Settings:
         if not CONSTITUTIONAL_HASH_PATTERN.fullmatch(constitutional_hash):
             msg = "CONSTITUTIONAL_HASH must be 16 lowercase hexadecimal characters"
             raise SettingsError(msg)
-        return cls(
-            data_dir=Path(e.get("ACGS_DATA_DIR", ".acgs")).resolve(),
-            database_url=e.get("ACGS_DATABASE_URL") or None,
-            http_host=e.get("ACGS_HTTP_HOST", "127.0.0.1"),
-            http_port=_int(e, "ACGS_HTTP_PORT", 8000, 1, 65535),
-            constitutional_hash=constitutional_hash,
-            app_db_password=e.get("ACGS_APP_DB_PASSWORD") or None,
-            projector_db_password=e.get("ACGS_PROJECTOR_DB_PASSWORD") or None,
-            pool_size=_int(e, "ACGS_DB_POOL_SIZE", 10, 1, 500),
-            log_level=e.get("ACGS_LOG_LEVEL", "INFO").upper(),
-            kafka_bootstrap_servers=e.get("ACGS_KAFKA_BOOTSTRAP_SERVERS") or None,
-            schema_registry_url=e.get("ACGS_SCHEMA_REGISTRY_URL") or None,
-            kafka_security_protocol=e.get("ACGS_KAFKA_SECURITY_PROTOCOL") or None,
-            kafka_sasl_mechanism=e.get("ACGS_KAFKA_SASL_MECHANISM") or None,
-            kafka_sasl_username=e.get("ACGS_KAFKA_SASL_USERNAME") or None,
-            kafka_sasl_password=e.get("ACGS_KAFKA_SASL_PASSWORD") or None,
-            schema_registry_basic_auth=e.get("ACGS_SCHEMA_REGISTRY_BASIC_AUTH") or None,
-            kafka_relay_batch_size=_int(e, "ACGS_KAFKA_RELAY_BATCH_SIZE", 2000, 1, 100_000),
-            kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
-            kafka_session_timeout_ms=_int(e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000),
-            kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
-            audit_query_max_days=_int(e, "ACGS_AUDIT_QUERY_MAX_DAYS", 366, 1, 36500),
-            audit_export_ttl_seconds=_int(
-                e, "ACGS_AUDIT_EXPORT_TTL_SECONDS", 86400, 60, 31_536_000
-            ),
-            audit_lag_events=_int(e, "ACGS_AUDIT_LAG_EVENTS", 1000, 1, 10_000_000),
-            trace_exporter=_choice(e, "ACGS_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
-            trace_endpoint=e.get("ACGS_TRACE_ENDPOINT") or None,
-            trace_sample_ratio=_ratio(e, "ACGS_TRACE_SAMPLE_RATIO", 0.01),
-            trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
-            redis_url=_redis_url(e),
-            redis_on_failure=_choice(e, "ACGS_REDIS_ON_FAILURE", "open", ("open", "closed")),
-            migration_source_dirs=_directories(e, "ACGS_MIGRATION_SOURCE_DIRS"),
-            migration_upload_max_bytes=_int(
-                e, "ACGS_MIGRATION_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, 1024, 2**40
-            ),
-            migration_lease_seconds=_int(e, "ACGS_MIGRATION_LEASE_SECONDS", 30, 1, 3600),
-            migration_tenant_concurrency=_int(e, "ACGS_MIGRATION_TENANT_CONCURRENCY", 2, 1, 1000),
-            migration_conversion_processes=_int(
-                e, "ACGS_MIGRATION_CONVERSION_PROCESSES", 0, 0, 1024
-            ),
-        ).with_integrations(e).with_webhooks(e)
+        return (
+            cls(
+                data_dir=Path(e.get("ACGS_DATA_DIR", ".acgs")).resolve(),
+                database_url=e.get("ACGS_DATABASE_URL") or None,
+                http_host=e.get("ACGS_HTTP_HOST", "127.0.0.1"),
+                http_port=_int(e, "ACGS_HTTP_PORT", 8000, 1, 65535),
+                constitutional_hash=constitutional_hash,
+                app_db_password=e.get("ACGS_APP_DB_PASSWORD") or None,
+                projector_db_password=e.get("ACGS_PROJECTOR_DB_PASSWORD") or None,
+                pool_size=_int(e, "ACGS_DB_POOL_SIZE", 10, 1, 500),
+                log_level=e.get("ACGS_LOG_LEVEL", "INFO").upper(),
+                kafka_bootstrap_servers=e.get("ACGS_KAFKA_BOOTSTRAP_SERVERS") or None,
+                schema_registry_url=e.get("ACGS_SCHEMA_REGISTRY_URL") or None,
+                kafka_security_protocol=e.get("ACGS_KAFKA_SECURITY_PROTOCOL") or None,
+                kafka_sasl_mechanism=e.get("ACGS_KAFKA_SASL_MECHANISM") or None,
+                kafka_sasl_username=e.get("ACGS_KAFKA_SASL_USERNAME") or None,
+                kafka_sasl_password=e.get("ACGS_KAFKA_SASL_PASSWORD") or None,
+                schema_registry_basic_auth=e.get("ACGS_SCHEMA_REGISTRY_BASIC_AUTH") or None,
+                kafka_relay_batch_size=_int(e, "ACGS_KAFKA_RELAY_BATCH_SIZE", 2000, 1, 100_000),
+                kafka_linger_ms=_int(e, "ACGS_KAFKA_LINGER_MS", 5, 0, 60_000),
+                kafka_session_timeout_ms=_int(
+                    e, "ACGS_KAFKA_SESSION_TIMEOUT_MS", 10000, 1000, 300_000
+                ),
+                kafka_local=e.get("ACGS_KAFKA_LOCAL", "").lower() in ("1", "true", "yes"),
+                audit_query_max_days=_int(e, "ACGS_AUDIT_QUERY_MAX_DAYS", 366, 1, 36500),
+                audit_export_ttl_seconds=_int(
+                    e, "ACGS_AUDIT_EXPORT_TTL_SECONDS", 86400, 60, 31_536_000
+                ),
+                audit_lag_events=_int(e, "ACGS_AUDIT_LAG_EVENTS", 1000, 1, 10_000_000),
+                trace_exporter=_choice(e, "ACGS_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
+                trace_endpoint=e.get("ACGS_TRACE_ENDPOINT") or None,
+                trace_sample_ratio=_ratio(e, "ACGS_TRACE_SAMPLE_RATIO", 0.01),
+                trace_critical_ratio=_ratio(e, "ACGS_TRACE_CRITICAL_RATIO", 1.0),
+                redis_url=_redis_url(e),
+                redis_on_failure=_choice(e, "ACGS_REDIS_ON_FAILURE", "open", ("open", "closed")),
+                migration_source_dirs=_directories(e, "ACGS_MIGRATION_SOURCE_DIRS"),
+                migration_upload_max_bytes=_int(
+                    e, "ACGS_MIGRATION_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, 1024, 2**40
+                ),
+                migration_lease_seconds=_int(e, "ACGS_MIGRATION_LEASE_SECONDS", 30, 1, 3600),
+                migration_tenant_concurrency=_int(
+                    e, "ACGS_MIGRATION_TENANT_CONCURRENCY", 2, 1, 1000
+                ),
+                migration_conversion_processes=_int(
+                    e, "ACGS_MIGRATION_CONVERSION_PROCESSES", 0, 0, 1024
+                ),
+            )
+            .with_integrations(e)
+            .with_webhooks(e)
+        )
 
 
 def _redis_url(env: dict[str, str]) -> str | None:

@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from commands import job_secrets
 from commands.application import GovernanceApplication
 from commands.migration_kinds import BatchOutcome, FailedItem, JobContext, JobKind
 from commands.migrations import job_source
 from domain.errors import ConcurrentModification, DomainError, InvalidStateTransition, NotFound
 from domain.events import Actor, EventMeta
 from domain.migration.job import MigrationJob
+from domain.secrets import SecretSealer
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -72,7 +74,9 @@ class MigrationRunner:
         settings: RunnerSettings,
         *,
         owner: str | None = None,
+        sealer: SecretSealer | None = None,
     ) -> None:
+        self._sealer = sealer  # opens the kinds' secret parameters (commands/job_secrets.py)
         self._app = app
         self._kinds = kinds
         self._queue = queue
@@ -190,7 +194,9 @@ class MigrationRunner:
             tenant_id=job.tenant_id,
             job_id=job.id,
             kind=job.job_type,
-            parameters=job.parameters,
+            parameters=job_secrets.opened(
+                self._sealer, job.tenant_id, self._kinds[job.job_type], job.parameters
+            ),
             source=job_source(job),
             requested_by=job.created_by,
             checkpoint=job.checkpoint,

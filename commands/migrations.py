@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from commands import job_secrets
 from commands.application import GovernanceApplication
 from commands.authorization import Permission, authorize, job_permission
 from commands.context import CommandContext
@@ -21,6 +22,7 @@ from commands.migration_sources import JobSources, Upload
 from commands.preamble import CommandPreamble
 from domain.errors import ConcurrentModification, ValidationFailed
 from domain.migration.job import MigrationJob
+from domain.secrets import SecretSealer
 
 CANCEL_ATTEMPTS = 5  # a cancel that meets a worker's write reloads the job and tries again
 
@@ -40,11 +42,13 @@ class MigrationJobs:
         constitutional_hash: str,
         kinds: Mapping[str, JobKind],
         sources: JobSources,
+        sealer: SecretSealer | None = None,
     ) -> None:
         self._app = app
         self._preamble = CommandPreamble(app, constitutional_hash)
         self.kinds = kinds
         self.sources = sources
+        self.sealer = sealer  # seals the kinds' secret parameters (commands/job_secrets.py)
 
     def start(self, ctx: CommandContext, tenant_id: UUID, command: StartJob) -> MigrationJob:
         """Check the request (every bad field at once), store its upload, record a pending job."""
@@ -79,11 +83,19 @@ class MigrationJobs:
         if problems:
             self.sources.discard(job_id)
             raise ValidationFailed.listing(problems)
+        assert kind is not None  # else a problem was reported
+        try:
+            parameters, source_config = job_secrets.seal(
+                self.sealer, tenant_id, kind, parameters, command.source_config
+            )
+        except BaseException:
+            self.sources.discard(job_id)
+            raise
         job = MigrationJob.create(
             job_id=job_id,
             job_type=command.job_type,
             source_system=command.source_system,
-            source_config=dict(command.source_config),
+            source_config=source_config,
             parameters=parameters,
             source=_source_json(source),
             meta=meta,

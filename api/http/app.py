@@ -40,8 +40,8 @@ from api.http.services import ApiServices
 from api.http.shadow import ShadowController
 from api.http.sinks import SinkController
 from api.http.tenants import TenantController
-from api.http.webhooks import WebhookController
 from api.http.warehouses import WarehouseController
+from api.http.webhooks import WebhookController
 from commands.context import Principal
 
 MAX_BODY_BYTES = 1024 * 1024

@@ -27,8 +27,8 @@ from tests.e2e import oidc_support
 from tests.e2e.policy_support import activate, rego, run_gap_analysis, submit
 from tests.e2e.saml_support import Browser, SamlTenant
 from tests.e2e.test_ldap_sign_in_api import Directory
-from tests.load.policy_corpus import corpus
 from tests.e2e.webhook_receiver import Receiver
+from tests.load.policy_corpus import corpus
 from tests.peers.http import HASH, HOLD, LEAKY_FAILURE, Api, ManualClock, wait_for
 from tests.peers.oidc_provider import OidcProvider
 from tests.peers.saml_idp import SamlIdp
