@@ -69,6 +69,7 @@ class RegisteredVersion:
     source: str
     source_format: str
     rego: str
+    source_digest: str = ""  # the same for versions that share their source (optional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,7 @@ class SourceModels:
             return None
         if source_format is SourceFormat.AUTO:
             return None
-        key = (source_format.value, version.source)
+        key = (source_format.value, version.source_digest or version.source)
         policies = self._parsed.get(key)
         if policies is None:
             parsed = parse_source(f"{version.policy_key}.src", version.source, source_format)
