@@ -389,3 +389,21 @@ def test_policies_of_one_submission_share_their_source_and_each_is_judged_alone(
             ("GAP-009", "policy"),
         )
     }
+
+
+def test_retiring_the_last_policy_fixes_its_gaps_on_a_run_with_nothing_to_analyse(
+    system: System, registry: Registry
+) -> None:
+    registry.register(PAYROLL)
+    kind = system.gap_analysis_kind()
+    parameters = kind.validate({}, None)
+    _run(kind, registry.job(parameters))
+    assert set(registry.statuses().values()) == {"open"}
+    assert system.policies is not None
+    system.policies.retire(registry.admin, registry.tenant_id, "payroll")
+    system.runner("policies").catch_up()
+    empty = registry.job(parameters)
+    assert kind.open(empty).total == 0
+    assert _run(kind, empty) == []
+    assert kind.report(empty, {})["gaps"] == {"open": 0, "accepted": 0, "new": 0, "fixed": 4}
+    assert set(registry.statuses().values()) == {"fixed"}
