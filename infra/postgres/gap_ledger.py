@@ -33,8 +33,11 @@ _FROM = (
     "FROM policies p JOIN policy_versions v ON v.policy_id = p.policy_id "
     "WHERE p.policy_key IS NOT NULL AND p.system_wide = %(system)s AND {scope}"
 )
+# A source shared by several versions of the batch comes once, with the first of them (by key,
+# the batch's order, so the first of any source met in the batch is in the batch).
 _VERSIONS = (
-    "SELECT p.policy_key, v.version, v.source, v.source_format, v.rego "
+    "SELECT p.policy_key, v.version, CASE WHEN row_number() OVER (PARTITION BY v.source_md5 "
+    "ORDER BY p.policy_key) = 1 THEN v.source END, v.source_format, v.rego, v.source_md5 "
     + _FROM
     + " AND p.policy_key > %(after)s ORDER BY p.policy_key LIMIT %(limit)s"
 )
@@ -124,7 +127,11 @@ class PostgresGapLedger:
         params = {**_owner(tenant_id), "after": after, "limit": limit}
         with self._tenant(tenant_id) as cur:
             rows = cur.execute(_VERSIONS.format(scope=_SCOPED[scope]), params).fetchall()
-        return [RegisteredVersion(*row) for row in rows]
+        sources = {digest: source for _, _, source, _, _, digest in rows if source is not None}
+        return [
+            RegisteredVersion(key, version, sources[digest], source_format, rego, digest)
+            for key, version, _, source_format, rego, digest in rows
+        ]
 
     # --- runs -----------------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ The tenant's policies are registered as one DSL submission (the bulk case: every
 the whole submitted source, so the run meets one large source once per policy). The baseline is
 `version_gaps` over the same versions held in memory (read once, outside the timing): the
 catalogue alone. The job adds reading the registry per batch, recording every gap, the run's
-tally and its completion. Targets: the job at >= 0.5x the bare catalogue's policies/s, and a
-1,000-policy run in < 10 s.
+tally, its completion and an audit entry per critical gap opened (a third of the corpus opens
+two each). Targets: a 1,000-policy run in < 10 s (a conversion job's budget is 60 s for 10,000),
+and the job at >= 0.25x the bare catalogue's policies/s: recording at most triples the work.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def main() -> int:
             f"{last.summary['gaps_found']} gaps, score {last.summary['score']} in {elapsed:.2f} s "
             f"({job_rate:,.0f} policies/s); load average {os.getloadavg()[0]:.2f}"
         )
-        print(f"job / bare: {ratio:.2f}x  {TARGETS.check('job >= 0.5x bare', ratio >= 0.5)}")
+        print(f"job / bare: {ratio:.2f}x  {TARGETS.check('job >= 0.25x bare', ratio >= 0.25)}")
         per_thousand = elapsed / last.processed * 1000
         print(
             f"per 1,000 policies: {per_thousand:.2f} s  "

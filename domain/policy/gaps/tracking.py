@@ -36,14 +36,14 @@ MAX_REASON = 1000
 REASON_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b-\x1f\x7f]*$"
 WHOLE_POLICY = "policy"
 _JUDGED_ON_REGO = frozenset({"GAP-004"})  # the constitutional guard
-_LOCATIONS = (  # (pattern of a detector's message, how its location is written)
-    (
-        re.compile(r"^(?:allow )?rule (?P<at>\S+?):? "),
-        "rule {at}",
-    ),  # "rule r1: ...", "allow rule r1 ..."
-    (re.compile(r"^rules (?P<at>\S+ and \S+) "), "rules {at}"),  # "rules a and b have ..."
-    (re.compile(r"^unconditional allow: (?P<at>.+)$"), "rule {at}"),  # Rego: "rule_3"
-    (re.compile(r"^(?P<at>.+) may both \S+ and \S+$"), "role {at}"),  # separation of powers
+# (a pattern of a detector's message, how its location is written); messages as the detectors
+# of the catalogue write them: "rule r1: ...", "allow rule r1 ...", "rules a and b have ...",
+# (Rego) "unconditional allow: rule_3", "clerk may both propose and approve".
+_LOCATIONS = (
+    (re.compile(r"^(?:allow )?rule (?P<at>\S+?):? "), "rule {at}"),
+    (re.compile(r"^rules (?P<at>\S+ and \S+) "), "rules {at}"),
+    (re.compile(r"^unconditional allow: (?P<at>.+)$"), "rule {at}"),
+    (re.compile(r"^(?P<at>.+) may both \S+ and \S+$"), "role {at}"),
 )
 
 
@@ -69,6 +69,7 @@ class RegisteredVersion:
     source: str
     source_format: str
     rego: str
+    source_digest: str = ""  # the same for versions that share their source (optional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,7 @@ class SourceModels:
             return None
         if source_format is SourceFormat.AUTO:
             return None
-        key = (source_format.value, version.source)
+        key = (source_format.value, version.source_digest or version.source)
         policies = self._parsed.get(key)
         if policies is None:
             parsed = parse_source(f"{version.policy_key}.src", version.source, source_format)

@@ -6,6 +6,11 @@
 -- entries by which a tenant admin accepts a gap or reopens it (rebuilt by replaying the log).
 -- The job writes as acgs2_app inside a session scoped to the tenant; the projector keeps
 -- `gap_reviews` and removes a purged tenant's rows.
+-- Every policy of one submission keeps the whole submitted source as its version's source; the
+-- digest lets a run read a source that many versions share once per batch, not once per version.
+ALTER TABLE policy_versions
+    ADD COLUMN IF NOT EXISTS source_md5 CHAR(32) GENERATED ALWAYS AS (md5(source)) STORED;
+
 CREATE TABLE IF NOT EXISTS gap_runs (
     run_id              UUID PRIMARY KEY,
     tenant_id           UUID NOT NULL

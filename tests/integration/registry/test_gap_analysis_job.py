@@ -364,3 +364,46 @@ def test_reviews_replay_to_the_same_rows_and_a_purged_tenant_leaves_no_gap_rows(
             f"SELECT count(*) FROM {table} WHERE tenant_id = %s", [registry.tenant_id]
         ).fetchone()
         assert count == (0,), table
+
+
+def test_policies_of_one_submission_share_their_source_and_each_is_judged_alone(
+    system: System, registry: Registry
+) -> None:
+    bulk = "\n".join(OPEN_DOOR.format(key=f"bulk-{n}") for n in range(3))
+    bulk += "\n" + CLEAN.format(key="bulk-3")
+    assert system.policies is not None
+    done = system.policies.submit(registry.admin, registry.tenant_id, SubmitPolicy(bulk, "dsl"))
+    assert {version.source for _, version in done.versions} == {bulk}  # each keeps it all
+    system.runner("policies").catch_up()
+    kind = system.gap_analysis_kind()
+    outcomes = _run(kind, registry.job(kind.validate({"scope": "latest", "batch_size": 3}, None)))
+    assert [o.processed for o in outcomes] == [3, 4]
+    assert outcomes[-1].summary["score"] == 3 * OPEN_DOOR_SCORE
+    assert {k for k, v in registry.statuses().items() if v == "open"} == {
+        (f"bulk-{n}", rule, location)
+        for n in range(3)
+        for rule, location in (
+            ("GAP-001", "policy"),
+            ("GAP-002", "rule anyone-reads"),
+            ("GAP-005", "policy"),
+            ("GAP-009", "policy"),
+        )
+    }
+
+
+def test_retiring_the_last_policy_fixes_its_gaps_on_a_run_with_nothing_to_analyse(
+    system: System, registry: Registry
+) -> None:
+    registry.register(PAYROLL)
+    kind = system.gap_analysis_kind()
+    parameters = kind.validate({}, None)
+    _run(kind, registry.job(parameters))
+    assert set(registry.statuses().values()) == {"open"}
+    assert system.policies is not None
+    system.policies.retire(registry.admin, registry.tenant_id, "payroll")
+    system.runner("policies").catch_up()
+    empty = registry.job(parameters)
+    assert kind.open(empty).total == 0
+    assert _run(kind, empty) == []
+    assert kind.report(empty, {})["gaps"] == {"open": 0, "accepted": 0, "new": 0, "fixed": 4}
+    assert set(registry.statuses().values()) == {"fixed"}
