@@ -13,7 +13,9 @@ On a throwaway PostgreSQL, a tenant with an active Rego policy and shadow mode c
    no decision log; counted per batch): decisions/s and the ratio to (1).
 
 Rates are wall-clock on one thread; the machine's load average is printed with them, since other
-work on the machine lowers them (the ratios, measured in the same process, move less).
+work on the machine lowers them (the ratios, measured in the same process, move less). The
+target of (2) is judged per CPU second of this process (all its threads, the decision-log
+writer's included), which other work on the machine does not lower.
 """
 
 from __future__ import annotations
@@ -110,17 +112,19 @@ def bench_live(shadow: ShadowService, tenant: uuid.UUID, batches: int, bare: flo
     principal = Principal("bench-implementer", tenant, (MaciRole.IMPLEMENTER,))
     shadow.compare_live(principal, tenant, _decisions(-1))  # warm
     corpora = [_decisions(b) for b in range(batches)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for corpus in corpora:
         shadow.compare_live(principal, tenant, corpus)
     rate = batches * BATCH / (time.perf_counter() - started)
+    per_cpu = batches * BATCH / (time.process_time() - cpu)
     verdict = TARGETS.check(
-        f"2. live shadow evaluations >= {TARGET_PER_CORE:,}/s per core", rate >= TARGET_PER_CORE
+        f"2. live shadow evaluations >= {TARGET_PER_CORE:,}/s per core", per_cpu >= TARGET_PER_CORE
     )
     print(
         f"2. live shadow comparisons (decide + log + compare + durable metrics + alerts): "
-        f"{rate:,.0f} decisions/s per core, {rate / bare:.2f}x bare; target >= "
-        f"{TARGET_PER_CORE:,}/s: {verdict}"
+        f"{rate:,.0f} decisions/s wall-clock, {rate / bare:.2f}x bare; {per_cpu:,.0f} per CPU "
+        f"second of this process (every thread, the decision-log writer's too); target >= "
+        f"{TARGET_PER_CORE:,}/s per core: {verdict}"
     )
 
 
