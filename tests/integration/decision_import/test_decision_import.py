@@ -416,10 +416,12 @@ def test_postgresql_failures_name_the_parameter_and_never_the_password(
     closed = make_conninfo(
         "host=127.0.0.1 port=1 dbname=legacy connect_timeout=2", user="x", password=secret
     )
-    with pytest.raises(ValidationFailed) as unreachable:
-        kind.validate({"format": "postgresql", "conninfo": closed, "query": "SELECT 1"}, None)
-    assert _fields(unreachable.value) == ["conninfo"]
-    assert secret not in json.dumps([unreachable.value.message, unreachable.value.details])
+    as_uri = f"postgresql://x:{secret}@127.0.0.1:1/legacy?connect_timeout=2"
+    for conninfo in (closed, as_uri, f"{as_uri}&sslmode=bogus"):
+        with pytest.raises(ValidationFailed) as unreachable:
+            kind.validate({"format": "postgresql", "conninfo": conninfo, "query": "SELECT 1"}, None)
+        assert _fields(unreachable.value) == ["conninfo"]
+        assert secret not in json.dumps([unreachable.value.message, unreachable.value.details])
 
     with_password = make_conninfo(pg_admin_url, password=secret)
     with pytest.raises(ValidationFailed) as bad_query:
