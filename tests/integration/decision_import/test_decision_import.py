@@ -454,21 +454,13 @@ def test_an_unreadable_file_fails_the_job_with_a_clear_error(
     assert "not UTF-8" in caught.value.message
 
 
-def test_live_and_imported_rows_keep_their_own_columns(
+def test_a_live_row_still_needs_its_policy_version(
     admin_conn: psycopg.Connection[Any],
 ) -> None:
-    tenant = uuid4()
     with pytest.raises(psycopg.errors.CheckViolation):
         admin_conn.execute(
             "INSERT INTO decision_logs (decision_id, tenant_id, input_sha256, allow, deny, "
             "obligations, latency_ms, principal, constitutional_hash, decided_at) VALUES "
             "(gen_random_uuid(), %s, 'x', true, '[]', '[]', 0, 'x', 'x', now())",
-            [tenant],
-        )  # a live row needs its policy version
-    with pytest.raises(psycopg.errors.CheckViolation):
-        admin_conn.execute(
-            "INSERT INTO decision_logs (decision_id, tenant_id, input_sha256, allow, deny, "
-            "obligations, principal, constitutional_hash, decided_at, origin) VALUES "
-            "(gen_random_uuid(), %s, 'x', true, '[]', '[]', 'x', 'x', now(), 'imported')",
-            [tenant],
-        )  # an imported row needs its request, job and keys
+            [uuid4()],
+        )
