@@ -26,12 +26,8 @@ ALTER TABLE decision_logs ALTER COLUMN policy_version DROP NOT NULL;
 ALTER TABLE decision_logs ALTER COLUMN latency_ms DROP NOT NULL;
 ALTER TABLE decision_logs DROP CONSTRAINT IF EXISTS decision_logs_origin_columns;
 ALTER TABLE decision_logs ADD CONSTRAINT decision_logs_origin_columns CHECK (
-    CASE origin
-        WHEN 'live' THEN policy_id IS NOT NULL AND policy_key IS NOT NULL
-                         AND policy_version IS NOT NULL AND latency_ms IS NOT NULL
-        ELSE action IS NOT NULL AND resource IS NOT NULL AND import_job_id IS NOT NULL
-             AND dedup_key IS NOT NULL AND content_sha256 IS NOT NULL
-    END
+    origin = 'imported' OR (policy_id IS NOT NULL AND policy_key IS NOT NULL
+                            AND policy_version IS NOT NULL AND latency_ms IS NOT NULL)
 );
 CREATE INDEX IF NOT EXISTS idx_decision_logs_dedup ON decision_logs (tenant_id, dedup_key)
     WHERE dedup_key IS NOT NULL;

@@ -416,10 +416,12 @@ def test_postgresql_failures_name_the_parameter_and_never_the_password(
     closed = make_conninfo(
         "host=127.0.0.1 port=1 dbname=legacy connect_timeout=2", user="x", password=secret
     )
-    with pytest.raises(ValidationFailed) as unreachable:
-        kind.validate({"format": "postgresql", "conninfo": closed, "query": "SELECT 1"}, None)
-    assert _fields(unreachable.value) == ["conninfo"]
-    assert secret not in json.dumps([unreachable.value.message, unreachable.value.details])
+    as_uri = f"postgresql://x:{secret}@127.0.0.1:1/legacy?connect_timeout=2"
+    for conninfo in (closed, as_uri, f"{as_uri}&sslmode=bogus"):
+        with pytest.raises(ValidationFailed) as unreachable:
+            kind.validate({"format": "postgresql", "conninfo": conninfo, "query": "SELECT 1"}, None)
+        assert _fields(unreachable.value) == ["conninfo"]
+        assert secret not in json.dumps([unreachable.value.message, unreachable.value.details])
 
     with_password = make_conninfo(pg_admin_url, password=secret)
     with pytest.raises(ValidationFailed) as bad_query:
@@ -452,21 +454,13 @@ def test_an_unreadable_file_fails_the_job_with_a_clear_error(
     assert "not UTF-8" in caught.value.message
 
 
-def test_live_and_imported_rows_keep_their_own_columns(
+def test_a_live_row_still_needs_its_policy_version(
     admin_conn: psycopg.Connection[Any],
 ) -> None:
-    tenant = uuid4()
     with pytest.raises(psycopg.errors.CheckViolation):
         admin_conn.execute(
             "INSERT INTO decision_logs (decision_id, tenant_id, input_sha256, allow, deny, "
             "obligations, latency_ms, principal, constitutional_hash, decided_at) VALUES "
             "(gen_random_uuid(), %s, 'x', true, '[]', '[]', 0, 'x', 'x', now())",
-            [tenant],
-        )  # a live row needs its policy version
-    with pytest.raises(psycopg.errors.CheckViolation):
-        admin_conn.execute(
-            "INSERT INTO decision_logs (decision_id, tenant_id, input_sha256, allow, deny, "
-            "obligations, principal, constitutional_hash, decided_at, origin) VALUES "
-            "(gen_random_uuid(), %s, 'x', true, '[]', '[]', 'x', 'x', now(), 'imported')",
-            [tenant],
-        )  # an imported row needs its request, job and keys
+            [uuid4()],
+        )
