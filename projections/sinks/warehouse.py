@@ -222,6 +222,7 @@ class WarehouseLoader:
     tables: tuple[Table, ...] = TABLES
     chunk: int = CHUNK
     closing: tuple[Callable[[], None], ...] = ()  # more to release on close
+    clock: Callable[[], float] = time.time  # for the cron schedule
     _prepared: bool = field(default=False, init=False)
 
     @property
@@ -300,9 +301,9 @@ class WarehouseLoader:
             return
         from croniter import croniter  # noqa: PLC0415 - the warehouse extra
 
-        times = croniter(self.schedule, datetime.now(UTC))
+        times = croniter(self.schedule, datetime.fromtimestamp(self.clock(), UTC))
         while not stop.is_set():
             due: datetime = times.get_next(datetime)
-            if stop.wait(max(0.0, due.timestamp() - time.time())):
+            if stop.wait(max(0.0, due.timestamp() - self.clock())):
                 return
             self.sync(stop)
