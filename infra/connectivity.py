@@ -80,7 +80,13 @@ def _endpoint_check(config: dict[str, Any]) -> ProbeResult:
     if path:
         return _file_check(str(path))
     if config.get("provider") == "duckdb":  # its file under the data directory, made on use
-        return ProbeResult(True, True, True, 0, None, "ok (a file under the data directory)")
+        return ProbeResult(
+            connection_established=True,
+            authentication_successful=True,
+            test_query_executed=True,
+            latency_ms=0,
+            message="ok (a file under the data directory)",
+        )
     endpoint = _endpoint(config, 443)
     if endpoint is None:  # BigQuery/Snowflake reach a cloud API only
         return ProbeResult(
