@@ -1,9 +1,9 @@
 """DuckDB, the embedded default: a database file (the configured `database_path`, else one
 under the data directory). Each chunk goes in through Arrow (`INSERT ... BY NAME SELECT` from
 the registered Arrow table: no row-by-row insert) together with the watermark, in one
-transaction. The file is opened for each step and closed after it: DuckDB lets one process
-write a file at a time, so a sync in another process (`acgs warehouse sync` beside a running
-worker) waits for nothing longer than one load."""
+transaction. The file is open only during a sync (`release` closes it at its end): DuckDB lets
+one process write a file at a time, so a sync in another process (`acgs warehouse sync` beside
+a running worker) is refused only while a sync runs, not between syncs."""
 
 from __future__ import annotations
 
@@ -41,17 +41,23 @@ class DuckDbWarehouse:
         self.path = path
         self.prefix = str(config.get("table_prefix", ""))
         self.schema = str(config.get("schema") or "main")
+        self._con: duckdb.DuckDBPyConnection | None = None
         with self._open() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
             con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(WATERMARK)} {WATERMARK_COLUMNS}")
+        self.release()
 
     @contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.path))
-        try:
-            yield con
-        finally:
-            con.close()
+        """The file's connection, opened on first use and kept until `release`."""
+        if self._con is None:
+            self._con = duckdb.connect(str(self.path))
+        yield self._con
+
+    def release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def _name(self, table: str) -> str:
         return f"{quote(self.schema)}.{quote(table)}"
@@ -116,4 +122,4 @@ class DuckDbWarehouse:
         con.commit()
 
     def close(self) -> None:
-        """Nothing is held between steps."""
+        self.release()

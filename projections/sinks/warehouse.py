@@ -88,6 +88,10 @@ class Warehouse(Protocol):
         `position`: in one transaction, or idempotently by event id."""
         ...
 
+    def release(self) -> None:
+        """Let go of what a sync holds (called at the end of every sync)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -265,6 +269,8 @@ class WarehouseLoader:
             self._finished(watermark, loaded, f"{type(exc).__name__}: {exc}"[:2000])
             self._prepared = False
             raise
+        finally:
+            self.warehouse.release()
         self._finished(watermark, loaded, None)
         return SyncOutcome(watermark, read, loaded, time.perf_counter() - started)
 

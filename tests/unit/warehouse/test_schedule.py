@@ -49,6 +49,9 @@ class NoTables:
     def load(self, tables: Mapping[str, pa.Table], position: int) -> None:
         pass
 
+    def release(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
