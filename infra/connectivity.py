@@ -79,6 +79,14 @@ def _endpoint_check(config: dict[str, Any]) -> ProbeResult:
     path = config.get("database_path") or config.get("path")
     if path:
         return _file_check(str(path))
+    if config.get("provider") == "duckdb":  # its file under the data directory, made on use
+        return ProbeResult(
+            connection_established=True,
+            authentication_successful=True,
+            test_query_executed=True,
+            latency_ms=0,
+            message="ok (a file under the data directory)",
+        )
     endpoint = _endpoint(config, 443)
     if endpoint is None:  # BigQuery/Snowflake reach a cloud API only
         return ProbeResult(

@@ -23,6 +23,7 @@ from api.cli.audit import _tenant
 from api.settings import Settings
 from api.tokens import operator_context
 from api.warehouses import warehouse_commands
+from projections.sinks.warehouse import CHUNK
 
 
 @click.group()
@@ -33,7 +34,7 @@ def warehouse() -> None:
 @warehouse.command("sync")
 @click.option("--tenant", required=True, help="The tenant's slug or id")
 @click.option("--integration", "integration_id", required=True, type=click.UUID)
-@click.option("--chunk", default=20_000, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--chunk", default=CHUNK, show_default=True, type=click.IntRange(1, 1_000_000))
 def sync(tenant: str, integration_id: UUID, chunk: int) -> None:
     """Load every event after the watermark now."""
     system = build(Settings.from_env())

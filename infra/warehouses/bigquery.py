@@ -124,6 +124,9 @@ class BigQueryWarehouse:
             msg = f"BigQuery refused rows of {table}: {json.dumps(errors[:3])[:500]}"
             raise RuntimeError(msg)
 
+    def release(self) -> None:
+        """Nothing to let go of between syncs."""
+
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
 

@@ -1,11 +1,14 @@
 """DuckDB, the embedded default: a database file (the configured `database_path`, else one
 under the data directory). Each chunk goes in through Arrow (`INSERT ... BY NAME SELECT` from
 the registered Arrow table: no row-by-row insert) together with the watermark, in one
-transaction."""
+transaction. The file is open only during a sync (`release` closes it at its end): DuckDB lets
+one process write a file at a time, so a sync in another process (`acgs warehouse sync` beside
+a running worker) is refused only while a sync runs, not between syncs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,39 +41,62 @@ class DuckDbWarehouse:
         self.path = path
         self.prefix = str(config.get("table_prefix", ""))
         self.schema = str(config.get("schema") or "main")
-        self._con = duckdb.connect(str(path))
-        self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
-        self._con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(WATERMARK)} {WATERMARK_COLUMNS}")
+        self._con: duckdb.DuckDBPyConnection | None = None
+        with self._open() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(WATERMARK)} {WATERMARK_COLUMNS}")
+        self.release()
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file's connection, opened on first use and kept until `release`."""
+        if self._con is None:
+            self._con = duckdb.connect(str(self.path))
+        yield self._con
+
+    def release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def _name(self, table: str) -> str:
         return f"{quote(self.schema)}.{quote(table)}"
 
     def columns(self, table: str) -> dict[str, str] | None:
-        rows = self._con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [self.schema, table],
-        ).fetchall()
+        with self._open() as con:
+            rows = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [self.schema, table],
+            ).fetchall()
         return logical_types(dict(rows), TYPES) if rows else None
 
     def create_table(self, table: Table) -> None:
-        self._con.execute(create_table_sql(self._name(self.prefix + table.name), table, TYPES))
+        with self._open() as con:
+            con.execute(create_table_sql(self._name(self.prefix + table.name), table, TYPES))
 
     def add_column(self, table: Table, column: Column) -> None:
-        self._con.execute(
-            f"ALTER TABLE {self._name(self.prefix + table.name)} "
-            f"ADD COLUMN {quote(column.name)} {TYPES[column.type]}"
-        )
+        with self._open() as con:
+            con.execute(
+                f"ALTER TABLE {self._name(self.prefix + table.name)} "
+                f"ADD COLUMN {quote(column.name)} {TYPES[column.type]}"
+            )
 
     def watermark(self) -> int:
-        row = self._con.execute(
-            f"SELECT position FROM {self._name(WATERMARK)} WHERE name = ?",  # noqa: S608
-            [watermark_key(self.prefix)],
-        ).fetchone()
+        with self._open() as con:
+            row = con.execute(
+                f"SELECT position FROM {self._name(WATERMARK)} WHERE name = ?",  # noqa: S608
+                [watermark_key(self.prefix)],
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def load(self, tables: Mapping[str, pa.Table], position: int) -> None:
-        con = self._con
+        with self._open() as con:
+            self._load(con, tables, position)
+
+    def _load(
+        self, con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table], position: int
+    ) -> None:
         con.begin()
         try:
             for name, data in tables.items():
@@ -96,4 +122,4 @@ class DuckDbWarehouse:
         con.commit()
 
     def close(self) -> None:
-        self._con.close()
+        self.release()

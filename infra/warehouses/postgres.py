@@ -105,5 +105,8 @@ class PostgresWarehouse:
                 [watermark_key(self.prefix), position],
             )
 
+    def release(self) -> None:
+        """Nothing to let go of between syncs."""
+
     def close(self) -> None:
         self._conn.close()

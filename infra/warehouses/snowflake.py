@@ -152,6 +152,9 @@ class SnowflakeWarehouse:
             self._json[target] = {n for n, kind in found.items() if kind == "json"}
         return self._json[target]
 
+    def release(self) -> None:
+        """Nothing to let go of between syncs."""
+
     def close(self) -> None:
         self._cur.close()
         self._conn.close()

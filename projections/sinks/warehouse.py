@@ -4,7 +4,8 @@ tables).
 A sync reads the warehouse's watermark (the log position of the last event it holds), reads the
 log after it in chunks, keeps the events its scope allows (a tenant's warehouse: that tenant's;
 the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table,
-and hands them to the warehouse with the chunk's last position as the new watermark. The
+and hands them to the warehouse with the chunk's last position as the new watermark (one load
+at a time, in log order, in a thread of its own while the next chunk is built). The
 warehouse commits rows and watermark in one transaction where it can (DuckDB, PostgreSQL);
 where it cannot, its load is idempotent by event id (see `infra/warehouses`). So a sync that
 dies mid-load starts again from the last committed watermark: nothing lost, nothing twice.
@@ -21,6 +22,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,7 +47,7 @@ from domain.warehouse import (
 log = logging.getLogger(__name__)
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
 _TENANT = 5
-CHUNK = 20_000  # events per load
+CHUNK = 5_000  # events per load (the next chunk is built while one loads)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {
@@ -86,6 +89,10 @@ class Warehouse(Protocol):
     def load(self, tables: Mapping[str, pa.Table], position: int) -> None:
         """Load one chunk (an Arrow table per table name, unprefixed) and move the watermark to
         `position`: in one transaction, or idempotently by event id."""
+        ...
+
+    def release(self) -> None:
+        """Let go of what a sync holds (called at the end of every sync)."""
         ...
 
     def close(self) -> None: ...
@@ -200,6 +207,30 @@ def chunk_of(rows: Sequence[Row], records: Sequence[SinkRecord]) -> Chunk:
 
 
 @dataclass(frozen=True)
+class _Pending:
+    load: Future[None]
+    position: int
+    rows: int
+    wanted: int
+
+
+@dataclass
+class _Done:
+    """What a sync has committed so far."""
+
+    watermark: int = 0
+    read: int = 0
+    loaded: int = 0
+
+    def settle(self, pending: _Pending) -> None:
+        """Wait for a load (its failure propagates) and count it."""
+        pending.load.result()
+        self.watermark = pending.position
+        self.read += pending.rows
+        self.loaded += pending.wanted
+
+
+@dataclass(frozen=True)
 class SyncOutcome:
     watermark: int  # after the sync
     events_read: int  # log events passed (in scope or not)
@@ -222,6 +253,7 @@ class WarehouseLoader:
     tables: tuple[Table, ...] = TABLES
     chunk: int = CHUNK
     closing: tuple[Callable[[], None], ...] = ()  # more to release on close
+    clock: Callable[[], float] = time.time  # for the cron schedule
     _prepared: bool = field(default=False, init=False)
 
     @property
@@ -242,30 +274,43 @@ class WarehouseLoader:
         """Load everything after the watermark (up to the head of the log when it starts);
         records the run (and its error) in the ledger."""
         started = time.perf_counter()
-        read = loaded = 0
-        watermark = 0
+        done = _Done()
+        pending: _Pending | None = None
+        pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-load")
         try:
             if not self._prepared:
                 prepare(self.warehouse, self.tables)
                 self._prepared = True
-            watermark = start = self.warehouse.watermark()
+            done.watermark = start = self.warehouse.watermark()
             head = self.log.head()
-            for rows in self._chunks(watermark, head, stop):
+            for rows in self._chunks(done.watermark, head, stop):
                 wanted = [r for r in rows if self.scope is None or r[_TENANT] == self.scope]
-                chunk = chunk_of(wanted, self.records(wanted))
+                tables = chunk_of(wanted, self.records(wanted)).arrow(self.tables)
                 position = int(rows[-1][0])
-                self.warehouse.load(chunk.arrow(self.tables), position)
-                watermark = position
-                read += len(rows)
-                loaded += len(wanted)
+                if pending is not None:  # one load at a time, in log order
+                    done.settle(pending)
+                    pending = None
+                    if progress is not None:
+                        progress(done.watermark - start, head - start)
+                load = pool.submit(self.warehouse.load, tables, position)
+                pending = _Pending(load, position, len(rows), len(wanted))
+            if pending is not None:
+                done.settle(pending)
+                pending = None
                 if progress is not None:
-                    progress(position - start, head - start)
+                    progress(done.watermark - start, head - start)
         except Exception as exc:
-            self._finished(watermark, loaded, f"{type(exc).__name__}: {exc}"[:2000])
+            if pending is not None:  # the load in flight counts if it committed
+                with suppress(Exception):
+                    done.settle(pending)
+            self._finished(done.watermark, done.loaded, f"{type(exc).__name__}: {exc}"[:2000])
             self._prepared = False
             raise
-        self._finished(watermark, loaded, None)
-        return SyncOutcome(watermark, read, loaded, time.perf_counter() - started)
+        finally:
+            pool.shutdown(wait=True)
+            self.warehouse.release()
+        self._finished(done.watermark, done.loaded, None)
+        return SyncOutcome(done.watermark, done.read, done.loaded, time.perf_counter() - started)
 
     def _chunks(
         self, after: int, head: int, stop: threading.Event | None
@@ -300,9 +345,9 @@ class WarehouseLoader:
             return
         from croniter import croniter  # noqa: PLC0415 - the warehouse extra
 
-        times = croniter(self.schedule, datetime.now(UTC))
+        times = croniter(self.schedule, datetime.fromtimestamp(self.clock(), UTC))
         while not stop.is_set():
             due: datetime = times.get_next(datetime)
-            if stop.wait(max(0.0, due.timestamp() - time.time())):
+            if stop.wait(max(0.0, due.timestamp() - self.clock())):
                 return
             self.sync(stop)

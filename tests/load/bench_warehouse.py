@@ -6,7 +6,7 @@ of it standing for a PostgreSQL-protocol warehouse) and a DuckDB file. N audit e
 `governance_events` and one of `audit_log`).
 
 1. DuckDB: a full sync from the log (reading the log, the audit record of every event, the
-   Arrow tables, the load and its watermark, in chunks of 20,000) and the load alone (the same
+   Arrow tables, the load and its watermark, in chunks of 5,000) and the load alone (the same
    Arrow tables, built before the clock starts, through the adapter with its watermark), each
    against the baseline of the same run: a bare `INSERT ... SELECT` of the same Arrow tables into
    tables of the same shape in a fresh DuckDB file, in one transaction per chunk.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import ValidationFailed
+from domain.integration.values import IntegrationType
 from domain.warehouse import (
     AUDIT_LOG,
     GOVERNANCE_EVENTS,
@@ -15,6 +16,7 @@ from domain.warehouse import (
     evolution,
     without,
 )
+from infra.connectivity import CHECKS
 from projections.sinks.warehouse import Chunk, arrow_schema
 
 
@@ -61,3 +63,12 @@ def test_a_chunk_becomes_arrow_tables_of_the_defined_schema() -> None:
     for table in TABLES:
         assert tables[table.name].schema == arrow_schema(table)
         assert tables[table.name].num_rows == 0
+
+
+def test_a_duckdb_warehouse_without_a_path_passes_its_connectivity_check() -> None:
+    result = CHECKS[IntegrationType.DATA_WAREHOUSE]({"provider": "duckdb"})
+    assert (result.connection_established, result.failure) == (True, None)
+    missing = CHECKS[IntegrationType.DATA_WAREHOUSE](
+        {"provider": "duckdb", "database_path": "/nonexistent-dir/x/w.duckdb"}
+    )
+    assert missing.failure is not None
