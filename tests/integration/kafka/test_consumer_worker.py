@@ -88,13 +88,14 @@ def test_a_streaming_deployment_runs_the_external_events_consumer(
     )
     system = build(streaming)
     try:
-        assert system.worker_names()[-6:] == [
+        assert system.worker_names()[-8:] == [
             "kafka_relay",
             "integration_health",
             "role_cache",
             "sinks",
             "webhook_deliveries",
             "warehouses",
+            "migration_jobs",
             EXTERNAL_EVENTS,
         ]
         started = system.start_workers([EXTERNAL_EVENTS])

@@ -85,13 +85,13 @@ def test_serve_and_worker_share_one_list_with_partition_maintenance(system: Syst
         "role_mappings",
         "gap_reviews",
         "migrations",
+        "webhooks",
         "integration_health",
         "role_cache",
         "sinks",
-        "migration_jobs",
-        "webhooks",
         "webhook_deliveries",
         "warehouses",
+        "migration_jobs",
     ]
     assert system.followers() == [
         "tenants",
