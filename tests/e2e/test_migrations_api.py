@@ -4,6 +4,7 @@ PDF report's text, server-side paths, and two workers claiming one job."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -414,3 +415,28 @@ def test_progress_is_recorded_at_most_once_per_second(
     assert (
         client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}").json()["processed_items"] == 150
     )
+
+
+def test_uploads_beyond_the_request_limit_are_taken_up_to_the_setting(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = tenant.client()
+    policy = corpus_files(1)["bench-00000.json"]
+    padded = policy.rstrip()[:-1] + ', "description": "' + "x" * (3 << 20) + '"}'
+    monkeypatch.setattr(
+        api.system,
+        "settings",
+        dataclasses.replace(api.system.settings, migration_upload_max_bytes=4 << 20),
+    )
+    taken = upload(client, tenant.id, padded.encode(), filename="big.json")
+    job_id = _accepted(taken, tenant)
+    client.delete(f"/v1/tenants/{tenant.id}/migrations/{job_id}", headers=WRITE)
+    monkeypatch.setattr(
+        api.system,
+        "settings",
+        dataclasses.replace(api.system.settings, migration_upload_max_bytes=1 << 20),
+    )
+    refused = upload(client, tenant.id, padded.encode(), filename="big.json")
+    error = _error(refused, 422, "VALIDATION_ERROR")
+    assert error["details"]["fields"][0]["field"] == "file"
+    assert "larger than 1048576 bytes" in error["message"]
