@@ -14,6 +14,7 @@ same job. A lease's expiry is its event's own timestamp plus the lease's length.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 MAX_ERROR_DETAILS = 4000
+REDACTED = "***REDACTED***"
 
 
 class MigrationJob(Aggregate):
@@ -109,7 +111,7 @@ class MigrationJob(Aggregate):
             id=job_id,
             job_type=job_type,
             source_system=source_system,
-            source_config=source_config,
+            source_config=redacted(source_config),
             parameters=parameters,
             source=source,
             meta=meta.as_dict(),
@@ -294,3 +296,23 @@ class MigrationJob(Aggregate):
 
     def _state(self) -> dict[str, Any]:
         return {"job_id": str(self.id), "job_status": self.status.value}
+
+
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key|private", re.I)
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]+):[^@/\s]+@")
+
+
+def redacted(config: Any) -> Any:
+    """`config` as it may be recorded and shown: values under secret-looking keys, and the
+    password of a URL's user information, replaced by ***REDACTED*** (a kind that needs a secret
+    to run keeps it sealed in its own parameters)."""
+    if isinstance(config, dict):
+        return {
+            key: REDACTED if _SECRET_KEY.search(str(key)) else redacted(value)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [redacted(value) for value in config]
+    if isinstance(config, str):
+        return _URL_PASSWORD.sub(rf"\1:{REDACTED}@", config)
+    return config

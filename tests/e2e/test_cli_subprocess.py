@@ -363,9 +363,9 @@ def test_worker_runs_every_projection_the_relay_and_the_consumer(
             "role_mappings",
             "sinks",
             "tenants",
+            "warehouses",
             "webhook_deliveries",
             "webhooks",
-            "warehouses",
         ]
 
         # a tenant recorded by another process: the worker's runners and relay pick it up

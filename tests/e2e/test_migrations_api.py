@@ -4,9 +4,12 @@ PDF report's text, server-side paths, and two workers claiming one job."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from pypdf import PdfReader
 from commands.migration_sources import JobSources
 from domain.maci import MaciRole
 from domain.migration.job import JobStatus
+from infra.postgres.job_queue import PostgresJobQueue
 from tests.e2e.migration_support import (
     WRITE,
     corpus_files,
@@ -348,10 +352,91 @@ def test_two_workers_claiming_one_job_one_wins(api: Api, tenant: Tenant) -> None
 
 
 def _wait(check: Any, timeout: float) -> None:
-    import time  # noqa: PLC0415
-
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout} s")
         time.sleep(0.02)
+
+
+def test_a_tenant_at_its_cap_of_running_jobs_waits(api: Api, tenant: Tenant) -> None:
+    client = tenant.client()
+    first = UUID(_accepted(upload(client, tenant.id, zipped(corpus_files(1))), tenant))
+    second = UUID(_accepted(upload(client, tenant.id, zipped(corpus_files(1))), tenant))
+    holder = runner(api.system)
+    assert holder.claim(tenant.id, first) is not None  # running, its lease held
+    api.wait_projected()
+    queue = PostgresJobQueue(api.system.projector_conninfo)
+
+    capped = queue.claimable(per_tenant_cap=1, limit=1000)
+    roomy = queue.claimable(per_tenant_cap=2, limit=1000)
+
+    assert (tenant.id, second) not in capped
+    assert (tenant.id, second) in roomy
+    assert (tenant.id, first) not in roomy  # its lease holds
+    for job_id in (first, second):
+        client.delete(f"/v1/tenants/{tenant.id}/migrations/{job_id}", headers=WRITE)
+
+
+def test_a_kind_that_fails_fails_the_job_with_its_error(api: Api, tenant: Tenant) -> None:
+    client = tenant.client()
+    job_id = _accepted(upload(client, tenant.id, zipped(corpus_files(2))), tenant)
+    stored = api.system.settings.data_dir / "migrations" / "uploads" / job_id
+    shutil.rmtree(stored)  # the source is gone by the time a worker runs the job
+
+    _run_all(api)
+
+    done = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}").json()
+    assert done["job_status"] == "failed"
+    assert done["error_details"].startswith("SourceNotFound: no such file or directory")
+    assert str(stored) in done["error_details"]
+
+
+def test_progress_is_recorded_at_most_once_per_second(
+    api: Api, tenant: Tenant, pg_admin_url: str
+) -> None:
+    client = tenant.client()
+    config = json.dumps({"batch_size": 5})
+    job_id = _accepted(
+        upload(client, tenant.id, zipped(corpus_files(150)), source_config=config), tenant
+    )
+    started = time.monotonic()
+    _run_all(api)
+    elapsed = time.monotonic() - started
+
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM governance_events WHERE originator_id = %s AND topic LIKE %s",
+            [UUID(job_id), "%MigrationJob.Progressed"],
+        ).fetchone()
+    progressed = int(row[0]) if row else 0
+    assert 1 <= progressed <= elapsed + 1
+    assert progressed < 30  # 30 batches
+    assert (
+        client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}").json()["processed_items"] == 150
+    )
+
+
+def test_uploads_beyond_the_request_limit_are_taken_up_to_the_setting(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = tenant.client()
+    policy = corpus_files(1)["bench-00000.json"]
+    padded = policy.rstrip()[:-1] + ', "description": "' + "x" * (3 << 20) + '"}'
+    monkeypatch.setattr(
+        api.system,
+        "settings",
+        dataclasses.replace(api.system.settings, migration_upload_max_bytes=4 << 20),
+    )
+    taken = upload(client, tenant.id, padded.encode(), filename="big.json")
+    job_id = _accepted(taken, tenant)
+    client.delete(f"/v1/tenants/{tenant.id}/migrations/{job_id}", headers=WRITE)
+    monkeypatch.setattr(
+        api.system,
+        "settings",
+        dataclasses.replace(api.system.settings, migration_upload_max_bytes=1 << 20),
+    )
+    refused = upload(client, tenant.id, padded.encode(), filename="big.json")
+    error = _error(refused, 422, "VALIDATION_ERROR")
+    assert error["details"]["fields"][0]["field"] == "file"
+    assert "larger than 1048576 bytes" in error["message"]

@@ -137,3 +137,27 @@ def test_replaying_the_events_rebuilds_the_same_job() -> None:
         copy = event.mutate(copy)
     assert isinstance(copy, MigrationJob)
     assert vars(copy) == vars(job)
+
+
+def test_secrets_in_the_source_config_are_never_recorded() -> None:
+    job = MigrationJob.create(
+        job_id=uuid4(),
+        job_type="decision_log_import",
+        source_system="Legacy",
+        source_config={
+            "dsn": "postgresql://reader:s3cret@db.internal:5432/legacy",
+            "password": "hunter2",
+            "auth": {"api_key": "abc", "user": "reader"},
+            "format": "csv",
+        },
+        parameters={},
+        source=None,
+        meta=META,
+    )
+    assert job.source_config == {
+        "dsn": "postgresql://reader:***REDACTED***@db.internal:5432/legacy",
+        "password": "***REDACTED***",
+        "auth": {"api_key": "***REDACTED***", "user": "reader"},
+        "format": "csv",
+    }
+    assert "s3cret" not in repr(job.collect_events())
