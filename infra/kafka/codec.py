@@ -82,9 +82,9 @@ def _registry_trouble(exc: Exception) -> bool:
 _json_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 _sorted_json = msgspec.json.Encoder(order="sorted").encode
 # What msgspec writes differently from `_json_text`: null (it writes NaN as null), number
-# exponents (1e16 against 1e+16), non-ASCII (it writes UTF-8, not \u escapes). A false alarm
-# (a digit then an "e" inside a string) only costs the slower encoder.
-_DIFFERENT = re.compile(rb"null|[0-9][eE]|[^\x00-\x7f]")
+# exponents (1e16 against 1e+16), non-ASCII and DEL (it writes UTF-8 and a raw \x7f, not \u
+# escapes). A false alarm (a digit then an "e" inside a string) only costs the slower encoder.
+_DIFFERENT = re.compile(rb"null|[0-9][eE]|[^\x00-\x7e]")
 
 
 def _plain_json_text(value: Any) -> str:

@@ -138,7 +138,13 @@ def test_the_fast_json_text_of_a_plain_value_is_the_json_modules_text(value: Any
 
 @pytest.mark.parametrize(
     "value",
-    [{"a": 1e16, "b": 1e-7}, {"name": "Zoë", "emoji": "\U0001f600"}, {"n": None}, {"x": 10**30}],
+    [
+        {"a": 1e16, "b": 1e-7},
+        {"name": "Zoë", "emoji": "\U0001f600"},
+        {"n": None},
+        {"x": 10**30},
+        {"\x7f": "\x7f"},  # DEL: the json module escapes it, msgspec does not
+    ],
 )
 def test_the_fast_json_text_falls_back_where_msgspec_writes_otherwise(value: Any) -> None:
     assert _plain_json_text(value) == _json_text(value)
