@@ -113,7 +113,7 @@ class MigrationJobs:
         authorize(ctx.principal, Permission.MIGRATION_READ, tenant_id)
         job = self._app.load(tenant_id, job_id, MigrationJob)
         meta = self._preamble.begin(
-            ctx, job_permission(job.job_type), tenant_id, "cancel_migration_job", job_id
+            ctx, job_permission(job.job_type), tenant_id, "cancel_migration_job", tenant_id
         )
         for attempt in range(1, CANCEL_ATTEMPTS + 1):
             job.cancel(meta)

@@ -3,6 +3,8 @@ one event of every type through the real commands."""
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -13,18 +15,28 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from api.bootstrap import System, build_relay
 from commands.context import CommandContext
 from commands.integrations import CreateIntegration
+from commands.migration_runner import MigrationRunner, RunnerSettings
+from commands.migration_sources import Upload
+from commands.migrations import StartJob
 from commands.policy_intake import SubmitPolicy
 from commands.role_mappings import CreateRoleMapping
 from commands.tenants import CreateTenant
+from commands.webhooks import RegisterWebhook
 from domain.errors import ConstitutionalHashMismatch, IntegrationUnreachable
 from domain.integration.aggregate import ARCHIVE_RETENTION_DAYS
+from domain.migration.job import JobStatus
 from domain.shadow.comparison import Agreement
 from domain.shadow.metrics import Tally
+from domain.webhooks.targets import AllowList
 from infra.kafka.codec import EventCodec
 from infra.kafka.config import KafkaConfig
 from infra.kafka.relay import KafkaRelay
+from infra.postgres.job_queue import PostgresJobQueue
+from projections.sinks.runner import SinkSettings
+from tests.e2e.migration_support import BROKEN
 from tests.e2e.policy_support import rego
 from tests.integration.kafka.support import (
+    HASH,
     PLATFORM,
     TRACE,
     log_head,
@@ -86,6 +98,8 @@ def every_event_type(system: System, unique: str) -> Callable[[], UUID]:
         registry.configure_decision_log(PLATFORM, tenant.id, log_input=False, fields=[])
         registry.configure_decision_log(PLATFORM, tenant.id, log_input=True, fields=["user.ssn"])
         _every_shadow_rollout_event(system, tenant.id)
+        _every_migration_job_event(system, tenant.id)
+        _every_webhook_event(system, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id)
         system.tenants.deactivate(PLATFORM, tenant.id, immediate=True)
         refused = CommandContext(PLATFORM.principal, "0000000000000000", TRACE)
@@ -128,6 +142,78 @@ def _every_shadow_rollout_event(system: System, tenant_id: UUID) -> None:
         metrics.add(tenant_id, state.epoch, {datetime.now(UTC).replace(second=0): agreeing})
         shadow.request_step(PLATFORM, tenant_id, target)
     shadow.roll_back(PLATFORM, tenant_id, "by hand")
+
+
+JOB_WORKER = "stream"  # the migration runner's name: its events' actor is `migration-worker:stream`
+
+
+def _every_migration_job_event(system: System, tenant_id: UUID) -> None:
+    """Three policy-conversion jobs of one unconvertible file, run by a real runner:
+    Created, Claimed, Progressed (the failed item), Completed; Created, Claimed, LeaseRenewed,
+    Cancelled (by the operator, while held); Created, Claimed, Failed (its upload gone)."""
+    jobs = system.migrations
+    assert jobs is not None
+    runner = MigrationRunner(
+        system.app,
+        jobs.kinds,
+        PostgresJobQueue(system.projector_conninfo),
+        system.settings.data_dir / "migrations" / "work",
+        RunnerSettings(lease_seconds=600, constitutional_hash=HASH),  # no heartbeat fires
+        owner=JOB_WORKER,
+        sealer=system.sealer,
+    )
+
+    def start() -> UUID:
+        name = "broken-syntax.json"
+        upload = Upload(name, io.BytesIO(BROKEN[name].encode()), "application/json")
+        job = jobs.start(PLATFORM, tenant_id, StartJob("policy_conversion", "Legacy", {}, upload))
+        return UUID(str(job.id))
+
+    completed = start()
+    assert runner.run_job(tenant_id, completed, threading.Event())
+    done = jobs.job(tenant_id, completed)
+    assert (done.status, done.processed, done.failed) == (JobStatus.COMPLETED, 1, 1)
+
+    cancelled = start()
+    held = runner.claim(tenant_id, cancelled)
+    assert held is not None
+    runner.renew(held)  # what the lease's heartbeat does
+    system.app.save_for(tenant_id, held)
+    assert jobs.cancel(PLATFORM, tenant_id, cancelled).status is JobStatus.CANCELLED
+
+    failed = start()
+    jobs.sources.discard(failed)  # its upload gone before a worker opens it
+    assert runner.run_job(tenant_id, failed, threading.Event())
+    assert jobs.job(tenant_id, failed).status is JobStatus.FAILED
+
+
+def _every_webhook_event(system: System, tenant_id: UUID) -> None:
+    """Registered, Updated, Disabled (by its deliveries: a POST to a closed port on 127.0.0.1,
+    loopback allow-listed meanwhile as an operator would), Updated (re-enabled), Deleted."""
+    commands, guard = system.webhooks, system.webhook_guard
+    assert commands is not None
+    assert guard is not None
+    allowed = guard.allow
+    guard.allow = AllowList.parse(["127.0.0.1"])
+    try:
+        hook, _ = commands.create(
+            PLATFORM,
+            tenant_id,
+            RegisterWebhook(f"http://127.0.0.1:{free_port()}/a", ["integration.health_changed"]),
+        )
+        changes = {"webhook_url": f"http://127.0.0.1:{free_port()}/b", "events": ["policy.updated"]}
+        commands.update(PLATFORM, tenant_id, hook.id, changes)
+        once = SinkSettings(max_count=100, max_wait=0.0, max_attempts=1, retry_initial=0.001)
+        runner = system.webhook_runner(tenant_id, hook.id, settings=once, disable_after=1)
+        try:
+            runner.catch_up()  # the tenant's policy events: the first POST fails, and disables
+        finally:
+            runner.close()
+        assert commands.load(tenant_id, hook.id).enabled is False
+        commands.update(PLATFORM, tenant_id, hook.id, {"enabled": True})
+        commands.delete(PLATFORM, tenant_id, hook.id)
+    finally:
+        guard.allow = allowed
 
 
 def _every_role_mapping_event(system: System, tenant_id: UUID, integration_id: UUID) -> None:

@@ -61,6 +61,7 @@ def test_every_event_type_round_trips_through_kafka(
 
 # What the audit trail carries for `every_event_type`, written by hand: one record per stored
 # event, in log order: (event_type, event_category, action, result, whose tenant, actor).
+WORKER = "migration-worker:stream"  # the runner `every_event_type` runs its jobs with
 EXPECTED_AUDIT_TRAIL = [
     ("tenant.created", "admin", "create_tenant", "success", "tenant", "operator"),
     ("tenant.profile_updated", "admin", "update_tenant", "success", "tenant", "operator"),
@@ -209,6 +210,34 @@ EXPECTED_AUDIT_TRAIL = [
         "tenant",
         "operator",
     ),
+    *[
+        (
+            f"migration_job.{change}",
+            "migration",
+            f"migration_job.{change}",
+            "success",
+            "tenant",
+            who,
+        )
+        for change, who in (
+            ("created", "operator"),  # a job that completes with its one unconvertible file
+            ("claimed", WORKER),
+            ("progressed", WORKER),
+            ("completed", WORKER),
+            ("created", "operator"),  # a job cancelled while a worker holds it
+            ("claimed", WORKER),
+            ("lease_renewed", WORKER),
+            ("cancelled", "operator"),
+            ("created", "operator"),  # a job that fails: its upload is gone
+            ("claimed", WORKER),
+            ("failed", WORKER),
+        )
+    ],
+    ("webhook.registered", "governance", "webhook.registered", "success", "tenant", "operator"),
+    ("webhook.updated", "governance", "webhook.updated", "success", "tenant", "operator"),
+    ("webhook.disabled", "governance", "webhook.disabled", "success", "tenant", "system"),
+    ("webhook.updated", "governance", "webhook.updated", "success", "tenant", "operator"),
+    ("webhook.deleted", "governance", "webhook.deleted", "success", "tenant", "operator"),
     ("tenant.deactivated", "admin", "deactivate_tenant", "success", "tenant", "operator"),
     ("tenant.purged", "admin", "purge_tenant", "success", "system", "operator"),
     ("governance.create_tenant", "governance", "create_tenant", "denied", "system", "operator"),
@@ -244,7 +273,7 @@ def test_every_audit_record_goes_to_the_audit_trail(
             record["event_category"],
             record["action"],
             record["result"],
-            whose[record["tenant_id"]],
+            whose.get(record["tenant_id"], record["tenant_id"]),
             record["actor_id"],
         ) == expected
         assert record["constitutional_hash"] == HASH
@@ -264,6 +293,6 @@ def test_position_moves_only_past_what_was_published(
     assert relay.position() == log_head(system)
     assert relay.step() == 0
     assert relay.stats.dead_letters == 0
-    assert relay.stats.events == 31  # every_event_type records exactly thirty-one events
-    assert relay.stats.messages == 62  # each to governance-events and to audit-trail
+    assert relay.stats.events == 47  # every_event_type records exactly forty-seven events
+    assert relay.stats.messages == 94  # each to governance-events and to audit-trail
     assert relay.stats.retries == 0
