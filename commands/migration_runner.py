@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -134,6 +135,7 @@ class MigrationRunner:
             log.info("migration job %s: stopped (cancelled, or held by another worker)", job.id)
         except Exception as failure:  # noqa: BLE001 - any error of the kind fails the job
             message = failure.message if isinstance(failure, DomainError) else str(failure)
+            message = _SERVER_PATH.sub(r"\1", message)  # the tenant sees file names, not paths
             log.warning("migration job %s failed: %s", job.id, message)
             error = f"{type(failure).__name__}: {message}"
             with contextlib.suppress(JobLost):
@@ -231,6 +233,11 @@ class MigrationRunner:
     @property
     def lease_seconds(self) -> float:
         return self._settings.lease_seconds
+
+
+# An absolute path in an error (where the service keeps uploads and work files) shown as its last
+# part only.
+_SERVER_PATH = re.compile(r"(?:/[^/\s:'\"]+)+/([^/\s:'\"]+)")
 
 
 def _failed_count(summary: Mapping[str, Any], fallback: int) -> int:

@@ -26,6 +26,7 @@ from domain.integration.aggregate import Integration
 from domain.migration.job import MigrationJob
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
+from domain.webhooks.aggregate import Webhook
 
 # The row and the moved chain head in one statement: the head moves only if the row was new.
 _INSERT = """
@@ -74,6 +75,14 @@ _INTEGRATION_ACTIONS = {
     event_type_of(Integration.Archived): "delete_integration",
     event_type_of(Integration.SecretsShredded): "shred_integration_secrets",
 }
+_WEBHOOK_PREFIX = event_type_of(Webhook.Event).split(".")[0] + "."
+_WEBHOOK_ACTIONS = {
+    event_type_of(Webhook.Registered): "create_webhook",
+    event_type_of(Webhook.Updated): "update_webhook",
+    event_type_of(Webhook.Disabled): "disable_webhook",
+    event_type_of(Webhook.Deleted): "delete_webhook",
+}
+_JOB_FAILED = event_type_of(MigrationJob.Failed)
 _RECORDED = event_type_of(AuditEntry.Recorded)
 _PURGED = event_type_of(Tenant.Purged)
 
@@ -155,7 +164,14 @@ def audit_record_of(
         record.update(
             event_category="migration",
             action=event_type,
+            result="failure" if event_type == _JOB_FAILED else "success",
             target_resource=f"migration_job/{aggregate_id}",
+        )
+    elif event_type.startswith(_WEBHOOK_PREFIX):
+        record.update(
+            event_category="integration",
+            action=_WEBHOOK_ACTIONS.get(event_type, event_type),
+            target_resource=f"webhook/{aggregate_id}",
         )
     else:
         record.update(
