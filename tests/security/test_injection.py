@@ -42,6 +42,7 @@ def test_sql_in_the_slug_is_an_invalid_slug(platform: httpx.Client, slug: str) -
 
 def test_sql_in_the_name_is_stored_verbatim(api: Api, platform: httpx.Client, unique: str) -> None:
     name = f"Robert'); DROP TABLE tenants; -- {unique}"
+    api.wait_projected()  # tenants other tests made are counted before, not during, this one
     before = _count(platform)
     created = api.create_tenant(platform, f"bobby-{unique}", tenant_name=name)
     assert created["tenant_name"] == name
