@@ -258,17 +258,20 @@ def _row(numbered: tuple[int, Any]) -> int:
 
 
 def _empty_summary() -> dict[str, Any]:
-    return {**dict.fromkeys(COUNTS, 0), "conflicts_listed": []}
+    return {**dict.fromkeys(COUNTS, 0), "failed_items": 0, "conflicts_listed": []}
 
 
 def _added(summary: Mapping[str, Any], rows: int, imported: int, tally: _Tally) -> dict[str, Any]:
     listed = list(summary.get("conflicts_listed", []))
     listed += sorted(tally.conflicts, key=lambda c: int(c["row"]))[: CONFLICTS_LISTED - len(listed)]
+    conflicts = int(summary["conflicts"]) + len(tally.conflicts)
+    invalid = int(summary["invalid_rows"]) + tally.invalid
     return {
         "rows": rows,
         "imported": int(summary["imported"]) + imported,
         "skipped_duplicates": int(summary["skipped_duplicates"]) + tally.skipped,
-        "conflicts": int(summary["conflicts"]) + len(tally.conflicts),
-        "invalid_rows": int(summary["invalid_rows"]) + tally.invalid,
+        "conflicts": conflicts,
+        "invalid_rows": invalid,
+        "failed_items": conflicts + invalid,  # the runner's count of failed items
         "conflicts_listed": listed,
     }
