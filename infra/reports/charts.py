@@ -40,7 +40,9 @@ def charts(summary: Mapping[str, Any]) -> list[tuple[str, bytes]]:
         drawn.append(("Conversion coverage", _bars(coverage, "policies")))
     points = _agreement_points(summary.get("agreement_series"))
     if points:
-        drawn.append(("Agreement over time", _agreement(points)))
+        lowest = min(rate for _, rate in points)
+        title = f"Agreement over time ({len(points)} points, lowest {lowest:.2%})"
+        drawn.append((title, _agreement(points)))
     severities = summary.get("gap_severities")
     if isinstance(severities, Mapping) and severities:
         ordered = {k: severities[k] for k in _SEVERITY_ORDER if k in severities}

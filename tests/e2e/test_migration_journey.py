@@ -237,7 +237,9 @@ def _replay(journey: Journey, import_job: str) -> None:
     }
     assert step["missed_violations"] == MISSED
     text, images = journey.report(job_id)
-    assert "Agreement over time" in text
+    series = agreement_by_hour()
+    lowest = min(rate for _, rate in series)
+    assert f"Agreement over time ({len(series)} points, lowest {lowest:.2%})" in text
     assert images == 1  # the agreement chart, drawn from the replay's series
 
 
