@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from pypdf import PdfReader
 
 from domain.maci import MaciRole
@@ -340,3 +345,143 @@ def test_from_legacy_files_to_100_percent_and_the_automatic_rollback(journey: Jo
     _gaps(journey)
     _step_up_to_100(journey)
     _break_and_roll_back(journey)
+
+
+@pytest.fixture
+def legacy_database(pg_admin_url: str, unique: str) -> Iterator[tuple[str, str]]:
+    """A legacy decision database on the session's PostgreSQL, readable only by a role that
+    must give its password (a pg_hba.conf line of its own); yields (conninfo, password)."""
+    role, database = f"legacy_reader_{unique}", f"legacy_{unique}"
+    password = f"Pw-{uuid4().hex}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        hba = Path(str(admin.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        original = hba.read_text()
+        hba.write_text(f"local all {role} scram-sha-256\n{original}")
+        admin.execute("SELECT pg_reload_conf()")
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        try:
+            with psycopg.connect(make_conninfo(pg_admin_url, dbname=database)) as legacy:
+                legacy.execute(
+                    "CREATE TABLE decisions (id int PRIMARY KEY, at timestamptz, who text, "
+                    "verb text, object text, ctx jsonb, allowed boolean, why text, ms real)"
+                )
+                legacy.execute(
+                    "INSERT INTO decisions SELECT n, timestamptz '2025-11-02 10:00Z' + n * "
+                    "interval '1 minute', 'user' || n, 'read', 'documents/' || n, "
+                    "jsonb_build_object('role', CASE WHEN n % 2 = 0 THEN 'owner' ELSE 'guest' "
+                    "END), n % 2 = 0, 'legacy rule 7', 2.5 FROM generate_series(1, 120) AS n"
+                )
+                legacy.execute(
+                    sql.SQL("GRANT SELECT ON decisions TO {}").format(sql.Identifier(role))
+                )
+            yield (
+                make_conninfo(pg_admin_url, dbname=database, user=role, password=password),
+                password,
+            )
+        finally:
+            hba.write_text(original)
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_a_postgresql_source_with_a_password_imports_and_the_password_is_kept_nowhere(
+    journey: Journey,
+    legacy_database: tuple[str, str],
+    pg_admin_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conninfo, password = legacy_database
+    config = {
+        "format": "postgresql",
+        "conninfo": conninfo,
+        "query": "SELECT id, at, who, verb, object, ctx, allowed, why, ms FROM decisions "
+        "ORDER BY id",
+        "column_mapping": {
+            "id": "decision_id",
+            "at": "timestamp",
+            "who": "principal",
+            "verb": "action",
+            "object": "resource",
+            "ctx": "context",
+            "allowed": "decision",
+            "why": "reason",
+            "ms": "latency_ms",
+        },
+        "batch_size": 50,
+    }
+    caplog.set_level(logging.DEBUG)
+    wrong = journey.ivan.post(
+        f"{journey.base}/migrations",
+        json={
+            "job_type": "decision_log_import",
+            "source_system": "LegacyPdp",
+            "source_config": {**config, "conninfo": conninfo.replace(password, "Pw-wrong")},
+            "constitutional_hash": HASH,
+        },
+    )
+    assert wrong.status_code == 422, wrong.text  # the password is really checked
+    assert [f["field"] for f in wrong.json()["error"]["details"]["fields"]] == [
+        "source_config.conninfo"
+    ]
+
+    response = journey.ivan.post(
+        f"{journey.base}/migrations",
+        json={
+            "job_type": "decision_log_import",
+            "source_system": "LegacyPdp",
+            "source_config": config,
+            "constitutional_hash": HASH,
+        },
+    )
+    job_id = journey.started(response)
+    journey.run_jobs()
+
+    job = journey.job(job_id)
+    assert job["source_config"]["conninfo"] == "***"
+    assert (job["total_items"], job["successful_items"], job["failed_items"]) == (120, 120, 0)
+    results = journey.results(job_id)
+    assert results["result_summary"]["imported"] == 120
+    seen = [
+        job,
+        results,
+        journey.ivan.get(f"{journey.base}/migrations").json(),
+        journey.ivan.get(f"{journey.base}/migrations/{job_id}/report.pdf").content.decode(
+            "latin-1"
+        ),
+    ]
+    assert password not in json.dumps(seen)
+    assert all(password not in record.getMessage() for record in caplog.records)
+    journey.api.wait_projected()
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        stored = admin.execute(
+            "SELECT count(*), count(*) FILTER (WHERE position(%s::bytea IN state) > 0) "
+            "FROM governance_events WHERE originator_id = %s",
+            [password.encode(), UUID(job_id)],
+        ).fetchone()
+        assert stored is not None
+        assert stored[0] >= 3  # created, claimed, progress ... completed
+        assert stored[1] == 0
+        tables = admin.execute(
+            "SELECT quote_ident(table_name) FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        ).fetchall()
+        leaks = [
+            name
+            for (name,) in tables
+            if admin.execute(
+                sql.SQL("SELECT EXISTS (SELECT FROM {} AS t WHERE t::text LIKE %s)").format(
+                    sql.SQL(name)
+                ),
+                [f"%{password}%"],
+            ).fetchone()
+            != (False,)
+        ]
+    assert leaks == []
