@@ -15,6 +15,8 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH as HASH
+
 DOCUMENTS = """POLICY documents "Document access"
 DEFAULT deny
 RULE owners-read
@@ -26,6 +28,31 @@ EXPENSES = """{"policy_id": "expenses", "default": "deny",
  "rules": [{"id": "managers-approve", "effect": "allow",
             "when": {"all": [{"field": "user.role", "op": "eq", "value": "manager"},
                              {"field": "action", "op": "eq", "value": "approve"}]}}]}
+"""
+# Version 2 of `documents`, as docs/migration-playbook.md step 6 writes it: it cannot evaluate a
+# request whose context carries "fail" (a division by zero stands in for any bug).
+FAULTY_DOCUMENTS = f"""package acgs.custom.documents
+
+constitutional_hash := "{HASH}"
+
+default allow := false
+
+allow if {{
+	input.constitutional_hash == constitutional_hash
+	input.context.role == "owner"
+	not input.context.fail
+}}
+
+allow if {{
+	input.context.fail
+	1 / 0 == 1
+}}
+
+deny contains "constitutional hash mismatch" if input.constitutional_hash != constitutional_hash
+
+deny contains "not an owner" if input.context.role != "owner"
+
+obligations := set()
 """
 BROKEN = "POLICY broken\nRULE r WHEN user.role === THEN ALLOW\n"
 LEGACY_POLICIES = {"documents.rules": DOCUMENTS, "expenses.json": EXPENSES, "broken.rules": BROKEN}

@@ -27,6 +27,7 @@ from pypdf import PdfReader
 from domain.maci import MaciRole
 from tests.e2e.journey_corpus import (
     DECISIONS,
+    FAULTY_DOCUMENTS,
     LEGACY_POLICIES,
     agreement_by_hour,
     decision_log_csv,
@@ -34,7 +35,6 @@ from tests.e2e.journey_corpus import (
     overruled,
 )
 from tests.e2e.migration_support import WRITE, zipped
-from tests.integration.shadow.support import SHADOW_REGO
 from tests.peers.http import HASH, Api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rego]
@@ -298,7 +298,7 @@ def _break_and_roll_back(journey: Journey) -> None:
     `context.fail`; past 5 % errors in the window the rollout falls back to 0 % by itself."""
     submitted = journey.lee.post(
         f"{journey.base}/policies",
-        json={"format": "rego", "source": SHADOW_REGO, "constitutional_hash": HASH},
+        json={"format": "rego", "source": FAULTY_DOCUMENTS, "constitutional_hash": HASH},
     )
     assert submitted.status_code == 201, submitted.text
     [added] = submitted.json()["policies"]
@@ -485,3 +485,20 @@ def test_a_postgresql_source_with_a_password_imports_and_the_password_is_kept_no
             != (False,)
         ]
     assert leaks == []
+
+
+def _heredoc(doc: str, command: str) -> str:
+    start = doc.index(f"{command}\n") + len(command) + 1
+    return doc[start : doc.index("\nEOF\n", start) + 1]
+
+
+def test_the_playbook_writes_the_files_this_journey_uses() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "migration-playbook.md").read_text()
+
+    assert (
+        _heredoc(doc, "cat > legacy/documents.rules <<'EOF'") == LEGACY_POLICIES["documents.rules"]
+    )
+    assert _heredoc(doc, "cat > legacy/expenses.json <<'EOF'") == LEGACY_POLICIES["expenses.json"]
+    assert "printf 'POLICY broken\\nRULE r WHEN user.role === THEN ALLOW\\n'" in doc
+    faulty = _heredoc(doc, "cat > documents-v2.rego <<EOF").replace("$HASH", HASH)
+    assert faulty == FAULTY_DOCUMENTS
