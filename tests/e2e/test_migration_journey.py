@@ -343,6 +343,13 @@ def test_from_legacy_files_to_100_percent_and_the_automatic_rollback(journey: Jo
     import_job = _import(journey)
     _replay(journey, import_job)
     _gaps(journey)
+    listed = journey.ivan.get(f"{journey.base}/migrations", params={"status": "completed"}).json()
+    assert [j["job_type"] for j in listed["jobs"]] == [  # newest first
+        "gap_analysis",
+        "shadow_mode",
+        "decision_log_import",
+        "policy_conversion",
+    ]
     _step_up_to_100(journey)
     _break_and_roll_back(journey)
 
