@@ -79,7 +79,7 @@ class MigrationJobs:
             try:
                 parameters = kind.validate(command.source_config, source)
             except ValidationFailed as invalid:
-                problems += invalid.details["fields"]
+                problems += [_in_source_config(p) for p in invalid.details["fields"]]
         if problems:
             self.sources.discard(job_id)
             raise ValidationFailed.listing(problems)
@@ -130,6 +130,15 @@ class MigrationJobs:
     def job(self, tenant_id: UUID, job_id: UUID) -> MigrationJob:
         """The job as last recorded (from its events; the caller has authorized the read)."""
         return self._app.load(tenant_id, job_id, MigrationJob)
+
+
+def _in_source_config(problem: dict[str, Any]) -> dict[str, Any]:
+    """A kind's problem with one of its parameters, named as the request's field
+    (`source_config.<name>`); a problem with the job's input (`source`) keeps its name."""
+    name = str(problem.get("field", ""))
+    if name == "source" or name.startswith("source_config."):
+        return problem
+    return {**problem, "field": f"source_config.{name.removeprefix('parameters.')}"}
 
 
 def _source_json(source: JobSource | None) -> dict[str, Any] | None:

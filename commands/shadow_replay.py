@@ -193,7 +193,8 @@ class ReplayCursor:
         self._after = (last.decided_at, last.decision_id)
         return BatchOutcome(
             processed=processed,
-            summary=job_tally.summary(),
+            # Rego errors are the failed items (only the first of each batch are listed)
+            summary={**job_tally.summary(), "failed_items": job_tally.counts[Agreement.REGO_ERROR]},
             checkpoint=checkpoint,
             failed=tuple(failed),
         )

@@ -83,13 +83,15 @@ class MigrationController(Controller):
     @post(
         "/",
         status_code=202,
-        summary="Start a migration job on a server-side path",
+        summary="Start a migration job on a server-side path, or one that reads no file",
         description="policy_conversion and gap_analysis: LEGISLATIVE or EXECUTIVE; "
-        "decision_log_import and shadow_mode: IMPLEMENTER, CONTROLLER or EXECUTIVE. The path "
+        "decision_log_import and shadow_mode: IMPLEMENTER, CONTROLLER or EXECUTIVE. A path "
         "(source_config.policy_file_path, source_path or file_path) must lie inside a directory "
-        "the operator allows (ACGS_MIGRATION_SOURCE_DIRS). A job_type this deployment does not "
-        "run is 422 naming the known ones. Every bad field is reported at once. Honours "
-        "Idempotency-Key. 202: the job is pending; poll status_url.",
+        "the operator allows (ACGS_MIGRATION_SOURCE_DIRS); gap_analysis, shadow_mode and a "
+        "decision_log_import from a PostgreSQL query read no file. A job_type this deployment "
+        "does not run is 422 naming the known ones. Every bad field is reported at once, a "
+        "kind's parameters as source_config.<name>; secret parameters (a conninfo) are sealed "
+        "and shown as ***. Honours Idempotency-Key. 202: the job is pending; poll status_url.",
         responses={
             202: ResponseSpec(JobAccepted, description="Accepted"),
             **_WRITE_REFUSALS,

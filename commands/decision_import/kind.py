@@ -38,6 +38,7 @@ from domain.errors import ValidationFailed
 
 QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
 CONFLICTS_LISTED = 20
+_BATCH_FAILURES = "batch_failures"  # kept with a batch's progress, for a catch-up after a crash
 CHUNK_ROWS = 500  # rows checked, then sent, while the database takes the previous ones
 COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
 UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
@@ -171,17 +172,20 @@ class ImportCursor:
         self._store = store
         self._hash = constitutional_hash
         stored = store.progress(job.tenant_id, job.job_id)
-        self.rows_through, self.summary = stored or (0, _empty_summary())
-        # The last batch committed here but its progress never reached the runner: say it first.
+        self.rows_through, kept = stored or (0, _empty_summary())
+        self.summary = {k: v for k, v in kept.items() if k != _BATCH_FAILURES}
+        # The last batch committed here but its progress never reached the runner: say it first,
+        # with its failed items (kept with the batch's progress for this).
         recorded = (job.checkpoint or {}).get("rows_through")
         self._catch_up = stored is not None and recorded != self.rows_through
+        self._caught_up = tuple(FailedItem(*item) for item in kept.get(_BATCH_FAILURES, []))
         self.total = source.count()
         self._records: Iterator[Record] = source.records(self.rows_through)
 
     def next_batch(self) -> BatchOutcome | None:
         if self._catch_up:
             self._catch_up = False
-            return self._outcome(())
+            return self._outcome(self._caught_up)
         first = next(self._records, None)
         if first is None:
             return None
@@ -207,9 +211,11 @@ class ImportCursor:
                         tally.conflict(number, decision, "a decision imported before")
             rows_through = self.rows_through + read
             summary = _added(self.summary, rows_through, imported, tally)
-            tx.save_progress(rows_through, summary)
+            failed = tuple(item for _, item in sorted(tally.failed, key=_row))
+            batch_failures = [[f.item, f.error, f.recommendation] for f in failed]
+            tx.save_progress(rows_through, {**summary, _BATCH_FAILURES: batch_failures})
         self.rows_through, self.summary = rows_through, summary
-        return self._outcome(tuple(item for _, item in sorted(tally.failed, key=_row)))
+        return self._outcome(failed)
 
     def close(self) -> None:
         try:
@@ -258,17 +264,20 @@ def _row(numbered: tuple[int, Any]) -> int:
 
 
 def _empty_summary() -> dict[str, Any]:
-    return {**dict.fromkeys(COUNTS, 0), "conflicts_listed": []}
+    return {**dict.fromkeys(COUNTS, 0), "failed_items": 0, "conflicts_listed": []}
 
 
 def _added(summary: Mapping[str, Any], rows: int, imported: int, tally: _Tally) -> dict[str, Any]:
     listed = list(summary.get("conflicts_listed", []))
     listed += sorted(tally.conflicts, key=lambda c: int(c["row"]))[: CONFLICTS_LISTED - len(listed)]
+    conflicts = int(summary["conflicts"]) + len(tally.conflicts)
+    invalid = int(summary["invalid_rows"]) + tally.invalid
     return {
         "rows": rows,
         "imported": int(summary["imported"]) + imported,
         "skipped_duplicates": int(summary["skipped_duplicates"]) + tally.skipped,
-        "conflicts": int(summary["conflicts"]) + len(tally.conflicts),
-        "invalid_rows": int(summary["invalid_rows"]) + tally.invalid,
+        "conflicts": conflicts,
+        "invalid_rows": invalid,
+        "failed_items": conflicts + invalid,  # the runner's count of failed items
         "conflicts_listed": listed,
     }

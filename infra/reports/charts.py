@@ -3,7 +3,8 @@ PNG images. Each chart is drawn from a key of the job's `result_summary` when th
 so every kind of job feeds the same report:
 
 - `conversion_coverage`: {status: policies}, e.g. {"converted": 98, "partial": 2} (bars);
-- `agreement_series`: [{"at": label, "agreement_rate": 0..1}, ...] in time order (a line);
+- `agreement_series`: [[time, agreement rate 0..1], ...] oldest first (a line), the shape of the
+  shadow metrics (`GET /v1/tenants/{tid}/shadow`) and of a `shadow_mode` job's summary;
 - `gap_severities`: {severity: gaps}, e.g. {"critical": 1, "high": 4} (bars).
 """
 
@@ -37,9 +38,11 @@ def charts(summary: Mapping[str, Any]) -> list[tuple[str, bytes]]:
     coverage = summary.get("conversion_coverage")
     if isinstance(coverage, Mapping) and coverage:
         drawn.append(("Conversion coverage", _bars(coverage, "policies")))
-    series = summary.get("agreement_series")
-    if isinstance(series, Sequence) and not isinstance(series, str) and series:
-        drawn.append(("Agreement over time", _agreement(series)))
+    points = _agreement_points(summary.get("agreement_series"))
+    if points:
+        lowest = min(rate for _, rate in points)
+        title = f"Agreement over time ({len(points)} points, lowest {lowest:.2%})"
+        drawn.append((title, _agreement(points)))
     severities = summary.get("gap_severities")
     if isinstance(severities, Mapping) and severities:
         ordered = {k: severities[k] for k in _SEVERITY_ORDER if k in severities}
@@ -60,12 +63,25 @@ def _bars(counts: Mapping[str, Any], unit: str) -> bytes:
     return _png(figure)
 
 
-def _agreement(series: Sequence[Any]) -> bytes:
+def _agreement_points(series: Any) -> list[tuple[str, float]]:
+    """The (time, rate) pairs of a series; an entry of another shape is not drawn."""
+    if not isinstance(series, Sequence) or isinstance(series, str):
+        return []
+    return [
+        (str(point[0]), float(point[1]))
+        for point in series
+        if isinstance(point, Sequence)
+        and not isinstance(point, str)
+        and len(point) == 2
+        and isinstance(point[1], int | float)
+    ]
+
+
+def _agreement(points: list[tuple[str, float]]) -> bytes:
     figure = Figure(figsize=(6, 2.6), dpi=110)
     axes = figure.subplots()
-    points = [p for p in series if isinstance(p, Mapping)]
-    rates = [float(p.get("agreement_rate", 0.0)) * 100 for p in points]
-    labels = [str(p.get("at", i)) for i, p in enumerate(points)]
+    rates = [rate * 100 for _, rate in points]
+    labels = [at for at, _ in points]
     axes.plot(range(len(rates)), rates, marker="o", color="#1565c0")
     axes.axhline(95, color="#c62828", linestyle="--", linewidth=1, label="95 % step-up bar")
     step = max(1, len(labels) // 6)

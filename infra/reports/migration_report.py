@@ -69,18 +69,26 @@ def render_report(job: Mapping[str, Any], failures: Sequence[Mapping[str, Any]])
 
 
 def _summary_lines(summary: Mapping[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for key, value in summary.items():
-        if key in _CHART_KEYS:
-            continue
-        if isinstance(value, float):
-            shown = f"{value:.2%}" if key.endswith("_rate") else f"{value:g}"
-        elif isinstance(value, Mapping):
-            shown = ", ".join(f"{k}: {v}" for k, v in value.items())
-        else:
-            shown = str(value)
-        lines.append(f"{key.replace('_', ' ')}: {shown}")
-    return lines
+    return [
+        f"{key.replace('_', ' ')}: {_shown(key, value)}"
+        for key, value in summary.items()
+        if key not in _CHART_KEYS
+    ]
+
+
+def _shown(key: str, value: Any, *, nested: bool = False) -> str:
+    """A summary value as text: rates in per cent, mappings as `key: value` pairs (nested ones
+    in parentheses), lists joined by `;`."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2%}" if key.endswith("_rate") else f"{value:g}"
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{k}: {_shown(str(k), v, nested=True)}" for k, v in value.items())
+        return f"({pairs})" if nested else pairs
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "; ".join(_shown(key, item) for item in value) or "none"
+    return str(value)
 
 
 def _heading(pdf: FPDF, text: str, size: int) -> None:

@@ -3,14 +3,18 @@ gap analysis as a worker would."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 
 from api.bootstrap import System
-from commands.migration_kinds import JobContext
+from commands.context import CommandContext, Principal
+from commands.migrations import StartJob
+from domain.maci import MaciRole
+from domain.migration.job import JobStatus, MigrationJob
 from tests.peers.http import HASH
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "legacy_samples"
@@ -82,23 +86,16 @@ def decide_batch(
 
 
 def run_gap_analysis(system: System, tenant: UUID | str, **parameters: Any) -> UUID:
-    """One gap_analysis job over the tenant's registered policies, run through the job port as
-    a worker runs it; returns the run's (the job's) id."""
+    """One gap_analysis migration job over the tenant's registered policies, started as a
+    LEGISLATIVE principal of the tenant and run by the deployment's migration runner; returns
+    the run's (the job's) id."""
     for runner in system.runners:
         runner.catch_up()
-    kind = system.gap_analysis_kind()
-    job = JobContext(
-        tenant_id=UUID(str(tenant)),
-        job_id=uuid4(),
-        kind=kind.name,
-        parameters=kind.validate(parameters, None),
-        source=None,
-        requested_by="gap-analyst",
-        checkpoint=None,
-        work_dir=Path(),
-    )
-    cursor = kind.open(job)
-    while cursor.next_batch() is not None:
-        pass
-    cursor.close()
-    return job.job_id
+    tenant_id = UUID(str(tenant))
+    assert system.migrations is not None
+    author = CommandContext(Principal("gap-analyst", tenant_id, (MaciRole.LEGISLATIVE,)), HASH)
+    job = system.migrations.start(author, tenant_id, StartJob("gap_analysis", "tests", parameters))
+    assert system.migration_runner().run_job(tenant_id, job.id, threading.Event())
+    done = system.app.load(tenant_id, job.id, MigrationJob)
+    assert done.status is JobStatus.COMPLETED, done.error_details
+    return job.id

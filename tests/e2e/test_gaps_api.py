@@ -1,5 +1,5 @@
-"""Governance gaps over real HTTP: policies submitted through the API, a gap_analysis run over
-them (driven through the job port until the job runner drives it), then the list with its
+"""Governance gaps over real HTTP: policies submitted through the API, a gap_analysis job run
+over them by the deployment's migration runner, then the list with its
 filters, paging and trend, and reviews (accept, reopen) with their refusals in the one error
 envelope."""
 

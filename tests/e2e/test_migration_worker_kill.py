@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from uuid import UUID
@@ -124,7 +125,11 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
     api.wait_projected()
     resumed = runner(api.system, lease_seconds=LEASE_SECONDS)
     assert resumed.claim(tenant, job_id) is None  # the dead worker's lease still holds
-    _deadline(resumed.run_once, LEASE_SECONDS + 30, "re-claim after the lease expired")
+    _deadline(
+        lambda: resumed.run_job(tenant, job_id, threading.Event()),  # this job, not another's
+        LEASE_SECONDS + 30,
+        "re-claim after the lease expired",
+    )
     api.wait_projected()
 
     done = job(api.system, tenant, job_id)

@@ -328,7 +328,8 @@ def test_a_monitor_reads_jobs_but_cannot_start_or_cancel_them(api: Api, tenant: 
 
 
 def test_two_workers_claiming_one_job_one_wins(api: Api, tenant: Tenant) -> None:
-    job_id = UUID(_accepted(upload(tenant.client(), tenant.id, zipped(corpus_files(1))), tenant))
+    client = tenant.client()
+    job_id = UUID(_accepted(upload(client, tenant.id, zipped(corpus_files(1))), tenant))
     first, second = runner(api.system), runner(api.system)
     barrier = threading.Barrier(2)
     claimed: list[object] = []
@@ -349,6 +350,9 @@ def test_two_workers_claiming_one_job_one_wins(api: Api, tenant: Tenant) -> None
     held = job(api.system, tenant.id, job_id)
     assert held.claims == 1
     assert held.lease_owner in (first.owner, second.owner)
+    # No worker runs it: cancelled, so no later test's runner re-claims it once the lease expires.
+    cancelled = client.delete(f"/v1/tenants/{tenant.id}/migrations/{job_id}", headers=WRITE)
+    assert cancelled.status_code == 200, cancelled.text
 
 
 def _wait(check: Any, timeout: float) -> None:

@@ -277,6 +277,7 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
 ) -> None:
     rows = [row(n) for n in range(1, 1001)]
     rows[149] = row(150, timestamp="not a time")
+    rows[249] = row(250, decision="maybe")  # in the batch whose progress the runner will miss
     rows[700] = row(3)  # a repeat of row 3, in a later batch
     rows[820] = row(5, decision="deny")  # a conflict with row 5
     source = write_source(tmp_path, "big.csv", csv_text(rows))
@@ -309,7 +310,7 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
     with pytest.raises(Dies):
         cursor.next_batch()
     cursor.close()
-    assert len(imported(admin_conn, context.tenant_id)) == 299  # the fourth batch rolled back
+    assert len(imported(admin_conn, context.tenant_id)) == 298  # the fourth batch rolled back
     with psycopg.connect(system.projector_conninfo) as conn:  # and left no lock behind
         assert conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
@@ -327,15 +328,17 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
     )
     resumed = run(kind, reclaimed)
     assert resumed.outcomes[0].processed == 300  # batch 3's progress, which the runner missed
-    assert resumed.outcomes[0].failed == ()
+    assert [f.item for f in resumed.outcomes[0].failed] == ["row 250"]  # and its failed item
     assert [o.processed for o in resumed.outcomes[1:]] == list(range(400, 1001, 100))
     summary = resumed.last.summary
-    assert (summary["rows"], summary["imported"], summary["invalid_rows"]) == (1000, 997, 1)
+    assert (summary["rows"], summary["imported"], summary["invalid_rows"]) == (1000, 996, 2)
     assert (summary["skipped_duplicates"], summary["conflicts"]) == (1, 1)
     assert summary["conflicts_listed"][0]["row"] == 821
+    assert summary["failed_items"] == 3  # the runner's count
+    assert "batch_failures" not in summary
     stored = imported(admin_conn, context.tenant_id)
-    assert len(stored) == 997
-    assert len({r["dedup_key"] for r in stored}) == 997
+    assert len(stored) == 996
+    assert len({r["dedup_key"] for r in stored}) == 996
 
     again = run(kind, reclaimed)  # a claim after the end: nothing more, nothing counted twice
     assert [o.processed for o in again.outcomes] == [1000]

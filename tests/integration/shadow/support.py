@@ -19,7 +19,7 @@ HASH = DEFAULT_CONSTITUTIONAL_HASH
 PLATFORM = CommandContext(Principal("operator", SYSTEM_TENANT_ID, (MaciRole.EXECUTIVE,)), HASH)
 
 # Owners are allowed; a request whose context asks for it fails to evaluate (divide by zero):
-# how the tests (and docs/shadow-mode.md) inject Rego errors.
+# how these tests inject Rego errors (docs/migration-playbook.md does it with a faulty version).
 SHADOW_REGO = f"""package acgs.custom.documents
 
 constitutional_hash := "{HASH}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -15,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from api.bootstrap import System, shadow_replay_kind
 from commands.migration_kinds import JobContext, JobSource
-from commands.shadow_replay import ShadowReplayKind
+from commands.shadow_replay import FAILED_ITEMS_PER_BATCH, ShadowReplayKind
 from domain.errors import ValidationFailed
 from domain.maci import MaciRole
 from tests.integration.shadow.support import HASH, ShadowTenant, shadow_tenant
@@ -23,23 +24,11 @@ from tests.integration.spine.support import catch_up
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rego]
 
-# The columns another migration adds to decision_logs for imported decisions (same names);
-# created here, idempotently, until that migration is merged.
-IMPORT_COLUMNS = """
-ALTER TABLE decision_logs
-    ADD COLUMN IF NOT EXISTS origin VARCHAR(20) NOT NULL DEFAULT 'live',
-    ADD COLUMN IF NOT EXISTS action TEXT,
-    ADD COLUMN IF NOT EXISTS resource TEXT,
-    ADD COLUMN IF NOT EXISTS context JSONB,
-    ADD COLUMN IF NOT EXISTS import_job_id UUID
-"""
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def tenant(system: System, unique: str, pg_admin_url: str) -> ShadowTenant:
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(IMPORT_COLUMNS)
+def tenant(system: System, unique: str) -> ShadowTenant:
     return shadow_tenant(system, f"replay-{unique}")
 
 
@@ -57,9 +46,10 @@ def _import(
         cur.executemany(
             "INSERT INTO decision_logs (decision_id, tenant_id, policy_id, policy_key, "
             "policy_version, input_sha256, allow, deny, obligations, latency_ms, principal, "
-            "constitutional_hash, decided_at, origin, action, resource, context, import_job_id) "
+            "constitutional_hash, decided_at, origin, action, resource, context, import_job_id, "
+            "dedup_key, content_sha256) "
             "VALUES (%s, %s, %s, 'legacy', 0, %s, %s, '[]', '[]', %s, %s, %s, %s, 'imported', "
-            "'read', %s, %s, %s)",
+            "'read', %s, %s, %s, %s, %s)",
             [
                 (
                     uuid4(),
@@ -74,6 +64,8 @@ def _import(
                     f"doc-{n}",
                     Jsonb({**context, "role": role}),
                     job,
+                    sha256(f"{job}:{n}".encode()).hexdigest(),  # one key per row
+                    sha256(f"{role}:{allow}:{context}".encode()).hexdigest(),
                 )
                 for n, (role, allow, context) in enumerate(rows)
             ],
@@ -148,6 +140,7 @@ def test_a_replay_counts_exactly_batch_by_batch_and_alerts_each_missed_violation
         "rego_error": 5,
     }
     assert sum(len(o.failed) for o in outcomes) == 5
+    assert final["failed_items"] == 5  # the runner's count of failed items
     assert "divide by zero" in outcomes[-1].failed[0].error
     assert outcomes[1].summary["decisions"] == 200  # cumulative, not per batch
     report = kind.report(job, final)
@@ -168,6 +161,21 @@ def test_a_replay_counts_exactly_batch_by_batch_and_alerts_each_missed_violation
         [tenant.id],
     ).fetchone()
     assert alerts == (20, "ivan")
+
+
+def test_every_rego_error_counts_as_failed_though_only_the_first_of_a_batch_are_listed(
+    kind: ShadowReplayKind,
+    tenant: ShadowTenant,
+    tmp_path: Path,
+    admin_conn: psycopg.Connection[Any],
+) -> None:
+    _import(admin_conn, tenant.id, _rows(0, 0, 0, 30))
+    job = _job(tenant, kind, tmp_path, uuid4(), policy_id="documents", batch_size=100)
+
+    [outcome] = list(_drain(kind.open(job)))
+
+    assert len(outcome.failed) == FAILED_ITEMS_PER_BATCH
+    assert outcome.summary["failed_items"] == outcome.summary["errors"] == 30
 
 
 def test_a_reclaimed_job_resumes_after_its_last_batch_without_counting_twice(
