@@ -5,13 +5,16 @@ field, and the import goes on); a key seen earlier in the batch, or imported bef
 tenant (by this job or another), is a repeat when the content is the same (skipped, counted)
 and a conflict otherwise (counted, listed, not imported); the rest are copied into the decision
 log. The rows and the job's progress commit together, and `open` resumes from that progress, so
-a batch is never imported twice and never counted twice.
+a batch is never imported twice and never counted twice. While the database takes a batch in,
+a reader thread reads and checks the next one (read ahead only: nothing of it is counted or
+written until its own turn, and a cursor closed before then leaves it unused).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ from domain.errors import ValidationFailed
 
 QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
 CONFLICTS_LISTED = 20
-CHUNK_ROWS = 500  # rows checked, then sent, while the database takes the previous ones
+CHUNK_ROWS = 500  # rows sent to the database at a time
 COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
 UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
 INVALID_ROW = "Correct the named fields and import the row again."
@@ -156,6 +159,16 @@ class _Tally:
         )
 
 
+@dataclass
+class _Prepared:
+    """A batch read and checked, before the database sees it."""
+
+    read: int = 0
+    tally: _Tally = field(default_factory=_Tally)
+    candidates: dict[str, _Candidate] = field(default_factory=dict)
+    chunks: list[list[ImportedDecision]] = field(default_factory=list)  # new keys
+
+
 class ImportCursor:
     def __init__(
         self,
@@ -177,22 +190,23 @@ class ImportCursor:
         self._catch_up = stored is not None and recorded != self.rows_through
         self.total = source.count()
         self._records: Iterator[Record] = source.records(self.rows_through)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-import")
+        self._ahead: Future[_Prepared | None] | None = None
 
     def next_batch(self) -> BatchOutcome | None:
         if self._catch_up:
             self._catch_up = False
             return self._outcome(())
-        first = next(self._records, None)
-        if first is None:
+        ahead, self._ahead = self._ahead, None
+        prepared = self._prepared() if ahead is None else ahead.result()
+        if prepared is None:
             return None
-        records = itertools.chain((first,), itertools.islice(self._records, self._batch_size - 1))
-        tally = _Tally()
-        candidates: dict[str, _Candidate] = {}
-        read = 0
+        # The next batch is read and checked while the database takes this one in.
+        self._ahead = self._reader.submit(self._prepared)
+        tally, candidates = prepared.tally, prepared.candidates
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
-            while chunk := list(itertools.islice(records, CHUNK_ROWS)):
-                read += len(chunk)
-                tx.stage(self._checked(chunk, tally, candidates))
+            for chunk in prepared.chunks:
+                tx.stage(chunk)
             existing = tx.settle()
             imported = len(candidates) - len(existing)
             for candidate in candidates.values():
@@ -205,14 +219,24 @@ class ImportCursor:
                 else:
                     for number in (candidate.number, *candidate.repeats):
                         tally.conflict(number, decision, "a decision imported before")
-            rows_through = self.rows_through + read
+            rows_through = self.rows_through + prepared.read
             summary = _added(self.summary, rows_through, imported, tally)
             tx.save_progress(rows_through, summary)
         self.rows_through, self.summary = rows_through, summary
         return self._outcome(tuple(item for _, item in sorted(tally.failed, key=_row)))
 
+    def _prepared(self) -> _Prepared | None:
+        """The next batch's records, checked, its new keys in chunks; None at the end."""
+        records = itertools.islice(self._records, self._batch_size)
+        prepared = _Prepared()
+        while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+            prepared.read += len(chunk)
+            prepared.chunks.append(self._checked(chunk, prepared.tally, prepared.candidates))
+        return prepared if prepared.read else None
+
     def close(self) -> None:
         try:
+            self._reader.shutdown(wait=True, cancel_futures=True)  # before the source closes
             self._store.close()
         finally:
             self._source.close()
