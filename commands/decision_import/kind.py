@@ -5,16 +5,15 @@ field, and the import goes on); a key seen earlier in the batch, or imported bef
 tenant (by this job or another), is a repeat when the content is the same (skipped, counted)
 and a conflict otherwise (counted, listed, not imported); the rest are copied into the decision
 log. The rows and the job's progress commit together, and `open` resumes from that progress, so
-a batch is never imported twice and never counted twice. While the database takes a batch in,
-a reader thread reads and checks the next one (read ahead only: nothing of it is counted or
-written until its own turn, and a cursor closed before then leaves it unused).
+a batch is never imported twice and never counted twice. A batch is read and checked whole
+before its transaction begins, then sent in one stream: the transaction (and its lock on the
+tenant's imports) lasts only as long as the database's own work.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,19 +189,14 @@ class ImportCursor:
         self._catch_up = stored is not None and recorded != self.rows_through
         self.total = source.count()
         self._records: Iterator[Record] = source.records(self.rows_through)
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-import")
-        self._ahead: Future[_Prepared | None] | None = None
 
     def next_batch(self) -> BatchOutcome | None:
         if self._catch_up:
             self._catch_up = False
             return self._outcome(())
-        ahead, self._ahead = self._ahead, None
-        prepared = self._prepared() if ahead is None else ahead.result()
+        prepared = self._prepared()
         if prepared is None:
             return None
-        # The next batch is read and checked while the database takes this one in.
-        self._ahead = self._reader.submit(self._prepared)
         tally, candidates = prepared.tally, prepared.candidates
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
             for chunk in prepared.chunks:
@@ -236,7 +230,6 @@ class ImportCursor:
 
     def close(self) -> None:
         try:
-            self._reader.shutdown(wait=True, cancel_futures=True)  # before the source closes
             self._store.close()
         finally:
             self._source.close()
