@@ -5,7 +5,9 @@ field, and the import goes on); a key seen earlier in the batch, or imported bef
 tenant (by this job or another), is a repeat when the content is the same (skipped, counted)
 and a conflict otherwise (counted, listed, not imported); the rest are copied into the decision
 log. The rows and the job's progress commit together, and `open` resumes from that progress, so
-a batch is never imported twice and never counted twice.
+a batch is never imported twice and never counted twice. A batch is read and checked whole
+before its transaction begins, then sent in one stream: the transaction (and its lock on the
+tenant's imports) lasts only as long as the database's own work.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from domain.errors import ValidationFailed
 QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
 CONFLICTS_LISTED = 20
 _BATCH_FAILURES = "batch_failures"  # kept with a batch's progress, for a catch-up after a crash
-CHUNK_ROWS = 500  # rows checked, then sent, while the database takes the previous ones
+CHUNK_ROWS = 500  # rows sent to the database at a time
 COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
 UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
 INVALID_ROW = "Correct the named fields and import the row again."
@@ -157,6 +159,16 @@ class _Tally:
         )
 
 
+@dataclass
+class _Prepared:
+    """A batch read and checked, before the database sees it."""
+
+    read: int = 0
+    tally: _Tally = field(default_factory=_Tally)
+    candidates: dict[str, _Candidate] = field(default_factory=dict)
+    chunks: list[list[ImportedDecision]] = field(default_factory=list)  # new keys
+
+
 class ImportCursor:
     def __init__(
         self,
@@ -186,17 +198,13 @@ class ImportCursor:
         if self._catch_up:
             self._catch_up = False
             return self._outcome(self._caught_up)
-        first = next(self._records, None)
-        if first is None:
+        prepared = self._prepared()
+        if prepared is None:
             return None
-        records = itertools.chain((first,), itertools.islice(self._records, self._batch_size - 1))
-        tally = _Tally()
-        candidates: dict[str, _Candidate] = {}
-        read = 0
+        tally, candidates = prepared.tally, prepared.candidates
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
-            while chunk := list(itertools.islice(records, CHUNK_ROWS)):
-                read += len(chunk)
-                tx.stage(self._checked(chunk, tally, candidates))
+            for chunk in prepared.chunks:
+                tx.stage(chunk)
             existing = tx.settle()
             imported = len(candidates) - len(existing)
             for candidate in candidates.values():
@@ -209,13 +217,22 @@ class ImportCursor:
                 else:
                     for number in (candidate.number, *candidate.repeats):
                         tally.conflict(number, decision, "a decision imported before")
-            rows_through = self.rows_through + read
+            rows_through = self.rows_through + prepared.read
             summary = _added(self.summary, rows_through, imported, tally)
             failed = tuple(item for _, item in sorted(tally.failed, key=_row))
             batch_failures = [[f.item, f.error, f.recommendation] for f in failed]
             tx.save_progress(rows_through, {**summary, _BATCH_FAILURES: batch_failures})
         self.rows_through, self.summary = rows_through, summary
         return self._outcome(failed)
+
+    def _prepared(self) -> _Prepared | None:
+        """The next batch's records, checked, its new keys in chunks; None at the end."""
+        records = itertools.islice(self._records, self._batch_size)
+        prepared = _Prepared()
+        while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+            prepared.read += len(chunk)
+            prepared.chunks.append(self._checked(chunk, prepared.tally, prepared.candidates))
+        return prepared if prepared.read else None
 
     def close(self) -> None:
         try:

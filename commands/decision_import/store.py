@@ -16,8 +16,7 @@ class ImportBatch(Protocol):
     """One batch's transaction, serialised with the tenant's other imports."""
 
     def stage(self, rows: Sequence[ImportedDecision]) -> None:
-        """Send rows of the batch (each key once) on their way to the decision log; the
-        database takes them in while the next ones are checked."""
+        """Send rows of the batch (each key once) on their way to the decision log."""
         ...
 
     def settle(self) -> Mapping[str, str]:

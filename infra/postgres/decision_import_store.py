@@ -39,13 +39,15 @@ _STAGE = (
     "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
-# The staged keys are looked up by value (ANY of an array), so the tenant's decisions are probed
-# through their (tenant_id, dedup_key) index whatever the planner guesses of the staged table
-# (a join with it was planned as a scan of the tenant's rows: every batch slower than the last).
+# Each staged key is looked up on its own through the (tenant_id, dedup_key) index, whatever
+# the planner guesses of the staged table or of the tenant's rows (a join, or `= ANY` of the
+# keys, was planned as a scan of all the tenant's rows when its statistics were stale: every
+# batch slower than the last).
 _SET_ASIDE = (
-    "DELETE FROM decision_import_batch s USING (SELECT dedup_key, content_sha256 "
-    "FROM decision_logs WHERE tenant_id = %s AND dedup_key = ANY(%s::char(64)[])) d "
-    "WHERE d.dedup_key = s.dedup_key RETURNING s.dedup_key, d.content_sha256"
+    "DELETE FROM decision_import_batch s USING (SELECT k.key, d.content_sha256 "
+    "FROM unnest(%s::char(64)[]) AS k(key) CROSS JOIN LATERAL (SELECT content_sha256 "
+    "FROM decision_logs WHERE tenant_id = %s AND dedup_key = k.key LIMIT 1) d) x "
+    "WHERE x.key = s.dedup_key RETURNING s.dedup_key, x.content_sha256"
 )
 _INSERT = (
     f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
@@ -62,21 +64,57 @@ _SAVE = (
 )
 
 
+_NO_VALUE = "\x00"  # stands for NULL in a chunk built raw: no value holds a NUL
+_TABS = _COLUMNS.count(",")  # the tabs of one row
+
+
+def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -> bytes:
+    """The rows as COPY text in the order of `_COLUMNS`.
+
+    The chunk is built first with the values as they are. When it has exactly the tabs and line
+    breaks of its rows and no backslash or carriage return, no value needed escaping (the case
+    of nearly every chunk) and only the NULL markers are put in; else it is built again with
+    each text value escaped."""
+    tenant = tenant_id.int
+    head = f"\t{tenant_id}\t"
+    tail = f"\t{job_id}\t"
+    raw = "".join(
+        [
+            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{_NO_VALUE if r.latency_ms is None else repr(r.latency_ms)}\t"
+            f"{r.principal}\t{r.constitutional_hash}\t{r.decided_text}\t"
+            f"imported\t{r.action}\t{r.resource}\t{r.context_json}\t"
+            f"{_NO_VALUE if r.reason is None else r.reason}\t"
+            f"{_NO_VALUE if r.policy_id is None else r.policy_id}\t"
+            f"{_NO_VALUE if r.legacy_id is None else r.legacy_id}"
+            f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
+            for r in rows
+        ]
+    )
+    if (
+        "\\" not in raw
+        and "\r" not in raw
+        and raw.count("\n") == len(rows)
+        and raw.count("\t") == _TABS * len(rows)
+    ):
+        return raw.replace(_NO_VALUE, _NULL).encode()
+    return _escaped_copy_text(rows, tenant, head, tail)
+
+
 def _optional(value: str | None) -> str:
     return _NULL if value is None else _text(value)
 
 
-def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -> bytes:
-    """The rows as COPY text in the order of `_COLUMNS`."""
-    tenant = tenant_id.int
-    head = f"\t{tenant_id}\t"
-    tail = f"\t{job_id}\t"
+def _escaped_copy_text(
+    rows: Sequence[ImportedDecision], tenant: int, head: str, tail: str
+) -> bytes:
     return "".join(
         [
             f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
             f"{'t' if r.allow else 'f'}\t[]\t[]\t"
             f"{_NULL if r.latency_ms is None else repr(r.latency_ms)}\t"
-            f"{_text(r.principal)}\t{r.constitutional_hash}\t{r.decided_text}\t"
+            f"{_text(r.principal)}\t{_text(r.constitutional_hash)}\t{r.decided_text}\t"
             f"imported\t{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
             f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}"
             f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
@@ -109,7 +147,7 @@ class _Batch:
             return {}
         self._copy.__exit__(None, None, None)
         self._copy = self._writer = None
-        existing = dict(self._cur.execute(_SET_ASIDE, [self._tenant_id, self._keys]).fetchall())
+        existing = dict(self._cur.execute(_SET_ASIDE, [self._keys, self._tenant_id]).fetchall())
         self._keys = []
         self._cur.execute(_INSERT)
         return existing

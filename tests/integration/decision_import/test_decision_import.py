@@ -467,3 +467,44 @@ def test_a_live_row_still_needs_its_policy_version(
             "(gen_random_uuid(), %s, 'x', true, '[]', '[]', 0, 'x', 'x', now())",
             [uuid4()],
         )
+
+
+def test_values_that_copy_must_escape_land_exactly(
+    kind: DecisionImportKind, tmp_path: Path, admin_conn: psycopg.Connection[Any]
+) -> None:
+    """A chunk of plain rows goes as it is built; one value holding a tab, a line break, a
+    carriage return or a backslash makes its chunk escaped: either way the log keeps each value
+    as the source gave it."""
+    odd = {
+        "decision_id": "E-1\\x",
+        "timestamp": "2025-09-09T09:09:09Z",
+        "principal": "tab\there",
+        "action": "line\nbreak",
+        "resource": "carriage\rreturn",
+        "context": {"path": "C:\\temp\\x", "tab": "a\tb"},
+        "decision": "allow",
+        "reason": "back\\slash \\N",
+        "policy_id": "p\\t1",
+    }
+    plain = [
+        {**odd, "decision_id": f"P-{n}", "principal": f"p{n}", "action": "read",
+         "resource": "r", "context": {"n": n}, "reason": None, "policy_id": None}
+        for n in range(3)
+    ]  # fmt: skip
+    lines = [json.dumps(record) for record in (*plain, odd)]
+    source = write_source(tmp_path, "odd.jsonl", "\n".join(lines) + "\n")
+    context = job(kind, {"batch_size": 3}, source, tmp_path)  # a plain batch, then the odd one
+    result = run(kind, context)
+    assert result.failed == []
+    stored = {r["legacy_decision_id"]: r for r in imported(admin_conn, context.tenant_id)}
+    assert set(stored) == {"P-0", "P-1", "P-2", "E-1\\x"}
+    kept = stored["E-1\\x"]
+    assert (kept["principal"], kept["action"], kept["resource"]) == (
+        "tab\there",
+        "line\nbreak",
+        "carriage\rreturn",
+    )
+    assert (kept["reason"], kept["legacy_policy_id"]) == ("back\\slash \\N", "p\\t1")
+    assert kept["context"] == {"path": "C:\\temp\\x", "tab": "a\tb"}
+    assert (stored["P-1"]["reason"], stored["P-1"]["legacy_policy_id"]) == (None, None)
+    assert stored["P-2"]["context"] == {"n": 2}

@@ -91,6 +91,25 @@ def test_times_are_read_in_utc(given: object, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
+    "given",
+    [
+        "2025-03-04T05:06:07Z",  # read off as it is
+        "2025-03-04T05:06:07+00:00",
+        "2025-03-04 05:06:07Z",
+        "2025-03-04T05:06:07.5Z",
+        "2025-W10-2T05:06:07Z",  # a week date of the same length
+        "2025-03-04T050607.5Z",
+        " 2025-03-04T05:06:07Z",
+        "2025-03-04T06:06:07+01:00",
+        datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+    ],
+)
+def test_the_time_text_the_digests_read_is_the_utc_time_in_iso_8601(given: object) -> None:
+    decision = imported_decision(_row(timestamp=given), HASH)
+    assert decision.decided_text == decision.decided_at.isoformat()
+
+
+@pytest.mark.parametrize(
     ("value", "allow"), [("allow", True), ("DENY", False), (" Allow ", True), (True, True)]
 )
 def test_decisions_are_allow_or_deny(value: object, allow: bool) -> None:
