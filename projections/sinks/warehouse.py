@@ -3,9 +3,10 @@ tables).
 
 A sync reads the warehouse's watermark (the log position of the last event it holds), reads the
 log after it in chunks, keeps the events its scope allows (a tenant's warehouse: that tenant's;
-the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table,
-and hands them to the warehouse with the chunk's last position as the new watermark (one load
-at a time, in log order, in a thread of its own while the next chunk is built). The
+the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table
+(in bulk, `projections.sinks.warehouse_columns`), and hands them to the warehouse with the
+chunk's last position as the new watermark (one load at a time, in log order, in a thread of
+its own while the next chunk is built). The
 warehouse commits rows and watermark in one transaction where it can (DuckDB, PostgreSQL);
 where it cannot, its load is idempotent by event id (see `infra/warehouses`). So a sync that
 dies mid-load starts again from the last committed watermark: nothing lost, nothing twice.

@@ -76,7 +76,7 @@ def _record_events(system: System, count: int) -> None:
         system.app.save_for(SYSTEM_TENANT_ID, *entries)
 
 
-def _loader(system: System, warehouse: Warehouse) -> WarehouseLoader:
+def _loader(system: System, warehouse: Warehouse, chunk: int = CHUNK) -> WarehouseLoader:
     store = SinkStore(system.projector_conninfo)
     return WarehouseLoader(
         integration_id=uuid.uuid4(),
@@ -86,6 +86,7 @@ def _loader(system: System, warehouse: Warehouse) -> WarehouseLoader:
         warehouse=warehouse,
         records=RecordMaker(system.app.mapper, store.tenant_slug),
         closing=(store.close,),
+        chunk=chunk,
     )
 
 
@@ -152,7 +153,7 @@ def _line(name: str, rows: int, seconds: float, base: float | None = None) -> fl
     return rate
 
 
-def duckdb_part(system: System, work: Path, chunks: Chunks) -> None:
+def duckdb_part(system: System, work: Path, chunks: Chunks, chunk: int) -> None:
     rows = _rows(chunks)
     print(f"== 1. DuckDB ({rows} events)")
     bare_db = duckdb.connect(str(work / "bare.duckdb"))
@@ -180,7 +181,7 @@ def duckdb_part(system: System, work: Path, chunks: Chunks) -> None:
 
     _line("adapter load (with watermark)", rows, _timed(load), base)
     target.close()
-    loader = _loader(system, DuckDbWarehouse({}, work / "sync.duckdb"))
+    loader = _loader(system, DuckDbWarehouse({}, work / "sync.duckdb"), chunk)
     cpu = time.process_time()
     outcome = loader.sync()
     cpu = time.process_time() - cpu
@@ -243,6 +244,7 @@ def postgres_part(system: System, admin_url: str, chunks: Chunks) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="events per load of the sync")
     args = parser.parse_args()
     with scratch_dir("acgs-bench-warehouse-") as work, throwaway_postgres(work / "pg") as (_, url):
         settings = Settings.from_env({"ACGS_DATABASE_URL": url, "ACGS_DATA_DIR": str(work)})
@@ -252,7 +254,7 @@ def main() -> int:
             chunks = _chunks(system)
             print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
             building(system)
-            duckdb_part(system, work, chunks)
+            duckdb_part(system, work, chunks, args.chunk)
             postgres_part(system, url, chunks)
         finally:
             system.close()
