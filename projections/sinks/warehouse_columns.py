@@ -14,7 +14,7 @@ test compares them on the same events). Columns both tables hold are converted t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -28,8 +28,9 @@ from projections.sinks.records import RecordMaker, own_slug
 
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
-# the columns both tables hold (the same values), then each table's own
-_SHARED = [
+# The values of one event, in this order: the columns both tables hold (the same values), then
+# governance_events' own, then audit_log's own.
+_SHARED = (
     "event_id",
     "position",
     "tenant_id",
@@ -37,9 +38,9 @@ _SHARED = [
     "actor_id",
     "actor_type",
     "constitutional_hash",
-]
-_EVENTS_ONLY = ["event_type", "aggregate_id", "aggregate_version", "payload"]
-_AUDIT_ONLY = [
+)
+_EVENTS_ONLY = ("event_type", "aggregate_id", "aggregate_version", "payload")
+_AUDIT_ONLY = (
     "tenant_slug",
     "event_type",
     "event_category",
@@ -49,7 +50,9 @@ _AUDIT_ONLY = [
     "severity",
     "alert",
     "details",
-]
+)
+Values = tuple[Any, ...]  # one event's, in the order above
+_WIDTH = len(_SHARED) + len(_EVENTS_ONLY) + len(_AUDIT_ONLY)
 
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.STRING: pa.string(),
@@ -73,27 +76,20 @@ class ColumnMaker:
         self._records = records
 
     def __call__(self, rows: Sequence[Row], tables: Sequence[Table]) -> dict[str, pa.Table]:
-        shared: dict[str, list[Any]] = {c: [] for c in _SHARED}
-        events: dict[str, list[Any]] = {c: [] for c in _EVENTS_ONLY}
-        audit: dict[str, list[Any]] = {c: [] for c in _AUDIT_ONLY}
-        for row in rows:
-            if not self._plain(row, shared, events, audit):
-                self._recorded(row, shared, events, audit)
+        values = [self._plain(row) or self._recorded(row) for row in rows]
+        columns = list(zip(*values, strict=True)) if values else [()] * _WIDTH
+        shared = dict(zip(_SHARED, columns, strict=False))
+        events = dict(zip(_EVENTS_ONLY, columns[len(_SHARED) :], strict=False))
+        audit = dict(zip(_AUDIT_ONLY, columns[len(_SHARED) + len(_EVENTS_ONLY) :], strict=True))
         return _arrow(shared, events, audit, tables, len(rows))
 
-    def _plain(
-        self,
-        row: Row,
-        shared: dict[str, list[Any]],
-        events: dict[str, list[Any]],
-        audit: dict[str, list[Any]],
-    ) -> bool:
-        """Append the row's values if it is a plain event (not a failed sign-in)."""
+    def _plain(self, row: Row) -> Values | None:
+        """The row's values if it is a plain event (not a failed sign-in)."""
         position, originator_id, version, topic, state = row[:5]
         text = bytes(state)
         found = self._records.plain_parts(topic, text)
         if found is None:
-            return False
+            return None
         kind, at, fields = found
         meta = fields["meta"]
         aggregate = str(originator_id)
@@ -108,69 +104,70 @@ class ColumnMaker:
         category = record.get("event_category")
         result = record["result"]
         if category == "authentication" and result == "failure":
-            return False  # counted towards repeated failures by the record maker
+            return None  # counted towards repeated failures by the record maker
         severity, alert = classify(record)
         tenant = str(meta["tenant_id"])
-        shared["event_id"].append(str(event_id(aggregate, version)))
-        shared["position"].append(int(position))
-        shared["tenant_id"].append(tenant)
-        shared["occurred_at"].append(row[6])
-        shared["actor_id"].append(record["actor_id"])
-        shared["actor_type"].append(record["actor_type"])
-        shared["constitutional_hash"].append(str(meta["constitutional_hash"]))
-        events["event_type"].append(kind)
-        events["aggregate_id"].append(aggregate)
-        events["aggregate_version"].append(int(version))
-        events["payload"].append(text.decode())
-        audit["tenant_slug"].append(self._records.slug(tenant) or own_slug(kind, record))
-        audit["event_type"].append(str(record["event_type"]))
-        audit["event_category"].append(category)
-        audit["action"].append(record.get("action"))
-        audit["result"].append(result)
-        audit["target_resource"].append(record.get("target_resource"))
-        audit["severity"].append(NAMED_SEVERITY[severity])
-        audit["alert"].append(alert)
         details = record["details"]
-        audit["details"].append(None if details is None else _encode(details).decode())
-        return True
+        return (
+            str(event_id(aggregate, version)),
+            int(position),
+            tenant,
+            row[6],
+            record["actor_id"],
+            record["actor_type"],
+            str(meta["constitutional_hash"]),
+            # governance_events
+            kind,
+            aggregate,
+            int(version),
+            text.decode(),
+            # audit_log
+            self._records.slug(tenant) or own_slug(kind, record),
+            str(record["event_type"]),
+            category,
+            record.get("action"),
+            result,
+            record.get("target_resource"),
+            NAMED_SEVERITY[severity],
+            alert,
+            None if details is None else _encode(details).decode(),
+        )
 
-    def _recorded(
-        self,
-        row: Row,
-        shared: dict[str, list[Any]],
-        events: dict[str, list[Any]],
-        audit: dict[str, list[Any]],
-    ) -> None:
-        """Append the row's values from its sink record (as `chunk_of` does)."""
+    def _recorded(self, row: Row) -> Values:
+        """The row's values from its sink record (as `chunk_of` takes them)."""
         record = self._records.record(row)
         body = record.body
-        shared["event_id"].append(record.event_id)
-        shared["position"].append(record.position)
-        shared["tenant_id"].append(record.tenant_id)
-        shared["occurred_at"].append(row[6])
-        shared["actor_id"].append(body.get("actor_id"))
-        shared["actor_type"].append(body.get("actor_type"))
-        shared["constitutional_hash"].append(body.get("constitutional_hash"))
-        events["event_type"].append(body.get("source_event_type", record.event_type))
-        events["aggregate_id"].append(str(row[1]))
-        events["aggregate_version"].append(int(row[2]))
-        events["payload"].append(bytes(row[4]).decode())
-        audit["tenant_slug"].append(body.get("tenant_slug"))
-        audit["event_type"].append(record.event_type)
-        audit["event_category"].append(body.get("event_category"))
-        audit["action"].append(body.get("action"))
-        audit["result"].append(body.get("result"))
-        audit["target_resource"].append(body.get("target_resource"))
-        audit["severity"].append(body.get("severity"))
-        audit["alert"].append(record.alert)
         details = body.get("details")
-        audit["details"].append(None if details is None else _encode(details).decode())
+        return (
+            record.event_id,
+            record.position,
+            record.tenant_id,
+            row[6],
+            body.get("actor_id"),
+            body.get("actor_type"),
+            body.get("constitutional_hash"),
+            # governance_events
+            body.get("source_event_type", record.event_type),
+            str(row[1]),
+            int(row[2]),
+            bytes(row[4]).decode(),
+            # audit_log
+            body.get("tenant_slug"),
+            record.event_type,
+            body.get("event_category"),
+            body.get("action"),
+            body.get("result"),
+            body.get("target_resource"),
+            body.get("severity"),
+            record.alert,
+            None if details is None else _encode(details).decode(),
+        )
 
 
 def _arrow(
-    shared: dict[str, list[Any]],
-    events: dict[str, list[Any]],
-    audit: dict[str, list[Any]],
+    shared: Mapping[str, Sequence[Any]],
+    events: Mapping[str, Sequence[Any]],
+    audit: Mapping[str, Sequence[Any]],
     tables: Sequence[Table],
     count: int,
 ) -> dict[str, pa.Table]:
