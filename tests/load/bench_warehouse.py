@@ -179,7 +179,10 @@ def duckdb_part(system: System, work: Path, chunks: Chunks, chunk: int) -> None:
         for tables, position in chunks:
             target.load(tables, position)
 
+    cpu = time.process_time()
     _line("adapter load (with watermark)", rows, _timed(load), base)
+    cpu = time.process_time() - cpu
+    print(f"  {'adapter load: CPU of this process':<34} {cpu / rows * 1e6:>9.1f} us an event")
     target.close()
     loader = _loader(system, DuckDbWarehouse({}, work / "sync.duckdb"), chunk)
     cpu = time.process_time()
