@@ -47,7 +47,7 @@ class RecordMaker:
     def record(self, row: Sequence[Any]) -> SinkRecord:
         position, originator_id, version, topic, state = row[:5]
         aggregate = str(originator_id)
-        found = self._plain_parts(topic, bytes(state))
+        found = self.plain_parts(topic, bytes(state))
         if found is None:  # a state only the application's mapper reads (an upcast, a UUID...)
             event = self._mapper.to_domain_event(
                 StoredEvent(originator_id, version, topic, bytes(state))
@@ -70,14 +70,14 @@ class RecordMaker:
             event_id=str(event_id(aggregate, version)),
             position=int(position),
             tenant_id=tenant,
-            tenant_slug=self._slug(tenant) or _own_slug(kind, audit),
+            tenant_slug=self.slug(tenant) or own_slug(kind, audit),
             actor_roles=tuple(meta["actor"].get("roles", ())),
             constitutional_hash=str(meta["constitutional_hash"]),
             event_type=kind,
         )
         return self._sign_ins.observe(enrich(audit, facts, plain=found is not None))
 
-    def _slug(self, tenant: str) -> str | None:
+    def slug(self, tenant: str) -> str | None:
         """The tenant's slug, kept once found (slugs never change; a missing one is asked
         again)."""
         slug = self._slugs.get(tenant)
@@ -87,7 +87,7 @@ class RecordMaker:
                 self._slugs[tenant] = slug
         return slug
 
-    def _plain_parts(
+    def plain_parts(
         self, topic: str, state: bytes
     ) -> tuple[str, datetime, Mapping[str, Any]] | None:
         """(event type, time, fields) read straight from a stored state whose only tagged value
@@ -109,7 +109,7 @@ class RecordMaker:
         return kind, datetime.fromisoformat(stamp["_data_"]), fields
 
 
-def _own_slug(kind: str, audit: Mapping[str, Any]) -> str | None:
+def own_slug(kind: str, audit: Mapping[str, Any]) -> str | None:
     """A tenant's slug from its own event (its creation), before the tenants read model has it."""
     details = audit.get("details")
     if kind.startswith("tenant.") and isinstance(details, Mapping):

@@ -3,9 +3,10 @@ tables).
 
 A sync reads the warehouse's watermark (the log position of the last event it holds), reads the
 log after it in chunks, keeps the events its scope allows (a tenant's warehouse: that tenant's;
-the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table,
-and hands them to the warehouse with the chunk's last position as the new watermark (one load
-at a time, in log order, in a thread of its own while the next chunk is built). The
+the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table
+(in bulk, `projections.sinks.warehouse_columns`), and hands them to the warehouse with the
+chunk's last position as the new watermark (one load at a time, in log order, in a thread of
+its own while the next chunk is built). The
 warehouse commits rows and watermark in one transaction where it can (DuckDB, PostgreSQL);
 where it cannot, its load is idempotent by event id (see `infra/warehouses`). So a sync that
 dies mid-load starts again from the last committed watermark: nothing lost, nothing twice.
@@ -39,30 +40,17 @@ from domain.warehouse import (
     GOVERNANCE_EVENTS,
     TABLES,
     Column,
-    ColumnType,
     Table,
     evolution,
 )
+from projections.sinks.records import RecordMaker
+from projections.sinks.warehouse_columns import ColumnMaker, arrow_schema
 
 log = logging.getLogger(__name__)
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
 _TENANT = 5
 CHUNK = 5_000  # events per load (the next chunk is built while one loads)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
-
-ARROW_TYPES: dict[ColumnType, pa.DataType] = {
-    ColumnType.STRING: pa.string(),
-    ColumnType.INT: pa.int64(),
-    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    ColumnType.JSON: pa.string(),
-    ColumnType.BOOL: pa.bool_(),
-}
-
-
-def arrow_schema(table: Table) -> pa.Schema:
-    return pa.schema(
-        [pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in table.columns]
-    )
 
 
 class Warehouse(Protocol):
@@ -128,7 +116,6 @@ class RunLedger(Protocol):
     def close(self) -> None: ...
 
 
-Records = Callable[[Sequence[Row]], list[SinkRecord]]  # projections.sinks.records.RecordMaker
 Progress = Callable[[int, int], None]  # (log positions passed so far, positions to pass)
 
 
@@ -169,7 +156,8 @@ class Chunk:
 
 
 def chunk_of(rows: Sequence[Row], records: Sequence[SinkRecord]) -> Chunk:
-    """The rows of both tables for `rows` (log rows) and their sink records (same order)."""
+    """The rows of both tables for `rows` (log rows) and their sink records (same order): the
+    reference for `ColumnMaker`, which a sync uses (the same values, without the records)."""
     ev: dict[str, list[Any]] = {c: [] for c in GOVERNANCE_EVENTS.names}
     au: dict[str, list[Any]] = {c: [] for c in AUDIT_LOG.names}
     for row, record in zip(rows, records, strict=True):
@@ -247,7 +235,7 @@ class WarehouseLoader:
     scope: UUID | None
     log: LogReader
     warehouse: Warehouse
-    records: Records
+    records: RecordMaker
     ledger: RunLedger | None = None
     schedule: str = CONTINUOUS
     tables: tuple[Table, ...] = TABLES
@@ -283,9 +271,10 @@ class WarehouseLoader:
                 self._prepared = True
             done.watermark = start = self.warehouse.watermark()
             head = self.log.head()
+            columns = ColumnMaker(self.records)
             for rows in self._chunks(done.watermark, head, stop):
                 wanted = [r for r in rows if self.scope is None or r[_TENANT] == self.scope]
-                tables = chunk_of(wanted, self.records(wanted)).arrow(self.tables)
+                tables = columns(wanted, self.tables)
                 position = int(rows[-1][0])
                 if pending is not None:  # one load at a time, in log order
                     done.settle(pending)
