@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import getpass
 import signal
 import socket
@@ -171,6 +172,7 @@ def _run(
         stopper.server = server  # from now on a signal shuts the server down
         if stopper.requested:
             return
+        settle_heap()
         server.run(sockets=[listener])
         if not server.started:
             msg = "the HTTP server did not start (see the log above)"
@@ -181,6 +183,19 @@ def _run(
             system.close()
         if local_streaming is not None:
             local_streaming.stop()
+
+
+def settle_heap() -> None:
+    """Exempt what start-up built from the garbage collector's full collections.
+
+    The composition root, the caches, the engines and the OpenAPI document are a heap of about a
+    million objects that live as long as the process; a full collection walks all of them, which
+    stalls every request in flight for tens of milliseconds (hundreds on a busy machine), at
+    random moments, and sets the API's p99. Frozen once, right before serving, they are skipped
+    by every collection; they are still freed when their last reference goes.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _print_bootstrap_token(system: System) -> None:

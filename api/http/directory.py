@@ -2,7 +2,9 @@
 
 Every `/v1` request needs its principal's tenant (active? which quotas?), and the tenant read
 route returns a row of the `tenants` read model; both come from here. A row is read from the read
-model (one round trip) and kept for `ttl_seconds` (2 s), so the hot paths cost no query.
+model (one round trip) and kept for `ttl_seconds` (2 s), so the hot paths cost no query; a row
+in use is read again in the background once it is half that old, so a busy tenant's requests
+never wait for the read model.
 
 Freshness: a change made through this process is never hidden by the cache. Tenant commands
 report the aggregate they saved (`remember`): its quotas and status apply to the next request
@@ -66,6 +68,7 @@ class TenantDirectory:
         self._rows: dict[UUID, tuple[float, Row | None]] = {}
         self._written: dict[UUID, _Written] = {}
         self._pending: dict[UUID, asyncio.Future[Row | None]] = {}
+        self._queries: set[asyncio.Task[None]] = set()
 
     async def limits(self, tenant_id: UUID) -> TenantLimits | None:
         """The tenant's status and quotas, or None if it does not exist (or was purged)."""
@@ -85,25 +88,38 @@ class TenantDirectory:
     async def row(self, tenant_id: UUID) -> Row | None:
         """The tenant's read-model row (cached up to the TTL; see the module docstring)."""
         cached = self._rows.get(tenant_id)
-        if cached is not None and cached[0] > self._clock() and self._current(tenant_id, cached[1]):
+        now = self._clock()
+        if cached is not None and cached[0] > now and self._current(tenant_id, cached[1]):
+            if cached[0] - now < self._ttl / 2 and tenant_id not in self._pending:
+                self._start_query(tenant_id)  # refreshed in the background; nobody waits
             return cached[1]
-        pending = self._pending.get(tenant_id)
-        if pending is not None:  # one query per tenant at a time, however many requests wait
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
+        pending = self._pending.get(tenant_id) or self._start_query(tenant_id)
+        return await asyncio.shield(pending)  # one query per tenant at a time, however many wait
+
+    def _start_query(self, tenant_id: UUID) -> asyncio.Future[Row | None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Row | None] = loop.create_future()
         self._pending[tenant_id] = future
+        task = loop.create_task(self._query(tenant_id, future))
+        self._queries.add(task)
+        task.add_done_callback(self._queries.discard)
+        return future
+
+    async def _query(self, tenant_id: UUID, future: asyncio.Future[Row | None]) -> None:
         try:
             row = await self._database.fetch_one_as_tenant(tenant_id, FIND_TENANT, [tenant_id])
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the waiters, if any
             future.set_exception(exc)
             future.exception()  # retrieved: the waiters re-raise it, nobody logs it as lost
-            raise
+            return
         finally:
             self._pending.pop(tenant_id, None)
-        future.set_result(row)
         if self._current(tenant_id, row):
             self._rows[tenant_id] = (self._clock() + self._ttl, row)
-        return row
+        future.set_result(row)
 
     def remember(self, tenant: Tenant) -> None:
         """Record the state a command just saved (from the aggregate)."""

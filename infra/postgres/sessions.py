@@ -4,15 +4,19 @@ revocation feed every API process polls.
 `SessionStore.rotate` is one statement (one round trip, one transaction): the presented token's
 row is locked; a token used before revokes its session (reuse detection), otherwise it is marked
 used and a new one issued, and the tenant's status and sign-in settings come back with it.
-`RevocationList` answers "is this sid or jti revoked?" from memory, refreshed from the feed at
-most every `poll_seconds` (0.25 s), so a logout in one process holds in every other one within
-a second. Revocations expire from the feed once no access token they could refuse is valid.
+`RevocationList` answers "is this sid or jti revoked?" from memory, never older than
+`poll_seconds` (0.25 s), so a logout in one process holds in every other one within a second. A
+busy process refreshes the list in the background once it is half that old, so requests do not
+wait for the feed; only a request that finds it older than `poll_seconds` (a quiet process, or the
+database away) waits for the refresh. Revocations expire from the feed once no access token they
+could refuse is valid.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -32,6 +36,7 @@ from domain.tenant.sign_in_settings import SignInSettings
 from infra.postgres.database import NO_FLUSH, Database
 from infra.postgres.saml import REPLAY_CONSTRAINT, index_statement, replay_statements
 
+log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 _ROTATE = "SELECT * FROM acgs_rotate_refresh_token(%s, %s, %s, %s, %s)"
 _SESSION = (
@@ -240,19 +245,35 @@ class RevocationList:
         self._seq = 0
         self._revoked: dict[tuple[str, str], datetime] = {}
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
 
     def revoked_here(self, kind: str, value: str, keep_until: datetime) -> None:
         """A revocation made by this process: effective here at once (others poll the feed)."""
         self._revoked[(kind, value)] = keep_until
 
     async def is_revoked(self, sid: str, jti: str) -> bool:
-        if self._clock() - self._last_poll >= self._poll_seconds:
-            await self._poll()
+        age = self._clock() - self._last_poll
+        if age >= self._poll_seconds:
+            await self._poll(self._poll_seconds)
+        elif age >= self._poll_seconds / 2 and self._refresh is None:
+            self._refresh = asyncio.get_running_loop().create_task(self._refresh_early())
         return ("sid", sid) in self._revoked or ("jti", jti) in self._revoked
 
-    async def _poll(self) -> None:
+    async def _refresh_early(self) -> None:
+        """A poll off the request path; a failure is left to the next request past
+        `poll_seconds`, which polls itself and reports it."""
+        try:
+            await self._poll(self._poll_seconds / 2)
+        except Exception:
+            log.debug("early poll of the revocation feed failed", exc_info=True)
+        finally:
+            self._refresh = None
+
+    async def _poll(self, max_age: float) -> None:
+        """Read the feed, unless a poll finished while this one waited for the lock and left
+        the list younger than `max_age`."""
         async with self._lock:
-            if self._clock() - self._last_poll < self._poll_seconds:
+            if self._clock() - self._last_poll < max_age:
                 return
             async with self._db.pool.connection() as conn:
                 cur = await conn.execute(

@@ -65,6 +65,9 @@ def main() -> None:
         system = build(settings, apply_migrations=False)
         system.start_workers()
         app = create_app(system, tenant_cache_seconds=0 if mode == "uncached" else 2.0)
+    from api.cli.serve import settle_heap  # noqa: PLC0415 - as `acgs serve` does
+
+    settle_heap()
     uvicorn.run(
         app,
         host="127.0.0.1",

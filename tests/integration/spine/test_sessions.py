@@ -135,3 +135,27 @@ async def test_a_logout_in_one_process_is_seen_by_another_within_a_second(
         )
     finally:
         await other_process.close()
+
+
+async def test_a_busy_process_refreshes_the_revocation_list_off_the_request_path(
+    database: Database,
+) -> None:
+    now = [0.0]
+    theirs = RevocationList(database, clock=lambda: now[0])  # poll_seconds 0.25
+    store = SessionStore(database)
+    first, _ = await _open(store)
+    second, _ = await _open(store)
+    assert await theirs.is_revoked(first.sid, "j") is False  # the first answer waits for a poll
+    assert await store.revoke(first.tenant_id, first.sid, "logout", access_keep_seconds=900)
+    now[0] = 0.1  # younger than half the interval: memory only
+    assert await theirs.is_revoked(first.sid, "j") is False
+    now[0] = 0.2  # older than half: answered from memory at once, refreshed in the background
+    assert await theirs.is_revoked(first.sid, "j") is False
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if await theirs.is_revoked(first.sid, "j"):
+            break
+    assert await theirs.is_revoked(first.sid, "j"), "the background refresh never landed"
+    assert await store.revoke(second.tenant_id, second.sid, "logout", access_keep_seconds=900)
+    now[0] = 10.0  # older than the interval: this request waits for the feed
+    assert await theirs.is_revoked(second.sid, "j") is True
