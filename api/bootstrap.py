@@ -70,6 +70,7 @@ from infra.postgres.projection_runner import ProjectionRunner
 from infra.postgres.shadow_metrics import ReplayProgress, ShadowMetricsStore
 from infra.postgres.sink_store import SinkStore
 from infra.postgres.webhook_store import WebhookStore
+from infra.postgres.worker_lease import AdvisoryLease
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.engine_cache import EngineCache
 from infra.sinks import open_sink
@@ -100,6 +101,12 @@ AUDIT_RETENTION = "audit_retention"  # the worker purging expired audit rows
 SINKS = "sinks"  # starts and stops one worker per enabled SIEM sink (api/sink_fleet.py)
 MIGRATION_JOBS = "migration_jobs"  # claims and runs migration jobs (commands/migration_runner.py)
 WEBHOOKS = "webhook_deliveries"  # the same, for every enabled webhook
+# The workers whose effects leave the system (published, delivered, loaded, checked): one process
+# at a time runs each (an advisory-lock lease); the others stand by and take over when it dies.
+# Read-model projections need none (a batch is applied in the transaction that locks and moves
+# the projection's position, so processes take turns and each event is applied once); caches and
+# the decision log run in every process.
+SINGLE_OWNER = frozenset({SINKS, WEBHOOKS, WAREHOUSES, INTEGRATION_HEALTH})
 log = logging.getLogger(__name__)
 
 
@@ -276,10 +283,15 @@ class System:
     def _worker(self, name: str) -> Worker:
         service = self._service_workers().get(name)
         if service is not None:
-            return service()
+            worker = service()
+            return self._leased(worker) if name in SINGLE_OWNER else worker
         if self.relay is not None and name == self.relay.name:
-            return Worker(name, self.relay.run)  # closed by close(), started or not
+            return self._leased(Worker(name, self.relay.run))  # closed by close()
         return Worker(name, self.runner(name).run)
+
+    def _leased(self, worker: Worker) -> Worker:
+        conninfo, name = self.projector_conninfo, worker.name
+        return replace(worker, lease=lambda: AdvisoryLease(conninfo, name))
 
     def start_workers(self, only: Collection[str] = ()) -> list[str]:
         """Start this deployment's background workers (or only those named) under the

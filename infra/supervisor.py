@@ -8,6 +8,11 @@ returns before it was asked to stop, is restarted after a backoff that doubles f
 (readiness and metrics read them). `stop()` asks every worker to stop, waits for them, and
 closes them. Workers that come and go with the configuration (one per SIEM sink) are added and
 removed while the supervisor runs (`add`, `remove`).
+
+A worker with a `lease` runs in one process at a time, however many processes start it: it stands
+by (`standby`) until its lease is free, runs while it holds it (checked every
+`lease_check_seconds`), and when the lease is lost it is stopped and stands by again; another
+process takes over as soon as the owner dies (see `infra.postgres.worker_lease`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +32,22 @@ class WorkerState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     RESTARTING = "restarting"  # it failed; waiting for its backoff before running again
+    STANDBY = "standby"  # another process holds its lease; it runs when that one stops
     STOPPED = "stopped"
+
+
+class Lease(Protocol):
+    """Ownership of a worker across processes (infra.postgres.worker_lease.AdvisoryLease)."""
+
+    def acquire(self) -> bool: ...
+
+    def held(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class LeaseLost(RuntimeError):
+    """The worker's lease was lost while it ran (its database connection broke)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,7 @@ class Worker:
     name: str
     run: Callable[[threading.Event], None]
     close: Callable[[], None] = lambda: None
+    lease: Callable[[], Lease] | None = None  # set: one owner at a time across processes
 
 
 @dataclass
@@ -56,6 +78,7 @@ class Supervisor:
         backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
         healthy_after_seconds: float = 60.0,
+        lease_check_seconds: float = 1.0,
     ) -> None:
         names = [w.name for w in workers]
         if len(set(names)) != len(names):
@@ -65,6 +88,7 @@ class Supervisor:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.healthy_after_seconds = healthy_after_seconds
+        self.lease_check_seconds = lease_check_seconds
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._stops = {w.name: threading.Event() for w in self.workers}
@@ -162,7 +186,7 @@ class Supervisor:
             self._set(worker.name, WorkerState.RUNNING)
             started = time.monotonic()
             try:
-                worker.run(stop)
+                self._run(worker, stop)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.exception("worker %s failed", worker.name)
@@ -178,6 +202,47 @@ class Supervisor:
             stop.wait(delay)
             delay = min(delay * 2, self.max_backoff_seconds)
         self._set(worker.name, WorkerState.STOPPED)
+
+    def _run(self, worker: Worker, stop: threading.Event) -> None:
+        if worker.lease is None:
+            worker.run(stop)
+            return
+        lease = worker.lease()
+        try:
+            while not lease.acquire():
+                self._set(worker.name, WorkerState.STANDBY)
+                if stop.wait(self.lease_check_seconds):
+                    return
+            self._set(worker.name, WorkerState.RUNNING)
+            held = threading.Event()  # set: run no longer (stopped, or the lease is lost)
+            watch = threading.Thread(
+                target=self._hold,
+                args=(lease, stop, held),
+                name=f"lease-{worker.name}",
+                daemon=True,
+            )
+            watch.start()
+            try:
+                worker.run(held)
+            finally:
+                held.set()
+                watch.join()
+            if not stop.is_set():
+                msg = f"{worker.name} lost its lease; another process may run it now"
+                raise LeaseLost(msg)
+        finally:
+            lease.release()
+
+    def _hold(self, lease: Lease, stop: threading.Event, held: threading.Event) -> None:
+        """Set `held` when `stop` is (at once) or the lease is lost (checked every
+        `lease_check_seconds`); return when the worker ended by itself."""
+        while not stop.wait(self.lease_check_seconds):
+            if held.is_set():
+                return
+            if not lease.held():
+                log.warning("lease lost; stopping this process's run of the worker")
+                break
+        held.set()
 
 
 def _close(worker: Worker) -> None:

@@ -57,7 +57,13 @@ class WorkerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "acgs_worker_up",
-            "1 while a background worker runs, 0 while it is being restarted",
+            "1 while a background worker runs (or stands by while another process owns it), "
+            "0 while it is being restarted",
+            labels=["worker"],
+        )
+        standby = GaugeMetricFamily(
+            "acgs_worker_standby",
+            "1 while a single-owner worker stands by because another process runs it",
             labels=["worker"],
         )
         restarts = CounterMetricFamily(
@@ -66,9 +72,11 @@ class WorkerCollector(Collector):
             labels=["worker"],
         )
         for worker in self._status():
-            up.add_metric([worker.name], 1 if worker.state == "running" else 0)
+            up.add_metric([worker.name], 1 if worker.state in {"running", "standby"} else 0)
+            standby.add_metric([worker.name], 1 if worker.state == "standby" else 0)
             restarts.add_metric([worker.name], worker.restarts)
         yield up
+        yield standby
         yield restarts
 
 
