@@ -78,9 +78,9 @@ def _ticks(pid: int) -> tuple[int, int]:
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
 
-def server_cpu(postmaster: int) -> float:
-    """Seconds of CPU the cluster's processes (the postmaster and its children) have used."""
-    ticks = 0
+def server_ticks(postmaster: int) -> dict[int, int]:
+    """The clock ticks of CPU each process of the cluster (the postmaster, its children) used."""
+    ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -88,8 +88,16 @@ def server_cpu(postmaster: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue  # ended meanwhile
             if parent == postmaster or int(entry.name) == postmaster:
-                ticks += used
-    return ticks / os.sysconf("SC_CLK_TCK")
+                ticks[int(entry.name)] = used
+    return ticks
+
+
+def server_cpu(postmaster: int, since: dict[int, int]) -> float:
+    """Seconds of CPU the cluster used since `since` (a process that ended meanwhile is not
+    counted: measure before the sessions measured end)."""
+    now = server_ticks(postmaster)
+    used = sum(ticks - since.get(pid, 0) for pid, ticks in now.items())
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def postmaster_of(admin_url: str) -> int:
@@ -113,7 +121,7 @@ def bare_copy(admin_url: str, path: Path, postmaster: int) -> tuple[int, float]:
     )
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bare_copy (LIKE decision_logs INCLUDING ALL)")
-        started, server_started = time.perf_counter(), server_cpu(postmaster)
+        started, server_started = time.perf_counter(), server_ticks(postmaster)
         with (
             conn.transaction(),
             conn.cursor() as cur,
@@ -122,7 +130,7 @@ def bare_copy(admin_url: str, path: Path, postmaster: int) -> tuple[int, float]:
             for start in range(0, len(text), 1 << 20):
                 copy.write(text[start : start + (1 << 20)])
         seconds = time.perf_counter() - started
-        used = server_cpu(postmaster) - server_started
+        used = server_cpu(postmaster, server_started)
         per_row = 1e6 * used / len(unique)
         print(f"  bare COPY, CPU of the database: {used:.2f} s = {per_row:.1f} us/row")
         conn.execute("DROP TABLE bare_copy")
@@ -144,7 +152,7 @@ def through_the_kind(
         work_dir=work,
     )
     started, cpu_started = time.perf_counter(), time.process_time()
-    server_started = server_cpu(postmaster)
+    server_started = server_ticks(postmaster)
     cursor = kind.open(context)
     batch_seconds: list[float] = []
     try:
@@ -156,7 +164,7 @@ def through_the_kind(
                 break
             batch_seconds.append(time.perf_counter() - batch_started)
             last = outcome
-        server = server_cpu(postmaster) - server_started  # before the importer's session ends
+        server = server_cpu(postmaster, server_started)  # before the importer's session ends
     finally:
         cursor.close()
     seconds = time.perf_counter() - started
