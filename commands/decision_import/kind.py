@@ -7,13 +7,17 @@ and a conflict otherwise (counted, listed, not imported); the rest are copied in
 log. The rows and the job's progress commit together, and `open` resumes from that progress, so
 a batch is never imported twice and never counted twice. A batch is read and checked whole
 before its transaction begins, then sent in one stream: the transaction (and its lock on the
-tenant's imports) lasts only as long as the database's own work.
+tenant's imports) lasts only as long as the database's own work. While the database works on
+one batch, a reader thread reads and checks the next (the two halves overlap instead of adding
+up); a batch read ahead but not committed is dropped with the cursor, and a new cursor reads it
+again from the job's committed progress.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,14 +197,20 @@ class ImportCursor:
         self._caught_up = tuple(FailedItem(*item) for item in kept.get(_BATCH_FAILURES, []))
         self.total = source.count()
         self._records: Iterator[Record] = source.records(self.rows_through)
+        # One reader thread: it alone touches the source once started, one batch ahead.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-import")
+        self._ahead: Future[_Prepared | None] | None = None
 
     def next_batch(self) -> BatchOutcome | None:
+        if self._ahead is None:
+            self._ahead = self._reader.submit(self._prepared)
         if self._catch_up:
             self._catch_up = False
             return self._outcome(self._caught_up)
-        prepared = self._prepared()
+        prepared = self._ahead.result()
         if prepared is None:
             return None
+        self._ahead = self._reader.submit(self._prepared)  # read on while this batch is written
         tally, candidates = prepared.tally, prepared.candidates
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
             for chunk in prepared.chunks:
@@ -236,6 +246,7 @@ class ImportCursor:
 
     def close(self) -> None:
         try:
+            self._reader.shutdown(wait=True, cancel_futures=True)  # a batch read ahead is dropped
             self._store.close()
         finally:
             self._source.close()

@@ -53,8 +53,14 @@ _INSERT = (
     f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
     f"SELECT {_COLUMNS} FROM decision_import_batch"
 )
+# A batch commits without waiting for its WAL to reach the disk (`synchronous_commit` off, for
+# its own transaction only): its rows and the job's progress are one commit, so a commit lost in
+# a server crash loses both and the job redoes that batch. The runner's own record of the batch
+# is a later, synchronous commit in the same cluster, which flushes the WAL up to it: the runner
+# is never ahead of what the database kept.
 _SCOPE = (
-    "SELECT set_config('app.current_tenant_id', %s, true), pg_advisory_xact_lock(%s, hashtext(%s))"
+    "SELECT set_config('app.current_tenant_id', %s, true), "
+    "set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%s, hashtext(%s))"
 )
 _PROGRESS = "SELECT rows_through, summary FROM decision_import_progress WHERE job_id = %s"
 _SAVE = (
