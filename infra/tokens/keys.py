@@ -4,8 +4,9 @@
     {keys_dir}/retired/{kid}.pem   kept for the record; tokens signed with them are refused
 
 The CLI (`acgs token keys add|retire`) changes the directory; a running server notices the change
-without a restart: it lists the directory at most once a second, and at once (at most ten times
-a second) when a token names an unknown key id, and reloads when the set of keys changed.
+without a restart: it lists the directory at most four times a second, and at once (at most ten
+times a second) when a token names an unknown key id, and reloads when the set of keys changed, so
+a retired key's tokens are refused within a second in every process.
 Key ids never become file paths on the verification side: an id from a token header is only
 looked up among the keys already loaded, so `kid` injection reaches nothing.
 """
@@ -30,7 +31,7 @@ from joserfc.jwk import RSAKey
 
 KID_PATTERN = re.compile(r"^\d{8}T\d{6}(\d{6})?-[0-9a-f]{8}$")  # creation time (UTC), random
 RSA_KEY_BITS = 2048
-CHECK_INTERVAL_SECONDS = 1.0
+CHECK_INTERVAL_SECONDS = 0.25
 FORCED_CHECK_INTERVAL_SECONDS = 0.1
 
 
@@ -130,7 +131,7 @@ class KeyRing:
         return {"keys": [self._public[k].as_dict(private=False) for k in sorted(self._public)]}
 
     def refresh(self, *, force: bool = False) -> bool:
-        """Reload if the directory changed; checked at most once a second (ten if forced)."""
+        """Reload if the directory changed; checked at most four times a second (ten if forced)."""
         now = self._clock()
         interval = FORCED_CHECK_INTERVAL_SECONDS if force else CHECK_INTERVAL_SECONDS
         if now - self._checked_at < interval:
