@@ -4,9 +4,7 @@ repeated in an error, and the row-level security of the catalogue unchanged afte
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -14,6 +12,7 @@ import pytest
 
 from domain.maci import MaciRole
 from tests.peers.http import HASH, Api
+from tests.security.operations import body_fields, fill, operations, parameters
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
@@ -26,8 +25,6 @@ PAYLOADS = [
 # Pieces of the payloads an error must not repeat, and what a database error would show.
 ECHOES = ("'1'='1", "DROP TABLE", "DISABLE ROW", "UNION SELECT", "pg_shadow")
 DATABASE_ERRORS = ("SQLSTATE", "psycopg", "syntax error", "Traceback", "current transaction")
-# Operations that end the tenant or its sessions go last, so the others run against a live one.
-_LAST = ("DELETE", "/logout", "/sessions", "/purge", "/deactivate")
 
 _RLS_STATE = """
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
@@ -37,53 +34,6 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
 ORDER BY c.relname
 """
-
-
-def _operations(api: Api) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
-    """(method, path template, operation, components) of every operation in /schema."""
-    with api.client() as anonymous:
-        document = anonymous.get("/schema").json()
-    components = document.get("components", {}).get("schemas", {})
-    found = [
-        (method.upper(), path, operation, components)
-        for path, operations in document["paths"].items()
-        for method, operation in operations.items()
-        if method in ("get", "post", "put", "patch", "delete")
-    ]
-    return sorted(found, key=lambda o: (any(m in f"{o[0]} {o[1]}" for m in _LAST), o[1], o[0]))
-
-
-def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
-    for option in schema.get("oneOf", schema.get("anyOf", [])):
-        resolved = _resolve(option, components)
-        if resolved.get("properties"):
-            return resolved
-    return schema
-
-
-def _body_fields(operation: dict[str, Any], components: dict[str, Any]) -> list[str]:
-    content = operation.get("requestBody", {}).get("content", {})
-    if "application/json" not in content:
-        return []
-    schema = _resolve(content["application/json"].get("schema", {}), components)
-    return sorted(schema.get("properties", {}))
-
-
-def _parameters(operation: dict[str, Any], where: str) -> list[str]:
-    return [p["name"] for p in operation.get("parameters", []) if p.get("in") == where]
-
-
-def _fill(path: str, ids: dict[str, str], injected: tuple[str, str] | None = None) -> str:
-    def value(name: str) -> str:
-        if injected and injected[0] == name:
-            return quote(injected[1], safe="")
-        return ids.get(name, str(uuid.uuid4()))
-
-    for name in [part[1:-1] for part in path.split("/") if part.startswith("{")]:
-        path = path.replace("{" + name + "}", value(name))
-    return path
 
 
 def _check(response: httpx.Response, what: str) -> None:
@@ -113,10 +63,10 @@ def test_sql_payloads_in_every_parameter_and_field_of_every_route(
     rls_before = _rls_state(api)
     assert any(row[1] and row[2] and row[3] for row in rls_before)  # RLS is there to keep
     ids = {"tenant_id": target["tenant_id"], "version": "1"}
-    operations = _operations(api)
-    assert len(operations) >= 40  # the whole document, not a handful
+    every = operations(api)
+    assert len(every) >= 40  # the whole document, not a handful
     sent = 0
-    for method, path, operation, components in operations:
+    for method, path, operation, components in every:
         # a fresh platform token for each operation: an earlier one may have logged it out
         headers = {
             "Authorization": f"Bearer {api.token(MaciRole.EXECUTIVE)}",
@@ -124,18 +74,18 @@ def test_sql_payloads_in_every_parameter_and_field_of_every_route(
         }
         with httpx.Client(base_url=api.url, headers=headers, timeout=30) as client:
             for payload in PAYLOADS:
-                for name in _parameters(operation, "path"):
-                    url = _fill(path, ids, (name, payload))
+                for name in parameters(operation, "path"):
+                    url = fill(path, ids, (name, payload))
                     _check(client.request(method, url), f"{method} {path} path {name}")
                     sent += 1
-                for name in _parameters(operation, "query"):
-                    url = _fill(path, ids)
+                for name in parameters(operation, "query"):
+                    url = fill(path, ids)
                     response = client.request(method, url, params={name: payload})
                     _check(response, f"{method} {path} query {name}")
                     sent += 1
-                for name in _body_fields(operation, components):
+                for name in body_fields(operation, components):
                     body = {"constitutional_hash": HASH, name: payload}
-                    response = client.request(method, _fill(path, ids), json=body)
+                    response = client.request(method, fill(path, ids), json=body)
                     _check(response, f"{method} {path} body {name}")
                     sent += 1
     assert sent >= 200
