@@ -1,6 +1,7 @@
-"""SQL injection payloads in every path parameter, query parameter and JSON body field of every
-operation the served OpenAPI document lists: never a 5xx, never a database error or a payload
-repeated in an error, and the row-level security of the catalogue unchanged afterwards."""
+"""SQL injection (and script) payloads in every path parameter, query parameter and JSON body
+field of every operation the served OpenAPI document lists: never a 5xx, never a database error
+or a payload repeated in an error, a script served only as JSON, and the row-level security of
+the catalogue unchanged afterwards."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ PAYLOADS = [
     "x'; DROP TABLE tenants; --",
     "1; ALTER TABLE tenants DISABLE ROW LEVEL SECURITY; --",
     "') UNION SELECT usename, passwd FROM pg_shadow --",
+    "<script>alert(document.cookie)</script>",
 ]
 # Pieces of the payloads an error must not repeat, and what a database error would show.
-ECHOES = ("'1'='1", "DROP TABLE", "DISABLE ROW", "UNION SELECT", "pg_shadow")
+ECHOES = ("'1'='1", "DROP TABLE", "DISABLE ROW", "UNION SELECT", "pg_shadow", "<script")
 DATABASE_ERRORS = ("SQLSTATE", "psycopg", "syntax error", "Traceback", "current transaction")
 
 _RLS_STATE = """
@@ -39,6 +41,9 @@ ORDER BY c.relname
 def _check(response: httpx.Response, what: str) -> None:
     assert response.status_code < 500, (what, response.status_code, response.text[:500])
     text = response.text
+    if "<script" in text:  # stored input shown back: as JSON data, never as a page
+        assert response.headers["content-type"].startswith("application/json"), what
+        assert response.headers["x-content-type-options"] == "nosniff", what
     for marker in DATABASE_ERRORS:
         assert marker not in text, (what, marker, text[:500])
     if response.status_code >= 400 and text:
