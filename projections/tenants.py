@@ -107,7 +107,7 @@ TENANT_COLUMNS = (
 )
 
 
-FIND_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s"  # noqa: S608
+FIND_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s"  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
 
 
 async def find_tenant(conn: AsyncConnection[DictRow], tenant_id: Any) -> dict[str, Any] | None:
@@ -121,7 +121,7 @@ async def list_tenants(
     """A page of tenants, newest first, and the total that match."""
     where, params = ("WHERE status = %s", [status]) if status else ("", [])
     cur = await conn.execute(
-        f"SELECT tenant_id, tenant_name, tenant_slug, status, created_at, "  # noqa: S608 - constants
+        f"SELECT tenant_id, tenant_name, tenant_slug, status, created_at, "  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         f"count(*) OVER () AS total FROM tenants {where} "
         f"ORDER BY created_at DESC, tenant_id LIMIT %s OFFSET %s",
         [*params, limit, offset],
@@ -132,14 +132,14 @@ async def list_tenants(
         for row in rows[1:]:
             row.pop("total")
         return rows, total
-    cur = await conn.execute(f"SELECT count(*) AS total FROM tenants {where}", params)  # noqa: S608
+    cur = await conn.execute(f"SELECT count(*) AS total FROM tenants {where}", params)  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
     counted = await cur.fetchone()
     return [], int(counted["total"]) if counted else 0
 
 
 async def find_tenant_by_slug(conn: AsyncConnection[DictRow], slug: str) -> dict[str, Any] | None:
     cur = await conn.execute(
-        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_slug = %s",  # noqa: S608 - constants
+        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_slug = %s",  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         [slug],
     )
     return await cur.fetchone()

@@ -29,7 +29,7 @@ from typing import Any, Union, get_args, get_origin
 import msgspec
 from litestar import Request
 
-from api.http.errors import READ_ONLY_FIELDS, UnsupportedMediaType
+from api.http.errors import QUOTED_INPUT, READ_ONLY_FIELDS, UnsupportedMediaType
 from domain.errors import ValidationFailed
 
 MAX_BODY_DEPTH = 32
@@ -103,7 +103,8 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
         try:
             msgspec.convert(_integral(value[f.encode_name]), f.type, strict=True)
         except msgspec.ValidationError as exc:
-            problems.append(_problem(f.encode_name, str(exc).partition(" - ")[0]))
+            message = QUOTED_INPUT.sub("", str(exc).partition(" - ")[0]) or "invalid value"
+            problems.append(_problem(f.encode_name, message))  # never the value itself
     return problems
 
 

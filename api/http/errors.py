@@ -100,7 +100,8 @@ _FRAMEWORK_REFUSALS = {
     415: ("UNSUPPORTED_MEDIA_TYPE", "the request body must be JSON"),
 }
 _BACKTICKED = re.compile(r"`([^`]{1,100})`")
-_QUOTED_INPUT = re.compile(r'\s*"(?:[^"\\]|\\.)*"')  # the rejected value: never echoed back
+# the rejected value, quoted by msgspec ("...") or by Python's repr ('...'): never echoed back
+QUOTED_INPUT = re.compile(r"""\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
 
 
 class Unauthenticated(DomainError):
@@ -247,7 +248,7 @@ def _field_error(item: dict[str, Any]) -> dict[str, str]:
     elif key == "data":
         key = "body"
     source = item.get("source", "")
-    message = _QUOTED_INPUT.sub("", message) or "invalid value"
+    message = QUOTED_INPUT.sub("", message) or "invalid value"
     # Litestar names query, path and header sources by an enum: show its value ("query")
     return {
         "field": key[:100],

@@ -50,7 +50,7 @@ _SET_ASIDE = (
     "WHERE x.key = s.dedup_key RETURNING s.dedup_key, x.content_sha256"
 )
 _INSERT = (
-    f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 (constant)
+    f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 - fixed column list, no input  # nosec B608
     f"SELECT {_COLUMNS} FROM decision_import_batch"
 )
 # A batch commits without waiting for its WAL to reach the disk (`synchronous_commit` off, for

@@ -53,7 +53,7 @@ _STAGE = (
 )
 _COPY = f"COPY decision_logs_batch ({_COLUMNS}) FROM STDIN"
 _INSERT = (
-    f"INSERT INTO decision_logs ({_COLUMNS}) SELECT {_COLUMNS} FROM decision_logs_batch "  # noqa: S608
+    f"INSERT INTO decision_logs ({_COLUMNS}) SELECT {_COLUMNS} FROM decision_logs_batch "  # noqa: S608 - fixed column list, no input  # nosec B608
     "ON CONFLICT DO NOTHING"
 )
 

@@ -32,13 +32,13 @@ ON CONFLICT (tenant_id, epoch, minute) DO UPDATE SET
     {", ".join(f"{k.value} = shadow_metrics.{k.value} + excluded.{k.value}" for k in KINDS)},
     legacy_latency = shadow_add_counts(shadow_metrics.legacy_latency, excluded.legacy_latency),
     rego_latency = shadow_add_counts(shadow_metrics.rego_latency, excluded.rego_latency)
-"""  # noqa: S608 - only the fixed names of the kinds are formatted in
+"""  # noqa: S608 - only the fixed names of the kinds are formatted in  # nosec B608
 _SUM = f"""
 SELECT {", ".join(f"coalesce(sum({k.value}), 0) AS {k.value}" for k in KINDS)},
        coalesce(shadow_sum_counts(legacy_latency), '{{}}') AS legacy_latency,
        coalesce(shadow_sum_counts(rego_latency), '{{}}') AS rego_latency
 FROM shadow_metrics WHERE tenant_id = %(tenant_id)s
-"""  # noqa: S608
+"""  # noqa: S608 - only the fixed names of the kinds are formatted in  # nosec B608
 _SERIES = """
 SELECT date_trunc(%(resolution)s, minute) AS at, sum(agree) AS agree,
        sum(agree + legacy_allow_rego_deny + legacy_deny_rego_allow + rego_error) AS decisions

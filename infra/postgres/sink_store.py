@@ -146,7 +146,7 @@ class SinkStore:
             ).fetchone()
             position = int(row["position"]) if row else 0
             lag = cur.execute(
-                "SELECT count(*) AS behind, "  # noqa: S608 - the filter is one of two constants
+                "SELECT count(*) AS behind, "  # noqa: S608 - the filter is one of two constants; values bound  # nosec B608
                 "coalesce(extract(epoch FROM now() - min(recorded_at)), 0) AS seconds, "
                 "coalesce(max(notification_id), %(position)s) AS head "
                 f"FROM governance_events WHERE notification_id > %(position)s{tenant_filter}",

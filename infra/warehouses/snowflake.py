@@ -97,7 +97,7 @@ class SnowflakeWarehouse:
 
     def watermark(self) -> int:
         self._cur.execute(
-            f"SELECT max(position) FROM {quote(WATERMARK_TABLE)} WHERE name = %s",  # noqa: S608
+            f"SELECT max(position) FROM {quote(WATERMARK_TABLE)} WHERE name = %s",  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
             (watermark_key(self.prefix),),
         )
         row = self._cur.fetchone()
@@ -110,13 +110,13 @@ class SnowflakeWarehouse:
                     self._load_table(Path(folder), self.prefix + name, data)
         key = watermark_key(self.prefix)
         self._cur.execute(
-            f"UPDATE {quote(WATERMARK_TABLE)} SET position = %s, "  # noqa: S608
+            f"UPDATE {quote(WATERMARK_TABLE)} SET position = %s, "  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
             "updated_at = current_timestamp() WHERE name = %s",
             (position, key),
         )
         if not self._cur.rowcount:
             self._cur.execute(
-                f"INSERT INTO {quote(WATERMARK_TABLE)} VALUES (%s, %s, current_timestamp())",  # noqa: S608
+                f"INSERT INTO {quote(WATERMARK_TABLE)} VALUES (%s, %s, current_timestamp())",  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
                 (key, position),
             )
 
@@ -141,7 +141,7 @@ class SnowflakeWarehouse:
             for n in data.column_names
         )
         cur.execute(
-            f"INSERT INTO {quote(target)} ({names}) SELECT {values} FROM {quote(staging)} s "  # noqa: S608
+            f"INSERT INTO {quote(target)} ({names}) SELECT {values} FROM {quote(staging)} s "  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
             f"WHERE NOT EXISTS (SELECT 1 FROM {quote(target)} x "
             f"WHERE x.{quote('event_id')} = s.{quote('event_id')})"
         )

