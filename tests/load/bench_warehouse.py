@@ -158,7 +158,7 @@ def duckdb_part(system: System, work: Path, chunks: Chunks, chunk: int) -> None:
     print(f"== 1. DuckDB ({rows} events)")
     bare_db = duckdb.connect(str(work / "bare.duckdb"))
     for table in TABLES:
-        bare_db.execute(create_table_sql(quote(table.name), table, DUCK_TYPES))
+        bare_db.execute(create_table_sql(quote(table.name), table, DUCK_TYPES, keyed=False))
 
     def bare() -> None:
         for tables, _ in chunks:

@@ -27,13 +27,14 @@ from commands.integrations import CreateIntegration
 from commands.tenants import CreateTenant
 from domain.errors import ValidationFailed
 from domain.tenancy import SYSTEM_TENANT_ID
-from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, SchemaRefused, without
+from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, TABLES, SchemaRefused, without
 from infra.postgres.follower import LogFollower
 from infra.postgres.sink_store import SinkStore
 from infra.warehouses.duckdb import DuckDbWarehouse
 from infra.warehouses.postgres import PostgresWarehouse
 from projections.sinks.records import RecordMaker
 from projections.sinks.warehouse import Warehouse, WarehouseLoader
+from projections.sinks.warehouse_columns import ColumnMaker
 from tests.integration.kafka.support import PLATFORM
 
 pytestmark = [pytest.mark.postgres]
@@ -156,6 +157,39 @@ def test_duckdb_holds_every_event_once_and_a_second_sync_adds_only_new_ones(
         assert db.execute("SELECT position FROM _acgs_watermark").fetchall() == [
             (second.watermark,)
         ]
+
+
+def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
+    system: System, admin_conn: psycopg.Connection[Any], tmp_path: Path, unique: str
+) -> None:
+    """DuckDB's tables have no primary key: the watermark, read in the load's own transaction,
+    keeps every event from going in twice, even when a chunk is loaded again (a worker and an
+    `acgs warehouse sync` one after the other, a load retried after its commit)."""
+    tenant = _tenant(system, unique)
+    for n in range(8):
+        system.tenants.update(PLATFORM, tenant, {"max_storage_gb": 100 + n})
+    head = _head(system)
+    log = LogFollower(system.projector_conninfo, "warehouse_test", track_position=False)
+    store = SinkStore(system.projector_conninfo)
+    columns = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))
+    rows = [r for r in log.read(0, 100_000) if int(r[0]) <= head]
+    log.close()
+    half = len(rows) // 2
+    assert len(rows) >= half + 4  # the overlap below ends before the last event
+    warehouse = DuckDbWarehouse({}, tmp_path / "o.duckdb")
+    for table in TABLES:
+        warehouse.create_table(table)
+    warehouse.load(columns(rows[:half], TABLES), int(rows[half - 1][0]))
+    warehouse.load(columns(rows[: half + 3], TABLES), int(rows[half + 2][0]))  # overlaps
+    warehouse.load(columns(rows[:half], TABLES), int(rows[half - 1][0]))  # all loaded already
+    assert warehouse.watermark() == int(rows[half + 2][0])  # never moved back
+    warehouse.load(columns(rows, TABLES), int(rows[-1][0]))
+    warehouse.close()
+    store.close()
+    with duckdb.connect(str(tmp_path / "o.duckdb"), read_only=True) as db:
+        for table in ("governance_events", "audit_log"):
+            ids = db.execute(f"SELECT event_id FROM {table} ORDER BY position").fetchall()
+            assert [r[0] for r in ids] == _log(admin_conn, int(rows[-1][0])), table
 
 
 def test_postgres_copy_load_resumes_after_a_failure_before_commit(
