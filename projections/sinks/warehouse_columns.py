@@ -183,11 +183,11 @@ def _arrow(
         for column in table.columns:
             kind = ARROW_TYPES[column.type]
             if column.name in own:
-                values = own[column.name]
+                mine = own[column.name]
                 if own is events and column.name == "payload":  # the stored JSON's bytes
-                    columns.append(pa.array(values, pa.binary()).cast(kind))
+                    columns.append(pa.array(mine, pa.binary()).cast(kind))
                     continue
-                columns.append(pa.array(values, kind))
+                columns.append(pa.array(mine, kind))
                 continue
             if column.name not in arrays:
                 values = shared.get(column.name)
