@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from domain.events import event_id
+from domain.events import event_id_text
 from domain.sinks import NAMED_SEVERITY, classify
 from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, ColumnType, Table
 from projections.audit_log import audit_record_of
@@ -110,7 +110,7 @@ class ColumnMaker:
         tenant = str(meta["tenant_id"])
         details = record["details"]
         return (
-            str(event_id(aggregate, version)),
+            event_id_text(aggregate, version),
             int(position),
             tenant,
             row[6],
