@@ -349,13 +349,14 @@ def test_a_sync_killed_mid_load_resumes_with_nothing_lost_or_twice(
         import time  # noqa: PLC0415
 
         start = time.monotonic()
-        while time.monotonic() - start < deadline:
-            if path.exists():  # loading (the writer's lock keeps readers out until it ends)
-                time.sleep(0.5)
+        wal = path.with_name(path.name + ".wal")  # each commit goes into DuckDB's write-ahead log
+        while time.monotonic() - start < deadline:  # (the writer's lock keeps readers out)
+            if wal.exists() and wal.stat().st_size > 64_000:  # a few dozen loads committed
                 break
-            time.sleep(0.05)
+            assert victim.poll() is None, "the sync ended before it was killed"
+            time.sleep(0.01)
         else:
-            pytest.fail("the sync never opened its warehouse")
+            pytest.fail("the sync never loaded into its warehouse")
         os.kill(victim.pid, signal.SIGKILL)
     finally:
         victim.wait(30)
