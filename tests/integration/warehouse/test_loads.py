@@ -30,8 +30,10 @@ from domain.tenancy import SYSTEM_TENANT_ID
 from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, TABLES, SchemaRefused, without
 from infra.postgres.follower import LogFollower
 from infra.postgres.sink_store import SinkStore
+from infra.warehouses.duckdb import TYPES as DUCK_TYPES
 from infra.warehouses.duckdb import DuckDbWarehouse
 from infra.warehouses.postgres import PostgresWarehouse
+from infra.warehouses.sql import create_table_sql, quote
 from projections.sinks.records import RecordMaker
 from projections.sinks.warehouse import Warehouse, WarehouseLoader
 from projections.sinks.warehouse_columns import ColumnMaker
@@ -159,12 +161,14 @@ def test_duckdb_holds_every_event_once_and_a_second_sync_adds_only_new_ones(
         ]
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["as-made", "keyed-by-an-older-release"])
 def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
-    system: System, admin_conn: psycopg.Connection[Any], tmp_path: Path, unique: str
+    system: System, admin_conn: psycopg.Connection[Any], tmp_path: Path, unique: str, keyed: bool
 ) -> None:
     """DuckDB's tables have no primary key: the watermark, read in the load's own transaction,
     keeps every event from going in twice, even when a chunk is loaded again (a worker and an
-    `acgs warehouse sync` one after the other, a load retried after its commit)."""
+    `acgs warehouse sync` one after the other, a load retried after its commit). Tables an
+    older release made with the key take the same loads without a key violation."""
     tenant = _tenant(system, unique)
     for n in range(8):
         system.tenants.update(PLATFORM, tenant, {"max_storage_gb": 100 + n})
@@ -178,7 +182,11 @@ def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
     assert len(rows) >= half + 4  # the overlap below ends before the last event
     warehouse = DuckDbWarehouse({}, tmp_path / "o.duckdb")
     for table in TABLES:
-        warehouse.create_table(table)
+        if keyed:
+            with warehouse._open() as con:  # as an older release made them
+                con.execute(create_table_sql(quote(table.name), table, DUCK_TYPES))
+        else:
+            warehouse.create_table(table)
     warehouse.load(columns(rows[:half], TABLES), int(rows[half - 1][0]))
     warehouse.load(columns(rows[: half + 3], TABLES), int(rows[half + 2][0]))  # overlaps
     warehouse.load(columns(rows[:half], TABLES), int(rows[half - 1][0]))  # all loaded already
@@ -190,6 +198,11 @@ def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
         for table in ("governance_events", "audit_log"):
             ids = db.execute(f"SELECT event_id FROM {table} ORDER BY position").fetchall()
             assert [r[0] for r in ids] == _log(admin_conn, int(rows[-1][0])), table
+        keys = db.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+            "AND table_name = 'governance_events'"
+        ).fetchall()
+        assert keys == [(1 if keyed else 0,)]
 
 
 def test_postgres_copy_load_resumes_after_a_failure_before_commit(
