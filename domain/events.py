@@ -87,10 +87,20 @@ def event_id(aggregate_id: UUID | str, aggregate_version: int) -> UUID:
 
     `uuid5(namespace, f"{aggregate_id}:{aggregate_version}")` (the aggregate id as a UUID or its
     canonical text), computed without `uuid5`'s slow constructor: the relay calls it per event."""
+    return UUID(int=_event_id_int(aggregate_id, aggregate_version))
+
+
+def event_id_text(aggregate_id: UUID | str, aggregate_version: int) -> str:
+    """`str(event_id(...))` without the UUID object in between (the warehouse sync's column)."""
+    h = f"{_event_id_int(aggregate_id, aggregate_version):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _event_id_int(aggregate_id: UUID | str, aggregate_version: int) -> int:
     name = f"{aggregate_id}:{aggregate_version}".encode()
     # UUID v5 is defined on SHA-1: an identifier, not a security use
     digest = sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
-    return UUID(int=int.from_bytes(digest[:16]) & _VARIANT_VERSION_MASK | _RFC_4122_VERSION_5)
+    return int.from_bytes(digest[:16]) & _VARIANT_VERSION_MASK | _RFC_4122_VERSION_5
 
 
 def event_type(domain_event: object) -> str:

@@ -3,10 +3,17 @@ under the data directory). Each chunk goes in through Arrow (`INSERT ... BY NAME
 the registered Arrow table: no row-by-row insert) together with the watermark, in one
 transaction. The file is open only during a sync (`release` closes it at its end): DuckDB lets
 one process write a file at a time, so a sync in another process (`acgs warehouse sync` beside
-a running worker) is refused only while a sync runs, not between syncs. During a sync the
-write-ahead log is not checkpointed into the file after every chunk (`CHECKPOINT_THRESHOLD`:
-rewriting the event-id index each time was most of a load's cost); every commit is still
-durable in the log, and closing the file at the end of the sync checkpoints it."""
+a running worker) is refused only while a sync runs, not between syncs.
+
+No event goes in twice, without a primary key: a load reads the watermark in its own
+transaction and inserts only the rows after it (a chunk that overlaps what is loaded adds only
+what is new), and moves the watermark in that same transaction (a load that dies leaves
+neither). Tables this adapter creates have no primary key on `event_id`: maintaining its index
+was half of an insert's cost (tables created keyed by an older release keep theirs). During a
+sync the write-ahead log is not checkpointed into the file after every chunk
+(`CHECKPOINT_THRESHOLD`); every commit is still durable in the log, and closing the file at the
+end of the sync checkpoints it. Rows need not keep the order of the Arrow table
+(`preserve_insertion_order`), which lets DuckDB insert in parallel."""
 
 from __future__ import annotations
 
@@ -57,6 +64,7 @@ class DuckDbWarehouse:
         if self._con is None:
             self._con = duckdb.connect(str(self.path))
             self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            self._con.execute("SET preserve_insertion_order = false")
         yield self._con
 
     def release(self) -> None:
@@ -78,7 +86,9 @@ class DuckDbWarehouse:
 
     def create_table(self, table: Table) -> None:
         with self._open() as con:
-            con.execute(create_table_sql(self._name(self.prefix + table.name), table, TYPES))
+            con.execute(
+                create_table_sql(self._name(self.prefix + table.name), table, TYPES, keyed=False)
+            )
 
     def add_column(self, table: Table, column: Column) -> None:
         with self._open() as con:
@@ -89,11 +99,14 @@ class DuckDbWarehouse:
 
     def watermark(self) -> int:
         with self._open() as con:
-            row = con.execute(
-                f"SELECT position FROM {self._name(WATERMARK)} WHERE name = ?",  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
-                [watermark_key(self.prefix)],
-            ).fetchone()
-        return int(row[0]) if row else 0
+            return self._watermark(con)
+
+    def _watermark(self, con: duckdb.DuckDBPyConnection) -> int:
+        rows = con.execute(
+            f"SELECT position FROM {self._name(WATERMARK)} WHERE name = ?",  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
+            [watermark_key(self.prefix)],
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def load(self, tables: Mapping[str, pa.Table], position: int) -> None:
         with self._open() as con:
@@ -104,6 +117,7 @@ class DuckDbWarehouse:
     ) -> None:
         con.begin()
         try:
+            loaded = self._watermark(con)  # rows up to it are in: only later ones go in
             for name, data in tables.items():
                 if data.num_rows:
                     view = f"_acgs_chunk_{name}"
@@ -111,7 +125,8 @@ class DuckDbWarehouse:
                     try:
                         con.execute(
                             f"INSERT INTO {self._name(self.prefix + name)} BY NAME "  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
-                            f"SELECT * FROM {quote(view)}"
+                            f"SELECT * FROM {quote(view)} WHERE position > ?",
+                            [loaded],
                         )
                     finally:
                         con.unregister(view)
@@ -119,7 +134,7 @@ class DuckDbWarehouse:
                 f"INSERT INTO {self._name(WATERMARK)} VALUES (?, ?, now()) "  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
                 "updated_at = excluded.updated_at",
-                [watermark_key(self.prefix), position],
+                [watermark_key(self.prefix), max(loaded, position)],
             )
         except BaseException:
             con.rollback()

@@ -12,11 +12,16 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_table_sql(qualified: str, table: Table, types: Mapping[ColumnType, str]) -> str:
+def create_table_sql(
+    qualified: str, table: Table, types: Mapping[ColumnType, str], *, keyed: bool = True
+) -> str:
+    """`keyed`: with the primary key `event_id` (a warehouse whose load cannot otherwise keep
+    an event from going in twice)."""
     columns = ", ".join(
         f"{quote(c.name)} {types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
     )
-    return f"CREATE TABLE {qualified} ({columns}, PRIMARY KEY ({quote('event_id')}))"
+    key = f", PRIMARY KEY ({quote('event_id')})" if keyed else ""
+    return f"CREATE TABLE {qualified} ({columns}{key})"
 
 
 def logical_types(found: Mapping[str, str], types: Mapping[ColumnType, str]) -> dict[str, str]:

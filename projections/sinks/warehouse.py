@@ -6,10 +6,10 @@ log after it in chunks, keeps the events its scope allows (a tenant's warehouse:
 the system tenant's: every tenant's), turns each chunk into one Arrow table per warehouse table
 (in bulk, `projections.sinks.warehouse_columns`), and hands them to the warehouse with the
 chunk's last position as the new watermark (one load at a time, in log order, in a thread of
-its own while the next chunk is built). The
-warehouse commits rows and watermark in one transaction where it can (DuckDB, PostgreSQL);
-where it cannot, its load is idempotent by event id (see `infra/warehouses`). So a sync that
-dies mid-load starts again from the last committed watermark: nothing lost, nothing twice.
+its own while the next chunk is read and built). The warehouse commits rows and watermark in
+one transaction where it can (DuckDB, PostgreSQL); where it cannot, its load is idempotent by
+event id (see `infra/warehouses`). So a sync that dies mid-load starts again from the last
+committed watermark: nothing lost, nothing twice.
 
 The log is read through the one follower (`infra.postgres.follower.LogFollower`, without a
 position row of its own: the watermark lives in the warehouse). A `WarehouseWorker` runs one
@@ -49,7 +49,7 @@ from projections.sinks.warehouse_columns import ColumnMaker, arrow_schema
 log = logging.getLogger(__name__)
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
 _TENANT = 5
-CHUNK = 5_000  # events per load (the next chunk is built while one loads)
+CHUNK = 20_000  # events per load (the next chunk is read and built while one loads)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
@@ -265,6 +265,7 @@ class WarehouseLoader:
         done = _Done()
         pending: _Pending | None = None
         pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-load")
+        reader = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-read")
         try:
             if not self._prepared:
                 prepare(self.warehouse, self.tables)
@@ -272,7 +273,7 @@ class WarehouseLoader:
             done.watermark = start = self.warehouse.watermark()
             head = self.log.head()
             columns = ColumnMaker(self.records)
-            for rows in self._chunks(done.watermark, head, stop):
+            for rows in self._chunks(done.watermark, head, stop, reader):
                 wanted = [r for r in rows if self.scope is None or r[_TENANT] == self.scope]
                 tables = columns(wanted, self.tables)
                 position = int(rows[-1][0])
@@ -296,22 +297,30 @@ class WarehouseLoader:
             self._prepared = False
             raise
         finally:
+            reader.shutdown(wait=True)
             pool.shutdown(wait=True)
             self.warehouse.release()
         self._finished(done.watermark, done.loaded, None)
         return SyncOutcome(done.watermark, done.read, done.loaded, time.perf_counter() - started)
 
     def _chunks(
-        self, after: int, head: int, stop: threading.Event | None
+        self, after: int, head: int, stop: threading.Event | None, reader: ThreadPoolExecutor
     ) -> Iterator[Sequence[Row]]:
-        position = after
-        while position < head and not (stop is not None and stop.is_set()):
-            rows = self.log.read(position, self.chunk)
-            rows = [r for r in rows if int(r[0]) <= head]
+        """The log after `after` up to `head`, a chunk at a time; the next chunk is read (in
+        `reader`) while one is built, so the database's work overlaps the building."""
+
+        def more(position: int) -> Future[Sequence[Row]] | None:
+            if position >= head or (stop is not None and stop.is_set()):
+                return None
+            return reader.submit(self.log.read, position, self.chunk)
+
+        ahead = more(after)
+        while ahead is not None:
+            rows = [r for r in ahead.result() if int(r[0]) <= head]
             if not rows:
                 return
+            ahead = more(int(rows[-1][0]))
             yield rows
-            position = int(rows[-1][0])
 
     def _finished(self, watermark: int, rows: int, error: str | None) -> None:
         if self.ledger is None:

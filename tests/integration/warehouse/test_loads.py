@@ -27,13 +27,16 @@ from commands.integrations import CreateIntegration
 from commands.tenants import CreateTenant
 from domain.errors import ValidationFailed
 from domain.tenancy import SYSTEM_TENANT_ID
-from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, SchemaRefused, without
+from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, TABLES, SchemaRefused, without
 from infra.postgres.follower import LogFollower
 from infra.postgres.sink_store import SinkStore
+from infra.warehouses.duckdb import TYPES as DUCK_TYPES
 from infra.warehouses.duckdb import DuckDbWarehouse
 from infra.warehouses.postgres import PostgresWarehouse
+from infra.warehouses.sql import create_table_sql, quote
 from projections.sinks.records import RecordMaker
 from projections.sinks.warehouse import Warehouse, WarehouseLoader
+from projections.sinks.warehouse_columns import ColumnMaker
 from tests.integration.kafka.support import PLATFORM
 
 pytestmark = [pytest.mark.postgres]
@@ -156,6 +159,50 @@ def test_duckdb_holds_every_event_once_and_a_second_sync_adds_only_new_ones(
         assert db.execute("SELECT position FROM _acgs_watermark").fetchall() == [
             (second.watermark,)
         ]
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["as-made", "keyed-by-an-older-release"])
+def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
+    system: System, admin_conn: psycopg.Connection[Any], tmp_path: Path, unique: str, keyed: bool
+) -> None:
+    """DuckDB's tables have no primary key: the watermark, read in the load's own transaction,
+    keeps every event from going in twice, even when a chunk is loaded again (a worker and an
+    `acgs warehouse sync` one after the other, a load retried after its commit). Tables an
+    older release made with the key take the same loads without a key violation."""
+    tenant = _tenant(system, unique)
+    for n in range(8):
+        system.tenants.update(PLATFORM, tenant, {"max_storage_gb": 100 + n})
+    head = _head(system)
+    log = LogFollower(system.projector_conninfo, "warehouse_test", track_position=False)
+    store = SinkStore(system.projector_conninfo)
+    columns = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))
+    rows = [r for r in log.read(0, 100_000) if int(r[0]) <= head]
+    log.close()
+    half = len(rows) // 2
+    assert len(rows) >= half + 4  # the overlap below ends before the last event
+    warehouse = DuckDbWarehouse({}, tmp_path / "o.duckdb")
+    for table in TABLES:
+        if keyed:
+            with warehouse._open() as con:  # as an older release made them
+                con.execute(create_table_sql(quote(table.name), table, DUCK_TYPES))
+        else:
+            warehouse.create_table(table)
+    warehouse.load(columns(rows[:half], TABLES), int(rows[half - 1][0]))
+    warehouse.load(columns(rows[: half + 3], TABLES), int(rows[half + 2][0]))  # overlaps
+    warehouse.load(columns(rows[:half], TABLES), int(rows[half - 1][0]))  # all loaded already
+    assert warehouse.watermark() == int(rows[half + 2][0])  # never moved back
+    warehouse.load(columns(rows, TABLES), int(rows[-1][0]))
+    warehouse.close()
+    store.close()
+    with duckdb.connect(str(tmp_path / "o.duckdb"), read_only=True) as db:
+        for table in ("governance_events", "audit_log"):
+            ids = db.execute(f"SELECT event_id FROM {table} ORDER BY position").fetchall()
+            assert [r[0] for r in ids] == _log(admin_conn, int(rows[-1][0])), table
+        keys = db.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+            "AND table_name = 'governance_events'"
+        ).fetchall()
+        assert keys == [(1 if keyed else 0,)]
 
 
 def test_postgres_copy_load_resumes_after_a_failure_before_commit(
@@ -315,13 +362,14 @@ def test_a_sync_killed_mid_load_resumes_with_nothing_lost_or_twice(
         import time  # noqa: PLC0415
 
         start = time.monotonic()
-        while time.monotonic() - start < deadline:
-            if path.exists():  # loading (the writer's lock keeps readers out until it ends)
-                time.sleep(0.5)
+        wal = path.with_name(path.name + ".wal")  # each commit goes into DuckDB's write-ahead log
+        while time.monotonic() - start < deadline:  # (the writer's lock keeps readers out)
+            if wal.exists() and wal.stat().st_size > 64_000:  # a few dozen loads committed
                 break
-            time.sleep(0.05)
+            assert victim.poll() is None, "the sync ended before it was killed"
+            time.sleep(0.01)
         else:
-            pytest.fail("the sync never opened its warehouse")
+            pytest.fail("the sync never loaded into its warehouse")
         os.kill(victim.pid, signal.SIGKILL)
     finally:
         victim.wait(30)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from commands.application import GovernanceApplication
 from domain.audit import AuditEntry
-from domain.events import event_id
+from domain.events import event_id, event_id_text
 from infra.kafka.codec import EventCodec, EventParts, _json_text, _plain_json_text
 from projections.audit_log import audit_record, audit_record_of
 from tests.unit.kafka.test_schemas import META, sample_events
@@ -62,6 +62,7 @@ def test_event_ids_are_uuid5_of_aggregate_and_version(
 ) -> None:
     assert event_id(uuid.UUID(aggregate), version) == uuid.UUID(expected)
     assert event_id(aggregate, version) == uuid.UUID(expected)
+    assert event_id_text(uuid.UUID(aggregate), version) == expected
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda e: type(e).__qualname__)
