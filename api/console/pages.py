@@ -140,6 +140,14 @@ class _SignInNeeded(Exception):
     pass
 
 
+class _Pending(Exception):
+    """Just written, not yet in the read model: a page that reloads itself shows it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
 def _context(who: SignedIn, form: dict[str, str]) -> CommandContext:
     return CommandContext(who.principal, form.get("constitutional_hash") or None, None)
 
@@ -303,10 +311,7 @@ async def _usage(api: ApiServices, tenant_id: UUID) -> dict[str, Any]:
 
 async def _tenant(request: Request[Any, Any, Any], who: SignedIn, tenant_id: UUID) -> Any:
     authorize(who.principal, Permission.TENANT_READ, tenant_id)
-    row = await _api(request).directory.row(tenant_id)
-    if row is None:
-        raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
-    return row
+    return await _tenant_row(request, tenant_id)
 
 
 @get("/tenants/{tenant_id:uuid}")
@@ -366,8 +371,11 @@ async def integrations_page(request: Request[Any, Any, Any], tenant_id: UUID) ->
 
 
 async def _tenant_row(request: Request[Any, Any, Any], tenant_id: UUID) -> Any:
-    row = await _api(request).directory.row(tenant_id)
+    directory = _api(request).directory
+    row = await directory.row(tenant_id)
     if row is None:
+        if await directory.limits(tenant_id) is not None:  # this process just created it
+            raise _Pending("the tenant")
         raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
     return row
 
@@ -418,7 +426,7 @@ async def create_integration(request: Request[Any, Any, Any], tenant_id: UUID) -
             request, "integration_form.html", who=who, tenant=row, integration=None,
             values=values, errors=errors, status=422,
         )  # fmt: skip
-    return _go(f"{PREFIX}/tenants/{tenant_id}/integrations/{integration.id}")
+    return _go(f"{PREFIX}/tenants/{tenant_id}/integrations/{integration.id}?created=1")
 
 
 @get("/tenants/{tenant_id:uuid}/integrations/{integration_id:uuid}")
@@ -431,6 +439,8 @@ async def integration_page(
     async with _api(request).database.tenant_session(tenant_id) as conn:
         integration = await find_integration(conn, integration_id)
     if integration is None:
+        if request.query_params.get("created"):
+            raise _Pending("the integration")
         raise NotFound("integration not found", {"integration_id": str(integration_id)})
     config = dict(integration.get("config") or {})
     values = {k: v for k, v in config.items() if k != "bind_password"}
@@ -505,6 +515,8 @@ def console_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         if request.headers.get("hx-request"):
             return Response("", status_code=401, headers={"HX-Redirect": f"{PREFIX}/sign-in"})
         return _go(f"{PREFIX}/sign-in", [_cookie(request, None)])
+    if isinstance(exc, _Pending):
+        return page(request, "pending.html", what=exc.what)
     if isinstance(exc, DomainError):
         status, title, message = status_of(exc.code), exc.code, exc.message
     elif isinstance(exc, HTTPException):

@@ -51,14 +51,15 @@ class ConsoleSession:
 
     def encode(self) -> str:
         body = {"s": self.seed, "a": self.access_token, "r": self.refresh_token}
-        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, value: str | None) -> ConsoleSession | None:
         if not value or len(value) > MAX_COOKIE:
             return None
         try:
-            body: Any = json.loads(base64.urlsafe_b64decode(value.encode()))
+            padded = value + "=" * (-len(value) % 4)
+            body: Any = json.loads(base64.urlsafe_b64decode(padded.encode()))
         except ValueError:
             return None
         if not isinstance(body, dict):
