@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import httpx
@@ -149,6 +150,10 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     browser.screenshot("tenants-search")
     browser.open("/console/tenants?q=" + "no-such-tenant-" + uuid4().hex)
     assert "No tenant matches." in _text(browser, "#tenant-rows")
+    browser.open("/console/tenants?q=" + quote(SCRIPT + IMAGE))
+    _wait(browser, "#q")
+    assert browser.driver.find_element(By.ID, "q").get_attribute("value") == SCRIPT + IMAGE
+    _assert_inert(browser)
 
     # an LDAP integration on the fixture's slapd, its name and filter carrying payloads
     browser.open(f"/console/tenants/{tenant_id}/integrations")
