@@ -114,6 +114,11 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     for key, value in form.items():
         if isinstance(value, str):
             values[key] = value[:MAX_FORM_FIELD]
+    bad = sorted(k for k, v in values.items() if "\x00" in v)
+    if bad:
+        raise ValidationFailed.listing(
+            [{"field": k, "message": "must not contain a NUL character"} for k in bad]
+        )
     return values
 
 

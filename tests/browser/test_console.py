@@ -337,7 +337,13 @@ def test_a_post_without_the_csrf_token_is_refused(api: Api) -> None:
         assert found is not None
         accepted = client.post("/console/tenants", data={**body, "csrf_token": found.group(1)})
         assert accepted.status_code == 303, accepted.text
-        # a header works too (htmx sends it), and sign-in itself needs a token
+        nul = client.post(
+            "/console/tenants",
+            data={**body, "tenant_name": "a\x00b", "csrf_token": found.group(1)},
+        )
+        assert nul.status_code == 422
+        assert "tenant_name: must not contain a NUL character" in nul.text
+        # sign-in itself needs a token
     with httpx.Client(base_url=api.url, timeout=30) as fresh:
         refused = fresh.post("/console/sign-in/token", data={"token": token})
         assert refused.status_code == 403
