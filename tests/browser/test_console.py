@@ -130,8 +130,11 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     _assert_clean_console(browser)
     browser.screenshot("tenant")
     tenant_id = UUID(browser.driver.current_url.rstrip("/").rsplit("/", 1)[1])
-    usage = browser.driver.find_elements(By.CSS_SELECTOR, "#usage tbody tr")
-    assert [r.find_element(By.CSS_SELECTOR, "th").text for r in usage] == [
+    # read in one step: htmx replaces the usage table every 5 s
+    usage = browser.driver.execute_script(
+        "return [...document.querySelectorAll('#usage tbody th')].map(e => e.textContent)"
+    )
+    assert usage == [
         "Requests per minute", "Storage (GB)", "Concurrent requests",
     ]  # fmt: skip
 
@@ -230,11 +233,16 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
 
 
 def test_tenant_user_signs_in_through_the_directory_and_out(
-    browser: Browser, api: Api, platform: httpx.Client, slapd: Slapd
+    browser: Browser,
+    api: Api,
+    platform: httpx.Client,
+    slapd: Slapd,
+    request: pytest.FixtureRequest,
 ) -> None:
     slug = f"dir-{uuid4().hex[:10]}"
     tenant_id = UUID(api.create_tenant(platform, slug)["tenant_id"])
     admin = api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id))
+    request.addfinalizer(admin.close)
     created = admin.post(
         f"/v1/tenants/{tenant_id}/integrations",
         json={

@@ -89,3 +89,4 @@ def chromium() -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+        driver.command_executor.close()  # its kept-alive connection to chromedriver
