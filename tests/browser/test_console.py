@@ -16,6 +16,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -152,6 +153,8 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     _assert_inert(browser)
     browser.screenshot("tenants-search")
     browser.open("/console/tenants?q=" + "no-such-tenant-" + uuid4().hex)
+    assert "No tenant matches." in _text(browser, "#tenant-rows")
+    browser.open("/console/tenants?q=" + quote(slug.replace("-", "_")))  # "_" is no wildcard
     assert "No tenant matches." in _text(browser, "#tenant-rows")
     browser.open("/console/tenants?q=" + quote(SCRIPT + IMAGE))
     _wait(browser, "#q")
@@ -409,3 +412,25 @@ def test_errors_render_a_page_without_internals(browser: Browser, api: Api) -> N
     browser.open("/console/tenants")
     _wait(browser, "#token")
     assert browser.driver.current_url.endswith("/console/sign-in")
+
+
+def test_the_sign_in_page_in_keyboard_order(browser: Browser) -> None:
+    browser.open("/console/sign-in")
+    _wait(browser, "#token")
+    body = browser.driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    order = []
+    for _ in range(8):
+        active = browser.driver.switch_to.active_element
+        order.append(active.get_attribute("id") or active.get_attribute("class"))
+        active.send_keys(Keys.TAB)
+    assert order == [
+        "skip", "brand", "tenant_slug", "username", "password", "ldap-submit", "token",
+        "token-submit",
+    ]  # fmt: skip
+    # every field has a label that names it
+    for field in browser.driver.find_elements(By.CSS_SELECTOR, "main input:not([type=hidden])"):
+        label = browser.driver.find_elements(
+            By.CSS_SELECTOR, f"label[for='{field.get_attribute('id')}']"
+        )
+        assert len(label) == 1, field.get_attribute("id")
