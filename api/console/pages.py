@@ -490,7 +490,7 @@ async def update_integration(
 @post("/tenants/{tenant_id:uuid}/integrations/{integration_id:uuid}/test")
 async def test_integration(
     request: Request[Any, Any, Any], tenant_id: UUID, integration_id: UUID
-) -> Response[str]:
+) -> Response[Any]:
     who = await _who(request)
     form = await _form(request)
     try:
@@ -507,6 +507,8 @@ async def test_integration(
         if isinstance(refused, Forbidden | NotFound):
             raise
         test = {"ok": False, "message": refused.message, "health": "unhealthy"}
+    if not request.headers.get("hx-request"):  # without script: back to the page, new health
+        return _go(f"{PREFIX}/tenants/{tenant_id}/integrations/{integration_id}")
     return page(request, "test_result.html", who=who, test=test)
 
 
