@@ -19,7 +19,7 @@ TEST_LOCK  := requirements/test.txt
 LOCKS      := run:$(EXTRAS_RUN) run-kafka:$(EXTRAS_RUN)$(comma)kafka-local test:$(EXTRAS_TEST)
 LOCK_STAMP := \# pyproject.toml dependencies sha256:
 
-.PHONY: run test fuzz lint lock bench system-deps clean-data oidc-provider
+.PHONY: run test fuzz lint lock bench system-deps clean-data oidc-provider console-assets
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -57,8 +57,9 @@ run: $(RUN_MARKER)
 # Debian's PostgreSQL server for the test fixtures (as root); without root the pgserver wheel is used.
 # Debian's slapd and ldap-utils for the LDAP integration tests, xmlsec1 (pysaml2's signer) for the
 # SAML IdP of the tests, and rsyslog with its TLS driver (rsyslog-gnutls) for the CEF-over-syslog
-# sink tests, and redis-server for the shared quotas' tests (as root; the tests fail with the
-# install step named when they are missing).
+# sink tests, redis-server for the shared quotas' tests, and chromium with chromium-driver for the
+# web console's browser tests (as root; the tests fail with the install step named when they are
+# missing).
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -80,6 +81,16 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends redis-server >/dev/null; \
 	fi
+	@if [ "$$(id -u)" = 0 ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
+
+# The web console's browser libraries (htmx, uPlot) from the npm registry, copied with their
+# licences into api/console/static/vendor/ with a manifest of sha256 sums. The copies are
+# committed: `make run` needs no npm. Run this after changing a version in api/console/vendor.py.
+console-assets: | $(BIN)/python
+	$(BIN)/python -m api.console.vendor build
 
 # The OpenID provider the OIDC tests start (oidc-provider from the npm registry, pinned by the
 # lock file) into tests/peers/oidc_provider/node_modules; node and npm from Debian as root.

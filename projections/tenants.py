@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from psycopg import AsyncConnection, Cursor
@@ -116,10 +117,25 @@ async def find_tenant(conn: AsyncConnection[DictRow], tenant_id: Any) -> dict[st
 
 
 async def list_tenants(
-    conn: AsyncConnection[DictRow], *, status: str | None, limit: int, offset: int
+    conn: AsyncConnection[DictRow],
+    *,
+    status: str | None,
+    limit: int,
+    offset: int,
+    search: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of tenants, newest first, and the total that match."""
-    where, params = ("WHERE status = %s", [status]) if status else ("", [])
+    """A page of tenants, newest first, and the total that match. `search` keeps the tenants
+    whose slug or name contains it (case-insensitive, taken literally)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if status:
+        conditions.append("status = %s")
+        params.append(status)
+    if search:
+        literal = "%" + re.sub(r"([\\%_])", r"\\\1", search) + "%"
+        conditions.append("(tenant_slug ILIKE %s OR tenant_name ILIKE %s)")
+        params += [literal, literal]
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     cur = await conn.execute(
         f"SELECT tenant_id, tenant_name, tenant_slug, status, created_at, "  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
         f"count(*) OVER () AS total FROM tenants {where} "

@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.peers.sentinel",
     "tests.peers.redis",
     "tests.peers.bigquery",
+    "tests.peers.browser",
 ]

@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
+from api.console.pages import console_router
 from api.http.audit import (
     AuditLogController,
     PlatformAuditLogController,
@@ -100,6 +101,7 @@ def create_app(
             SamlController,
             OidcController,
             v1,
+            console_router(),
             *extra_route_handlers,
         ],
         dependencies={"api": Provide(provide_api, sync_to_thread=False)},

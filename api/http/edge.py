@@ -78,6 +78,12 @@ UI_PAGE_CSP = (
     b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
     b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# The web console (api/console) serves its own scripts, styles and forms, and nothing inline.
+CONSOLE_PREFIX = "/console"
+CONSOLE_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 # Writes that store nothing counted in the tenant's storage quota (decisions: the decision log
 # is the service's own record, not the tenant's data).
 _NOT_STORED = re.compile(r"^/v1/tenants/[^/]+/decisions/?$")
@@ -102,6 +108,10 @@ class Edge:
             *((k, UI_PAGE_CSP if k == csp else v) for k, v in SECURITY_HEADERS),
             hash_header,
         ]
+        self._console_headers = [
+            *((k, CONSOLE_CSP if k == csp else v) for k, v in SECURITY_HEADERS),
+            hash_header,
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -113,6 +123,8 @@ class Edge:
         scope.setdefault("state", {})["request_id"] = request_id
         ui_page = scope["path"].rstrip("/") == UI_PAGE
         static = self._ui_page_headers if ui_page else self._static_headers
+        if scope["path"].startswith(CONSOLE_PREFIX):
+            static = self._console_headers
         headers = [*static, (b"x-request-id", request_id.encode())]
         status = [500]
 
