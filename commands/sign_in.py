@@ -591,10 +591,11 @@ class SignIn:
         holder = self._holders.pop(_digest(refresh_token), None)
         early: asyncio.Future[tuple[UUID, DirectoryUser] | None] | None = None
         ahead: _Signed | None = None
+        # the rotation first: its query goes out before the directory's thread takes the GIL
+        rotation = asyncio.ensure_future(self._ports.rotate(refresh_token))
         if holder is not None and holder.integration_id is not None and holder.dn is not None:
             read = self._read(holder.tenant_id, holder.integration_id, holder.dn)
             early = asyncio.ensure_future(read)
-        rotation = asyncio.ensure_future(self._ports.rotate(refresh_token))
         try:
             if holder is not None:
                 await asyncio.sleep(0)  # both requests go out before the signature holds us
