@@ -14,10 +14,13 @@ mappings created over HTTP.
    loop with an httpx client in the server's process is printed for reference, and so is the
    HTTP floor: the same client against a bare POST route that echoes the body (what the HTTP
    stack costs with no work behind it). Each refresh: the rotation and the tenant's sign-in
-   settings in one statement (one database round trip), the user's entry (with its groups) read
-   again from the directory (one search on a warm pooled connection, one thread hop, started
-   together with the rotation), the roles from the cached mappings, an RS256 signature; an audit
-   entry only when the roles changed (they do not here).
+   settings in one statement (one database round trip, committed without waiting for its flush
+   to disk), the user's entry (with its groups) read again from the directory (one search on a
+   warm pooled connection, one thread hop, started together with the rotation), the roles from
+   the cached mappings, an RS256 signature (made while the two round trips are under way); an
+   audit entry only when the roles changed (they do not here).
+   2b. Each step of a refresh timed on its own in the server's event loop (a bench route), with
+   the CPU time the process spent meanwhile: the figures to compare on a busy machine.
 3. `GET /v1/auth/me` throughput beside a bare route that only verifies the same token, the two
    alternated in the same run (8 concurrent keep-alive connections each), requests per second;
    printed with their ratio (no target: the difference is the edge's tenant check, quota and
