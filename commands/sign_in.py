@@ -256,6 +256,7 @@ class _Facts:
 class _Signed:
     token: str
     facts: _Facts
+    issued_at: int  # its iat (and nbf; exp is iat + the lifetime in `facts`)
 
 
 # --- federated sign-in: an identity asserted by a SAML IdP or an OpenID/OAuth provider ---------
@@ -485,9 +486,13 @@ class SignIn:
         ahead: _Signed | None = None,
     ) -> Issued:
         """The tokens of `session`; `ahead`, an access token signed before the session was
-        known, is handed out only when it says exactly what this issue would sign."""
+        known, is handed out only when it says exactly what this issue would sign (the same
+        facts, signed within the same second)."""
         facts = _Facts.of(session, tenant.access_ttl_seconds)
-        signed = ahead if ahead is not None and ahead.facts == facts else self._sign(facts)
+        if ahead is not None and ahead.facts == facts and ahead.issued_at == int(self._clock()):
+            signed = ahead  # the very claims a signature now would carry
+        else:
+            signed = self._sign(facts)
         if facts.integration_id is not None and facts.dn is not None:
             if len(self._holders) >= MAX_REMEMBERED_TOKENS:  # bounded: forget the oldest
                 del self._holders[next(iter(self._holders))]
@@ -512,7 +517,7 @@ class SignIn:
             "jti": str(uuid4()),
         }
         token, _ = self._signer.sign(claims)
-        return _Signed(token, facts)
+        return _Signed(token, facts, now)
 
     # --- federated sign-in (SAML, OIDC, OAuth) -------------------------------------------------
 

@@ -113,8 +113,9 @@ class App:
         self.saved.append(entry)
 
 
-def _sign_in(ports: Ports, signer: Signer | None = None) -> SignIn:
-    return SignIn(App(), "hash", signer or Signer(), ports)  # type: ignore[arg-type]
+def _sign_in(ports: Ports, signer: Signer | None = None, clock: Any = None) -> SignIn:
+    more = {} if clock is None else {"clock": clock}
+    return SignIn(App(), "hash", signer or Signer(), ports, **more)  # type: ignore[arg-type]
 
 
 def _issued_here(sign_in: SignIn, ports: Ports) -> str:
@@ -215,3 +216,17 @@ def test_a_user_the_directory_removed_is_refused_though_a_token_was_signed_ahead
     with pytest.raises(RefreshRejected):
         asyncio.run(sign_in.refresh(token, ip="127.0.0.1", user_agent="t"))
     assert "revoke:access_removed" in ports.log
+
+
+def test_a_token_signed_ahead_in_an_earlier_second_is_not_handed_out() -> None:
+    ports = Ports()
+    signer = Signer(ports.log)
+    times = iter([1000.0, 1000.0, 1003.0])  # issue, signed ahead, then a slow round trip
+    sign_in = _sign_in(ports, signer, clock=lambda: next(times, 1003.0))
+    token = _issued_here(sign_in, ports)
+    ports.log.clear()
+    issued = asyncio.run(sign_in.refresh(token, ip="127.0.0.1", user_agent="t"))
+    assert ports.log.count("sign") == 2
+    claims = signer.claims[issued.access_token]
+    assert claims["iat"] == claims["nbf"] == 1003
+    assert claims["exp"] == 1003 + ENTRY.access_ttl_seconds
