@@ -20,8 +20,8 @@ with the rotation when this process issued the refresh token (it remembers, by t
 digest, whose token it is: tenant, integration, DN, and what the access token issued with it
 said; a session's DN never changes), so the two round trips overlap, and the new access token
 is signed while both are under way, with the roles and lifetime the last one had: it is handed
-out only when the directory's answer and the rotation give the very same claims (else it is
-dropped and the token signed again). A token issued elsewhere is rotated first and read after.
+out only when the directory's answer and the rotation give the very same claims, within the
+second it was signed (else it is dropped and the token signed again). A token issued elsewhere is rotated first and read after.
 A reused refresh token revokes its whole session (audited). Logout (`logout`) revokes the
 session: its refresh tokens at once, its access tokens wherever `RevocationCheck` runs (every
 API process) within a second.
