@@ -21,10 +21,10 @@ digest, whose token it is: tenant, integration, DN, and what the access token is
 said; a session's DN never changes), so the two round trips overlap, and the new access token
 is signed while both are under way, with the roles and lifetime the last one had: it is handed
 out only when the directory's answer and the rotation give the very same claims, within the
-second it was signed (else it is dropped and the token signed again). A token issued elsewhere is rotated first and read after.
-A reused refresh token revokes its whole session (audited). Logout (`logout`) revokes the
-session: its refresh tokens at once, its access tokens wherever `RevocationCheck` runs (every
-API process) within a second.
+second it was signed (else it is dropped and the token signed again). A token issued
+elsewhere is rotated first and read after. A reused refresh token revokes its whole session
+(audited). Logout (`logout`) revokes the session: its refresh tokens at once, its access
+tokens wherever `RevocationCheck` runs (every API process) within a second.
 
 Federated sign-in (`federated`): a SAML IdP or an OpenID/OAuth provider has vouched for the user
 (its adapter checked the signature, audience, expiry, replay ...) and hands over a
