@@ -17,10 +17,14 @@ with the rotation); the user's groups are read again from the directory and the 
 again, so a user removed from the directory, or from every mapped group (with the tenant's
 default role `none`), loses access at the next refresh. The directory read starts together
 with the rotation when this process issued the refresh token (it remembers, by the token's
-digest, whose token it is: tenant, integration, DN; a session's DN never changes), so the two
-round trips overlap; a token issued elsewhere is rotated first and read after. A reused refresh
-token revokes its whole session (audited). Logout (`logout`) revokes the session: its refresh tokens
-at once, its access tokens wherever `RevocationCheck` runs (every API process) within a second.
+digest, whose token it is: tenant, integration, DN, and what the access token issued with it
+said; a session's DN never changes), so the two round trips overlap, and the new access token
+is signed while both are under way, with the roles and lifetime the last one had: it is handed
+out only when the directory's answer and the rotation give the very same claims, within the
+second it was signed (else it is dropped and the token signed again). A token issued
+elsewhere is rotated first and read after. A reused refresh token revokes its whole session
+(audited). Logout (`logout`) revokes the session: its refresh tokens at once, its access
+tokens wherever `RevocationCheck` runs (every API process) within a second.
 
 Federated sign-in (`federated`): a SAML IdP or an OpenID/OAuth provider has vouched for the user
 (its adapter checked the signature, audience, expiry, replay ...) and hands over a
@@ -220,6 +224,41 @@ class Issued:
     session: Session
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What an access token says of its session (all but its times and id), and where the
+    session's user is in the directory (LDAP sessions only)."""
+
+    tenant_id: UUID
+    sub: str
+    sid: str
+    auth_method: str
+    roles: tuple[MaciRole, ...]
+    access_ttl_seconds: int
+    integration_id: UUID | None
+    dn: str | None
+
+    @classmethod
+    def of(cls, session: Session, access_ttl_seconds: int) -> _Facts:
+        return cls(
+            session.tenant_id,
+            session.sub,
+            session.sid,
+            session.auth_method,
+            session.roles,
+            access_ttl_seconds,
+            session.integration_id,
+            session.user_dn,
+        )
+
+
+@dataclass(frozen=True)
+class _Signed:
+    token: str
+    facts: _Facts
+    issued_at: int  # its iat (and nbf; exp is iat + the lifetime in `facts`)
+
+
 # --- federated sign-in: an identity asserted by a SAML IdP or an OpenID/OAuth provider ---------
 
 FEDERATED_SOURCE_TYPES = {"saml": "saml_attribute", "oidc": "oidc_claim", "oauth": "oauth_scope"}
@@ -341,8 +380,8 @@ class SignIn:
         self.ip_throttle = ip_throttle or Throttle(limit=50)
         self._floor = failure_floor_seconds
         self._clock = clock
-        # digest of a refresh token issued here -> (tenant, integration, DN) of its session
-        self._holders: dict[bytes, tuple[UUID, UUID, str]] = {}
+        # digest of a refresh token issued here -> its session, as the access token said
+        self._holders: dict[bytes, _Facts] = {}
 
     # --- login --------------------------------------------------------------------------------
 
@@ -439,30 +478,46 @@ class SignIn:
         resolved = resolve_roles(user.groups, mappings, tenant.default_role)
         return None if resolved is None else resolved.roles
 
-    def _issue(self, tenant: TenantEntry, session: Session, refresh_token: str) -> Issued:
+    def _issue(
+        self,
+        tenant: TenantEntry,
+        session: Session,
+        refresh_token: str,
+        ahead: _Signed | None = None,
+    ) -> Issued:
+        """The tokens of `session`; `ahead`, an access token signed before the session was
+        known, is handed out only when it says exactly what this issue would sign (the same
+        facts, signed within the same second)."""
+        facts = _Facts.of(session, tenant.access_ttl_seconds)
+        if ahead is not None and ahead.facts == facts and ahead.issued_at == int(self._clock()):
+            signed = ahead  # the very claims a signature now would carry
+        else:
+            signed = self._sign(facts)
+        if facts.integration_id is not None and facts.dn is not None:
+            if len(self._holders) >= MAX_REMEMBERED_TOKENS:  # bounded: forget the oldest
+                del self._holders[next(iter(self._holders))]
+            self._holders[_digest(refresh_token)] = facts
+        return Issued(signed.token, refresh_token, facts.access_ttl_seconds, facts.roles, session)
+
+    def _sign(self, facts: _Facts) -> _Signed:
         now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
-            "sub": session.sub,
-            "tenant_id": str(session.tenant_id),
-            "maci_roles": [r.value for r in session.roles],
-            "maci_role": session.roles[0].value,
+            "sub": facts.sub,
+            "tenant_id": str(facts.tenant_id),
+            "maci_roles": [r.value for r in facts.roles],
+            "maci_role": facts.roles[0].value,
             "constitutional_hash": self._hash,
-            "auth_method": session.auth_method,
-            "sid": session.sid,
+            "auth_method": facts.auth_method,
+            "sid": facts.sid,
             "iat": now,
             "nbf": now,
-            "exp": now + tenant.access_ttl_seconds,
+            "exp": now + facts.access_ttl_seconds,
             "jti": str(uuid4()),
         }
         token, _ = self._signer.sign(claims)
-        if session.integration_id is not None and session.user_dn is not None:
-            if len(self._holders) >= MAX_REMEMBERED_TOKENS:  # bounded: forget the oldest
-                del self._holders[next(iter(self._holders))]
-            holder = (session.tenant_id, session.integration_id, session.user_dn)
-            self._holders[_digest(refresh_token)] = holder
-        return Issued(token, refresh_token, tenant.access_ttl_seconds, session.roles, session)
+        return _Signed(token, facts, now)
 
     # --- federated sign-in (SAML, OIDC, OAuth) -------------------------------------------------
 
@@ -539,9 +594,18 @@ class SignIn:
 
     async def refresh(self, refresh_token: str, *, ip: str, user_agent: str) -> Issued:
         holder = self._holders.pop(_digest(refresh_token), None)
-        early = None if holder is None else asyncio.ensure_future(self._read(*holder))
+        early: asyncio.Future[tuple[UUID, DirectoryUser] | None] | None = None
+        ahead: _Signed | None = None
+        # the rotation first: its query goes out before the directory's thread takes the GIL
+        rotation = asyncio.ensure_future(self._ports.rotate(refresh_token))
+        if holder is not None and holder.integration_id is not None and holder.dn is not None:
+            read = self._read(holder.tenant_id, holder.integration_id, holder.dn)
+            early = asyncio.ensure_future(read)
         try:
-            session, new_token, tenant = await self._ports.rotate(refresh_token)
+            if holder is not None:
+                await asyncio.sleep(0)  # both requests go out before the signature holds us
+                ahead = self._sign(holder)  # checked against the outcome by `_issue`
+            session, new_token, tenant = await rotation
         except RefreshReused as reused:
             _drop(early)
             await self._audit_session(
@@ -550,8 +614,11 @@ class SignIn:
             raise RefreshRejected from None
         except BaseException:
             _drop(early)
+            _drop(rotation)
             raise
-        if holder != (session.tenant_id, session.integration_id, session.user_dn):
+        if holder is None or (holder.tenant_id, holder.integration_id, holder.dn) != (
+            session.tenant_id, session.integration_id, session.user_dn
+        ):  # fmt: skip
             _drop(early)  # not the session remembered here: read after the rotation
             early = None
         if tenant is None or not tenant.active:
@@ -560,31 +627,43 @@ class SignIn:
             raise RefreshRejected
         roles = session.roles
         if session.integration_id is not None and session.user_dn is not None:
-            try:
-                if early is None:
-                    early = asyncio.ensure_future(
-                        self._read(session.tenant_id, session.integration_id, session.user_dn)
-                    )
-                resolved = await self._reresolve(tenant, await early)
-            except DependencyUnavailable:
-                # The directory is down: the session keeps the roles it has (audited).
-                await self._audit_session(
-                    session, "refresh_directory_unavailable", "success", ip, user_agent
-                )
-                resolved = session.roles
-            if resolved is None:
-                await self._ports.revoke(session.tenant_id, session.sid, "access_removed")
-                await self._audit_session(
-                    session, "refresh_access_removed", "denied", ip, user_agent
-                )
-                raise RefreshRejected
-            roles = resolved
+            roles = await self._directory_roles(tenant, session, early, ip, user_agent)
         if self.upstream is not None and session.auth_method in UPSTREAM_METHODS:
             roles = await self._upstream_roles(tenant, session, ip, user_agent)
         if roles != session.roles:
             session = await self._ports.set_roles(session, roles)
             await self._audit_session(session, "refresh_roles_changed", "success", ip, user_agent)
-        return self._issue(tenant, session, new_token)
+        return self._issue(tenant, session, new_token, ahead)
+
+    async def _directory_roles(
+        self,
+        tenant: TenantEntry,
+        session: Session,
+        early: asyncio.Future[tuple[UUID, DirectoryUser] | None] | None,
+        ip: str,
+        user_agent: str,
+    ) -> tuple[MaciRole, ...]:
+        """The roles of an LDAP session from what the directory says now (`early`: the read
+        already under way); the session is revoked when the user has none any more."""
+        assert session.integration_id is not None
+        assert session.user_dn is not None
+        try:
+            if early is None:
+                early = asyncio.ensure_future(
+                    self._read(session.tenant_id, session.integration_id, session.user_dn)
+                )
+            resolved = await self._reresolve(tenant, await early)
+        except DependencyUnavailable:
+            # The directory is down: the session keeps the roles it has (audited).
+            await self._audit_session(
+                session, "refresh_directory_unavailable", "success", ip, user_agent
+            )
+            return session.roles
+        if resolved is None:
+            await self._ports.revoke(session.tenant_id, session.sid, "access_removed")
+            await self._audit_session(session, "refresh_access_removed", "denied", ip, user_agent)
+            raise RefreshRejected
+        return resolved
 
     async def logout(
         self, tenant_id: UUID, sid: str, sub: str, *, ip: str, user_agent: str,
@@ -714,6 +793,6 @@ def _digest(refresh_token: str) -> bytes:
 
 
 def _drop(early: asyncio.Future[Any] | None) -> None:
-    """Give up a directory read started early (its thread finishes; the answer is dropped)."""
+    """Give up work started early (a directory read's thread finishes; its answer is dropped)."""
     if early is not None:
         early.cancel()

@@ -4,6 +4,13 @@ revocation feed every API process polls.
 `SessionStore.rotate` is one statement (one round trip, one transaction): the presented token's
 row is locked; a token used before revokes its session (reuse detection), otherwise it is marked
 used and a new one issued, and the tenant's status and sign-in settings come back with it.
+A rotation commits without waiting for its flush to disk (`synchronous_commit = off` for that
+one transaction): the flush was most of a refresh's time. What that gives up, only if the
+database server itself crashes within a fraction of a second of a rotation (at most three
+`wal_writer_delay`, 0.6 s by default): the rotation is lost, so the new refresh token is refused
+(the user signs in again) and the one it replaced is accepted once more. A reuse is different:
+the revocation it causes is flushed before `rotate` raises `RefreshReused` (one more round trip,
+on that rare path only), so a session revoked for reuse stays revoked after any crash.
 `RevocationList` answers "is this sid or jti revoked?" from memory, never older than
 `poll_seconds` (0.25 s), so a logout in one process holds in every other one within a second. A
 busy process refreshes the list in the background once it is half that old, so requests do not
@@ -153,17 +160,27 @@ class SessionStore:
         tenant_id = _tenant_of(token)
         new_token = _new_refresh_token(tenant_id)
         params = [str(tenant_id), _hash(token), _hash(new_token), self._now(), access_keep_seconds]
-        async with self._db.pool.connection() as conn:
-            row = await (await conn.execute(_ROTATE, params)).fetchone()
+        [_, rows] = await self._db.fetch_sets(tenant_id, [(NO_FLUSH, []), (_ROTATE, params)])
+        row = rows[0] if rows else None
         if row is None or row["outcome"] == "rejected":
             raise RefreshRejected
         session = _session({k.removeprefix("r_"): v for k, v in row.items()})
         if row["outcome"] == "reused":
+            await self._flush(session)  # the revocation survives a crash
             raise RefreshReused(session)
         settings = SignInSettings()
         if row["r_tenant_status"] is not None:
             settings = SignInSettings.from_dict({k: row[f"r_{k}"] for k in SignInSettings.FIELDS})
         return Rotation(session, new_token, row["r_tenant_status"], settings)
+
+    async def _flush(self, session: Session) -> None:
+        """Wait until the session's revocation is on disk: a write committed synchronously
+        flushes the write-ahead log up to its commit record, and so every commit before it
+        (PostgreSQL writes them in order), the revocation's too."""
+        async with self._db.tenant_session(session.tenant_id) as conn:
+            await conn.execute(
+                "UPDATE auth_sessions SET revoked_at = revoked_at WHERE sid = %s", [session.sid]
+            )
 
     async def set_roles(self, session: Session, roles: tuple[MaciRole, ...]) -> Session:
         async with self._db.tenant_session(session.tenant_id) as conn:

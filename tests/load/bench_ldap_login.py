@@ -14,10 +14,13 @@ mappings created over HTTP.
    loop with an httpx client in the server's process is printed for reference, and so is the
    HTTP floor: the same client against a bare POST route that echoes the body (what the HTTP
    stack costs with no work behind it). Each refresh: the rotation and the tenant's sign-in
-   settings in one statement (one database round trip), the user's entry (with its groups) read
-   again from the directory (one search on a warm pooled connection, one thread hop, started
-   together with the rotation), the roles from the cached mappings, an RS256 signature; an audit
-   entry only when the roles changed (they do not here).
+   settings in one statement (one database round trip, committed without waiting for its flush
+   to disk), the user's entry (with its groups) read again from the directory (one search on a
+   warm pooled connection, one thread hop, started together with the rotation), the roles from
+   the cached mappings, an RS256 signature (made while the two round trips are under way); an
+   audit entry only when the roles changed (they do not here).
+   2b. Each step of a refresh timed on its own in the server's event loop (a bench route), with
+   the CPU time the process spent meanwhile: the figures to compare on a busy machine.
 3. `GET /v1/auth/me` throughput beside a bare route that only verifies the same token, the two
    alternated in the same run (8 concurrent keep-alive connections each), requests per second;
    printed with their ratio (no target: the difference is the edge's tenant check, quota and
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -41,10 +45,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx
+import msgspec
 from litestar import Request, get, post
 
 from api.bootstrap import build
 from api.http.app import create_app
+from api.http.identity import TokenResponse
+from api.http.services import ApiServices
 from api.settings import Settings
 from api.tokens import issue_as_operator, key_ring, token_verifier
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
@@ -62,6 +69,7 @@ HASH = DEFAULT_CONSTITUTIONAL_HASH
 TARGETS = Targets("bench_ldap_login")
 LOGINS = 300
 REFRESHES = 500
+STEP_ROUNDS = 500
 THROUGHPUT_SECONDS = 3.0
 CONNECTIONS = 8
 
@@ -75,6 +83,63 @@ def _bare_route(settings: Settings) -> Any:
         return {"sub": verifier.verify(token).sub}
 
     return bare
+
+
+STEPS = (
+    "rotate",
+    "directory, thread hop",
+    "directory, loop thread",
+    "roles",
+    "sign",
+    "encode",
+    "SignIn.refresh",
+)
+
+
+@post("/bench/refresh-steps", status_code=200, include_in_schema=False)
+async def _steps_route(request: Request[Any, Any, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Part 2b: each step of a refresh timed on its own, in the server's event loop (wall and
+    the process's CPU time), the refresh token chained through the rotations."""
+    api: ApiServices = request.app.state["api"]
+    sign_in = api.sign_in
+    ports: Any = sign_in._ports
+    refresh = str(data["refresh_token"])
+    wall: dict[str, list[float]] = {name: [] for name in STEPS}
+    cpu: dict[str, list[float]] = {name: [] for name in STEPS}
+
+    def timed(name: str, started: tuple[float, float]) -> None:
+        wall[name].append(time.perf_counter() - started[0])
+        cpu[name].append(time.process_time() - started[1])
+
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    for _ in range(int(data["count"])):
+        t = now()
+        session, refresh, tenant = await ports.rotate(refresh)
+        timed("rotate", t)
+        holder = (session.tenant_id, session.integration_id, session.user_dn)
+        t = now()
+        found = await sign_in._read(*holder)
+        timed("directory, thread hop", t)
+        directory = ports.directory(session.tenant_id, session.integration_id)
+        t = now()
+        directory.lookup(session.user_dn)
+        timed("directory, loop thread", t)
+        t = now()
+        await sign_in._reresolve(tenant, found)
+        timed("roles", t)
+        t = now()
+        issued = sign_in._issue(tenant, session, refresh)
+        timed("sign", t)
+        t = now()
+        msgspec.json.encode(TokenResponse.of(issued, api.constitutional_hash))
+        timed("encode", t)
+        t = now()
+        issued = await sign_in.refresh(refresh, ip="127.0.0.1", user_agent="bench")
+        timed("SignIn.refresh", t)
+        refresh = issued.refresh_token
+    return {"wall": wall, "cpu": cpu, "refresh_token": refresh}
 
 
 @post("/bench/echo", status_code=200, sync_to_thread=False, include_in_schema=False)
@@ -195,6 +260,24 @@ def bench_refresh(url: str, slug: str) -> None:
     print(f"   for reference, httpx client in the server's process: {summary_ms(in_process)}")
     print(f"   the HTTP floor, a bare POST route echoing the body: {summary_ms(floor)}")
     print(f"   refresh p99 / floor p99 = {p99 / (percentile(floor, 99) * 1000):.2f}")
+    bench_steps(url, result["refresh_token"])
+
+
+def bench_steps(url: str, refresh: str) -> None:
+    figures = httpx.post(
+        f"{url}/bench/refresh-steps",
+        json={"refresh_token": refresh, "count": STEP_ROUNDS},
+        timeout=300,
+    ).json()
+    print(f"2b. the steps of a refresh in the server's process ({STEP_ROUNDS} rounds; wall, and")
+    print("    the CPU time of the whole process in the same interval):")
+    for name in STEPS:
+        wall, cpu = figures["wall"][name], figures["cpu"][name]
+        print(
+            f"    {name:24} wall p50 {percentile(wall, 50) * 1000:6.3f} p99 "
+            f"{percentile(wall, 99) * 1000:6.3f} ms   CPU p50 {percentile(cpu, 50) * 1000:6.3f} "
+            f"mean {statistics.fmean(cpu) * 1000:6.3f} ms"
+        )
 
 
 def _client_process(url: str, path: str, refresh: str) -> dict[str, Any]:
@@ -234,7 +317,7 @@ def refresh_client(
         if i >= warm_up:
             samples.append(elapsed)
     connection.close()
-    return {"samples": samples, "maci_roles": answer["maci_roles"]}
+    return {"samples": samples, "maci_roles": answer["maci_roles"], "refresh_token": refresh}
 
 
 async def _throughput(url: str, path: str, token: str) -> float:
@@ -267,7 +350,8 @@ def bench_me(url: str, token: str) -> None:
     )
 
 
-def main() -> int:
+def main(*, refresh_only: bool = False) -> int:
+    """All three parts; `--refresh-only` (while working on it): part 2 alone."""
     with (
         scratch_dir("acgs-bench-ldap-") as work,
         running_slapd(_mkdir(work / "slapd")) as slapd,
@@ -290,12 +374,15 @@ def main() -> int:
                 sub="bench",
                 ttl_seconds=3600,
             ).token
-            app = create_app(system, extra_route_handlers=[_bare_route(settings), _echo_route])
+            app = create_app(
+                system, extra_route_handlers=[_bare_route(settings), _echo_route, _steps_route]
+            )
             with serving(app) as url:
                 slug = _setup(url, platform, slapd, system)
-                token = bench_login(url, slug)
+                token = "" if refresh_only else bench_login(url, slug)
                 bench_refresh(url, slug)
-                bench_me(url, token)
+                if not refresh_only:
+                    bench_me(url, token)
         finally:
             system.close()
     return TARGETS.exit_status()
@@ -311,4 +398,4 @@ if __name__ == "__main__":
         _, _, client_url, client_path, token, count = sys.argv
         print(json.dumps(refresh_client(client_url, client_path, token, int(count))))
         sys.exit(0)
-    sys.exit(main())
+    sys.exit(main(refresh_only=sys.argv[1:2] == ["--refresh-only"]))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from joserfc import jwt
 
 from commands.tokens import AUDIENCE, ISSUER
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
@@ -66,6 +67,31 @@ def test_a_signed_token_verifies_to_its_claims(ring: KeyRing) -> None:
     assert verified.roles == (MaciRole.JUDICIAL, MaciRole.MONITOR)
     assert verified.primary_role is MaciRole.JUDICIAL
     assert kid == ring.signing_key()[0]
+
+
+def test_a_token_is_the_same_bytes_joserfc_writes(ring: KeyRing) -> None:
+    """The issuer builds the JWS itself (header encoded once per key); RS256 signatures are
+    deterministic, so the token must equal joserfc's for the same header and claims."""
+    claims = _claims(sub="zoë")  # a non-ASCII claim is written the same way
+    token, kid = TokenIssuer(ring).sign(claims)
+    expected = jwt.encode(
+        {"alg": "RS256", "kid": kid}, claims, ring.signing_key()[1], algorithms=["RS256"]
+    )
+    assert token == expected
+
+
+def test_the_issuer_signs_with_a_key_added_while_it_runs(tmp_path: Path) -> None:
+    clock = Clock()
+    ring = KeyRing(tmp_path / "keys", clock=clock)
+    old = ring.ensure()
+    issuer, verifier = TokenIssuer(ring), _verifier(ring)
+    assert issuer.sign(_claims())[1] == old
+    new = KeyRing(tmp_path / "keys").add()  # the CLI, another process
+    clock.now += 1.0  # the directory is listed again
+    token, kid = issuer.sign(_claims())
+    assert kid == new
+    assert jwt.decode(token, ring.verification_key(new)).header["kid"] == new
+    assert verifier.verify(token).sub == "alice"
 
 
 def test_private_keys_are_owner_only(ring: KeyRing) -> None:

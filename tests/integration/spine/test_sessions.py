@@ -1,15 +1,20 @@
 """Sessions in the real PostgreSQL: refresh tokens stored hashed and rotated on every use, reuse
 of a used token revokes the whole family, revocation seen by another process's list within its
-poll interval, and the tables fenced by Row-Level Security."""
+poll interval, a revocation for reuse kept through a database crash, and the tables fenced by
+Row-Level Security."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from api.bootstrap import System
@@ -17,8 +22,10 @@ from domain.maci import MaciRole
 from domain.sessions import RefreshRejected, RefreshReused, Session
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.sign_in_settings import SignInSettings
-from infra.postgres.database import Database
+from infra.postgres.database import APP_ROLE, Database, role_conninfo
 from infra.postgres.sessions import RevocationList, SessionStore
+from tests.peers.http import wait_for
+from tests.peers.postgres import throwaway_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -159,3 +166,33 @@ async def test_a_busy_process_refreshes_the_revocation_list_off_the_request_path
     assert await store.revoke(second.tenant_id, second.sid, "logout", access_keep_seconds=900)
     now[0] = 10.0  # older than the interval: this request waits for the feed
     assert await theirs.is_revoked(second.sid, "j") is True
+
+
+async def test_a_revocation_for_reuse_survives_a_database_crash(tmp_path: Path) -> None:
+    """Rotations commit without waiting for their flush; the revocation a reuse causes must not
+    be lost with them. The WAL writer is slowed to its maximum (10 s), so only the store's own
+    flush can put the revocation on disk before the server is stopped the way a crash stops it
+    (SIGQUIT: immediate shutdown, no checkpoint, WAL buffers dropped)."""
+    with throwaway_postgres(tmp_path) as (server, admin_url):
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            admin.execute("SELECT pg_reload_conf()")
+        database = Database(role_conninfo(admin_url, APP_ROLE), pool_size=2)
+        await database.open()
+        try:
+            store = SessionStore(database)
+            session, first = await _open(store)
+            await store.rotate(first, access_keep_seconds=900)
+            with pytest.raises(RefreshReused):
+                await store.rotate(first, access_keep_seconds=900)
+        finally:
+            await database.close()
+        pid = int((server.cluster_dir / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGQUIT)
+        wait_for(lambda: not (server.cluster_dir / "postmaster.pid").exists(), timeout=30)
+        restarted = server.start()  # crash recovery replays what reached the disk
+        with psycopg.connect(restarted, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT revoked_reason FROM auth_sessions WHERE sid = %s", [session.sid]
+            ).fetchone()
+        assert row == ("refresh_token_reused",)
