@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from domain.maci import MaciRole
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, ManualClock
 from tests.security.operations import body_fields, fill, operations, parameters
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
@@ -61,8 +61,10 @@ def _rls_state(api: Api) -> list[tuple[Any, ...]]:
 
 
 def test_sql_payloads_in_every_parameter_and_field_of_every_route(
-    api: Api, platform: httpx.Client, unique: str
+    api: Api, platform: httpx.Client, unique: str, limiter_clock: ManualClock
 ) -> None:
+    # its own rate budget (limiter_clock: a fresh limiter for this test): the hundreds of requests
+    # below must not use up the shared test server's budget of the platform tenant
     target = api.create_tenant(platform, f"inj-a-{unique}")
     bystander = api.create_tenant(platform, f"inj-b-{unique}")
     rls_before = _rls_state(api)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from domain.maci import MaciRole
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, ManualClock
 from tests.security.operations import body_fields, fill, operations
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
@@ -30,7 +30,11 @@ def _record_text(record: logging.LogRecord) -> str:
 
 
 def test_credentials_sent_to_every_route_are_never_logged_stored_or_returned(
-    api: Api, platform: httpx.Client, unique: str, caplog: pytest.LogCaptureFixture
+    api: Api,
+    platform: httpx.Client,
+    unique: str,
+    caplog: pytest.LogCaptureFixture,
+    limiter_clock: ManualClock,  # its own rate budget: the shared one is not used up
 ) -> None:
     tenant = api.create_tenant(platform, f"redact-{unique}")
     ids = {"tenant_id": tenant["tenant_id"], "version": "1"}
