@@ -27,9 +27,9 @@ from litestar.response import Stream
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, command_context, in_thread
 from api.http.dto import HashValue, documented
 from api.http.services import ApiServices
-from api.http.tenants import HashHeader, _context, _in_thread
 from commands.audit import RetentionSettings
 from commands.authorization import Permission, authorize
 from commands.context import Principal
@@ -429,7 +429,7 @@ class AuditLogController(Controller):
         _raise(errors)
         export_id = new_export_id()
         audit = api.system.audit
-        await _in_thread(
+        await in_thread(
             partial(
                 audit.record_export,
                 principal,
@@ -569,11 +569,11 @@ class AuditLogController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> Retention:
         changes = data.changes()
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         await _existing(api, tenant_id)
         current = await _retention(api, tenant_id)
         audit = api.system.audit
-        settings = await _in_thread(
+        settings = await in_thread(
             partial(audit.change_retention, ctx, tenant_id, current, changes)
         )
         return Retention(
@@ -660,7 +660,7 @@ class PlatformAuditLogController(Controller):
         rows, skip, cursor, more = _page_params(query)
         _raise(errors + more)
         audit = api.system.audit
-        await _in_thread(
+        await in_thread(
             partial(
                 audit.record_cross_tenant_query,
                 principal,

@@ -19,10 +19,11 @@ from litestar.params import Body, Parameter
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, command_context, in_thread
 from api.http.dto import HashValue, documented
 from api.http.policy_dto import NO_NUL
 from api.http.services import ApiServices
-from api.http.tenants import MAX_OFFSET, HashHeader, _context, _in_thread
+from api.http.tenants import MAX_OFFSET
 from commands.authorization import Permission, authorize
 from commands.context import Principal
 from commands.gaps import GapCommands
@@ -233,12 +234,12 @@ class GapController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> GapReviewed:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         current = None  # another tenant's principal is refused (and audited) by the command
         if principal.is_platform or principal.tenant_id == tenant_id:
             async with api.database.tenant_session(tenant_id) as conn:
                 current = await find_gap(conn, gap_id)
-        reviewed = await _in_thread(
+        reviewed = await in_thread(
             partial(
                 _commands(api).review,
                 ctx,

@@ -22,6 +22,7 @@ from litestar.params import Body, Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, IdempotencyKey, command_context, in_thread
 from api.http.dto import ConstitutionalHashBody
 from api.http.integration_dto import (
     INTEGRATION_UPDATABLE,
@@ -39,7 +40,6 @@ from api.http.integration_dto import (
     UpdateIntegrationRequest,
 )
 from api.http.services import ApiServices
-from api.http.tenants import HashHeader, IdempotencyKey, _context, _in_thread
 from commands.authorization import Permission, authorize
 from commands.context import Principal
 from commands.integrations import CreateIntegration, IntegrationCommands
@@ -99,7 +99,7 @@ class IntegrationController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IntegrationCreated]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         command = CreateIntegration(
             integration_type=data.integration_type,
             integration_name=data.integration_name,
@@ -108,7 +108,7 @@ class IntegrationController(Controller):
         )
 
         async def create() -> Response[Any]:
-            integration = await _in_thread(partial(_commands(api).create, ctx, tenant_id, command))
+            integration = await in_thread(partial(_commands(api).create, ctx, tenant_id, command))
             body = IntegrationCreated.of(integration, api.constitutional_hash)
             return Response(body, status_code=201)
 
@@ -224,8 +224,8 @@ class IntegrationController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> IntegrationUpdated:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        result = await _in_thread(
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
+        result = await in_thread(
             partial(_commands(api).update, ctx, tenant_id, integration_id, data.changes())
         )
         return IntegrationUpdated(
@@ -252,8 +252,8 @@ class IntegrationController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> None:
-        ctx = _context(request, principal, UNSET, constitutional_hash)
-        await _in_thread(partial(_commands(api).archive, ctx, tenant_id, integration_id))
+        ctx = command_context(request, principal, UNSET, constitutional_hash)
+        await in_thread(partial(_commands(api).archive, ctx, tenant_id, integration_id))
 
     @post(
         "/{integration_id:uuid}/test",
@@ -290,8 +290,8 @@ class IntegrationController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> IntegrationTestResult:
         in_body = data.constitutional_hash if data is not None else UNSET
-        ctx = _context(request, principal, in_body, constitutional_hash)
-        outcome = await _in_thread(partial(_commands(api).test, ctx, tenant_id, integration_id))
+        ctx = command_context(request, principal, in_body, constitutional_hash)
+        outcome = await in_thread(partial(_commands(api).test, ctx, tenant_id, integration_id))
         result = outcome.result
         return IntegrationTestResult(
             integration_id=integration_id,

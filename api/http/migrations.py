@@ -24,6 +24,7 @@ from litestar.params import Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, IdempotencyKey, command_context
 from api.http.dto import HASH_PATTERN
 from api.http.errors import UnsupportedMediaType
 from api.http.migration_dto import (
@@ -37,7 +38,7 @@ from api.http.migration_dto import (
     StartJobRequest,
 )
 from api.http.services import ApiServices
-from api.http.tenants import MAX_OFFSET, HashHeader, IdempotencyKey, _context
+from api.http.tenants import MAX_OFFSET
 from commands.authorization import Permission, authorize
 from commands.context import CommandContext, Principal
 from commands.migration_sources import Upload
@@ -107,7 +108,7 @@ class MigrationController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[JobAccepted]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         command = StartJob(data.job_type, data.source_system, data.source_config)
         return await _start(request, api, principal, ctx, tenant_id, command, idempotency_key)
 
@@ -134,7 +135,7 @@ class MigrationController(Controller):
     ) -> Response[JobAccepted]:
         limit = api.system.settings.migration_upload_max_bytes
         command, in_body = await _upload(request, limit)
-        ctx = _context(request, principal, in_body, constitutional_hash)
+        ctx = command_context(request, principal, in_body, constitutional_hash)
         return await _start(request, api, principal, ctx, tenant_id, command, idempotency_key)
 
     @get(
@@ -227,7 +228,7 @@ class MigrationController(Controller):
         async with api.database.tenant_session(tenant_id) as conn:
             failures = await job_failures(conn, job_id)
         row["progress_percentage"] = progress_percentage(row["processed_items"], row["total_items"])
-        pdf = await _in_thread(partial(render_report, row, failures))
+        pdf = await in_thread(partial(render_report, row, failures))
         return Response(
             pdf,
             media_type="application/pdf",
@@ -260,8 +261,8 @@ class MigrationController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> JobCancelled:
-        ctx = _context(request, principal, UNSET, constitutional_hash)
-        job = await _in_thread(partial(_jobs(api).cancel, ctx, tenant_id, job_id))
+        ctx = command_context(request, principal, UNSET, constitutional_hash)
+        job = await in_thread(partial(_jobs(api).cancel, ctx, tenant_id, job_id))
         return JobCancelled(
             job_id=job.id,
             job_status=job.status.value,
@@ -281,7 +282,7 @@ async def _start(
     idempotency_key: str | None,
 ) -> Response[JobAccepted]:
     async def start() -> Response[Any]:
-        job = await _in_thread(partial(_jobs(api).start, ctx, tenant_id, command))
+        job = await in_thread(partial(_jobs(api).start, ctx, tenant_id, command))
         body = JobAccepted(
             job_id=job.id,
             tenant_id=tenant_id,
@@ -388,5 +389,5 @@ def _jobs(api: ApiServices) -> MigrationJobs:
     return jobs
 
 
-async def _in_thread(call: partial[T]) -> T:
+async def in_thread(call: partial[T]) -> T:
     return await anyio.to_thread.run_sync(call)

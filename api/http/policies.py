@@ -24,6 +24,7 @@ from msgspec import UNSET
 
 from api.http import examples as ex
 from api.http.auth import principal_from_scope
+from api.http.command_calls import HashHeader, IdempotencyKey, command_context, supplied_hash
 from api.http.dto import HASH_PATTERN
 from api.http.errors import UnsupportedMediaType
 from api.http.policy_dto import (
@@ -47,7 +48,7 @@ from api.http.policy_dto import (
     VersionSummary,
 )
 from api.http.services import ApiServices
-from api.http.tenants import MAX_OFFSET, HashHeader, IdempotencyKey, _context, supplied_hash
+from api.http.tenants import MAX_OFFSET
 from commands.authorization import Permission, authorize
 from commands.constitution import verify_constitutional_hash
 from commands.context import CommandContext, Principal
@@ -124,7 +125,7 @@ class PolicyController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[PolicySubmitted]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         filename = None if data.filename is UNSET else data.filename
         submission = SubmitPolicy(data.source, data.format, filename, data.allow_unguarded)
         return await _submit(request, api, principal, ctx, tenant_id, submission, idempotency_key)
@@ -150,7 +151,7 @@ class PolicyController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[PolicySubmitted]:
         submission, in_body = await _upload(request)
-        ctx = _context(request, principal, in_body, constitutional_hash)
+        ctx = command_context(request, principal, in_body, constitutional_hash)
         return await _submit(request, api, principal, ctx, tenant_id, submission, idempotency_key)
 
     @get(
@@ -258,8 +259,8 @@ class PolicyController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> PolicyActivated:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        done = await _in_thread(
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
+        done = await in_thread(
             partial(_registry(api).activate, ctx, tenant_id, policy_id, data.version)
         )
         _decisions(api).cache.invalidate_many([done.policy.id])
@@ -299,8 +300,8 @@ class PolicyController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> PolicyRetired:
-        ctx = _context(request, principal, UNSET, constitutional_hash)
-        policy = await _in_thread(partial(_registry(api).retire, ctx, tenant_id, policy_id))
+        ctx = command_context(request, principal, UNSET, constitutional_hash)
+        policy = await in_thread(partial(_registry(api).retire, ctx, tenant_id, policy_id))
         _decisions(api).cache.invalidate_many([policy.id])
         return PolicyRetired(
             policy_id=policy.policy_key,
@@ -356,7 +357,7 @@ class DecisionController(Controller):
         if len(requests) <= INLINE_BATCH and service.all_cached(tenant_id, requests):
             outcomes = service.decide(principal, tenant_id, requests)
         else:
-            outcomes = await _in_thread(partial(service.decide, principal, tenant_id, requests))
+            outcomes = await in_thread(partial(service.decide, principal, tenant_id, requests))
         answers = _answers(api.constitutional_hash)
         body = answers.one(outcomes[0]) if single else answers.batch(outcomes)
         return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
@@ -369,7 +370,7 @@ class DecisionController(Controller):
     async def get_log_settings(
         self, tenant_id: UUID, principal: Principal, api: ApiServices
     ) -> DecisionLogSettingsView:
-        log_input, fields = await _in_thread(
+        log_input, fields = await in_thread(
             partial(_registry(api).decision_log_setting, principal, tenant_id)
         )
         return DecisionLogSettingsView(
@@ -398,8 +399,8 @@ class DecisionController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> DecisionLogSettingsView:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        settings = await _in_thread(
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
+        settings = await in_thread(
             partial(
                 _registry(api).configure_decision_log,
                 ctx,
@@ -449,7 +450,7 @@ async def _submit(
     idempotency_key: str | None,
 ) -> Response[PolicySubmitted]:
     async def submit() -> Response[Any]:
-        done = await _in_thread(partial(_registry(api).submit, ctx, tenant_id, submission))
+        done = await in_thread(partial(_registry(api).submit, ctx, tenant_id, submission))
         _decisions(api).cache.invalidate_many(p.id for p, _ in done.versions)
         body = PolicySubmitted(
             policies=[
@@ -521,5 +522,5 @@ def _registry(api: ApiServices) -> Any:
     return commands
 
 
-async def _in_thread(call: partial[T]) -> T:
+async def in_thread(call: partial[T]) -> T:
     return await anyio.to_thread.run_sync(call)

@@ -20,9 +20,9 @@ from litestar.params import Body
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, IdempotencyKey, command_context, in_thread
 from api.http.dto import HashValue
 from api.http.services import ApiServices
-from api.http.tenants import HashHeader, IdempotencyKey, _context, _in_thread
 from commands.authorization import Permission, authorize
 from commands.context import Principal
 from commands.role_mappings import CreateRoleMapping, RoleMappingCommands
@@ -146,7 +146,7 @@ class RoleMappingController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[RoleMappingBody]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         command = CreateRoleMapping(
             integration_id=data.integration_id,
             source_type=data.source_type,
@@ -156,7 +156,7 @@ class RoleMappingController(Controller):
         )
 
         async def create() -> Response[Any]:
-            mapping = await _in_thread(partial(_commands(api).create, ctx, tenant_id, command))
+            mapping = await in_thread(partial(_commands(api).create, ctx, tenant_id, command))
             return Response(RoleMappingBody.of(mapping, api.constitutional_hash), status_code=201)
 
         return await api.idempotency.run(request, principal, idempotency_key, create)
@@ -216,8 +216,8 @@ class RoleMappingController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> RoleMappingUpdated:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        mapping, updated = await _in_thread(
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
+        mapping, updated = await in_thread(
             partial(_commands(api).update, ctx, tenant_id, mapping_id, data.changes())
         )
         body = RoleMappingBody.of(mapping, api.constitutional_hash)
@@ -240,5 +240,5 @@ class RoleMappingController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> None:
-        ctx = _context(request, principal, UNSET, constitutional_hash)
-        await _in_thread(partial(_commands(api).delete, ctx, tenant_id, mapping_id))
+        ctx = command_context(request, principal, UNSET, constitutional_hash)
+        await in_thread(partial(_commands(api).delete, ctx, tenant_id, mapping_id))

@@ -15,6 +15,7 @@ from litestar.openapi import ResponseSpec
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, IdempotencyKey, command_context, supplied_hash
 from api.http.services import ApiServices
 from api.http.shadow_dto import (
     ShadowCommandBody,
@@ -22,7 +23,6 @@ from api.http.shadow_dto import (
     ShadowDecisionsResult,
     ShadowStatus,
 )
-from api.http.tenants import HashHeader, IdempotencyKey, _context, supplied_hash
 from commands.constitution import verify_constitutional_hash
 from commands.context import Principal
 from commands.shadow import RolloutState, ShadowService
@@ -68,7 +68,7 @@ class ShadowController(Controller):
         legacy = [item.legacy() for item in items]
 
         async def compare() -> Response[Any]:
-            compared = await _in_thread(
+            compared = await in_thread(
                 partial(_shadow(api).compare_live, principal, tenant_id, legacy)
             )
             return Response(ShadowDecisionsResult.of(items, compared, api.constitutional_hash))
@@ -87,7 +87,7 @@ class ShadowController(Controller):
         },
     )
     async def status(self, tenant_id: UUID, principal: Principal, api: ApiServices) -> ShadowStatus:
-        found = await _in_thread(partial(_shadow(api).status, principal, tenant_id))
+        found = await in_thread(partial(_shadow(api).status, principal, tenant_id))
         return ShadowStatus(**found, constitutional_hash=api.constitutional_hash)
 
     @post(
@@ -122,15 +122,15 @@ class ShadowController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ShadowStatus]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         problems = data.misplaced()
         if problems:
             raise ValidationFailed.listing(problems)
         shadow = _shadow(api)
 
         async def command() -> Response[Any]:
-            await _in_thread(partial(_run, shadow, data, ctx, tenant_id))
-            found = await _in_thread(partial(shadow.status, principal, tenant_id))
+            await in_thread(partial(_run, shadow, data, ctx, tenant_id))
+            found = await in_thread(partial(shadow.status, principal, tenant_id))
             return Response(ShadowStatus(**found, constitutional_hash=api.constitutional_hash))
 
         return await api.idempotency.run(request, principal, idempotency_key, command)
@@ -156,5 +156,5 @@ def _shadow(api: ApiServices) -> ShadowService:
     return service
 
 
-async def _in_thread(call: partial[T]) -> T:
+async def in_thread(call: partial[T]) -> T:
     return await anyio.to_thread.run_sync(call)

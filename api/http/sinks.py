@@ -17,9 +17,9 @@ from litestar.params import Body, Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, command_context, in_thread
 from api.http.dto import ConstitutionalHashBody
 from api.http.services import ApiServices
-from api.http.tenants import HashHeader, _context, _in_thread
 from commands.context import Principal
 from commands.sinks import SinkCommands
 from domain.sinks import DeadLetter
@@ -104,7 +104,7 @@ class SinkController(Controller):
         api: ApiServices,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
     ) -> SinkDeliveries:
-        found = await _in_thread(
+        found = await in_thread(
             partial(_sinks(api).deliveries, principal, tenant_id, integration_id, limit)
         )
         counters = found.counters
@@ -145,8 +145,8 @@ class SinkController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> DeadLetterRetry:
         in_body = data.constitutional_hash if data is not None else UNSET
-        ctx = _context(request, principal, in_body, constitutional_hash)
-        outcome = await _in_thread(partial(_sinks(api).retry, ctx, tenant_id, integration_id))
+        ctx = command_context(request, principal, in_body, constitutional_hash)
+        outcome = await in_thread(partial(_sinks(api).retry, ctx, tenant_id, integration_id))
         return DeadLetterRetry(
             integration_id=integration_id,
             retried=outcome.retried,

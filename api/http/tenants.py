@@ -9,10 +9,9 @@ and here for reads, with the same permission table.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
-import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Schema
@@ -20,8 +19,13 @@ from litestar.params import Body, Parameter
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.command_calls import (
+    HashHeader,
+    IdempotencyKey,
+    command_context,
+    in_thread,
+)
 from api.http.dto import (
-    HASH_PATTERN,
     UPDATABLE_FIELDS,
     ConstitutionalHashBody,
     CreateTenantRequest,
@@ -36,40 +40,15 @@ from api.http.dto import (
     UsageStats,
     WritableStatus,
 )
-from api.http.idempotency import HEADER as IDEMPOTENCY_HEADER
-from api.http.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 from api.http.quotas.storage import BYTES_PER_GB
 from api.http.services import API_ENDPOINT_TEMPLATE, ApiServices
 from commands.authorization import Permission, authorize
-from commands.context import CommandContext, Principal
+from commands.context import Principal
 from commands.tenants import CreateTenant
-from domain.constitution import CONSTITUTIONAL_HASH_PATTERN
-from domain.errors import NotFound, ValidationFailed
-from infra import tracing
+from domain.errors import NotFound
 from projections.tenants import list_tenants
 
-T = TypeVar("T")
-HASH_HEADER = "X-Constitutional-Hash"
 MAX_OFFSET = 2**31 - 1  # a list offset beyond PostgreSQL's range was a 500
-
-HashHeader = Annotated[
-    str | None,
-    Parameter(
-        header=HASH_HEADER,
-        required=False,
-        description="The deployment's constitutional hash (or the body field constitutional_hash)",
-        schema_extra={"pattern": HASH_PATTERN},
-    ),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Parameter(
-        header=IDEMPOTENCY_HEADER,
-        required=False,
-        description="Replays the first response for 24 h; another body with the key is 409",
-        schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
-    ),
-]
 
 
 class TenantController(Controller):
@@ -106,7 +85,7 @@ class TenantController(Controller):
         constitutional_hash: HashHeader = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TenantCreated]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         command = CreateTenant(
             tenant_name=data.tenant_name,
             tenant_slug=data.tenant_slug,
@@ -116,7 +95,7 @@ class TenantController(Controller):
         )
 
         async def create() -> Response[Any]:
-            tenant = await _in_thread(partial(api.tenants.create, ctx, command))
+            tenant = await in_thread(partial(api.tenants.create, ctx, command))
             api.directory.remember(tenant)
             endpoint = API_ENDPOINT_TEMPLATE.format(slug=tenant.tenant_slug)
             body = TenantCreated.of(tenant, api.constitutional_hash, endpoint)
@@ -226,8 +205,8 @@ class TenantController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> TenantUpdated:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        result = await _in_thread(partial(api.tenants.update, ctx, tenant_id, data.changes()))
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
+        result = await in_thread(partial(api.tenants.update, ctx, tenant_id, data.changes()))
         api.directory.remember(result.tenant)
         return TenantUpdated(
             tenant_id=tenant_id,
@@ -269,8 +248,8 @@ class TenantController(Controller):
         constitutional_hash: HashHeader = None,
         immediate: bool = False,
     ) -> Response[TenantDeactivated]:
-        ctx = _context(request, principal, UNSET, constitutional_hash)
-        tenant = await _in_thread(
+        ctx = command_context(request, principal, UNSET, constitutional_hash)
+        tenant = await in_thread(
             partial(api.tenants.deactivate, ctx, tenant_id, immediate=immediate)
         )
         api.directory.remember(tenant)
@@ -311,10 +290,10 @@ class TenantController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TenantReactivated]:
         in_body = data.constitutional_hash if data is not None else UNSET
-        ctx = _context(request, principal, in_body, constitutional_hash)
+        ctx = command_context(request, principal, in_body, constitutional_hash)
 
         async def reactivate() -> Response[Any]:
-            tenant = await _in_thread(partial(api.tenants.reactivate, ctx, tenant_id))
+            tenant = await in_thread(partial(api.tenants.reactivate, ctx, tenant_id))
             api.directory.remember(tenant)
             body = TenantReactivated(
                 tenant_id=tenant_id,
@@ -325,27 +304,3 @@ class TenantController(Controller):
             return Response(body, status_code=200)
 
         return await api.idempotency.run(request, principal, idempotency_key, reactivate)
-
-
-def _context(
-    request: Request[Any, Any, Any], principal: Principal, in_body: Any, in_header: str | None
-) -> CommandContext:
-    supplied = supplied_hash(in_body, in_header)
-    trace_parent = tracing.current_traceparent() or request.headers.get("traceparent")
-    return CommandContext(principal, supplied, trace_parent)
-
-
-def supplied_hash(in_body: Any, in_header: str | None) -> str | None:
-    """The constitutional hash the caller gave (the body's wins over the header's), checked for
-    its form; None when neither gives one."""
-    supplied: str | None = in_header if in_body is UNSET else in_body
-    if supplied and not CONSTITUTIONAL_HASH_PATTERN.fullmatch(supplied):
-        where = HASH_HEADER if in_body is UNSET else "constitutional_hash"
-        raise ValidationFailed.field(where, "must be 16 lowercase hexadecimal characters")
-    return supplied
-
-
-async def _in_thread(call: partial[T]) -> T:
-    """Run a command in a worker thread, in a span of the request's trace named after it."""
-    with tracing.tracer().start_as_current_span(f"command {call.func.__name__}"):
-        return await anyio.to_thread.run_sync(call)

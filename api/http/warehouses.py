@@ -16,9 +16,9 @@ from litestar.params import Body
 from msgspec import UNSET
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, command_context, in_thread
 from api.http.dto import ConstitutionalHashBody
 from api.http.services import ApiServices
-from api.http.tenants import HashHeader, _context, _in_thread
 from api.warehouses import warehouse_commands
 from commands.context import CommandContext, Principal
 from commands.warehouses import WarehouseStatus
@@ -87,7 +87,7 @@ class WarehouseController(Controller):
     async def warehouse_sync_status(
         self, tenant_id: UUID, integration_id: UUID, principal: Principal, api: ApiServices
     ) -> WarehouseSyncStatus:
-        found = await _in_thread(partial(_status, api, principal, tenant_id, integration_id))
+        found = await in_thread(partial(_status, api, principal, tenant_id, integration_id))
         return WarehouseSyncStatus.of(found, api.constitutional_hash)
 
     @post(
@@ -116,8 +116,8 @@ class WarehouseController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> WarehouseSyncRun:
         in_body = data.constitutional_hash if data is not None else UNSET
-        ctx = _context(request, principal, in_body, constitutional_hash)
-        outcome = await _in_thread(partial(_sync, api, ctx, tenant_id, integration_id))
+        ctx = command_context(request, principal, in_body, constitutional_hash)
+        outcome = await in_thread(partial(_sync, api, ctx, tenant_id, integration_id))
         return WarehouseSyncRun(
             integration_id=integration_id,
             rows_loaded=outcome.rows_loaded,

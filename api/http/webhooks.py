@@ -21,9 +21,10 @@ from litestar.params import Body, Parameter
 from msgspec import UNSET, UnsetType
 
 from api.http import examples as ex
+from api.http.command_calls import HashHeader, command_context, in_thread
 from api.http.dto import ConstitutionalHashBody, HashValue
 from api.http.services import ApiServices
-from api.http.tenants import MAX_OFFSET, HashHeader, _context, _in_thread
+from api.http.tenants import MAX_OFFSET
 from commands.authorization import Permission, authorize
 from commands.context import Principal
 from commands.webhooks import RegisterWebhook, WebhookCommands
@@ -180,14 +181,14 @@ class WebhookController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> Response[WebhookBody]:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
         command = RegisterWebhook(
             webhook_url=data.webhook_url,
             events=data.events,
             secret=data.secret,
             enabled=data.enabled,
         )
-        webhook, secret = await _in_thread(partial(_commands(api).create, ctx, tenant_id, command))
+        webhook, secret = await in_thread(partial(_commands(api).create, ctx, tenant_id, command))
         return Response(WebhookBody.of(webhook, api.constitutional_hash, secret), status_code=201)
 
     @get(
@@ -251,8 +252,8 @@ class WebhookController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> WebhookUpdated:
-        ctx = _context(request, principal, data.constitutional_hash, constitutional_hash)
-        webhook, updated = await _in_thread(
+        ctx = command_context(request, principal, data.constitutional_hash, constitutional_hash)
+        webhook, updated = await in_thread(
             partial(_commands(api).update, ctx, tenant_id, webhook_id, data.changes())
         )
         body = WebhookBody.of(webhook, api.constitutional_hash)
@@ -275,8 +276,8 @@ class WebhookController(Controller):
         api: ApiServices,
         constitutional_hash: HashHeader = None,
     ) -> None:
-        ctx = _context(request, principal, UNSET, constitutional_hash)
-        await _in_thread(partial(_commands(api).delete, ctx, tenant_id, webhook_id))
+        ctx = command_context(request, principal, UNSET, constitutional_hash)
+        await in_thread(partial(_commands(api).delete, ctx, tenant_id, webhook_id))
 
     @post(
         "/{webhook_id:uuid}/test",
@@ -304,8 +305,8 @@ class WebhookController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> TestDeliveryBody:
         in_body = data.constitutional_hash if data is not None else UNSET
-        ctx = _context(request, principal, in_body, constitutional_hash)
-        sent = await _in_thread(partial(_commands(api).test, ctx, tenant_id, webhook_id))
+        ctx = command_context(request, principal, in_body, constitutional_hash)
+        sent = await in_thread(partial(_commands(api).test, ctx, tenant_id, webhook_id))
         return TestDeliveryBody(
             webhook_id=webhook_id,
             event_id=sent.event_id,
