@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -13,7 +13,19 @@ import pytest
 from api.bootstrap import System
 from commands.tenants import CreateTenant
 from domain.tenant.aggregate import Tenant
+from infra.postgres.database import Database
 from tests.integration.spine.support import PLATFORM
+
+
+@pytest.fixture
+async def database(system: System) -> AsyncIterator[Database]:
+    """An API process's connection pool (the app role, under Row-Level Security)."""
+    db = Database(system.app_conninfo, pool_size=2)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,16 +25,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def database(system: System) -> AsyncIterator[Database]:
-    db = Database(system.app_conninfo, pool_size=2)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 def _insert(admin: psycopg.Connection[Any], tenant: UUID, integration: UUID, role: str) -> None:

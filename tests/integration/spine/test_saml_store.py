@@ -4,7 +4,6 @@ NotOnOrAfter; a replay leaves nothing behind) and the session index single logou
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -18,16 +17,6 @@ from infra.postgres.saml import SamlSessionIndex
 from infra.postgres.sessions import SessionStore
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database(system: System) -> AsyncIterator[Database]:
-    db = Database(system.app_conninfo, pool_size=2)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 def _facts(assertion_id: str, keep_until: datetime, index: str | None = "s1") -> SamlSignInFacts:

@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import os
 import signal
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -28,16 +27,6 @@ from tests.peers.http import wait_for
 from tests.peers.postgres import throwaway_postgres
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database(system: System) -> AsyncIterator[Database]:
-    db = Database(system.app_conninfo, pool_size=2)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 async def _open(

@@ -5,7 +5,6 @@ answer, and a change made by another process shows within the TTL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,16 +16,6 @@ from infra.postgres.database import Database
 from tests.integration.spine.support import PLATFORM, catch_up
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def database(system: System) -> AsyncIterator[Database]:
-    db = Database(system.app_conninfo, pool_size=2)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 async def test_a_busy_tenants_row_is_read_again_in_the_background(
