@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -152,6 +153,11 @@ _worker_engine: RegoEngine | None = None
 def _init_worker(factory: EngineFactory) -> None:
     global _worker_engine  # noqa: PLW0603 - one engine per worker process, built once
     _worker_engine = factory()
+    close = getattr(_worker_engine, "close", None)
+    if close is not None:
+        # A worker leaves without running atexit hooks; its engine's own process (if any) is
+        # stopped and waited for by the worker as it exits, not left to the system.
+        Finalize(None, close, exitpriority=10)
 
 
 def convert_chunk(
