@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -152,6 +153,11 @@ _worker_engine: RegoEngine | None = None
 def _init_worker(factory: EngineFactory) -> None:
     global _worker_engine  # noqa: PLW0603 - one engine per worker process, built once
     _worker_engine = factory()
+    close = getattr(_worker_engine, "close", None)
+    if close is not None:
+        # A worker leaves without running atexit hooks; its engine's own process (if any) is
+        # stopped and waited for by the worker as it exits, not left to the system.
+        Finalize(None, close, exitpriority=10)
 
 
 def convert_chunk(
@@ -210,39 +216,89 @@ def run_conversion(
 
     `on_results` is given each chunk's results as the chunk is done, in the order chunks end
     (before duplicates are failed): `ModuleFiles.add` writes their modules meanwhile."""
+    if jobs > 1 and len(sources) > CHUNK_SIZE:
+        with ConversionPool(engine_factory, jobs) as pool:
+            pending = pool.submit(sources, source_format, settings, limits)
+            return pending.results(progress, on_results)
     chunks = list(_chunks(sources, CHUNK_SIZE if jobs > 1 else max(1, min(CHUNK_SIZE, 5))))
-    by_chunk: dict[int, list[PolicyResult]] = {}
+    results: list[PolicyResult] = []
     done = 0
-    if jobs <= 1 or len(chunks) <= 1:
-        engine = engine_factory()
-        for index, chunk in enumerate(chunks):
-            by_chunk[index] = convert_chunk(chunk, source_format, settings, engine, limits)
+    engine = engine_factory()
+    for chunk in chunks:
+        converted = convert_chunk(chunk, source_format, settings, engine, limits)
+        results.extend(converted)
+        if on_results:
+            on_results(converted)
+        done += len(chunk)
+        if progress:
+            progress(done, len(sources))
+    return _fail_duplicates(results)
+
+
+class ConversionPool:
+    """Worker processes that convert chunks of sources, kept for as many runs as the owner
+    gives them (a migration job's batches): each worker builds its Rego engine once, and a
+    run can be submitted before the previous one's results are used. A context manager."""
+
+    def __init__(self, engine_factory: EngineFactory, jobs: int) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=jobs, initializer=_init_worker, initargs=(engine_factory,)
+        )
+
+    def submit(
+        self,
+        sources: Sequence[SourceText],
+        source_format: SourceFormat,
+        settings: ConversionSettings,
+        limits: PolicyLimits = DEFAULT_LIMITS,
+    ) -> PendingConversion:
+        """Start converting `sources`, chunk by chunk, in the workers."""
+        futures: dict[Future[list[PolicyResult]], tuple[int, int]] = {}
+        for index, chunk in enumerate(_chunks(sources, CHUNK_SIZE)):
+            future = self._executor.submit(
+                convert_chunk, chunk, source_format, settings, None, limits
+            )
+            futures[future] = (index, len(chunk))
+        return PendingConversion(futures, len(sources))
+
+    def close(self) -> None:
+        """Stop the workers; chunks not started are dropped."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ConversionPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class PendingConversion:
+    """A run submitted to a ConversionPool: its results once every chunk is done."""
+
+    def __init__(self, futures: dict[Future[list[PolicyResult]], tuple[int, int]], total: int):
+        self._futures = futures
+        self._total = total
+
+    def results(
+        self,
+        progress: Progress | None = None,
+        on_results: Callable[[list[PolicyResult]], None] | None = None,
+    ) -> list[PolicyResult]:
+        """As `run_conversion`: every policy in source order, duplicates failed; the first
+        error of a worker is raised."""
+        by_chunk: dict[int, list[PolicyResult]] = {}
+        done = 0
+        for future in as_completed(self._futures):
+            index, size = self._futures[future]
+            by_chunk[index] = future.result()
             if on_results:
                 on_results(by_chunk[index])
-            done += len(chunk)
+            done += size
             if progress:
-                progress(done, len(sources))
-    else:
-        with ProcessPoolExecutor(
-            max_workers=jobs, initializer=_init_worker, initargs=(engine_factory,)
-        ) as pool:
-            futures = {
-                pool.submit(convert_chunk, chunk, source_format, settings, None, limits): (
-                    index,
-                    len(chunk),
-                )
-                for index, chunk in enumerate(chunks)
-            }
-            for future in as_completed(futures):
-                index, size = futures[future]
-                by_chunk[index] = future.result()
-                if on_results:
-                    on_results(by_chunk[index])
-                done += size
-                if progress:
-                    progress(done, len(sources))
-    results = [result for index in sorted(by_chunk) for result in by_chunk[index]]
-    return _fail_duplicates(results)
+                progress(done, self._total)
+        return _fail_duplicates(
+            [result for index in sorted(by_chunk) for result in by_chunk[index]]
+        )
 
 
 def _fail_duplicates(results: list[PolicyResult]) -> list[PolicyResult]:

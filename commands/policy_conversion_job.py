@@ -15,6 +15,7 @@ far. A batch run again after a crash finds its versions written and counts them 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from commands.migration_kinds import BatchOutcome, FailedItem, JobContext, JobCu
 from commands.policies import ConvertedSource, record_conversions
 from commands.policy_conversion import (
     BatchTooLarge,
+    ConversionPool,
     EngineFactory,
+    PendingConversion,
     SourceNotFound,
     SourceText,
     SourceUnreadable,
@@ -137,17 +140,29 @@ class PolicyConversionKind:
         source_format: SourceFormat,
         engine: Callable[[], RegoEngine],
     ) -> list[PolicyResult]:
-        """Convert and gate: in `processes` worker processes (each builds its own engine per
-        batch), or here with the cursor's own engine (`engine`, built once per run)."""
-        settings = ConversionSettings.bounded_by(self._limits, None, self._hash)
+        """Convert and gate here, with the cursor's own engine (`engine`, built once per run)."""
         return run_conversion(
             texts,
-            self._engine_factory if self._processes > 1 else engine,
+            engine,
             source_format=source_format,
-            settings=settings,
-            jobs=self._processes,
+            settings=self._settings(),
             limits=self._limits,
         )
+
+    def pool(self) -> ConversionPool | None:
+        """Worker processes for a run's batches (each builds its engine once), when the kind
+        converts in more than one process."""
+        if self._processes <= 1:
+            return None
+        return ConversionPool(self._engine_factory, self._processes)
+
+    def submit(
+        self, pool: ConversionPool, texts: Sequence[SourceText], source_format: SourceFormat
+    ) -> PendingConversion:
+        return pool.submit(texts, source_format, self._settings(), self._limits)
+
+    def _settings(self) -> ConversionSettings:
+        return ConversionSettings.bounded_by(self._limits, None, self._hash)
 
     def engine(self) -> RegoEngine:
         return self._engine_factory()
@@ -174,6 +189,19 @@ class PolicyConversionKind:
         return done.added, done.unchanged, done.activated, done.refused
 
 
+@dataclass
+class _Batch:
+    """A batch's files read: the texts, the files that could not be read, and (converting in a
+    pool) its conversion under way."""
+
+    start: int
+    files: list[Path]
+    texts: list[SourceText]
+    failed: list[FailedItem] = field(default_factory=list)
+    failed_files: set[str] = field(default_factory=set)
+    pending: PendingConversion | None = None
+
+
 class _Cursor:
     def __init__(self, kind: PolicyConversionKind, job: JobContext) -> None:
         assert job.source is not None
@@ -190,12 +218,16 @@ class _Cursor:
         self._next = int(checkpoint.get("next", 0))
         self._counts = {key: int(checkpoint.get("counts", {}).get(key, 0)) for key in _COUNTS}
         self._engine: RegoEngine | None = None
+        self._pool = kind.pool()
+        self._ahead: _Batch | None = None
         self._texts: dict[str, str] = {}
 
     def close(self) -> None:
         close = getattr(self._engine, "close", None)
         if close is not None:
             close()
+        if self._pool is not None:
+            self._pool.close()
 
     def _own_engine(self) -> RegoEngine:
         if self._engine is None:
@@ -205,20 +237,21 @@ class _Cursor:
     def next_batch(self) -> BatchOutcome | None:
         if self._next >= self.total:
             return None
-        chunk = self._files[self._next : self._next + self._batch]
-        failed: list[FailedItem] = []
-        failed_files: set[str] = set()
-        texts: list[SourceText] = []
-        for file in chunk:
-            read = self._kind.read(file)
-            if isinstance(read, str):
-                failed.append(FailedItem(self._name(file), read, "Make the file readable UTF-8."))
-                failed_files.add(str(file))
-            else:
-                # Named by its path in the source, so no server path reaches the Rego or reports.
-                texts.append(SourceText(self._name(file), read.text, read.size))
-        results = self._kind.convert(texts, self._format, self._own_engine) if texts else []
-        self._texts = {text.name: text.text for text in texts}
+        ahead, self._ahead = self._ahead, None
+        batch = ahead if ahead is not None and ahead.start == self._next else self._read(self._next)
+        if batch.pending is not None:
+            results = batch.pending.results()
+        elif batch.texts:
+            results = self._kind.convert(batch.texts, self._format, self._own_engine)
+        else:
+            results = []
+        following = self._next + len(batch.files)
+        if self._pool is not None and following < self.total:
+            # The workers convert the next batch while this one is written to the registry;
+            # it is counted (and checkpointed) only when its own turn comes.
+            self._ahead = self._read(following)
+        self._texts = {text.name: text.text for text in batch.texts}
+        failed, failed_files = batch.failed, batch.failed_files
         converted = self._writable(results, failed, failed_files)
         added, unchanged, activated, refused = self._kind.record(self._job, converted)
         for result in results:
@@ -227,14 +260,31 @@ class _Cursor:
                     FailedItem(self._item(result), refused[result.policy_id], "Register it anew.")
                 )
                 failed_files.add(result.source)
-        self._count(len(chunk), results, failed_files, (added, unchanged, activated))
-        self._next += len(chunk)
+        self._count(len(batch.files), results, failed_files, (added, unchanged, activated))
+        self._next = following
         return BatchOutcome(
             processed=self._next,
             summary=dict(self._counts),
             checkpoint={"next": self._next, "counts": dict(self._counts)},
             failed=tuple(failed),
         )
+
+    def _read(self, start: int) -> _Batch:
+        """The files of the batch from `start` read; with a pool, their conversion started."""
+        batch = _Batch(start, self._files[start : start + self._batch], [])
+        for file in batch.files:
+            read = self._kind.read(file)
+            if isinstance(read, str):
+                batch.failed.append(
+                    FailedItem(self._name(file), read, "Make the file readable UTF-8.")
+                )
+                batch.failed_files.add(str(file))
+            else:
+                # Named by its path in the source, so no server path reaches the Rego or reports.
+                batch.texts.append(SourceText(self._name(file), read.text, read.size))
+        if self._pool is not None and batch.texts:
+            batch.pending = self._kind.submit(self._pool, batch.texts, self._format)
+        return batch
 
     def _writable(
         self, results: list[PolicyResult], failed: list[FailedItem], failed_files: set[str]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.policy.gate import RegoCompileError, RegoEvaluationError
+from domain.policy.gate_inputs import request_json
 from domain.policy.limits import DEFAULT_LIMITS
 from domain.policy.reference_evaluator import Decision
 from infra.rego.regorus_engine import RegorusEngine
@@ -52,7 +53,9 @@ class BoundedRegoEngine:
     ) -> list[Decision]:
         connection = self._started()
         try:
-            connection.send((filename, module, package, list(requests)))
+            # Only what the engine reads crosses the boundary: each request's JSON text.
+            texts = [request_json(request) for request in requests]
+            connection.send((filename, module, package, texts))
             answered = connection.poll(self.seconds)
             outcome = connection.recv() if answered else None
         except (EOFError, OSError):
@@ -139,11 +142,22 @@ def _stop(child: subprocess.Popen[bytes], connection: Connection) -> None:
 def _result(outcome: tuple[str, Any]) -> list[Decision]:
     kind, payload = outcome
     if kind == "ok":
-        return [Decision(allow, frozenset(deny), frozenset(obl)) for allow, deny, obl in payload]
+        rows, indices = payload
+        distinct = [Decision(allow, frozenset(deny), frozenset(obl)) for allow, deny, obl in rows]
+        return [distinct[index] for index in indices]
     if kind == "compile":
         message, line, column = payload
         raise RegoCompileError(message, line, column)
     raise RegoEvaluationError(str(payload))
+
+
+def _answer(decisions: list[Decision]) -> tuple[str, Any]:
+    """The decisions as sent back: each distinct one once, and its index for every request
+    (a policy answers its many requests with few distinct decisions)."""
+    places: dict[Decision, int] = {}
+    indices = [places.setdefault(decision, len(places)) for decision in decisions]
+    rows = [(item.allow, tuple(item.deny), tuple(item.obligations)) for item in places]
+    return ("ok", (rows, indices))
 
 
 def serve() -> None:
@@ -159,11 +173,7 @@ def serve() -> None:
         except (EOFError, OSError):
             return
         try:
-            decisions = engine.decisions(filename, module, package, requests)
-            answer: tuple[str, Any] = (
-                "ok",
-                [(item.allow, tuple(item.deny), tuple(item.obligations)) for item in decisions],
-            )
+            answer = _answer(engine.decisions_of_texts(filename, module, package, requests))
         except RegoCompileError as failure:
             answer = ("compile", (failure.message, failure.line, failure.column))
         except RegoEvaluationError as failure:

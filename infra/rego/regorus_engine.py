@@ -37,6 +37,14 @@ class RegorusEngine:
     def decisions(
         self, filename: str, module: str, package: str, requests: Sequence[dict[str, Any]]
     ) -> list[Decision]:
+        return self.decisions_of_texts(
+            filename, module, package, [request_json(request) for request in requests]
+        )
+
+    def decisions_of_texts(
+        self, filename: str, module: str, package: str, requests: Sequence[str]
+    ) -> list[Decision]:
+        """As `decisions`, each request given as its JSON text (what the engine reads)."""
         # The engine is unsendable (pyo3): it must be dropped on the thread that made it. An
         # error raised while a frame holds it would keep it alive in the traceback until another
         # thread's garbage collection, so errors are returned, the engine dropped, then raised.
@@ -49,7 +57,7 @@ class RegorusEngine:
 
 
 def _evaluate(
-    engine: Any, filename: str, module: str, package: str, requests: Sequence[dict[str, Any]]
+    engine: Any, filename: str, module: str, package: str, requests: Sequence[str]
 ) -> list[Decision] | RegoCompileError | RegoEvaluationError:
     """The decision on every request, or the error to raise (returned, not raised)."""
     engine.set_policy_length_config(
@@ -65,7 +73,7 @@ def _evaluate(
     decided: dict[str, Decision] = {}
     decisions: list[Decision] = []
     for request in requests:
-        engine.set_input_json(request_json(request))
+        engine.set_input_json(request)
         try:
             raw = engine.eval_rule_as_json(_GATE_RULE)
         except Exception as error:  # noqa: BLE001 - as above
@@ -74,7 +82,7 @@ def _evaluate(
         if decision is None:
             row = json.loads(raw)
             if not isinstance(row, list):
-                return RegoEvaluationError(f"data.{package} is undefined on {request!r}")
+                return RegoEvaluationError(f"data.{package} is undefined on {request}")
             try:
                 decision = decided[raw] = _decision(row)
             except RegoEvaluationError as failure:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import multiprocessing
 import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -291,14 +293,17 @@ def test_cancel_a_pending_job_then_409_for_the_terminal_job(api: Api, tenant: Te
     )
 
 
-def test_a_running_job_cancelled_stops_between_batches(api: Api, tenant: Tenant) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_running_job_cancelled_stops_between_batches(
+    api: Api, tenant: Tenant, processes: int
+) -> None:
     client = tenant.client()
     config = json.dumps({"batch_size": 10})
     job_id = _accepted(
         upload(client, tenant.id, zipped(corpus_files(600)), source_config=config), tenant
     )
     api.wait_projected()
-    worker = runner(api.system)
+    worker = runner(api.system, processes=processes)
     thread = threading.Thread(target=worker.run_once)
     thread.start()
     try:
@@ -311,6 +316,44 @@ def test_a_running_job_cancelled_stops_between_batches(api: Api, tenant: Tenant)
     stopped = job(api.system, tenant.id, job_id)
     assert stopped.status is JobStatus.CANCELLED
     assert 0 < stopped.processed < 600
+    assert multiprocessing.active_children() == []  # the conversion processes are gone
+
+
+def test_batches_converted_ahead_in_two_processes_are_counted_once(
+    api: Api, tenant: Tenant
+) -> None:
+    """With two processes the next batch is converted while one is written: every batch is
+    still counted once, in order, with its own unreadable and broken files."""
+    client = tenant.client()
+    files = corpus_files(40, broken=True)
+    files["bench-00017x.json"] = '{"policy_id": "bench-00017x", "rules": ['  # in batch 3
+    archive = io.BytesIO(zipped(files))
+    with zipfile.ZipFile(archive, "a") as unreadable:
+        unreadable.writestr("legacy/bench-00030x.json", b"\xff\xfe not UTF-8")  # in batch 5
+    config = json.dumps({"batch_size": 7})
+    job_id = _accepted(upload(client, tenant.id, archive.getvalue(), source_config=config), tenant)
+    _run_all(api, processes=2)
+
+    done = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}").json()
+    assert done["job_status"] == "completed"
+    assert (done["total_items"], done["processed_items"]) == (44, 44)
+    assert (done["successful_items"], done["failed_items"]) == (40, 4)
+    results = client.get(f"/v1/tenants/{tenant.id}/migrations/{job_id}/results").json()
+    summary = results["result_summary"]
+    assert (summary["converted_policies"], summary["new_versions"]) == (40, 40)
+    assert summary["conversion_coverage"] == {
+        "converted": 40,
+        "unproven": 0,
+        "partial": 0,
+        "failed": 3,
+    }
+    failed = sorted(item["item_id"] for item in results["failed_items_details"])
+    assert len(failed) == 4
+    for name in ("bench-00017x", "bench-00030x", "broken-rule", "broken-syntax"):
+        assert sum(name in item for item in failed) == 1, (name, failed)
+    listed = client.get(f"/v1/tenants/{tenant.id}/policies", params={"limit": 1}).json()
+    assert listed["total"] == 40
+    assert multiprocessing.active_children() == []
 
 
 def test_a_monitor_reads_jobs_but_cannot_start_or_cancel_them(api: Api, tenant: Tenant) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from functools import partial
@@ -57,7 +58,7 @@ def main() -> int:
         for name, text in corpus(args.policies):
             (legacy / name).write_text(text, encoding="utf-8")
         files = sorted(legacy.iterdir())
-        bare_before = _bare_conversion(files, args.jobs)
+        bare_before, bare_cpu_before = _bare_conversion(files, args.jobs)
         settings = Settings.from_env(
             {
                 "ACGS_DATABASE_URL": admin_url,
@@ -74,7 +75,7 @@ def main() -> int:
                 ctx, CreateTenant("Bench migration", "bench-migration", "b@example.com")
             )
             assert system.migrations is not None
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), _cpu_seconds()
             job = system.migrations.start(
                 ctx,
                 tenant.id,
@@ -83,10 +84,11 @@ def main() -> int:
             system.runner("migrations").catch_up()
             ran = system.migration_runner().run_once()
             elapsed = time.perf_counter() - started
+            job_cpu = _cpu_seconds() - cpu_started
             done = system.migrations.job(tenant.id, job.id)
         finally:
             system.close()
-        bare_after = _bare_conversion(files, args.jobs)
+        bare_after, bare_cpu_after = _bare_conversion(files, args.jobs)
     # The bare conversion runs before and after the job, and the job is compared with their
     # mean: on a shared machine the load moves during a run.
     bare = (bare_before + bare_after) / 2
@@ -99,6 +101,13 @@ def main() -> int:
     )
     print(f"migration job (claim, batches, registry writes, events): {elapsed:.2f} s")
     print(f"job / bare conversion: {ratio:.2f}x (overhead {elapsed - bare:.2f} s)")
+    bare_cpu = (bare_cpu_before + bare_cpu_after) / 2
+    per = 1000 / args.policies
+    print(
+        f"CPU (this process and its workers, not PostgreSQL): bare {bare_cpu * per:.2f} s per "
+        f"1,000 policies ({bare_cpu_before:.1f} s, {bare_cpu_after:.1f} s), job "
+        f"{job_cpu * per:.2f} s per 1,000 policies ({job_cpu:.1f} s)"
+    )
     print(f"job: {done.status.value}, {done.processed}/{done.total} items, {summary}")
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     exact = (
@@ -119,16 +128,25 @@ def main() -> int:
     return targets.exit_status()
 
 
-def _bare_conversion(files: list[Path], jobs: int) -> float:
+def _bare_conversion(files: list[Path], jobs: int) -> tuple[float, float]:
+    """Wall and CPU seconds of converting `files` with `jobs` processes."""
     limits = DEFAULT_LIMITS
     engine = partial(
         BoundedRegoEngine,
         seconds=limits.evaluation_seconds,
         memory_bytes=limits.evaluation_memory_bytes,
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     run_conversion(read_sources(files), engine, settings=ConversionSettings(), jobs=jobs)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu_seconds() - cpu_started
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process and of its ended children (the pool's workers, and
+    through them their engines' processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":
