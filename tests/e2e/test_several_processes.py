@@ -73,7 +73,11 @@ def deployment(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         for server in servers:
             server.wait_ready()
         worker = subprocess.Popen(
-            [*ACGS, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            [*ACGS, "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         wait_for(lambda: set(_held(pg_admin_url)) == SINGLE_OWNER, timeout=60)
         yield Deployment(servers[0], servers[1], worker, token, env, pg_admin_url)

@@ -164,7 +164,7 @@ def test_a_refused_rotation_uses_no_early_read() -> None:
 def test_the_access_token_is_signed_while_the_rotation_is_under_way() -> None:
     ports = Ports()
     signer = Signer(ports.log)
-    sign_in = _sign_in(ports, signer)
+    sign_in = _sign_in(ports, signer, clock=lambda: 1000.25)  # all within one second
     token = _issued_here(sign_in, ports)
     ports.log.clear()
     issued = asyncio.run(sign_in.refresh(token, ip="127.0.0.1", user_agent="t"))
