@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import anyio.to_thread
 import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import MediaType, Request, Response, Router, get, post
@@ -21,6 +20,7 @@ from litestar.static_files import create_static_files_router
 
 from api.console.principal import SignedIn, client_of, session_of, signed_in, verified
 from api.console.session import COOKIE, CSRF_FIELD, CSRF_HEADER, ConsoleSession
+from api.http.command_calls import in_thread
 from api.http.dto import CreateTenantRequest, UpdateTenantRequest
 from api.http.errors import status_of
 from api.http.quotas.storage import BYTES_PER_GB
@@ -157,10 +157,6 @@ def _context(who: SignedIn, form: dict[str, str]) -> CommandContext:
     return CommandContext(who.principal, form.get("constitutional_hash") or None, None)
 
 
-async def _in_thread(call: partial[Any]) -> Any:
-    return await anyio.to_thread.run_sync(call)
-
-
 def _fields(error: DomainError) -> dict[str, str]:
     return {p["field"]: p["message"] for p in error.details.get("fields", []) if "field" in p}
 
@@ -294,7 +290,7 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[Any]:
             billing_plan="standard" if data.billing_plan is msgspec.UNSET else data.billing_plan,
             quotas=data.quotas(),
         )
-        tenant = await _in_thread(partial(api.tenants.create, _context(who, form), command))
+        tenant = await in_thread(partial(api.tenants.create, _context(who, form), command))
     except msgspec.ValidationError as invalid:
         errors["form"] = str(invalid)
     except DomainError as refused:
@@ -344,10 +340,10 @@ async def tenant_status(request: Request[Any, Any, Any], tenant_id: UUID) -> Res
     action = form.get("action")
     if action == "suspend":
         changes = msgspec.convert({"status": "suspended"}, UpdateTenantRequest).changes()
-        result = await _in_thread(partial(api.tenants.update, ctx, tenant_id, changes))
+        result = await in_thread(partial(api.tenants.update, ctx, tenant_id, changes))
         api.directory.remember(result.tenant)
     elif action == "reactivate":
-        api.directory.remember(await _in_thread(partial(api.tenants.reactivate, ctx, tenant_id)))
+        api.directory.remember(await in_thread(partial(api.tenants.reactivate, ctx, tenant_id)))
     else:
         raise ValidationFailed.field("action", "must be suspend or reactivate")
     return _go(f"{PREFIX}/tenants/{tenant_id}")
@@ -419,7 +415,7 @@ async def create_integration(request: Request[Any, Any, Any], tenant_id: UUID) -
         enabled=form.get("enabled", "on") == "on",
     )
     try:
-        integration = await _in_thread(
+        integration = await in_thread(
             partial(_commands(request).create, _context(who, form), tenant_id, command)
         )
     except DomainError as refused:
@@ -468,7 +464,7 @@ async def update_integration(
         "config": _ldap_config(form, editing=True),
     }
     try:
-        await _in_thread(
+        await in_thread(
             partial(
                 _commands(request).update, _context(who, form), tenant_id, integration_id, changes
             )
@@ -494,7 +490,7 @@ async def test_integration(
     who = await _who(request)
     form = await _form(request)
     try:
-        outcome = await _in_thread(
+        outcome = await in_thread(
             partial(_commands(request).test, _context(who, form), tenant_id, integration_id)
         )
         result = outcome.result
