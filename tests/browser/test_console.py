@@ -7,102 +7,46 @@ the session, and error pages. Screenshots of each page land in out/browser/."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from api.console.session import COOKIE
 from domain.maci import MaciRole
+from tests.browser.console_support import (
+    IMAGE,
+    SCRIPT,
+    assert_clean_console,
+    assert_inert,
+    fill,
+    sign_in_with_token,
+    text,
+    wait,
+)
 from tests.peers.browser import Browser
 from tests.peers.http import HASH, Api
 from tests.peers.slapd import BASE_DN, Slapd
 
-pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.ldap]
-
-SCRIPT = "<script>window.__xss = 1; alert('xss')</script>"
-IMAGE = '"\'><img src=x onerror="window.__xss=1;alert(1)">'
 EXECUTIVES = f"cn=executives,ou=groups,{BASE_DN}"
 
-
-@pytest.fixture
-def browser(chromium: webdriver.Chrome, api: Api) -> Iterator[Browser]:
-    chromium.delete_all_cookies()
-    chromium.set_window_size(1280, 900)
-    made = Browser(chromium, api.url)
-    made.console_errors()  # drop what earlier tests left
-    yield made
-    chromium.delete_all_cookies()
-
-
-def _wait(browser: Browser, css: str, timeout: float = 15) -> None:
-    try:
-        WebDriverWait(browser.driver, timeout).until(
-            ec.presence_of_element_located((By.CSS_SELECTOR, css))
-        )
-    except TimeoutException:
-        browser.screenshot("failure")
-        text = browser.driver.find_element(By.TAG_NAME, "body").text
-        pytest.fail(f"{css} never showed on {browser.driver.current_url}: {text}")
-
-
-def _text(browser: Browser, css: str) -> str:
-    return str(browser.driver.find_element(By.CSS_SELECTOR, css).text)
-
-
-def _fill(browser: Browser, **fields: str) -> None:
-    for name, value in fields.items():
-        element = browser.driver.find_element(By.ID, name)
-        element.clear()
-        element.send_keys(value)
-
-
-def _assert_inert(browser: Browser) -> None:
-    """No payload ran: no alert, no flag set, no element a payload would have made."""
-    try:
-        alert = browser.driver.switch_to.alert
-    except NoAlertPresentException:
-        pass
-    else:
-        text = alert.text
-        alert.dismiss()
-        pytest.fail(f"a payload ran: alert {text!r}")
-    assert browser.driver.execute_script("return window.__xss === undefined")
-    assert browser.driver.find_elements(By.CSS_SELECTOR, "main img") == []
-    assert browser.driver.find_elements(By.CSS_SELECTOR, "main script") == []
-
-
-def _assert_clean_console(browser: Browser) -> None:
-    """The page loaded everything it names and the CSP blocked nothing of ours."""
-    assert browser.console_errors() == []
-
-
-def _sign_in_with_token(browser: Browser, token: str) -> None:
-    browser.open("/console/sign-in")
-    _wait(browser, "#token")
-    browser.driver.find_element(By.ID, "token").send_keys(token)
-    browser.driver.find_element(By.ID, "token-submit").click()
-    _wait(browser, "form.signout")
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.ldap]
 
 
 def test_operator_creates_a_tenant_and_an_ldap_integration(
     browser: Browser, api: Api, slapd: Slapd
 ) -> None:
     browser.open("/console/")
-    _wait(browser, "#token")
+    wait(browser, "#token")
     assert browser.driver.current_url.endswith("/console/sign-in")
     browser.screenshot("sign-in")
-    _assert_clean_console(browser)
+    assert_clean_console(browser)
 
-    _sign_in_with_token(browser, api.token(MaciRole.EXECUTIVE))
+    sign_in_with_token(browser, api.token(MaciRole.EXECUTIVE))
     assert browser.driver.current_url.endswith("/console/tenants")
     cookie = browser.cookie(COOKIE)
     assert cookie is not None
@@ -116,19 +60,19 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     slug = f"web-{uuid4().hex[:10]}"
     name = f"Web {SCRIPT} {IMAGE}"
     browser.driver.find_element(By.ID, "new-tenant").click()
-    _wait(browser, "#tenant_name")
+    wait(browser, "#tenant_name")
     browser.screenshot("tenant-new")
-    _fill(browser, tenant_name=name, tenant_slug=slug, admin_email=f"o'hara+x@{slug}.example.com")
+    fill(browser, tenant_name=name, tenant_slug=slug, admin_email=f"o'hara+x@{slug}.example.com")
     browser.driver.find_element(By.ID, "create-tenant").click()
-    _wait(browser, "#pending, #tenant-name")  # shown once the read model has it
+    wait(browser, "#pending, #tenant-name")  # shown once the read model has it
     api.wait_projected()
-    _wait(browser, "#tenant-name")
-    assert _text(browser, "#tenant-name") == name
-    assert _text(browser, "#tenant-slug") == slug
-    assert _text(browser, "#tenant-status") == "active"
+    wait(browser, "#tenant-name")
+    assert text(browser, "#tenant-name") == name
+    assert text(browser, "#tenant-slug") == slug
+    assert text(browser, "#tenant-status") == "active"
     assert browser.driver.title.startswith(name)
-    _assert_inert(browser)
-    _assert_clean_console(browser)
+    assert_inert(browser)
+    assert_clean_console(browser)
     browser.screenshot("tenant")
     tenant_id = UUID(browser.driver.current_url.rstrip("/").rsplit("/", 1)[1])
     # read in one step: htmx replaces the usage table every 5 s
@@ -142,7 +86,7 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     # search (htmx as the visitor types; the plain form without script works the same way)
     api.wait_projected()
     browser.open("/console/tenants")
-    _wait(browser, "#q")
+    wait(browser, "#q")
     browser.driver.find_element(By.ID, "q").send_keys(slug.upper())
     WebDriverWait(browser.driver, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#tenant-rows .count").text == "1 tenant"
@@ -150,25 +94,25 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "#tenant-rows tbody tr")
     assert len(rows) == 1
     assert rows[0].find_element(By.CSS_SELECTOR, "a").text == name
-    _assert_inert(browser)
+    assert_inert(browser)
     browser.screenshot("tenants-search")
     browser.open("/console/tenants?q=" + "no-such-tenant-" + uuid4().hex)
-    assert "No tenant matches." in _text(browser, "#tenant-rows")
+    assert "No tenant matches." in text(browser, "#tenant-rows")
     browser.open("/console/tenants?q=" + quote(slug.replace("-", "_")))  # "_" is no wildcard
-    assert "No tenant matches." in _text(browser, "#tenant-rows")
+    assert "No tenant matches." in text(browser, "#tenant-rows")
     browser.open("/console/tenants?q=" + quote(SCRIPT + IMAGE))
-    _wait(browser, "#q")
+    wait(browser, "#q")
     assert browser.driver.find_element(By.ID, "q").get_attribute("value") == SCRIPT + IMAGE
-    _assert_inert(browser)
+    assert_inert(browser)
 
     # an LDAP integration on the fixture's slapd, its name and filter carrying payloads
     browser.open(f"/console/tenants/{tenant_id}/integrations")
-    _wait(browser, "#new-integration")
+    wait(browser, "#new-integration")
     browser.driver.find_element(By.ID, "new-integration").click()
-    _wait(browser, "#integration_name")
+    wait(browser, "#integration_name")
     browser.screenshot("integration-new")
     integration_name = f"Corp {IMAGE}"
-    _fill(
+    fill(
         browser,
         integration_name=integration_name,
         server_url=slapd.ldaps_url,
@@ -181,51 +125,51 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
         "document.getElementById('ca_cert_pem').value = arguments[0]", slapd.ca_pem
     )
     browser.driver.find_element(By.ID, "save-integration").click()
-    _wait(browser, "#pending, #test-integration")
+    wait(browser, "#pending, #test-integration")
     api.wait_projected()
-    _wait(browser, "#test-integration")
+    wait(browser, "#test-integration")
     assert browser.driver.find_element(By.ID, "integration_name").get_attribute("value") == (
         integration_name
     )
     assert browser.driver.find_element(By.ID, "bind_password").get_attribute("value") == ""
     assert slapd.service_password not in browser.driver.page_source
-    _assert_inert(browser)
+    assert_inert(browser)
 
     browser.driver.find_element(By.ID, "test-integration").click()
-    _wait(browser, "#test-outcome")
-    assert _text(browser, "#test-outcome").startswith("Connected"), _text(browser, "#test-outcome")
-    _assert_clean_console(browser)
+    wait(browser, "#test-outcome")
+    assert text(browser, "#test-outcome").startswith("Connected"), text(browser, "#test-outcome")
+    assert_clean_console(browser)
     browser.screenshot("integration")
 
     api.wait_projected()
     browser.open(f"/console/tenants/{tenant_id}/integrations")
-    _wait(browser, "table")
+    wait(browser, "table")
     cells = [c.text for c in browser.driver.find_elements(By.CSS_SELECTOR, "tbody tr td")]
     assert cells[0] == integration_name
     assert cells[1:4] == ["ldap", "yes", "healthy"]
-    _assert_inert(browser)
+    assert_inert(browser)
     browser.screenshot("integrations")
 
     # suspend, then reactivate
     browser.open(f"/console/tenants/{tenant_id}")
-    _wait(browser, "#suspend")
+    wait(browser, "#suspend")
     browser.driver.find_element(By.ID, "suspend").click()
-    _wait(browser, "#tenant-name")
+    wait(browser, "#tenant-name")
     api.wait_projected()
     browser.open(f"/console/tenants/{tenant_id}")
-    _wait(browser, "#reactivate")
-    assert _text(browser, "#tenant-status") == "suspended"
+    wait(browser, "#reactivate")
+    assert text(browser, "#tenant-status") == "suspended"
     browser.driver.find_element(By.ID, "reactivate").click()
-    _wait(browser, "#tenant-name")
+    wait(browser, "#tenant-name")
     api.wait_projected()
     browser.open(f"/console/tenants/{tenant_id}")
-    _wait(browser, "#suspend")
-    assert _text(browser, "#tenant-status") == "active"
+    wait(browser, "#suspend")
+    assert text(browser, "#tenant-status") == "active"
 
     # a phone's width: the same page, nothing wider than the screen
     browser.driver.set_window_size(390, 844)
     browser.open(f"/console/tenants/{tenant_id}")
-    _wait(browser, "#tenant-name")
+    wait(browser, "#tenant-name")
     browser.screenshot("tenant-phone")
     wide = browser.driver.execute_script(
         "return [...document.querySelectorAll('body *')]"
@@ -279,40 +223,40 @@ def test_tenant_user_signs_in_through_the_directory_and_out(
 
     # a wrong password, with a payload as the user name: one message, the name shown literally
     browser.open("/console/sign-in")
-    _wait(browser, "#username")
-    _fill(browser, tenant_slug=slug, username=IMAGE, password="wrong")
+    wait(browser, "#username")
+    fill(browser, tenant_slug=slug, username=IMAGE, password="wrong")
     browser.driver.find_element(By.ID, "ldap-submit").click()
-    _wait(browser, "#ldap-error")
+    wait(browser, "#ldap-error")
     assert browser.driver.find_element(By.ID, "username").get_attribute("value") == IMAGE
-    _assert_inert(browser)
+    assert_inert(browser)
     browser.screenshot("sign-in-refused")
     logged = browser.console_errors()
     assert len(logged) == 1, logged
     assert "sign-in/ldap" in logged[0]
     assert "401" in logged[0]
 
-    _fill(browser, tenant_slug=slug, username="alice", password="alice-password")
+    fill(browser, tenant_slug=slug, username="alice", password="alice-password")
     browser.driver.find_element(By.ID, "ldap-submit").click()
-    _wait(browser, "#tenant-name")
+    wait(browser, "#tenant-name")
     assert browser.driver.current_url.endswith(f"/console/tenants/{tenant_id}")
-    assert _text(browser, "#tenant-slug") == slug
-    assert "EXECUTIVE" in _text(browser, ".who")
+    assert text(browser, "#tenant-slug") == slug
+    assert "EXECUTIVE" in text(browser, ".who")
     assert browser.driver.find_elements(By.ID, "suspend") == []  # a platform operator's button
-    _assert_clean_console(browser)
+    assert_clean_console(browser)
     browser.screenshot("tenant-as-directory-user")
 
     # the platform's tenant list is not this principal's
     browser.open("/console/tenants")
-    _wait(browser, "#error-message")
-    assert _text(browser, "h1") == "FORBIDDEN"
+    wait(browser, "#error-message")
+    assert text(browser, "h1") == "FORBIDDEN"
 
     # sign-out ends the session: the cookie a thief kept is worth nothing afterwards
     kept = browser.cookie(COOKIE)
     assert kept is not None
     browser.open(f"/console/tenants/{tenant_id}")
-    _wait(browser, "form.signout button")
+    wait(browser, "form.signout button")
     browser.driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
-    _wait(browser, "#token")
+    wait(browser, "#token")
     assert browser.cookie(COOKIE) is None or browser.cookie(COOKIE)["value"] != kept["value"]
     replay = httpx.get(
         f"{api.url}/console/tenants/{tenant_id}", cookies={COOKIE: kept["value"]}, timeout=30
@@ -399,24 +343,24 @@ def test_cookie_is_secure_behind_a_tls_proxy(api: Api) -> None:
 
 
 def test_errors_render_a_page_without_internals(browser: Browser, api: Api) -> None:
-    _sign_in_with_token(browser, api.token(MaciRole.EXECUTIVE))
+    sign_in_with_token(browser, api.token(MaciRole.EXECUTIVE))
     missing = uuid4()
     browser.open(f"/console/tenants/{missing}")
-    _wait(browser, "#error-message")
-    assert _text(browser, "h1") == "NOT_FOUND"
-    assert _text(browser, "#error-message") == "tenant not found"
+    wait(browser, "#error-message")
+    assert text(browser, "h1") == "NOT_FOUND"
+    assert text(browser, "#error-message") == "tenant not found"
     assert "Traceback" not in browser.driver.page_source
     browser.screenshot("error")
     # not signed in: every page sends the visitor to the sign-in page
     browser.driver.delete_all_cookies()
     browser.open("/console/tenants")
-    _wait(browser, "#token")
+    wait(browser, "#token")
     assert browser.driver.current_url.endswith("/console/sign-in")
 
 
 def test_the_sign_in_page_in_keyboard_order(browser: Browser) -> None:
     browser.open("/console/sign-in")
-    _wait(browser, "#token")
+    wait(browser, "#token")
     body = browser.driver.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.TAB)
     order = []

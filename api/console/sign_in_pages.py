@@ -1,0 +1,92 @@
+"""The console's sign-in pages: the operator token form, the LDAP form, sign-out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+
+from api.console.principal import client_of, session_of, signed_in, verified
+from api.console.rendering import PREFIX, api_of, go, page, read_form, session_cookie
+from api.console.session import ConsoleSession
+from api.http.errors import status_of
+from commands.sign_in import Attempt
+from domain.errors import DomainError
+
+
+@get("/")
+async def home(request: Request[Any, Any, Any]) -> Response[Any]:
+    who = await signed_in(api_of(request), request)
+    if who is None:
+        return go(f"{PREFIX}/sign-in")
+    if who.principal.is_platform:
+        return go(f"{PREFIX}/tenants")
+    return go(f"{PREFIX}/tenants/{who.principal.tenant_id}")
+
+
+@get("/sign-in")
+async def sign_in_page(request: Request[Any, Any, Any]) -> Response[str]:
+    return page(request, "sign_in.html", values={}, errors={})
+
+
+def _signed_in_redirect(
+    request: Request[Any, Any, Any], session: ConsoleSession, target: str
+) -> Response[Any]:
+    return go(target, [session_cookie(request, session)])
+
+
+@post("/sign-in/token")
+async def sign_in_token(request: Request[Any, Any, Any]) -> Response[Any]:
+    form = await read_form(request)
+    token = form.get("token", "").strip()
+    principal = await verified(api_of(request), token) if token else None
+    if principal is None:
+        errors = {"token": "this token is not valid (expired, revoked or not issued here)"}
+        return page(request, "sign_in.html", values={}, errors=errors, status=401)
+    session = (session_of(request) or ConsoleSession.fresh()).signed_in(token, None)
+    target = "/tenants" if principal.is_platform else f"/tenants/{principal.tenant_id}"
+    return _signed_in_redirect(request, session, PREFIX + target)
+
+
+@post("/sign-in/ldap")
+async def sign_in_ldap(request: Request[Any, Any, Any]) -> Response[Any]:
+    form = await read_form(request)
+    values = {k: form.get(k, "") for k in ("tenant_slug", "username")}
+    missing = {k: "required" for k in ("tenant_slug", "username", "password") if not form.get(k)}
+    if missing:
+        return page(request, "sign_in.html", values=values, errors=missing, status=422)
+    ip, agent = client_of(request)
+    attempt = Attempt(
+        tenant_slug=values["tenant_slug"][:256],
+        username=values["username"][:256],
+        password=form["password"][:1024],
+        integration_id=None,
+        ip=ip,
+        user_agent=agent,
+    )
+    try:
+        issued = await api_of(request).sign_in.login(attempt)
+    except DomainError as refused:
+        errors = {"ldap": refused.message}
+        return page(
+            request, "sign_in.html", values=values, errors=errors, status=status_of(refused.code)
+        )
+    session = (session_of(request) or ConsoleSession.fresh()).signed_in(
+        issued.access_token, issued.refresh_token
+    )
+    return _signed_in_redirect(request, session, f"{PREFIX}/tenants/{issued.session.tenant_id}")
+
+
+@post("/sign-out")
+async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
+    who = await signed_in(api_of(request), request)
+    if who is not None:
+        ip, agent = client_of(request)
+        p = who.principal
+        await api_of(request).sign_in.logout(
+            p.tenant_id, p.sid, p.sub, ip=ip, user_agent=agent, auth_method=p.auth_method
+        )
+    return go(f"{PREFIX}/sign-in", [session_cookie(request, None)])
+
+
+ROUTES = [home, sign_in_page, sign_in_token, sign_in_ldap, sign_out]
