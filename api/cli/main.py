@@ -57,3 +57,6 @@ for command in (db, serve, replay, projections, policy, token, worker, streaming
 cli.add_command(sinks)
 cli.add_command(migrate)
 cli.add_command(warehouse)
+
+if __name__ == "__main__":
+    cli()

@@ -1,5 +1,13 @@
 """`acgs serve`: the HTTP API, with projection runners in-process.
 
+`--workers N` (N > 1) runs N serving processes on one listening socket: this process binds the
+port, starts what is shared (the embedded PostgreSQL and its migrations, the local Kafka broker),
+prints the bootstrap token, then starts N copies of `acgs serve` that inherit the socket (the
+kernel spreads connections over them) and use that database. Each copy is a whole API process
+with its own pools and workers; workers that must run once (sinks, relay, health checks) take
+a lease in the database, so only one copy runs each. A copy that dies is started again (at most
+once a second); a stop signal goes to every copy, and the shared parts stop after the last.
+
 Stopping: SIGTERM and SIGINT (Ctrl-C) both stop the service the same way, and it exits 0: it stops
 accepting connections, lets requests in flight finish (at most DRAIN_SECONDS), stops the
 projection runners and the relay, stops the local broker and the embedded PostgreSQL it started,
@@ -16,8 +24,12 @@ import contextlib
 import errno
 import gc
 import getpass
+import os
 import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -36,6 +48,7 @@ from domain.tenancy import SYSTEM_TENANT_ID
 
 BOOTSTRAP_MARKER = "bootstrap-token-issued"
 DRAIN_SECONDS = 10
+MAX_WORKERS = 32
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -118,21 +131,122 @@ def bind_listener(host: str, port: int) -> socket.socket:
     help="Also start a local Kafka broker and schema registry and stream to them "
     "(development; same as ACGS_KAFKA_LOCAL=1).",
 )
-def serve(host: str | None, port: int | None, kafka_local: bool = False) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(1, MAX_WORKERS),
+    show_default=True,
+    help="Serving processes sharing the port (each a whole API process).",
+)
+@click.option("--listen-fd", default=None, type=int, hidden=True)  # a copy started by --workers
+def serve(
+    host: str | None,
+    port: int | None,
+    kafka_local: bool = False,
+    workers: int = 1,
+    listen_fd: int | None = None,
+) -> None:
     """Serve the API; in the embedded profile, start PostgreSQL and migrate first.
     SIGTERM or Ctrl-C stops it (requests in flight finish first) and exits 0."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     host = host or settings.http_host
     port = port or settings.http_port
-    listener = bind_listener(host, port)
+    if listen_fd is not None:
+        listener = socket.socket(fileno=listen_fd)
+    else:
+        listener = bind_listener(host, port)
     with _Stopper().installed() as stopper:
         try:
-            _run(settings, kafka_local or settings.kafka_local, host, port, listener, stopper)
+            if workers > 1:
+                _run_copies(
+                    settings, kafka_local or settings.kafka_local, workers, listener, stopper
+                )
+            else:
+                shared = listen_fd is not None
+                _run(
+                    settings, kafka_local or settings.kafka_local, host, port, listener, stopper,
+                    shared=shared,
+                )  # fmt: skip
         finally:
             stopper.stopping = True
             listener.close()
             click.echo("acgs: stopped")
+
+
+class _Copies:
+    """The serving copies of `--workers N`: started, started again when one dies (at most once a
+    second), and stopped with SIGTERM (each drains its requests) when the parent stops."""
+
+    def __init__(self, workers: int, listener: socket.socket, env: dict[str, str]) -> None:
+        self.fd = listener.fileno()
+        self.command = [sys.executable, "-m", "api.cli.main", "serve", "--listen-fd", str(self.fd)]
+        self.env = env
+        self.processes = [self._start() for _ in range(workers)]
+        self.restarted_at = 0.0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # Our own interpreter and module, fixed arguments: no input reaches the command line.
+        return subprocess.Popen(self.command, env=self.env, pass_fds=[self.fd])  # noqa: S603  # nosec B603
+
+    def watch(self, stopper: _Stopper) -> None:
+        while not stopper.requested:
+            for index, process in enumerate(self.processes):
+                code = process.poll()
+                if code is None or stopper.requested:
+                    continue
+                time.sleep(max(0.0, self.restarted_at + 1 - time.monotonic()))
+                click.echo(f"acgs: serving process {process.pid} ended ({code}); starting another")
+                self.processes[index] = self._start()
+                self.restarted_at = time.monotonic()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=DRAIN_SECONDS + 20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _run_copies(
+    settings: Settings, kafka_local: bool, workers: int, listener: socket.socket, stopper: _Stopper
+) -> None:
+    """`--workers N`: the shared parts here, N serving copies of `acgs serve` as children."""
+    local_streaming: Any = None
+    system: System | None = None
+    copies: _Copies | None = None
+    try:
+        env = dict(os.environ)
+        if kafka_local:
+            settings, local_streaming = start_local_streaming(settings)
+            env["ACGS_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers or ""
+            env["ACGS_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url or ""
+        if stopper.requested:
+            return
+        # The embedded server is started (and migrated) here, once; each copy finds it running
+        # on the same data directory and leaves it running when it stops.
+        system = build(settings)
+        where = f"embedded PostgreSQL in {settings.data_dir}" if system.embedded else "PostgreSQL"
+        click.echo(f"acgs: using {where}")
+        _print_bootstrap_token(system)
+        if stopper.requested:
+            return
+        click.echo(f"acgs: {workers} serving processes")
+        copies = _Copies(workers, listener, env)
+        copies.watch(stopper)
+    finally:
+        stopper.stopping = True
+        if copies is not None:
+            copies.stop()
+        if system is not None:
+            system.close()
+        if local_streaming is not None:
+            local_streaming.stop()
 
 
 def _run(
@@ -142,15 +256,17 @@ def _run(
     port: int,
     listener: socket.socket,
     stopper: _Stopper,
+    *,
+    shared: bool = False,
 ) -> None:
     local_streaming: Any = None
     system: System | None = None
     try:
-        if kafka_local:
+        if kafka_local and not shared:
             settings, local_streaming = start_local_streaming(settings)
         if stopper.requested:
             return
-        system = build(settings)
+        system = build(settings, apply_migrations=False) if shared else build(settings)
         if stopper.requested:
             return
         system.start_workers()
@@ -158,17 +274,19 @@ def _run(
         where = (
             "embedded PostgreSQL in " + str(settings.data_dir) if system.embedded else "PostgreSQL"
         )
-        click.echo(f"acgs: using {where}")
-        _print_bootstrap_token(system)
+        if not shared:
+            click.echo(f"acgs: using {where}")
+            _print_bootstrap_token(system)
         config = uvicorn.Config(
             app,
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=DRAIN_SECONDS,
         )
-        server = _Server(
-            config, lambda: click.echo(f"acgs: listening on http://{host}:{port}  (Ctrl-C stops)")
-        )
+        listening = f"acgs: listening on http://{host}:{port}  (Ctrl-C stops)"
+        if shared:
+            listening = f"acgs: serving process {os.getpid()} listening on http://{host}:{port}"
+        server = _Server(config, lambda: click.echo(listening))
         stopper.server = server  # from now on a signal shuts the server down
         if stopper.requested:
             return

@@ -81,6 +81,27 @@ class ServeProcess:
                 pytest.fail(f"acgs serve ended before printing {text!r}: {self.lines}")
             self.lines.append(arrived)
 
+    def wait_for_lines(self, text: str, count: int, timeout: float = 90) -> list[str]:
+        """The first `count` lines containing `text`, waiting for them to arrive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.lines if text in line]
+            if len(found) >= count:
+                return found[:count]
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"acgs serve printed {text!r} {len(found)} of {count} times: {self.lines}"
+                )
+            try:
+                arrived = self._arrived.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if arrived is None:
+                pytest.fail(
+                    f"acgs serve ended before printing {text!r} {count} times: {self.lines}"
+                )
+            self.lines.append(arrived)
+
     def wait_ready(self) -> ServeProcess:
         self.wait_for_line("listening on")
         wait_for(self._answers, timeout=30)
