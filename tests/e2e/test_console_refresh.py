@@ -1,0 +1,106 @@
+"""A console page's requests that all find the access token expired share one refresh: the
+directory user stays signed in (presenting the refresh token twice would have been taken for
+theft by reuse detection, ending the session). Real app, PostgreSQL and slapd."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+
+from api.console.session import COOKIE, ConsoleSession
+from domain.maci import MaciRole
+from tests.peers.http import HASH, Api
+from tests.peers.slapd import BASE_DN, Slapd
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.ldap]
+
+EXECUTIVES = f"cn=executives,ou=groups,{BASE_DN}"
+
+
+def _directory_tenant(api: Api, platform: httpx.Client, slapd: Slapd) -> tuple[UUID, str]:
+    slug = f"refresh-{uuid4().hex[:10]}"
+    tenant_id = UUID(api.create_tenant(platform, slug)["tenant_id"])
+    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as admin:
+        created = admin.post(
+            f"/v1/tenants/{tenant_id}/integrations",
+            json={
+                "integration_type": "ldap",
+                "integration_name": "Directory",
+                "config": {
+                    "server_url": slapd.ldaps_url,
+                    "base_dn": slapd.base_dn,
+                    "bind_dn": slapd.service_dn,
+                    "bind_password": slapd.service_password,
+                    "ca_cert_pem": slapd.ca_pem,
+                    "group_search_filter": "(|(member={user_dn})(memberUid={username}))",
+                },
+                "constitutional_hash": HASH,
+            },
+        )
+        assert created.status_code == 201, created.text
+        mapped = admin.post(
+            f"/v1/tenants/{tenant_id}/role-mappings",
+            json={
+                "integration_id": created.json()["integration_id"],
+                "source_type": "ldap_group",
+                "source_value": EXECUTIVES,
+                "maci_role": "EXECUTIVE",
+                "priority": 10,
+                "constitutional_hash": HASH,
+            },
+        )
+        assert mapped.status_code == 201, mapped.text
+    api.wait_projected()
+    return tenant_id, slug
+
+
+def _signed_in_cookie(api: Api, slug: str) -> ConsoleSession:
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        page = client.get("/console/sign-in")
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
+        assert csrf is not None
+        signed = client.post(
+            "/console/sign-in/ldap",
+            data={
+                "tenant_slug": slug,
+                "username": "alice",
+                "password": "alice-password",
+                "csrf_token": csrf.group(1),
+            },
+        )
+        assert signed.status_code == 303, signed.text
+        session = ConsoleSession.decode(client.cookies.get(COOKIE))
+    assert session is not None
+    assert session.refresh_token is not None
+    return session
+
+
+async def test_concurrent_requests_with_an_expired_access_token_share_one_refresh(
+    api: Api, platform: httpx.Client, slapd: Slapd
+) -> None:
+    tenant_id, slug = _directory_tenant(api, platform, slapd)
+    session = _signed_in_cookie(api, slug)
+    # what the cookie holds once its access token is no longer accepted
+    stale = ConsoleSession(session.seed, "expired.access.token", session.refresh_token)
+    page = f"/console/tenants/{tenant_id}"
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        answers = await asyncio.gather(
+            *(client.get(page, headers={"cookie": f"{COOKIE}={stale.encode()}"}) for _ in range(4))
+        )
+    assert [a.status_code for a in answers] == [200] * 4, [a.headers for a in answers]
+    renewed = {ConsoleSession.decode(a.cookies.get(COOKIE)) for a in answers}
+    assert len(renewed) == 1  # one rotation: every request was given the same new tokens
+    (fresh,) = renewed
+    assert fresh is not None
+    assert fresh.refresh_token != session.refresh_token
+    assert fresh.seed == session.seed  # open forms keep their CSRF token
+    # the session survived: no reuse was detected, the new tokens work, and so does their refresh
+    again = httpx.get(f"{api.url}{page}", cookies={COOKIE: fresh.encode()}, timeout=30)
+    assert again.status_code == 200
+    later = ConsoleSession(fresh.seed, "expired.again", fresh.refresh_token)
+    once_more = httpx.get(f"{api.url}{page}", cookies={COOKIE: later.encode()}, timeout=30)
+    assert once_more.status_code == 200
