@@ -5,6 +5,7 @@ last checkpoint, and every count comes out exact, with one registry version per 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 ACGS = [sys.executable, "-c", "from api.cli.main import cli; cli()"]
 POLICIES = 400
-LEASE_SECONDS = 2
+LEASE_SECONDS = 5  # long enough that the check below runs within it on a busy machine
 
 
 def _worker_env(pg_admin_url: str, data_dir: Path, allowed: Path) -> dict[str, str]:
@@ -103,16 +104,21 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
             "progress",
         )
         assert worker.poll() is None, log.read_text()
+
         # Killed once it has written versions beyond its last recorded checkpoint, so the
-        # batch it was in is done twice: the second time must add nothing.
-        _deadline(
-            lambda: (
-                _versions_written(pg_admin_url, tenant) > job(api.system, tenant, job_id).processed
-            ),
-            60,
-            "versions beyond the checkpoint",
-        )
-        worker.kill()  # SIGKILL: no chance to record anything more
+        # batch it was in is done twice: the second time must add nothing. The worker is paused
+        # (SIGSTOP) while that is checked, so no checkpoint can land between check and kill.
+        def paused_beyond_checkpoint() -> bool:
+            os.kill(worker.pid, signal.SIGSTOP)
+            time.sleep(0.3)  # what it had sent before the pause is committed meanwhile
+            written = _versions_written(pg_admin_url, tenant)
+            if written > job(api.system, tenant, job_id).processed:
+                return True
+            os.kill(worker.pid, signal.SIGCONT)
+            return False
+
+        _deadline(paused_beyond_checkpoint, 60, "versions beyond the checkpoint")
+        worker.kill()  # SIGKILL (while paused): no chance to record anything more
         worker.wait(30)
     finally:
         if worker.poll() is None:
@@ -122,9 +128,9 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
     assert killed.status is JobStatus.RUNNING
     assert 60 <= killed.processed < _versions_written(pg_admin_url, tenant) < POLICIES
 
-    api.wait_projected()
     resumed = runner(api.system, lease_seconds=LEASE_SECONDS)
     assert resumed.claim(tenant, job_id) is None  # the dead worker's lease still holds
+    api.wait_projected()
     _deadline(
         lambda: resumed.run_job(tenant, job_id, threading.Event()),  # this job, not another's
         LEASE_SECONDS + 30,
