@@ -20,8 +20,10 @@ from typing import Any
 
 import msgspec
 import pyarrow as pa
+from eventsourcing.utils import resolve_topic
 
-from domain.events import event_id_text
+from domain.audit import AuditEntry
+from domain.events import event_id_text, event_type_of
 from domain.sinks import NAMED_SEVERITY, classify
 from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, ColumnType, Table
 from projections.audit_log import audit_record_of
@@ -29,6 +31,27 @@ from projections.sinks.records import RecordMaker, own_slug
 
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
+_decode = msgspec.json.Decoder().decode
+_TAGGED = b'"_type_"'  # how the stored JSON marks a value JSON cannot hold (here: the time only)
+_ENTRY = event_type_of(AuditEntry.Recorded)
+_UNSET: Any = msgspec.UNSET
+
+
+class _StoredEntry(msgspec.Struct):
+    """The stored JSON of an audit entry, only what its columns need (any other field is
+    skipped by the decoder, still checked as JSON); a missing field is UNSET."""
+
+    timestamp: Any = _UNSET
+    category: Any = _UNSET
+    action: Any = _UNSET
+    result: Any = _UNSET
+    target_resource: Any = _UNSET
+    details: msgspec.Raw = msgspec.Raw(b"")
+    meta: Any = _UNSET
+    class_version: Any = _UNSET
+
+
+_decode_entry = msgspec.json.Decoder(_StoredEntry).decode
 # The values of one event, in this order: the columns both tables hold (the same values), then
 # governance_events' own, then audit_log's own.
 _SHARED = (
@@ -75,14 +98,95 @@ class ColumnMaker:
 
     def __init__(self, records: RecordMaker) -> None:
         self._records = records
+        self._entry_topics: dict[str, bool] = {}
 
     def __call__(self, rows: Sequence[Row], tables: Sequence[Table]) -> dict[str, pa.Table]:
-        values = [self._plain(row) or self._recorded(row) for row in rows]
+        values = [self._entry(row) or self._plain(row) or self._recorded(row) for row in rows]
         columns = list(zip(*values, strict=True)) if values else [()] * _WIDTH
         shared = dict(zip(_SHARED, columns, strict=False))
         events = dict(zip(_EVENTS_ONLY, columns[len(_SHARED) :], strict=False))
         audit = dict(zip(_AUDIT_ONLY, columns[len(_SHARED) + len(_EVENTS_ONLY) :], strict=True))
         return _arrow(shared, events, audit, tables, len(rows))
+
+    def _entry(self, row: Row) -> Values | None:
+        """The row's values if it is a plain audit entry (most of the log): the stored JSON
+        decoded into `_StoredEntry` (no dict of the whole event) and the audit record's columns
+        taken as `audit_record_of` makes them for an entry. Anything unusual (another event,
+        a field of an unexpected type, a tagged value besides the time, a failed sign-in)
+        returns None, for `_plain` or `_recorded`."""
+        topic = row[3]
+        entry = self._entry_topics.get(topic)
+        if entry is None:
+            entry = self._entry_topics[topic] = event_type_of(resolve_topic(topic)) == _ENTRY
+        state = bytes(row[4])
+        if not entry or state.count(_TAGGED) != 1:
+            return None
+        try:
+            stored = _decode_entry(state)
+            details = _decode(stored.details)
+        except msgspec.DecodeError:
+            return None
+        stamp, meta = stored.timestamp, stored.meta
+        if (
+            type(stamp) is not dict
+            or stamp.get("_type_") != "datetime_iso"
+            or stored.class_version is not _UNSET
+            or type(meta) is not dict
+            or type(details) is not dict
+        ):
+            return None
+        category, action, result = stored.category, stored.action, stored.result
+        target, actor = stored.target_resource, meta.get("actor")
+        if (
+            type(category) is not str
+            or type(action) is not str
+            or type(result) is not str
+            or (target is not None and type(target) is not str)
+            or type(actor) is not dict
+            or (category == "authentication" and result == "failure")  # see `_plain`
+        ):
+            return None
+        tenant, hash_ = meta.get("tenant_id"), meta.get("constitutional_hash")
+        if type(tenant) is not str or type(hash_) is not str or "sub" not in actor:
+            return None
+        kind = f"{category}.{action}"
+        severity, alert = classify(
+            {
+                "event_type": kind,
+                "result": result,
+                "details": details,
+                "constitutional_validation_passed": bool(
+                    details.get("constitutional_validation_passed", True)
+                ),
+                "event_category": category,
+            }
+        )
+        aggregate = str(row[1])
+        version = row[2]
+        return (
+            event_id_text(aggregate, version),
+            int(row[0]),
+            tenant,
+            row[6],
+            actor["sub"],
+            actor.get("actor_type", "user"),
+            hash_,
+            # governance_events
+            _ENTRY,
+            aggregate,
+            int(version),
+            state,
+            # audit_log: an entry's own slug is never needed (`own_slug`: tenants' events)
+            self._records.slug(tenant) or None,
+            kind,
+            category,
+            action,
+            result,
+            target,
+            NAMED_SEVERITY[severity],
+            alert,
+            _encode(details).decode(),
+        )
 
     def _plain(self, row: Row) -> Values | None:
         """The row's values if it is a plain event (not a failed sign-in)."""
