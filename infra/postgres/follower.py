@@ -128,9 +128,11 @@ class LogFollower:
     # --- reading ------------------------------------------------------------------------------
 
     def read(self, after: int, limit: int | None = None) -> list[LogRow]:
-        """The next events after notification id `after`, in log order (second mode)."""
-        cur = self._connection().execute(_SELECT, [after, limit or self.batch_size], prepare=True)
-        return cur.fetchall()
+        """The next events after notification id `after`, in log order (second mode). In
+        PostgreSQL's binary format: the state arrives as its bytes, not as hex text to decode
+        (a third of the CPU time of reading a row)."""
+        cur = self._connection().cursor(binary=True)
+        return cur.execute(_SELECT, [after, limit or self.batch_size], prepare=True).fetchall()
 
     def apply_next(
         self, apply: Callable[[psycopg.Cursor[Any], list[LogRow]], None]

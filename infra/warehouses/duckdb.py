@@ -9,7 +9,9 @@ No event goes in twice, without a primary key: a load reads the watermark in its
 transaction and inserts only the rows after it (a chunk that overlaps what is loaded adds only
 what is new), and moves the watermark in that same transaction (a load that dies leaves
 neither). Tables this adapter creates have no primary key on `event_id`: maintaining its index
-was half of an insert's cost (tables created keyed by an older release keep theirs). During a
+was half of an insert's cost. A table an older release created with the key is rebuilt without
+it when the warehouse is opened (`_drop_keys`: once, in one transaction; rows, column types and
+NOT NULL kept). During a
 sync the write-ahead log is not checkpointed into the file after every chunk
 (`CHECKPOINT_THRESHOLD`); every commit is still durable in the log, and closing the file at the
 end of the sync checkpoints it. Rows need not keep the order of the Arrow table
@@ -17,6 +19,7 @@ end of the sync checkpoints it. Rows need not keep the order of the Arrow table
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from domain.warehouse import Column, ColumnType, Table
+from domain.warehouse import TABLES, Column, ColumnType, Table
 from infra.warehouses.sql import (
     WATERMARK,
     WATERMARK_COLUMNS,
@@ -35,6 +38,7 @@ from infra.warehouses.sql import (
     watermark_key,
 )
 
+log = logging.getLogger(__name__)
 CHECKPOINT_THRESHOLD = "1GB"  # of write-ahead log before DuckDB checkpoints on its own
 TYPES = {
     ColumnType.STRING: "VARCHAR",
@@ -56,7 +60,41 @@ class DuckDbWarehouse:
         with self._open() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
             con.execute(f"CREATE TABLE IF NOT EXISTS {self._name(WATERMARK)} {WATERMARK_COLUMNS}")
+            self._drop_keys(con)
         self.release()
+
+    def _drop_keys(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Rebuild without its primary key each of our tables an older release made keyed on
+        `event_id` (DuckDB cannot drop a key): a copy of the table, made in one transaction."""
+        names = [self.prefix + table.name for table in TABLES]
+        keyed = con.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE schema_name = ? "
+            "AND constraint_type = 'PRIMARY KEY' AND list_contains(?, table_name) "
+            "ORDER BY table_name",
+            [self.schema, names],
+        ).fetchall()
+        for (name,) in keyed:
+            found = con.execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [self.schema, name],
+            ).fetchall()
+            columns = ", ".join(
+                f"{quote(c)} {kind}{' NOT NULL' if nullable == 'NO' else ''}"
+                for c, kind, nullable in found
+            )
+            copy = f"{name}_acgs_unkeyed"
+            con.begin()
+            try:
+                con.execute(f"CREATE TABLE {self._name(copy)} ({columns})")
+                con.execute(f"INSERT INTO {self._name(copy)} SELECT * FROM {self._name(name)}")  # noqa: S608 - identifiers escaped by quote()  # nosec B608
+                con.execute(f"DROP TABLE {self._name(name)}")
+                con.execute(f"ALTER TABLE {self._name(copy)} RENAME TO {quote(name)}")
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+            log.info("warehouse %s: table %s rebuilt without its primary key", self.path, name)
 
     @contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -14,7 +14,10 @@ of it standing for a PostgreSQL-protocol warehouse) and a DuckDB file. N audit e
    watermark), each against the baseline of the same run: a bare `INSERT ... SELECT` of the
    same Arrow tables into tables of the same shape (no key, as the adapter makes them) in a
    fresh DuckDB file, in one transaction per chunk. Target: the full sync >= 100,000 events/s
-   (each event is a row of each table: table rows/s are printed beside it).
+   (each event is a row of each table: table rows/s are printed beside it). Beside the sync's
+   wall figure: the CPU time an event of this process (all its threads: reading, building,
+   DuckDB) and of the PostgreSQL server (all its processes), and the sync's peak memory (the
+   resident set's high-water mark above where it stood when the sync started).
 2. PostgreSQL: the same two figures through the `COPY` adapter, against a bare psycopg `COPY` of
    the same CSV bytes (encoded before the clock starts) into tables of the same shape. Printed,
    with the ratio; no target.
@@ -98,6 +101,30 @@ def _load() -> str:
     return f"(load {os.getloadavg()[0]:.1f})"
 
 
+def _server_cpu(cluster: Path) -> float:
+    """CPU seconds used so far by the PostgreSQL server (the postmaster and its children)."""
+    postmaster = (cluster / "postmaster.pid").read_text().split()[0]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:
+            continue
+        fields = rest.rsplit(")", 1)[1].split()
+        if pid == postmaster or fields[1] == postmaster:  # the pid, then its parent's
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return total
+
+
+def _rss_kib(field: str) -> int:
+    """This process's resident set (`VmRSS`) or its high-water mark (`VmHWM`), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
 def _chunks(system: System, chunk: int) -> Chunks:
     """The Arrow tables of the whole log, chunk by chunk, as a sync builds them."""
     log = LogFollower(system.projector_conninfo, "bench", track_position=False)
@@ -173,7 +200,7 @@ def _line(name: str, events: int, seconds: float, base: float | None = None) -> 
     return rate
 
 
-def duckdb_part(system: System, work: Path, chunks: Chunks, chunk: int) -> None:
+def duckdb_part(system: System, work: Path, chunks: Chunks, chunk: int, cluster: Path) -> None:
     rows = _rows(chunks)
     print(f"== 1. DuckDB ({rows} events)")
     bare_db = duckdb.connect(str(work / "bare.duckdb"))
@@ -212,13 +239,21 @@ def duckdb_part(system: System, work: Path, chunks: Chunks, chunk: int) -> None:
         f"({seconds:.2f} s) {_load()}"
     )
     loader = _loader(system, DuckDbWarehouse({}, work / "sync.duckdb"), chunk)
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on
+    rss = _rss_kib("VmRSS")
+    server = _server_cpu(cluster)
     cpu = time.process_time()
     outcome = loader.sync()
     cpu = time.process_time() - cpu
+    server = _server_cpu(cluster) - server
+    peak = _rss_kib("VmHWM") - rss
     loader.close()
     rate = _line("full sync from the log", outcome.rows_loaded, outcome.seconds, base)
     per_row = cpu / outcome.rows_loaded * 1e6
     print(f"  {'full sync: CPU (all threads)':<34} {per_row:>9.1f} us an event {_load()}")
+    per_row = server / outcome.rows_loaded * 1e6
+    print(f"  {'full sync: PostgreSQL server CPU':<34} {per_row:>9.1f} us an event {_load()}")
+    print(f"  {'full sync: peak memory':<34} {peak / 1024:>9.1f} MiB above its start")
     verdict = TARGETS.check("DuckDB sync >= 100,000 events/s", rate >= 100_000)
     print(f"  target: full sync >= 100,000 events/s {verdict}")
 
@@ -276,7 +311,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--chunk", type=int, default=CHUNK, help="events per load of the sync")
     args = parser.parse_args()
-    with scratch_dir("acgs-bench-warehouse-") as work, throwaway_postgres(work / "pg") as (_, url):
+    with (
+        scratch_dir("acgs-bench-warehouse-") as work,
+        throwaway_postgres(work / "pg") as (server, url),
+    ):
         settings = Settings.from_env({"ACGS_DATABASE_URL": url, "ACGS_DATA_DIR": str(work)})
         system = build(settings, apply_migrations=False)
         try:
@@ -284,7 +322,7 @@ def main() -> int:
             chunks = _chunks(system, args.chunk)
             print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
             building(system, args.chunk)
-            duckdb_part(system, work, chunks, args.chunk)
+            duckdb_part(system, work, chunks, args.chunk, server.cluster_dir)
             postgres_part(system, url, chunks)
         finally:
             system.close()

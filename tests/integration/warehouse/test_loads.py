@@ -168,7 +168,8 @@ def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
     """DuckDB's tables have no primary key: the watermark, read in the load's own transaction,
     keeps every event from going in twice, even when a chunk is loaded again (a worker and an
     `acgs warehouse sync` one after the other, a load retried after its commit). Tables an
-    older release made with the key take the same loads without a key violation."""
+    older release made with the key take the same loads without a key violation, and lose the
+    key (rows and NOT NULL columns kept) when the warehouse is opened again."""
     tenant = _tenant(system, unique)
     for n in range(8):
         system.tenants.update(PLATFORM, tenant, {"max_storage_gb": 100 + n})
@@ -203,6 +204,17 @@ def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
             "AND table_name = 'governance_events'"
         ).fetchall()
         assert keys == [(1 if keyed else 0,)]
+    DuckDbWarehouse({}, tmp_path / "o.duckdb").close()  # opened again: an older key is dropped
+    with duckdb.connect(str(tmp_path / "o.duckdb"), read_only=True) as db:
+        for table in ("governance_events", "audit_log"):
+            ids = db.execute(f"SELECT event_id FROM {table} ORDER BY position").fetchall()
+            assert [r[0] for r in ids] == _log(admin_conn, int(rows[-1][0])), table
+        constraints = db.execute(
+            "SELECT table_name, constraint_type, count(*) FROM duckdb_constraints() "
+            "WHERE table_name <> '_acgs_watermark' GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        required = {t.name: sum(not c.nullable for c in t.columns) for t in TABLES}
+        assert constraints == [(name, "NOT NULL", n) for name, n in sorted(required.items())]
 
 
 def test_postgres_copy_load_resumes_after_a_failure_before_commit(
