@@ -32,7 +32,6 @@ from tests.browser.console_support import (
     assert_clean_console,
     assert_inert,
     fill,
-    sign_in_with_token,
     text,
     wait,
 )
@@ -75,6 +74,19 @@ def legacy_policy(*, default: str, obligation: str) -> str:
     )
 
 
+def sign_in(browser: Browser, token: str, landing: str) -> None:
+    """Operator sign-in with a tenant principal's token, then `landing` (a principal without
+    EXECUTIVE may not read the tenant page the sign-in lands on)."""
+    browser.open("/console/sign-in")
+    wait(browser, "#token")
+    browser.driver.find_element(By.ID, "token").send_keys(token)
+    browser.driver.find_element(By.ID, "token-submit").click()
+    WebDriverWait(browser.driver, 15).until(lambda d: "/sign-in" not in d.current_url)
+    browser.console_errors()  # the landing page's 403, if any
+    browser.open(landing)
+    wait(browser, "form.signout")
+
+
 def set_value(browser: Browser, element_id: str, value: str) -> None:
     """A long text into a field at once (typing it key by key takes seconds)."""
     browser.driver.execute_script(
@@ -87,7 +99,7 @@ def after_write(browser: Browser, api: Api, css: str, expected: str) -> None:
     read model has the write; then `css` reads `expected`."""
     WebDriverWait(browser.driver, 15).until(lambda d: "since=" in d.current_url)
     api.wait_projected()
-    WebDriverWait(browser.driver, 15, ignored_exceptions=(WebDriverException,)).until(
+    WebDriverWait(browser.driver, 30, ignored_exceptions=(WebDriverException,)).until(
         lambda d: d.find_element(By.CSS_SELECTOR, css).text == expected
     )
 
@@ -122,7 +134,7 @@ def evaluate_in_console(browser: Browser, document: dict[str, Any]) -> dict[str,
         "var e = document.getElementById('decision-id'); return e ? e.textContent : ''"
     )
     browser.driver.find_element(By.ID, "evaluate").click()
-    WebDriverWait(browser.driver, 15).until(
+    WebDriverWait(browser.driver, 30).until(
         lambda d: (
             d.execute_script(
                 "var e = document.getElementById('decision-id'); return e ? e.textContent : ''"
@@ -149,7 +161,7 @@ def test_a_legislator_submits_activates_evaluates_and_rolls_back_a_policy(
 ) -> None:
     tenant_id = tenant_of(api, platform, "pol")
     token = api.token(MaciRole.LEGISLATIVE, tenant_id=tenant_id, sub="lee")
-    sign_in_with_token(browser, token)
+    sign_in(browser, token, f"/console/tenants/{tenant_id}/policies")
     nav = [a.text for a in browser.driver.find_elements(By.CSS_SELECTOR, "nav[aria-label=Main] a")]
     assert "Policies" in nav
     assert "Migration jobs" in nav
@@ -166,7 +178,7 @@ def test_a_legislator_submits_activates_evaluates_and_rolls_back_a_policy(
     browser.driver.find_element(By.ID, "submit-policy").click()
     wait(browser, "#refusal")
     assert re.fullmatch(r"Line 4, column \d+\.", text(browser, "#refusal-where"))
-    assert "broken" in text(browser, "#refusal-message")
+    assert text(browser, "#refusal-message").startswith("the source does not convert")
     assert browser.driver.find_element(By.ID, "source").get_attribute("value") == broken
     logged = browser.console_errors()  # the refusal's 422 is all the page logged
     assert logged
@@ -222,7 +234,8 @@ def test_a_legislator_submits_activates_evaluates_and_rolls_back_a_policy(
     assert "Roll back to version 1" in text(browser, "#activate-1")
 
     # evaluate: the console's decision is the API's
-    for document in ({"user": {"role": "owner"}}, {"user": {"role": "guest"}}, {"user": {}}):
+    samples: list[dict[str, Any]] = [{"user": {"role": "owner"}}, {"user": {"role": "guest"}}]
+    for document in [*samples, {"user": {}}]:
         shown = evaluate_in_console(browser, document)
         assert shown == the_apis(decide(api, tenant_id, token, document)), document
         assert shown["policy_version"] == 2
@@ -289,7 +302,11 @@ def test_a_reader_sees_no_author_controls_and_the_server_refuses_them(
         )
         assert submitted.status_code == 201, submitted.text
     api.wait_projected()
-    sign_in_with_token(browser, api.token(MaciRole.AUDITOR, tenant_id=tenant_id))
+    sign_in(
+        browser,
+        api.token(MaciRole.AUDITOR, tenant_id=tenant_id),
+        f"/console/tenants/{tenant_id}/policies",
+    )
     browser.open(f"/console/tenants/{tenant_id}/policies")
     wait(browser, "#policies")
     assert browser.driver.find_elements(By.ID, "new-policy") == []
@@ -362,7 +379,8 @@ def test_a_conversion_job_runs_with_a_live_progress_bar_and_its_pdf_report(
     browser: Browser, api: Api, platform: httpx.Client, tmp_path: Path
 ) -> None:
     tenant_id = tenant_of(api, platform, "job")
-    sign_in_with_token(browser, api.token(MaciRole.LEGISLATIVE, tenant_id=tenant_id, sub="lee"))
+    token = api.token(MaciRole.LEGISLATIVE, tenant_id=tenant_id, sub="lee")
+    sign_in(browser, token, f"/console/tenants/{tenant_id}/migrations")
     files = corpus_files(24, broken=True)
     archive = tmp_path / f"legacy {IMAGE}.zip"
     archive.write_bytes(zipped(files))
