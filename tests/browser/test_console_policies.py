@@ -179,6 +179,7 @@ def test_a_legislator_submits_activates_evaluates_and_rolls_back_a_policy(
     wait(browser, "#refusal")
     assert re.fullmatch(r"Line 4, column \d+\.", text(browser, "#refusal-where"))
     assert text(browser, "#refusal-message").startswith("the source does not convert")
+    assert re.fullmatch(r"Line 4, column \d+: Expecting value", text(browser, "#source-error"))
     assert browser.driver.find_element(By.ID, "source").get_attribute("value") == broken
     logged = browser.console_errors()  # the refusal's 422 is all the page logged
     assert logged
