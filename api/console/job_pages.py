@@ -61,8 +61,9 @@ def _jobs(request: Request[Any, Any, Any]) -> MigrationJobs:
     return jobs
 
 
-def job_href(tenant_id: UUID, job_id: UUID) -> str:
-    return f"{PREFIX}/tenants/{tenant_id}/migrations/{job_id}"
+def job_path(tenant_id: UUID, job_id: UUID) -> str:
+    """A job's path under /console."""
+    return f"/tenants/{tenant_id}/migrations/{job_id}"
 
 
 def _startable(request: Request[Any, Any, Any], who: SignedIn, tenant_id: UUID) -> list[str]:
@@ -91,15 +92,13 @@ async def jobs_page(request: Request[Any, Any, Any], tenant_id: UUID) -> Respons
             conn, status=status, job_type=job_type, limit=PAGE_SIZE, offset=offset
         )
     for r in rows:
-        r["href"] = job_href(tenant_id, r["job_id"])
+        r["path"] = job_path(tenant_id, r["job_id"])
         r["progress"] = progress_percentage(r["processed_items"], r["total_items"])
     kept = {k: v for k, v in (("status", status), ("job_type", job_type)) if v}
-    here = f"{PREFIX}/tenants/{tenant_id}/migrations?" + urlencode(
-        {**kept, "offset": offset, "rows": 1}
-    )
+    here = f"/tenants/{tenant_id}/migrations?" + urlencode({**kept, "offset": offset, "rows": 1})
 
     def link(at: int) -> str:
-        return f"{PREFIX}/tenants/{tenant_id}/migrations?" + urlencode({**kept, "offset": at})
+        return f"/tenants/{tenant_id}/migrations?" + urlencode({**kept, "offset": at})
 
     template = "job_rows.html" if params.get("rows") else "job_list.html"
     return page(
@@ -227,7 +226,7 @@ async def start_job(request: Request[Any, Any, Any], tenant_id: UUID) -> Respons
                 raise
             errors = _errors_of(refused)
         else:
-            return go(f"{job_href(tenant_id, job.id)}?started=1")
+            return go(f"{PREFIX}{job_path(tenant_id, job.id)}?started=1")
     if file is not None:
         errors.setdefault("file", "choose the file again")
     return _form_page(request, who, row, values, errors, status=422)
@@ -246,7 +245,7 @@ async def _job(request: Request[Any, Any, Any], tenant_id: UUID, job_id: UUID) -
     wait_for_write(request, row["updated_at"], "the change")
     row["progress"] = progress_percentage(row["processed_items"], row["total_items"])
     row["finished"] = row["job_status"] in FINISHED
-    row["href"] = job_href(tenant_id, job_id)
+    row["path"] = job_path(tenant_id, job_id)
     return row
 
 
@@ -317,7 +316,7 @@ async def cancel_job(
     who = await who_of(request)
     form = await read_form(request)
     job = await in_thread(partial(_jobs(request).cancel, context_of(who, form), tenant_id, job_id))
-    return go(f"{job_href(tenant_id, job_id)}?since={since(job.modified_on)}")
+    return go(f"{PREFIX}{job_path(tenant_id, job_id)}?since={since(job.modified_on)}")
 
 
 ROUTES = [jobs_page, new_job_page, start_job, job_page, job_live, job_report, cancel_job]

@@ -63,9 +63,9 @@ def _decisions(request: Request[Any, Any, Any]) -> DecisionService:
     return service
 
 
-def policy_href(tenant_id: UUID, policy_key: str) -> str:
-    """The console path of a policy (its id as one path segment)."""
-    return f"{PREFIX}/tenants/{tenant_id}/policies/{quote(policy_key, safe='')}"
+def policy_path(tenant_id: UUID, policy_key: str) -> str:
+    """A policy's path under /console (its id as one path segment)."""
+    return f"/tenants/{tenant_id}/policies/{quote(policy_key, safe='')}"
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -86,12 +86,12 @@ async def policies_page(request: Request[Any, Any, Any], tenant_id: UUID) -> Res
             conn, status=status, system_wide=system_wide, limit=PAGE_SIZE, offset=offset
         )
     for r in rows:
-        r["href"] = policy_href(tenant_id, r["policy_id"])
+        r["path"] = policy_path(tenant_id, r["policy_id"])
     filters = {"status": status or "", "scope": scope if system_wide is not None else ""}
     kept = {k: v for k, v in filters.items() if v}
 
     def link(at: int) -> str:
-        return f"{PREFIX}/tenants/{tenant_id}/policies?" + urlencode({**kept, "offset": at})
+        return f"/tenants/{tenant_id}/policies?" + urlencode({**kept, "offset": at})
 
     return page(
         request, "policy_list.html", who=who, tenant=row, policies=rows, total=total,
@@ -165,7 +165,7 @@ async def submit_policy(request: Request[Any, Any, Any], tenant_id: UUID) -> Res
             added = [
                 {
                     "policy_id": policy.policy_key,
-                    "href": policy_href(tenant_id, policy.policy_key),
+                    "path": policy_path(tenant_id, policy.policy_key),
                     "version": version.number,
                     "conversion_status": version.conversion_status,
                     "status": policy.status.value,
@@ -232,7 +232,7 @@ async def _policy_page(
     writable = own and may(who.principal, Permission.POLICY_AUTHOR, tenant_id)
     return page(
         request, "policy.html", who=who, tenant=row, policy=policy,
-        href=policy_href(tenant_id, policy["policy_id"]),
+        path=policy_path(tenant_id, policy["policy_id"]),
         can_write=writable and policy["status"] != "retired",
         can_decide=may(who.principal, Permission.DECISION_REQUEST, tenant_id),
         sample=sample, decision=decision, errors=errors or {}, status=status,
@@ -262,7 +262,7 @@ async def version_page(
         raise NotFound("version not found", {"policy_id": policy_id, "version": version})
     return page(
         request, "policy_version.html", who=who, tenant=row, version=found,
-        href=policy_href(tenant_id, policy_id),
+        path=policy_path(tenant_id, policy_id),
         report_json=json.dumps(found["report"], indent=2, sort_keys=True, default=str),
     )  # fmt: skip
 
@@ -283,7 +283,7 @@ async def activate_policy(
         partial(_registry(request).activate, context_of(who, form), tenant_id, policy_id, int(raw))
     )
     _decisions(request).cache.invalidate_many([done.policy.id])
-    return go(f"{policy_href(tenant_id, policy_id)}?since={since(done.policy.modified_on)}")
+    return go(f"{PREFIX}{policy_path(tenant_id, policy_id)}?since={since(done.policy.modified_on)}")
 
 
 @post("/tenants/{tenant_id:uuid}/policies/{policy_id:str}/retire")
@@ -298,7 +298,7 @@ async def retire_policy(
         partial(_registry(request).retire, context_of(who, form), tenant_id, policy_id)
     )
     _decisions(request).cache.invalidate_many([policy.id])
-    return go(f"{policy_href(tenant_id, policy_id)}?since={since(policy.modified_on)}")
+    return go(f"{PREFIX}{policy_path(tenant_id, policy_id)}?since={since(policy.modified_on)}")
 
 
 # --- evaluate a sample input ------------------------------------------------------------------
