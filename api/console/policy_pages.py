@@ -37,7 +37,7 @@ from api.http.policy_dto import DecisionResult
 from commands.authorization import Permission, authorize
 from commands.decisions import DecisionRequest, DecisionService
 from commands.policies import PolicyCommands
-from commands.policy_intake import FORMATS, SubmitPolicy
+from commands.policy_intake import FORMATS, PolicyConversionFailed, SubmitPolicy
 from domain.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from domain.policy.limits import DEFAULT_LIMITS
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -158,8 +158,11 @@ async def submit_policy(request: Request[Any, Any, Any], tenant_id: UUID) -> Res
             if isinstance(refused, Forbidden | NotFound):
                 raise
             errors.update(field_errors(refused))
-            if not errors:
+            placed = isinstance(refused, PolicyConversionFailed) or "line" in refused.details
+            if not errors and placed:
                 refusal = _refusal(refused)
+            elif not errors:
+                errors["form"] = refused.message
         else:
             _decisions(request).cache.invalidate_many(p.id for p, _ in done.versions)
             added = [
