@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -118,6 +119,42 @@ def assert_fits(browser: Browser) -> None:
     assert wide == []
 
 
+def assert_labelled(browser: Browser) -> None:
+    """Every field of the page has a label that names it (or an aria-label)."""
+    fields = browser.driver.find_elements(
+        By.CSS_SELECTOR, "main input:not([type=hidden]), main select, main textarea"
+    )
+    assert fields
+    for field in fields:
+        name = field.get_attribute("id")
+        labels = browser.driver.find_elements(By.CSS_SELECTOR, f"label[for='{name}']")
+        assert len(labels) == 1 or field.get_attribute("aria-label"), name
+
+
+class _Inline(HTMLParser):
+    """What of a page the strict CSP would block: inline scripts, styles and handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name for name, _ in attrs}
+        if tag == "script" and "src" not in names:
+            self.found.append("inline script")
+        if tag == "style":
+            self.found.append("style element")
+        self.found += [f"{tag} {n}" for n in sorted(names) if n == "style" or n.startswith("on")]
+
+
+def assert_no_inline_code(html: str) -> None:
+    """Nothing the strict CSP would have to allow (parsed, so escaped payloads in text do not
+    count)."""
+    parser = _Inline()
+    parser.feed(html)
+    assert parser.found == []
+
+
 def decide(api: Api, tenant_id: UUID, token: str, document: dict[str, Any]) -> dict[str, Any]:
     with api.client(token) as client:
         response = client.post(
@@ -170,6 +207,7 @@ def test_a_legislator_submits_activates_evaluates_and_rolls_back_a_policy(
     assert text(browser, "#policy-count") == "0 policies"
     browser.driver.find_element(By.ID, "new-policy").click()
     wait(browser, "#source")
+    assert_labelled(browser)
     browser.screenshot("policy-new")
 
     # a source that does not convert: nothing registered, the line and column shown, text kept
@@ -252,6 +290,7 @@ def test_a_legislator_submits_activates_evaluates_and_rolls_back_a_policy(
     browser.driver.find_element(By.ID, "evaluate").click()
     wait(browser, "#input-error")
     assert "is not valid JSON" in text(browser, "#input-error")
+    assert_labelled(browser)
     browser.screenshot("policy")
 
     # roll back to version 1: its default denies the empty input again
@@ -343,6 +382,17 @@ def test_a_reader_sees_no_author_controls_and_the_server_refuses_them(
             without = client.post(path, data={**data, "constitutional_hash": HASH})
             assert without.status_code == 403
             assert "security token" in without.text
+        # every page of the group as served: nothing inline for the CSP to allow
+        for path in (
+            base,
+            f"{base}/{POLICY_KEY}",
+            f"{base}/{POLICY_KEY}/versions/1",
+            f"/console/tenants/{tenant_id}/migrations",
+        ):
+            served = client.get(path)
+            assert served.status_code == 200, path
+            assert "'unsafe" not in served.headers["content-security-policy"]
+            assert_no_inline_code(served.text)
     api.wait_projected()
     with api.client(author) as client:
         policy = client.get(f"/v1/tenants/{tenant_id}/policies/{POLICY_KEY}").json()
@@ -399,6 +449,7 @@ def test_a_conversion_job_runs_with_a_live_progress_bar_and_its_pdf_report(
         assert kinds[0] == "policy_conversion"
         assert "decision_log_import" not in kinds  # a LEGISLATIVE principal converts
         assert browser.driver.find_element(By.ID, "gap-options").is_displayed() is False
+        assert_labelled(browser)
         browser.screenshot("job-new")
 
         # every bad field at once, values kept
