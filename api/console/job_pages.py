@@ -190,6 +190,7 @@ def _errors_of(refused: DomainError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for field, message in field_errors(refused).items():
         name = field.removeprefix("source_config.")
+        name = "file" if name == "source" else name  # the job's input is the form's file
         if name in _DEFAULTS or name in ("file", "activate"):
             errors[name] = message
         else:

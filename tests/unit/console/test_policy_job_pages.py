@@ -69,6 +69,8 @@ def test_the_commands_problems_land_on_the_forms_fields() -> None:
         "parameters": "column_mapping: must be an object. delimiter: one character.",
     }
     assert _errors_of(ValidationFailed("no fields")) == {"form": "no fields"}
+    no_source = ValidationFailed.field("source", "a gap analysis reads the registry: no source")
+    assert _errors_of(no_source) == {"file": "a gap analysis reads the registry: no source"}
 
 
 def _job(status: str, processed: int, total: int | None) -> dict[str, Any]:
