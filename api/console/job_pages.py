@@ -212,7 +212,10 @@ async def start_job(request: Request[Any, Any, Any], tenant_id: UUID) -> Respons
     file = form.files.get("file")
     upload = None
     if file is not None:
-        data = await file.read(limit + 1)
+        try:
+            data = await file.read(limit + 1)
+        finally:
+            await file.close()
         if len(data) > limit:
             errors["file"] = f"is larger than {limit} bytes (ACGS_MIGRATION_UPLOAD_MAX_BYTES)"
         upload = Upload(file.filename, BytesIO(data), file.content_type or None)

@@ -48,8 +48,12 @@ async def read_form_with_files(
 
 
 async def text_of(upload: UploadFile, name: str, limit: int) -> str:
-    """An uploaded file as UTF-8 text (at most `limit` bytes); ValidationFailed naming `name`."""
-    raw = await upload.read(limit + 1)
+    """An uploaded file as UTF-8 text (at most `limit` bytes), the file closed; ValidationFailed
+    naming `name`."""
+    try:
+        raw = await upload.read(limit + 1)
+    finally:
+        await upload.close()
     if len(raw) > limit:
         raise ValidationFailed.field(name, f"is larger than {limit} bytes")
     try:
