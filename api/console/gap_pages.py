@@ -7,7 +7,7 @@ admin), through the same command as `PATCH /v1/tenants/{tid}/gaps/{gap_id}`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
+from functools import cache, partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
@@ -35,6 +35,9 @@ from commands.gaps import GapCommands
 from domain.errors import DomainError, Forbidden, NotFound
 from domain.policy.gaps.catalogue import SEVERITY_WEIGHTS
 from domain.policy.gaps.tracking import catalogue_rule
+from domain.policy.rego_generator import generate_rego
+from domain.policy.rule_model import Policy
+from domain.policy.sources import parse_source
 from projections.gaps import find_gap, gap_trend, list_gaps
 
 STATUSES = ("open", "fixed", "accepted")
@@ -49,6 +52,19 @@ def _commands(request: Request[Any, Any, Any]) -> GapCommands:
     commands = api_of(request).system.gaps
     assert commands is not None  # built by api.bootstrap.build
     return commands
+
+
+@cache
+def remediation(rule_id: str, constitutional_hash: str) -> tuple[str, str]:
+    """The catalogue rule's remediation policy (rule DSL) and the Rego the converter makes of it
+    for this deployment's constitutional hash."""
+    source = catalogue_rule(rule_id).remediation_policy
+    [policy] = parse_source(f"{rule_id}.rules", source)
+    assert isinstance(policy, Policy)  # the catalogue's snippets parse (a unit test says so)
+    rego = generate_rego(
+        policy, constitutional_hash=constitutional_hash, source=f"remediation of {rule_id}"
+    )
+    return source, rego
 
 
 def read_filters(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -112,9 +128,8 @@ async def _gaps_page(
             )  # fmt: skip
             for r in rows:
                 body = GapBody.row(r)
-                gaps.append(
-                    {"gap": body, "snippet": catalogue_rule(body.rule_id).remediation_policy}
-                )
+                snippet, rego = remediation(body.rule_id, api_of(request).constitutional_hash)
+                gaps.append({"gap": body, "snippet": snippet, "rego": rego})
         trend = [GapRun.row(r) for r in await gap_trend(conn, TREND_RUNS)]
     kept = {k: v for k, v in filters.items() if v}
     pages = {

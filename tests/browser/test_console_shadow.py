@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from api.console.gap_pages import remediation
 from domain.maci import MaciRole
 from domain.policy.gaps.catalogue import CATALOGUE
 from tests.browser.console_support import (
@@ -196,6 +198,10 @@ def _assert_fits(browser: Browser) -> None:
     assert wide == []
 
 
+def _scroll_to(browser: Browser, css: str) -> None:
+    browser.driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", css)
+
+
 def _sign_in(browser: Browser, token: str) -> None:
     """Operator sign-in with a tenant role's token (the landing page, the tenant's, is for its
     EXECUTIVE only, so this waits for the session cookie rather than for that page)."""
@@ -278,6 +284,8 @@ def test_shadow_mode_promoted_step_by_step_and_rolled_back(
     assert_inert(browser)
     assert_clean_console(browser)
     browser.screenshot("shadow")
+    _scroll_to(browser, "#agreement-heading")
+    browser.screenshot("shadow-charts")
 
     # the replay run: its own page, chart and figures
     _click(browser, "#runs tbody a", "#run-status")
@@ -398,9 +406,15 @@ def test_gaps_with_their_charts_snippets_filters_and_a_review(
     for item, gap in zip(shown, listed["gaps"], strict=True):
         snippet = item.find_element(By.CSS_SELECTOR, ".gap-snippet").get_attribute("textContent")
         assert snippet == snippets[gap["rule_id"]]
+        rego = item.find_element(By.CSS_SELECTOR, ".gap-rego").get_attribute("textContent")
+        assert rego == remediation(gap["rule_id"], HASH)[1]
+        assert f'constitutional_hash := "{HASH}"' in rego
         assert gap["remediation"] in item.find_element(By.CSS_SELECTOR, ".gap-remediation").text
     assert_clean_console(browser)
     browser.screenshot("gaps")
+    shown[0].find_element(By.TAG_NAME, "summary").click()
+    _scroll_to(browser, "#gaps")
+    browser.screenshot("gaps-snippets")
 
     # filters: severity, and a payload as the policy id (no gap has it; shown literally)
     browser.driver.find_element(By.CSS_SELECTOR, "#severity option[value=high]").click()
@@ -455,3 +469,46 @@ def test_gaps_with_their_charts_snippets_filters_and_a_review(
     assert _drawn(browser, "#severity-chart") > 500
     _assert_fits(browser)
     browser.screenshot("gaps-phone")
+
+
+def test_shadow_and_gap_forms_need_the_csrf_token(api: Api, tenant: Tenant) -> None:
+    token = tenant.token(MaciRole.EXECUTIVE, sub="erin")
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        found = re.search(
+            r'name="csrf_token" value="([0-9a-f]{64})"', client.get("/console/sign-in").text
+        )
+        assert found is not None
+        signed = client.post(
+            "/console/sign-in/token", data={"token": token, "csrf_token": found.group(1)}
+        )
+        assert signed.status_code == 303, signed.text
+        shadow = client.get(f"/console/tenants/{tenant.id}/shadow")
+        assert shadow.status_code == 200
+        found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', shadow.text)
+        assert found is not None
+        for path, body in (
+            (f"/console/tenants/{tenant.id}/shadow", {"action": "configure", "policy_id": "p"}),
+            (
+                f"/console/tenants/{tenant.id}/gaps/{UUID(int=1)}",
+                {"action": "accept", "reason": "r"},
+            ),
+        ):
+            for forged in ({}, {"csrf_token": "0" * 64}):
+                refused = client.post(path, data={**body, **forged})
+                assert refused.status_code == 403, refused.text
+                assert "security token" in refused.text
+        assert tenant.get("/gaps")["total"] == 0
+        with pytest.raises(AssertionError, match="404"):
+            tenant.get("/shadow")  # nothing configured by the forged posts
+        # with the page's token the same post goes through
+        accepted = client.post(
+            f"/console/tenants/{tenant.id}/shadow",
+            data={
+                "action": "configure",
+                "policy_id": "p",
+                "constitutional_hash": HASH,
+                "csrf_token": found.group(1),
+            },
+        )
+        assert accepted.status_code == 303, accepted.text
+        assert tenant.get("/shadow")["policy_id"] == "p"

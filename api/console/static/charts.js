@@ -6,6 +6,7 @@
   "use strict";
   var COLOURS = ["#0b4f9c", "#9b1c1c", "#1d5e20", "#7a4b00", "#5b2c83"];
   var HEIGHT = 240;
+  var COUNTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 1e5, 2e5, 5e5, 1e6];
 
   function widthOf(box) {
     return Math.max(200, Math.floor(box.getBoundingClientRect().width));
@@ -47,20 +48,24 @@
       };
       xAxis.size = 40;
     }
+    var yAxis = { stroke: "#1a1a1a", label: spec.unit, size: 50 };
+    if (bars) {
+      yAxis.incrs = COUNTS; // counts: whole-number ticks only
+    }
     var range = yRange(spec);
     return {
       width: width,
       height: HEIGHT,
       series: series,
       legend: { show: spec.series.length > 1 },
-      cursor: { show: !bars, drag: { x: false, y: false } },
+      cursor: { show: !bars, drag: { x: !bars, y: false } }, // drag to zoom a line chart
       scales: {
         x: bars
           ? { time: false, range: function () { return [-0.5, spec.x.length - 0.5]; } }
           : { time: true },
         y: { range: function () { return range; } }
       },
-      axes: [xAxis, { stroke: "#1a1a1a", label: spec.unit, size: 50 }]
+      axes: [xAxis, yAxis]
     };
   }
 
