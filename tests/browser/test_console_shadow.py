@@ -369,6 +369,8 @@ def test_shadow_mode_promoted_step_by_step_and_rolled_back(
     _assert_fits(browser)
     assert_clean_console(browser)
     browser.screenshot("shadow-phone")
+    _scroll_to(browser, "#agreement-heading")
+    browser.screenshot("shadow-phone-charts")
 
 
 def test_gaps_with_their_charts_snippets_filters_and_a_review(
@@ -469,6 +471,8 @@ def test_gaps_with_their_charts_snippets_filters_and_a_review(
     assert _drawn(browser, "#severity-chart") > 500
     _assert_fits(browser)
     browser.screenshot("gaps-phone")
+    _scroll_to(browser, "#severity-heading")
+    browser.screenshot("gaps-phone-charts")
 
 
 def test_shadow_and_gap_forms_need_the_csrf_token(api: Api, tenant: Tenant) -> None:
