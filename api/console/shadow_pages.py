@@ -41,6 +41,11 @@ KINDS = {
     "legacy_deny_rego_allow": "Legacy denied, Rego allows",
     "rego_error": "Rego could not decide (critical)",
 }
+SHORT = {  # a chart's category labels: they fit under the bars on a phone
+    "legacy_allow_rego_deny": "missed violation",
+    "legacy_deny_rego_allow": "Rego allows",
+    "rego_error": "Rego error",
+}
 
 
 def _service(request: Request[Any, Any, Any]) -> ShadowService:
@@ -54,7 +59,7 @@ def roles_of(permission: Permission) -> str:
 
 
 def _kinds_chart(disagreements: dict[str, int]) -> dict[str, Any]:
-    return by_category({k: disagreements.get(k, 0) for k in KINDS}, "Decisions")
+    return by_category({SHORT[k]: disagreements.get(k, 0) for k in KINDS}, "Decisions")
 
 
 def _agreement_chart(series: list[list[Any]]) -> dict[str, Any]:
