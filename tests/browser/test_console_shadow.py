@@ -121,9 +121,9 @@ def _run_jobs(api: Api) -> None:
     api.wait_projected()
 
 
-def _replay(tenant: Tenant) -> str:
-    """Imported legacy decisions (three hours of them, one missed violation an hour) replayed by a
-    shadow_mode job, as a migration engineer runs it."""
+def _replay(tenant: Tenant, browser: Browser, shadow: str) -> str:
+    """Imported legacy decisions (three hours of them, one missed violation in 20) replayed by a
+    shadow_mode job, as a migration engineer runs it; the page's run table follows it live."""
     start = datetime(2025, 11, 2, 9, 0, tzinfo=UTC)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -153,7 +153,15 @@ def _replay(tenant: Tenant) -> str:
               "constitutional_hash": HASH},
     )  # fmt: skip
     assert replay.status_code == 202, replay.text
+    tenant.api.wait_projected()
+    browser.open(shadow)
+    wait(browser, "#runs-box[hx-trigger]")
+    assert text(browser, "#runs tbody .status") == "pending"
     _run_jobs(tenant.api)
+    WebDriverWait(browser.driver, 30).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#runs tbody .status").text == "completed"
+    )  # without a reload: htmx refreshed the table, and stops now that nothing runs
+    assert browser.driver.find_elements(By.CSS_SELECTOR, "#runs-box[hx-trigger]") == []
     return str(replay.json()["job_id"])
 
 
@@ -259,7 +267,7 @@ def test_shadow_mode_promoted_step_by_step_and_rolled_back(
         tenant, 100, 1000,
         _legacy(0, "guest", "allow"), _legacy(1, "guest", "allow"), _legacy(2, "owner", "deny"),
     )  # fmt: skip
-    replay = _replay(tenant)
+    replay = _replay(tenant, browser, shadow)
     status = tenant.get("/shadow")
     browser.open(shadow)
     wait(browser, "#shadow-percentage")
