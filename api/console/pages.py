@@ -8,10 +8,26 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
-from api.console import integration_pages, job_pages, policy_pages, sign_in_pages, tenant_pages
+from api.console import (
+    gap_pages,
+    integration_pages,
+    job_pages,
+    policy_pages,
+    shadow_pages,
+    sign_in_pages,
+    tenant_pages,
+)
 from api.console.rendering import HERE, PREFIX, check_csrf, console_error
 
-PAGE_GROUPS = (sign_in_pages, tenant_pages, integration_pages, policy_pages, job_pages)
+PAGE_GROUPS = (
+    sign_in_pages,
+    tenant_pages,
+    integration_pages,
+    policy_pages,
+    job_pages,
+    shadow_pages,
+    gap_pages,
+)
 
 
 def console_router() -> Router:
