@@ -39,19 +39,28 @@ _STAGE = (
     "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
-# Each staged key is looked up on its own through the (tenant_id, dedup_key) index, whatever
-# the planner guesses of the staged table or of the tenant's rows (a join, or `= ANY` of the
-# keys, was planned as a scan of all the tenant's rows when its statistics were stale: every
-# batch slower than the last).
-_SET_ASIDE = (
-    "DELETE FROM decision_import_batch s USING (SELECT k.key, d.content_sha256 "
-    "FROM unnest(%s::char(64)[]) AS k(key) CROSS JOIN LATERAL (SELECT content_sha256 "
-    "FROM decision_logs WHERE tenant_id = %s AND dedup_key = k.key LIMIT 1) d) x "
-    "WHERE x.key = s.dedup_key RETURNING s.dedup_key, x.content_sha256"
+# The batch's keys are added to the tenant's keys (`decision_import_keys`, primary key (tenant_id,
+# dedup_key)) with ON CONFLICT DO NOTHING: inserting a key is also looking it up, one descent of
+# one index, whatever the number of the log's partitions. The staged rows whose key was added are
+# inserted into the decision log in the same statement; the keys not added (imported before) are
+# returned. Both joins with the added keys are on equality of the whole batch (hashed).
+_SETTLE = (
+    "WITH added AS (INSERT INTO decision_import_keys "  # noqa: S608 - fixed column list, no input  # nosec B608
+    "(tenant_id, dedup_key, content_sha256) "
+    "SELECT tenant_id, dedup_key, content_sha256 FROM decision_import_batch "
+    "ON CONFLICT DO NOTHING RETURNING dedup_key), "
+    f"logged AS (INSERT INTO decision_logs ({_COLUMNS}) SELECT {_COLUMNS} "
+    "FROM decision_import_batch s WHERE EXISTS "
+    '(SELECT FROM added a WHERE a.dedup_key = s.dedup_key COLLATE "C")) '
+    "SELECT s.dedup_key FROM decision_import_batch s WHERE NOT EXISTS "
+    '(SELECT FROM added a WHERE a.dedup_key = s.dedup_key COLLATE "C")'
 )
-_INSERT = (
-    f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 - fixed column list, no input  # nosec B608
-    f"SELECT {_COLUMNS} FROM decision_import_batch"
+# The content digest of each key imported before (rare but for a file imported again), each
+# looked up on its own through the primary key.
+_KEPT = (
+    "SELECT k.key, d.content_sha256 FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL "
+    "(SELECT content_sha256 FROM decision_import_keys "
+    'WHERE tenant_id = %s AND dedup_key = k.key COLLATE "C") d'
 )
 # A batch commits without waiting for its WAL to reach the disk (`synchronous_commit` off, for
 # its own transaction only): its rows and the job's progress are one commit, so a commit lost in
@@ -136,7 +145,6 @@ class _Batch:
         self._job_id = job_id
         self._copy: AbstractContextManager[psycopg.Copy] | None = None
         self._writer: psycopg.Copy | None = None
-        self._keys: list[str] = []
 
     def stage(self, rows: Sequence[ImportedDecision]) -> None:
         if not rows:
@@ -146,17 +154,16 @@ class _Batch:
             self._copy = self._cur.copy(_COPY)
             self._writer = self._copy.__enter__()
         self._writer.write(copy_text(rows, self._tenant_id, self._job_id))
-        self._keys += [row.dedup_key for row in rows]
 
     def settle(self) -> Mapping[str, str]:
         if self._copy is None:
             return {}
         self._copy.__exit__(None, None, None)
         self._copy = self._writer = None
-        existing = dict(self._cur.execute(_SET_ASIDE, [self._keys, self._tenant_id]).fetchall())
-        self._keys = []
-        self._cur.execute(_INSERT)
-        return existing
+        kept = [key for (key,) in self._cur.execute(_SETTLE).fetchall()]
+        if not kept:
+            return {}
+        return dict(self._cur.execute(_KEPT, [kept, self._tenant_id]).fetchall())
 
     def abandon(self) -> None:
         """Leave an unfinished COPY (the transaction is rolled back after it)."""
