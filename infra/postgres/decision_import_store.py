@@ -34,11 +34,21 @@ _COLUMNS = (
     "constitutional_hash, decided_at, origin, action, resource, context, reason, "
     "legacy_policy_id, legacy_decision_id, import_job_id, dedup_key, content_sha256"
 )
-_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS decision_import_batch "
-    "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+# What a row says, sent with COPY; the rest of a decision row is the same for the whole batch
+# (its tenant, its job, `origin`, no deny reasons or obligations) and is put in by the insert.
+STAGED_COLUMNS = (
+    "decision_id, input_sha256, allow, latency_ms, principal, constitutional_hash, decided_at, "
+    "action, resource, context, reason, legacy_policy_id, legacy_decision_id, dedup_key, "
+    "content_sha256"
 )
-_COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS decision_import_rows (decision_id UUID, "
+    "input_sha256 CHAR(64), allow BOOLEAN, latency_ms DOUBLE PRECISION, principal VARCHAR(255), "
+    "constitutional_hash VARCHAR(16), decided_at TIMESTAMPTZ, action TEXT, resource TEXT, "
+    "context JSONB, reason TEXT, legacy_policy_id TEXT, legacy_decision_id TEXT, "
+    'dedup_key CHAR(64) COLLATE "C", content_sha256 CHAR(64)) ON COMMIT DELETE ROWS'
+)
+_COPY = f"COPY decision_import_rows ({STAGED_COLUMNS}) FROM STDIN"
 # The batch's keys are added to the tenant's keys (`decision_import_keys`, primary key (tenant_id,
 # dedup_key)) with ON CONFLICT DO NOTHING: inserting a key is also looking it up, one descent of
 # one index, whatever the number of the log's partitions. The staged rows whose key was added are
@@ -47,13 +57,16 @@ _COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
 _SETTLE = (
     "WITH added AS (INSERT INTO decision_import_keys "  # noqa: S608 - fixed column list, no input  # nosec B608
     "(tenant_id, dedup_key, content_sha256) "
-    "SELECT tenant_id, dedup_key, content_sha256 FROM decision_import_batch "
+    "SELECT %(tenant)s, dedup_key, content_sha256 FROM decision_import_rows "
     "ON CONFLICT DO NOTHING RETURNING dedup_key), "
-    f"logged AS (INSERT INTO decision_logs ({_COLUMNS}) SELECT {_COLUMNS} "
-    "FROM decision_import_batch s WHERE EXISTS "
-    '(SELECT FROM added a WHERE a.dedup_key = s.dedup_key COLLATE "C")) '
-    "SELECT s.dedup_key FROM decision_import_batch s WHERE NOT EXISTS "
-    '(SELECT FROM added a WHERE a.dedup_key = s.dedup_key COLLATE "C")'
+    f"logged AS (INSERT INTO decision_logs ({_COLUMNS}) "
+    "SELECT decision_id, %(tenant)s, input_sha256, allow, '[]'::jsonb, '[]'::jsonb, latency_ms, "
+    "principal, constitutional_hash, decided_at, 'imported', action, resource, context, reason, "
+    "legacy_policy_id, legacy_decision_id, %(job)s, dedup_key, content_sha256 "
+    "FROM decision_import_rows s WHERE EXISTS "
+    "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)) "
+    "SELECT s.dedup_key FROM decision_import_rows s WHERE NOT EXISTS "
+    "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)"
 )
 # The content digest of each key imported before (rare but for a file imported again), each
 # looked up on its own through the primary key.
@@ -80,30 +93,28 @@ _SAVE = (
 
 
 _NO_VALUE = "\x00"  # stands for NULL in a chunk built raw: no value holds a NUL
-_TABS = _COLUMNS.count(",")  # the tabs of one row
+_TABS = STAGED_COLUMNS.count(",")  # the tabs of one row
 
 
-def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -> bytes:
-    """The rows as COPY text in the order of `_COLUMNS`.
+def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID) -> bytes:
+    """The rows as COPY text in the order of `STAGED_COLUMNS`.
 
     The chunk is built first with the values as they are. When it has exactly the tabs and line
     breaks of its rows and no backslash or carriage return, no value needed escaping (the case
     of nearly every chunk) and only the NULL markers are put in; else it is built again with
     each text value escaped."""
     tenant = tenant_id.int
-    head = f"\t{tenant_id}\t"
-    tail = f"\t{job_id}\t"
     raw = "".join(
         [
-            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
-            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{decision_id_hex(r.dedup_key, tenant)}\t{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t"
             f"{_NO_VALUE if r.latency_ms is None else repr(r.latency_ms)}\t"
             f"{r.principal}\t{r.constitutional_hash}\t{r.decided_text}\t"
-            f"imported\t{r.action}\t{r.resource}\t{r.context_json}\t"
+            f"{r.action}\t{r.resource}\t{r.context_json}\t"
             f"{_NO_VALUE if r.reason is None else r.reason}\t"
             f"{_NO_VALUE if r.policy_id is None else r.policy_id}\t"
-            f"{_NO_VALUE if r.legacy_id is None else r.legacy_id}"
-            f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
+            f"{_NO_VALUE if r.legacy_id is None else r.legacy_id}\t"
+            f"{r.dedup_key}\t{r.content_sha256}\n"
             for r in rows
         ]
     )
@@ -114,25 +125,23 @@ def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -
         and raw.count("\t") == _TABS * len(rows)
     ):
         return raw.replace(_NO_VALUE, _NULL).encode()
-    return _escaped_copy_text(rows, tenant, head, tail)
+    return _escaped_copy_text(rows, tenant)
 
 
 def _optional(value: str | None) -> str:
     return _NULL if value is None else _text(value)
 
 
-def _escaped_copy_text(
-    rows: Sequence[ImportedDecision], tenant: int, head: str, tail: str
-) -> bytes:
+def _escaped_copy_text(rows: Sequence[ImportedDecision], tenant: int) -> bytes:
     return "".join(
         [
-            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
-            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{decision_id_hex(r.dedup_key, tenant)}\t{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t"
             f"{_NULL if r.latency_ms is None else repr(r.latency_ms)}\t"
             f"{_text(r.principal)}\t{_text(r.constitutional_hash)}\t{r.decided_text}\t"
-            f"imported\t{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
-            f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}"
-            f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
+            f"{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
+            f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}\t"
+            f"{r.dedup_key}\t{r.content_sha256}\n"
             for r in rows
         ]
     ).encode()
@@ -153,14 +162,15 @@ class _Batch:
             self._cur.execute(_STAGE)
             self._copy = self._cur.copy(_COPY)
             self._writer = self._copy.__enter__()
-        self._writer.write(copy_text(rows, self._tenant_id, self._job_id))
+        self._writer.write(copy_text(rows, self._tenant_id))
 
     def settle(self) -> Mapping[str, str]:
         if self._copy is None:
             return {}
         self._copy.__exit__(None, None, None)
         self._copy = self._writer = None
-        kept = [key for (key,) in self._cur.execute(_SETTLE).fetchall()]
+        settled = self._cur.execute(_SETTLE, {"tenant": self._tenant_id, "job": self._job_id})
+        kept = [key for (key,) in settled.fetchall()]
         if not kept:
             return {}
         return dict(self._cur.execute(_KEPT, [kept, self._tenant_id]).fetchall())
