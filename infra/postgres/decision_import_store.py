@@ -1,15 +1,17 @@
 """Imported legacy decisions and each import's progress, in one transaction per batch.
 
-The rows are copied (COPY, text format, built here like the live writer's: a value adapted by
-the driver costs more than the rest of the row) into a temporary table and inserted from there
-into `decision_logs` (PostgreSQL refuses COPY into a table with row-level security). A batch takes a
+What each row says is copied (COPY, text format, built here like the live writer's: a value
+adapted by the driver costs more than the rest of the row) into a temporary table; one statement
+then adds the batch's keys to the tenant's keys (`decision_import_keys`) and inserts the rows
+whose key it added into `decision_logs` (PostgreSQL refuses COPY into a table with row-level
+security), with what is the same for the whole batch (tenant, job, origin). A batch takes a
 transaction-scoped advisory lock per tenant first, so two imports of one tenant never both add
 a key the other is adding; the job's progress row is checked against where the batch starts
 and moved on in the same transaction, so a batch runs once even when two workers hold the job.
 
 The importer connects as the decision-log writer (acgs2_projector, which may only insert and
-read decision rows) and scopes each transaction to the job's tenant, which is all the progress
-table's row-level security lets it see.
+read decision rows, and add and read import keys) and scopes each transaction to the job's
+tenant, which is all the progress and key tables' row-level security lets it see.
 """
 
 from __future__ import annotations
