@@ -1,15 +1,17 @@
 """Imported legacy decisions and each import's progress, in one transaction per batch.
 
-The rows are copied (COPY, text format, built here like the live writer's: a value adapted by
-the driver costs more than the rest of the row) into a temporary table and inserted from there
-into `decision_logs` (PostgreSQL refuses COPY into a table with row-level security). A batch takes a
+What each row says is copied (COPY, text format, built here like the live writer's: a value
+adapted by the driver costs more than the rest of the row) into a temporary table; one statement
+then adds the batch's keys to the tenant's keys (`decision_import_keys`) and inserts the rows
+whose key it added into `decision_logs` (PostgreSQL refuses COPY into a table with row-level
+security), with what is the same for the whole batch (tenant, job, origin). A batch takes a
 transaction-scoped advisory lock per tenant first, so two imports of one tenant never both add
 a key the other is adding; the job's progress row is checked against where the batch starts
 and moved on in the same transaction, so a batch runs once even when two workers hold the job.
 
 The importer connects as the decision-log writer (acgs2_projector, which may only insert and
-read decision rows) and scopes each transaction to the job's tenant, which is all the progress
-table's row-level security lets it see.
+read decision rows, and add and read import keys) and scopes each transaction to the job's
+tenant, which is all the progress and key tables' row-level security lets it see.
 """
 
 from __future__ import annotations
@@ -34,24 +36,46 @@ _COLUMNS = (
     "constitutional_hash, decided_at, origin, action, resource, context, reason, "
     "legacy_policy_id, legacy_decision_id, import_job_id, dedup_key, content_sha256"
 )
+# What a row says, sent with COPY; the rest of a decision row is the same for the whole batch
+# (its tenant, its job, `origin`, no deny reasons or obligations) and is put in by the insert.
+STAGED_COLUMNS = (
+    "decision_id, input_sha256, allow, latency_ms, principal, constitutional_hash, decided_at, "
+    "action, resource, context, reason, legacy_policy_id, legacy_decision_id, dedup_key, "
+    "content_sha256"
+)
 _STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS decision_import_batch "
-    "(LIKE decision_logs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS decision_import_rows (decision_id UUID, "
+    "input_sha256 CHAR(64), allow BOOLEAN, latency_ms DOUBLE PRECISION, principal VARCHAR(255), "
+    "constitutional_hash VARCHAR(16), decided_at TIMESTAMPTZ, action TEXT, resource TEXT, "
+    "context JSONB, reason TEXT, legacy_policy_id TEXT, legacy_decision_id TEXT, "
+    'dedup_key CHAR(64) COLLATE "C", content_sha256 CHAR(64)) ON COMMIT DELETE ROWS'
 )
-_COPY = f"COPY decision_import_batch ({_COLUMNS}) FROM STDIN"
-# Each staged key is looked up on its own through the (tenant_id, dedup_key) index, whatever
-# the planner guesses of the staged table or of the tenant's rows (a join, or `= ANY` of the
-# keys, was planned as a scan of all the tenant's rows when its statistics were stale: every
-# batch slower than the last).
-_SET_ASIDE = (
-    "DELETE FROM decision_import_batch s USING (SELECT k.key, d.content_sha256 "
-    "FROM unnest(%s::char(64)[]) AS k(key) CROSS JOIN LATERAL (SELECT content_sha256 "
-    "FROM decision_logs WHERE tenant_id = %s AND dedup_key = k.key LIMIT 1) d) x "
-    "WHERE x.key = s.dedup_key RETURNING s.dedup_key, x.content_sha256"
+_COPY = f"COPY decision_import_rows ({STAGED_COLUMNS}) FROM STDIN"
+# The batch's keys are added to the tenant's keys (`decision_import_keys`, primary key (tenant_id,
+# dedup_key)) with ON CONFLICT DO NOTHING: inserting a key is also looking it up, one descent of
+# one index, whatever the number of the log's partitions. The staged rows whose key was added are
+# inserted into the decision log in the same statement; the keys not added (imported before) are
+# returned. Both joins with the added keys are on equality of the whole batch (hashed).
+_SETTLE = (
+    "WITH added AS (INSERT INTO decision_import_keys "  # noqa: S608 - fixed column list, no input  # nosec B608
+    "(tenant_id, dedup_key, content_sha256) "
+    "SELECT %(tenant)s, dedup_key, content_sha256 FROM decision_import_rows "
+    "ON CONFLICT DO NOTHING RETURNING dedup_key), "
+    f"logged AS (INSERT INTO decision_logs ({_COLUMNS}) "
+    "SELECT decision_id, %(tenant)s, input_sha256, allow, '[]'::jsonb, '[]'::jsonb, latency_ms, "
+    "principal, constitutional_hash, decided_at, 'imported', action, resource, context, reason, "
+    "legacy_policy_id, legacy_decision_id, %(job)s, dedup_key, content_sha256 "
+    "FROM decision_import_rows s WHERE EXISTS "
+    "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)) "
+    "SELECT s.dedup_key FROM decision_import_rows s WHERE NOT EXISTS "
+    "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)"
 )
-_INSERT = (
-    f"INSERT INTO decision_logs ({_COLUMNS}) "  # noqa: S608 - fixed column list, no input  # nosec B608
-    f"SELECT {_COLUMNS} FROM decision_import_batch"
+# The content digest of each key imported before (rare but for a file imported again), each
+# looked up on its own through the primary key.
+_KEPT = (
+    "SELECT k.key, d.content_sha256 FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL "
+    "(SELECT content_sha256 FROM decision_import_keys "
+    'WHERE tenant_id = %s AND dedup_key = k.key COLLATE "C") d'
 )
 # A batch commits without waiting for its WAL to reach the disk (`synchronous_commit` off, for
 # its own transaction only): its rows and the job's progress are one commit, so a commit lost in
@@ -71,30 +95,28 @@ _SAVE = (
 
 
 _NO_VALUE = "\x00"  # stands for NULL in a chunk built raw: no value holds a NUL
-_TABS = _COLUMNS.count(",")  # the tabs of one row
+_TABS = STAGED_COLUMNS.count(",")  # the tabs of one row
 
 
-def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -> bytes:
-    """The rows as COPY text in the order of `_COLUMNS`.
+def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID) -> bytes:
+    """The rows as COPY text in the order of `STAGED_COLUMNS`.
 
     The chunk is built first with the values as they are. When it has exactly the tabs and line
     breaks of its rows and no backslash or carriage return, no value needed escaping (the case
     of nearly every chunk) and only the NULL markers are put in; else it is built again with
     each text value escaped."""
     tenant = tenant_id.int
-    head = f"\t{tenant_id}\t"
-    tail = f"\t{job_id}\t"
     raw = "".join(
         [
-            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
-            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{decision_id_hex(r.dedup_key, tenant)}\t{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t"
             f"{_NO_VALUE if r.latency_ms is None else repr(r.latency_ms)}\t"
             f"{r.principal}\t{r.constitutional_hash}\t{r.decided_text}\t"
-            f"imported\t{r.action}\t{r.resource}\t{r.context_json}\t"
+            f"{r.action}\t{r.resource}\t{r.context_json}\t"
             f"{_NO_VALUE if r.reason is None else r.reason}\t"
             f"{_NO_VALUE if r.policy_id is None else r.policy_id}\t"
-            f"{_NO_VALUE if r.legacy_id is None else r.legacy_id}"
-            f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
+            f"{_NO_VALUE if r.legacy_id is None else r.legacy_id}\t"
+            f"{r.dedup_key}\t{r.content_sha256}\n"
             for r in rows
         ]
     )
@@ -105,25 +127,23 @@ def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID, job_id: UUID) -
         and raw.count("\t") == _TABS * len(rows)
     ):
         return raw.replace(_NO_VALUE, _NULL).encode()
-    return _escaped_copy_text(rows, tenant, head, tail)
+    return _escaped_copy_text(rows, tenant)
 
 
 def _optional(value: str | None) -> str:
     return _NULL if value is None else _text(value)
 
 
-def _escaped_copy_text(
-    rows: Sequence[ImportedDecision], tenant: int, head: str, tail: str
-) -> bytes:
+def _escaped_copy_text(rows: Sequence[ImportedDecision], tenant: int) -> bytes:
     return "".join(
         [
-            f"{decision_id_hex(r.dedup_key, tenant)}{head}{r.input_sha256}\t"
-            f"{'t' if r.allow else 'f'}\t[]\t[]\t"
+            f"{decision_id_hex(r.dedup_key, tenant)}\t{r.input_sha256}\t"
+            f"{'t' if r.allow else 'f'}\t"
             f"{_NULL if r.latency_ms is None else repr(r.latency_ms)}\t"
             f"{_text(r.principal)}\t{_text(r.constitutional_hash)}\t{r.decided_text}\t"
-            f"imported\t{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
-            f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}"
-            f"{tail}{r.dedup_key}\t{r.content_sha256}\n"
+            f"{_text(r.action)}\t{_text(r.resource)}\t{_escaped_json(r.context_json)}\t"
+            f"{_optional(r.reason)}\t{_optional(r.policy_id)}\t{_optional(r.legacy_id)}\t"
+            f"{r.dedup_key}\t{r.content_sha256}\n"
             for r in rows
         ]
     ).encode()
@@ -136,7 +156,6 @@ class _Batch:
         self._job_id = job_id
         self._copy: AbstractContextManager[psycopg.Copy] | None = None
         self._writer: psycopg.Copy | None = None
-        self._keys: list[str] = []
 
     def stage(self, rows: Sequence[ImportedDecision]) -> None:
         if not rows:
@@ -145,18 +164,18 @@ class _Batch:
             self._cur.execute(_STAGE)
             self._copy = self._cur.copy(_COPY)
             self._writer = self._copy.__enter__()
-        self._writer.write(copy_text(rows, self._tenant_id, self._job_id))
-        self._keys += [row.dedup_key for row in rows]
+        self._writer.write(copy_text(rows, self._tenant_id))
 
     def settle(self) -> Mapping[str, str]:
         if self._copy is None:
             return {}
         self._copy.__exit__(None, None, None)
         self._copy = self._writer = None
-        existing = dict(self._cur.execute(_SET_ASIDE, [self._keys, self._tenant_id]).fetchall())
-        self._keys = []
-        self._cur.execute(_INSERT)
-        return existing
+        settled = self._cur.execute(_SETTLE, {"tenant": self._tenant_id, "job": self._job_id})
+        kept = [key for (key,) in settled.fetchall()]
+        if not kept:
+            return {}
+        return dict(self._cur.execute(_KEPT, [kept, self._tenant_id]).fetchall())
 
     def abandon(self) -> None:
         """Leave an unfinished COPY (the transaction is rolled back after it)."""

@@ -65,6 +65,7 @@ MIGRATIONS = [
     "applied 0021_gap_analysis",
     "applied 0022_webhooks",
     "applied 0023_warehouse_runs",
+    "applied 0025_decision_import_keys",
 ]
 
 

@@ -37,7 +37,11 @@ from commands.decision_import.sources import CsvSource
 from commands.migration_kinds import JobContext, JobSource
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.decision_import.record import imported_decision
-from infra.postgres.decision_import_store import PostgresDecisionImportStore, copy_text
+from infra.postgres.decision_import_store import (
+    STAGED_COLUMNS,
+    PostgresDecisionImportStore,
+    copy_text,
+)
 from infra.postgres.legacy_decisions import PostgresQuerySource
 from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
@@ -113,19 +117,20 @@ def bare_copy(admin_url: str, path: Path, postmaster: int) -> tuple[int, float]:
     source = CsvSource(path, {})
     rows = [imported_decision(r, HASH) for _, r in source.records(0) if not isinstance(r, str)]
     unique = list({r.dedup_key: r for r in rows}.values())
-    text = copy_text(unique, tenant, job_id)
-    columns = (
-        "decision_id, tenant_id, input_sha256, allow, deny, obligations, latency_ms, principal, "
-        "constitutional_hash, decided_at, origin, action, resource, context, reason, "
-        "legacy_policy_id, legacy_decision_id, import_job_id, dedup_key, content_sha256"
-    )
+    text = copy_text(unique, tenant)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bare_copy (LIKE decision_logs INCLUDING ALL)")
+        # What the import's insert puts in for the whole batch, as the columns' defaults.
+        conn.execute(
+            f"ALTER TABLE bare_copy ALTER tenant_id SET DEFAULT '{tenant}', "
+            f"ALTER import_job_id SET DEFAULT '{job_id}', ALTER origin SET DEFAULT 'imported', "
+            "ALTER deny SET DEFAULT '[]', ALTER obligations SET DEFAULT '[]'"
+        )
         started, server_started = time.perf_counter(), server_ticks(postmaster)
         with (
             conn.transaction(),
             conn.cursor() as cur,
-            cur.copy(f"COPY bare_copy ({columns}) FROM STDIN") as copy,
+            cur.copy(f"COPY bare_copy ({STAGED_COLUMNS}) FROM STDIN") as copy,
         ):
             for start in range(0, len(text), 1 << 20):
                 copy.write(text[start : start + (1 << 20)])

@@ -134,7 +134,14 @@ def test_importing_the_same_file_again_skips_every_row(
     second = job(kind, {}, source, tmp_path, tenant_id=first.tenant_id)
     summary = run(kind, second).last.summary
     assert (summary["imported"], summary["skipped_duplicates"], summary["conflicts"]) == (0, 50, 0)
-    assert len(imported(admin_conn, first.tenant_id)) == 50
+    rows = imported(admin_conn, first.tenant_id)
+    assert len(rows) == 50
+    # What the second import checked its keys against: each imported row's key and content, once.
+    keys = admin_conn.execute(
+        "SELECT dedup_key, content_sha256 FROM decision_import_keys WHERE tenant_id = %s",
+        [first.tenant_id],
+    ).fetchall()
+    assert sorted(keys) == sorted((r["dedup_key"], r["content_sha256"]) for r in rows)
 
 
 def test_keys_are_per_tenant_and_each_tenant_reads_only_its_own(
@@ -153,8 +160,31 @@ def test_keys_are_per_tenant_and_each_tenant_reads_only_its_own(
                     "SELECT DISTINCT tenant_id FROM decision_logs WHERE origin = 'imported'"
                 ).fetchall()
                 progress = conn.execute("SELECT job_id FROM decision_import_progress").fetchall()
+                keys = conn.execute(
+                    "SELECT DISTINCT tenant_id, count(*) FROM decision_import_keys GROUP BY 1"
+                ).fetchall()
             assert seen == [(tenant,)]
+            assert keys == [(tenant, 5)]
             assert progress == [(a.job_id if tenant == a.tenant_id else b.job_id,)]
+
+
+def test_the_importer_may_add_keys_but_never_change_or_remove_one(
+    system: System, kind: DecisionImportKind, tmp_path: Path
+) -> None:
+    source = write_source(tmp_path, "kept.csv", csv_text([row(1)]))
+    context = job(kind, {}, source, tmp_path)
+    assert run(kind, context).last.summary["imported"] == 1
+    with psycopg.connect(system.projector_conninfo, autocommit=True) as conn:
+        for statement in (
+            "UPDATE decision_import_keys SET content_sha256 = dedup_key",
+            "DELETE FROM decision_import_keys",
+        ):
+            with conn.transaction():
+                conn.execute(
+                    "SELECT set_config('app.current_tenant_id', %s, true)", [str(context.tenant_id)]
+                )
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
 
 
 def test_the_schema_mapping_renames_legacy_columns(
