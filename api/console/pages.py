@@ -8,10 +8,11 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
-from api.console import integration_pages, sign_in_pages, tenant_pages
+from api.console import audit_pages, integration_pages, sign_in_pages, tenant_pages
+from api.console.admission import ConsoleAdmission
 from api.console.rendering import HERE, PREFIX, check_csrf, console_error
 
-PAGE_GROUPS = (sign_in_pages, tenant_pages, integration_pages)
+PAGE_GROUPS = (sign_in_pages, tenant_pages, integration_pages, audit_pages)
 
 
 def console_router() -> Router:
@@ -22,6 +23,7 @@ def console_router() -> Router:
         path=PREFIX,
         route_handlers=[*(h for group in PAGE_GROUPS for h in group.ROUTES), static],
         before_request=check_csrf,
+        middleware=[ConsoleAdmission],
         exception_handlers={Exception: console_error},
         include_in_schema=False,
     )
