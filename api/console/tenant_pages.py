@@ -30,6 +30,7 @@ from api.http.services import ApiServices
 from commands.authorization import Permission, authorize
 from commands.tenants import CreateTenant
 from domain.errors import DomainError, ValidationFailed
+from domain.tenant.values import Quotas
 from projections.tenants import list_tenants
 
 
@@ -148,25 +149,22 @@ QUOTAS = {
 
 
 def _quota_changes(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The three quotas of the form, each checked by the API's own field rules, every bad one
-    listed at once."""
-    changes: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    """The three quotas of the form, checked by the domain's own rules (`Quotas`), every bad
+    one listed at once."""
+    typed: dict[str, Any] = {}
     for name in QUOTAS:
         raw = form.get(name, "").strip()
-        if not raw:
-            errors[name] = "required"
-            continue
         try:
-            value = int(raw)
-            msgspec.convert({name: value}, UpdateTenantRequest)
+            typed[name] = int(raw)
         except ValueError:
-            errors[name] = "must be a whole number"
-        except msgspec.ValidationError as invalid:
-            errors[name] = str(invalid).split(" - at ", 1)[0]
-        else:
-            changes[name] = value
-    return changes, errors
+            typed[name] = raw  # the domain says what is wrong with it
+    errors: dict[str, str] = {}
+    try:
+        Quotas(**typed)
+    except ValidationFailed as invalid:
+        errors = field_errors(invalid)
+    errors.update({name: "required" for name in QUOTAS if typed[name] == ""})
+    return ({} if errors else typed), errors
 
 
 @get("/tenants/{tenant_id:uuid}/quotas")
