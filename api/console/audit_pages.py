@@ -113,6 +113,11 @@ class Scope:
     tenant: Any | None  # the tenant's read-model row; None: across tenants
     base: str
 
+    @property
+    def tail(self) -> str:
+        """The path under /console (templates write the prefix themselves)."""
+        return self.base.removeprefix(PREFIX)
+
     def fetch(self, api: ApiServices) -> FetchSets:
         tenant_id = None if self.tenant is None else self.tenant["tenant_id"]
         return partial(api.database.fetch_sets, tenant_id)
@@ -160,11 +165,11 @@ async def _log_page(
     back = query.back
     previous = None
     if query.after:
-        previous = query.link(scope.base, after=back[-1] if back else None, back=back[:-1])
+        previous = query.link(scope.tail, after=back[-1] if back else None, back=back[:-1])
     following = None
     if next_cursor:
         following = query.link(
-            scope.base, after=next_cursor, back=[*back, query.after] if query.after else back
+            scope.tail, after=next_cursor, back=[*back, query.after] if query.after else back
         )
     return page(
         request,
@@ -180,7 +185,7 @@ async def _log_page(
         total=total,
         total_exact=exact,
         page_number=len(back) + (2 if query.after else 1),
-        first=query.link(scope.base, after=None, back=[]) if query.after else None,
+        first=query.link(scope.tail, after=None, back=[]) if query.after else None,
         previous=previous,
         following=following,
         categories=CATEGORIES,
@@ -293,7 +298,6 @@ async def _event_page(
         tenant=scope.tenant,
         event=row,
         details=details,
-        back=request.query_params.get("back_to") or scope.base,
     )
 
 
