@@ -400,6 +400,12 @@ def test_every_page_at_a_phones_width(
             ".map(e => e.getBoundingClientRect().right))"
         )
         assert right <= 375, name
+        unlabelled = browser.driver.execute_script(
+            "return [...document.querySelectorAll('main input:not([type=hidden]), main select,"
+            " main textarea')].filter(f => document.querySelectorAll("
+            '`label[for="${f.id}"]`).length !== 1).map(f => f.name)'
+        )
+        assert unlabelled == [], name  # every field has the one label that names it
         browser.screenshot(f"{name}-375")
     browser.open(f"/console/tenants/{tenant_id}/audit")
     wait(browser, ".table-scroll")
