@@ -229,6 +229,7 @@ def test_the_platform_reads_every_tenants_log(
     browser: Browser, api: Api, audited: dict[str, object]
 ) -> None:
     tenant_id = audited["tenant_id"]
+    assert isinstance(tenant_id, UUID)
     sign_in_with_token(browser, api.token(MaciRole.AUDITOR))
     browser.driver.find_element(By.LINK_TEXT, "Audit log").click()
     wait(browser, "#tenant_id")
@@ -425,6 +426,7 @@ def test_keyboard_order_and_focus_on_the_audit_page(
     browser: Browser, api: Api, audited: dict[str, object]
 ) -> None:
     tenant_id = audited["tenant_id"]
+    assert isinstance(tenant_id, UUID)
     sign_in_with_token(browser, api.token(MaciRole.AUDITOR, tenant_id=tenant_id))
     browser.open(f"/console/tenants/{tenant_id}/audit")
     wait(browser, "#audit-chart[data-total]")
