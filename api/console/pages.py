@@ -9,6 +9,7 @@ from litestar import Router
 from litestar.static_files import create_static_files_router
 
 from api.console import (
+    audit_pages,
     gap_pages,
     integration_pages,
     job_pages,
@@ -17,6 +18,7 @@ from api.console import (
     sign_in_pages,
     tenant_pages,
 )
+from api.console.admission import ConsoleAdmission
 from api.console.rendering import HERE, PREFIX, check_csrf, console_error
 
 PAGE_GROUPS = (
@@ -27,6 +29,7 @@ PAGE_GROUPS = (
     job_pages,
     shadow_pages,
     gap_pages,
+    audit_pages,
 )
 
 
@@ -38,6 +41,7 @@ def console_router() -> Router:
         path=PREFIX,
         route_handlers=[*(h for group in PAGE_GROUPS for h in group.ROUTES), static],
         before_request=check_csrf,
+        middleware=[ConsoleAdmission],
         exception_handlers={Exception: console_error},
         include_in_schema=False,
     )

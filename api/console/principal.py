@@ -94,9 +94,26 @@ class SharedRefreshes:
 
 
 _REFRESHES = SharedRefreshes()
+_KNOWN = "console_signed_in"  # the request's answer, kept in its scope's state
+
+
+def known_signed_in(request: Request[Any, Any, Any]) -> SignedIn | None:
+    """Who `signed_in` found for this request, if it was asked (never verifies anything)."""
+    found: SignedIn | None = request.scope.get("state", {}).get(_KNOWN)
+    return found
 
 
 async def signed_in(api: ApiServices, request: Request[Any, Any, Any]) -> SignedIn | None:
+    """The request's principal, found once per request: a second call (the admission check,
+    then the page) gets the same answer, so an expired token is refreshed only once."""
+    state = request.scope.setdefault("state", {})
+    if _KNOWN not in state:
+        state[_KNOWN] = await _signed_in(api, request)
+    found: SignedIn | None = state[_KNOWN]
+    return found
+
+
+async def _signed_in(api: ApiServices, request: Request[Any, Any, Any]) -> SignedIn | None:
     session = session_of(request)
     if session is None or session.access_token is None:
         return None

@@ -4,6 +4,7 @@ console never opens the database itself: it goes through the services the API us
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -14,14 +15,15 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 
-from api.console.principal import SignedIn, session_of, signed_in
+from api.console.principal import SignedIn, known_signed_in, session_of, signed_in
 from api.console.session import COOKIE, CSRF_FIELD, CSRF_HEADER, ConsoleSession
-from api.http.errors import status_of
+from api.http.errors import refusal_headers, status_of
 from api.http.services import ApiServices
 from api.logging import request_id_var
 from commands.context import CommandContext
 from domain.errors import DomainError, NotFound, ValidationFailed
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PREFIX = "/console"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -158,18 +160,35 @@ async def tenant_row(request: Request[Any, Any, Any], tenant_id: UUID) -> Any:
 
 
 def console_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Every failure of a console route is a page (never a stack trace); a visitor who is not
-    signed in (or whose session ended) goes to the sign-in page."""
+    """Every failure of a console route is a page (never a stack trace) with the navigation of
+    whoever is signed in; a visitor who is not signed in (or whose session ended) goes to the
+    sign-in page. A refusal for too many requests says when to try again (`Retry-After`)."""
     if isinstance(exc, SignInNeeded):
         if request.headers.get("hx-request"):
             return Response("", status_code=401, headers={"HX-Redirect": f"{PREFIX}/sign-in"})
         return go(f"{PREFIX}/sign-in", [session_cookie(request, None)])
+    who = known_signed_in(request)
     if isinstance(exc, Pending):
-        return page(request, "pending.html", what=exc.what)
+        return page(request, "pending.html", who=who, what=exc.what)
+    headers: dict[str, str] = {}
+    retry_after = None
     if isinstance(exc, DomainError):
         status, title, message = status_of(exc.code), exc.code, exc.message
+        headers = refusal_headers(exc)
+        retry_after = headers.get("Retry-After")
     elif isinstance(exc, HTTPException):
         status, title, message = exc.status_code, "ERROR", str(exc.detail)
     else:
+        log.error("console request failed", exc_info=exc)
         status, title, message = 500, "INTERNAL_ERROR", "something went wrong on our side"
-    return page(request, "error.html", status=status, title=title, message=message)
+    response = page(
+        request,
+        "error.html",
+        who=who,
+        status=status,
+        title=title,
+        message=message,
+        retry_after=retry_after,
+    )
+    response.headers.update(headers)
+    return response

@@ -1,5 +1,6 @@
 """The console's tenant pages: list and search, create, one tenant with its quotas' live usage,
-suspend and reactivate."""
+edit its quotas, suspend and reactivate, deactivate and purge (each after a confirmation page,
+so they work without JavaScript)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from api.http.services import ApiServices
 from commands.authorization import Permission, authorize
 from commands.tenants import CreateTenant
 from domain.errors import DomainError, ValidationFailed
+from domain.tenant.values import Quotas
 from projections.tenants import list_tenants
 
 
@@ -139,4 +141,146 @@ async def tenant_status(request: Request[Any, Any, Any], tenant_id: UUID) -> Res
     return go(f"{PREFIX}/tenants/{tenant_id}")
 
 
-ROUTES = [tenants_page, new_tenant_page, create_tenant, tenant_page, tenant_usage, tenant_status]
+QUOTAS = {
+    "max_requests_per_minute": "Requests per minute",
+    "max_storage_gb": "Storage (GB)",
+    "max_concurrent_connections": "Concurrent requests",
+}
+
+
+def _quota_changes(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The three quotas of the form, checked by the domain's own rules (`Quotas`), every bad
+    one listed at once."""
+    typed: dict[str, Any] = {}
+    for name in QUOTAS:
+        raw = form.get(name, "").strip()
+        try:
+            typed[name] = int(raw)
+        except ValueError:
+            typed[name] = raw  # the domain says what is wrong with it
+    errors: dict[str, str] = {}
+    try:
+        Quotas(**typed)
+    except ValidationFailed as invalid:
+        errors = field_errors(invalid)
+    errors.update({name: "required" for name in QUOTAS if typed[name] == ""})
+    return ({} if errors else typed), errors
+
+
+@get("/tenants/{tenant_id:uuid}/quotas")
+async def quotas_page(request: Request[Any, Any, Any], tenant_id: UUID) -> Response[str]:
+    who = await who_of(request)
+    authorize(who.principal, Permission.TENANT_MANAGE_PLAN, tenant_id)
+    row = await tenant_row(request, tenant_id)
+    values = {name: str(row[name]) for name in QUOTAS}
+    return page(
+        request, "tenant_quotas.html", who=who, tenant=row, quotas=QUOTAS, values=values, errors={}
+    )
+
+
+@post("/tenants/{tenant_id:uuid}/quotas")
+async def update_quotas(request: Request[Any, Any, Any], tenant_id: UUID) -> Response[Any]:
+    who = await who_of(request)
+    authorize(who.principal, Permission.TENANT_MANAGE_PLAN, tenant_id)
+    row = await tenant_row(request, tenant_id)
+    form = await read_form(request)
+    values = {name: form.get(name, "") for name in QUOTAS}
+    changes, errors = _quota_changes(form)
+    api = api_of(request)
+    if not errors:
+        try:
+            result = await in_thread(
+                partial(api.tenants.update, context_of(who, form), tenant_id, changes)
+            )
+        except DomainError as refused:
+            errors = field_errors(refused) or {"form": refused.message}
+        else:
+            api.directory.remember(result.tenant)
+            return go(f"{PREFIX}/tenants/{tenant_id}")
+    return page(
+        request,
+        "tenant_quotas.html",
+        who=who,
+        tenant=row,
+        quotas=QUOTAS,
+        values=values,
+        errors=errors,
+        status=422,
+    )
+
+
+ENDINGS = {"deactivate": False, "purge": True}  # the action and whether it is immediate
+
+
+async def _confirm_page(
+    request: Request[Any, Any, Any], tenant_id: UUID, action: str
+) -> Response[str]:
+    """The confirmation step of deactivating or purging (a page, so no script is needed)."""
+    who = await who_of(request)
+    authorize(who.principal, Permission.TENANT_DEACTIVATE, tenant_id)
+    row = await tenant_row(request, tenant_id)
+    return page(request, "tenant_confirm.html", who=who, tenant=row, action=action, errors={})
+
+
+async def _end_tenant(
+    request: Request[Any, Any, Any], tenant_id: UUID, action: str
+) -> Response[Any]:
+    who = await who_of(request)
+    authorize(who.principal, Permission.TENANT_DEACTIVATE, tenant_id)
+    row = await tenant_row(request, tenant_id)
+    form = await read_form(request)
+    if form.get("confirm_slug", "").strip() != row["tenant_slug"]:
+        errors = {"confirm_slug": f"type the tenant's slug ({row['tenant_slug']}) to confirm"}
+        return page(
+            request,
+            "tenant_confirm.html",
+            who=who,
+            tenant=row,
+            action=action,
+            values={"confirm_slug": form.get("confirm_slug", "")},
+            errors=errors,
+            status=422,
+        )
+    api = api_of(request)
+    immediate = ENDINGS[action]
+    ended = await in_thread(
+        partial(api.tenants.deactivate, context_of(who, form), tenant_id, immediate=immediate)
+    )
+    api.directory.remember(ended)
+    return go(f"{PREFIX}/tenants" if immediate else f"{PREFIX}/tenants/{tenant_id}")
+
+
+@get("/tenants/{tenant_id:uuid}/deactivate")
+async def confirm_deactivate(request: Request[Any, Any, Any], tenant_id: UUID) -> Response[str]:
+    return await _confirm_page(request, tenant_id, "deactivate")
+
+
+@post("/tenants/{tenant_id:uuid}/deactivate")
+async def deactivate_tenant(request: Request[Any, Any, Any], tenant_id: UUID) -> Response[Any]:
+    return await _end_tenant(request, tenant_id, "deactivate")
+
+
+@get("/tenants/{tenant_id:uuid}/purge")
+async def confirm_purge(request: Request[Any, Any, Any], tenant_id: UUID) -> Response[str]:
+    return await _confirm_page(request, tenant_id, "purge")
+
+
+@post("/tenants/{tenant_id:uuid}/purge")
+async def purge_tenant(request: Request[Any, Any, Any], tenant_id: UUID) -> Response[Any]:
+    return await _end_tenant(request, tenant_id, "purge")
+
+
+ROUTES = [
+    tenants_page,
+    new_tenant_page,
+    create_tenant,
+    tenant_page,
+    tenant_usage,
+    tenant_status,
+    quotas_page,
+    update_quotas,
+    confirm_deactivate,
+    deactivate_tenant,
+    confirm_purge,
+    purge_tenant,
+]

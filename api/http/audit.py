@@ -427,26 +427,8 @@ class AuditLogController(Controller):
                 {"field": "format", "message": f"one of {', '.join(FORMATS)}", "source": "query"}
             )
         _raise(errors)
-        export_id = new_export_id()
-        audit = api.system.audit
-        await in_thread(
-            partial(
-                audit.record_export,
-                principal,
-                tenant_id,
-                export_id,
-                {"format": export_format, "filters": filters.as_dict()},
-            )
-        )
-        async with api.database.tenant_session(tenant_id) as conn:
-            job = await queue_export(
-                conn,
-                export_id=export_id,
-                tenant_id=tenant_id,
-                requested_by=principal.sub,
-                export_format=export_format,
-                filters=filters,
-            )
+        job = await start_export(api, principal, tenant_id, filters, export_format)
+        export_id = job["export_id"]
         status_url, _ = _paths(tenant_id, export_id)
         body = ExportAccepted(
             export_id=export_id,
@@ -468,7 +450,7 @@ class AuditLogController(Controller):
         self, tenant_id: UUID, export_id: str, principal: Principal, api: ApiServices
     ) -> ExportStatus:
         authorize(principal, Permission.AUDIT_EXPORT, tenant_id)
-        row = await self._job(api, tenant_id, export_id)
+        row = await export_job(api, tenant_id, export_id)
         _, download = _paths(tenant_id, export_id)
         return ExportStatus(
             export_id=row["export_id"],
@@ -503,36 +485,7 @@ class AuditLogController(Controller):
         self, tenant_id: UUID, export_id: str, principal: Principal, api: ApiServices
     ) -> Stream:
         authorize(principal, Permission.AUDIT_EXPORT, tenant_id)
-        row = await self._job(api, tenant_id, export_id)
-        if row["status"] == "expired":
-            raise ExportExpired(
-                "the export's file has expired; start a new export",
-                {"export_id": export_id, "expired_at": row["expires_at"].isoformat()},
-            )
-        if row["status"] != "completed":
-            raise ExportNotReady(
-                "the export has not completed",
-                {"export_id": export_id, "status": row["status"], "progress": row["progress"]},
-            )
-        size, digest = int(row["size_bytes"]), row["sha256"]
-
-        async def chunks() -> AsyncIterator[bytes]:
-            async with api.database.tenant_session(tenant_id) as conn:
-                async for chunk in export_chunks(conn, export_id, size):
-                    yield chunk
-
-        b64 = base64.b64encode(bytes.fromhex(digest)).decode()
-        filename = f"audit-{tenant_id}-{export_id}.{_EXTENSIONS[row['format']]}"
-        return Stream(
-            chunks(),
-            media_type=MEDIA_TYPES[row["format"]],
-            headers={
-                SHA256_HEADER: digest,
-                "Repr-Digest": f"sha-256=:{b64}:",
-                "Content-Length": str(size),
-                "Content-Disposition": f'attachment; filename="{filename}"',
-            },
-        )
+        return export_file(api, tenant_id, await export_job(api, tenant_id, export_id))
 
     @get(
         "/retention",
@@ -580,15 +533,81 @@ class AuditLogController(Controller):
             tenant_id=tenant_id, constitutional_hash=api.constitutional_hash, **settings.as_dict()
         )
 
-    @staticmethod
-    async def _job(api: ApiServices, tenant_id: UUID, export_id: str) -> dict[str, Any]:
-        if not EXPORT_ID.fullmatch(export_id):
-            raise NotFound("export not found", {"export_id": export_id[:40]})
+
+async def start_export(
+    api: ApiServices,
+    principal: Principal,
+    tenant_id: UUID,
+    filters: AuditFilters,
+    export_format: str,
+) -> dict[str, Any]:
+    """Audit the export, then queue its job (the caller has authorized it); the job's row."""
+    export_id = new_export_id()
+    audit = api.system.audit
+    await in_thread(
+        partial(
+            audit.record_export,
+            principal,
+            tenant_id,
+            export_id,
+            {"format": export_format, "filters": filters.as_dict()},
+        )
+    )
+    async with api.database.tenant_session(tenant_id) as conn:
+        return await queue_export(
+            conn,
+            export_id=export_id,
+            tenant_id=tenant_id,
+            requested_by=principal.sub,
+            export_format=export_format,
+            filters=filters,
+        )
+
+
+async def export_job(api: ApiServices, tenant_id: UUID, export_id: str) -> dict[str, Any]:
+    """An export's job row as the tenant sees it (404 for an unknown id)."""
+    if not EXPORT_ID.fullmatch(export_id):
+        raise NotFound("export not found", {"export_id": export_id[:40]})
+    async with api.database.tenant_session(tenant_id) as conn:
+        row = await export_status(conn, export_id)
+    if row is None:
+        raise NotFound("export not found", {"export_id": export_id})
+    return row
+
+
+def export_file(api: ApiServices, tenant_id: UUID, row: dict[str, Any]) -> Stream:
+    """A completed export's file, streamed with its digest and file name (409 while it is not
+    ready, 410 once it has expired)."""
+    export_id = row["export_id"]
+    if row["status"] == "expired":
+        raise ExportExpired(
+            "the export's file has expired; start a new export",
+            {"export_id": export_id, "expired_at": row["expires_at"].isoformat()},
+        )
+    if row["status"] != "completed":
+        raise ExportNotReady(
+            "the export has not completed",
+            {"export_id": export_id, "status": row["status"], "progress": row["progress"]},
+        )
+    size, digest = int(row["size_bytes"]), row["sha256"]
+
+    async def chunks() -> AsyncIterator[bytes]:
         async with api.database.tenant_session(tenant_id) as conn:
-            row = await export_status(conn, export_id)
-        if row is None:
-            raise NotFound("export not found", {"export_id": export_id})
-        return row
+            async for chunk in export_chunks(conn, export_id, size):
+                yield chunk
+
+    b64 = base64.b64encode(bytes.fromhex(digest)).decode()
+    filename = f"audit-{tenant_id}-{export_id}.{_EXTENSIONS[row['format']]}"
+    return Stream(
+        chunks(),
+        media_type=MEDIA_TYPES[row["format"]],
+        headers={
+            SHA256_HEADER: digest,
+            "Repr-Digest": f"sha-256=:{b64}:",
+            "Content-Length": str(size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
 
 
 async def _existing(api: ApiServices, tenant_id: UUID) -> None:

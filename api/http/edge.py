@@ -169,37 +169,7 @@ class Edge:
         self, scope: HTTPScope, principal: Principal, headers: list[tuple[bytes, bytes]]
     ) -> bool:
         """Apply the tenant's state and quotas; True when a concurrency slot is now held."""
-        api = self._api
-        tenant_id = principal.tenant_id
-        limits = await api.directory.limits(tenant_id)
-        if limits is None or not limits.active:
-            raise InvalidToken("the access token is not valid", {"reason": "tenant not active"})
-        decision = await api.rate_limiter.hit(tenant_id, limits.max_requests_per_minute)
-        headers += [
-            (b"x-ratelimit-limit", str(decision.limit).encode()),
-            (b"x-ratelimit-remaining", str(decision.remaining).encode()),
-            (b"x-ratelimit-reset", str(decision.reset_at).encode()),
-        ]
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after, decision.limit)
-        if not await api.concurrency.acquire(tenant_id, limits.max_concurrent_connections):
-            raise ConcurrencyLimited(
-                "the tenant's limit of concurrent requests is reached",
-                {"limit": limits.max_concurrent_connections},
-            )
-        try:
-            if (
-                not principal.is_platform
-                and stores_data(scope["method"], scope["path"])
-                and await api.storage.exceeds(tenant_id, limits.max_storage_gb)
-            ):
-                raise StorageQuotaExceeded(
-                    "the tenant's storage quota is used up",
-                    {"max_storage_gb": limits.max_storage_gb},
-                )
-        except BaseException:
-            await api.concurrency.release(tenant_id)
-            raise
+        await admit(self._api, principal, scope["method"], scope["path"], headers)
         scope["state"][PRINCIPAL_KEY] = principal
         return True
 
@@ -261,6 +231,51 @@ class Edge:
         except HTTPException:
             return "unrouted"
         return str(template)
+
+
+async def admit(
+    api: ApiServices,
+    principal: Principal,
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Apply the principal's tenant state and quotas to one request: refuse a tenant that is not
+    active, count the request against its requests per minute (`X-RateLimit-*` appended to
+    `headers`), take one of its concurrent-request slots, and refuse a write of a tenant
+    principal whose storage is used up. When it returns, the caller holds the slot and must
+    `api.concurrency.release(principal.tenant_id)` once the response is sent. The web console
+    admits its signed-in requests with this too."""
+    tenant_id = principal.tenant_id
+    limits = await api.directory.limits(tenant_id)
+    if limits is None or not limits.active:
+        raise InvalidToken("the access token is not valid", {"reason": "tenant not active"})
+    decision = await api.rate_limiter.hit(tenant_id, limits.max_requests_per_minute)
+    headers += [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset", str(decision.reset_at).encode()),
+    ]
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after, decision.limit)
+    if not await api.concurrency.acquire(tenant_id, limits.max_concurrent_connections):
+        raise ConcurrencyLimited(
+            "the tenant's limit of concurrent requests is reached",
+            {"limit": limits.max_concurrent_connections},
+        )
+    try:
+        if (
+            not principal.is_platform
+            and stores_data(method, path)
+            and await api.storage.exceeds(tenant_id, limits.max_storage_gb)
+        ):
+            raise StorageQuotaExceeded(
+                "the tenant's storage quota is used up",
+                {"max_storage_gb": limits.max_storage_gb},
+            )
+    except BaseException:
+        await api.concurrency.release(tenant_id)
+        raise
 
 
 def _server_span(scope: HTTPScope) -> Any:
@@ -328,4 +343,4 @@ def _request_id(scope: HTTPScope) -> str:
     return random_bytes(16).hex()
 
 
-__all__ = ["Edge", "stores_data"]
+__all__ = ["Edge", "admit", "stores_data"]
