@@ -1,7 +1,14 @@
 """The Rego v1 module of a policy (legacy-formats.md, "Output: Rego v1"), formatted like `opa fmt`.
 
-Each rule's condition becomes a rule `rule_<n>` that is true or undefined, so `not` in Rego means
-exactly the rule model's `not`. The decision is an else-chain over the rules in deciding order.
+The decision is an else-chain over the rules in deciding order; each rule's condition is written
+into the places that read it (its links of the chain, its `deny` reason, its obligations) as the
+literals of a body, one body per alternative of a top-level `any`. A nested `any`, or a `not` of
+more than one literal, is a helper rule `rule_<n>_<m>` that is true or undefined, so `not` in Rego
+means exactly the rule model's `not`; a rule without condition is `rule_<n> := true`.
+
+Conditions are written inline rather than as one rule per policy rule because the engine's cost
+of a request is mostly its number of rule evaluations: a literal costs a fraction of a rule
+reference, so repeating a rule's few literals in two or three places is cheaper than naming it.
 """
 
 from __future__ import annotations
@@ -176,6 +183,20 @@ def _comment(text: str) -> str:
     return "\n".join(f"# {line}".rstrip() for line in text.splitlines() or [""])
 
 
+def _alternatives(
+    writer: _ModuleWriter, condition: Condition | None, owner: str
+) -> list[list[str]]:
+    """The bodies that together hold exactly when `condition` does: one per member of a top-level
+    `any` (identical ones once), else one."""
+    if condition is None:
+        return [[owner]]
+    if isinstance(condition, AnyOf) and len(condition.members) > 1:
+        bodies = [writer.literals(member, owner) for member in condition.members]
+    else:
+        bodies = [writer.literals(condition, owner)]
+    return list({tuple(body): body for body in bodies}.values())
+
+
 def generate_rego(
     policy: Policy,
     *,
@@ -204,22 +225,23 @@ def generate_rego(
                 f"MANUAL REVIEW: rule {unsupported.id}{where} was not converted: {unsupported.why}"
             )
         )
+    bodies: dict[str, list[list[str]]] = {}
+    headers: dict[str, str] = {}
     for rule in policy.rules:
         name = names[rule.id]
         where = f" ({rule.location})" if rule.location else ""
-        header = _comment(f"rule {rule.id}{where}: {rule.effect.value}")
+        headers[rule.id] = _comment(f"rule {rule.id}{where}: {rule.effect.value}")
+        bodies[rule.id] = _alternatives(writer, rule.when, name)
         if rule.when is None:
-            sections.append(f"{header}\n{name} := true")
-            continue
-        body = writer.literals(rule.when, name)
-        sections.append(f"{header}\n{_rule_text(name, body)}")
-        sections.extend(writer.helpers)
+            sections.append(f"{headers[rule.id]}\n{name} := true")
+        elif writer.helpers:
+            sections.append(headers[rule.id] + "\n" + "\n\n".join(writer.helpers))
         writer.helpers.clear()
     if writer.uses_comparable:
         sections.append(_COMPARABLE)
     if writer.uses_contains:
         sections.append(_CONTAINS)
-    sections.append(_decision_chain(policy, names))
+    sections.append(_decision_chain(policy, bodies, headers))
     sections.append(
         'final_decision := decision if {\n\tconstitutional_hash_matches\n} else := "deny"'
     )
@@ -231,24 +253,32 @@ def generate_rego(
     for rule in policy.rules:
         if rule.effect is Effect.DENY:
             reason = json.dumps(rule.deny_reason, ensure_ascii=False)
-            sections.append(f"deny contains {reason} if {names[rule.id]}")
+            sections.extend(_rule_text(f"deny contains {reason}", body) for body in bodies[rule.id])
     if not any(rule.obligations for rule in policy.rules):
         sections.append("obligations := set()")
     for rule in policy.rules:
         for obligation in rule.obligations:
             head = f"obligations contains {rego_value(obligation.as_json())}"
-            body = [f'final_decision == "{rule.effect.value}"', names[rule.id]]
-            sections.append(_rule_text(head, body))
+            decided = f'final_decision == "{rule.effect.value}"'
+            sections.extend(_rule_text(head, [decided, *body]) for body in bodies[rule.id])
     return "\n\n".join(sections) + "\n"
 
 
-def _decision_chain(policy: Policy, names: dict[str, str]) -> str:
-    order = deciding_order(policy)
+def _decision_chain(
+    policy: Policy, bodies: dict[str, list[list[str]]], headers: dict[str, str]
+) -> str:
+    """`decision`: the effect of the first applicable rule in deciding order, else the default;
+    a link per body of each rule, the rule named by a comment in its first."""
     default = json.dumps(policy.default.value)
-    if not order:
+    lines: list[str] = []
+    for rule in deciding_order(policy):
+        for number, body in enumerate(bodies[rule.id]):
+            head = "decision :=" if not lines else "} else :="
+            lines.append(f'{head} "{rule.effect.value}" if {{')
+            if number == 0:
+                lines.extend(f"\t{line}" for line in headers[rule.id].splitlines())
+            lines.extend(f"\t{literal}" for literal in body)
+    if not lines:
         return f"decision := {default}"
-    lines = [f'decision := "{order[0].effect.value}" if {{', f"\t{names[order[0].id]}"]
-    for rule in order[1:]:
-        lines += [f'}} else := "{rule.effect.value}" if {{', f"\t{names[rule.id]}"]
     lines.append(f"}} else := {default}")
     return "\n".join(lines)

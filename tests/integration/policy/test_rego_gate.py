@@ -61,7 +61,7 @@ def test_a_faithful_conversion_is_converted_with_the_guard_verified() -> None:
     ("old", "new"),
     [
         ("input.user.level != 3", "input.user.level == 3"),
-        ('deny contains "too high" if rule_2', 'deny contains "too low" if rule_2'),
+        ('deny contains "too high" if {', 'deny contains "too low" if {'),
         ('final_decision == "allow"', 'final_decision == "deny"'),
         ('} else := "deny"\n\ndefault', '} else := "allow"\n\ndefault'),
     ],

@@ -75,7 +75,7 @@ def test_generation_is_deterministic_and_carries_the_configured_hash() -> None:
     assert first == generate_rego(policy, constitutional_hash="0123456789abcdef")
     assert 'constitutional_hash := "0123456789abcdef"' in first
     assert "default allow := false" in first
-    assert 'deny contains "no" if rule_1' in first
+    assert 'deny contains "no" if input.user.a in [1, "b"]' in first
     assert first.endswith("\n")
     assert "\n\n\n" not in first
 
