@@ -6,9 +6,7 @@ models equal the log (one tenants row per created tenant, one audit row per even
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from uuid import UUID
@@ -24,65 +22,12 @@ from tests.faults.conftest import (
     RestartablePostgres,
     assert_envelope,
 )
-from tests.peers.http import HASH, wait_for
+from tests.faults.load import TenantLoad
+from tests.peers.http import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.e2e]
 
-CLIENTS = 4
 OUTAGE_SECONDS = 3.0
-
-
-class Load:
-    """CLIENTS threads creating tenants until stopped; every answer kept."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-        self.stopping = threading.Event()
-        self.created: list[tuple[float, UUID]] = []
-        self.refused: list[tuple[float, httpx.Response]] = []
-        self.other: list[tuple[float, str]] = []
-        self.slowest = 0.0
-        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(CLIENTS)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-    def _run(self, n: int) -> None:
-        headers = {"Authorization": f"Bearer {self.token}", "X-Constitutional-Hash": HASH}
-        with httpx.Client(
-            base_url=self.url, headers=headers, timeout=ANSWER_BOUND_SECONDS
-        ) as client:
-            while not self.stopping.is_set():
-                slug = f"pg-fault-{n}-{uuid.uuid4().hex[:12]}"
-                began = time.monotonic()
-                try:
-                    response = client.post(
-                        "/v1/tenants",
-                        json={
-                            "tenant_name": f"Fault {slug}",
-                            "tenant_slug": slug,
-                            "admin_email": "ops@fault.example.com",
-                        },
-                    )
-                except httpx.HTTPError as exc:
-                    self.other.append((began, f"{type(exc).__name__}: {exc}"))
-                    continue
-                took = time.monotonic() - began
-                self.slowest = max(self.slowest, took)
-                if response.status_code == 201:
-                    self.created.append((time.monotonic(), UUID(response.json()["tenant_id"])))
-                elif response.status_code == 503:
-                    self.refused.append((began, response))
-                    time.sleep(0.05)  # a client backing off, not a busy loop
-                else:
-                    self.other.append((began, f"{response.status_code} {response.text}"))
 
 
 def _log_and_read_models(url: str) -> tuple[Counter[UUID], dict[UUID, int], dict[UUID, int]]:
@@ -123,7 +68,7 @@ def test_postgres_restarted_under_write_load_loses_nothing_and_recovers_by_itsel
     try:
         serve.wait_ready()
         token = serve.bootstrap_token()
-        with Load(serve.url, token) as load:
+        with TenantLoad(serve.url, token) as load:
             wait_for(lambda: len(load.created) >= 10, timeout=60)
             pg.stop()
             stopped_at = time.monotonic()
@@ -133,11 +78,9 @@ def test_postgres_restarted_under_write_load_loses_nothing_and_recovers_by_itsel
                 time.sleep(0.2)
             pg.start()
             started_at = time.monotonic()
-            wait_for(
-                lambda: any(at > started_at for at, _ in load.created), timeout=60, interval=0.05
-            )
-            recovered_after = min(at for at, _ in load.created if at > started_at) - started_at
-            wait_for(lambda: len([1 for at, _ in load.created if at > started_at]) >= 10)
+            wait_for(lambda: load.created_since(started_at), timeout=60, interval=0.05)
+            recovered_after = load.first_created_since(started_at)
+            wait_for(lambda: load.created_since(started_at) >= 10, timeout=60)
         assert serve.process is not None
         assert serve.process.poll() is None  # the same process, never restarted
 

@@ -1,0 +1,190 @@
+"""slapd stopped and started again under a real `acgs serve`: while it is down, LDAP sign-in
+answers 503 with the error envelope (DEPENDENCY_UNAVAILABLE: the sign-in's own code for a
+directory it cannot reach), the connection test 503 (INTEGRATION_UNREACHABLE, or
+DEPENDENCY_UNAVAILABLE once the breaker opened), each within a bound, and the integration's
+health shows it; once slapd is back, sign-in works again by itself (the breaker half-opens).
+
+The slapd is this test's own (the session's is shared), restarted with the same command line
+and the same database directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.faults.conftest import ANSWER_BOUND_SECONDS, FaultServe, assert_envelope
+from tests.peers.http import HASH, wait_for
+from tests.peers.serve import alive, processes_mentioning
+from tests.peers.slapd import BASE_DN, Slapd, running_slapd
+
+pytestmark = [pytest.mark.faults, pytest.mark.ldap, pytest.mark.e2e]
+
+EXECUTIVES = f"cn=executives,ou=groups,{BASE_DN}"
+BREAKER_RESET_SECONDS = 2
+
+
+class RestartableSlapd:
+    """The running slapd of `work`, stopped (SIGINT) and started again on the same ports."""
+
+    def __init__(self, work: Path, server: Slapd) -> None:
+        self.work, self.server = work, server
+        [self.pid] = processes_mentioning(str(work / "slapd.conf"))
+        raw = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        self.argv = [part.decode() for part in raw.split(b"\0") if part]
+        self.restarted: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        os.kill(self.pid, signal.SIGINT)
+        wait_for(lambda: not alive(self.pid), timeout=15)
+
+    def start(self) -> None:
+        with (self.work / "slapd-restarted.log").open("ab") as out:
+            self.restarted = subprocess.Popen(  # noqa: S603 - slapd's own command line
+                self.argv, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.pid = self.restarted.pid
+
+        def listening() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", self.server.ldaps_port), 0.2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(listening, timeout=15)
+
+    def close(self) -> None:
+        if self.restarted is not None and self.restarted.poll() is None:
+            self.restarted.send_signal(signal.SIGINT)
+            self.restarted.wait(timeout=10)
+
+
+@pytest.fixture
+def own_slapd(tmp_path: Path) -> Iterator[RestartableSlapd]:
+    work = tmp_path / "slapd"
+    work.mkdir()
+    with running_slapd(work) as server:
+        restartable = RestartableSlapd(work, server)
+        try:
+            yield restartable
+        finally:
+            restartable.close()
+
+
+def _timed(call: Any) -> tuple[httpx.Response, float]:
+    began = time.monotonic()
+    response = call()
+    return response, time.monotonic() - began
+
+
+def test_ldap_sign_in_is_503_while_slapd_is_down_and_recovers_by_itself(
+    own_slapd: RestartableSlapd, tmp_path: Path, figures: Any
+) -> None:
+    ldap = own_slapd.server
+    serve = FaultServe(
+        tmp_path / "serve", extra={"ACGS_BREAKER_RESET_SECONDS": str(BREAKER_RESET_SECONDS)}
+    )
+    try:
+        serve.start().wait_ready()
+        headers = {
+            "Authorization": f"Bearer {serve.bootstrap_token()}",
+            "X-Constitutional-Hash": HASH,
+        }
+        with httpx.Client(
+            base_url=serve.url, headers=headers, timeout=ANSWER_BOUND_SECONDS
+        ) as admin:
+            slug = "fault-ldap"
+            created = admin.post(
+                "/v1/tenants",
+                json={
+                    "tenant_name": "Fault LDAP",
+                    "tenant_slug": slug,
+                    "admin_email": "ops@fault.example.com",
+                },
+            )
+            assert created.status_code == 201, created.text
+            tenant = created.json()["tenant_id"]
+            integration = admin.post(
+                f"/v1/tenants/{tenant}/integrations",
+                json={
+                    "integration_type": "ldap",
+                    "integration_name": "Corporate LDAP",
+                    "config": {
+                        "server_url": ldap.ldaps_url,
+                        "base_dn": ldap.base_dn,
+                        "bind_dn": ldap.service_dn,
+                        "bind_password": ldap.service_password,
+                        "ca_cert_pem": ldap.ca_pem,
+                        "group_search_filter": "(|(member={user_dn})(memberUid={username}))",
+                        "timeout_seconds": 2,
+                    },
+                },
+            )
+            assert integration.status_code == 201, integration.text
+            integration_id = integration.json()["integration_id"]
+            mapping = admin.post(
+                f"/v1/tenants/{tenant}/role-mappings",
+                json={
+                    "integration_id": integration_id,
+                    "source_type": "ldap_group",
+                    "source_value": EXECUTIVES,
+                    "maci_role": "EXECUTIVE",
+                    "priority": 10,
+                },
+            )
+            assert mapping.status_code == 201, mapping.text
+
+            def sign_in() -> httpx.Response:
+                return httpx.post(
+                    f"{serve.url}/v1/auth/ldap/login",
+                    json={"tenant_slug": slug, "username": "alice", "password": "alice-password"},
+                    timeout=ANSWER_BOUND_SECONDS,
+                )
+
+            wait_for(lambda: sign_in().status_code == 200, timeout=30, interval=0.2)
+
+            own_slapd.stop()
+            stopped_at = time.monotonic()
+            refusals = [_timed(sign_in) for _ in range(3)]
+            tested, test_took = _timed(
+                lambda: admin.post(f"/v1/tenants/{tenant}/integrations/{integration_id}/test")
+            )
+            health = admin.get(f"/v1/tenants/{tenant}/integrations/health")
+            for response, took in refusals:
+                assert_envelope(response, "DEPENDENCY_UNAVAILABLE")
+                assert took < ANSWER_BOUND_SECONDS
+            error = tested.json()["error"]
+            assert error["code"] in {"INTEGRATION_UNREACHABLE", "DEPENDENCY_UNAVAILABLE"}
+            assert_envelope(tested, error["code"])
+            assert health.status_code == 200, health.text
+            [shown] = [
+                i for i in health.json()["integrations"] if i["integration_id"] == integration_id
+            ]
+            assert shown["health_status"] in {"unhealthy", "degraded"}, shown
+
+            own_slapd.start()
+            started_at = time.monotonic()
+            wait_for(lambda: sign_in().status_code == 200, timeout=60, interval=0.2)
+            recovered_after = time.monotonic() - started_at
+            retested = admin.post(f"/v1/tenants/{tenant}/integrations/{integration_id}/test")
+            assert retested.status_code == 200, retested.text
+            assert retested.json()["test_result"] == "success"
+        figures(
+            sign_in_refused_503=len(refusals),
+            slowest_refusal_s=round(max(took for _, took in refusals), 2),
+            connection_test=f"503 {error['code']} in {test_took:.2f} s",
+            health_while_down=shown["health_status"],
+            outage_s=round(started_at - stopped_at, 2),
+            recovered_after_restart_s=round(recovered_after, 2),
+        )
+    finally:
+        serve.stop()
