@@ -48,7 +48,7 @@ class RestartableSlapd:
 
     def start(self) -> None:
         with (self.work / "slapd-restarted.log").open("ab") as out:
-            self.restarted = subprocess.Popen(  # noqa: S603 - slapd's own command line
+            self.restarted = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT
             )
         self.pid = self.restarted.pid
