@@ -48,9 +48,7 @@ class RestartableSlapd:
 
     def start(self) -> None:
         with (self.work / "slapd-restarted.log").open("ab") as out:
-            self.restarted = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT
-            )
+            self.restarted = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
         self.pid = self.restarted.pid
 
         def listening() -> bool:
