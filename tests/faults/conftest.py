@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ import pytest
 
 from infra.postgres.embedded import EmbeddedPostgres, debian_bin_dir
 from infra.postgres.migrate import migrate
+from tests.peers.http import wait_for
 from tests.peers.scratch import scratch_dir
-from tests.peers.serve import ACGS, ServeProcess, acgs_env
+from tests.peers.serve import ACGS, ServeProcess, acgs_env, alive, processes_mentioning
 
 _FIGURES: list[tuple[str, str]] = []
 
@@ -171,3 +173,45 @@ def restartable_postgres() -> Iterator[RestartablePostgres]:
             if server._running_port() is not None:
                 server.started_here = True
                 server.stop()
+
+
+class Relaunchable:
+    """A running peer process (found by a text of its command line) stopped by its PID and
+    started again with the same command line and working directory, so it comes back on the
+    same port with the same data. The relaunched process is this test's to stop (`close`)."""
+
+    def __init__(self, mentioning: str, port: int, log: Path) -> None:
+        [self.pid] = processes_mentioning(mentioning)
+        raw = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        self.argv = [part.decode() for part in raw.split(b"\0") if part]
+        self.cwd = Path(f"/proc/{self.pid}/cwd").resolve()
+        self.port, self.log = port, log
+        self.relaunched: subprocess.Popen[bytes] | None = None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        os.kill(self.pid, sig)
+        wait_for(lambda: not alive(self.pid), timeout=15)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.relaunched = subprocess.Popen(
+                self.argv, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.pid = self.relaunched.pid
+        wait_for(self._listening, timeout=30)
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        if self.relaunched is not None and self.relaunched.poll() is None:
+            self.relaunched.send_signal(signal.SIGTERM)
+            try:
+                self.relaunched.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.relaunched.kill()
+                self.relaunched.wait()

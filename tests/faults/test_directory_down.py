@@ -4,15 +4,12 @@ directory it cannot reach), the connection test 503 (INTEGRATION_UNREACHABLE, or
 DEPENDENCY_UNAVAILABLE once the breaker opened), each within a bound, and the integration's
 health shows it; once slapd is back, sign-in works again by itself (the breaker half-opens).
 
-The slapd is this test's own (the session's is shared), restarted with the same command line
-and the same database directory."""
+The slapd is this test's own (the session's is shared), started again with the same command
+line and the same database directory."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.conftest import ANSWER_BOUND_SECONDS, FaultServe, assert_envelope
+from tests.faults.conftest import (
+    ANSWER_BOUND_SECONDS,
+    FaultServe,
+    Relaunchable,
+    assert_envelope,
+)
 from tests.peers.http import HASH, wait_for
-from tests.peers.serve import alive, processes_mentioning
 from tests.peers.slapd import BASE_DN, Slapd, running_slapd
 
 pytestmark = [pytest.mark.faults, pytest.mark.ldap, pytest.mark.e2e]
@@ -32,50 +33,16 @@ EXECUTIVES = f"cn=executives,ou=groups,{BASE_DN}"
 BREAKER_RESET_SECONDS = 2
 
 
-class RestartableSlapd:
-    """The running slapd of `work`, stopped (SIGINT) and started again on the same ports."""
-
-    def __init__(self, work: Path, server: Slapd) -> None:
-        self.work, self.server = work, server
-        [self.pid] = processes_mentioning(str(work / "slapd.conf"))
-        raw = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-        self.argv = [part.decode() for part in raw.split(b"\0") if part]
-        self.restarted: subprocess.Popen[bytes] | None = None
-
-    def stop(self) -> None:
-        os.kill(self.pid, signal.SIGINT)
-        wait_for(lambda: not alive(self.pid), timeout=15)
-
-    def start(self) -> None:
-        with (self.work / "slapd-restarted.log").open("ab") as out:
-            self.restarted = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
-        self.pid = self.restarted.pid
-
-        def listening() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", self.server.ldaps_port), 0.2):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(listening, timeout=15)
-
-    def close(self) -> None:
-        if self.restarted is not None and self.restarted.poll() is None:
-            self.restarted.send_signal(signal.SIGINT)
-            self.restarted.wait(timeout=10)
-
-
 @pytest.fixture
-def own_slapd(tmp_path: Path) -> Iterator[RestartableSlapd]:
+def own_slapd(tmp_path: Path) -> Iterator[tuple[Slapd, Relaunchable]]:
     work = tmp_path / "slapd"
     work.mkdir()
     with running_slapd(work) as server:
-        restartable = RestartableSlapd(work, server)
+        process = Relaunchable(str(work / "slapd.conf"), server.ldaps_port, work / "again.log")
         try:
-            yield restartable
+            yield server, process
         finally:
-            restartable.close()
+            process.close()
 
 
 def _timed(call: Any) -> tuple[httpx.Response, float]:
@@ -85,9 +52,9 @@ def _timed(call: Any) -> tuple[httpx.Response, float]:
 
 
 def test_ldap_sign_in_is_503_while_slapd_is_down_and_recovers_by_itself(
-    own_slapd: RestartableSlapd, tmp_path: Path, figures: Any
+    own_slapd: tuple[Slapd, Relaunchable], tmp_path: Path, figures: Any
 ) -> None:
-    ldap = own_slapd.server
+    ldap, slapd = own_slapd
     serve = FaultServe(
         tmp_path / "serve", extra={"ACGS_BREAKER_RESET_SECONDS": str(BREAKER_RESET_SECONDS)}
     )
@@ -150,7 +117,7 @@ def test_ldap_sign_in_is_503_while_slapd_is_down_and_recovers_by_itself(
 
             wait_for(lambda: sign_in().status_code == 200, timeout=30, interval=0.2)
 
-            own_slapd.stop()
+            slapd.stop(signal.SIGINT)
             stopped_at = time.monotonic()
             refusals = [_timed(sign_in) for _ in range(3)]
             tested, test_took = _timed(
@@ -169,7 +136,7 @@ def test_ldap_sign_in_is_503_while_slapd_is_down_and_recovers_by_itself(
             ]
             assert shown["health_status"] in {"unhealthy", "degraded"}, shown
 
-            own_slapd.start()
+            slapd.start()
             started_at = time.monotonic()
             wait_for(lambda: sign_in().status_code == 200, timeout=60, interval=0.2)
             recovered_after = time.monotonic() - started_at

@@ -61,7 +61,10 @@ def _counts(url: str) -> dict[str, Any]:
             "e.tenant_id HAVING count(*) <> (SELECT count(*) FROM tenant_audit_log a "
             "WHERE a.tenant_id = e.tenant_id)) AS differing"
         ).fetchone()
-    assert tenants and events and audit and gaps
+    assert tenants is not None
+    assert events is not None
+    assert audit is not None
+    assert gaps is not None
     return {
         "tenant_rows": int(tenants[0]),
         "distinct_tenants": int(tenants[1]),
