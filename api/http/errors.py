@@ -234,6 +234,14 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             "constitutional_hash.failure",
             {"acgs.error.code": code, "http.route": str(request.scope.get("path_template"))},
         )
+    if code == "DEPENDENCY_UNAVAILABLE" and not isinstance(exc, DomainError):  # the database
+        log.warning(
+            "database unavailable",
+            extra={
+                "request_id": request_id,
+                "fields": {"path": request.url.path, "error": type(exc).__name__},
+            },
+        )
     if code == "INTERNAL_ERROR":
         log.error(
             "unhandled exception",
