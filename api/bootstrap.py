@@ -55,7 +55,13 @@ from infra.connectivity import ConnectivityProbe
 from infra.keys.envelope import EnvelopeSealer
 from infra.keys.local_file import LocalKeyFile
 from infra.postgres.data_keys import PostgresDataKeys
-from infra.postgres.database import APP_ROLE, PROJECTOR_ROLE, Database, role_conninfo
+from infra.postgres.database import (
+    APP_ROLE,
+    POOL_WAIT_SECONDS,
+    PROJECTOR_ROLE,
+    Database,
+    role_conninfo,
+)
 from infra.postgres.decision_import_store import PostgresDecisionImportStore
 from infra.postgres.decision_log_store import PostgresDecisionLogStore
 from infra.postgres.embedded import EmbeddedPostgres
@@ -163,7 +169,8 @@ def event_store_env(admin_url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(params.get("password", "")),
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": "0",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # the event store pool's wait for a connection: a write is refused (503) within it
+        "POSTGRES_CONNECT_TIMEOUT": str(int(POOL_WAIT_SECONDS)),
         "CREATE_TABLE": "n",
     }
 

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind
 from api.http.auth import PRINCIPAL_KEY, authenticate
 from api.http.errors import (
     ConcurrencyLimited,
+    DatabaseUnavailable,
     InvalidToken,
     RateLimited,
     StorageQuotaExceeded,
@@ -40,6 +41,7 @@ from api.logging import request_id_var
 from domain.entropy import random_bytes
 from domain.errors import DomainError
 from infra import tracing
+from infra.postgres.outage import database_unreachable
 
 if TYPE_CHECKING:
     from litestar._asgi.asgi_router import ASGIRouter
@@ -142,19 +144,16 @@ class Edge:
                     if _is_api_path(scope["path"]) and not _is_public(
                         scope["path"], scope["method"]
                     ):
-                        principal = authenticate(
-                            self._api.verifier, _header(scope, b"authorization")
-                        )
-                        if await self._api.revocations.is_revoked(principal.sid, principal.jti):
-                            raise InvalidToken(
-                                "the access token is not valid", {"reason": "token revoked"}
-                            )
-                        if span.is_recording():
-                            _identify(span, principal, self._api.constitutional_hash)
+                        principal = await self._principal(scope, span)
                         holding = await self._admit(scope, principal, headers)
                     await self._app(scope, receive, send_with_headers)
                 except DomainError as refusal:
                     await self._refuse(send_with_headers, refusal)
+                except Exception as exc:
+                    # the checks above read the database (revocations, the tenant's limits)
+                    if not database_unreachable(exc):
+                        raise
+                    await self._refuse(send_with_headers, DatabaseUnavailable())
             finally:
                 if holding and principal is not None:
                     await self._api.concurrency.release(principal.tenant_id)
@@ -164,6 +163,15 @@ class Edge:
                     span.set_attribute("http.route", route)
                     span.set_attribute("http.response.status_code", status[0])
                 request_id_var.reset(context_token)
+
+    async def _principal(self, scope: HTTPScope, span: Any) -> Principal:
+        """The caller of an API path, from a valid access token that is not revoked."""
+        principal = authenticate(self._api.verifier, _header(scope, b"authorization"))
+        if await self._api.revocations.is_revoked(principal.sid, principal.jti):
+            raise InvalidToken("the access token is not valid", {"reason": "token revoked"})
+        if span.is_recording():
+            _identify(span, principal, self._api.constitutional_hash)
+        return principal
 
     async def _admit(
         self, scope: HTTPScope, principal: Principal, headers: list[tuple[bytes, bytes]]

@@ -6,7 +6,9 @@ Domain and command errors carry their `code`; the API's own refusals (authentica
 idempotency) are typed here; Litestar's exceptions (404, 405, validation, body too large) and any
 unexpected exception are translated, the last to a 500 that carries only a correlation id: the
 request id, which the log line of the failure also carries. Nothing else of an unexpected
-exception (type, text, SQL, stack) reaches the response.
+exception (type, text, SQL, stack) reaches the response. The one exception to that: a database
+that cannot be reached (down, restarting, no pooled connection in time) is a 503
+DEPENDENCY_UNAVAILABLE naming the database, with Retry-After, since the client should retry.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-from domain.errors import DomainError
+from domain.errors import DependencyUnavailable, DomainError
 from infra import tracing
+from infra.postgres.outage import database_unreachable
 
 log = logging.getLogger("acgs.http")
 
@@ -54,7 +57,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "INTEGRATION_NAME_TAKEN": 409,
     "INTEGRATION_UNREACHABLE": 503,
     "INTEGRATION_AUTH_FAILED": 422,  # the integration's credentials, not the caller's
-    "DEPENDENCY_UNAVAILABLE": 503,  # an open circuit breaker
+    "DEPENDENCY_UNAVAILABLE": 503,  # an open circuit breaker, or the database unreachable
     # Policy conversion (domain.policy, commands.policy_conversion): the submitted input is wrong.
     "POLICY_SYNTAX_ERROR": 422,
     "POLICY_MODEL_ERROR": 422,
@@ -78,6 +81,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "INVALID_ASSERTION": 401,
     "SIGN_IN_REFUSED": 403,
 }
+
+DATABASE_RETRY_AFTER_SECONDS = 2
 
 HASH_FAILURES = frozenset({"CONSTITUTIONAL_HASH_REQUIRED", "CONSTITUTIONAL_HASH_MISMATCH"})
 
@@ -143,6 +148,15 @@ class IdempotencyKeyInUse(DomainError):
     code = "IDEMPOTENCY_KEY_IN_USE"
 
 
+class DatabaseUnavailable(DependencyUnavailable):
+    """The database cannot be reached now (down, restarting, no pooled connection in time)."""
+
+    retry_after = DATABASE_RETRY_AFTER_SECONDS
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; retry later", {"dependency": "database"})
+
+
 class ErrorBody(msgspec.Struct):
     code: str
     message: str
@@ -167,7 +181,7 @@ def envelope_bytes(
 
 
 def refusal_headers(error: DomainError) -> dict[str, str]:
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | DatabaseUnavailable):
         return {"Retry-After": str(error.retry_after)}
     retry_after = getattr(error, "retry_after", None)  # e.g. throttled sign-in attempts
     if error.code == "RATE_LIMITED" and isinstance(retry_after, int):
@@ -181,6 +195,9 @@ def translate(exc: Exception, request_id: str) -> tuple[str, str, dict[str, Any]
         return exc.code, exc.message, exc.details, refusal_headers(exc)
     if isinstance(exc, HTTPException):
         return _framework(exc)
+    if database_unreachable(exc):
+        refusal = DatabaseUnavailable()
+        return refusal.code, refusal.message, refusal.details, refusal_headers(refusal)
     return (
         "INTERNAL_ERROR",
         "an unexpected error occurred; quote the correlation id when reporting it",
@@ -216,6 +233,14 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         tracing.record_critical(
             "constitutional_hash.failure",
             {"acgs.error.code": code, "http.route": str(request.scope.get("path_template"))},
+        )
+    if code == "DEPENDENCY_UNAVAILABLE" and not isinstance(exc, DomainError):  # the database
+        log.warning(
+            "database unavailable",
+            extra={
+                "request_id": request_id,
+                "fields": {"path": request.url.path, "error": type(exc).__name__},
+            },
         )
     if code == "INTERNAL_ERROR":
         log.error(

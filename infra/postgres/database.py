@@ -21,6 +21,10 @@ SET_TENANT = "SELECT set_config('app.current_tenant_id', %s, true)"
 # the caller answers anyone, by a synchronous commit, which flushes the WAL up to itself and so
 # this commit too (PostgreSQL writes commit records in order).
 NO_FLUSH = "SELECT set_config('synchronous_commit', 'off', true)"
+# How long a request waits for a pooled connection before it is refused (503 through
+# infra.postgres.outage): while the database is down no connection comes, and a request must
+# be answered, not held for the pool's default 30 s.
+POOL_WAIT_SECONDS = 3.0
 
 
 def role_conninfo(admin_url: str, role: str, password: str | None = None) -> str:
@@ -41,6 +45,7 @@ class Database:
             conninfo,
             min_size=min(2, pool_size),
             max_size=pool_size,
+            timeout=POOL_WAIT_SECONDS,
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": True, "prepare_threshold": 1},
             connection_class=AsyncConnection[DictRow],

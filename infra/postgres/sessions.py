@@ -263,6 +263,8 @@ class RevocationList:
         self._revoked: dict[tuple[str, str], datetime] = {}
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self._attempts = 0  # polls tried, whatever their outcome
+        self._failed: Exception | None = None  # the last poll's failure, None after a success
 
     def revoked_here(self, kind: str, value: str, keep_until: datetime) -> None:
         """A revocation made by this process: effective here at once (others poll the feed)."""
@@ -289,20 +291,36 @@ class RevocationList:
     async def _poll(self, max_age: float) -> None:
         """Read the feed, unless a poll finished while this one waited for the lock and left
         the list younger than `max_age`."""
+        attempts = self._attempts
         async with self._lock:
             if self._clock() - self._last_poll < max_age:
                 return
-            async with self._db.pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT seq, kind, value, keep_until FROM auth_revocations "
-                    "WHERE seq > %s AND keep_until > now() ORDER BY seq",
-                    [self._seq],
-                )
-                rows = await cur.fetchall()
-                now = (await (await conn.execute("SELECT now() AS now")).fetchone() or {})["now"]
-            for row in rows:
-                self._seq = max(self._seq, row["seq"])
-                self._revoked[(row["kind"], row["value"])] = row["keep_until"]
-            for key in [k for k, until in self._revoked.items() if until <= now]:
-                del self._revoked[key]
-            self._last_poll = self._clock()
+            if self._attempts != attempts and self._failed is not None:
+                # The poll this one waited for failed (the database is away): fail with it
+                # rather than wait the pool's timeout again, one waiter after another.
+                raise self._failed
+            try:
+                await self._read_feed()
+            except Exception as exc:
+                self._failed = exc
+                raise
+            else:
+                self._failed = None
+            finally:
+                self._attempts += 1
+
+    async def _read_feed(self) -> None:
+        async with self._db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, kind, value, keep_until FROM auth_revocations "
+                "WHERE seq > %s AND keep_until > now() ORDER BY seq",
+                [self._seq],
+            )
+            rows = await cur.fetchall()
+            now = (await (await conn.execute("SELECT now() AS now")).fetchone() or {})["now"]
+        for row in rows:
+            self._seq = max(self._seq, row["seq"])
+            self._revoked[(row["kind"], row["value"])] = row["keep_until"]
+        for key in [k for k, until in self._revoked.items() if until <= now]:
+            del self._revoked[key]
+        self._last_poll = self._clock()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
+from eventsourcing.persistence import OperationalError as StoredEventsOperationalError
 from litestar.exceptions import (
     ClientException,
     MethodNotAllowedException,
     NotFoundException,
     ValidationException,
 )
+from psycopg_pool import PoolTimeout
 
 from api.http import errors
 from api.logging import JsonFormatter, redact
@@ -124,3 +127,50 @@ def test_validation_sources_are_plain_words() -> None:
 def test_unsupported_media_type_is_415() -> None:
     assert errors.status_of("UNSUPPORTED_MEDIA_TYPE") == 415
     assert errors.translate(ClientException(status_code=415), "r")[0] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def _wrapped(driver_error: Exception) -> Exception:
+    """The driver's error as the eventsourcing library re-raises it (its own type, the cause)."""
+    try:
+        try:
+            raise driver_error
+        except Exception as exc:
+            raise StoredEventsOperationalError(str(exc)) from exc
+    except StoredEventsOperationalError as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PoolTimeout("couldn't get a connection after 3.00 sec"),
+        psycopg.OperationalError("connection failed: No such file or directory"),
+        psycopg.InterfaceError("the connection is closed"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.errors.CannotConnectNow("the database system is starting up"),
+        _wrapped(psycopg.OperationalError("server closed the connection unexpectedly")),
+    ],
+    ids=["pool-timeout", "refused", "closed", "admin-shutdown", "starting-up", "wrapped"],
+)
+def test_an_unreachable_database_is_503_dependency_unavailable(exc: Exception) -> None:
+    code, message, details, headers = errors.translate(exc, "req-1")
+    assert (code, errors.status_of(code)) == ("DEPENDENCY_UNAVAILABLE", 503)
+    assert details == {"dependency": "database"}
+    assert headers == {"Retry-After": str(errors.DATABASE_RETRY_AFTER_SECONDS)}
+    assert message == "the database is unavailable; retry later"  # none of the driver's text
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        psycopg.errors.UniqueViolation("duplicate key value"),
+        psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+        psycopg.errors.SyntaxError("syntax error at or near"),
+        _wrapped(psycopg.errors.DeadlockDetected("deadlock detected")),
+    ],
+    ids=["unique", "canceled", "syntax", "wrapped-deadlock"],
+)
+def test_a_statement_the_database_refused_stays_a_500(exc: Exception) -> None:
+    code, _, details, _ = errors.translate(exc, "req-2")
+    assert code == "INTERNAL_ERROR"
+    assert details == {"correlation_id": "req-2"}

@@ -1,0 +1,74 @@
+"""Write load for the fault cases: clients creating tenants through the HTTP API."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from uuid import UUID
+
+import httpx
+
+from tests.faults.conftest import ANSWER_BOUND_SECONDS
+from tests.peers.http import HASH
+
+
+class TenantLoad:
+    """`clients` threads creating tenants through the API until stopped; every answer kept
+    (201s with the time they arrived, 503s, anything else)."""
+
+    def __init__(self, url: str, token: str, clients: int = 4) -> None:
+        self.url, self.token = url, token
+        self.stopping = threading.Event()
+        self.created: list[tuple[float, UUID]] = []
+        self.refused: list[tuple[float, httpx.Response]] = []
+        self.other: list[tuple[float, str]] = []
+        self.slowest = 0.0
+        self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(clients)]
+
+    def __enter__(self) -> TenantLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _run(self, n: int) -> None:
+        headers = {"Authorization": f"Bearer {self.token}", "X-Constitutional-Hash": HASH}
+        with httpx.Client(
+            base_url=self.url, headers=headers, timeout=ANSWER_BOUND_SECONDS
+        ) as client:
+            while not self.stopping.is_set():
+                slug = f"fault-{n}-{uuid.uuid4().hex[:12]}"
+                began = time.monotonic()
+                try:
+                    response = client.post(
+                        "/v1/tenants",
+                        json={
+                            "tenant_name": f"Fault {slug}",
+                            "tenant_slug": slug,
+                            "admin_email": "ops@fault.example.com",
+                        },
+                    )
+                except httpx.HTTPError as exc:
+                    self.other.append((began, f"{type(exc).__name__}: {exc}"))
+                    continue
+                took = time.monotonic() - began
+                self.slowest = max(self.slowest, took)
+                if response.status_code == 201:
+                    self.created.append((time.monotonic(), UUID(response.json()["tenant_id"])))
+                elif response.status_code == 503:
+                    self.refused.append((began, response))
+                    time.sleep(0.05)  # a client backing off, not a busy loop
+                else:
+                    self.other.append((began, f"{response.status_code} {response.text}"))
+
+    def created_since(self, moment: float) -> int:
+        return sum(1 for at, _ in self.created if at > moment)
+
+    def first_created_since(self, moment: float) -> float:
+        """Seconds from `moment` to the first 201 after it."""
+        return min(at for at, _ in self.created if at > moment) - moment
