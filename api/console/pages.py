@@ -8,10 +8,10 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
-from api.console import integration_pages, sign_in_pages, tenant_pages
+from api.console import integration_pages, role_mapping_pages, sign_in_pages, tenant_pages
 from api.console.rendering import HERE, PREFIX, check_csrf, console_error
 
-PAGE_GROUPS = (sign_in_pages, tenant_pages, integration_pages)
+PAGE_GROUPS = (sign_in_pages, tenant_pages, integration_pages, role_mapping_pages)
 
 
 def console_router() -> Router:
