@@ -6,8 +6,8 @@ sign-out."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 from urllib.parse import urlencode
+from uuid import UUID
 
 from litestar import Request, Response, get, post
 
