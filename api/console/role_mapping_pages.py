@@ -166,7 +166,7 @@ async def preview_roles(request: Request[Any, Any, Any], tenant_id: UUID) -> Res
     chosen = request.query_params.get("integration_id", "")[:64]
     text = request.query_params.get("values", "")[:20_000]
     values = [v.strip() for v in text.replace("\r\n", "\n").split("\n") if v.strip()]
-    preview: dict[str, Any] = {"integration_id": chosen, "values": text}
+    preview: dict[str, Any] = {"integration_id": chosen, "given": text}
     if chosen not in kinds:
         preview["error"] = "choose an integration of this tenant"
     elif len(values) > MAX_PREVIEW_VALUES:
