@@ -29,9 +29,9 @@ from tests.browser.console_support import (
     wait,
 )
 from tests.e2e.oidc_support import OidcTenant
-from tests.e2e.saml_support import ATTRIBUTE_MAP
+from tests.e2e.saml_support import ATTRIBUTE_MAP, SamlTenant
 from tests.peers.browser import Browser
-from tests.peers.http import Api
+from tests.peers.http import HASH, Api
 from tests.peers.oidc_provider import OidcProvider
 from tests.peers.saml_idp import SamlIdp, make_key_pair
 
@@ -317,6 +317,24 @@ def test_every_integration_type_has_its_form(
         )
         browser.screenshot(f"integration-new-{kind}")
     assert_clean_console(browser)
+    # at a phone's width the longest form fits, and so does the sign-in page
+    browser.driver.set_window_size(375, 812)
+    for name, path, element in (
+        ("integration-new-saml-phone", f"/console/tenants/{tenant_id}/integrations/new?type=saml",
+         "#sp_entity_id"),
+        ("integrations-phone", f"/console/tenants/{tenant_id}/integrations", "#new-type"),
+        ("sign-in-phone", "/console/sign-in", "#tenant"),
+    ):  # fmt: skip
+        browser.open(path)
+        wait(browser, element)
+        browser.screenshot(name)
+        wide = browser.driver.execute_script(
+            "return [...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)"
+            ".map(e => e.tagName + '#' + e.id + '.' + e.className)"
+        )
+        assert wide == [], (path, wide)
+    browser.driver.set_window_size(1280, 900)
     # a SIEM with a missing token and a bad URL: both named at once, the secret not kept
     browser.open(f"/console/tenants/{tenant_id}/integrations/new?type=siem")
     wait(browser, "#kind")
@@ -334,10 +352,35 @@ def test_every_integration_type_has_its_form(
 
 
 def test_a_return_that_leaves_the_console_is_refused(
-    api: Api, platform: httpx.Client, oidc_provider: OidcProvider
+    api: Api, platform: httpx.Client, oidc_provider: OidcProvider, saml_idp: SamlIdp
 ) -> None:
     made = OidcTenant(api, platform, oidc_provider, f"ret-{uuid4().hex[:10]}")
-    with httpx.Client(base_url=api.url, timeout=30) as client:
+    saml = SamlTenant(api, platform, f"ret-{uuid4().hex[:10]}")
+    created = saml.admin.post(
+        f"/v1/tenants/{saml.id}/integrations",
+        json={
+            "integration_type": "saml",
+            "integration_name": "Corporate SSO",
+            "config": {
+                "idp_metadata_url": saml_idp.metadata_url,
+                "sp_entity_id": f"urn:acgs:sp:{saml.slug}",
+                "sp_private_key": saml.sp_keys.key_pem,
+                "sp_certificate": saml.sp_keys.cert_pem,
+            },
+            "constitutional_hash": HASH,
+        },
+    )
+    saml.admin.close()
+    assert created.status_code == 201, created.text
+    saml_id = created.json()["integration_id"]
+    api.wait_projected()
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        for bad in ("//evil.test/console/", "/console/../v1/auth/me", "/v1/auth/me"):
+            refused = client.get(f"/v1/auth/saml/{saml_id}/login", params={"return_to": bad})
+            assert refused.status_code == 422, (bad, refused.text)
+        started = client.get(f"/v1/auth/saml/{saml_id}/login", params={"return_to": "/console/"})
+        assert started.status_code == 303
+        assert started.headers["location"].startswith(saml_idp.url)
         for bad in ("https://evil.test/", "//evil.test/console/", "/console/../v1/auth/me"):
             refused = client.get(
                 f"/v1/auth/oidc/{made.integration_id}/login", params={"return_to": bad}
