@@ -101,6 +101,7 @@ def test_an_admin_configures_saml_and_a_mapping_and_a_user_signs_in_through_the_
         sp_entity_id=f"urn:acgs:sp:{slug}",
         idp_sso_url="not a url",  # two bad fields: both shown at once
         allowed_clock_skew_seconds="soon",
+        timeout_seconds="30",  # the IdP's metadata, read by a loaded machine
     )
     _set(browser, "sp_private_key", keys.key_pem)
     _set(browser, "sp_certificate", keys.cert_pem)
@@ -366,6 +367,7 @@ def test_a_return_that_leaves_the_console_is_refused(
                 "sp_entity_id": f"urn:acgs:sp:{saml.slug}",
                 "sp_private_key": saml.sp_keys.key_pem,
                 "sp_certificate": saml.sp_keys.cert_pem,
+                "timeout_seconds": 30,  # the IdP's metadata, read by a loaded machine
             },
             "constitutional_hash": HASH,
         },
