@@ -354,8 +354,9 @@ def test_every_integration_type_has_its_form(
 
 
 def _saml_login(client: httpx.Client, integration_id: str, return_to: str) -> httpx.Response:
-    """The SAML login, asked again for up to 20 s while it is 404: once in four runs on a
-    loaded machine the first ask found no SAML integration yet (cause not pinned down)."""
+    """The SAML login, asked again for up to 20 s while it is 404: on a loaded machine the
+    first build of the service provider (which reads the IdP's metadata) can fail; it is built
+    again after the adapters' 5 s recheck."""
     deadline = time.monotonic() + 20
     while True:
         answer = client.get(
