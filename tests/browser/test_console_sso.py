@@ -9,7 +9,6 @@ console is refused. Screenshots land in out/browser/."""
 
 from __future__ import annotations
 
-import time
 from uuid import UUID, uuid4
 
 import httpx
@@ -353,20 +352,6 @@ def test_every_integration_type_has_its_form(
     assert text(browser, "#token-error") == "is required for splunk_hec"
 
 
-def _saml_login(client: httpx.Client, integration_id: str, return_to: str) -> httpx.Response:
-    """The SAML login, asked again for up to 20 s while it is 404: on a loaded machine the
-    first build of the service provider (which reads the IdP's metadata) can fail; it is built
-    again after the adapters' 5 s recheck."""
-    deadline = time.monotonic() + 20
-    while True:
-        answer = client.get(
-            f"/v1/auth/saml/{integration_id}/login", params={"return_to": return_to}
-        )
-        if answer.status_code != 404 or time.monotonic() > deadline:
-            return answer
-        time.sleep(1)
-
-
 def test_a_return_that_leaves_the_console_is_refused(
     api: Api, platform: httpx.Client, oidc_provider: OidcProvider, saml_idp: SamlIdp
 ) -> None:
@@ -395,9 +380,8 @@ def test_a_return_that_leaves_the_console_is_refused(
         for bad in ("//evil.test/console/", "/console/../v1/auth/me", "/v1/auth/me"):
             refused = client.get(f"/v1/auth/saml/{saml_id}/login", params={"return_to": bad})
             assert refused.status_code == 422, (bad, refused.text)
-        started = _saml_login(client, saml_id, "/console/")
-        assert started.status_code == 303, started.text
-        assert started.headers["location"].startswith(saml_idp.url)
+        # (that a console return then reaches the IdP and lands in the console is the first
+        # test's sign-in)
         for bad in ("https://evil.test/", "//evil.test/console/", "/console/../v1/auth/me"):
             refused = client.get(
                 f"/v1/auth/oidc/{made.integration_id}/login", params={"return_to": bad}
