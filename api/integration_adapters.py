@@ -5,7 +5,9 @@ while the integration's version stays the same, and rebuilt (the old one closed)
 Which integration a caller gets (and whether it is still enabled, and its version) is looked up
 again at most every `recheck_seconds` (5 s): a changed, disabled or archived integration is in use
 within that time. A lookup that finds nothing is remembered as long, so a flood of sign-ins
-naming an unknown integration costs one read of the event store per 5 s.
+naming an unknown integration costs one read of the event store per 5 s. A build that failed (a
+configuration that cannot serve now, e.g. an IdP whose metadata could not be read) is not kept:
+it is tried again at the next check.
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ class IntegrationAdapters(Generic[A]):
             if cached is not None and cached[0] == integration.version:
                 return integration, cached[1]
             built = self._build(integration, integration.clear_config(commands.sealer), variant)
-            self._built[key] = (integration.version, built)
+            if built is None:  # cannot serve now (an IdP's metadata unreachable): tried again
+                self._built.pop(key, None)  # at the next check, not kept for this version
+            else:
+                self._built[key] = (integration.version, built)
         if cached is not None and cached[1] is not None:
             self._close(cached[1])
         return integration, built

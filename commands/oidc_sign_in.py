@@ -111,6 +111,12 @@ class Callback:
 
 
 @dataclass(frozen=True)
+class OidcSignedIn:
+    issued: Issued
+    local_return: str | None = None  # a path of this service the caller vouched for
+
+
+@dataclass(frozen=True)
 class Started:
     """A sign-in sent to the provider: where the browser goes, the state, and the key the
     browser keeps (a cookie) so that only the browser that started the sign-in can finish it."""
@@ -150,9 +156,13 @@ class OidcSignIn:
         self._parties = parties
         self._upstream = upstream
 
-    async def begin(self, integration_id: UUID, *, callback_url: str) -> Started:
+    async def begin(
+        self, integration_id: UUID, *, callback_url: str, local_return: str | None = None
+    ) -> Started:
         """A new sign-in: the provider's authorization URL, and the browser key the browser
-        must bring back (NotFound: no such enabled OIDC or OAuth integration)."""
+        must bring back (NotFound: no such enabled OIDC or OAuth integration). `local_return`:
+        a path of this service itself (the caller checked it is one) where the signed-in
+        browser lands, kept with the request."""
         found = await self._parties.find(integration_id)
         if found is None:
             raise NotFound("no enabled OIDC or OAuth integration with this id")
@@ -165,7 +175,7 @@ class OidcSignIn:
             integration_id,
             REQUEST_KIND,
             {"nonce": nonce, "code_verifier": verifier, "redirect_uri": redirect_uri,
-             "browser": _digest(browser_key)},
+             "browser": _digest(browser_key), "local": local_return},
         )  # fmt: skip
         try:
             url = await party.authorization_url(
@@ -176,7 +186,7 @@ class OidcSignIn:
             raise AssertionRejected(refused.reason) from None
         return Started(url, state, browser_key)
 
-    async def complete(self, callback: Callback) -> Issued:
+    async def complete(self, callback: Callback) -> OidcSignedIn:
         state = callback.state
         if not state:
             await self._refuse(None, NO_INTEGRATION, "oidc", ProviderRefused("state_missing"),
@@ -215,7 +225,8 @@ class OidcSignIn:
             await self._upstream.save(
                 tenant_id, issued.session.sid, integration_id, identity.refresh_token
             )
-        return issued
+        local_return = pending.payload.get("local")
+        return OidcSignedIn(issued, local_return if isinstance(local_return, str) else None)
 
     async def _identify(
         self, party: OidcRelyingParty, payload: Mapping[str, object], callback: Callback

@@ -131,6 +131,7 @@ class Client:
 class SamlSignedIn:
     issued: Issued
     return_to: str | None
+    local_return: str | None = None  # a path of this service the caller vouched for
 
 
 class SamlSignIn:
@@ -155,10 +156,17 @@ class SamlSignIn:
         return provider.metadata()
 
     async def login(
-        self, integration_id: UUID, return_to: str | None, base_url: str
+        self,
+        integration_id: UUID,
+        return_to: str | None,
+        base_url: str,
+        *,
+        local_return: str | None = None,
     ) -> tuple[str, str, str]:
         """The IdP URL (a signed AuthnRequest) to send the browser to, and the cookie (name,
-        value) that binds the sign-in to this browser: the answer is accepted only from it."""
+        value) that binds the sign-in to this browser: the answer is accepted only from it.
+        `local_return`: a path of this service itself (the caller checked it is one) where the
+        signed-in browser lands instead of an allow-listed `return_to`."""
         tenant_id, provider = await self._provider(integration_id, base_url)
         if return_to is not None and not provider.redirect_allowed(return_to):
             raise ValidationFailed(
@@ -167,7 +175,10 @@ class SamlSignIn:
             )
         binding = secrets.token_urlsafe(24)
         request_id = await self._requests.create(
-            tenant_id, integration_id, LOGIN, {"return_to": return_to, "binding": _digest(binding)}
+            tenant_id,
+            integration_id,
+            LOGIN,
+            {"return_to": return_to, "local": local_return, "binding": _digest(binding)},
         )
         return provider.login_url(request_id, request_id), binding_cookie(request_id), binding
 
@@ -183,6 +194,7 @@ class SamlSignIn:
     ) -> SamlSignedIn:
         """`cookies`: the browser's, one of which binds an SP-initiated sign-in to it."""
         tenant_id, integration_id = SYSTEM_TENANT_ID, UNKNOWN_INTEGRATION
+        local_return = None
         try:
             screened = await asyncio.to_thread(self._ports.screen, message)
             request_id = screened.in_response_to
@@ -194,6 +206,7 @@ class SamlSignIn:
                     raise SamlRejected("unknown_request", "no pending sign-in request answered")
                 tenant_id, integration_id = pending.tenant_id, pending.integration_id
                 return_to = pending.payload.get("return_to")
+                local_return = pending.payload.get("local")
                 presented = cookies.get(binding_cookie(request_id), "")
                 if not hmac.compare_digest(_digest(presented), str(pending.payload.get("binding"))):
                     raise SamlRejected("browser_mismatch", "not the browser that started it")
@@ -214,7 +227,11 @@ class SamlSignIn:
         issued = await self._sign_in.federated(  # a replayed assertion is refused there
             self._identity(tenant_id, integration_id, provider, assertion, client)
         )
-        return SamlSignedIn(issued, return_to if isinstance(return_to, str) else None)
+        return SamlSignedIn(
+            issued,
+            return_to if isinstance(return_to, str) else None,
+            local_return if isinstance(local_return, str) else None,
+        )
 
     def _validated(
         self,

@@ -43,7 +43,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -51,13 +51,15 @@ from uuid import UUID, uuid4
 from commands.application import GovernanceApplication
 from commands.tokens import AUDIENCE, ISSUER, TokenSigner
 from domain.audit import AuditEntry
-from domain.errors import DependencyUnavailable, DomainError
+from domain.errors import DependencyUnavailable, DomainError, NotFound
 from domain.events import Actor, EventMeta
 from domain.identity import (
     DirectoryUser,
     GroupMapping,
     InvalidCredentials,
     NoRoleMapped,
+    ResolvedRoles,
+    normalise_dn,
     resolve_roles,
 )
 from domain.maci import MaciRole
@@ -470,6 +472,24 @@ class SignIn:
             tenant, user.username, integration_id, user.dn, roles
         )
         return self._issue(tenant, session, refresh_token)
+
+    async def preview_roles(
+        self, tenant_id: UUID, integration_id: UUID, auth_method: str, values: Iterable[str]
+    ) -> ResolvedRoles | None:
+        """The roles a user would get at sign-in through this integration with these values:
+        directory groups (DNs, normalised as the directory's are) for `ldap`, the provider's
+        attribute, claim or scope values for `saml`, `oidc`, `oauth`. The same mappings (the
+        role cache) and the same resolution as `login` and `federated`; None when sign-in
+        would be refused (no mapping matched and the tenant's default role is none)."""
+        source_type = FEDERATED_SOURCE_TYPES.get(auth_method, "ldap_group")
+        if auth_method != "ldap" and auth_method not in FEDERATED_SOURCE_TYPES:
+            raise ValueError(f"unknown auth method {auth_method!r}")
+        tenant = await self._ports.tenant_by_id(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found", {"tenant_id": str(tenant_id)})
+        given = [normalise_dn(v) if auth_method == "ldap" else v for v in values]
+        mappings = await self._ports.mappings(tenant_id, integration_id, source_type)
+        return resolve_roles(given, mappings, tenant.default_role)
 
     async def _roles(
         self, tenant: TenantEntry, integration_id: UUID, user: DirectoryUser

@@ -1,8 +1,13 @@
-"""The console's sign-in pages: the operator token form, the LDAP form, sign-out."""
+"""The console's sign-in pages: the operator token form, the LDAP form, the single sign-on
+buttons of a tenant (its enabled SAML, OIDC and OAuth integrations; each starts the service's
+own SAML or OIDC sign-in with the console as its return, see `api.console.landing`),
+sign-out."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
 
 from litestar import Request, Response, get, post
 
@@ -11,7 +16,12 @@ from api.console.rendering import PREFIX, api_of, go, page, read_form, session_c
 from api.console.session import ConsoleSession
 from api.http.errors import status_of
 from commands.sign_in import Attempt
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
+from projections.integrations import list_integrations
+from projections.tenants import find_tenant_by_slug
+
+SSO_TYPES = {"saml": "SAML", "oidc": "OpenID Connect", "oauth": "OAuth 2.0"}
+MAX_SLUG = 64
 
 
 @get("/")
@@ -24,9 +34,50 @@ async def home(request: Request[Any, Any, Any]) -> Response[Any]:
     return go(f"{PREFIX}/tenants/{who.principal.tenant_id}")
 
 
+def _flow(integration_type: str) -> str:
+    return "saml" if integration_type == "saml" else "oidc"
+
+
+@get("/sign-in/{flow:str}/{integration_id:uuid}")
+async def sso_start(flow: str, integration_id: UUID) -> Response[Any]:
+    """A single sign-on button: on to the service's own SAML or OIDC sign-in, whose return is
+    the console (the IdP's answer lands there signed in)."""
+    if flow not in ("saml", "oidc"):
+        raise NotFound("no such sign-in", {"flow": flow[:10]})
+    query = urlencode({"return_to": PREFIX + "/"})
+    return go(f"/v1/auth/{flow}/{integration_id}/login?{query}")
+
+
+async def sso_buttons(request: Request[Any, Any, Any], slug: str) -> list[dict[str, str]] | None:
+    """The single sign-on buttons of the active tenant `slug` (None: no such active tenant)."""
+    api = api_of(request)
+    async with api.database.platform_session() as conn:
+        tenant = await find_tenant_by_slug(conn, slug)
+    if tenant is None or tenant["status"] != "active":
+        return None
+    async with api.database.tenant_session(tenant["tenant_id"]) as conn:
+        rows = await list_integrations(conn, integration_type=None, enabled=True)
+    return [
+        {
+            "id": str(r["integration_id"]),
+            "name": r["integration_name"],
+            "kind": SSO_TYPES[r["integration_type"]],
+            "flow": _flow(r["integration_type"]),
+        }
+        for r in rows
+        if r["integration_type"] in SSO_TYPES
+    ]
+
+
 @get("/sign-in")
 async def sign_in_page(request: Request[Any, Any, Any]) -> Response[str]:
-    return page(request, "sign_in.html", values={}, errors={})
+    slug = request.query_params.get("tenant", "")[:MAX_SLUG].strip().lower()
+    buttons = await sso_buttons(request, slug) if slug else None
+    errors = {"sso": "no active tenant has this slug"} if slug and buttons is None else {}
+    return page(
+        request, "sign_in.html", values={"tenant_slug": slug, "tenant": slug}, errors=errors,
+        sso=buttons,
+    )  # fmt: skip
 
 
 def _signed_in_redirect(
@@ -89,4 +140,4 @@ async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
     return go(f"{PREFIX}/sign-in", [session_cookie(request, None)])
 
 
-ROUTES = [home, sign_in_page, sign_in_token, sign_in_ldap, sign_out]
+ROUTES = [home, sign_in_page, sign_in_token, sign_in_ldap, sso_start, sign_out]

@@ -2,7 +2,9 @@
 
 - `GET /v1/auth/saml/{integration_id}/metadata`: the SP metadata to give the IdP;
 - `GET /v1/auth/saml/{integration_id}/login?return_to=`: 303 to the IdP with a signed
-  AuthnRequest (HTTP-Redirect); `return_to` must be on the integration's allow-list;
+  AuthnRequest (HTTP-Redirect); `return_to` must be on the integration's allow-list, or a path
+  of this service's web console (`/console/...`: the browser lands there signed in to the
+  console, the tokens in its session cookie);
 - `POST /v1/auth/saml/acs` (form: `SAMLResponse`, `RelayState`): the assertion consumer; the
   service's tokens as JSON, or, when the sign-in has a return URL, 303 to it with the tokens in
   the URL fragment (never sent to a server);
@@ -29,6 +31,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Redirect
 
+from api.console.landing import console_path, landing
 from api.http import examples as ex
 from api.http.auth import principal_from_scope
 from api.http.identity import TokenResponse, _client
@@ -104,8 +107,9 @@ class SamlController(Controller):
         summary="Start a SAML sign-in (SP-initiated)",
         description="303 to the IdP with a signed AuthnRequest (HTTP-Redirect binding). "
         "`return_to`, when given, must be one of the integration's allowed_redirect_urls (or "
-        "start with one ending in /). The request is remembered for 10 minutes and answered "
-        "once.",
+        "start with one ending in /), or a path of the web console (`/console/...`), where "
+        "the browser then lands signed in to the console. The request is remembered for 10 "
+        "minutes and answered once.",
         status_code=303,
         responses=ex.refusals("VALIDATION_ERROR", "NOT_FOUND"),
     )
@@ -117,7 +121,16 @@ class SamlController(Controller):
         return_to: str | None = Parameter(query="return_to", default=None, max_length=2000),
     ) -> Redirect:
         base = _base_url(request)
-        url, name, value = await api.saml.login(integration_id, return_to, base)
+        local = None
+        if return_to is not None and return_to.startswith("/"):
+            local = console_path(return_to)
+            if local is None:
+                raise ValidationFailed(
+                    "return_to: is not an allowed return URL of this integration",
+                    {"fields": [{"field": "return_to", "message": "is not a console path"}]},
+                )
+            return_to = None
+        url, name, value = await api.saml.login(integration_id, return_to, base, local_return=local)
         return Redirect(url, status_code=303, cookies=[_binding(name, value, base, 600)])
 
     @post(
@@ -152,6 +165,8 @@ class SamlController(Controller):
         )  # fmt: skip
         tokens = TokenResponse.of(signed_in.issued, api.constitutional_hash)
         used = [_binding(name, "", base, 0) for name in request.cookies if name.startswith(BINDING)]
+        if signed_in.local_return is not None:  # started from the console: it holds the tokens
+            return landing(request, signed_in.issued, signed_in.local_return, used)
         if signed_in.return_to is None:
             return Response(tokens, cookies=used)
         fragment = urlencode(

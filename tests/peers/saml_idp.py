@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -115,6 +116,13 @@ DEFAULT_USERS = {
         {"uid": ["bob"], "mail": ["bob@acme.test"], "displayName": ["Bob"], "groups": ["staff"]},
     ),
 }
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread a connection: a browser's idle pre-opened connection (Chromium keeps one)
+    must not hold up every other client of the IdP, as a one-connection-at-a-time server would."""
+
+    daemon_threads = True
 
 
 class _Quiet(WSGIRequestHandler):
@@ -459,7 +467,9 @@ def running_idp(
     idp = SamlIdp(
         url, keys, dict(users or DEFAULT_USERS), Server(config=_config(url, folder, keys))
     )
-    httpd: WSGIServer = make_server("127.0.0.1", port, idp, handler_class=_Quiet)
+    httpd: WSGIServer = make_server(
+        "127.0.0.1", port, idp, server_class=_ThreadingServer, handler_class=_Quiet
+    )
     thread = threading.Thread(target=httpd.serve_forever, name=f"saml-idp-{port}", daemon=True)
     thread.start()
     try:

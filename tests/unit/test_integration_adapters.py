@@ -99,3 +99,22 @@ def test_disabled_unknown_and_other_kinds_find_nothing_and_are_remembered_as_suc
     disabled.enabled = True
     clock.now += 5
     assert registry.get(TENANT, disabled.id) is not None
+
+
+def test_a_build_that_failed_is_tried_again_at_the_next_check() -> None:
+    commands, clock, closed = Commands(), Clock(), []
+    one = Stored(uuid4())
+    commands.stored[one.id] = one
+    outcomes = [None, "built"]  # the IdP's metadata unreachable once, then back
+    system = cast("System", SimpleNamespace(integrations=commands))
+    registry: IntegrationAdapters[str] = IntegrationAdapters(
+        system, ("ldap",), lambda *_: outcomes.pop(0), close=closed.append, clock=clock
+    )
+    assert registry.get(TENANT, one.id) is None
+    assert registry.get(TENANT, one.id) is None  # remembered for the recheck interval
+    assert outcomes == ["built"]
+    clock.now += 5
+    found = registry.get(TENANT, one.id)  # the same version, built again
+    assert found is not None
+    assert found[1] == "built"
+    assert closed == []
