@@ -18,6 +18,7 @@ from uuid import UUID
 from litestar import MediaType, Request, Response, get, post
 from litestar.response import Redirect, Stream
 
+from api.console.permissions import may
 from api.console.principal import SignedIn
 from api.console.rendering import PREFIX, api_of, page, read_form, tenant_row, who_of
 from api.http.audit import export_file, export_job, parse_filters, start_export
@@ -192,16 +193,9 @@ async def _log_page(
         results=RESULTS,
         page_sizes=PAGE_SIZES,
         formats=[(f, FORMAT_LABELS[f]) for f in FORMATS],
-        may_export=scope.tenant is not None and _may(who, Permission.AUDIT_EXPORT, scope),
+        may_export=scope.tenant is not None
+        and may(who.principal, Permission.AUDIT_EXPORT, scope.tenant["tenant_id"]),
     )
-
-
-def _may(who: SignedIn, permission: Permission, scope: Scope) -> bool:
-    try:
-        authorize(who.principal, permission, scope.tenant["tenant_id"] if scope.tenant else None)
-    except DomainError:
-        return False
-    return True
 
 
 def _max_days(request: Request[Any, Any, Any]) -> int:

@@ -11,10 +11,13 @@ from uuid import UUID
 
 from litestar import Request, Response, get, post
 
+from api.console.permissions import may
 from api.console.principal import client_of, session_of, signed_in, verified
 from api.console.rendering import PREFIX, api_of, go, page, read_form, session_cookie
 from api.console.session import ConsoleSession
 from api.http.errors import status_of
+from commands.authorization import Permission
+from commands.context import Principal
 from commands.sign_in import Attempt
 from domain.errors import DomainError, NotFound
 from projections.integrations import list_integrations
@@ -29,9 +32,17 @@ async def home(request: Request[Any, Any, Any]) -> Response[Any]:
     who = await signed_in(api_of(request), request)
     if who is None:
         return go(f"{PREFIX}/sign-in")
-    if who.principal.is_platform:
-        return go(f"{PREFIX}/tenants")
-    return go(f"{PREFIX}/tenants/{who.principal.tenant_id}")
+    return go(start_page(who.principal))
+
+
+def start_page(principal: Principal) -> str:
+    """Where a principal lands: the tenant list for operators, the tenant page for those who may
+    read it, else the tenant's policies (every role of a tenant reads them)."""
+    if principal.is_platform:
+        return f"{PREFIX}/tenants"
+    if may(principal, Permission.TENANT_READ, principal.tenant_id):
+        return f"{PREFIX}/tenants/{principal.tenant_id}"
+    return f"{PREFIX}/tenants/{principal.tenant_id}/policies"
 
 
 def _flow(integration_type: str) -> str:
@@ -95,8 +106,7 @@ async def sign_in_token(request: Request[Any, Any, Any]) -> Response[Any]:
         errors = {"token": "this token is not valid (expired, revoked or not issued here)"}
         return page(request, "sign_in.html", values={}, errors=errors, status=401)
     session = (session_of(request) or ConsoleSession.fresh()).signed_in(token, None)
-    target = "/tenants" if principal.is_platform else f"/tenants/{principal.tenant_id}"
-    return _signed_in_redirect(request, session, PREFIX + target)
+    return _signed_in_redirect(request, session, start_page(principal))
 
 
 @post("/sign-in/ldap")
@@ -125,7 +135,7 @@ async def sign_in_ldap(request: Request[Any, Any, Any]) -> Response[Any]:
     session = (session_of(request) or ConsoleSession.fresh()).signed_in(
         issued.access_token, issued.refresh_token
     )
-    return _signed_in_redirect(request, session, f"{PREFIX}/tenants/{issued.session.tenant_id}")
+    return _signed_in_redirect(request, session, f"{PREFIX}/")  # home: the principal's start page
 
 
 @post("/sign-out")
