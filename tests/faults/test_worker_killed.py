@@ -4,7 +4,7 @@ rolled back with it, a new worker resumes from the last recorded position, and t
 come out exact: one tenants row per tenant, one audit row per event, none missing, none twice.
 
 (A worker killed mid-job, a migration job resumed from its checkpoint by another worker, is
-tests/e2e/test_migration_worker_kill.py.)"""
+test_migration_worker_killed.py.)"""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from domain.migration.job import JobStatus
 from tests.e2e.migration_support import corpus_files, job, runner, written
 from tests.peers.http import HASH, Api
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres]
 
 ACGS = [sys.executable, "-c", "from api.cli.main import cli; cli()"]
 POLICIES = 400
