@@ -3,6 +3,8 @@ the XSS payloads and the check that none ran, a clean browser console, operator 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.common.by import By
@@ -63,3 +65,25 @@ def sign_in_with_token(browser: Browser, token: str) -> None:
     browser.driver.find_element(By.ID, "token").send_keys(token)
     browser.driver.find_element(By.ID, "token-submit").click()
     wait(browser, "form.signout")
+
+
+def reload_until(browser: Browser, path: str, css: str, timeout: float = 15) -> None:
+    """Open `path` again (once a second) until `css` is on it: a page of an eventually
+    consistent read model, reloaded as a user would."""
+    deadline = time.monotonic() + timeout
+    while True:
+        browser.open(path)
+        if browser.driver.find_elements(By.CSS_SELECTOR, css):
+            return
+        if time.monotonic() > deadline:
+            wait(browser, css, timeout=0.1)  # fails, naming the page
+        time.sleep(1)
+
+
+def submitted(browser: Browser, button_id: str, timeout: float = 15) -> None:
+    """Click a form's button and wait until the page it leads to has replaced this one (until
+    then the old page is still there, and opening another would abort the post in flight)."""
+    old = browser.driver.find_element(By.TAG_NAME, "html")
+    browser.driver.find_element(By.ID, button_id).click()
+    WebDriverWait(browser.driver, timeout).until(ec.staleness_of(old))
+    wait(browser, "body")

@@ -24,7 +24,9 @@ from tests.browser.console_support import (
     assert_clean_console,
     assert_inert,
     fill,
+    reload_until,
     sign_in_with_token,
+    submitted,
     text,
     wait,
 )
@@ -153,17 +155,14 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     # suspend, then reactivate
     browser.open(f"/console/tenants/{tenant_id}")
     wait(browser, "#suspend")
-    browser.driver.find_element(By.ID, "suspend").click()
-    wait(browser, "#tenant-name")
+    submitted(browser, "suspend")
     api.wait_projected()
-    browser.open(f"/console/tenants/{tenant_id}")
-    wait(browser, "#reactivate")
+    # the read model is eventually consistent: reloaded as a user would until it shows the change
+    reload_until(browser, f"/console/tenants/{tenant_id}", "#reactivate")
     assert text(browser, "#tenant-status") == "suspended"
-    browser.driver.find_element(By.ID, "reactivate").click()
-    wait(browser, "#tenant-name")
+    submitted(browser, "reactivate")
     api.wait_projected()
-    browser.open(f"/console/tenants/{tenant_id}")
-    wait(browser, "#suspend")
+    reload_until(browser, f"/console/tenants/{tenant_id}", "#suspend")
     assert text(browser, "#tenant-status") == "active"
 
     # a phone's width: the same page, nothing wider than the screen
