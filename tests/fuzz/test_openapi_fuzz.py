@@ -190,6 +190,13 @@ def _call(
         # across two parameters that the document cannot state; a range that breaks them is
         # refused (422) although each parameter alone is valid.
         excluded.append(positive_data_acceptance)
+    if any(
+        p.get("name") == "return_to" for p in case.operation.definition.raw.get("parameters", [])
+    ):
+        # A sign-in's return path: a path of the web console with no `..`, `//`, backslash,
+        # control character or fragment (api/console/landing.py), rules a pattern would only
+        # approximate; another string is refused (422).
+        excluded.append(positive_data_acceptance)
     if case.method.upper() in WRITES:
         if with_hash:
             headers["X-Constitutional-Hash"] = HASH
