@@ -432,7 +432,7 @@ def test_a_conversion_job_runs_with_a_live_progress_bar_and_its_pdf_report(
     tenant_id = tenant_of(api, platform, "job")
     token = api.token(MaciRole.LEGISLATIVE, tenant_id=tenant_id, sub="lee")
     sign_in(browser, token, f"/console/tenants/{tenant_id}/migrations")
-    files = corpus_files(40, broken=True)
+    files = corpus_files(160, broken=True)  # 81 batches of 2: long enough to be seen moving
     archive = tmp_path / f"legacy {IMAGE}.zip"
     archive.write_bytes(zipped(files))
     source_system = f"Legacy {SCRIPT}"
@@ -505,12 +505,12 @@ def test_a_conversion_job_runs_with_a_live_progress_bar_and_its_pdf_report(
         assert text(browser, "#job-status") == "completed", seen
         assert browser.driver.execute_script("return window.__sameDocument === true")
         assert seen[-1] == 100, seen
-        assert any(0 < value < 100 for value in seen), seen  # 21 batches, each a step
+        assert any(0 < value < 100 for value in seen), seen  # 81 batches, each a step
         assert seen == sorted(seen)
         live = browser.driver.find_element(By.ID, "job-live")
         assert live.get_attribute("hx-trigger") is None  # the polling stopped
         assert text(browser, "#job-progress-label") == "100 %"
-        assert text(browser, "#job-counts") == "42 of 42 done: 40 succeeded, 2 failed"
+        assert text(browser, "#job-counts") == "162 of 162 done: 160 succeeded, 2 failed"
         failed = [c.text for c in browser.driver.find_elements(By.CSS_SELECTOR, "#job-failures td")]
         assert any("broken-syntax" in c for c in failed), failed
         assert any("broken-rule" in c for c in failed), failed
@@ -545,7 +545,7 @@ def test_a_conversion_job_runs_with_a_live_progress_bar_and_its_pdf_report(
         # the converted policies are registered
         browser.open(f"/console/tenants/{tenant_id}/policies")
         wait(browser, "#policies")
-        assert text(browser, "#policy-count") == "40 policies"
+        assert text(browser, "#policy-count") == "160 policies, 1 to 50 shown"
 
         # a gap analysis, cancelled before any worker takes it
         browser.open(f"/console/tenants/{tenant_id}/migrations/new")
