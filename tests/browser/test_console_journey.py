@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -19,12 +18,13 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from domain.maci import MaciRole
 from tests.browser.console_support import assert_clean_console, assert_inert, fill, text, wait
+from tests.e2e.ldap_support import directory_tenant
 from tests.e2e.migration_support import corpus_files, zipped
 from tests.e2e.saml_support import ATTRIBUTE_MAP
 from tests.peers.browser import Browser
-from tests.peers.http import HASH, Api
+from tests.peers.http import Api
 from tests.peers.saml_idp import SamlIdp, make_key_pair
-from tests.peers.slapd import BASE_DN, Slapd
+from tests.peers.slapd import Slapd
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,49 +33,6 @@ pytestmark = [
     pytest.mark.ldap,
     pytest.mark.saml,
 ]
-
-EXECUTIVES = f"cn=executives,ou=groups,{BASE_DN}"
-
-
-def _operator_prepares_a_tenant_with_its_directory(
-    api: Api, platform: httpx.Client, slapd: Slapd
-) -> tuple[UUID, str]:
-    """What the platform operator did before: the tenant, its LDAP directory, the group that
-    makes a directory user the tenant's EXECUTIVE."""
-    slug = f"journey-{uuid4().hex[:10]}"
-    tenant_id = UUID(api.create_tenant(platform, slug)["tenant_id"])
-    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as admin:
-        created = admin.post(
-            f"/v1/tenants/{tenant_id}/integrations",
-            json={
-                "integration_type": "ldap",
-                "integration_name": "Directory",
-                "config": {
-                    "server_url": slapd.ldaps_url,
-                    "base_dn": slapd.base_dn,
-                    "bind_dn": slapd.service_dn,
-                    "bind_password": slapd.service_password,
-                    "ca_cert_pem": slapd.ca_pem,
-                    "group_search_filter": "(|(member={user_dn})(memberUid={username}))",
-                },
-                "constitutional_hash": HASH,
-            },
-        )
-        assert created.status_code == 201, created.text
-        mapped = admin.post(
-            f"/v1/tenants/{tenant_id}/role-mappings",
-            json={
-                "integration_id": created.json()["integration_id"],
-                "source_type": "ldap_group",
-                "source_value": EXECUTIVES,
-                "maci_role": "EXECUTIVE",
-                "priority": 10,
-                "constitutional_hash": HASH,
-            },
-        )
-        assert mapped.status_code == 201, mapped.text
-    api.wait_projected()
-    return tenant_id, slug
 
 
 def _paste(browser: Browser, element_id: str, value: str) -> None:
@@ -106,7 +63,7 @@ def test_a_tenant_admin_signs_in_configures_saml_and_a_mapping_and_converts_poli
     saml_idp: SamlIdp,
     tmp_path: Path,
 ) -> None:
-    tenant_id, slug = _operator_prepares_a_tenant_with_its_directory(api, platform, slapd)
+    tenant_id, slug = directory_tenant(api, platform, slapd, "journey")
 
     # 1. sign in through the directory, from the console's front door
     browser.open("/console/")

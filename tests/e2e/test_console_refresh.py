@@ -6,56 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
 from api.console.session import COOKIE, ConsoleSession
-from domain.maci import MaciRole
-from tests.peers.http import HASH, Api
-from tests.peers.slapd import BASE_DN, Slapd
+from tests.e2e.ldap_support import directory_tenant
+from tests.peers.http import Api
+from tests.peers.slapd import Slapd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.ldap]
-
-EXECUTIVES = f"cn=executives,ou=groups,{BASE_DN}"
-
-
-def _directory_tenant(api: Api, platform: httpx.Client, slapd: Slapd) -> tuple[UUID, str]:
-    slug = f"refresh-{uuid4().hex[:10]}"
-    tenant_id = UUID(api.create_tenant(platform, slug)["tenant_id"])
-    with api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as admin:
-        created = admin.post(
-            f"/v1/tenants/{tenant_id}/integrations",
-            json={
-                "integration_type": "ldap",
-                "integration_name": "Directory",
-                "config": {
-                    "server_url": slapd.ldaps_url,
-                    "base_dn": slapd.base_dn,
-                    "bind_dn": slapd.service_dn,
-                    "bind_password": slapd.service_password,
-                    "ca_cert_pem": slapd.ca_pem,
-                    "group_search_filter": "(|(member={user_dn})(memberUid={username}))",
-                },
-                "constitutional_hash": HASH,
-            },
-        )
-        assert created.status_code == 201, created.text
-        mapped = admin.post(
-            f"/v1/tenants/{tenant_id}/role-mappings",
-            json={
-                "integration_id": created.json()["integration_id"],
-                "source_type": "ldap_group",
-                "source_value": EXECUTIVES,
-                "maci_role": "EXECUTIVE",
-                "priority": 10,
-                "constitutional_hash": HASH,
-            },
-        )
-        assert mapped.status_code == 201, mapped.text
-    api.wait_projected()
-    return tenant_id, slug
 
 
 def _signed_in_cookie(api: Api, slug: str) -> ConsoleSession:
@@ -82,7 +42,7 @@ def _signed_in_cookie(api: Api, slug: str) -> ConsoleSession:
 async def test_concurrent_requests_with_an_expired_access_token_share_one_refresh(
     api: Api, platform: httpx.Client, slapd: Slapd
 ) -> None:
-    tenant_id, slug = _directory_tenant(api, platform, slapd)
+    tenant_id, slug = directory_tenant(api, platform, slapd, "refresh")
     session = _signed_in_cookie(api, slug)
     # what the cookie holds once its access token is no longer accepted
     stale = ConsoleSession(session.seed, "expired.access.token", session.refresh_token)
