@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.peers.postgres",
     "tests.peers.kafka",
     "tests.peers.http",
+    "tests.peers.s3",
     "tests.peers.slapd",
     "tests.peers.openbao",
     "tests.peers.saml_idp",

