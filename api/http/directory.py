@@ -8,8 +8,9 @@ never wait for the read model.
 
 Freshness: a change made through this process is never hidden by the cache. Tenant commands
 report the aggregate they saved (`remember`): its quotas and status apply to the next request
-at once, and a cached row older than that version is refetched (and not kept) until the
-projection has caught up. Changes made by other processes (another API worker, the CLI) show
+at once and go on applying until the read model shows that version (however long the projection
+lags: a deactivated tenant's tokens never work again meanwhile), and a cached row older than
+that version is refetched (and not kept) until the projection has caught up. Changes made by other processes (another API worker, the CLI) show
 within the TTL plus the projection's lag. Reads stay eventually consistent, never older than the
 read model was two seconds ago.
 """
@@ -51,7 +52,7 @@ class _Written:
 
     version: int
     limits: TenantLimits | None  # None: purged
-    until: float
+    until: float  # before this, answered without reading the read model
 
 
 class TenantDirectory:
@@ -76,6 +77,12 @@ class TenantDirectory:
         if written is not None and written.until > self._clock():
             return written.limits
         row = await self.row(tenant_id)
+        written = self._written.get(tenant_id)
+        if written is not None:
+            if not self._current(tenant_id, row):
+                return written.limits  # the read model has not caught up with this write yet
+            if self._written.get(tenant_id) is written:
+                del self._written[tenant_id]
         if row is None:
             return None
         return TenantLimits(

@@ -4,7 +4,10 @@ regorus (as packaged for Python) has no execution time or memory limit to set, a
 cannot be interrupted from Python; so one module that loops or allocates without end would hold
 its worker. Here each engine owns one child process, reused call after call: a call over its time
 budget, or a child over its memory cap, ends that child (by its PID) and fails that module only,
-with a RegoEvaluationError in the toolkit's words; the next call starts a fresh child.
+with a RegoEvaluationError in the toolkit's words; the next call starts a fresh child. The
+budget counts from the call, not from the child's start: a child says it is ready (interpreter
+and engine loaded) before its first call is sent, so a busy machine's slow start never fails a
+module that evaluates within its budget.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from infra.rego.regorus_engine import RegorusEngine
 _CHILD = "from infra.rego.bounded_engine import serve; serve()"
 _OUT_OF_MEMORY = 86
 _ABORTED = -6  # SIGABRT: how a Rust allocation failure ends the process
+_READY = ("ready", None)  # the child's first message
+_START_SECONDS = 60.0  # how long a child may take to say it is ready
 
 
 class BoundedRegoEngine:
@@ -111,6 +116,20 @@ class BoundedRegoEngine:
         connection = _Channel(started.stdout.fileno(), started.stdin.fileno())
         self._child, self._connection = started, connection
         self._finalizer = weakref.finalize(self, _stop, started, connection)
+        try:
+            ready = connection.poll(_START_SECONDS) and connection.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            try:  # a child that closed the channel has exited, or is about to
+                code: int | None = started.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.close()
+            why = (
+                f"exit status {code}" if code is not None else f"not ready in {_START_SECONDS:g} s"
+            )
+            raise RegoEvaluationError(f"the Rego engine did not start ({why})")
         return connection
 
 
@@ -167,6 +186,7 @@ def serve() -> None:
     os.dup2(2, 1)  # nothing printed may corrupt the channel
     _cap_memory(int(os.environ["ACGS_REGO_MEMORY_BYTES"]))
     engine = RegorusEngine()
+    answers_out.send(_READY)
     while True:
         try:
             filename, module, package, requests = requests_in.recv()

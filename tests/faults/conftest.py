@@ -20,22 +20,13 @@ import pytest
 
 from infra.postgres.embedded import EmbeddedPostgres, debian_bin_dir
 from infra.postgres.migrate import migrate
+from tests.conftest import FIGURES_PROPERTY
 from tests.peers.http import wait_for
 from tests.peers.scratch import scratch_dir
 from tests.peers.serve import ACGS, ServeProcess, acgs_env, alive, processes_mentioning
 
-_FIGURES: list[tuple[str, str]] = []
-
 # The bound on any one request while a peer is away: an answer (a 503) must come within it.
 ANSWER_BOUND_SECONDS = 10.0
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _FIGURES:
-        return
-    terminalreporter.section("fault suite figures")
-    for test, line in _FIGURES:
-        terminalreporter.write_line(f"{test}: {line}")
 
 
 @pytest.fixture
@@ -44,7 +35,7 @@ def figures(request: pytest.FixtureRequest, record_property: Any) -> Any:
 
     def report(**values: object) -> None:
         line = ", ".join(f"{k}={v}" for k, v in values.items())
-        _FIGURES.append((request.node.name, line))
+        record_property(FIGURES_PROPERTY, line)  # the terminal summary's line (tests/conftest.py)
         for key, value in values.items():
             record_property(key, value)
         print(f"{request.node.name}: {line}")

@@ -16,6 +16,7 @@ from domain.policy.conversion import ConversionSettings, ConversionStatus, conve
 from domain.policy.gate import RegoEngine, RegoEvaluationError
 from domain.policy.rule_model import Policy
 from domain.policy.sources import parse_source
+from infra.rego import bounded_engine
 from infra.rego.bounded_engine import BoundedRegoEngine
 from infra.rego.regorus_engine import RegorusEngine
 from tests.integration.policy.test_rego_gate import RegoEngineContract
@@ -67,6 +68,27 @@ def test_a_module_over_its_time_budget_fails_and_the_next_one_runs() -> None:
         )
         assert not _alive(first_child.pid)
         assert engine.decisions("t.rego", GOOD, "t", [{"a": 2}])[0].allow is False
+
+
+def test_a_slow_start_of_the_engine_is_not_counted_against_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy machine may take longer than the budget to start the child: the budget counts
+    from the call, so a good module still gets its decision."""
+    slow = "import time; time.sleep(2); from infra.rego.bounded_engine import serve; serve()"
+    monkeypatch.setattr(bounded_engine, "_CHILD", slow)
+    with BoundedRegoEngine(seconds=1) as engine:
+        assert engine.decisions("t.rego", GOOD, "t", [{"a": 1}])[0].allow
+
+
+def test_an_engine_that_does_not_start_fails_the_call_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bounded_engine, "_CHILD", "import sys; sys.exit(3)")
+    with BoundedRegoEngine(seconds=1) as engine, pytest.raises(RegoEvaluationError) as failed:
+        engine.decisions("t.rego", GOOD, "t", [{"a": 1}])
+    assert failed.value.message == "the Rego engine did not start (exit status 3)"
+    assert engine._child is None  # the next call starts afresh
 
 
 def test_a_module_over_its_memory_cap_fails_in_the_toolkits_words() -> None:

@@ -77,6 +77,7 @@ async def test_reuse_revokes_the_whole_family(database: Database) -> None:
 @pytest.mark.parametrize(
     "token",
     ["", "nodot", "zz.abc", f"{uuid4().hex}.not-a-real-token", "x" * 300],
+    ids=["empty", "no-dot", "unknown-short", "unknown", "too-long"],  # the same in every process
 )
 async def test_unknown_or_malformed_tokens_are_rejected(database: Database, token: str) -> None:
     with pytest.raises(RefreshRejected):

@@ -67,6 +67,7 @@ async def test_concurrent_consumers_get_it_once(database: Database) -> None:
 @pytest.mark.parametrize(
     "request_id",
     ["", "_", "x" * 73, "_" + "g" * 72, f"_{uuid4().hex}{'0' * 40}", f"{uuid4().hex}.abc"],
+    ids=["empty", "bare-prefix", "too-long", "not-hex", "unknown", "unknown-dotted"],  # stable ids
 )
 async def test_unknown_or_malformed_ids_are_refused(database: Database, request_id: str) -> None:
     assert await SignInRequestStore(database).consume(request_id, "saml") is None

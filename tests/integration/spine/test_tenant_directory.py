@@ -68,3 +68,30 @@ async def test_many_waiting_requests_share_one_read(
     rows = await asyncio.gather(*(directory.row(tenant.id) for _ in range(20)))
     assert [row["tenant_slug"] for row in rows if row is not None] == ["shared"] * 20
     assert len(reads) == 1
+
+
+async def test_a_change_made_here_holds_until_the_read_model_shows_it(
+    system: System, database: Database
+) -> None:
+    """However long the projection lags, a tenant this process deactivated stays deactivated
+    for it (its tokens must not work again when the cache's own window passes); once the read
+    model shows the change, the read model answers again."""
+    tenant = system.tenants.create(PLATFORM, CreateTenant("Lagging", "lagging", "l@example.com"))
+    catch_up(system)
+    now = [0.0]
+    directory = TenantDirectory(database, ttl_seconds=2.0, clock=lambda: now[0])
+    assert (await directory.limits(tenant.id)).active  # type: ignore[union-attr]
+    deactivated = system.tenants.deactivate(PLATFORM, tenant.id)
+    directory.remember(deactivated)  # as the tenant routes do; the projection has not run
+
+    for moment in (0.5, 10.0, 100.0):  # inside the window, and long past it
+        now[0] = moment
+        lagging = await directory.limits(tenant.id)
+        assert lagging is not None
+        assert lagging.status == "deactivated"
+
+    catch_up(system)
+    system.tenants.reactivate(PLATFORM, tenant.id)  # by another process: not remembered here
+    catch_up(system)
+    now[0] = 200.0
+    assert (await directory.limits(tenant.id)).active  # type: ignore[union-attr]
