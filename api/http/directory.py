@@ -10,9 +10,9 @@ Freshness: a change made through this process is never hidden by the cache. Tena
 report the aggregate they saved (`remember`): its quotas and status apply to the next request
 at once and go on applying until the read model shows that version (however long the projection
 lags: a deactivated tenant's tokens never work again meanwhile), and a cached row older than
-that version is refetched (and not kept) until the projection has caught up. Changes made by other processes (another API worker, the CLI) show
-within the TTL plus the projection's lag. Reads stay eventually consistent, never older than the
-read model was two seconds ago.
+that version is refetched (and not kept) until the projection has caught up. Changes made by
+other processes (another API worker, the CLI) show within the TTL plus the projection's lag.
+Reads stay eventually consistent, never older than the read model was two seconds ago.
 """
 
 from __future__ import annotations
