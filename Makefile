@@ -108,14 +108,15 @@ $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.
 # Branch coverage of the service code (subprocesses included) is printed at the end; it costs
 # about 40 % more wall time (`make test COVERAGE=` runs without it).
 COVERAGE ?= --cov --cov-report=term
-# The suite runs in TEST_WORKERS processes (pytest-xdist), a test module to a process; each
-# process starts the real peers it needs on its own free ports. Most of a test's time is spent
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test module to a process (or a
+# group its tests name: tests/conftest.py); each process starts the real peers it needs on its
+# own free ports. Most of a test's time is spent
 # waiting on peers and subprocesses, so more processes than cores pay (`TEST_WORKERS=0`: one
 # process, as before).
 TEST_WORKERS ?= 4
 test: $(VENV)/.test-installed system-deps oidc-provider
 	@mkdir -p .acgs/coverage
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup \
 		$(COVERAGE) $(PYTEST_ARGS)
 
 # The API fuzzed from its OpenAPI document (tests/fuzz) with many more examples than `make test`

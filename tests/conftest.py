@@ -1,12 +1,17 @@
 """Shared fixtures. Real peers are started by the plugins in tests/peers/ (session-scoped).
 
-The suite may run in several processes (pytest-xdist: `make test`); what a test reports for the
-terminal summary travels in its report's user properties, which reach the process that prints
-the summary whichever process ran the test."""
+The suite may run in several processes (pytest-xdist: `make test`, `--dist loadgroup`). A test
+module goes to one process as a whole (its module fixtures are set up once), unless its tests
+name a group of their own (`xdist_group`: the fuzzing, one group per principal, since one module
+of it would outlast the rest of the suite). What a test reports for the terminal summary travels
+in its report's user properties, which reach the process that prints the summary whichever
+process ran the test."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
 
 pytest_plugins = [
     "tests.peers.postgres",
@@ -44,3 +49,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section(FIGURES_PROPERTY)
     for test, line in _FIGURES:
         terminalreporter.write_line(f"{test}: {line}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
