@@ -57,3 +57,9 @@ def by_id(response: httpx.Response, element_id: str) -> str | None:
     if found is None:
         return None
     return html.unescape(re.sub(r"<[^>]+>", "", found.group(2))).strip()
+
+
+def errors_of(response: httpx.Response) -> list[str]:
+    """The texts of every error the page shows (the error page's, each field's, the form's)."""
+    found = re.findall(r'<p class="error"[^>]*>(.*?)</p>', response.text, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", f)).strip() for f in found]
