@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from api.console.session import CSRF_HEADER
 from domain.maci import MaciRole
 from tests.e2e.console_http import Console, by_id, console_of, errors_of, new_tenant
 from tests.peers.http import HASH, Api
@@ -250,3 +251,27 @@ def test_a_suspended_tenant_s_token_no_longer_signs_in(api: Api) -> None:
             assert gone.headers["location"] == "/console/sign-in"
         finally:
             member.close()
+
+
+# --- gaps -------------------------------------------------------------------------------------
+
+
+def test_gap_filters_are_checked_and_a_review_needs_a_gap(admin: Console, tenant: UUID) -> None:
+    base = f"/tenants/{tenant}/gaps"
+    filtered = admin.get(base, params={"severity": "dire", "status": "open"})
+    assert filtered.status_code == 422
+    assert by_id(filtered, "severity-error") == "one of critical, high, medium, low"
+    assert by_id(filtered, "gap-count") == "0 gaps"  # not listed with a bad filter
+    missing = admin.post(f"{base}/{uuid4()}", {"action": "accept", "reason": "known"})
+    assert missing.status_code == 404
+
+
+def test_a_body_the_server_cannot_read_is_the_console_s_error_page(operator: Console) -> None:
+    broken = operator.client.post(
+        "/tenants",
+        content=b"--x\r\nbad",
+        headers={"content-type": "multipart/form-data", CSRF_HEADER: operator.session.csrf_token},
+    )
+    assert broken.status_code == 400
+    assert broken.headers["content-type"].startswith("text/html")
+    assert by_id(broken, "error-message") == "multipart boundary missing in Content-Type"
