@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import sys
 from pathlib import Path
 
@@ -123,3 +124,10 @@ def test_build_needs_npm_and_the_module_says_how_it_is_used(
         vendor.build()
     assert vendor.main(["vendor", "publish"]) == 2
     assert "python -m api.console.vendor check" in capsys.readouterr().out
+
+
+def test_run_as_a_module_it_exits_with_the_check_s_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["vendor", "check"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(vendor.__file__, run_name="__main__")
+    assert done.value.code == 0
