@@ -5,6 +5,7 @@ ended session leads back to the sign-in page. Real app and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from uuid import UUID, uuid4
 
 import pytest
@@ -127,6 +128,7 @@ def test_integration_forms_refuse_what_the_command_refuses(
     assert wrong.status_code == 422
     assert "hash" in (by_id(wrong, "form-error") or "").lower()
     assert 'value="s"' not in wrong.text  # the secret is not sent back
+    assert admin.post(f"{base}/{uuid4()}/test", {}).status_code == 404
     tested = admin.post(f"{page}/test", {"constitutional_hash": "0" * 16})
     assert tested.status_code == 303  # without script: back to the integration's page
     assert tested.headers["location"] == f"/console{page}"
@@ -205,6 +207,21 @@ def test_migration_forms(admin: Console, monitor: Console, tenant: UUID) -> None
     )
     assert again.status_code == 422
     assert by_id(again, "file-error") == "choose the file again"
+
+
+def test_a_migration_file_over_the_upload_limit_is_refused(
+    api: Api, admin: Console, tenant: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = replace(api.system.settings, migration_upload_max_bytes=8)
+    monkeypatch.setattr(api.system, "settings", small)
+    refused = admin.post(
+        f"/tenants/{tenant}/migrations",
+        {"job_type": "conversion"},
+        files={"file": ("p.json", b'{"policy_id": "x"}', "application/json")},
+    )
+    assert refused.status_code == 422
+    expected = "is larger than 8 bytes (ACGS_MIGRATION_UPLOAD_MAX_BYTES)"
+    assert by_id(refused, "file-error") == expected
 
 
 # --- signing in and out -----------------------------------------------------------------------
