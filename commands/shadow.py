@@ -364,8 +364,9 @@ class ShadowService:
     ) -> int:
         """Record an audit alert for each missed violation (once per legacy decision)."""
         meta = EventMeta(tenant_id, actor, self._hash)
-        entries = [
-            AuditEntry.record(
+
+        def entry(legacy: LegacyDecision, comparison: Comparison) -> AuditEntry:
+            return AuditEntry.record(
                 entry_id=uuid5(_ALERT_NAMESPACE, f"{tenant_id}:{comparison.routing_key}"),
                 category="governance",
                 action=MISSED_VIOLATION_ACTION,
@@ -386,19 +387,23 @@ class ShadowService:
                 },
                 meta=meta,
             )
+
+        missed = [
+            (legacy, comparison)
             for legacy, comparison in zip(decisions, comparisons, strict=True)
             if comparison.kind is Agreement.MISSED_VIOLATION
         ]
-        if not entries:
+        if not missed:
             return 0
         try:
-            self._app.save_for(tenant_id, *entries)
-            saved = len(entries)
+            self._app.save_for(tenant_id, *(entry(*pair) for pair in missed))
+            saved = len(missed)
         except ConcurrentModification:  # some were alerted before (a replayed batch)
+            # one by one, each entry made anew: the failed save took the events of the first
             saved = 0
-            for entry in entries:
+            for pair in missed:
                 try:
-                    self._app.save_for(tenant_id, entry)
+                    self._app.save_for(tenant_id, entry(*pair))
                     saved += 1
                 except ConcurrentModification:
                     continue

@@ -45,10 +45,6 @@ class FormField:
     def secret(self) -> bool:
         return self.widget in ("password", "secret_area")
 
-    @property
-    def dom_id(self) -> str:
-        return self.name
-
 
 def label_of(name: str) -> str:
     words = [_WORDS.get(w, w) for w in name.split("_")]

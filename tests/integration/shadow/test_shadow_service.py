@@ -5,12 +5,14 @@ and the automatic rollback on an injected burst of errors."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid5
 
 import psycopg
 import pytest
 
 from api.bootstrap import System
-from commands.shadow import ShadowService
+from commands.shadow import _ALERT_NAMESPACE, ShadowService
+from domain.audit import AuditEntry
 from domain.errors import Forbidden, InvalidStateTransition, NotFound, ValidationFailed
 from domain.maci import MaciRole
 from domain.shadow.comparison import Agreement
@@ -236,3 +238,46 @@ def test_another_tenant_sees_nothing(
         service.status(other.principal("mo", MaciRole.MONITOR), tenant.id)
     with pytest.raises(NotFound):  # configured for `tenant` only
         service.status(other.principal("mo", MaciRole.MONITOR), other.id)
+
+
+def test_a_replayed_batch_alerts_only_the_missed_violations_not_alerted_before(
+    system: System, service: ShadowService, tenant: ShadowTenant
+) -> None:
+    before = service.alerts
+    service.compare_live(tenant.principal(*IVAN), tenant.id, corpus(0, missed=2, prefix="rp"))
+    assert service.alerts == before + 2
+    # the same two again with a third: only the third is new, and it is recorded
+    service.compare_live(tenant.principal(*IVAN), tenant.id, corpus(0, missed=3, prefix="rp"))
+    assert service.alerts == before + 3
+    third = uuid5(_ALERT_NAMESPACE, f"{tenant.id}:rp-2")
+    entry = system.app.load(tenant.id, third, AuditEntry)
+    assert entry.details["legacy_decision_id"] == "rp-2"
+
+
+def test_a_batch_is_1_to_1000_decisions_of_a_configured_tenant(
+    system: System, service: ShadowService, tenant: ShadowTenant, unique: str
+) -> None:
+    with pytest.raises(ValidationFailed, match="give 1 to"):
+        service.compare_live(tenant.principal(*IVAN), tenant.id, [])
+    bare = shadow_tenant(system, f"shadow-b-{unique}")
+    with pytest.raises(NotFound, match="shadow mode is not configured"):
+        service.compare_live(bare.principal(*IVAN), bare.id, corpus(1))
+    with pytest.raises(NotFound, match="shadow mode is not configured"):
+        service.roll_back(bare.ctx(*IVAN), bare.id, "by hand")
+
+
+def test_a_rollback_rule_is_an_object(service: ShadowService, tenant: ShadowTenant) -> None:
+    with pytest.raises(ValidationFailed) as invalid:
+        service.configure(tenant.ctx(*IVAN), tenant.id, "documents", "fast")  # type: ignore[arg-type]
+    assert invalid.value.details["fields"] == [
+        {"field": "rollback", "message": "must be an object"}
+    ]
+
+
+def test_an_imported_decision_for_a_policy_not_active_fails_its_comparison(
+    service: ShadowService, tenant: ShadowTenant
+) -> None:
+    [legacy] = corpus(1, prefix="imp")
+    compared = service.evaluate_imported(tenant.id, "no-such-policy", legacy)
+    assert compared.kind is Agreement.REGO_ERROR
+    assert compared.error == "policy no-such-policy not found or not active"

@@ -137,3 +137,64 @@ def test_query_prints_the_rows_and_refuses_bad_filters(
     assert bad.exit_code == 2
     assert "--result" in bad.output
     assert "--start-time" in bad.output or "--from" in bad.output
+
+
+def test_query_as_text_and_an_unknown_tenant(
+    system: System, settings: Settings, create_tenant: Any
+) -> None:
+    tenant = create_tenant()
+    catch_up(system)
+    seed_audit_rows(system.projector_conninfo, tenant.id, [datetime(2001, 3, 1, tzinfo=UTC)])
+    args = ("query", "--from", "2001-01-01", "--to", "2001-12-01")
+    result = _run(settings, *args, "--tenant", str(tenant.id))
+    assert result.exit_code == 0, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("2001-03-01T00:00:00+00:00")
+    unknown = _run(settings, *args, "--tenant", "no-such-tenant")
+    assert unknown.exit_code == 1
+    assert "no tenant with slug or id 'no-such-tenant'" in unknown.output
+
+
+def test_verify_all_lists_every_chain_and_names_each_problem(
+    system: System, settings: Settings, create_tenant: Any, pg_admin_url: str
+) -> None:
+    tenant = create_tenant()
+    seed_audit_rows(system.projector_conninfo, tenant.id, [datetime(2000, 1, 1, tzinfo=UTC)] * 2)
+    catch_up(system)
+    every = _run(settings, "verify", "--all")
+    assert f"{tenant.id}: chain intact: 3 rows" in every.output, every.output
+    assert "verified " in every.output
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE tenant_audit_log SET actor_id = 'mallory' "
+            "WHERE tenant_id = %s AND chain_seq = 3",
+            [tenant.id],
+        )
+    broken = _run(settings, "verify", "--tenant", tenant.tenant_slug)
+    assert broken.exit_code == 1
+    assert f"{tenant.id}: chain BROKEN" in broken.output
+    assert '"kind": "altered"' in broken.output
+
+
+def test_replay_refuses_a_start_that_is_neither_a_position_nor_a_time(
+    settings: Settings,
+) -> None:
+    result = _run(settings, "replay", "--tenant", "any", "--from", "soon")
+    assert result.exit_code == 2
+    assert "--from: a chain position or an ISO 8601 time" in result.output
+
+
+def test_purge_runs_one_retention_pass_for_one_tenant(
+    system: System, settings: Settings, create_tenant: Any
+) -> None:
+    tenant = create_tenant()
+    old = [datetime(2000, 6, 1, tzinfo=UTC), datetime(2000, 6, 2, tzinfo=UTC)]
+    seed_audit_rows(system.projector_conninfo, tenant.id, old)  # seq 1 and 2
+    catch_up(system)  # the tenant's creation: seq 3
+    result = _run(settings, "purge", "--tenant", tenant.tenant_slug)
+    assert result.exit_code == 0, result.output
+    [line, summary] = result.output.splitlines()
+    assert summary == "purged 1 tenant(s)"
+    purged = json.loads(line)
+    assert purged["tenant_id"] == str(tenant.id)
+    assert purged["purged_through_seq"] == 2, purged  # the two rows older than the retention

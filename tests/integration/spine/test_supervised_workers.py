@@ -40,6 +40,16 @@ def test_an_unknown_worker_name_is_refused_before_anything_starts(own_system: Sy
     with pytest.raises(UnknownWorker, match="kafka_relay"):
         own_system.start_workers(["kafka_relay"])  # streaming is off here
     assert own_system.supervisor is None
+    with pytest.raises(KeyError, match=r"unknown projection .nope.; known: .*tenants"):
+        own_system.runner("nope")
+
+
+def test_the_workers_start_once(own_system: System) -> None:
+    own_system.start_workers([AUDIT_PARTITIONS])
+    first = own_system.supervisor
+    with pytest.raises(RuntimeError, match="the workers have been started already"):
+        own_system.start_workers([AUDIT_PARTITIONS])
+    assert own_system.supervisor is first
 
 
 def test_a_failing_worker_makes_the_service_not_ready_and_shows_in_metrics(

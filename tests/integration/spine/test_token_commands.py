@@ -12,8 +12,10 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from click.testing import CliRunner
 
 from api.bootstrap import System
+from api.cli.main import cli
 from commands.context import CommandContext, Principal
 from commands.tokens import AUDIENCE, ISSUER, IssueToken, TokenCommands
 from domain.errors import (
@@ -237,3 +239,15 @@ def test_the_bounds_of_subject_and_lifetime_are_accepted(
     )
     claims = verify(issued.token)
     assert (claims.sub, claims.expires_at - claims.issued_at) == (sub, ttl)
+
+
+def test_acgs_token_issue_says_why_the_command_refused_and_prints_no_token(
+    settings: Any,
+) -> None:
+    env = {"ACGS_DATABASE_URL": str(settings.database_url), "ACGS_DATA_DIR": str(settings.data_dir)}
+    refused = CliRunner().invoke(
+        cli, ["token", "issue", "--platform", "--role", "MONITOR", "--sub", "x" * 256], env=env
+    )
+    assert refused.exit_code == 1
+    assert refused.stdout == ""
+    assert refused.stderr == "Error: sub: must be 1 to 255 characters\n"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from api.console.session import MAX_COOKIE, ConsoleSession
 
 
@@ -42,3 +45,13 @@ def test_a_tampered_or_oversized_cookie_is_no_session() -> None:
         "x" * (MAX_COOKIE + 1),
     ):
         assert ConsoleSession.decode(value) is None
+
+
+def test_a_cookie_whose_tokens_are_not_text_is_no_session() -> None:
+    seed = ConsoleSession.fresh().seed
+    for body in ({"s": seed, "a": 7, "r": None}, {"s": seed, "a": None, "r": ["r"]}):
+        value = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+        assert ConsoleSession.decode(value) is None
+    fine = {"s": seed, "a": "a", "r": None}
+    value = base64.urlsafe_b64encode(json.dumps(fine).encode()).decode().rstrip("=")
+    assert ConsoleSession.decode(value) == ConsoleSession(seed, "a", None)

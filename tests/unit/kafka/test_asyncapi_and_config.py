@@ -83,3 +83,8 @@ def test_dead_letter_topics_follow_their_topic() -> None:
     topics = Topics.with_prefix("x-")
     assert topics.dlq(topics.audit_trail) == "x-audit-trail.dlq"
     assert Path(ASYNCAPI_PATH).name == "asyncapi.json"
+
+
+def test_streaming_needs_a_bootstrap_server() -> None:
+    with pytest.raises(SettingsError, match="ACGS_KAFKA_BOOTSTRAP_SERVERS is not set"):
+        kafka_config(Settings.from_env({}))
