@@ -162,3 +162,44 @@ def test_saml_metadata_url_down_or_missing(idp: str) -> None:
     assert down.failure is ProbeFailure.UNREACHABLE
     missing = check_idp(_saml(idp_metadata_url=f"{idp}/saml/nothing"))
     assert missing.failure is ProbeFailure.QUERY_FAILED
+
+
+# The checks below need no server: the IdP's facts are in the configuration itself.
+
+NOT_BASE64 = "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----"
+NOT_DER = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
+
+
+def _certificates() -> tuple[str, str]:
+    """A certificate valid now and one that expired yesterday (PEM)."""
+    ca, ca_key = make_ca()
+    now = datetime.now(UTC)
+    expired = issue_server_cert(
+        ca, ca_key, not_before=now - timedelta(days=30), not_after=now - timedelta(days=1)
+    )
+    return issue_server_cert(ca, ca_key).cert_pem, expired.cert_pem
+
+
+def test_saml_signing_certificates_without_metadata_need_one_valid_now() -> None:
+    valid, expired = _certificates()
+    config = {"idp_entity_id": "urn:idp", "idp_sso_url": "https://idp.test/sso"}
+    ok = check_idp({**config, "idp_signing_certificates": [NOT_BASE64, valid]})
+    assert (ok.failure, ok.authentication_successful, ok.message) == (None, True, "ok")
+    for unusable in ([expired], ["not a certificate"], [NOT_BASE64], [NOT_DER], []):
+        refused = check_idp({**config, "idp_signing_certificates": unusable})
+        assert refused.failure is ProbeFailure.AUTH_FAILED, unusable
+        assert not refused.authentication_successful
+        assert refused.message == "no configured signing certificate is valid now"
+
+
+def test_saml_inline_metadata_counts_only_its_signing_certificates() -> None:
+    valid, _ = _certificates()
+    signing = _metadata("urn:idp", valid)
+    encryption_only = signing.replace('use="signing"', 'use="encryption"')
+    refused = check_idp({"idp_metadata_xml": encryption_only})
+    assert refused.failure is ProbeFailure.AUTH_FAILED
+    assert refused.message == "no signing certificate of the IdP is valid now"
+    der = signing.split("<ds:X509Certificate>")[1].split("</ds:X509Certificate>")[0]
+    broken = signing.replace(der, "abc")  # not base64: skipped, not fatal
+    assert check_idp({"idp_metadata_xml": broken}).failure is ProbeFailure.AUTH_FAILED
+    assert check_idp({"idp_metadata_xml": signing, "idp_entity_id": "urn:idp"}).failure is None

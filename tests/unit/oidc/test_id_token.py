@@ -195,3 +195,16 @@ def test_private_and_symmetric_keys_in_a_jwks_are_ignored() -> None:
     cache = JwksCache("x", fetch=fetch)
     assert cache.key("k1") is None
     assert cache.key("s") is None
+
+
+@pytest.mark.parametrize("token", ["x.y.z", "e30.e30.", "bm90LWpzb24.e30.c2ln"])
+def test_three_parts_that_are_no_jws_are_malformed(token: str) -> None:
+    jwks = Jwks(KEY)
+    assert _reason(token, jwks=jwks) == "malformed"
+    assert jwks.fetches == 0  # refused before any key is looked up
+
+
+def test_a_provider_whose_keys_cannot_be_fetched_is_named() -> None:
+    jwks = Jwks(KEY)
+    jwks.failing = True
+    assert _reason(_token(_claims()), jwks=jwks) == "jwks_unavailable"
