@@ -9,14 +9,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
-from uuid import uuid4
+from types import SimpleNamespace
+from typing import Any, cast
+from uuid import UUID, uuid4
 
 import pytest
 from ldap3 import Connection, Server
 from ldap3.core.exceptions import LDAPCommunicationError
 
-from domain.errors import DependencyUnavailable
+from api.bootstrap import System
+from api.identity import DirectoryRegistry
+from domain.errors import DependencyUnavailable, NotFound
 from domain.identity import InvalidCredentials, normalise_dn
 from domain.integration.schemas import LDAP
 from infra.circuit_breaker import BreakerState, CircuitBreakers
@@ -48,8 +51,9 @@ def _close_pools() -> Iterator[None]:
         _OPENED.pop().close()
 
 
-def _sign_in(slapd: Slapd, breakers: CircuitBreakers | None = None, **overrides: Any) -> LdapSignIn:
-    config = LDAP.validate(
+def _config(slapd: Slapd, **overrides: Any) -> dict[str, Any]:
+    """An LDAP integration's configuration on the fixture's slapd."""
+    return LDAP.validate(
         {
             "server_url": slapd.ldaps_url,
             "base_dn": slapd.base_dn,
@@ -62,6 +66,10 @@ def _sign_in(slapd: Slapd, breakers: CircuitBreakers | None = None, **overrides:
         },
         production=True,
     )
+
+
+def _sign_in(slapd: Slapd, breakers: CircuitBreakers | None = None, **overrides: Any) -> LdapSignIn:
+    config = _config(slapd, **overrides)
     directory = LdapSignIn(
         uuid4(),
         DirectorySettings.from_config(config),
@@ -325,3 +333,32 @@ def test_single_and_missing_attribute_values_read_as_lists() -> None:
     assert _all("cn=auditors") == ["cn=auditors"]
     assert _all(["a", "b"]) == ["a", "b"]
     assert _all(None) == []
+
+
+def test_the_registry_closes_the_pools_it_keeps(slapd: Slapd) -> None:
+    tenant_id, integration_id = uuid4(), uuid4()
+    stored = SimpleNamespace(
+        id=integration_id, integration_type=SimpleNamespace(value="ldap"), enabled=True,
+        version=1, clear_config=lambda _sealer: _config(slapd),
+    )  # fmt: skip
+
+    class Integrations:
+        sealer = None
+
+        def load(self, tenant: UUID, integration: UUID) -> Any:
+            if (tenant, integration) != (tenant_id, integration_id):
+                raise NotFound("no such integration")
+            return stored
+
+    system = cast(
+        "System", SimpleNamespace(integrations=Integrations(), breakers=CircuitBreakers())
+    )
+    registry = DirectoryRegistry(system)
+    assert registry.directory(uuid4(), integration_id) is None  # another tenant's
+    directory = registry.directory(tenant_id, integration_id)
+    assert directory is not None
+    assert directory.authenticate("bob", "bob-password").username == "bob"
+    pool = cast("LdapSignIn", directory)
+    assert pool.open_connections == 1
+    registry.close()
+    assert pool.open_connections == 0

@@ -40,7 +40,6 @@ def test_a_tenant_without_an_ldap_integration_has_no_directory(system: System) -
     now[0] = 61.0
     assert registry.directory(tenant_id, None) is None
     assert registry._first[tenant_id] == (61.0, None)  # past the interval: looked up again
-    registry.close()
 
 
 async def test_a_rotation_of_a_session_whose_tenant_is_gone_brings_no_tenant(
