@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from pathlib import Path
@@ -264,6 +266,18 @@ def test_a_token_of_another_algorithm_is_rejected(ring: KeyRing) -> None:
     token = jwt.encode({"alg": "RS512", "kid": kid}, _claims(), same, algorithms=["RS512"])
     with pytest.raises(TokenRejectedError, match="unsupported algorithm"):
         _verifier(ring).verify(token)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "HS256", "RS512", "ES256"])
+def test_a_token_naming_any_other_algorithm_is_refused_before_its_key_is_looked_up(
+    ring: KeyRing, alg: str
+) -> None:
+    kid = ring.signing_key()[0]
+    head = base64.urlsafe_b64encode(json.dumps({"alg": alg, "kid": kid}).encode()).rstrip(b"=")
+    body = base64.urlsafe_b64encode(json.dumps(_claims()).encode()).rstrip(b"=")
+    with pytest.raises(TokenRejectedError) as refused:
+        _verifier(ring).verify(f"{head.decode()}.{body.decode()}.c2ln")
+    assert refused.value.reason == "unsupported algorithm", refused.value.reason
 
 
 def test_without_memory_every_token_is_verified_in_full(ring: KeyRing) -> None:
