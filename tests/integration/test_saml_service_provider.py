@@ -178,6 +178,23 @@ def test_metadata_with_two_signing_certificates_accepts_either(
     assert rotated.validate(_answer(saml_idp), REQUEST).name_id == "p-alice"
 
 
+@pytest.mark.parametrize("name_id", [None, ""])
+def test_a_signed_assertion_without_a_name_id_is_refused_not_an_error(
+    saml_idp: SamlIdp, sp: ServiceProvider, name_id: str | None
+) -> None:
+    def nameless(assertion: etree._Element) -> None:
+        subject = assertion.find("saml:Subject", NS)
+        assert subject is not None
+        found = subject.find("saml:NameID", NS)
+        assert found is not None
+        if name_id is None:
+            subject.remove(found)
+        else:
+            found.text = name_id
+
+    assert _reason(sp, _answer(saml_idp, nameless)) == "name_id_missing"
+
+
 def test_an_idp_configured_without_metadata(saml_idp: SamlIdp, sp_keys: KeyPair) -> None:
     config = {
         "idp_entity_id": saml_idp.entity_id,
