@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import UUID, uuid4
 
 import psycopg
@@ -202,7 +204,8 @@ async def test_a_clash_that_is_no_saml_replay_is_not_reported_as_one(
 ) -> None:
     store = SessionStore(database)
     tenant_id = uuid4()
-    monkeypatch.setattr("infra.postgres.sessions.secrets.token_hex", lambda _n: "same-sid")
+    fixed = SimpleNamespace(token_hex=lambda _n: "same-sid", token_urlsafe=secrets.token_urlsafe)
+    monkeypatch.setattr("infra.postgres.sessions.secrets", fixed)  # this module's session ids
     first, _ = await _open(store, tenant_id=tenant_id)
     with pytest.raises(psycopg.errors.UniqueViolation) as clash:
         await _open(store, tenant_id=tenant_id)  # the same session id again
