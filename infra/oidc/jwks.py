@@ -46,7 +46,6 @@ class JwksCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, PublicKey] = {}
-        self._unnamed: list[PublicKey] = []
         self._fetched_at: float | None = None
         self.fetches = 0
 
@@ -70,7 +69,7 @@ class JwksCache:
     def _find(self, kid: str | None) -> PublicKey | None:
         if kid is not None:
             return self._keys.get(kid)
-        candidates = [*self._keys.values(), *self._unnamed]
+        candidates = list(self._keys.values())
         return candidates[0] if len(candidates) == 1 else None
 
     def _load(self) -> None:
@@ -84,15 +83,11 @@ class JwksCache:
         ) as exc:  # fmt: skip
             raise JwksUnavailable(type(exc).__name__) from None
         keys: dict[str, PublicKey] = {}
-        unnamed: list[PublicKey] = []
         for key in key_set.keys:
             if not isinstance(key, RSAKey | ECKey | OKPKey):
                 continue  # symmetric keys never verify an ID token here
-            if key.kid:
-                keys[key.kid] = key
-            else:
-                unnamed.append(key)
-        self._keys, self._unnamed = keys, unnamed
+            keys[str(key.kid)] = key  # a KeySet names a key without a kid by its thumbprint
+        self._keys = keys
 
 
 def _usable(jwk: Any) -> bool:

@@ -214,18 +214,6 @@ class SessionStore:
             return None
         return _session(row)
 
-    async def _issue(
-        self,
-        conn: AsyncConnection[DictRow],
-        tenant_id: UUID,
-        sid: str,
-        now: datetime,
-        expires: datetime,
-    ) -> str:
-        token = _new_refresh_token(tenant_id)
-        await conn.execute(_INSERT_REFRESH, [_hash(token), tenant_id, sid, now, expires])
-        return token
-
     async def _revoke(
         self, conn: AsyncConnection[DictRow], sid: str, reason: str, access_keep_seconds: int
     ) -> bool:

@@ -32,7 +32,7 @@ import httpx
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
-from onelogin.saml2.errors import OneLogin_Saml2_Error
+from onelogin.saml2.errors import OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.response import OneLogin_Saml2_Response
@@ -205,10 +205,15 @@ class ServiceProvider:
         document = response.decrypted_document if response.encrypted else response.document
         self._check_binding(document, request_id)
         not_on_or_after = self._check_times(document)
+        try:  # a signed assertion may still lack a usable NameID: refused, never an error
+            name_id = str(response.get_nameid())
+            name_id_format = response.get_nameid_format()
+        except OneLogin_Saml2_ValidationError as exc:
+            raise SamlRejected(_reason(str(exc)), str(exc)[:200]) from None
         return SamlAssertion(
             issuer=self.idp_entity_id,
-            name_id=str(response.get_nameid()),
-            name_id_format=response.get_nameid_format(),
+            name_id=name_id,
+            name_id_format=name_id_format,
             session_index=response.get_session_index(),
             attributes={k: [str(v) for v in vs] for k, vs in response.get_attributes().items()},
             assertion_id=str(response.get_assertion_id()),
@@ -224,6 +229,7 @@ class ServiceProvider:
             "saml:Assertion/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData",
             NS,
         )
+        # python3-saml has refused a response without a bearer SubjectConfirmationData already
         for data in confirmations:
             if data.get("Recipient") != self.urls.acs:
                 raise SamlRejected("wrong_recipient", str(data.get("Recipient"))[:200])
@@ -231,8 +237,6 @@ class ServiceProvider:
                 raise SamlRejected(
                     "in_response_to_mismatch", "the assertion answers another request"
                 )
-        if not confirmations:
-            raise SamlRejected("no_subject_confirmation")
         if request_id is not None and document.get("InResponseTo") != request_id:
             raise SamlRejected("in_response_to_mismatch")
 
@@ -333,6 +337,8 @@ _REASONS = (
     ("Unexpected number of", "signature_wrapping"),
     ("decrypt", "decryption_failed"),
     ("status", "idp_status"),
+    ("NameID not found", "name_id_missing"),
+    ("empty NameID", "name_id_missing"),
 )
 
 

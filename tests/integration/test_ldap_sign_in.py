@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
-from uuid import uuid4
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any, cast
+from uuid import UUID, uuid4
 
 import pytest
+from ldap3 import Connection, Server
+from ldap3.core.exceptions import LDAPCommunicationError
 
-from domain.errors import DependencyUnavailable
+from api.bootstrap import System
+from api.identity import DirectoryRegistry
+from domain.errors import DependencyUnavailable, NotFound
 from domain.identity import InvalidCredentials, normalise_dn
 from domain.integration.schemas import LDAP
 from infra.circuit_breaker import BreakerState, CircuitBreakers
 from infra.ldap.directory import DirectorySettings
-from infra.ldap.sign_in import LdapSignIn
+from infra.ldap.sign_in import LdapSignIn, _all, _raise_if_disconnected
 from tests.peers.http import free_port
 from tests.peers.slapd import BASE_DN, Slapd
 
@@ -45,8 +51,9 @@ def _close_pools() -> Iterator[None]:
         _OPENED.pop().close()
 
 
-def _sign_in(slapd: Slapd, breakers: CircuitBreakers | None = None, **overrides: Any) -> LdapSignIn:
-    config = LDAP.validate(
+def _config(slapd: Slapd, **overrides: Any) -> dict[str, Any]:
+    """An LDAP integration's configuration on the fixture's slapd."""
+    return LDAP.validate(
         {
             "server_url": slapd.ldaps_url,
             "base_dn": slapd.base_dn,
@@ -59,6 +66,10 @@ def _sign_in(slapd: Slapd, breakers: CircuitBreakers | None = None, **overrides:
         },
         production=True,
     )
+
+
+def _sign_in(slapd: Slapd, breakers: CircuitBreakers | None = None, **overrides: Any) -> LdapSignIn:
+    config = _config(slapd, **overrides)
     directory = LdapSignIn(
         uuid4(),
         DirectorySettings.from_config(config),
@@ -272,3 +283,82 @@ def test_an_empty_group_filter_reads_memberof_in_one_search(
     assert bob.groups == {_dn("cn=auditors,ou=groups")}  # developers is a posixGroup
     assert sent == ["(objectClass=*)"]
     assert directory.lookup(f"uid=gone,ou=people,{BASE_DN}") is None
+
+
+def test_a_service_account_the_directory_refuses_is_an_outage_not_a_bad_password(
+    slapd: Slapd,
+) -> None:
+    directory = _sign_in(slapd, bind_password="not-the-service-password")
+    with pytest.raises(DependencyUnavailable, match="refused the service account's credentials"):
+        directory.authenticate("alice", "alice-password")
+    assert directory.open_connections == 0  # the connection is closed, not pooled
+
+
+def test_a_pool_that_stays_busy_is_reported_unreachable(slapd: Slapd) -> None:
+    directory = _sign_in(slapd)
+    directory.settings = replace(directory.settings, pool_size=1, timeout_seconds=0.05)
+    held = directory._acquire()  # the only connection, busy elsewhere
+    try:
+        with pytest.raises(DependencyUnavailable, match="cannot be reached"):
+            directory.authenticate("bob", "bob-password")
+        assert directory.open_connections == 1
+    finally:
+        directory._idle.put(held)
+    assert directory.authenticate("bob", "bob-password").username == "bob"
+
+
+def test_a_stored_dn_the_directory_cannot_parse_finds_nobody(slapd: Slapd) -> None:
+    directory = _sign_in(slapd)
+    assert directory.lookup("not a distinguished name") is None
+    assert directory.lookup(f"uid=bob,ou=people,{BASE_DN}") is not None  # the pool still works
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced(slapd: Slapd) -> None:
+    directory = _sign_in(slapd)
+    assert directory.authenticate("bob", "bob-password").username == "bob"
+    [pooled] = list(directory._idle.queue)
+    pooled.connection.unbind()  # as when the server dropped it while it sat in the pool
+    assert directory.authenticate("bob", "bob-password").username == "bob"
+    assert directory.open_connections == 1
+    assert [p.connection for p in directory._idle.queue] != [pooled.connection]
+
+
+def test_a_closed_connection_counts_as_disconnected(slapd: Slapd) -> None:
+    connection = Connection(Server(slapd.ldaps_url))  # never opened: closed
+    with pytest.raises(LDAPCommunicationError, match="connection failed"):
+        _raise_if_disconnected(connection)
+
+
+def test_single_and_missing_attribute_values_read_as_lists() -> None:
+    assert _all("cn=auditors") == ["cn=auditors"]
+    assert _all(["a", "b"]) == ["a", "b"]
+    assert _all(None) == []
+
+
+def test_the_registry_closes_the_pools_it_keeps(slapd: Slapd) -> None:
+    tenant_id, integration_id = uuid4(), uuid4()
+    stored = SimpleNamespace(
+        id=integration_id, integration_type=SimpleNamespace(value="ldap"), enabled=True,
+        version=1, clear_config=lambda _sealer: _config(slapd),
+    )  # fmt: skip
+
+    class Integrations:
+        sealer = None
+
+        def load(self, tenant: UUID, integration: UUID) -> Any:
+            if (tenant, integration) != (tenant_id, integration_id):
+                raise NotFound("no such integration")
+            return stored
+
+    system = cast(
+        "System", SimpleNamespace(integrations=Integrations(), breakers=CircuitBreakers())
+    )
+    registry = DirectoryRegistry(system)
+    assert registry.directory(uuid4(), integration_id) is None  # another tenant's
+    directory = registry.directory(tenant_id, integration_id)
+    assert directory is not None
+    assert directory.authenticate("bob", "bob-password").username == "bob"
+    pool = cast("LdapSignIn", directory)
+    assert pool.open_connections == 1
+    registry.close()
+    assert pool.open_connections == 0

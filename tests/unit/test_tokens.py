@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from pathlib import Path
@@ -9,11 +11,13 @@ from typing import Any
 
 import pytest
 from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from commands.tokens import AUDIENCE, ISSUER
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from domain.maci import MaciRole
 from infra.tokens import KeyRing, KeyRingError, TokenIssuer, TokenRejectedError, TokenVerifier
+from infra.tokens.keys import _write_private
 
 HASH = DEFAULT_CONSTITUTIONAL_HASH
 
@@ -219,3 +223,89 @@ def test_a_remembered_token_is_checked_again_when_its_key_id_names_another_key(
     clock.now += 2
     with pytest.raises(TokenRejectedError, match="bad signature"):
         verifier.verify(token)
+
+
+def test_retiring_a_key_that_is_not_active_is_refused(ring: KeyRing) -> None:
+    kid = ring.signing_key()[0]
+    unknown = "20200101T000000000000-deadbeef"
+    with pytest.raises(KeyRingError, match=f"no active key {unknown}"):
+        ring.retire(unknown)
+    assert ring.signing_key()[0] == kid
+
+
+def test_a_ring_without_keys_cannot_sign(tmp_path: Path) -> None:
+    empty = KeyRing(tmp_path / "none", clock=Clock())
+    with pytest.raises(KeyRingError, match="no active signing key"):
+        empty.signing_key()
+    with pytest.raises(KeyRingError):
+        TokenIssuer(empty).sign(_claims())
+
+
+def test_a_key_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys", clock=Clock())
+    kid = ring.ensure()
+    vanished = "29990101T000000000000-0badf00d"  # newer: it would sign if it were readable
+    (ring.active_dir / f"{vanished}.pem").symlink_to(tmp_path / "nowhere.pem")
+    assert ring.signing_key()[0] == kid
+    assert ring.verification_key(vanished) is None
+    assert [k["kid"] for k in ring.jwks()["keys"]] == [kid]
+
+
+def test_a_key_that_cannot_be_written_leaves_no_file_behind(ring: KeyRing) -> None:
+    target = ring.active_dir / "taken.pem"
+    (target / "occupied").mkdir(parents=True)  # a non-empty directory where the key would go
+    before = sorted(p.name for p in ring.active_dir.iterdir())
+    with pytest.raises(IsADirectoryError):
+        _write_private(target, b"-----BEGIN PRIVATE KEY-----")
+    assert sorted(p.name for p in ring.active_dir.iterdir()) == before  # no .tmp- file
+
+
+def test_a_token_of_another_algorithm_is_rejected(ring: KeyRing) -> None:
+    kid, key = ring.signing_key()
+    same = RSAKey.import_key({k: v for k, v in key.as_dict(private=True).items() if k != "alg"})
+    token = jwt.encode({"alg": "RS512", "kid": kid}, _claims(), same, algorithms=["RS512"])
+    with pytest.raises(TokenRejectedError, match="unsupported algorithm"):
+        _verifier(ring).verify(token)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "HS256", "RS512", "ES256"])
+def test_a_token_naming_any_other_algorithm_is_refused_before_its_key_is_looked_up(
+    ring: KeyRing, alg: str
+) -> None:
+    kid = ring.signing_key()[0]
+    head = base64.urlsafe_b64encode(json.dumps({"alg": alg, "kid": kid}).encode()).rstrip(b"=")
+    body = base64.urlsafe_b64encode(json.dumps(_claims()).encode()).rstrip(b"=")
+    with pytest.raises(TokenRejectedError) as refused:
+        _verifier(ring).verify(f"{head.decode()}.{body.decode()}.c2ln")
+    assert refused.value.reason == "unsupported algorithm", refused.value.reason
+
+
+def test_without_memory_every_token_is_verified_in_full(ring: KeyRing) -> None:
+    verifier = _verifier(ring, remember=0)
+    token, _ = TokenIssuer(ring).sign(_claims())
+    assert verifier.verify(token).sub == "alice"
+    assert verifier._verified == {}
+
+
+def test_the_memory_of_verified_tokens_is_bounded(ring: KeyRing) -> None:
+    verifier = _verifier(ring, remember=2)
+    tokens = [TokenIssuer(ring).sign(_claims(jti=f"j{n}"))[0] for n in range(3)]
+    for token in tokens:
+        assert verifier.verify(token).sub == "alice"
+    assert list(verifier._verified) == tokens[1:]  # the oldest forgotten
+
+
+def test_an_entry_another_thread_evicted_first_does_not_stop_the_remembering(
+    ring: KeyRing,
+) -> None:
+    class Raced(dict[str, Any]):
+        def pop(self, key: str, *default: Any) -> Any:
+            super().pop(key, *default)
+            raise KeyError(key)  # as when another thread popped it between our two steps
+
+    verifier = _verifier(ring, remember=1)
+    verifier._verified = Raced()
+    first, second = (TokenIssuer(ring).sign(_claims(jti=j))[0] for j in ("a", "b"))
+    verifier.verify(first)
+    assert verifier.verify(second).jti == "b"
+    assert list(verifier._verified) == [second]

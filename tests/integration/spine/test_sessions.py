@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import secrets
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from psycopg_pool import PoolClosed
 
 from api.bootstrap import System
 from domain.maci import MaciRole
@@ -186,3 +189,58 @@ async def test_a_revocation_for_reuse_survives_a_database_crash(tmp_path: Path) 
                 "SELECT revoked_reason FROM auth_sessions WHERE sid = %s", [session.sid]
             ).fetchone()
         assert row == ("refresh_token_reused",)
+
+
+async def test_a_live_session_is_read_back_and_a_revoked_one_is_gone(database: Database) -> None:
+    store = SessionStore(database)
+    session, _ = await _open(store)
+    assert await store.get(session.tenant_id, session.sid) == session
+    assert await store.get(uuid4(), session.sid) is None  # another tenant's: not visible
+    assert await store.revoke(session.tenant_id, session.sid, "logout", access_keep_seconds=900)
+    assert await store.get(session.tenant_id, session.sid) is None
+
+
+async def test_a_clash_that_is_no_saml_replay_is_not_reported_as_one(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SessionStore(database)
+    tenant_id = uuid4()
+    fixed = SimpleNamespace(token_hex=lambda _n: "same-sid", token_urlsafe=secrets.token_urlsafe)
+    monkeypatch.setattr("infra.postgres.sessions.secrets", fixed)  # this module's session ids
+    first, _ = await _open(store, tenant_id=tenant_id)
+    with pytest.raises(psycopg.errors.UniqueViolation) as clash:
+        await _open(store, tenant_id=tenant_id)  # the same session id again
+    assert clash.value.diag.constraint_name != "auth_saml_assertions_pkey"
+    async with database.tenant_session(tenant_id) as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM auth_refresh_tokens WHERE sid = %s",
+                                 [first.sid])  # fmt: skip
+        assert await cur.fetchone() == {"n": 1}  # the failed open wrote nothing
+
+
+async def test_revocations_past_their_keep_time_leave_the_list(database: Database) -> None:
+    now = [0.0]
+    revocations = RevocationList(database, clock=lambda: now[0])
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    revocations.revoked_here("sid", "old-sid", past)
+    revocations.revoked_here("sid", "new-sid", datetime.now(UTC) + timedelta(hours=1))
+    assert await revocations.is_revoked("new-sid", "j") is True  # the first poll
+    assert await revocations.is_revoked("old-sid", "j") is False  # kept no longer
+
+
+async def test_an_early_poll_that_fails_leaves_the_answer_to_the_list(system: System) -> None:
+    now = [0.0]
+    database = Database(system.app_conninfo, pool_size=1)
+    await database.open()
+    revocations = RevocationList(database, clock=lambda: now[0])  # poll_seconds 0.25
+    revocations.revoked_here("sid", "gone", datetime.now(UTC) + timedelta(hours=1))
+    assert await revocations.is_revoked("gone", "j") is True
+    await database.close()  # the database is away from now on
+    now[0] = 0.2  # older than half the interval: a poll in the background, which fails
+    assert await revocations.is_revoked("gone", "j") is True
+    refresh = revocations._refresh
+    assert refresh is not None
+    await refresh  # its failure is kept off the request path
+    assert revocations._refresh is None
+    now[0] = 10.0  # older than the interval: this request polls itself and reports it
+    with pytest.raises(PoolClosed):
+        await revocations.is_revoked("gone", "j")

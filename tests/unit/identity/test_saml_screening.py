@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.saml import SamlAssertion, SamlRejected, profile_of
-from infra.saml.screening import MAX_RESPONSE_CHARS, screen
+from infra.saml.schemas import validate_xml
+from infra.saml.screening import MAX_RESPONSE_CHARS, parse_checked, screen
 
 RESPONSE = (
     '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
@@ -87,6 +88,32 @@ def test_the_facts_that_choose_the_validation_are_read() -> None:
 )
 def test_refusals(message: str, reason: str) -> None:
     assert _reason(message) == reason
+
+
+def test_a_document_checked_before_use_is_refused_for_what_it_holds() -> None:
+    """`parse_checked` (IdP metadata, logout messages): the refusals of a response, raised."""
+    fine = RESPONSE.format(body=ASSERTION.format(inner=""))
+    assert parse_checked(fine.encode()).get("ID") == "_r"
+    with pytest.raises(SamlRejected) as refused:
+        parse_checked(RESPONSE.format(body="<!-- a comment -->").encode())
+    assert refused.value.reason == "comment_in_message"
+    with pytest.raises(SamlRejected) as refused:
+        parse_checked(b"<!DOCTYPE r><r/>")
+    assert refused.value.reason == "dtd_forbidden"
+
+
+def test_schema_validation_gives_the_document_or_the_library_s_codes() -> None:
+    protocol = "saml-schema-protocol-2.0.xsd"
+    valid = RESPONSE.format(
+        body="<samlp:Status><samlp:StatusCode Value="
+        '"urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>'
+    )
+    valid = valid.replace('Version="2.0"', 'Version="2.0" IssueInstant="2026-01-01T00:00:00Z"')
+    document = validate_xml(valid, protocol)
+    assert document.get("ID") == "_r"
+    assert validate_xml(RESPONSE.format(body=""), protocol) == "invalid_xml"  # no Status
+    assert validate_xml("<unclosed>", protocol) == "unloaded_xml"
+    assert validate_xml(valid, protocol).get("ID") == "_r"  # the cached schema
 
 
 def test_a_billion_laughs_is_refused_at_once() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from commands.saml_sign_in import Client, SamlSignIn, _digest, binding_cookie
 from commands.sign_in import AssertionRejected, SignIn
+from domain.errors import NotFound
 from domain.saml import IdpLogout, SamlAssertion, SamlRejected, SamlSessionRef, Screened
 from domain.sessions import PendingSignIn
 from domain.tenancy import SYSTEM_TENANT_ID
@@ -239,3 +240,29 @@ async def test_an_answer_posted_from_another_browser_is_refused(
         await saml.consume(request_id, None, "https://acgs.test", WHO, cookies)
     assert _outcomes(app) == [(TENANT, "browser_mismatch")]
     assert ports.sp.validated == []
+
+
+async def test_logout_through_another_tenants_integration_is_not_found(world: Any) -> None:
+    saml, ports, requests, app = world
+    ports.sign_in.revoke = None  # revoking anything here would fail the test
+    with pytest.raises(NotFound):
+        await saml.logout(IDP, uuid4(), "sid-1", "p-alice", "https://acgs.test", WHO)
+    assert app.entries == []  # nothing ended, nothing audited
+    assert requests.pending == {}
+
+
+async def test_logout_of_a_session_the_idp_never_indexed_ends_it_here_only(world: Any) -> None:
+    saml, ports, requests, app = world
+    revoked: list[tuple[str, str]] = []
+
+    async def revoke(tenant_id: UUID, sid: str, reason: str) -> bool:
+        revoked.append((sid, reason))
+        return True
+
+    ports.sign_in.revoke = revoke
+    ended, url = await saml.logout(IDP, TENANT, "sid-1", "p-alice", "https://acgs.test", WHO)
+    assert (ended, url) == (True, None)
+    assert revoked == [("sid-1", "logout")]
+    assert requests.pending == {}  # no LogoutRequest is prepared for the IdP
+    [entry] = app.entries
+    assert (entry.action, entry.details["sid"]) == ("logout", "sid-1")

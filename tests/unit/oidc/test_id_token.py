@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -195,3 +196,69 @@ def test_private_and_symmetric_keys_in_a_jwks_are_ignored() -> None:
     cache = JwksCache("x", fetch=fetch)
     assert cache.key("k1") is None
     assert cache.key("s") is None
+
+
+@pytest.mark.parametrize("token", ["x.y.z", "e30.e30.", "bm90LWpzb24.e30.c2ln"])
+def test_three_parts_that_are_no_jws_are_malformed(token: str) -> None:
+    jwks = Jwks(KEY)
+    assert _reason(token, jwks=jwks) == "malformed"
+    assert jwks.fetches == 0  # refused before any key is looked up
+
+
+def test_a_provider_whose_keys_cannot_be_fetched_is_named() -> None:
+    jwks = Jwks(KEY)
+    jwks.failing = True
+    assert _reason(_token(_claims()), jwks=jwks) == "jwks_unavailable"
+
+
+def test_a_token_naming_no_key_uses_the_only_key_and_none_of_several() -> None:
+    published = [_key("unnamed").as_dict(private=False)]
+    del published[0]["kid"]  # a provider with one key may leave its id out
+
+    def fetch(uri: str, timeout: float) -> dict[str, Any]:
+        del uri, timeout
+        return {"keys": published}
+
+    assert JwksCache("x", fetch=fetch).key(None) is not None  # the only key
+    published.append(KEY.as_dict(private=False))
+    crowded = JwksCache("x", fetch=fetch)
+    assert crowded.key(None) is None  # which of two? neither
+    assert crowded.key("k1") is not None
+
+
+def test_callers_waiting_on_one_fetch_share_it() -> None:
+    """Two threads ask for a key id not yet known: one fetches, the other waits for it and
+    finds the key without a second fetch (the interval would refuse one)."""
+    second_waiting = threading.Event()
+
+    class Lock:
+        def __init__(self) -> None:
+            self.inner = threading.Lock()
+            self.entered = 0
+
+        def __enter__(self) -> None:
+            self.entered += 1
+            if self.entered == 2:
+                second_waiting.set()
+            self.inner.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.release()
+
+    plain = Jwks(KEY)
+
+    def slow(uri: str, timeout: float) -> dict[str, Any]:
+        assert second_waiting.wait(5), "the second caller never came"
+        return plain(uri, timeout)
+
+    cache = JwksCache("x", fetch=slow, min_refresh_seconds=60)
+    cache._lock = Lock()  # type: ignore[assignment]
+    found: list[object] = []
+    threads = [threading.Thread(target=lambda: found.append(cache.key("k1"))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(found) == 2
+    assert all(key is not None for key in found)
+    assert plain.fetches == 1
