@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
-from api.http.edge import Edge
+from api.http.edge import Edge, _identify
+from commands.context import Principal
 from commands.tokens import AUDIENCE, ISSUER
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH as HASH
+from domain.maci import MaciRole
+from infra import tracing
 from infra.postgres.database import Database
 from infra.postgres.sessions import RevocationList
 from infra.tokens import KeyRing, TokenIssuer, TokenVerifier
@@ -122,3 +125,24 @@ async def test_any_other_failure_is_left_to_the_server_and_counted_as_a_500(
         await _call(edge, _scope("/v1/auth/ldap/login"))  # a public path: no token needed
     assert len(app.scopes) == 1
     assert api.metrics.observed == [("/v1/auth/ldap/login", "GET", 500)]
+
+
+class Span:
+    def __init__(self) -> None:
+        self.attributes: dict[str, Any] = {}
+
+    def set_attribute(self, name: str, value: Any) -> None:
+        self.attributes[name] = value
+
+
+@pytest.mark.parametrize("roles", [(MaciRole.AUDITOR, MaciRole.EXECUTIVE), ()])
+def test_a_request_span_names_the_principal_and_its_role_only_when_it_has_one(
+    roles: tuple[MaciRole, ...],
+) -> None:
+    span = Span()
+    tenant = uuid.uuid4()
+    _identify(span, Principal("u-1", tenant, roles), HASH)
+    expected = {tracing.TENANT: str(tenant), tracing.USER: "u-1", tracing.HASH: HASH}
+    if roles:
+        expected[tracing.ROLE] = "EXECUTIVE"  # the highest-ranked of the roles
+    assert span.attributes == expected
