@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from joserfc.errors import JoseError
@@ -82,12 +82,9 @@ class JwksCache:
             httpx.HTTPError, JoseError, ValueError, TypeError, KeyError, AttributeError,
         ) as exc:  # fmt: skip
             raise JwksUnavailable(type(exc).__name__) from None
-        keys: dict[str, PublicKey] = {}
-        for key in key_set.keys:
-            if not isinstance(key, RSAKey | ECKey | OKPKey):
-                continue  # symmetric keys never verify an ID token here
-            keys[str(key.kid)] = key  # a KeySet names a key without a kid by its thumbprint
-        self._keys = keys
+        # `_usable` let only RSA, EC and OKP keys in (a symmetric key never verifies an ID token
+        # here); a KeySet names a key without a kid by its thumbprint.
+        self._keys = {str(key.kid): cast("PublicKey", key) for key in key_set.keys}
 
 
 def _usable(jwk: Any) -> bool:
