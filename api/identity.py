@@ -200,12 +200,15 @@ def _entry(tenant_id: UUID, status: str, settings: SignInSettings) -> TenantEntr
 
 
 def build_sign_in(
-    system: System, database: Database, signer: TokenSigner, revocations: RevocationList
+    system: System,
+    database: Database,
+    signer: TokenSigner,
+    revocations: RevocationList,
+    directories: DirectoryRegistry,
 ) -> SignIn:
+    """The sign-in service; `directories` is the caller's to close."""
     roles = system.role_cache or RoleMappingCache(database)
-    ports = SystemSignInPorts(
-        database, DirectoryRegistry(system), roles, SessionStore(database), revocations
-    )
+    ports = SystemSignInPorts(database, directories, roles, SessionStore(database), revocations)
     path = system.settings.break_glass_file
     accounts = BreakGlassAccounts.from_file(path) if path is not None else None
     return SignIn(

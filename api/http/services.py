@@ -14,7 +14,7 @@ from api.http.quotas import ConcurrencyLimiter, RateLimiter
 from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
 from api.http.quotas.redis import RedisConcurrencyLimiter, RedisRateLimiter, redis_client
 from api.http.quotas.storage import StorageMeter
-from api.identity import build_sign_in
+from api.identity import DirectoryRegistry, build_sign_in
 from api.oidc import build_oidc_sign_in
 from api.saml import build_saml
 from api.settings import Settings
@@ -43,14 +43,17 @@ class ApiServices:
     idempotency: Idempotency
     metrics: ApiMetrics
     sign_in: SignIn
+    directories: DirectoryRegistry  # the warm LDAP connections sign-in uses
     revocations: RevocationList
     saml: SamlSignIn
     oidc: OidcSignIn
 
     async def close(self) -> None:
-        """Release what the HTTP services hold beyond the system (the quota store's client)."""
+        """Release what the HTTP services hold beyond the system (the quota store's client, the
+        directories' connections)."""
         if self.shared_quotas is not None:
             await self.shared_quotas.close()
+        self.directories.close()
 
     @property
     def shared_quotas(self) -> RedisRateLimiter | None:
@@ -78,7 +81,10 @@ class ApiServices:
         )
         metrics.registry.register(DecisionCollector(system))
         revocations = RevocationList(system.database)
-        sign_in = build_sign_in(system, system.database, TokenIssuer(keys), revocations)
+        directories = DirectoryRegistry(system)
+        sign_in = build_sign_in(
+            system, system.database, TokenIssuer(keys), revocations, directories
+        )
         rate_limiter, concurrency = _limiters(settings)
         return cls(
             system=system,
@@ -92,6 +98,7 @@ class ApiServices:
             idempotency=Idempotency(system.database),
             metrics=metrics,
             sign_in=sign_in,
+            directories=directories,
             revocations=revocations,
             saml=build_saml(system, system.database, sign_in),
             oidc=build_oidc_sign_in(system, system.database, sign_in),
