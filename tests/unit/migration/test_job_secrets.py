@@ -28,9 +28,10 @@ def test_secrets_are_sealed_masked_where_shown_and_opened_for_the_worker(
     sealer: EnvelopeSealer,
 ) -> None:
     tenant = uuid4()
-    parameters = {"conninfo": "postgresql://u:pw@db/x", "token": "t0k", "table": "legacy"}
+    conninfo = "postgresql://u:pw!hunter2@db/x"  # '!' and '@' never appear in a sealed value
+    parameters = {"conninfo": conninfo, "token": "t0k!", "table": "legacy"}
     # the request named the connection string; the token is one the kind derived itself
-    request = {"conninfo": "postgresql://u:pw@db/x", "table": "legacy"}
+    request = {"conninfo": conninfo, "table": "legacy"}
 
     kept, shown = job_secrets.seal(sealer, tenant, KIND, parameters, request)
 
@@ -38,7 +39,8 @@ def test_secrets_are_sealed_masked_where_shown_and_opened_for_the_worker(
     assert is_sealed(kept["conninfo"])
     assert is_sealed(kept["token"])
     assert kept["table"] == "legacy"
-    assert "pw" not in str(kept)
+    assert "pw!hunter2" not in str(kept)
+    assert "t0k!" not in str(kept)
     assert job_secrets.opened(sealer, tenant, KIND, kept) == parameters
     assert job_secrets.opened(sealer, uuid4(), KIND, {**kept, job_secrets.KEY_ID: 7}) == {
         k: v for k, v in kept.items() if k != job_secrets.KEY_ID
