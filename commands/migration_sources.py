@@ -156,8 +156,7 @@ class JobSources:
                     if not member.isfile():
                         raise _bad_member(member.name, "is not a regular file (a link or device)")
                     extracted = tarred.extractfile(member)
-                    if extracted is None:
-                        continue
+                    assert extracted is not None  # a regular member always has a file object
                     out = target / relative
                     out.parent.mkdir(parents=True, exist_ok=True)
                     with extracted, out.open("wb") as sink:

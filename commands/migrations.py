@@ -88,22 +88,18 @@ class MigrationJobs:
             parameters, source_config = job_secrets.seal(
                 self.sealer, tenant_id, kind, parameters, command.source_config
             )
-        except BaseException:
-            self.sources.discard(job_id)
-            raise
-        job = MigrationJob.create(
-            job_id=job_id,
-            job_type=command.job_type,
-            source_system=command.source_system,
-            source_config=source_config,
-            parameters=parameters,
-            source=_source_json(source),
-            meta=meta,
-        )
-        try:
+            job = MigrationJob.create(
+                job_id=job_id,
+                job_type=command.job_type,
+                source_system=command.source_system,
+                source_config=source_config,
+                parameters=parameters,
+                source=_source_json(source),
+                meta=meta,
+            )
             self._app.save_for(tenant_id, job)
         except BaseException:
-            self.sources.discard(job_id)
+            self.sources.discard(job_id)  # the job was not created: nor is its upload kept
             raise
         return job
 

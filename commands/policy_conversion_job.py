@@ -275,8 +275,9 @@ class _Cursor:
         for file in batch.files:
             read = self._kind.read(file)
             if isinstance(read, str):
+                name = self._name(file)  # the reason too names it so: no server path is shown
                 batch.failed.append(
-                    FailedItem(self._name(file), read, "Make the file readable UTF-8.")
+                    FailedItem(name, read.replace(str(file), name), "Make the file readable UTF-8.")
                 )
                 batch.failed_files.add(str(file))
             else:
@@ -339,10 +340,9 @@ class _Cursor:
         counts["activated"] += activated
 
     def _name(self, file: Path) -> str:
-        try:
-            return str(file.relative_to(self._root))
-        except ValueError:
-            return file.name
+        """The file's path in the source (every file is the source itself, whose root is its
+        directory, or one found under the source directory)."""
+        return str(file.relative_to(self._root))
 
     def _item(self, result: PolicyResult) -> str:
         return f"{result.policy_id} ({result.source})"
@@ -376,12 +376,11 @@ def _field(name: str, message: str) -> dict[str, Any]:
 
 
 def _error(result: PolicyResult) -> str:
+    """Why a result was not written: its first error, else (a failed result always has an error
+    and any other has its Rego) a conversion that strict mode does not write."""
     if result.errors:
-        first = result.errors[0]
-        return first.message
-    if result.status is not ConversionStatus.CONVERTED:
-        return f"conversion {result.status.value}: not written under validation_mode strict"
-    return "not converted"
+        return result.errors[0].message
+    return f"conversion {result.status.value}: not written under validation_mode strict"
 
 
 def _advice(result: PolicyResult) -> str:

@@ -111,11 +111,6 @@ TENANT_COLUMNS = (
 FIND_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = %s"  # noqa: S608 - fixed columns and WHERE fragments; values bound  # nosec B608
 
 
-async def find_tenant(conn: AsyncConnection[DictRow], tenant_id: Any) -> dict[str, Any] | None:
-    cur = await conn.execute(FIND_TENANT, [tenant_id])
-    return await cur.fetchone()
-
-
 async def list_tenants(
     conn: AsyncConnection[DictRow],
     *,

@@ -113,15 +113,12 @@ def _type_mismatch(comparison: Comparison) -> str | None:
 
 
 def _json_type(value: object) -> str:
+    """The JSON type of a value that is neither a number nor a string."""
     if isinstance(value, bool):
         return "boolean"
     if value is None:
         return "null"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return "string" if isinstance(value, str) else "number"
+    return "list" if isinstance(value, list) else "object"
 
 
 def _obligation_findings(rule: Rule) -> Iterable[Diagnostic]:
@@ -169,8 +166,8 @@ def _contradictory(condition: Condition | None) -> bool:
     """Conjunctions that pin one field to two things at once (a sound, incomplete check)."""
     if not isinstance(condition, AllOf):
         return False
-    if any(_contradictory(member) for member in condition.members):
-        return True
+    # (A conjunction among the members is checked by `can_hold`, which asks here only of one
+    # whose members can each hold.)
     equal: dict[str, str] = {}
     absent: set[str] = set()
     present: set[str] = set()

@@ -173,9 +173,7 @@ def _yaml_event(file: str, event: Any, document: _YamlDocument, limits: PolicyLi
 
 
 def _close_collection(document: _YamlDocument) -> None:
-    if not document.open:
-        return
-    frame = document.open.pop()
+    frame = document.open.pop()  # the parser ends only a collection it started, in this document
     if frame.anchor is not None:
         document.sizes[frame.anchor] = document.nodes - frame.start_nodes + 1
         document.heights[frame.anchor] = frame.height

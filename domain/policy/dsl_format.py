@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from domain.policy.errors import PolicyLimitExceeded, PolicySyntaxError
 from domain.policy.limits import DEFAULT_LIMITS, PolicyLimits, exceeded
@@ -370,11 +370,8 @@ def _describe(error: UnexpectedInput) -> str:
         expected = sorted(_readable(name) for name in error.expected)
         found = "end of input" if error.token.type == "$END" else repr(str(error.token))
         return f"unexpected {found}, expected one of: {', '.join(expected)}"
-    if isinstance(error, UnexpectedCharacters):
-        return f"unexpected character {error.char!r}"
-    if isinstance(error, UnexpectedEOF):
-        return "unexpected end of input"
-    return "syntax error"
+    assert isinstance(error, UnexpectedCharacters)  # the LALR parser raises no other kind
+    return f"unexpected character {error.char!r}"
 
 
 def _readable(terminal: str) -> str:

@@ -165,10 +165,8 @@ def _one_value(  # noqa: PLR0911 - one branch per IAM operator
         return Comparison(key, _NUMERIC_OPERATORS[operator], number)
     if operator == "Bool":
         return Comparison(key, Operator.EQ, _flag(value, operator, location))
-    if operator == "Null":
-        is_null = _flag(value, operator, location)
-        return Comparison(key, Operator.NOT_EXISTS if is_null else Operator.EXISTS)
-    raise UnsupportedConstruct(f"IAM condition operator '{operator}'")
+    is_null = _flag(value, operator, location)  # Null: `_conditions` passes no other operator
+    return Comparison(key, Operator.NOT_EXISTS if is_null else Operator.EXISTS)
 
 
 def _conditions(raw: Any, location: Location) -> list[Condition]:

@@ -164,8 +164,7 @@ class _Reader:
                 if self.take() == ")":
                     return _EMPTY
         inner = self.alternation()
-        if self.take() != ")":
-            raise _Unsupported("unbalanced group")
+        self.take()  # its ")": an alternation ends there or at the end, where `take` refuses
         return inner
 
     def escape(self) -> _Node:

@@ -214,6 +214,15 @@ def test_bad_requests_list_every_field_and_unknown_kinds_name_the_known(
         "source_config.validation_mode",
         "source_config.activate",
     }
+    malformed = client.post(
+        f"/v1/tenants/{tenant.id}/migrations/upload",
+        content=b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n',
+        headers={"content-type": "multipart/form-data; boundary=xyz"},
+    )
+    error = _error(malformed, 422, "VALIDATION_ERROR")
+    assert error["details"]["fields"] == [
+        {"field": "body", "message": "is not a valid multipart/form-data body"}
+    ]
     api.wait_projected()
     listed = client.get(f"/v1/tenants/{tenant.id}/migrations").json()
     assert listed["total"] == 0  # nothing was recorded

@@ -14,7 +14,7 @@ request in turn so the machine's load falls on all three alike:
 
 Queries: the audit log's first page (count up to 1,000 and 100 rows, newest first, the
 service's own `audit_page`) of a small tenant and of the largest one (200,000 rows), a keyset
-page of the largest, and the tenant row (`find_tenant`). Each plan is printed (EXPLAIN of the
+page of the largest, and the tenant row (`FIND_TENANT`). Each plan is printed (EXPLAIN of the
 `rls` form) and checked to use an index, never a sequential scan of the log.
 
 Targets: for every query, the `rls` and `app` medians within 1.5x of `bare`; no sequential

@@ -33,7 +33,7 @@ from domain.events import SYSTEM_ACTOR, EventMeta
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
-from projections.tenants import find_tenant, list_tenants
+from projections.tenants import FIND_TENANT, list_tenants
 from tests.load.stats import percentile, summary_ms
 from tests.load.targets import Targets
 from tests.peers.postgres import throwaway_postgres
@@ -199,7 +199,7 @@ async def query_bench(system: object) -> None:
         tid = ids[i % len(ids)]
         t0 = time.perf_counter()
         async with db.tenant_session(tid) as conn:
-            found = await find_tenant(conn, tid)
+            found = await (await conn.execute(FIND_TENANT, [tid])).fetchone()
         detail.append(time.perf_counter() - t0)
         assert found is not None
     await db.close()

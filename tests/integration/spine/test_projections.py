@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
 from api.bootstrap import System
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
+from domain.events import SYSTEM_ACTOR, EventMeta
+from domain.migration.job import MigrationJob
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 from infra.postgres.projection_runner import ProjectionRunner
+from projections.migrations import MigrationJobsProjection
+from projections.tenants import TenantsProjection
 from tests.integration.spine.support import PLATFORM, catch_up
 
 pytestmark = pytest.mark.postgres
@@ -166,3 +171,63 @@ def test_readiness_counts_only_the_projections_this_system_runs(
         assert own == {r.name for r in system.runners}
     finally:
         admin_conn.execute("DELETE FROM projection_positions WHERE name = %s", [stranger])
+
+
+def _tenant() -> Tenant:
+    tenant_id = uuid4()
+    slug = f"noted-{tenant_id.hex[:10]}"
+    meta = EventMeta(tenant_id, SYSTEM_ACTOR, DEFAULT_CONSTITUTIONAL_HASH)
+    return Tenant.register(tenant_id=tenant_id, name=slug, slug=slug, email="a@b.co", meta=meta)
+
+
+def _job() -> MigrationJob:
+    meta = EventMeta(uuid4(), SYSTEM_ACTOR, DEFAULT_CONSTITUTIONAL_HASH)
+    return MigrationJob.create(
+        job_id=uuid4(),
+        job_type="policy_conversion",
+        source_system="Legacy",
+        source_config={},
+        parameters={},
+        source=None,
+        meta=meta,
+    )
+
+
+class _TenantNoted(Tenant.Event):
+    """An event of the tenant that no read-model column stands for."""
+
+
+class _JobNoted(MigrationJob.Event):
+    """An event of a migration job that no read-model column stands for."""
+
+
+@pytest.mark.parametrize(
+    ("projection", "aggregate", "noted", "table", "key"),
+    [
+        (TenantsProjection(), _tenant, _TenantNoted, "tenants", "tenant_id"),
+        (MigrationJobsProjection(), _job, _JobNoted, "migration_jobs", "job_id"),
+    ],
+)
+def test_an_event_without_a_column_leaves_the_row_as_it_was(
+    admin_conn: Any,
+    projection: Any,
+    aggregate: Callable[[], Any],
+    noted: type[Any],
+    table: str,
+    key: str,
+) -> None:
+    made = aggregate()
+    [created] = made.collect_events()
+    event = noted(
+        originator_id=made.id,
+        originator_version=2,
+        timestamp=created.timestamp + timedelta(seconds=1),
+        meta=created.meta,
+    )
+    select = f"SELECT * FROM {table} WHERE {key} = %s"
+    with admin_conn.transaction(force_rollback=True), admin_conn.cursor() as cur:
+        projection.apply(cur, created)
+        before = cur.execute(select, [made.id]).fetchall()
+        projection.apply(cur, event)
+        assert cur.execute(select, [made.id]).fetchall() == before
+        assert len(before) == 1

@@ -5,25 +5,33 @@ no SQL run on the in-memory store in tests/unit/tenant/test_tenant_commands.py."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
+import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from api.bootstrap import System
+from api.bootstrap import System, event_store_env
+from api.settings import Settings
+from commands.application import GovernanceApplication
 from commands.context import CommandContext, Principal
-from commands.tenants import CreateTenant
+from commands.tenants import CreateTenant, TenantCommands
 from domain.errors import (
     ConstitutionalHashMismatch,
     ConstitutionalHashRequired,
     DomainError,
     Forbidden,
+    NotFound,
     TenantNameTaken,
     TenantSlugTaken,
 )
 from domain.maci import MaciRole
 from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
+from infra.postgres.migrate import migrate
 from tests.integration.spine.support import HASH, PLATFORM, catch_up
 
 pytestmark = pytest.mark.postgres
@@ -117,3 +125,51 @@ def test_forbidden_create_is_audited_in_the_callers_tenant(
         [tenant.id],
     ).fetchone()
     assert row == ("authorization", "denied", "bob")
+
+
+@pytest.fixture
+def fresh_database(pg_admin_url: str) -> Iterator[str]:
+    """A migrated database of its own: no system tenant yet."""
+    name = f"acgs_boot_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = make_conninfo(pg_admin_url, dbname=name)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+class _BeatenToIt(GovernanceApplication):
+    """A process that finds no system tenant, and then `rival` creates it before it saves."""
+
+    name = GovernanceApplication.name  # the same event store
+    rival: TenantCommands
+
+    def load(self, tenant_id: UUID, aggregate_id: UUID, kind: type[Any]) -> Any:
+        try:
+            return super().load(tenant_id, aggregate_id, kind)
+        except NotFound:
+            assert self.rival.bootstrap_system_tenant()
+            raise
+
+
+def test_processes_starting_together_create_the_system_tenant_once(
+    fresh_database: str, settings: Settings
+) -> None:
+    env = event_store_env(fresh_database, settings)
+    first, second = GovernanceApplication(env=env), _BeatenToIt(env=env)
+    try:
+        second.rival = TenantCommands(first, HASH)
+        assert TenantCommands(second, HASH).bootstrap_system_tenant() is False
+        assert TenantCommands(first, HASH).bootstrap_system_tenant() is False  # exists now
+        assert first.load(SYSTEM_TENANT_ID, SYSTEM_TENANT_ID, Tenant).version == 1
+    finally:
+        first.close()
+        second.close()
+    with psycopg.connect(fresh_database) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM governance_events WHERE originator_id = %s", [SYSTEM_TENANT_ID]
+        ).fetchone() == (1,)

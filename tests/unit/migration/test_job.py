@@ -149,6 +149,7 @@ def test_secrets_in_the_source_config_are_never_recorded() -> None:
             "password": "hunter2",
             "auth": {"api_key": "abc", "user": "reader"},
             "format": "csv",
+            "mirrors": ["https://reader:pa55@mirror.internal/legacy", {"token": "t0k"}, 3],
         },
         parameters={},
         source=None,
@@ -159,5 +160,11 @@ def test_secrets_in_the_source_config_are_never_recorded() -> None:
         "password": "***REDACTED***",
         "auth": {"api_key": "***REDACTED***", "user": "reader"},
         "format": "csv",
+        "mirrors": [
+            "https://reader:***REDACTED***@mirror.internal/legacy",
+            {"token": "***REDACTED***"},
+            3,
+        ],
     }
-    assert "s3cret" not in repr(job.collect_events())
+    events = repr(job.collect_events())
+    assert not any(secret in events for secret in ("s3cret", "hunter2", "pa55", "t0k"))

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from pypdf import PdfReader
 
+from infra.reports import migration_report
 from infra.reports.migration_report import render_report
 
 JOB = {
@@ -72,3 +74,23 @@ def test_a_gap_analysis_charts_its_severities_and_an_import_lists_its_conflicts(
     assert "gaps: open: 3" in gaps
     assert "conflicts listed: row: 3, decision_id: D-1" in imported
     assert import_images == 0
+
+
+def test_a_failed_job_shows_its_error_and_lists_only_the_first_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(migration_report, "MAX_FAILED_ROWS", 2)
+    job = {**JOB, "job_status": "failed", "failed_items": 3, "error_details": "ValueError: bad row"}
+    failures = [
+        {"item_id": f"row {n}", "error": f"problem {n}", "recommendation": None} for n in (1, 2, 3)
+    ]
+
+    reader = PdfReader(io.BytesIO(render_report(job, failures)))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+
+    assert "Error\nValueError: bad row" in text
+    assert "Failed items (3)" in text
+    assert "row 1\nError: problem 1\nRecommendation: Manual review required" in text
+    assert "row 2" in text
+    assert "row 3" not in text
+    assert "... and 1 more (see the results API)." in text

@@ -136,3 +136,68 @@ def test_an_upload_and_a_path_together_are_refused(tmp_path: Path) -> None:
         _sources(tmp_path, tmp_path).resolve(
             uuid4(), {"policy_file_path": str(tmp_path)}, Upload("a.json", io.BytesIO(b"{}"))
         )
+
+
+def test_only_one_server_side_path_may_be_named(tmp_path: Path) -> None:
+    config = {"source_path": str(tmp_path), "file_path": str(tmp_path)}
+    with pytest.raises(ValidationFailed) as failure:
+        _sources(tmp_path, tmp_path).resolve(uuid4(), config, None)
+    assert _fields(failure) == ["source_config.file_path"]
+    assert "give only one of source_path, policy_file_path, file_path" in failure.value.message
+
+
+@pytest.mark.parametrize("raw", [42, "", "   ", "/srv/legacy\x00.json"])
+def test_a_server_side_path_must_be_a_path(tmp_path: Path, raw: object) -> None:
+    with pytest.raises(ValidationFailed) as failure:
+        _sources(tmp_path, tmp_path).resolve(uuid4(), {"source_path": raw}, None)
+    assert failure.value.details["fields"] == [
+        {"field": "source_config.source_path", "message": "must be a path"}
+    ]
+
+
+@pytest.mark.parametrize("filename", ["", "..", "legacy/..", "a\x00.json"])
+def test_an_upload_needs_a_file_name(tmp_path: Path, filename: str) -> None:
+    with pytest.raises(ValidationFailed, match="needs a file name"):
+        _sources(tmp_path).resolve(uuid4(), {}, Upload(filename, io.BytesIO(b"{}")))
+    assert not (tmp_path / "uploads").exists()
+
+
+def test_directory_members_of_an_archive_only_hold_their_files(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("legacy/", b"")
+        archive.writestr("legacy/a.json", b"{}")
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w") as archive:
+        folder = tarfile.TarInfo("legacy")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)
+        info = tarfile.TarInfo("legacy/a.json")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"{}"))
+    for name, data in (("l.zip", out.getvalue()), ("l.tar", tarred.getvalue())):
+        source = _sources(tmp_path).resolve(uuid4(), {}, Upload(name, io.BytesIO(data)))
+        assert source is not None
+        files = [p.relative_to(source.path) for p in source.path.rglob("*") if p.is_file()]
+        assert files == [Path("legacy/a.json")]
+
+
+def test_a_link_inside_a_zip_is_refused(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        link = zipfile.ZipInfo("legacy/passwd")
+        link.external_attr = (0o120777 << 16) | 0
+        archive.writestr(link, "/etc/passwd")
+    job = uuid4()
+    with pytest.raises(ValidationFailed, match="is a link"):
+        _sources(tmp_path).resolve(job, {}, Upload("l.zip", io.BytesIO(out.getvalue())))
+    assert not (tmp_path / "uploads" / str(job)).exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("legacy.zip", "not a readable zip archive"), ("legacy.tgz", "not a readable tar archive")],
+)
+def test_an_archive_that_cannot_be_read_is_refused(tmp_path: Path, name: str, message: str) -> None:
+    with pytest.raises(ValidationFailed, match=message):
+        _sources(tmp_path).resolve(uuid4(), {}, Upload(name, io.BytesIO(b"not an archive")))

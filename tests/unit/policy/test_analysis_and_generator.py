@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from domain.policy.analysis import analyse
 from domain.policy.rego_generator import generate_rego, package_name
 from domain.policy.rule_model import Policy
@@ -90,3 +92,47 @@ def test_an_unconverted_rule_leaves_a_manual_review_comment_in_the_rego() -> Non
     rego = generate_rego(policy)
     assert "# MANUAL REVIEW: rule s (p.json:1:" in rego
     assert "obligations := set()" in rego
+
+
+def test_unicode_classes_in_a_pattern_are_a_warning_and_a_non_string_pattern_a_mismatch() -> None:
+    assert "REGEX_CHARACTER_CLASS" in _codes(
+        r'POLICY p RULE r WHEN user.id MATCHES "^\\d+$" THEN ALLOW'
+    )
+    [parsed] = parse_source(
+        "p.json",
+        '{"policy_id": "p", "rules": [{"id": "r", "effect": "allow",'
+        ' "when": {"field": "user.id", "op": "matches", "value": 5}}]}',
+    )
+    assert isinstance(parsed, Policy)
+    assert "'user.id matches 5' needs a pattern string: it is always false" in [
+        finding.message for finding in analyse(parsed) if finding.code == "TYPE_MISMATCH"
+    ]
+
+
+def test_ordering_against_an_object_names_its_type() -> None:
+    [parsed] = parse_source(
+        "p.json",
+        '{"policy_id": "p", "rules": [{"id": "r", "effect": "allow",'
+        ' "when": {"field": "user.a", "op": "gt", "value": {"n": 1}}}]}',
+    )
+    assert isinstance(parsed, Policy)
+    assert """'user.a gt {"n":1}' compares against a object: it is always false""" in [
+        finding.message for finding in analyse(parsed)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("condition", "contradictory"),
+    [
+        ('user.a == "x" AND user.a STARTS WITH "a"', True),  # the pinned value lacks the prefix
+        ('user.a == 5 AND user.a STARTS WITH "a"', True),  # a number has no prefix
+        ('user.a == "abc" AND user.a STARTS WITH "a"', False),
+        ('user.a == "abc" AND user.a ENDS WITH "bc"', False),
+        ('user.b EXISTS AND (user.a == "x" AND user.a == "y")', True),  # within a conjunction
+    ],
+)
+def test_a_pinned_value_the_other_comparisons_refuse_is_contradictory(
+    condition: str, contradictory: bool
+) -> None:
+    codes = _codes(f"POLICY p RULE r WHEN {condition} THEN ALLOW")
+    assert ("CONTRADICTORY_CONDITION" in codes) is contradictory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from domain.policy.dsl_format import split_policy_blocks
 from domain.policy.rule_model import AllOf, Comparison, Effect, Not, Obligation, Operator, Policy
 from domain.policy.sources import UnparsedPolicy, parse_source
 
@@ -126,3 +127,45 @@ def test_a_path_inside_a_list_fails_only_its_policy_with_the_reason() -> None:
     assert bad.name == "bad"
     assert "a list may hold literals only" in bad.error.reason
     assert isinstance(good, Policy)
+
+
+def test_not_exists_tests_that_a_field_is_absent() -> None:
+    policy = _only_policy("POLICY p RULE r WHEN user.mfa NOT EXISTS THEN ALLOW")
+    assert policy.rules[0].when == Comparison("user.mfa", Operator.NOT_EXISTS)
+
+
+def test_a_policy_id_beyond_ascii_letters_digits_and_dot_dash_underscore_is_refused() -> None:
+    [parsed] = parse_source("ids.rules", "POLICY caf\u00e9 RULE r THEN ALLOW")
+    assert isinstance(parsed, UnparsedPolicy)
+    assert parsed.error.reason == "invalid policy id 'caf\u00e9'"
+
+
+def test_text_without_a_policy_keyword_is_one_unparsed_block_and_blank_text_none() -> None:
+    [parsed] = parse_source("stray.rules", "RULE r THEN ALLOW\n")
+    assert isinstance(parsed, UnparsedPolicy)
+    assert parsed.error.reason == "unexpected 'RULE', expected one of: 'POLICY'"
+    assert split_policy_blocks("") == []
+    assert split_policy_blocks(" \n\t\n") == []
+
+
+def test_code_before_the_first_policy_is_a_block_of_its_own_but_comments_are_not() -> None:
+    stray, policy = parse_source(
+        "lead.rules", "RULE stray THEN ALLOW\nPOLICY p RULE a THEN ALLOW\n"
+    )
+    assert isinstance(stray, UnparsedPolicy)
+    assert isinstance(policy, Policy)
+    assert [
+        p.policy_id for p in parse_source("c.rules", "# header\n\nPOLICY p RULE a THEN ALLOW")
+    ] == ["p"]
+
+
+def test_a_stray_closing_bracket_or_comma_is_a_syntax_error_at_its_place() -> None:
+    closing, comma = (
+        parse_source("s.rules", "POLICY p RULE r WHEN user.a) THEN ALLOW")[0],
+        parse_source("s.rules", "POLICY p RULE r WHEN (user.a, user.b) THEN ALLOW")[0],
+    )
+    assert isinstance(closing, UnparsedPolicy)
+    assert closing.error.reason == "unexpected ')', expected one of: 'THEN'"
+    assert isinstance(comma, UnparsedPolicy)
+    assert comma.error.reason.startswith("unexpected ',', expected one of: ')', 'AND'")
+    assert (comma.error.location.line, comma.error.location.column) == (1, 29)

@@ -153,6 +153,32 @@ def test_ordinary_anchors_and_aliases_still_work() -> None:
     [policy] = parse_source("anchors.yaml", text)
     assert isinstance(policy, Policy), policy
     assert policy.rules[0].when == Comparison("user.role", Operator.IN, ["analyst", "auditor"])
+    scalar = (
+        "policy_id: p\nrole: &role admin\nrules:\n"
+        "- {id: r, effect: allow, when: {field: user.role, op: eq, value: *role}}\n"
+    )
+    [policy] = parse_source("scalar.yaml", scalar)
+    assert isinstance(policy, Policy), policy
+    assert policy.rules[0].when == Comparison("user.role", Operator.EQ, "admin")
+
+
+def test_a_json_document_of_more_values_than_the_bound_is_refused() -> None:
+    text = json.dumps({"policy_id": "p", "rules": [], "extra": list(range(20))})
+    error = _refused("many.json", text, PolicyLimits(document_nodes=10))
+    assert error.reason == "document of more than 10 values at line 1, column 1"
+    assert error.limit == "document_nodes"
+
+
+def test_a_json_document_past_a_lowered_depth_is_refused_at_its_place() -> None:
+    text = '{"policy_id": "p", "rules": [], "x": [[[[1]]]]}'
+    error = _refused("deep.json", text, PolicyLimits(document_depth=3))
+    assert error.reason == "document nested deeper than 3 levels at line 1, column 40"
+
+
+def test_past_the_decoder_but_within_a_raised_depth_bound_is_refused_at_the_start() -> None:
+    text = "[" * 3000 + "]" * 3001  # the decoder gives up before it sees the stray bracket
+    error = _refused("deep.json", text, PolicyLimits(document_depth=5000))
+    assert error.reason == "document nested deeper than 5000 levels at line 1, column 1"
 
 
 # --- counts and lengths -----------------------------------------------------------------------

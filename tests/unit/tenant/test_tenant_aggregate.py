@@ -77,6 +77,7 @@ def test_valid_slugs_are_accepted(slug: str) -> None:
         ("tenant_name", {"name": "  a  "}),
         ("tenant_name", {"name": "x" * 256}),
         ("tenant_name", {"name": "bad\x00name"}),
+        ("tenant_name", {"name": 12345}),
         ("admin_email", {"email": "not-an-email"}),
         ("admin_email", {"email": "a@b"}),
         ("admin_email", {"email": "a b@c.com"}),
@@ -108,6 +109,15 @@ def test_quotas_must_be_positive_bounded_integers(quotas: dict[str, object]) -> 
 
 def test_email_domain_is_normalised_to_lower_case() -> None:
     assert new_tenant(email="Admin@ACME.com").admin_email == "Admin@acme.com"
+
+
+def test_email_local_part_is_at_most_64_characters() -> None:
+    assert new_tenant(email="a" * 64 + "@acme.com").admin_email == "a" * 64 + "@acme.com"
+    with pytest.raises(ValidationFailed) as err:
+        new_tenant(email="a" * 65 + "@acme.com")
+    assert err.value.details["fields"] == [
+        {"field": "admin_email", "message": "local part must be at most 64 characters"}
+    ]
 
 
 def test_update_profile_reports_only_changed_fields() -> None:

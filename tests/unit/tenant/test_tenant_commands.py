@@ -20,6 +20,7 @@ from domain.errors import (
     NotFound,
     TenantNameTaken,
     TenantSlugTaken,
+    ValidationFailed,
 )
 from domain.events import Actor, EventMeta
 from domain.maci import MaciRole
@@ -147,3 +148,37 @@ def test_saving_a_version_twice_is_a_concurrent_modification(
     app.save_for(tenant.id, first)
     with pytest.raises(ConcurrentModification):
         app.save_for(tenant.id, second)
+
+
+def test_read_only_and_unknown_fields_are_refused_by_name(
+    tenants: TenantCommands, app: GovernanceApplication
+) -> None:
+    tenant = create(tenants)
+    with pytest.raises(ValidationFailed) as err:
+        tenants.update(PLATFORM, tenant.id, {"tenant_slug": "other", "colour": "red"})
+    assert err.value.details["fields"] == [
+        {"field": "colour", "message": "read-only or unknown field"},
+        {"field": "tenant_slug", "message": "read-only or unknown field"},
+    ]
+    assert app.load(tenant.id, tenant.id, Tenant).version == tenant.version
+
+
+def test_setting_the_status_a_tenant_has_changes_nothing(
+    tenants: TenantCommands, app: GovernanceApplication
+) -> None:
+    tenant = create(tenants)
+    assert tenants.update(PLATFORM, tenant.id, {"status": "active"}).updated_fields == []
+    assert app.load(tenant.id, tenant.id, Tenant).version == tenant.version
+
+
+@pytest.mark.parametrize("status", ["purged", "archived"])
+def test_status_may_only_be_set_to_active_suspended_or_deactivated(
+    tenants: TenantCommands, app: GovernanceApplication, status: str
+) -> None:
+    tenant = create(tenants)
+    with pytest.raises(ValidationFailed) as err:
+        tenants.update(PLATFORM, tenant.id, {"status": status})
+    assert err.value.details["fields"] == [
+        {"field": "status", "message": "must be one of active, suspended, deactivated"}
+    ]
+    assert app.load(tenant.id, tenant.id, Tenant).status is TenantStatus.ACTIVE
