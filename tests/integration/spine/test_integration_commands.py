@@ -12,9 +12,10 @@ import pytest
 
 from api.bootstrap import System
 from commands.integrations import CreateIntegration, IntegrationCommands
-from domain.errors import DomainError, NotFound, ValidationFailed
+from domain.errors import DomainError, InvalidStateTransition, NotFound, ValidationFailed
 from domain.events import SYSTEM_ACTOR, EventMeta
-from domain.integration.values import HealthStatus
+from domain.integration.aggregate import Integration
+from domain.integration.values import REDACTED, HealthStatus
 from domain.tenant.aggregate import Tenant
 from tests.integration.spine.support import HASH, PLATFORM
 
@@ -60,7 +61,7 @@ def test_a_disabled_integration_is_not_probed(
 
 
 def test_an_archived_integration_is_gone_and_keeps_its_secrets_for_the_retention(
-    integrations: IntegrationCommands, create_tenant: Callable[..., Tenant]
+    system: System, integrations: IntegrationCommands, create_tenant: Callable[..., Tenant]
 ) -> None:
     tenant = create_tenant()
     made = integrations.create(PLATFORM, tenant.id, CreateIntegration("siem", "Old", SIEM))
@@ -68,6 +69,27 @@ def test_an_archived_integration_is_gone_and_keeps_its_secrets_for_the_retention
     with pytest.raises(NotFound):
         integrations.load(tenant.id, made.id)
     assert integrations.shred_expired(tenant.id, made.id, datetime.now(UTC)) is False
+    archived = system.app.load(tenant.id, made.id, Integration)
+    with pytest.raises(InvalidStateTransition, match="cannot delete an integration that is arch"):
+        archived.archive(EventMeta(tenant.id, SYSTEM_ACTOR, HASH))
+
+
+def test_bad_input_is_refused_whole_and_secrets_are_shown_redacted(
+    integrations: IntegrationCommands, create_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = create_tenant()
+    with pytest.raises(ValidationFailed) as refused:
+        integrations.create(PLATFORM, tenant.id, CreateIntegration("fax", "", SIEM))
+    assert [f["field"] for f in refused.value.details["fields"]] == [
+        "integration_type",
+        "integration_name",
+    ]
+    hec = {"kind": "splunk_hec", "url": "https://127.0.0.1:8088", "token": "hec-token-4711"}
+    made = integrations.create(PLATFORM, tenant.id, CreateIntegration("siem", "HEC", hec))
+    assert made.redacted_config()["token"] == REDACTED
+    with pytest.raises(ValidationFailed, match=r"config\.url: must be a string"):
+        integrations.update(PLATFORM, tenant.id, made.id, {"config": {"url": 5}})
+    assert integrations.load(tenant.id, made.id).redacted_config()["url"] == hec["url"]
 
 
 def test_a_purged_tenant_gets_no_integration(
