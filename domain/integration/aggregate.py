@@ -23,7 +23,7 @@ from domain.integration.values import (
     IntegrationType,
     integration_name,
 )
-from domain.secrets import SecretSealer, is_sealed
+from domain.secrets import SecretSealer
 
 ARCHIVE_RETENTION_DAYS = 365  # archived configurations keep their secrets this long
 
@@ -286,8 +286,7 @@ def _sealed(
     secrets = schema_of(kind).secret_fields
     sealed = dict(config)
     for key in secrets & fresh & set(config):
-        if not is_sealed(config[key]) or key in fresh:
-            sealed[key] = sealer.seal(tenant_id, key_id, secret_path(key), str(config[key]))
+        sealed[key] = sealer.seal(tenant_id, key_id, secret_path(key), str(config[key]))
     return sealed
 
 

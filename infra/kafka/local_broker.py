@@ -174,7 +174,7 @@ class LocalAddresses:
 
     def ports(self) -> tuple[int | None, int | None]:
         def port_of(address: str) -> int | None:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, IndexError):  # no port, or not a number
                 return int(address.rstrip("/").rsplit(":", 1)[1])
             return None
 

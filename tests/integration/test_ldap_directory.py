@@ -4,6 +4,10 @@ password refused before any bind."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -18,6 +22,7 @@ pytestmark = pytest.mark.ldap
 
 
 def _check(slapd: Slapd, **overrides: Any) -> Any:
+    production = overrides.pop("production", True)
     config = LDAP.validate(
         {
             "server_url": slapd.ldaps_url,
@@ -28,7 +33,7 @@ def _check(slapd: Slapd, **overrides: Any) -> Any:
             "timeout_seconds": 2,
             **overrides,
         },
-        production=overrides.pop("production", True) if "production" in overrides else True,
+        production=production,
     )
     return LdapDirectory(DirectorySettings.from_config(config)).check()
 
@@ -87,3 +92,65 @@ def test_an_empty_password_is_refused_before_any_bind(slapd: Slapd) -> None:
     result = LdapDirectory(settings).check()
     assert result.failure is ProbeFailure.AUTH_FAILED
     assert result.connection_established is False
+
+
+def test_plain_ldap_outside_production_works(slapd: Slapd) -> None:
+    result = _check(slapd, server_url=slapd.ldap_url, production=False, tls_verify=False)
+    assert result.failure is None, result.message
+
+
+def test_a_base_dn_that_is_not_there_is_a_query_failure(slapd: Slapd) -> None:
+    result = _check(slapd, base_dn="ou=nowhere,dc=invalid")
+    assert result.failure is ProbeFailure.QUERY_FAILED
+    assert (result.authentication_successful, result.test_query_executed) == (True, False)
+
+
+class FakeDirectory:
+    """A TCP server on 127.0.0.1 that accepts connections and then either never answers
+    (`hang_up=False`) or closes each at once."""
+
+    def __init__(self, *, hang_up: bool) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.server.getsockname()[1])
+        self.hang_up = hang_up
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # the server socket closed: done
+            while True:
+                conn, _ = self.server.accept()
+                if self.hang_up:
+                    conn.close()
+                else:
+                    self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize(
+    ("hang_up", "reason"),
+    [(False, r"timed out"), (True, r"LDAPSocket(Receive|Send)Error")],  # the error's kind only
+)
+def test_a_directory_that_never_answers_or_hangs_up_is_unreachable(
+    slapd: Slapd, hang_up: bool, reason: str
+) -> None:
+    fake = FakeDirectory(hang_up=hang_up)
+    try:
+        result = _check(
+            slapd,
+            server_url=f"ldap://127.0.0.1:{fake.port}",
+            production=False,
+            tls_verify=False,
+            timeout_seconds=1,
+        )
+    finally:
+        fake.close()
+    assert result.failure is ProbeFailure.UNREACHABLE
+    assert re.fullmatch(rf"the directory connection failed \({reason}\)", result.message)
+    assert slapd.service_password not in result.message

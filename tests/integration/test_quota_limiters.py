@@ -196,12 +196,17 @@ async def test_an_unreachable_redis_fails_open_or_closed_and_recovers(
     assert (await rate.hit(tenant, 1)).allowed
     assert not (await rate.hit(tenant, 1)).allowed
     assert await rate.ping()
+    held = uuid.uuid4()
+    assert await slots.acquire(held, 1)  # its slot is to be freed while Redis is away
     lone_redis.stop()
     assert not await rate.ping()
+    await slots.release(held)
+    assert "a request slot frees when its lease ends" in caplog.text
     attempts: list[Callable[[], Any]] = [
         lambda: rate.hit(tenant, 1),
         lambda: slots.acquire(tenant, 1),
         lambda: rate.current(tenant),
+        lambda: slots.current(tenant),
     ]
     if mode == "closed":
         for attempt in attempts:
@@ -211,8 +216,13 @@ async def test_an_unreachable_redis_fails_open_or_closed_and_recovers(
         decision = await rate.hit(tenant, 1)
         assert decision.allowed  # admitted: the quota is not enforced while Redis is away
         assert await slots.acquire(tenant, 1)
+        assert await slots.acquire(tenant, 1)
+        assert await rate.current(tenant) == await slots.current(tenant) == 0  # not known
         await slots.release(tenant)  # a slot taken without Redis is released without it
-        assert "quota store unreachable" in caplog.text
+        await slots.release(tenant)
+        await slots.release(tenant)  # one release too many: nothing is held
+        admitting = [r for r in caplog.records if "admitting requests" in r.getMessage()]
+        assert len(admitting) == 2  # once per limiter, not for every request
         assert lone_redis.url not in caplog.text
     lone_redis.start()  # the same port, no data kept: the clients reconnect by themselves
     assert await rate.ping()
@@ -220,3 +230,5 @@ async def test_an_unreachable_redis_fails_open_or_closed_and_recovers(
     assert not (await rate.hit(tenant, 1)).allowed
     assert await slots.acquire(tenant, 1)
     assert not await slots.acquire(tenant, 1)
+    with pytest.raises(ValueError, match="on_failure must be one of"):
+        RedisRateLimiter(clients(lone_redis), on_failure="sometimes")

@@ -139,3 +139,146 @@ def test_workers_are_added_and_removed_while_it_runs() -> None:
     finally:
         supervisor.stop()
     assert closed == ["b", "a"]
+
+
+def test_starting_twice_starts_nothing_more_and_a_failed_close_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[str] = []
+    running = threading.Event()
+
+    def run(stop: threading.Event) -> None:
+        runs.append("run")
+        running.set()
+        stop.wait()
+
+    def close() -> None:
+        raise OSError("socket already gone")
+
+    supervisor = Supervisor([Worker("w", run, close)])
+    assert supervisor.names == ["w"]
+    supervisor.start()
+    assert running.wait(WAIT)
+    supervisor.start()
+    supervisor.stop()
+    assert runs == ["run"]
+    assert "closing worker w failed" in caplog.text
+
+
+def test_a_worker_that_ignores_stop_is_reported_and_may_end_after_it_was_removed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = {"kept": threading.Event(), "gone": threading.Event()}
+    release = threading.Event()
+
+    def stubborn(name: str) -> Worker:
+        def run(stop: threading.Event) -> None:
+            del stop  # ignored: it ends only when released
+            running[name].set()
+            release.wait(WAIT)
+
+        return Worker(name, run)
+
+    supervisor = Supervisor([stubborn("kept"), stubborn("gone")])
+    supervisor.start()
+    try:
+        assert running["kept"].wait(WAIT)
+        assert running["gone"].wait(WAIT)
+        supervisor.remove("gone", timeout=0.01)
+        assert "worker-gone did not stop within 0 s" in caplog.text
+        assert [s.name for s in supervisor.status()] == ["kept"]
+        supervisor.stop(timeout=0.01)
+        assert "worker-kept did not stop within 0 s" in caplog.text
+    finally:
+        release.set()
+    threads = [t for t in threading.enumerate() if t.name in ("worker-kept", "worker-gone")]
+    for thread in threads:
+        thread.join(WAIT)
+    assert supervisor.status()[0].state is WorkerState.STOPPED
+    assert [s.name for s in supervisor.status()] == ["kept"]  # the removed one stays gone
+
+
+def _restart_delays(caplog: pytest.LogCaptureFixture, healthy_after_seconds: float) -> list[str]:
+    failures = threading.Event()
+    runs: list[int] = []
+
+    def fails(stop: threading.Event) -> None:
+        runs.append(1)
+        if len(runs) == 4:
+            failures.set()
+            stop.wait()
+            return
+        raise RuntimeError("boom")
+
+    supervisor = Supervisor(
+        [Worker("w", fails)],
+        backoff_seconds=0.1,
+        max_backoff_seconds=60,
+        healthy_after_seconds=healthy_after_seconds,
+    )
+    caplog.clear()
+    supervisor.start()
+    try:
+        assert failures.wait(WAIT)
+    finally:
+        supervisor.stop()
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("restarting")]
+
+
+def test_the_backoff_doubles_and_starts_again_after_a_healthy_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    doubling = _restart_delays(caplog, healthy_after_seconds=60)
+    assert doubling == [f"restarting worker w in {d} s" for d in ("0.1", "0.2", "0.4")]
+    # every run counts as healthy: each restart waits the first backoff again
+    again = _restart_delays(caplog, healthy_after_seconds=0)
+    assert again == [f"restarting worker w in {d} s" for d in ("0.1", "0.1", "0.1")]
+
+
+class OneLease:
+    """A lease of this process only (the supervisor's side of the protocol)."""
+
+    def __init__(self) -> None:
+        self.taken = False
+        self.releases = 0
+
+    def acquire(self) -> bool:
+        self.taken = True
+        return True
+
+    def held(self) -> bool:
+        return self.taken
+
+    def release(self) -> None:
+        self.taken = False
+        self.releases += 1
+
+
+def test_a_leased_worker_that_returns_by_itself_gives_its_lease_back_and_runs_again() -> None:
+    lease = OneLease()
+    runs: list[int] = []
+    second = threading.Event()
+
+    def run(held: threading.Event) -> None:
+        runs.append(1)
+        if len(runs) == 2:
+            second.set()
+            held.wait()
+
+    supervisor = Supervisor(
+        [Worker("leased", run, lease=lambda: lease)],
+        backoff_seconds=0.01,
+        lease_check_seconds=0.01,
+    )
+    supervisor.start()
+    try:
+        assert second.wait(WAIT)
+        (status,) = supervisor.status()
+        assert status.restarts == 1
+        assert (
+            status.last_error == "LeaseLost: leased lost its lease; another process may run it now"
+        )
+        assert lease.releases == 1
+    finally:
+        supervisor.stop()
+    assert lease.releases == 2

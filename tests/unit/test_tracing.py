@@ -3,13 +3,14 @@ critical span, and log lines carrying the trace and span ids."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision
 
@@ -83,3 +84,52 @@ def test_log_lines_carry_the_trace_and_span_ids(spans: InMemorySpanExporter) -> 
         assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
         assert line["span_id"] == format(span.get_span_context().span_id, "016x")
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+def test_the_sampler_describes_its_ratios() -> None:
+    sampler = tracing.CriticalPathSampler(sample_ratio=0.25, critical_ratio=1.0)
+    assert sampler.get_description() == "CriticalPathSampler{0.25,1.0}"
+
+
+EXPORTER_MODULES = {
+    "otlp-grpc": "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    "otlp-http": "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "zipkin": "opentelemetry.exporter.zipkin.json",
+}
+
+
+def importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+@pytest.mark.parametrize("name", EXPORTER_MODULES)
+def test_an_exporter_of_the_telemetry_extra_is_made_or_named_as_missing(name: str) -> None:
+    if not importable(EXPORTER_MODULES[name]):
+        with pytest.raises(RuntimeError, match=f"the {name} trace exporter needs the telemetry"):
+            tracing._exporter(name, "http://127.0.0.1:4317")
+    else:
+        made = tracing._exporter(name, "http://127.0.0.1:4317")
+        assert type(made).__module__.startswith("opentelemetry.exporter")
+
+
+def test_the_exporters_without_extras_and_an_unknown_one() -> None:
+    assert tracing._exporter("none", None) is None
+    assert isinstance(tracing._exporter("console", None), ConsoleSpanExporter)
+    with pytest.raises(ValueError, match="unknown trace exporter 'jaeger'"):
+        tracing._exporter("jaeger", None)
+
+
+def test_a_span_without_a_caller_starts_a_trace_of_its_own(spans: InMemorySpanExporter) -> None:
+    tracing.sampler().set_ratios(1.0, 1.0)
+    try:
+        with tracing.continued("kafka.consume", None) as span:
+            assert tracing.current_traceparent() is not None
+    finally:
+        tracing.sampler().set_ratios(0.01, 1.0)
+    (finished,) = [s for s in spans.get_finished_spans() if s.name == "kafka.consume"]
+    assert finished.parent is None
+    assert finished.context.trace_id == span.get_span_context().trace_id
+    assert trace.get_current_span() is trace.INVALID_SPAN

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from api.bootstrap import System
@@ -311,3 +312,61 @@ def test_each_tenant_keeps_its_order_across_partitions(
         versions = [codec.decode(m.value(), m.topic())["aggregate_version"] for m in msgs]
         assert versions == [1, 2, 3, 4]
     assert len(partitions_used) > 1
+
+
+def test_a_full_local_queue_waits_for_the_broker_and_loses_nothing(
+    system: System,
+    kafka_config: KafkaConfig,
+    make_relay: Callable[..., KafkaRelay],
+    create_tenants: Callable[[int], list[UUID]],
+) -> None:
+    relay = make_relay()
+    # a producer whose local queue holds one message: every further one waits for the broker
+    relay._producer_factory = lambda conf: Producer({**conf, "queue.buffering.max.messages": 1})
+    start = relay.position()
+    create_tenants(2)
+    stored = stored_events_after(system, start)
+
+    assert relay.step() == len(stored)  # one batch
+    assert relay.step() == 0
+
+    assert relay.position() == log_head(system)
+    topics = kafka_config.topics
+    published = read_topic(kafka_config, topics.governance_events, at_least=len(stored))
+    audits = read_topic(kafka_config, topics.audit_trail, at_least=len(stored))
+    assert sorted(UUID(headers_of(m)["event_id"].decode()) for m in published) == sorted(
+        ids_of(stored)
+    )
+    assert len(audits) == len(stored)
+    relay.reset()
+    assert relay.position() == 0
+
+
+def test_an_audit_record_that_cannot_be_encoded_is_dead_lettered_and_its_event_published(
+    system: System,
+    kafka_config: KafkaConfig,
+    make_relay: Callable[..., KafkaRelay],
+    create_tenants: Callable[[int], list[UUID]],
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(SCHEMA_DIR, tmp_path / "avro")
+    (tmp_path / "avro" / "audit" / "AuditRecord.avsc").unlink()  # deployed without its schema
+    relay = make_relay()
+    relay.codec.close()
+    relay.codec = EventCodec(
+        SchemaRegistryClient(kafka_config.registry_conf()), SchemaCatalog(tmp_path / "avro")
+    )
+    start = relay.position()
+    create_tenants(1)
+    stored = stored_events_after(system, start)
+
+    relay.catch_up()
+
+    topics = kafka_config.topics
+    published = read_topic(kafka_config, topics.governance_events, at_least=len(stored))
+    dead = read_topic(kafka_config, topics.dlq(topics.audit_trail), at_least=len(stored))
+    assert len(published) == len(dead) == len(stored)
+    assert {headers_of(m)["event_id"] for m in dead} == {str(i).encode() for i in ids_of(stored)}
+    assert {headers_of(m)["dlq_source_topic"] for m in dead} == {topics.audit_trail.encode()}
+    assert relay.stats.dead_letters == len(stored)
+    assert relay.stats.messages == len(stored)  # the events only

@@ -5,6 +5,7 @@ losing anything."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,7 +14,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from api.bootstrap import System, build
 from api.settings import Settings
@@ -227,3 +228,50 @@ def test_a_streaming_deployment_runs_its_sinks_from_kafka(
             runner.close()
     finally:
         streaming.close()
+
+
+def test_a_round_read_again_starts_from_the_committed_offsets(
+    system: System,
+    kafka_config: KafkaConfig,
+    make_relay: Callable[..., KafkaRelay],
+    hec: HecDouble,
+    unique: str,
+) -> None:
+    tenant_id, sink_id = _sink(system, hec, unique)
+    relay = make_relay()
+    _touch(system, tenant_id, 3)
+    relay.catch_up()
+    runner = system.sink_runner(tenant_id, sink_id, kafka=kafka_config)
+    source = runner.source
+    assert isinstance(source, KafkaSinkSource)
+
+    def read_some() -> list[int]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = source.read(source.position())  # nothing confirmed: always from there
+            if rows:
+                return [int(r[0]) for r in rows]
+        raise AssertionError("nothing to read")
+
+    try:
+        first = read_some()
+        again = read_some()  # the round failed (nothing advanced): read from the start again
+        assert again == first
+        source.advance(first[-1])
+        source.advance(first[-1])  # nothing pending any more: the position stays
+        assert source.position() == first[-1]
+
+        stop = threading.Event()
+        rounds: list[str] = []
+
+        def catch_up() -> int:  # a broker error, then a round that ends the run
+            rounds.append("round")
+            if len(rounds) == 1:
+                raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+            stop.set()
+            return 0
+
+        source.follow(stop, catch_up)  # the error is retried, not raised
+        assert rounds == ["round", "round"]
+    finally:
+        runner.close()

@@ -5,6 +5,7 @@ sealer on top of each adapter is held to the same contract."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -135,28 +136,66 @@ class TestOpenBaoTransit(KeyProviderContract):
         return OpenBaoTransit(openbao.url, token=openbao.root_token)
 
     def test_approle_login_works(self, openbao: OpenBao) -> None:
-        import httpx  # noqa: PLC0415
-
-        headers = {"X-Vault-Token": openbao.root_token}
-        base = f"{openbao.url}/v1"
-        httpx.post(f"{base}/sys/auth/approle", json={"type": "approle"}, headers=headers)
-        policy = 'path "transit/*" { capabilities = ["create","read","update","delete","list"] }'
-        httpx.put(f"{base}/sys/policies/acl/acgs", json={"policy": policy}, headers=headers)
-        httpx.post(
-            f"{base}/auth/approle/role/acgs",
-            json={"token_policies": ["acgs"], "token_ttl": "1h"},
-            headers=headers,
-        ).raise_for_status()
-        role_id = httpx.get(f"{base}/auth/approle/role/acgs/role-id", headers=headers).json()[
-            "data"
-        ]["role_id"]
-        secret_id = httpx.post(f"{base}/auth/approle/role/acgs/secret-id", headers=headers).json()[
-            "data"
-        ]["secret_id"]
+        role_id, secret_id = _approle(openbao)
         provider = OpenBaoTransit(openbao.url, role_id=role_id, secret_id=secret_id)
         tenant = UUID(int=uuid4().int)
         key = provider.generate_data_key(tenant)
         assert provider.unwrap(tenant, key.wrapped) == key.plaintext
+        # its token revoked (or expired): it logs in again and the request goes through
+        _vault(openbao, "post", "auth/token/revoke", json={"token": provider._client.token})
+        assert provider.unwrap(tenant, key.wrapped) == key.plaintext
+
+    def test_a_refused_approle_login_names_no_secret(self, openbao: OpenBao) -> None:
+        role_id, _ = _approle(openbao)
+        with pytest.raises(KeyProviderUnavailable) as refused:
+            OpenBaoTransit(openbao.url, role_id=role_id, secret_id="wrong-secret-id-4711")
+        assert refused.value.message.startswith("AppRole login to the key provider failed")
+        assert "wrong-secret-id-4711" not in refused.value.message
+
+    def test_a_token_without_transit_rights_is_refused(self, openbao: OpenBao) -> None:
+        weak = _vault(openbao, "post", "auth/token/create", json={"policies": ["default"]})
+        provider = OpenBaoTransit(openbao.url, token=weak["auth"]["client_token"])
+        with pytest.raises(KeyProviderUnavailable, match=r"refused the request \(permission"):
+            provider.generate_data_key(uuid4())
+
+    def test_credentials_are_required(self, openbao: OpenBao) -> None:
+        with pytest.raises(ValueError, match="a token or an AppRole role id and secret id"):
+            OpenBaoTransit(openbao.url, role_id="only-a-role")
+
+    def test_rotating_a_key_never_made_makes_it_first(self, provider: OpenBaoTransit) -> None:
+        assert provider.rotate(uuid4()) == 2  # made at version 1, then rotated
+
+    def test_only_transit_ciphertexts_have_a_version(self, provider: OpenBaoTransit) -> None:
+        assert provider.wrapped_version("vault:v3:c2VjcmV0") == 3
+        with pytest.raises(KeyDestroyed, match="not a transit ciphertext"):
+            provider.wrapped_version("local:v3:c2VjcmV0")
+
+
+def _vault(openbao: OpenBao, method: str, path: str, **kwargs: Any) -> Any:
+    import httpx  # noqa: PLC0415
+
+    headers = {"X-Vault-Token": openbao.root_token}
+    response = httpx.request(method, f"{openbao.url}/v1/{path}", headers=headers, **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def _approle(openbao: OpenBao) -> tuple[str, str]:
+    """An AppRole `acgs` with the rights on transit; its role id and a new secret id."""
+    enabled = _vault(openbao, "get", "sys/auth")
+    if "approle/" not in enabled.get("data", enabled):
+        _vault(openbao, "post", "sys/auth/approle", json={"type": "approle"})
+    policy = 'path "transit/*" { capabilities = ["create","read","update","delete","list"] }'
+    _vault(openbao, "put", "sys/policies/acl/acgs", json={"policy": policy})
+    _vault(
+        openbao,
+        "post",
+        "auth/approle/role/acgs",
+        json={"token_policies": ["acgs"], "token_ttl": "1h"},
+    )
+    role_id = _vault(openbao, "get", "auth/approle/role/acgs/role-id")["data"]["role_id"]
+    secret_id = _vault(openbao, "post", "auth/approle/role/acgs/secret-id")["data"]["secret_id"]
+    return role_id, secret_id
 
 
 def test_an_unreachable_vault_is_a_dependency_failure_not_a_crash() -> None:

@@ -5,6 +5,8 @@ bounded sources produce."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +100,24 @@ def test_a_module_over_its_memory_cap_fails_in_the_toolkits_words() -> None:
         assert stopped.value.message == (
             "evaluation of grow.rego stopped: the engine ran out of its 256 MiB "
             "(limit evaluation_memory_bytes)"
+        )
+        assert engine.decisions("t.rego", GOOD, "t", [{"a": 1}])[0].allow
+
+
+def test_an_engine_killed_mid_evaluation_is_reported_and_replaced() -> None:
+    with BoundedRegoEngine(seconds=60) as engine:
+        assert engine.decisions("t.rego", GOOD, "t", [{"a": 1}])[0].allow
+        child = engine._child
+        assert child is not None
+        killer = threading.Timer(0.5, os.kill, (child.pid, signal.SIGKILL))  # its own child
+        killer.start()
+        try:
+            with pytest.raises(RegoEvaluationError) as stopped:
+                engine.decisions("spin.rego", SPINS, "t", [{}])
+        finally:
+            killer.join()
+        assert stopped.value.message == (
+            "evaluation of spin.rego stopped: the engine ended unexpectedly (exit status -9)"
         )
         assert engine.decisions("t.rego", GOOD, "t", [{"a": 1}])[0].allow
 

@@ -8,11 +8,14 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import PersistenceError, StoredEvent
 
 from api.bootstrap import System
 from commands.tenants import CreateTenant
 from domain.errors import ConcurrentModification, DomainError, NotFound
 from domain.events import SYSTEM_ACTOR, EventMeta
+from domain.persistence import AggregatePinned, ClaimTaken
+from domain.tenancy import acting_for
 from domain.tenant.aggregate import Tenant
 from tests.integration.spine.support import HASH, PLATFORM
 
@@ -121,3 +124,36 @@ def test_bad_input_writes_nothing(system: System, admin_conn: Any, unique: str) 
         assert err.value.code in {"VALIDATION_ERROR", "INVALID_TENANT_SLUG"}
     after = admin_conn.execute("SELECT count(*) FROM governance_events").fetchone()
     assert after == before
+
+
+def test_a_range_of_an_aggregates_events_reads_in_either_order_for_its_tenant_only(
+    system: System, create_tenant: Callable[..., Tenant]
+) -> None:
+    tenant, other = create_tenant(), create_tenant()
+    for n in range(3):
+        system.tenants.update(PLATFORM, tenant.id, {"max_storage_gb": 40 + n})
+    recorder = system.app.recorder
+
+    def versions(**kw: Any) -> list[int]:
+        return [e.originator_version for e in recorder.select_events(tenant.id, **kw)]
+
+    with acting_for(tenant.id):
+        assert versions(gt=1, lte=3) == [2, 3]
+        assert versions(desc=True, limit=2) == [4, 3]
+        assert versions() == [1, 2, 3, 4]
+    with acting_for(other.id):
+        assert versions() == []
+
+
+def test_a_driver_error_without_a_constraint_is_raised_as_it_is(
+    system: System, create_tenant: Callable[..., Tenant], admin_conn: Any
+) -> None:
+    tenant = create_tenant()
+    stored = StoredEvent(tenant.id, 2**63, "domain.tenant.aggregate:Tenant.Suspended", b"{}")
+    with acting_for(tenant.id), pytest.raises(PersistenceError) as raised:
+        system.app.recorder.insert_events([stored])
+    assert not isinstance(raised.value, ClaimTaken | AggregatePinned)
+    count = admin_conn.execute(
+        "SELECT count(*) FROM governance_events WHERE originator_id = %s", [tenant.id]
+    ).fetchone()
+    assert count == (1,)

@@ -30,6 +30,7 @@ from domain.tenancy import SYSTEM_TENANT_ID
 from domain.warehouse import AUDIT_LOG, GOVERNANCE_EVENTS, TABLES, SchemaRefused, without
 from infra.postgres.follower import LogFollower
 from infra.postgres.sink_store import SinkStore
+from infra.warehouses import open_warehouse
 from infra.warehouses.duckdb import TYPES as DUCK_TYPES
 from infra.warehouses.duckdb import DuckDbWarehouse
 from infra.warehouses.postgres import PostgresWarehouse
@@ -267,8 +268,8 @@ def test_schema_evolution_adds_a_new_nullable_column_and_refuses_any_other_chang
 ) -> None:
     def open_() -> Warehouse:
         if kind == "duckdb":
-            return DuckDbWarehouse({}, tmp_path / "e.duckdb")
-        return PostgresWarehouse(pg_warehouse)
+            return open_warehouse({"provider": "duckdb"}, tmp_path / "e.duckdb")
+        return open_warehouse({**pg_warehouse, "provider": kind}, tmp_path / "unused.duckdb")
 
     old = (without(GOVERNANCE_EVENTS, "constitutional_hash"), AUDIT_LOG)
     loader = _loader(system, open_(), tables=old)

@@ -6,6 +6,7 @@ adds nothing twice; a second sync adds only new events."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import fakesnow
@@ -15,6 +16,7 @@ import pytest
 import snowflake.connector
 
 from api.bootstrap import System
+from infra.warehouses import open_warehouse
 from infra.warehouses.snowflake import SnowflakeWarehouse
 from tests.integration.warehouse.test_loads import _loader, _log, _tenant
 
@@ -86,7 +88,7 @@ def test_snowflake_loads_are_idempotent_across_an_interrupted_load(
     assert 0 < partial <= head // 2
     assert len(_ids("governance_events")) > len(_log(admin_conn, partial))  # rows past it
     loader.close()
-    loader = _loader(system, SnowflakeWarehouse(CONFIG))
+    loader = _loader(system, open_warehouse(CONFIG, Path("unused.duckdb")))
     done = loader.sync()
     for table in ("governance_events", "audit_log"):
         assert _ids(table) == _log(admin_conn, done.watermark), table

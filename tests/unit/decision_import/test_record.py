@@ -126,6 +126,12 @@ def test_decisions_are_allow_or_deny(value: object, allow: bool) -> None:
         ("principal", "a\x00b", "principal: holds a NUL character"),
         ("decision_id", {"x": 1}, "decision_id: must be text"),
         ("decision", "", "decision: must be allow or deny"),
+        ("decision", 1, "decision: must be allow or deny"),
+        ("latency_ms", "fast", "latency_ms: must be a number of milliseconds"),
+        ("timestamp", " ", "timestamp: is required"),
+        ("timestamp", 1741064767, "timestamp: not an ISO 8601 time (e.g. 2026-03-01T12:00:00Z)"),
+        ("context", '{"a": "' + "x" * 65_536 + '"}', "context: larger than 65536 bytes"),
+        ("context", {"a": "x" * 65_536}, "context: larger than 65536 bytes"),
     ],
 )
 def test_what_the_decision_log_cannot_keep_is_refused(
@@ -138,7 +144,14 @@ def test_what_the_decision_log_cannot_keep_is_refused(
 
 def test_database_values_are_read_like_text() -> None:
     decision = imported_decision(
-        _row(latency_ms=Decimal("2.25"), context={"n": 1}, decision=False, decision_id=7), HASH
+        _row(
+            latency_ms=Decimal("2.25"),
+            context={"n": 1},
+            decision=False,
+            decision_id=7,
+            resource=Decimal("12"),
+        ),
+        HASH,
     )
     assert (decision.latency_ms, decision.context, decision.allow, decision.legacy_id) == (
         2.25,
@@ -146,6 +159,7 @@ def test_database_values_are_read_like_text() -> None:
         False,
         "7",
     )
+    assert decision.resource == "12"
 
 
 def test_the_key_is_the_legacy_id_and_the_content_is_everything() -> None:

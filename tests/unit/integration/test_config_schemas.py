@@ -202,3 +202,49 @@ def test_docs_list_every_field_of_every_type_with_an_example() -> None:
 def test_filter_values_are_escaped_per_rfc_4515() -> None:
     assert escape_filter_value("a*b(c)d\\e\x00") == r"a\2ab\28c\29d\5ce\00"
     assert render_filter("(uid={username})", username="*)(uid=*") == r"(uid=\2a\29\28uid=\2a)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "field", "message"),
+    [
+        (IntegrationType.LDAP, {"base_dn": "   "}, "base_dn", "must not be empty"),
+        (
+            IntegrationType.LDAP,
+            {"attribute_map": {"email": ""}},
+            "attribute_map",
+            "must be an object whose values are non-empty strings",
+        ),
+        (
+            IntegrationType.LDAP,
+            {"user_search_filter": "(uid={username}))((cn=x)"},
+            "user_search_filter",
+            "must be an LDAP filter in balanced parentheses, e.g. (uid={username})",
+        ),
+        (
+            IntegrationType.LDAP,
+            {"server_url": "ldaps://ldap.acme.com:99999"},
+            "server_url",
+            "must be a valid URL",
+        ),
+        (
+            IntegrationType.KAFKA,
+            {"bootstrap_servers": ["k:9093", ""]},
+            "bootstrap_servers",
+            "must be a list of non-empty strings",
+        ),
+    ],
+)
+def test_each_bad_value_is_named_with_its_reason(
+    kind: IntegrationType, changes: dict[str, Any], field: str, message: str
+) -> None:
+    base = LDAP_OK if kind is IntegrationType.LDAP else {"bootstrap_servers": ["k:9093"]}
+    assert _fields({**base, **changes}, kind)[f"config.{field}"] == message
+
+
+def test_changes_must_be_an_object() -> None:
+    current = LDAP.validate(LDAP_OK, production=True)
+    with pytest.raises(ValidationFailed) as refused:
+        LDAP.merge(current, ["base_dn"], production=True)
+    assert refused.value.details["fields"] == [
+        {"field": "config", "message": "must be an object", "source": "body"}
+    ]

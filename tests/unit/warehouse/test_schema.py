@@ -3,6 +3,8 @@ else refused naming the column; the Arrow tables of a chunk follow the definitio
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from domain.errors import ValidationFailed
@@ -17,6 +19,7 @@ from domain.warehouse import (
     without,
 )
 from infra.connectivity import CHECKS
+from infra.warehouses import open_warehouse
 from projections.sinks.warehouse import Chunk, arrow_schema
 
 
@@ -72,3 +75,9 @@ def test_a_duckdb_warehouse_without_a_path_passes_its_connectivity_check() -> No
         {"provider": "duckdb", "database_path": "/nonexistent-dir/x/w.duckdb"}
     )
     assert missing.failure is not None
+
+
+def test_an_unknown_warehouse_provider_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown warehouse provider 'oracle'"):
+        open_warehouse({"provider": "oracle"}, tmp_path / "w.duckdb")
+    assert not (tmp_path / "w.duckdb").exists()
