@@ -14,7 +14,12 @@ import pytest
 
 from api.http.quotas import ConcurrencyLimiter, RateLimiter
 from api.http.quotas.memory import InProcessConcurrencyLimiter, SlidingWindowRateLimiter
-from api.http.quotas.redis import RedisConcurrencyLimiter, RedisRateLimiter, redis_client
+from api.http.quotas.redis import (
+    TIMEOUT_SECONDS,
+    RedisConcurrencyLimiter,
+    RedisRateLimiter,
+    redis_client,
+)
 from domain.errors import DependencyUnavailable
 from tests.peers.redis import Redis, running_redis
 
@@ -33,8 +38,8 @@ class Clients:
     def __init__(self) -> None:
         self.made: list[Any] = []
 
-    def __call__(self, server: Redis) -> Any:
-        client = redis_client(server.url)
+    def __call__(self, server: Redis, timeout: float = TIMEOUT_SECONDS) -> Any:
+        client = redis_client(server.url, timeout)
         self.made.append(client)
         return client
 
@@ -45,6 +50,11 @@ async def clients() -> AsyncIterator[Clients]:
     yield made
     for client in made.made:
         await client.aclose()
+
+
+# The contract's Redis limiters wait longer than a request would (0.25 s) and fail closed: on
+# a busy machine a slow answer must not be taken for an outage and admitted silently.
+CONTRACT_TIMEOUT = 5.0
 
 
 class Limiters:
@@ -58,12 +68,18 @@ class Limiters:
     def rate(self, clock: Clock, **kwargs: Any) -> RateLimiter:
         if self._redis is None:
             return SlidingWindowRateLimiter(clock=clock, **kwargs)
-        return RedisRateLimiter(self._clients(self._redis), clock=clock, **kwargs)
+        return RedisRateLimiter(
+            self._clients(self._redis, CONTRACT_TIMEOUT), on_failure="closed", clock=clock, **kwargs
+        )
 
     def concurrency(self, clock: Clock | None = None) -> ConcurrencyLimiter:
         if self._redis is None:
             return InProcessConcurrencyLimiter()
-        return RedisConcurrencyLimiter(self._clients(self._redis), clock=clock or Clock())
+        return RedisConcurrencyLimiter(
+            self._clients(self._redis, CONTRACT_TIMEOUT),
+            on_failure="closed",
+            clock=clock or Clock(),
+        )
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

@@ -70,11 +70,9 @@ return 1
 """
 
 
-def redis_client(url: str) -> Redis:
+def redis_client(url: str, timeout: float = TIMEOUT_SECONDS) -> Redis:
     """A client that gives up quickly: a quota check must not hold a request for long."""
-    return Redis.from_url(
-        url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
-    )
+    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 class _Failures:
