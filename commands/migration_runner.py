@@ -88,9 +88,8 @@ class MigrationRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Claim and run jobs until `stop` is set (the supervised worker's body)."""
-        while not stop.is_set():
-            if not self.run_once(stop):
-                stop.wait(self._settings.poll_seconds)
+        while not stop.is_set():  # at once after a job, else after the poll interval
+            stop.wait(0 if self.run_once(stop) else self._settings.poll_seconds)
 
     def run_once(self, stop: threading.Event | None = None) -> bool:
         """Claim one job and run it to its end (or until `stop`); False when none was claimed."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from uuid import UUID
 
 import httpx
@@ -26,6 +28,9 @@ class TenantLoad:
         self.refused: list[tuple[float, httpx.Response]] = []
         self.other: list[tuple[float, str]] = []
         self.slowest = 0.0
+        self._paused = threading.Event()
+        self._in_flight = 0
+        self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(clients)]
 
     def __enter__(self) -> TenantLoad:
@@ -44,17 +49,23 @@ class TenantLoad:
             base_url=self.url, headers=headers, timeout=ANSWER_BOUND_SECONDS
         ) as client:
             while not self.stopping.is_set():
+                if self._paused.is_set():
+                    time.sleep(0.02)
+                    continue
                 slug = f"fault-{n}-{uuid.uuid4().hex[:12]}"
                 began = time.monotonic()
                 try:
-                    response = client.post(
-                        "/v1/tenants",
-                        json={
-                            "tenant_name": f"Fault {slug}",
-                            "tenant_slug": slug,
-                            "admin_email": "ops@fault.example.com",
-                        },
-                    )
+                    with self._counted():
+                        if self._paused.is_set():
+                            continue
+                        response = client.post(
+                            "/v1/tenants",
+                            json={
+                                "tenant_name": f"Fault {slug}",
+                                "tenant_slug": slug,
+                                "admin_email": "ops@fault.example.com",
+                            },
+                        )
                 except httpx.HTTPError as exc:
                     self.other.append((began, f"{type(exc).__name__}: {exc}"))
                     continue
@@ -67,6 +78,25 @@ class TenantLoad:
                     time.sleep(0.05)  # a client backing off, not a busy loop
                 else:
                     self.other.append((began, f"{response.status_code} {response.text}"))
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def pause(self) -> None:
+        """No new request; returns once none is in flight."""
+        self._paused.set()
+        while self._in_flight:
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def created_since(self, moment: float) -> int:
         return sum(1 for at, _ in self.created if at > moment)
