@@ -143,7 +143,7 @@ def read_sources(files: Sequence[Path], limits: PolicyLimits = DEFAULT_LIMITS) -
             sources.append(SourceText(str(file), text))
         except (OSError, UnicodeDecodeError) as failure:
             reason = failure.strerror if isinstance(failure, OSError) else "not UTF-8 text"
-            raise SourceUnreadable(f"cannot read {file}: {reason}") from None
+            raise SourceUnreadable(f"cannot read {file}: {reason}", {"reason": reason}) from None
     return sources
 
 

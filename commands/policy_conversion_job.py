@@ -171,11 +171,11 @@ class PolicyConversionKind:
         return collect_sources([source.path], source_format, self._limits)
 
     def read(self, file: Path) -> SourceText | str:
-        """The file's text, or why it cannot be read."""
+        """The file's text, or why it cannot be read (the reason only: no path)."""
         try:
             return read_sources([file], self._limits)[0]
         except SourceUnreadable as failure:
-            return failure.message
+            return str(failure.details["reason"])
 
     def record(
         self, job: JobContext, converted: list[ConvertedSource]
@@ -275,9 +275,9 @@ class _Cursor:
         for file in batch.files:
             read = self._kind.read(file)
             if isinstance(read, str):
-                name = self._name(file)  # the reason too names it so: no server path is shown
+                name = self._name(file)  # by its path in the source: no server path is shown
                 batch.failed.append(
-                    FailedItem(name, read.replace(str(file), name), "Make the file readable UTF-8.")
+                    FailedItem(name, f"cannot read {name}: {read}", "Make the file readable UTF-8.")
                 )
                 batch.failed_files.add(str(file))
             else:

@@ -370,8 +370,9 @@ def _describe(error: UnexpectedInput) -> str:
         expected = sorted(_readable(name) for name in error.expected)
         found = "end of input" if error.token.type == "$END" else repr(str(error.token))
         return f"unexpected {found}, expected one of: {', '.join(expected)}"
-    assert isinstance(error, UnexpectedCharacters)  # the LALR parser raises no other kind
-    return f"unexpected character {error.char!r}"
+    if isinstance(error, UnexpectedCharacters):
+        return f"unexpected character {error.char!r}"
+    return "syntax error"  # no other kind is known to reach here; never an AssertionError
 
 
 def _readable(terminal: str) -> str:
