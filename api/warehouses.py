@@ -18,10 +18,10 @@ from infra.postgres.warehouse_runs import WarehouseRuns
 from infra.supervisor import Worker
 from infra.warehouses import open_warehouse
 from projections.sinks.records import RecordMaker
-from projections.sinks.warehouse import WarehouseLoader
 
 if TYPE_CHECKING:
     from api.bootstrap import System
+    from projections.sinks.warehouse import WarehouseLoader
 
 WAREHOUSES = "warehouses"  # starts and stops one worker per enabled data-warehouse integration
 PREFIX = "warehouse_"
@@ -32,6 +32,10 @@ def warehouse_name(integration_id: UUID) -> str:
 
 
 def warehouse_loader(system: System, tenant_id: UUID, integration_id: UUID) -> WarehouseLoader:
+    # The loader (and pyarrow with it) is imported by the first sync, not by every process that
+    # composes the service: the `warehouse` extra's imports are among the slowest.
+    from projections.sinks.warehouse import WarehouseLoader  # noqa: PLC0415
+
     assert system.integrations is not None
     commands = warehouse_commands(system)
     integration = commands.warehouse(tenant_id, integration_id)

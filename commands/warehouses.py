@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from commands.application import GovernanceApplication
@@ -19,7 +19,9 @@ from commands.preamble import CommandPreamble
 from domain.errors import DependencyUnavailable, DomainError, NotFound
 from domain.integration.aggregate import Integration
 from domain.integration.values import IntegrationType
-from projections.sinks.warehouse import Progress, SyncOutcome, WarehouseLoader
+
+if TYPE_CHECKING:
+    from projections.sinks.warehouse import Progress, SyncOutcome, WarehouseLoader
 
 
 class RunsOf(Protocol):
@@ -30,7 +32,7 @@ class RunsOf(Protocol):
     def close(self) -> None: ...
 
 
-LoaderOf = Callable[[UUID, UUID], WarehouseLoader]
+LoaderOf = Callable[[UUID, UUID], "WarehouseLoader"]
 SYNC_ACTION = "sync_data_warehouse"
 T = TypeVar("T")
 

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import IO, Any
 
 import msgspec
-from fpdf import FPDF
 
 FORMATS = ("json", "jsonl", "csv", "pdf")
 MEDIA_TYPES = {
@@ -178,6 +177,8 @@ def _latin1(text: str) -> str:
 def write_pdf(
     rows: Iterable[dict[str, Any]], out: IO[bytes], header: dict[str, Any], progress: Progress
 ) -> int:
+    from fpdf import FPDF  # noqa: PLC0415 - imported by the one format that needs it (slow import)
+
     pdf = FPDF(orientation="L", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.set_title("Audit log export")

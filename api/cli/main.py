@@ -7,6 +7,7 @@ never a traceback.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import click
@@ -23,7 +24,37 @@ class BadSetting(click.ClickException):
     exit_code = SETTINGS_EXIT_STATUS
 
 
+# Each command group, by name: its module and attribute. A group's module is imported only when
+# the group is invoked (or `--help` lists them all), so a command pays for its own imports alone.
+COMMANDS = {
+    "audit": "api.cli.audit:audit",
+    "db": "api.cli.db:db",
+    "keys": "api.cli.keys:keys",
+    "migrate": "api.cli.migrate:migrate",
+    "policy": "api.cli.policy:policy",
+    "projections": "api.cli.projections:projections",
+    "replay": "api.cli.projections:replay",
+    "serve": "api.cli.serve:serve",
+    "sinks": "api.cli.sinks:sinks",
+    "streaming": "api.cli.streaming:streaming",
+    "token": "api.cli.token:token",
+    "warehouse": "api.cli.warehouse:warehouse",
+    "worker": "api.cli.worker:worker",
+}
+
+
 class AcgsGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click.Group's
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command: click.Command = getattr(import_module(module), attribute)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -38,25 +69,6 @@ class AcgsGroup(click.Group):
 def cli() -> None:
     """ACGS enterprise governance backend."""
 
-
-from api.cli.audit import audit  # noqa: E402
-from api.cli.db import db  # noqa: E402
-from api.cli.keys import keys  # noqa: E402
-from api.cli.migrate import migrate  # noqa: E402
-from api.cli.policy import policy  # noqa: E402
-from api.cli.projections import projections, replay  # noqa: E402
-from api.cli.serve import serve  # noqa: E402
-from api.cli.sinks import sinks  # noqa: E402
-from api.cli.streaming import streaming  # noqa: E402
-from api.cli.token import token  # noqa: E402
-from api.cli.warehouse import warehouse  # noqa: E402
-from api.cli.worker import worker  # noqa: E402
-
-for command in (db, serve, replay, projections, policy, token, worker, streaming, keys, audit):
-    cli.add_command(command)
-cli.add_command(sinks)
-cli.add_command(migrate)
-cli.add_command(warehouse)
 
 if __name__ == "__main__":
     cli()

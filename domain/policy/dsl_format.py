@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
@@ -169,13 +170,17 @@ class _ToRuleModel(Transformer[Token, Any]):
         return members[0] if len(members) == 1 else AllOf(members)
 
 
-_PARSER = Lark(
-    GRAMMAR,
-    parser="lalr",
-    lexer="contextual",
-    propagate_positions=True,
-    transformer=_ToRuleModel(),
-)
+@cache
+def _parser() -> Lark:
+    """The grammar's parser, built on first use (building it is most of this module's import
+    time, which every `acgs` command would otherwise pay)."""
+    return Lark(
+        GRAMMAR,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        transformer=_ToRuleModel(),
+    )
 
 
 def _comparison(path: _PathRef, op: Operator, operand: Any) -> Comparison:
@@ -376,7 +381,7 @@ def _describe(error: UnexpectedInput) -> str:
 
 
 def _readable(terminal: str) -> str:
-    pattern = _PARSER.get_terminal(terminal).pattern
+    pattern = _parser().get_terminal(terminal).pattern
     if pattern.type == "str":
         return repr(pattern.value)
     return terminal.lstrip("_").lower()
@@ -389,7 +394,7 @@ def parse_policy_block(
     or PolicyLimitExceeded (before parsing) when the block breaks a bound."""
     check_block_bounds(block, file, limits)
     try:
-        transformed = _PARSER.parse(block.text)
+        transformed = _parser().parse(block.text)
     except UnexpectedInput as error:
         line = error.line if isinstance(error.line, int) and error.line > 0 else 1
         column = error.column if isinstance(error.column, int) and error.column > 0 else 1

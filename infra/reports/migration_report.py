@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fpdf import FPDF
-
-from infra.reports.charts import charts
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 MAX_FAILED_ROWS = 500  # more are counted, not listed: the results API lists them all
 _CHART_KEYS = frozenset({"conversion_coverage", "agreement_series", "gap_severities"})
 
 
 def render_report(job: Mapping[str, Any], failures: Sequence[Mapping[str, Any]]) -> bytes:
+    # fpdf2 and matplotlib are imported here, by the report alone: they are the slowest imports
+    # of the service, which every `acgs` command and process start would otherwise pay.
+    from fpdf import FPDF  # noqa: PLC0415
+
+    from infra.reports.charts import charts  # noqa: PLC0415
+
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(auto=True, margin=14)
     pdf.set_title(f"Migration job {job['job_id']}")
