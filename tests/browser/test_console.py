@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -90,7 +91,8 @@ def test_operator_creates_a_tenant_and_an_ldap_integration(
     browser.open("/console/tenants")
     wait(browser, "#q")
     browser.driver.find_element(By.ID, "q").send_keys(slug.upper())
-    WebDriverWait(browser.driver, 10).until(
+    # htmx may swap the rows between finding the count and reading it: look for it again then
+    WebDriverWait(browser.driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#tenant-rows .count").text == "1 tenant"
     )
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "#tenant-rows tbody tr")

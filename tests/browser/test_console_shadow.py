@@ -18,6 +18,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -158,7 +159,8 @@ def _replay(tenant: Tenant, browser: Browser, shadow: str) -> str:
     wait(browser, "#runs-box[hx-trigger]")
     assert text(browser, "#runs tbody .status") == "pending"
     _run_jobs(tenant.api)
-    WebDriverWait(browser.driver, 30).until(
+    # htmx may swap the table between finding the cell and reading it: look for it again then
+    WebDriverWait(browser.driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#runs tbody .status").text == "completed"
     )  # without a reload: htmx refreshed the table, and stops now that nothing runs
     assert browser.driver.find_elements(By.CSS_SELECTOR, "#runs-box[hx-trigger]") == []
