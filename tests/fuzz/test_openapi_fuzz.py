@@ -13,7 +13,7 @@ Positive and negative cases both run. Writes carry the deployment's constitution
 most cases (as a client holds its token, it holds the hash), so generated requests reach past
 the hash check; the rest keep whatever the fuzzer generated.
 
-Bounded for `make test` (ACGS_FUZZ_EXAMPLES examples per operation and principal, default 25);
+Bounded for `make test` (ACGS_FUZZ_EXAMPLES examples per operation and principal, default 15);
 `make fuzz` runs many more.
 """
 
