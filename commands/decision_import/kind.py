@@ -5,12 +5,16 @@ field, and the import goes on); a key seen earlier in the batch, or imported bef
 tenant (by this job or another), is a repeat when the content is the same (skipped, counted)
 and a conflict otherwise (counted, listed, not imported); the rest are copied into the decision
 log. The rows and the job's progress commit together, and `open` resumes from that progress, so
-a batch is never imported twice and never counted twice. A batch is read and checked whole
-before its transaction begins, then sent in one stream: the transaction (and its lock on the
-tenant's imports) lasts only as long as the database's own work. While the database works on
-one batch, a reader thread reads and checks the next (the two halves overlap instead of adding
-up); a batch read ahead but not committed is dropped with the cursor, and a new cursor reads it
-again from the job's committed progress.
+a batch is never imported twice and never counted twice.
+
+The next batch is prepared while the database writes the previous one. A reader thread reads,
+checks, keys, digests and encodes a whole batch; the cursor's thread then opens the batch's
+transaction, sends the encoded rows, and only then sets the reader on the next batch, while
+the database adds the rows to the log and the batch commits. The cursor's thread sends the rows
+while the reader is idle and waits on the database while it works: the two threads seldom want
+Python's global lock at once, so the database does not sit waiting for the cursor's thread to
+get it back. A batch read ahead but not committed is dropped with the cursor, and a new cursor
+reads it again from the job's committed progress.
 """
 
 from __future__ import annotations
@@ -170,7 +174,7 @@ class _Prepared:
     read: int = 0
     tally: _Tally = field(default_factory=_Tally)
     candidates: dict[str, _Candidate] = field(default_factory=dict)
-    chunks: list[list[ImportedDecision]] = field(default_factory=list)  # new keys
+    chunks: list[bytes] = field(default_factory=list)  # the new keys' rows, encoded
 
 
 class ImportCursor:
@@ -210,11 +214,11 @@ class ImportCursor:
         prepared = self._ahead.result()
         if prepared is None:
             return None
-        self._ahead = self._reader.submit(self._prepared)  # read on while this batch is written
         tally, candidates = prepared.tally, prepared.candidates
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
-            for chunk in prepared.chunks:
-                tx.stage(chunk)
+            if prepared.chunks:
+                tx.stage(prepared.chunks)
+            self._ahead = self._reader.submit(self._prepared)  # while the database settles
             existing = tx.settle()
             imported = len(candidates) - len(existing)
             for candidate in candidates.values():
@@ -236,12 +240,14 @@ class ImportCursor:
         return self._outcome(failed)
 
     def _prepared(self) -> _Prepared | None:
-        """The next batch's records, checked, its new keys in chunks; None at the end."""
+        """The next batch's records, checked, its new keys encoded in chunks; None at the end."""
         records = itertools.islice(self._records, self._batch_size)
         prepared = _Prepared()
         while chunk := list(itertools.islice(records, CHUNK_ROWS)):
             prepared.read += len(chunk)
-            prepared.chunks.append(self._checked(chunk, prepared.tally, prepared.candidates))
+            new = self._checked(chunk, prepared.tally, prepared.candidates)
+            if new:
+                prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
         return prepared if prepared.read else None
 
     def close(self) -> None:

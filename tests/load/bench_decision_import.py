@@ -105,10 +105,10 @@ def server_cpu(postmaster: int, since: dict[int, int]) -> float:
 
 
 def postmaster_of(admin_url: str) -> int:
-    with psycopg.connect(admin_url) as conn:
+    with psycopg.connect(admin_url) as conn:  # its backend is read while it lives
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return _ticks(int(row[0]))[0]
+        assert row is not None
+        return _ticks(int(row[0]))[0]
 
 
 def bare_copy(admin_url: str, path: Path, postmaster: int) -> tuple[int, float]:

@@ -4,8 +4,9 @@ keys; a crash mid-import and the resume, counts and rows exact."""
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -323,15 +324,13 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
         @contextmanager
         def batch(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
             with super().batch(*args, **kwargs) as tx:
-                real_stage, staged = tx.stage, []
+                real_stage = tx.stage
 
-                def stage_then_die(rows: Any) -> None:
-                    real_stage(rows)
-                    staged.append(len(rows))
-                    if len(staged) == 2:
-                        raise Dies
+                def two_then_die(chunks: Iterable[bytes]) -> Iterator[bytes]:
+                    yield from itertools.islice(chunks, 2)
+                    raise Dies
 
-                tx.stage = stage_then_die
+                tx.stage = lambda chunks: real_stage(two_then_die(chunks))  # type: ignore[method-assign]
                 yield tx
 
     monkeypatch.setattr(kind_module, "CHUNK_ROWS", 30)
