@@ -138,13 +138,6 @@ class DecisionImportKind:
 
 
 @dataclass
-class _Candidate:
-    number: int
-    decision: ImportedDecision
-    repeats: list[int] = field(default_factory=list)  # rows of the batch with the same content
-
-
-@dataclass
 class _Tally:
     """A batch's counts and failures, added to the job's summary once the batch commits."""
 
@@ -173,8 +166,9 @@ class _Prepared:
 
     read: int = 0
     tally: _Tally = field(default_factory=_Tally)
-    candidates: dict[str, _Candidate] = field(default_factory=dict)
-    chunks: list[bytes] = field(default_factory=list)  # the new keys' rows, encoded
+    first: dict[str, tuple[int, ImportedDecision]] = field(default_factory=dict)  # of each key
+    repeats: dict[str, list[int]] = field(default_factory=dict)  # later rows, the same content
+    chunks: list[bytes] = field(default_factory=list)  # the first rows, encoded
 
 
 class ImportCursor:
@@ -214,23 +208,21 @@ class ImportCursor:
         prepared = self._ahead.result()
         if prepared is None:
             return None
-        tally, candidates = prepared.tally, prepared.candidates
+        tally, first, repeats = prepared.tally, prepared.first, prepared.repeats
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
             if prepared.chunks:
                 tx.stage(prepared.chunks)
             self._ahead = self._reader.submit(self._prepared)  # while the database settles
             existing = tx.settle()
-            imported = len(candidates) - len(existing)
-            for candidate in candidates.values():
-                decision = candidate.decision
-                content = existing.get(decision.dedup_key)
-                if content is None:
-                    tally.skipped += len(candidate.repeats)
-                elif content == decision.content_sha256:
-                    tally.skipped += 1 + len(candidate.repeats)
-                else:
-                    for number in (candidate.number, *candidate.repeats):
-                        tally.conflict(number, decision, "a decision imported before")
+            imported = len(first) - len(existing)
+            for key, content in existing.items():  # the keys imported before
+                number, decision = first[key]
+                if content == decision.content_sha256:
+                    tally.skipped += 1
+                else:  # the key's first row and its repeats all conflict
+                    for row in (number, *repeats.pop(key, ())):
+                        tally.conflict(row, decision, "a decision imported before")
+            tally.skipped += sum(map(len, repeats.values()))
             rows_through = self.rows_through + prepared.read
             summary = _added(self.summary, rows_through, imported, tally)
             failed = tuple(item for _, item in sorted(tally.failed, key=_row))
@@ -245,7 +237,7 @@ class ImportCursor:
         prepared = _Prepared()
         while chunk := list(itertools.islice(records, CHUNK_ROWS)):
             prepared.read += len(chunk)
-            new = self._checked(chunk, prepared.tally, prepared.candidates)
+            new = self._checked(chunk, prepared)
             if new:
                 prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
         return prepared if prepared.read else None
@@ -257,11 +249,10 @@ class ImportCursor:
         finally:
             self._source.close()
 
-    def _checked(
-        self, chunk: list[Record], tally: _Tally, candidates: dict[str, _Candidate]
-    ) -> list[ImportedDecision]:
+    def _checked(self, chunk: list[Record], prepared: _Prepared) -> list[ImportedDecision]:
         """The chunk's decisions whose key the batch had not met (the others tallied, or noted
         as repeats of the first of their key)."""
+        tally, first_of, repeats = prepared.tally, prepared.first, prepared.repeats
         new: list[ImportedDecision] = []
         for number, fields in chunk:
             if isinstance(fields, str):
@@ -274,14 +265,15 @@ class ImportCursor:
                 tally.invalid += 1
                 tally.failed.append((number, FailedItem(f"row {number}", str(bad), INVALID_ROW)))
                 continue
-            first = candidates.get(decision.dedup_key)
+            key = decision.dedup_key
+            first = first_of.get(key)
             if first is None:
-                candidates[decision.dedup_key] = _Candidate(number, decision)
+                first_of[key] = number, decision
                 new.append(decision)
-            elif first.decision.content_sha256 == decision.content_sha256:
-                first.repeats.append(number)
+            elif first[1].content_sha256 == decision.content_sha256:
+                repeats.setdefault(key, []).append(number)
             else:
-                tally.conflict(number, decision, f"row {first.number}")
+                tally.conflict(number, decision, f"row {first[0]}")
         return new
 
     def _outcome(self, failed: tuple[FailedItem, ...]) -> BatchOutcome:
