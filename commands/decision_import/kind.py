@@ -8,13 +8,14 @@ log. The rows and the job's progress commit together, and `open` resumes from th
 a batch is never imported twice and never counted twice.
 
 The next batch is prepared while the database writes the previous one. A reader thread reads,
-checks, keys, digests and encodes a whole batch; the cursor's thread then opens the batch's
-transaction, sends the encoded rows, and only then sets the reader on the next batch, while
-the database adds the rows to the log and the batch commits. The cursor's thread sends the rows
-while the reader is idle and waits on the database while it works: the two threads seldom want
-Python's global lock at once, so the database does not sit waiting for the cursor's thread to
-get it back. A batch read ahead but not committed is dropped with the cursor, and a new cursor
-reads it again from the job's committed progress.
+checks, keys, digests and encodes a whole batch before its transaction begins (the transaction,
+and its lock on the tenant's imports, lasts only as long as the database's own work); the
+cursor's thread then opens the transaction, sends the encoded rows, and only then sets the reader
+on the next batch, while the database adds the rows to the log and the batch commits. The
+cursor's thread sends the rows while the reader is idle and waits on the database while it
+works: the two threads seldom want Python's global lock at once, so the database does not sit
+waiting for the cursor's thread to get it back. A batch read ahead but not committed is dropped
+with the cursor, and a new cursor reads it again from the job's committed progress.
 """
 
 from __future__ import annotations
