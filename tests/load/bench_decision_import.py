@@ -2,8 +2,9 @@
 
 A CSV of `--rows` legacy decisions (distinct ids, a JSON context each, every tenth a repeat of
 an earlier row) is imported by the `decision_log_import` kind through the job port (open, then
-`next_batch` until done: read, check, key and digest each row, look the batch's keys up, COPY,
-insert, progress) into a fresh database. Target: >= 50,000 rows/s.
+`next_batch` until done: read, check, key, digest and encode each row in the kind's reader
+thread, then COPY, look the batch's keys up, insert, progress) into a fresh database. Target:
+>= 50,000 rows/s.
 
 The baseline, in the same process and database: a bare COPY of the same rows, already encoded,
 into a table like `decision_logs` (same columns and indexes, no row-level security): what the
