@@ -211,8 +211,7 @@ class ImportCursor:
             return None
         tally, first, repeats = prepared.tally, prepared.first, prepared.repeats
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
-            if prepared.chunks:
-                tx.stage(prepared.chunks)
+            tx.stage(prepared.chunks)
             self._ahead = self._reader.submit(self._prepared)  # while the database settles
             existing = tx.settle()
             imported = len(first) - len(existing)
@@ -239,8 +238,7 @@ class ImportCursor:
         while chunk := list(itertools.islice(records, CHUNK_ROWS)):
             prepared.read += len(chunk)
             new = self._checked(chunk, prepared)
-            if new:
-                prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
+            prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
         return prepared if prepared.read else None
 
     def close(self) -> None:

@@ -161,18 +161,14 @@ class _Batch:
         self._cur = cur
         self._tenant_id = tenant_id
         self._job_id = job_id
-        self._staged = False
         self.progress: tuple[int, str] | None = None
 
     def stage(self, chunks: Iterable[bytes]) -> None:
         with self._cur.copy(_COPY) as copy:  # a failure ends the COPY before it is raised
             for chunk in chunks:
                 copy.write(chunk)
-        self._staged = True
 
     def settle(self) -> Mapping[str, str]:
-        if not self._staged:
-            return {}
         settled = self._cur.execute(_SETTLE, {"tenant": self._tenant_id, "job": self._job_id})
         kept = [key for (key,) in settled.fetchall()]
         if not kept:
@@ -193,9 +189,8 @@ class PostgresDecisionImportStore:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo)
+            self._conn = psycopg.connect(self.conninfo, autocommit=True)
             self._conn.execute(_STAGE)
-            self._conn.commit()
         return self._conn
 
     def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:
@@ -207,9 +202,12 @@ class PostgresDecisionImportStore:
 
     @contextmanager
     def batch(self, tenant_id: UUID, job_id: UUID, rows_from: int) -> Iterator[_Batch]:
+        """The batch's transaction, begun and ended by its own statements: its last two, the
+        progress and the `COMMIT`, are sent together (one round trip)."""
         conn = self._connection()
         try:
             with conn.cursor() as cur:
+                cur.execute("BEGIN")
                 cur.execute(_SCOPE, [str(tenant_id), _LOCK_CLASS, str(tenant_id)])
                 row = cur.execute(_PROGRESS, [job_id]).fetchone()
                 if (0 if row is None else int(row[0])) != rows_from:
@@ -221,25 +219,15 @@ class PostgresDecisionImportStore:
                 yield batch
                 if batch.progress is None:
                     raise RuntimeError("a batch commits with the job's progress")
-                with conn.pipeline():  # the progress and the commit: one round trip
+                with conn.pipeline():
                     cur.execute(_SAVE, [job_id, tenant_id, *batch.progress])
-                    conn.commit()
-        except BaseException as failure:
-            self._rolled_back(failure)
+                    cur.execute("COMMIT")
+        except psycopg.OperationalError:
+            self.close()  # its server session ends, and the transaction with it
             raise
-
-    def _rolled_back(self, failure: BaseException) -> None:
-        """The batch's transaction undone; a broken connection is dropped (its server
-        session ends, and its transaction with it)."""
-        if self._conn is None:
-            return
-        if not isinstance(failure, psycopg.OperationalError):
-            try:
-                self._conn.rollback()
-                return
-            except psycopg.Error:
-                pass
-        self.close()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         if self._conn is not None:

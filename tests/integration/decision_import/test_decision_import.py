@@ -23,6 +23,7 @@ from commands.decision_import import kind as kind_module
 from commands.decision_import.kind import CONFLICTS_LISTED, DecisionImportKind
 from commands.migration_kinds import JobSource
 from domain.decision_import.errors import SourceUnreadable
+from domain.decision_import.record import imported_decision
 from domain.errors import ConcurrentModification, ValidationFailed
 from domain.registry.decision_log import input_digest
 from infra.postgres.decision_import_store import PostgresDecisionImportStore
@@ -388,6 +389,21 @@ def test_a_second_worker_on_the_same_job_cannot_run_a_batch_twice(
         one.close()
         two.close()
     assert len(imported(admin_conn, context.tenant_id)) == 10
+
+
+def test_a_batch_ended_without_its_progress_commits_nothing(
+    system: System, admin_conn: psycopg.Connection[Any]
+) -> None:
+    store = PostgresDecisionImportStore(system.projector_conninfo)
+    tenant_id, job_id = uuid4(), uuid4()
+    try:
+        with pytest.raises(RuntimeError), store.batch(tenant_id, job_id, 0) as tx:
+            tx.stage([store.encoded(tenant_id, [imported_decision(row(1), HASH)])])
+            assert tx.settle() == {}
+        assert store.progress(tenant_id, job_id) is None  # the same connection goes on
+    finally:
+        store.close()
+    assert imported(admin_conn, tenant_id) == []
 
 
 def test_conflicts_listed_stop_at_the_limit_while_all_are_counted(
