@@ -396,10 +396,16 @@ def test_a_batch_ended_without_its_progress_commits_nothing(
 ) -> None:
     store = PostgresDecisionImportStore(system.projector_conninfo)
     tenant_id, job_id = uuid4(), uuid4()
-    try:
-        with pytest.raises(RuntimeError), store.batch(tenant_id, job_id, 0) as tx:
-            tx.stage([store.encoded(tenant_id, [imported_decision(row(1), HASH)])])
+    chunk = store.encoded(tenant_id, [imported_decision(row(1), HASH)])
+
+    def settled_without_progress() -> None:
+        with store.batch(tenant_id, job_id, 0) as tx:
+            tx.stage([chunk])
             assert tx.settle() == {}
+
+    try:
+        with pytest.raises(RuntimeError):
+            settled_without_progress()
         assert store.progress(tenant_id, job_id) is None  # the same connection goes on
     finally:
         store.close()
