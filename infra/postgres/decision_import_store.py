@@ -3,15 +3,15 @@
 What each row says is copied (COPY, text format, built by `encoded` like the live writer's: a
 value adapted by the driver costs more than the rest of the row; the kind encodes the next batch
 in its reader thread while this one is written) into a temporary table (created once for each
-connection, emptied at each commit); one statement
-then adds the batch's keys to the tenant's keys (`decision_import_keys`) and inserts the rows
-whose key it added into `decision_logs` (PostgreSQL refuses COPY into a table with row-level
-security), with what is the same for the whole batch (tenant, job, origin). A batch takes a
-transaction-scoped advisory lock per tenant first, so two imports of one tenant never both add
-a key the other is adding; the job's progress row is checked against where the batch starts
-and moved on in the same transaction, so a batch runs once even when two workers hold the job.
-The progress and the commit are sent together (one round trip: the kind's reader thread holds
-Python's global lock meanwhile, and each answer waits for it).
+connection, emptied at each commit); one statement then adds the batch's keys to the tenant's
+keys (`decision_import_keys`) and inserts the rows whose key it added into `decision_logs`
+(PostgreSQL refuses COPY into a table with row-level security), with what is the same for the
+whole batch (tenant, job, origin). A batch takes a transaction-scoped advisory lock per tenant
+first, so two imports of one tenant never both add a key the other is adding; the job's progress
+row is checked against where the batch starts and moved on in the same transaction, so a batch
+runs once even when two workers hold the job. The progress and the commit are sent together (one
+round trip: the kind's reader thread is at work meanwhile, and each answer waits until this
+thread gets Python's global lock back).
 
 The importer connects as the decision-log writer (acgs2_projector, which may only insert and
 read decision rows, and add and read import keys) and scopes each transaction to the job's
