@@ -5,12 +5,17 @@ field, and the import goes on); a key seen earlier in the batch, or imported bef
 tenant (by this job or another), is a repeat when the content is the same (skipped, counted)
 and a conflict otherwise (counted, listed, not imported); the rest are copied into the decision
 log. The rows and the job's progress commit together, and `open` resumes from that progress, so
-a batch is never imported twice and never counted twice. A batch is read and checked whole
-before its transaction begins, then sent in one stream: the transaction (and its lock on the
-tenant's imports) lasts only as long as the database's own work. While the database works on
-one batch, a reader thread reads and checks the next (the two halves overlap instead of adding
-up); a batch read ahead but not committed is dropped with the cursor, and a new cursor reads it
-again from the job's committed progress.
+a batch is never imported twice and never counted twice.
+
+The next batch is prepared while the database writes the previous one. A reader thread reads,
+checks, keys, digests and encodes a whole batch before its transaction begins (the transaction,
+and its lock on the tenant's imports, lasts only as long as the database's own work); the
+cursor's thread then opens the transaction, sends the encoded rows, and only then sets the reader
+on the next batch, while the database adds the rows to the log and the batch commits. The
+cursor's thread sends the rows while the reader is idle and waits on the database while it
+works: the two threads seldom want Python's global lock at once, so the database does not sit
+waiting for the cursor's thread to get it back. A batch read ahead but not committed is dropped
+with the cursor, and a new cursor reads it again from the job's committed progress.
 """
 
 from __future__ import annotations
@@ -134,13 +139,6 @@ class DecisionImportKind:
 
 
 @dataclass
-class _Candidate:
-    number: int
-    decision: ImportedDecision
-    repeats: list[int] = field(default_factory=list)  # rows of the batch with the same content
-
-
-@dataclass
 class _Tally:
     """A batch's counts and failures, added to the job's summary once the batch commits."""
 
@@ -169,8 +167,9 @@ class _Prepared:
 
     read: int = 0
     tally: _Tally = field(default_factory=_Tally)
-    candidates: dict[str, _Candidate] = field(default_factory=dict)
-    chunks: list[list[ImportedDecision]] = field(default_factory=list)  # new keys
+    first: dict[str, tuple[int, ImportedDecision]] = field(default_factory=dict)  # of each key
+    repeats: dict[str, list[int]] = field(default_factory=dict)  # later rows, the same content
+    chunks: list[bytes] = field(default_factory=list)  # the first rows, encoded
 
 
 class ImportCursor:
@@ -210,23 +209,20 @@ class ImportCursor:
         prepared = self._ahead.result()
         if prepared is None:
             return None
-        self._ahead = self._reader.submit(self._prepared)  # read on while this batch is written
-        tally, candidates = prepared.tally, prepared.candidates
+        tally, first, repeats = prepared.tally, prepared.first, prepared.repeats
         with self._store.batch(self._job.tenant_id, self._job.job_id, self.rows_through) as tx:
-            for chunk in prepared.chunks:
-                tx.stage(chunk)
+            tx.stage(prepared.chunks)
+            self._ahead = self._reader.submit(self._prepared)  # while the database settles
             existing = tx.settle()
-            imported = len(candidates) - len(existing)
-            for candidate in candidates.values():
-                decision = candidate.decision
-                content = existing.get(decision.dedup_key)
-                if content is None:
-                    tally.skipped += len(candidate.repeats)
-                elif content == decision.content_sha256:
-                    tally.skipped += 1 + len(candidate.repeats)
-                else:
-                    for number in (candidate.number, *candidate.repeats):
-                        tally.conflict(number, decision, "a decision imported before")
+            imported = len(first) - len(existing)
+            for key, content in existing.items():  # the keys imported before
+                number, decision = first[key]
+                if content == decision.content_sha256:
+                    tally.skipped += 1
+                else:  # the key's first row and its repeats all conflict
+                    for row in (number, *repeats.pop(key, ())):
+                        tally.conflict(row, decision, "a decision imported before")
+            tally.skipped += sum(map(len, repeats.values()))
             rows_through = self.rows_through + prepared.read
             summary = _added(self.summary, rows_through, imported, tally)
             failed = tuple(item for _, item in sorted(tally.failed, key=_row))
@@ -236,12 +232,13 @@ class ImportCursor:
         return self._outcome(failed)
 
     def _prepared(self) -> _Prepared | None:
-        """The next batch's records, checked, its new keys in chunks; None at the end."""
+        """The next batch's records, checked, its new keys encoded in chunks; None at the end."""
         records = itertools.islice(self._records, self._batch_size)
         prepared = _Prepared()
         while chunk := list(itertools.islice(records, CHUNK_ROWS)):
             prepared.read += len(chunk)
-            prepared.chunks.append(self._checked(chunk, prepared.tally, prepared.candidates))
+            new = self._checked(chunk, prepared)
+            prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
         return prepared if prepared.read else None
 
     def close(self) -> None:
@@ -251,11 +248,10 @@ class ImportCursor:
         finally:
             self._source.close()
 
-    def _checked(
-        self, chunk: list[Record], tally: _Tally, candidates: dict[str, _Candidate]
-    ) -> list[ImportedDecision]:
+    def _checked(self, chunk: list[Record], prepared: _Prepared) -> list[ImportedDecision]:
         """The chunk's decisions whose key the batch had not met (the others tallied, or noted
         as repeats of the first of their key)."""
+        tally, first_of, repeats = prepared.tally, prepared.first, prepared.repeats
         new: list[ImportedDecision] = []
         for number, fields in chunk:
             if isinstance(fields, str):
@@ -268,14 +264,15 @@ class ImportCursor:
                 tally.invalid += 1
                 tally.failed.append((number, FailedItem(f"row {number}", str(bad), INVALID_ROW)))
                 continue
-            first = candidates.get(decision.dedup_key)
+            key = decision.dedup_key
+            first = first_of.get(key)
             if first is None:
-                candidates[decision.dedup_key] = _Candidate(number, decision)
+                first_of[key] = number, decision
                 new.append(decision)
-            elif first.decision.content_sha256 == decision.content_sha256:
-                first.repeats.append(number)
+            elif first[1].content_sha256 == decision.content_sha256:
+                repeats.setdefault(key, []).append(number)
             else:
-                tally.conflict(number, decision, f"row {first.number}")
+                tally.conflict(number, decision, f"row {first[0]}")
         return new
 
     def _outcome(self, failed: tuple[FailedItem, ...]) -> BatchOutcome:

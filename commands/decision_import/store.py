@@ -1,10 +1,12 @@
 """Port: where imported decisions and an import's progress are kept (infra.postgres.
 decision_import_store). A batch's rows and the job's progress commit in one transaction, so a
-job resumes exactly where its last committed batch ended."""
+job resumes exactly where its last committed batch ended. A batch's rows are encoded for the
+store (`encoded`, which touches no connection) before its transaction begins, so the next batch
+can be prepared in another thread while this one is written."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 from uuid import UUID
@@ -15,8 +17,9 @@ from domain.decision_import.record import ImportedDecision
 class ImportBatch(Protocol):
     """One batch's transaction, serialised with the tenant's other imports."""
 
-    def stage(self, rows: Sequence[ImportedDecision]) -> None:
-        """Send rows of the batch (each key once) on their way to the decision log."""
+    def stage(self, chunks: Iterable[bytes]) -> None:
+        """Send the batch's rows (each key once, as chunks from `encoded`) on their way to the
+        decision log."""
         ...
 
     def settle(self) -> Mapping[str, str]:
@@ -25,10 +28,16 @@ class ImportBatch(Protocol):
         `dedup_key -> content_sha256` of the decision already kept."""
         ...
 
-    def save_progress(self, rows_through: int, summary: Mapping[str, Any]) -> None: ...
+    def save_progress(self, rows_through: int, summary: Mapping[str, Any]) -> None:
+        """The job's progress, kept when the batch commits."""
+        ...
 
 
 class ImportedDecisionStore(Protocol):
+    def encoded(self, tenant_id: UUID, rows: Sequence[ImportedDecision]) -> bytes:
+        """The rows as `ImportBatch.stage` sends them; safe in any thread (no connection)."""
+        ...
+
     def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:
         """The source rows consumed and the cumulative summary of the job's last committed
         batch; None before its first."""

@@ -2,8 +2,9 @@
 
 A CSV of `--rows` legacy decisions (distinct ids, a JSON context each, every tenth a repeat of
 an earlier row) is imported by the `decision_log_import` kind through the job port (open, then
-`next_batch` until done: read, check, key and digest each row, look the batch's keys up, COPY,
-insert, progress) into a fresh database. Target: >= 50,000 rows/s.
+`next_batch` until done: read, check, key, digest and encode each row in the kind's reader
+thread, then COPY, look the batch's keys up, insert, progress) into a fresh database. Target:
+>= 50,000 rows/s.
 
 The baseline, in the same process and database: a bare COPY of the same rows, already encoded,
 into a table like `decision_logs` (same columns and indexes, no row-level security): what the
@@ -105,10 +106,10 @@ def server_cpu(postmaster: int, since: dict[int, int]) -> float:
 
 
 def postmaster_of(admin_url: str) -> int:
-    with psycopg.connect(admin_url) as conn:
+    with psycopg.connect(admin_url) as conn:  # its backend is read while it lives
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return _ticks(int(row[0]))[0]
+        assert row is not None
+        return _ticks(int(row[0]))[0]
 
 
 def bare_copy(admin_url: str, path: Path, postmaster: int) -> tuple[int, float]:

@@ -4,8 +4,9 @@ keys; a crash mid-import and the resume, counts and rows exact."""
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from commands.decision_import import kind as kind_module
 from commands.decision_import.kind import CONFLICTS_LISTED, DecisionImportKind
 from commands.migration_kinds import JobSource
 from domain.decision_import.errors import SourceUnreadable
+from domain.decision_import.record import imported_decision
 from domain.errors import ConcurrentModification, ValidationFailed
 from domain.registry.decision_log import input_digest
 from infra.postgres.decision_import_store import PostgresDecisionImportStore
@@ -323,15 +325,13 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
         @contextmanager
         def batch(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
             with super().batch(*args, **kwargs) as tx:
-                real_stage, staged = tx.stage, []
+                real_stage = tx.stage
 
-                def stage_then_die(rows: Any) -> None:
-                    real_stage(rows)
-                    staged.append(len(rows))
-                    if len(staged) == 2:
-                        raise Dies
+                def two_then_die(chunks: Iterable[bytes]) -> Iterator[bytes]:
+                    yield from itertools.islice(chunks, 2)
+                    raise Dies
 
-                tx.stage = stage_then_die
+                tx.stage = lambda chunks: real_stage(two_then_die(chunks))  # type: ignore[method-assign]
                 yield tx
 
     monkeypatch.setattr(kind_module, "CHUNK_ROWS", 30)
@@ -389,6 +389,27 @@ def test_a_second_worker_on_the_same_job_cannot_run_a_batch_twice(
         one.close()
         two.close()
     assert len(imported(admin_conn, context.tenant_id)) == 10
+
+
+def test_a_batch_ended_without_its_progress_commits_nothing(
+    system: System, admin_conn: psycopg.Connection[Any]
+) -> None:
+    store = PostgresDecisionImportStore(system.projector_conninfo)
+    tenant_id, job_id = uuid4(), uuid4()
+    chunk = store.encoded(tenant_id, [imported_decision(row(1), HASH)])
+
+    def settled_without_progress() -> None:
+        with store.batch(tenant_id, job_id, 0) as tx:
+            tx.stage([chunk])
+            assert tx.settle() == {}
+
+    try:
+        with pytest.raises(RuntimeError):
+            settled_without_progress()
+        assert store.progress(tenant_id, job_id) is None  # the same connection goes on
+    finally:
+        store.close()
+    assert imported(admin_conn, tenant_id) == []
 
 
 def test_conflicts_listed_stop_at_the_limit_while_all_are_counted(

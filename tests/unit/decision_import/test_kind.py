@@ -4,7 +4,7 @@ result summary."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,12 @@ class MemoryStore:
     def __init__(self) -> None:
         self.decisions: dict[UUID, dict[str, ImportedDecision]] = {}
         self.progress_rows: dict[UUID, tuple[int, dict[str, Any]]] = {}
+        self.encodings: dict[bytes, Sequence[ImportedDecision]] = {}  # what each chunk holds
+
+    def encoded(self, tenant_id: UUID, rows: Sequence[ImportedDecision]) -> bytes:
+        chunk = f"{tenant_id} {len(self.encodings)}".encode()
+        self.encodings[chunk] = rows
+        return chunk
 
     def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:
         return self.progress_rows.get(job_id)
@@ -37,8 +43,8 @@ class MemoryStore:
         store, staged, saved = self, [], []
 
         class Batch:
-            def stage(self, rows: Sequence[ImportedDecision]) -> None:
-                staged.extend(rows)
+            def stage(self, chunks: Iterable[bytes]) -> None:
+                staged.extend(row for chunk in chunks for row in store.encodings.pop(chunk))
 
             def settle(self) -> Mapping[str, str]:
                 kept = store.decisions.setdefault(tenant_id, {})
