@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.utils import normalize_path
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, use_span
 
 from api.http.auth import PRINCIPAL_KEY, authenticate
 from api.http.errors import (
@@ -294,7 +294,8 @@ def _server_span(scope: HTTPScope) -> Any:
     )
     supplied = _header(scope, b"traceparent")
     parent = tracing.parent_context(supplied.decode("latin-1") if supplied else None)
-    return tracing.tracer().start_as_current_span(
+    # what `start_as_current_span` does, without its own context manager around `use_span`
+    span = tracing.tracer().start_span(
         f"{method} {path}",
         context=parent,
         kind=SpanKind.SERVER,
@@ -302,6 +303,7 @@ def _server_span(scope: HTTPScope) -> Any:
         record_exception=False,
         set_status_on_exception=False,
     )
+    return use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False)
 
 
 def _identify(span: Any, principal: Principal, constitutional_hash: str) -> None:
