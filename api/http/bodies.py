@@ -16,6 +16,8 @@ Every route whose handler takes a `data` body runs through `check_body` (the app
   source}`.
 
 Rules on values (slug syntax, email, quotas) stay in the domain, which reports them after this.
+The JSON value decoded here is handed to Litestar as the request's JSON (its decoder gives the
+same value), so a body is decoded once.
 """
 
 from __future__ import annotations
