@@ -37,6 +37,8 @@ _SECRETS = [
 ]
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _NOT_EXTRA = _STANDARD | {"fields", "request_id"}  # attributes that are not a record's extras
+_LEVELS = {name: name.lower() for name in logging.getLevelNamesMapping()}
+_encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
 # One cheap pass decides whether a line needs the patterns at all (most lines do not).
@@ -45,7 +47,10 @@ _MARKERS = ("eyj", "bearer", "basic", "passw", "secret", "key", "token", "author
 
 def redact(text: str) -> str:
     lowered = text.lower()
-    if not any(marker in lowered for marker in _MARKERS):
+    for marker in _MARKERS:
+        if marker in lowered:
+            break
+    else:
         return text
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
@@ -53,10 +58,20 @@ def redact(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line: `ts`, `level`, `logger`, `message`, the request id, the trace and
+    span ids, the record's `fields`, its other extras, and the exception, in that order. Every
+    request writes one (the access log), so the timestamp's date and time up to the second is
+    formatted once per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
+            "ts": self._timestamp(record.created),
+            "level": _LEVELS.get(record.levelname) or record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -70,11 +85,24 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, dict):
             entry.update(fields)
         attributes = vars(record)
-        for key in [k for k in attributes if k not in _NOT_EXTRA]:
-            entry[key] = attributes[key]
+        if not _NOT_EXTRA.issuperset(attributes):  # extras are rare: in the record's order
+            for key in [k for k in attributes if k not in _NOT_EXTRA]:
+                entry[key] = attributes[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return redact(msgspec.json.encode(entry, enc_hook=str).decode())
+        return redact(_encode(entry).decode())
+
+    def _timestamp(self, created: float) -> str:
+        """`created` in UTC to the millisecond, as `datetime.isoformat` writes it (rounded to
+        the microsecond, then cut to the millisecond)."""
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+            self._second = second
+        return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
 
 def configure_logging(level: str = "INFO") -> None:

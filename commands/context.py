@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from uuid import UUID
 
 from domain.events import Actor, EventMeta
@@ -32,12 +33,22 @@ class Principal:
         return max(self.roles, key=lambda r: r.rank) if self.roles else None
 
     def effective_roles(self) -> frozenset[MaciRole]:
+        return self._effective_roles
+
+    def actor(self) -> Actor:
+        return self._actor
+
+    # Worked out once per principal (it is immutable; the edge reuses the principal of a token
+    # it has verified before, so most requests find them done).
+    @cached_property
+    def _effective_roles(self) -> frozenset[MaciRole]:
         held: set[MaciRole] = set()
         for role in self.roles:
             held |= role.includes()
         return frozenset(held)
 
-    def actor(self) -> Actor:
+    @cached_property
+    def _actor(self) -> Actor:
         return Actor(
             sub=self.sub, roles=self.roles, auth_method=self.auth_method, actor_type=self.actor_type
         )

@@ -43,6 +43,7 @@ USER = "enduser.id"
 SERVICE_NAME = "acgs-enterprise"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _DROP = SamplingResult(Decision.DROP)
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 class CriticalPathSampler(Sampler):
@@ -76,6 +77,8 @@ class CriticalPathSampler(Sampler):
             if not parent.is_remote or not critical:
                 return SamplingResult(Decision.DROP, None, parent.trace_state)
         chooser = self._critical if critical else self._ordinary
+        if not parent.is_valid and trace_id & _TRACE_ID_LIMIT >= chooser.bound:
+            return _DROP  # the ratio sampler's answer to a root it drops, without its lookups
         return chooser.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )

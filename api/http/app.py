@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from litestar import Litestar, Request, Router
@@ -11,6 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler
 
 from api.bootstrap import System
@@ -46,6 +48,24 @@ from api.http.webhooks import WebhookController
 from commands.context import Principal
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+def resolve_exception_handlers_once(app: Litestar) -> None:
+    """Give every route handler its exception handlers resolved once. Litestar resolves them
+    on every request (walking the handler's layers up to the app and merging their maps); the
+    layers' maps are fixed once the app is built, so the result is the same every time. (A
+    handler built as a bare `HTTPRouteHandler`, e.g. the OpenAPI document's, takes no attribute
+    and keeps resolving them per request.)"""
+    for route in app.routes:
+        handlers = route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]
+        for handler in handlers:
+            if hasattr(handler, "__dict__"):
+                resolved = handler.resolve_exception_handlers()
+                handler.resolve_exception_handlers = partial(_same, resolved)  # type: ignore[method-assign]
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def create_app(
@@ -149,5 +169,6 @@ def create_app(
     )
     complete(app)
     document_required_query(app.openapi_schema)
+    resolve_exception_handlers_once(app)
     app.asgi_handler = Edge(app.asgi_handler, api, app.asgi_router)
     return app

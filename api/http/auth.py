@@ -6,9 +6,16 @@ from typing import Any
 
 from api.http.errors import InvalidToken, Unauthenticated
 from commands.context import Principal
-from infra.tokens import TokenRejectedError, TokenVerifier
+from infra.tokens import TokenClaims, TokenRejectedError, TokenVerifier
+from infra.tokens.verifier import VERIFIED_CACHE_SIZE
 
 PRINCIPAL_KEY = "principal"
+# The principal of each claims object the verifier returned (it returns the same object for a
+# token it remembers): a principal is immutable, so a token's requests share one, and what it
+# works out once (its effective roles, its actor) is done once per token rather than per request.
+# Keyed by the claims' identity, the claims kept alongside: while its entry lasts, the id is
+# theirs alone.
+_principals: dict[int, tuple[TokenClaims, Principal]] = {}
 
 
 def authenticate(verifier: TokenVerifier, authorization: bytes | None) -> Principal:
@@ -21,7 +28,10 @@ def authenticate(verifier: TokenVerifier, authorization: bytes | None) -> Princi
         claims = verifier.verify(credentials.strip())
     except TokenRejectedError as exc:
         raise InvalidToken("the access token is not valid", {"reason": exc.reason}) from None
-    return Principal(
+    known = _principals.get(id(claims))
+    if known is not None:
+        return known[1]
+    principal = Principal(
         sub=claims.sub,
         tenant_id=claims.tenant_id,
         roles=claims.roles,
@@ -29,6 +39,10 @@ def authenticate(verifier: TokenVerifier, authorization: bytes | None) -> Princi
         sid=claims.sid,
         jti=claims.jti,
     )
+    if len(_principals) >= VERIFIED_CACHE_SIZE:
+        _principals.clear()
+    _principals[id(claims)] = (claims, principal)
+    return principal
 
 
 def principal_from_scope(scope: Any) -> Principal:

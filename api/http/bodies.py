@@ -16,6 +16,8 @@ Every route whose handler takes a `data` body runs through `check_body` (the app
   source}`.
 
 Rules on values (slug syntax, email, quotas) stay in the domain, which reports them after this.
+The JSON value decoded here is handed to Litestar as the request's JSON (its decoder gives the
+same value), so a body is decoded once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request
+from litestar.utils.scope.state import ScopeState
 
 from api.http.errors import QUOTED_INPUT, READ_ONLY_FIELDS, UnsupportedMediaType
 from domain.errors import ValidationFailed
@@ -57,7 +60,10 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
             {"supported": ["application/json"]},
         )
     value = decode(body)
-    struct = _struct_of(field.annotation)
+    # Litestar reads the handler's `data` from the request's JSON: the value decoded here, the
+    # same its decoder gives (a JSON value, no type), so the body is decoded once.
+    ScopeState.from_scope(request.scope).json = value
+    struct = _body_struct(field.annotation)
     if value is None and field.is_optional:
         return  # an optional body may be given as JSON null
     if struct is not None:
@@ -177,6 +183,20 @@ def _has_duplicate_keys(body: bytes) -> bool:
 
     json.loads(body, object_pairs_hook=pairs)
     return duplicated
+
+
+def _body_struct(annotation: Any) -> type[msgspec.Struct] | None:
+    """The request type of a body annotation, found once per annotation."""
+    try:
+        return _STRUCTS[annotation]
+    except KeyError:
+        found = _STRUCTS[annotation] = _struct_of(annotation)
+        return found
+    except TypeError:  # an annotation that cannot be a key (unhashable metadata)
+        return _struct_of(annotation)
+
+
+_STRUCTS: dict[Any, type[msgspec.Struct] | None] = {}  # a route's body annotation: fixed
 
 
 def _struct_of(annotation: Any) -> type[msgspec.Struct] | None:

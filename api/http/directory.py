@@ -67,6 +67,7 @@ class TenantDirectory:
         self._ttl = ttl_seconds
         self._clock = clock
         self._rows: dict[UUID, tuple[float, Row | None]] = {}
+        self._limits: dict[UUID, tuple[Row, TenantLimits]] = {}  # of the row they were made of
         self._written: dict[UUID, _Written] = {}
         self._pending: dict[UUID, asyncio.Future[Row | None]] = {}
         self._queries: set[asyncio.Task[None]] = set()
@@ -85,12 +86,17 @@ class TenantDirectory:
                 del self._written[tenant_id]
         if row is None:
             return None
-        return TenantLimits(
+        known = self._limits.get(tenant_id)
+        if known is not None and known[0] is row:
+            return known[1]  # the same cached row: its limits, made once
+        limits = TenantLimits(
             status=row["status"],
             max_requests_per_minute=row["max_requests_per_minute"],
             max_storage_gb=row["max_storage_gb"],
             max_concurrent_connections=row["max_concurrent_connections"],
         )
+        self._limits[tenant_id] = (row, limits)
+        return limits
 
     async def row(self, tenant_id: UUID) -> Row | None:
         """The tenant's read-model row (cached up to the TTL; see the module docstring)."""

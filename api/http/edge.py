@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.utils import normalize_path
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, use_span
 
 from api.http.auth import PRINCIPAL_KEY, authenticate
 from api.http.errors import (
@@ -93,9 +93,11 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
 # Requests on a critical path are traced whatever the ordinary sampling ratio (docs/tracing.md):
 # authentication, the tenant lifecycle (writes to a tenant), policy conversion and its jobs.
 _CRITICAL_ANY = re.compile(r"^/v1/auth/")
-_CRITICAL_WRITE = re.compile(
-    r"^/v1/tenants(?:/[^/]+(?:/reactivate)?)?/?$|/polic(?:y|ies)(?:/|$)|/migrations(?:/|$)"
-)
+# (a write to a tenant itself, or anything under a policy or migration path; each pattern is
+# tried only when its fixed text is in the path, which most paths are not)
+_CRITICAL_TENANT = re.compile(r"^/v1/tenants(?:/[^/]+(?:/reactivate)?)?/?$")
+_CRITICAL_POLICY = re.compile(r"/polic(?:y|ies)(?:/|$)")
+_CRITICAL_MIGRATION = re.compile(r"/migrations(?:/|$)")
 
 
 class Edge:
@@ -289,12 +291,11 @@ async def admit(
 def _server_span(scope: HTTPScope) -> Any:
     """The request's server span (a context manager), continuing the caller's `traceparent`."""
     method, path = scope["method"], scope["path"]
-    critical = bool(_CRITICAL_ANY.match(path)) or (
-        method in WRITE_METHODS and bool(_CRITICAL_WRITE.search(path))
-    )
+    critical = bool(_CRITICAL_ANY.match(path)) or (method in WRITE_METHODS and _critical(path))
     supplied = _header(scope, b"traceparent")
     parent = tracing.parent_context(supplied.decode("latin-1") if supplied else None)
-    return tracing.tracer().start_as_current_span(
+    # what `start_as_current_span` does, without its own context manager around `use_span`
+    span = tracing.tracer().start_span(
         f"{method} {path}",
         context=parent,
         kind=SpanKind.SERVER,
@@ -302,6 +303,14 @@ def _server_span(scope: HTTPScope) -> Any:
         record_exception=False,
         set_status_on_exception=False,
     )
+    return use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False)
+
+
+def _critical(path: str) -> bool:
+    """Whether a write to `path` is on a critical path (see `_CRITICAL_TENANT`)."""
+    if _CRITICAL_TENANT.match(path) or ("/polic" in path and _CRITICAL_POLICY.search(path)):
+        return True
+    return "/migrations" in path and bool(_CRITICAL_MIGRATION.search(path))
 
 
 def _identify(span: Any, principal: Principal, constitutional_hash: str) -> None:

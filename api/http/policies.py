@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import anyio.to_thread
-from litestar import Controller, MediaType, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
@@ -26,6 +26,7 @@ from api.http import examples as ex
 from api.http.auth import principal_from_scope
 from api.http.command_calls import HashHeader, IdempotencyKey, command_context, supplied_hash
 from api.http.dto import HASH_PATTERN
+from api.http.encoded_json import EncodedJson
 from api.http.errors import UnsupportedMediaType
 from api.http.policy_dto import (
     ActivateRequest,
@@ -345,7 +346,7 @@ class DecisionController(Controller):
         # The hot path: the principal and the services are read from the scope and the app
         # rather than resolved as dependencies, and the answer is built here (`DecisionAnswers`:
         # all but the decision id encoded once per decision and version) rather than by the
-        # framework's serialisation.
+        # framework's serialisation, and sent as it is (`EncodedJson`).
         principal = principal_from_scope(request.scope)
         api: ApiServices = request.app.state["api"]
         supplied = supplied_hash(data.constitutional_hash, constitutional_hash)
@@ -360,7 +361,7 @@ class DecisionController(Controller):
             outcomes = await in_thread(partial(service.decide, principal, tenant_id, requests))
         answers = _answers(api.constitutional_hash)
         body = answers.one(outcomes[0]) if single else answers.batch(outcomes)
-        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+        return EncodedJson(body)  # type: ignore[return-value]
 
     @get(
         "/decision-log/settings",

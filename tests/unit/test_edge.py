@@ -7,6 +7,8 @@ database away). The whole stack over HTTP: tests/e2e/test_api_cross_cutting.py."
 from __future__ import annotations
 
 import json
+import random
+import re
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from api.http.edge import Edge, _identify
+from api.http.edge import Edge, _critical, _identify
 from commands.context import Principal
 from commands.tokens import AUDIENCE, ISSUER
 from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH as HASH
@@ -146,3 +148,16 @@ def test_a_request_span_names_the_principal_and_its_role_only_when_it_has_one(
     if roles:
         expected[tracing.ROLE] = "EXECUTIVE"  # the highest-ranked of the roles
     assert span.attributes == expected
+
+
+def test_critical_writes_are_the_paths_of_the_one_pattern() -> None:
+    reference = re.compile(
+        r"^/v1/tenants(?:/[^/]+(?:/reactivate)?)?/?$|/polic(?:y|ies)(?:/|$)|/migrations(?:/|$)"
+    )
+    parts = ["v1", "tenants", "t1", "reactivate", "policy", "policies", "polic", "policyx"]
+    parts += ["migrations", "migrationsx", "decisions", "", "a/b"]
+    rng = random.Random(5)
+    for _ in range(20_000):
+        path = "/" + "/".join(rng.choice(parts) for _ in range(rng.randint(0, 5)))
+        path += "/" if rng.random() < 0.3 else ""
+        assert _critical(path) == bool(reference.search(path)), path

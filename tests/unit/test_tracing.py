@@ -6,13 +6,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import random
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 
 from api.logging import JsonFormatter
 from infra import tracing
@@ -133,3 +134,17 @@ def test_a_span_without_a_caller_starts_a_trace_of_its_own(spans: InMemorySpanEx
     assert finished.parent is None
     assert finished.context.trace_id == span.get_span_context().trace_id
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_a_root_span_is_sampled_as_the_ratio_sampler_samples_it() -> None:
+    sampler = tracing.CriticalPathSampler(sample_ratio=0.25, critical_ratio=0.5)
+    ordinary, critical = TraceIdRatioBased(0.25), TraceIdRatioBased(0.5)
+    rng = random.Random(11)
+    for _ in range(4000):
+        trace_id = rng.getrandbits(128)
+        for attributes, reference in (({}, ordinary), ({tracing.CRITICAL: True}, critical)):
+            ours = sampler.should_sample(None, trace_id, "GET /x", attributes=attributes)
+            theirs = reference.should_sample(None, trace_id, "GET /x", attributes=attributes)
+            assert ours.decision == theirs.decision
+            assert dict(ours.attributes) == dict(theirs.attributes)
+            assert ours.trace_state == theirs.trace_state
