@@ -53,10 +53,11 @@ _SELECT = (
     f"recorded_at FROM {EVENTS_TABLE} WHERE notification_id > %s "
     "ORDER BY notification_id LIMIT %s"
 )
-# The same rows up to a position, each column aggregated into one value, in the rows' order
-# (one aggregate over them: every column sees the rows in the same order, which PostgreSQL
-# does not promise is the subquery's: a reader checks the positions). The time as microseconds
-# since 1970 (UTC).
+# The same rows up to a position, each column aggregated into one value. The bound applies after
+# the LIMIT, so the scan is the index's, in order, as `_SELECT`'s (not a sort of every row of a
+# range the planner misjudges as small). One aggregate over the rows: every column sees them in
+# the same order, which PostgreSQL does not promise is the subquery's (a reader checks the
+# positions). The time as microseconds since 1970 (UTC).
 _PACKED = (
     "SELECT count(*), coalesce(max(notification_id), 0), "
     "string_agg(int8send(notification_id), ''::bytea), "
@@ -64,8 +65,8 @@ _PACKED = (
     "string_agg(int8send((extract(epoch FROM recorded_at) * 1000000)::int8), ''::bytea), "
     "string_agg(originator_id::text, ''), string_agg(topic, E'\\n'), "
     "string_agg(state, ''::bytea), string_agg(int4send(length(state)), ''::bytea){scope} "
-    "FROM (SELECT * FROM {table} WHERE notification_id > %s AND notification_id <= %s "
-    "ORDER BY notification_id LIMIT %s) AS chunk"
+    "FROM (SELECT * FROM {table} WHERE notification_id > %s "
+    "ORDER BY notification_id LIMIT %s) AS chunk WHERE notification_id <= %s"
 )
 _PACKED_ALL = _PACKED.format(table=EVENTS_TABLE, scope="")
 _PACKED_SCOPED = _PACKED.format(
@@ -194,9 +195,9 @@ class LogFollower:
         the module docstring); with `scope`, whether each event's tenant is that one."""
         cur = self._connection().cursor(binary=True)
         if scope is None:
-            row = cur.execute(_PACKED_ALL, [after, upto, limit], prepare=True).fetchone()
+            row = cur.execute(_PACKED_ALL, [after, limit, upto], prepare=True).fetchone()
         else:
-            row = cur.execute(_PACKED_SCOPED, [scope, after, upto, limit], prepare=True).fetchone()
+            row = cur.execute(_PACKED_SCOPED, [scope, after, limit, upto], prepare=True).fetchone()
         assert row is not None  # an aggregate without GROUP BY answers one row
         count = int(row[0])
         topics = row[6].split("\n") if count else []
