@@ -57,12 +57,12 @@ _SELECT = (
 # the LIMIT, so the scan is the index's, in order, as `_SELECT`'s (not a sort of every row of a
 # range the planner misjudges as small). One aggregate over the rows: every column sees them in
 # the same order, which PostgreSQL does not promise is the subquery's (a reader checks the
-# positions). The time as microseconds since 1970 (UTC).
+# positions). The time as PostgreSQL holds it: microseconds since 2000-01-01 UTC.
 _PACKED = (
     "SELECT count(*), coalesce(max(notification_id), 0), "
     "string_agg(int8send(notification_id), ''::bytea), "
     "string_agg(int8send(originator_version), ''::bytea), "
-    "string_agg(int8send((extract(epoch FROM recorded_at) * 1000000)::int8), ''::bytea), "
+    "string_agg(timestamptz_send(recorded_at), ''::bytea), "
     "string_agg(originator_id::text, ''), string_agg(topic, E'\\n'), "
     "string_agg(state, ''::bytea), string_agg(int4send(length(state)), ''::bytea){scope} "
     "FROM (SELECT * FROM {table} WHERE notification_id > %s "
@@ -96,7 +96,7 @@ class PackedLog:
     last: int  # the greatest position read (0 when none)
     positions: array[int]  # int64 each
     versions: array[int]  # int64 each
-    recorded_us: array[int]  # recorded_at, microseconds since 1970-01-01 UTC
+    recorded_us: array[int]  # recorded_at, microseconds since 2000-01-01 UTC (PostgreSQL's)
     originator_ids: str  # the canonical text of each aggregate id, 36 characters each
     topics: list[str]
     states: bytes  # each stored state, one after the other

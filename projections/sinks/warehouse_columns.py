@@ -140,6 +140,7 @@ _NAMES = (
 )
 
 _TIME = pa.timestamp("us", tz="UTC")
+_SINCE_2000_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.STRING: pa.string(),
     ColumnType.INT: pa.int64(),
@@ -170,7 +171,7 @@ class Packed(Protocol):
     def versions(self) -> array[int]:  # int64 each
         ...
     @property
-    def recorded_us(self) -> array[int]:  # microseconds since 1970-01-01 UTC
+    def recorded_us(self) -> array[int]:  # microseconds since 2000-01-01 UTC
         ...
     @property
     def originator_ids(self) -> str:  # 36 characters each
@@ -232,7 +233,7 @@ class LogColumns:
             fixed(pa.int64(), packed.versions),
             pa.array(packed.topics, pa.string()),
             pa.Array.from_buffers(pa.binary(), count, [None, offsets, pa.py_buffer(packed.states)]),
-            fixed(_TIME, packed.recorded_us),
+            pc.add(fixed(pa.int64(), packed.recorded_us), _SINCE_2000_US).cast(_TIME),
         )
         scope = None
         if packed.in_scope is not None:

@@ -195,7 +195,9 @@ def test_the_packed_read_gives_the_columns_of_the_logs_rows_in_order_and_in_scop
         _same(columns, LogColumns.of_rows(rows[:3]))
         assert scoped is not None
         assert scoped.to_pylist() == [r[5] == tenant for r in rows[:3]]
-        assert log.read_packed(head, 10, head + 10).count == 0
+        empty = log.read_packed(head, 10, head + 10)
+        assert empty.count == 0
+        assert len(LogColumns.of_packed(empty)[0]) == 0
         # rows aggregated in another order than the log's are put back in it
         backwards = replace(
             packed,
