@@ -52,7 +52,8 @@ from projections.sinks.warehouse_columns import ColumnMaker, LogColumns, Packed,
 
 log = logging.getLogger(__name__)
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
-CHUNK = 20_000  # events per load (the next chunk is read and built while one loads)
+CHUNK = 20_000  # events per load (the next chunk is read and built while one loads; the first
+# three loads are an eighth, a quarter and a half of it)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
@@ -199,6 +200,14 @@ def chunk_of(rows: Sequence[Row], records: Sequence[SinkRecord]) -> Chunk:
     return Chunk({GOVERNANCE_EVENTS.name: ev, AUDIT_LOG.name: au}, len(rows))
 
 
+def _ramp(chunk: int) -> Iterator[int]:
+    """Events a read: an eighth of `chunk`, then a quarter, a half, then `chunk` each time."""
+    for part in (8, 4, 2):
+        yield max(1, chunk // part)
+    while True:
+        yield chunk
+
+
 @dataclass(frozen=True)
 class _Pending:
     load: Future[None]
@@ -312,16 +321,20 @@ class WarehouseLoader:
     ) -> Iterator[tuple[int, LogColumns, pa.Array | None]]:
         """The log after `after` up to `head`, a chunk at a time (its last position, its
         columns, and which rows are in scope); the next chunk is read (in `reader`) while one
-        is built, so the database's work overlaps the building."""
+        is built, so the database's work overlaps the building. The first chunks are smaller
+        (`_ramp`), so the warehouse's first load starts early rather than after a whole chunk
+        is read and built: the loads, one after the other, are the longer stage."""
 
-        def read(position: int) -> tuple[int, LogColumns, pa.Array | None]:
-            packed = self.log.read_packed(position, self.chunk, head, self.scope)
+        sizes = _ramp(self.chunk)
+
+        def read(position: int, size: int) -> tuple[int, LogColumns, pa.Array | None]:
+            packed = self.log.read_packed(position, size, head, self.scope)
             return (packed.last, *LogColumns.of_packed(packed))
 
         def more(position: int) -> Future[tuple[int, LogColumns, pa.Array | None]] | None:
             if position >= head or (stop is not None and stop.is_set()):
                 return None
-            return reader.submit(read, position)
+            return reader.submit(read, position, next(sizes))
 
         ahead = more(after)
         while ahead is not None:
