@@ -16,8 +16,14 @@ notification was missed, and reconnects after a lost connection. It has two deli
   once, never loss; receivers deduplicate on the event id.
 
 A follower made with `track_position=False` keeps no row: its caller holds the position in
-memory (`head()` is where to start) and only `read` and `follow` apply. An API process's caches
-follow the log that way, from the head at their start: what they hold dies with the process.
+memory (`head()` is where to start) and only `read`, `read_packed` and `follow` apply. An API
+process's caches follow the log that way, from the head at their start: what they hold dies
+with the process.
+
+`read_packed` reads a batch column by column, each column one value (`PackedLog`: integers as
+packed 64-bit values, texts and states concatenated with their lengths), for a reader that
+builds columns of its own (the warehouse sync): one row of a few values instead of a Python
+tuple, two UUIDs and a datetime an event, most of the CPU time of reading a row.
 
 `follower_status` reports every follower's position and how far behind the log it is.
 """
@@ -25,8 +31,11 @@ follow the log that way, from the head at their start: what they hold dies with 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+from array import array
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -44,10 +53,55 @@ _SELECT = (
     f"recorded_at FROM {EVENTS_TABLE} WHERE notification_id > %s "
     "ORDER BY notification_id LIMIT %s"
 )
+# The same rows up to a position, each column aggregated into one value. The bound applies after
+# the LIMIT, so the scan is the index's, in order, as `_SELECT`'s (not a sort of every row of a
+# range the planner misjudges as small). One aggregate over the rows: every column sees them in
+# the same order, which PostgreSQL does not promise is the subquery's (a reader checks the
+# positions). The time as PostgreSQL holds it: microseconds since 2000-01-01 UTC.
+_PACKED = (
+    "SELECT count(*), coalesce(max(notification_id), 0), "
+    "string_agg(int8send(notification_id), ''::bytea), "
+    "string_agg(int8send(originator_version), ''::bytea), "
+    "string_agg(timestamptz_send(recorded_at), ''::bytea), "
+    "string_agg(originator_id::text, ''), string_agg(topic, E'\\n'), "
+    "string_agg(state, ''::bytea), string_agg(int4send(length(state)), ''::bytea){scope} "
+    "FROM (SELECT * FROM {table} WHERE notification_id > %s "
+    "ORDER BY notification_id LIMIT %s) AS chunk WHERE notification_id <= %s"
+)
+_PACKED_ALL = _PACKED.format(table=EVENTS_TABLE, scope="")
+_PACKED_SCOPED = _PACKED.format(
+    table=EVENTS_TABLE,
+    scope=", string_agg(CASE WHEN tenant_id = %s THEN '1' ELSE '0' END, '')",
+)
 _HEAD = f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}"  # noqa: S608 - fixed table name; values are bound parameters  # nosec B608
 _REGISTER = "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING"
 _POSITION = "SELECT position FROM projection_positions WHERE name = %s"
 _MOVE = "UPDATE projection_positions SET position = %s, updated_at = now() WHERE name = %s"
+
+
+def _integers(packed: bytes | None, code: str) -> array[int]:
+    """Big-endian packed integers (PostgreSQL's binary `int8send`/`int4send`) as an array."""
+    out = array(code)
+    out.frombytes(packed or b"")
+    if sys.byteorder == "little":
+        out.byteswap()
+    return out
+
+
+@dataclass(frozen=True)
+class PackedLog:
+    """Rows of the log read column by column (`LogFollower.read_packed`), in one order."""
+
+    count: int
+    last: int  # the greatest position read (0 when none)
+    positions: array[int]  # int64 each
+    versions: array[int]  # int64 each
+    recorded_us: array[int]  # recorded_at, microseconds since 2000-01-01 UTC (PostgreSQL's)
+    originator_ids: str  # the canonical text of each aggregate id, 36 characters each
+    topics: list[str]
+    states: bytes  # each stored state, one after the other
+    state_lengths: array[int]  # int32 each
+    in_scope: bytes | None  # b"1" or b"0" a row (its tenant is the scope); None: no scope
 
 
 class Projection(Protocol):
@@ -133,6 +187,35 @@ class LogFollower:
         (a third of the CPU time of reading a row)."""
         cur = self._connection().cursor(binary=True)
         return cur.execute(_SELECT, [after, limit or self.batch_size], prepare=True).fetchall()
+
+    def read_packed(
+        self, after: int, limit: int, upto: int, scope: UUID | None = None
+    ) -> PackedLog:
+        """Up to `limit` events after `after` and up to `upto`, packed column by column (see
+        the module docstring); with `scope`, whether each event's tenant is that one."""
+        cur = self._connection().cursor(binary=True)
+        if scope is None:
+            row = cur.execute(_PACKED_ALL, [after, limit, upto], prepare=True).fetchone()
+        else:
+            row = cur.execute(_PACKED_SCOPED, [scope, after, limit, upto], prepare=True).fetchone()
+        assert row is not None  # an aggregate without GROUP BY answers one row
+        count = int(row[0])
+        topics = row[6].split("\n") if count else []
+        if len(topics) != count:
+            msg = "a topic of the log holds a line break"
+            raise ValueError(msg)
+        return PackedLog(
+            count=count,
+            last=int(row[1]),
+            positions=_integers(row[2], "q"),
+            versions=_integers(row[3], "q"),
+            recorded_us=_integers(row[4], "q"),
+            originator_ids=row[5] or "",
+            topics=topics,
+            states=bytes(row[7] or b""),
+            state_lengths=_integers(row[8], "i"),
+            in_scope=None if scope is None else (row[9] or "").encode(),
+        )
 
     def apply_next(
         self, apply: Callable[[psycopg.Cursor[Any], list[LogRow]], None]

@@ -12,7 +12,11 @@ event id (see `infra/warehouses`). So a sync that dies mid-load starts again fro
 committed watermark: nothing lost, nothing twice.
 
 The log is read through the one follower (`infra.postgres.follower.LogFollower`, without a
-position row of its own: the watermark lives in the warehouse). A `WarehouseWorker` runs one
+position row of its own: the watermark lives in the warehouse), packed column by column
+(`read_packed`, up to the head of the log when the sync starts, with whether each event is in
+scope): the chunk arrives as a few values made into Arrow columns (`LogColumns`), not as a
+Python tuple, two UUIDs and a datetime an event, so the reading thread holds the interpreter
+lock little while the building runs. A `WarehouseWorker` runs one
 integration's syncs under the supervisor, continuously (following the log) or on a cron
 schedule.
 """
@@ -44,12 +48,12 @@ from domain.warehouse import (
     evolution,
 )
 from projections.sinks.records import RecordMaker
-from projections.sinks.warehouse_columns import ColumnMaker, arrow_schema
+from projections.sinks.warehouse_columns import ColumnMaker, LogColumns, Packed, arrow_schema
 
 log = logging.getLogger(__name__)
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
-_TENANT = 5
-CHUNK = 20_000  # events per load (the next chunk is read and built while one loads)
+CHUNK = 20_000  # events per load (the next chunk is read and built while one loads; the first
+# three loads are an eighth, a quarter and a half of it)
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
@@ -89,7 +93,9 @@ class Warehouse(Protocol):
 class LogReader(Protocol):
     """The log, read by position (the one follower, without a position row)."""
 
-    def read(self, after: int, limit: int | None = None) -> Sequence[Row]: ...
+    def read_packed(
+        self, after: int, limit: int, upto: int, scope: UUID | None = None
+    ) -> Packed: ...
 
     def head(self) -> int: ...
 
@@ -194,6 +200,14 @@ def chunk_of(rows: Sequence[Row], records: Sequence[SinkRecord]) -> Chunk:
     return Chunk({GOVERNANCE_EVENTS.name: ev, AUDIT_LOG.name: au}, len(rows))
 
 
+def _ramp(chunk: int) -> Iterator[int]:
+    """Events a read: an eighth of `chunk`, then a quarter, a half, then `chunk` each time."""
+    for part in (8, 4, 2):
+        yield max(1, chunk // part)
+    while True:
+        yield chunk
+
+
 @dataclass(frozen=True)
 class _Pending:
     load: Future[None]
@@ -273,17 +287,16 @@ class WarehouseLoader:
             done.watermark = start = self.warehouse.watermark()
             head = self.log.head()
             columns = ColumnMaker(self.records)
-            for rows in self._chunks(done.watermark, head, stop, reader):
-                wanted = [r for r in rows if self.scope is None or r[_TENANT] == self.scope]
+            for position, read, scoped in self._chunks(done.watermark, head, stop, reader):
+                wanted = read if scoped is None else read.filter(scoped)
                 tables = columns(wanted, self.tables)
-                position = int(rows[-1][0])
                 if pending is not None:  # one load at a time, in log order
                     done.settle(pending)
                     pending = None
                     if progress is not None:
                         progress(done.watermark - start, head - start)
                 load = pool.submit(self.warehouse.load, tables, position)
-                pending = _Pending(load, position, len(rows), len(wanted))
+                pending = _Pending(load, position, len(read), len(wanted))
             if pending is not None:
                 done.settle(pending)
                 pending = None
@@ -305,22 +318,31 @@ class WarehouseLoader:
 
     def _chunks(
         self, after: int, head: int, stop: threading.Event | None, reader: ThreadPoolExecutor
-    ) -> Iterator[Sequence[Row]]:
-        """The log after `after` up to `head`, a chunk at a time; the next chunk is read (in
-        `reader`) while one is built, so the database's work overlaps the building."""
+    ) -> Iterator[tuple[int, LogColumns, pa.Array | None]]:
+        """The log after `after` up to `head`, a chunk at a time (its last position, its
+        columns, and which rows are in scope); the next chunk is read (in `reader`) while one
+        is built, so the database's work overlaps the building. The first chunks are smaller
+        (`_ramp`), so the warehouse's first load starts early rather than after a whole chunk
+        is read and built: the loads, one after the other, are the longer stage."""
 
-        def more(position: int) -> Future[Sequence[Row]] | None:
+        sizes = _ramp(self.chunk)
+
+        def read(position: int, size: int) -> tuple[int, LogColumns, pa.Array | None]:
+            packed = self.log.read_packed(position, size, head, self.scope)
+            return (packed.last, *LogColumns.of_packed(packed))
+
+        def more(position: int) -> Future[tuple[int, LogColumns, pa.Array | None]] | None:
             if position >= head or (stop is not None and stop.is_set()):
                 return None
-            return reader.submit(self.log.read, position, self.chunk)
+            return reader.submit(read, position, next(sizes))
 
         ahead = more(after)
         while ahead is not None:
-            rows = [r for r in ahead.result() if int(r[0]) <= head]
-            if not rows:
+            last, columns, scoped = ahead.result()
+            if not len(columns):
                 return
-            ahead = more(int(rows[-1][0]))
-            yield rows
+            ahead = more(last)
+            yield last, columns, scoped
 
     def _finished(self, watermark: int, rows: int, error: str | None) -> None:
         if self.ledger is None:

@@ -2,6 +2,10 @@
 from each event's sink record, without making the sink record (`chunk_of` is the reference; a
 test compares them on the same events, column by column).
 
+The rows come as Arrow columns (`LogColumns`: from the sync's packed read of the log, or from
+log rows); the columns the log holds as they are (position, time, aggregate id and version,
+payload) stay in Arrow for audit entries.
+
 Three paths, by event:
 
 - A plain audit entry (`AuditEntry.Recorded` whose stored JSON holds no value but its time that
@@ -10,8 +14,9 @@ Three paths, by event:
   event, nothing the garbage collector tracks); the audit record's columns are taken from them
   as `audit_record_of` makes an entry's record, the severity and alert by `classify` once per
   distinct answer, and the details copied as stored (Python's JSON and msgspec write them alike
-  but for floats in exponent form, which are written again by msgspec). An entry the typed
-  decoder refuses (a field missing or of another type) takes the next path.
+  but for floats in exponent form, looked for in all of a chunk's details at once and written
+  again by msgspec). An entry the typed decoder refuses (a field missing or of another type)
+  takes the next path.
 - Any other plain event: the audit record made from its stored JSON (`audit_record_of`, as the
   sink record does) and its columns read off it.
 - An event only the application's mapper reads, and a failed sign-in (which may raise the alert
@@ -23,10 +28,13 @@ Arrow as the stored bytes, checked as UTF-8 once for the whole column.
 
 from __future__ import annotations
 
+import re
+from array import array
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from hashlib import sha1
-from typing import Any
-from uuid import NAMESPACE_URL, uuid5
+from typing import Any, Protocol
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 import pyarrow as pa
@@ -91,8 +99,12 @@ _decode_details = msgspec.json.Decoder(_Details).decode
 _decode_all_details = msgspec.json.Decoder(list[_Details]).decode
 _Found = tuple[_StoredEntry, _Details]  # an entry as decoded, and what its details say
 # Where the stored JSON (Python's `json`) and msgspec write a value differently: floats in
-# exponent form (1e+16 and 1e16). Details holding neither string are copied as stored.
-_EXPONENTS = (b"e+", b"e-")
+# exponent form (1e+16 and 1e16; Python writes the exponent's sign always). A JSON number
+# follows a colon, a comma, a bracket or white space; this matches every one in exponent form
+# (and some text inside strings, harmlessly: those details are written again, alike).
+_EXPONENT = re.compile(rb"[:,\[\s]-?[0-9]+(?:\.[0-9]+)?e[+-]")
+_SIGNED = re.compile(rb"e[+-]")  # found fast (a literal), then `_EXPONENT` before it
+_FLOAT_BEFORE_SIGN = 32  # a float as Python writes it: at most 17 digits, a point and a sign
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:event").bytes  # `domain.events.event_id`'s
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122's variant
 # The values of one event, in this order: the columns both tables hold (the same values), then
@@ -127,6 +139,8 @@ _NAMES = (
     *("audit_event_type" if n == "event_type" else n for n in _AUDIT_ONLY),
 )
 
+_TIME = pa.timestamp("us", tz="UTC")
+_SINCE_2000_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.STRING: pa.string(),
     ColumnType.INT: pa.int64(),
@@ -142,6 +156,124 @@ def arrow_schema(table: Table) -> pa.Schema:
     )
 
 
+class Packed(Protocol):
+    """Rows of the log packed column by column (`infra.postgres.follower.PackedLog`)."""
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def last(self) -> int:  # the greatest position read
+        ...
+    @property
+    def positions(self) -> array[int]:  # int64 each
+        ...
+    @property
+    def versions(self) -> array[int]:  # int64 each
+        ...
+    @property
+    def recorded_us(self) -> array[int]:  # microseconds since 2000-01-01 UTC
+        ...
+    @property
+    def originator_ids(self) -> str:  # 36 characters each
+        ...
+    @property
+    def topics(self) -> list[str]: ...
+    @property
+    def states(self) -> bytes:  # one after the other
+        ...
+    @property
+    def state_lengths(self) -> array[int]:  # int32 each
+        ...
+    @property
+    def in_scope(self) -> bytes | None:  # b"1" or b"0" a row, or None
+        ...
+
+
+@dataclass(frozen=True)
+class LogColumns:
+    """Rows of the log as Arrow columns, in log order: what `ColumnMaker` reads."""
+
+    positions: pa.Array  # int64
+    originators: pa.Array  # string: the aggregate id's canonical text
+    versions: pa.Array  # int64
+    topics: pa.Array  # string
+    states: pa.Array  # binary: the stored JSON
+    recorded: pa.Array  # timestamp (us, UTC)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Row]) -> LogColumns:
+        """The columns of log rows (`infra.postgres.follower.LogRow`)."""
+        return cls(
+            pa.array([int(r[0]) for r in rows], pa.int64()),
+            pa.array([str(r[1]) for r in rows], pa.string()),
+            pa.array([int(r[2]) for r in rows], pa.int64()),
+            pa.array([r[3] for r in rows], pa.string()),
+            pa.array([bytes(r[4]) for r in rows], pa.binary()),
+            pa.array([r[6] for r in rows], _TIME),
+        )
+
+    @classmethod
+    def of_packed(cls, packed: Packed) -> tuple[LogColumns, pa.Array | None]:
+        """The columns of a packed read, in log order, and whether each row is in the read's
+        scope (None without one). No Python object a row but the topic."""
+        count = packed.count
+
+        def fixed(kind: pa.DataType, values: Any) -> pa.Array:
+            return pa.Array.from_buffers(kind, count, [None, pa.py_buffer(values)])
+
+        lengths = fixed(pa.int32(), packed.state_lengths)
+        ends = pc.cumulative_sum_checked(lengths)  # raises beyond 2 GiB of states
+        offsets = pa.concat_arrays([pa.array([0], pa.int32()), ends]).buffers()[1]
+        columns = cls(
+            fixed(pa.int64(), packed.positions),
+            fixed(pa.binary(36), packed.originator_ids.encode()).cast(pa.string()),
+            fixed(pa.int64(), packed.versions),
+            pa.array(packed.topics, pa.string()),
+            pa.Array.from_buffers(pa.binary(), count, [None, offsets, pa.py_buffer(packed.states)]),
+            pc.add(fixed(pa.int64(), packed.recorded_us), _SINCE_2000_US).cast(_TIME),
+        )
+        scope = None
+        if packed.in_scope is not None:
+            scope = pc.equal(fixed(pa.uint8(), packed.in_scope), ord("1"))
+        positions = columns.positions
+        if count > 1 and not pc.all(pc.less(positions[:-1], positions[1:])).as_py():
+            order = pc.sort_indices(positions)  # PostgreSQL aggregated them in another order
+            columns = columns.take(order)
+            scope = None if scope is None else scope.take(order)
+        return columns, scope
+
+    def take(self, indices: Sequence[int] | pa.Array) -> LogColumns:
+        if not isinstance(indices, pa.Array):
+            indices = pa.array(indices, pa.int64())
+        return LogColumns(*(c.take(indices) for c in _columns_of(self)))
+
+    def filter(self, mask: pa.Array) -> LogColumns:
+        return LogColumns(*(c.filter(mask) for c in _columns_of(self)))
+
+    def rows(self) -> list[Row]:
+        """The rows as the log's tuples (the tenant, which no column needs, as None)."""
+        return [
+            (position, UUID(originator), version, topic, state, None, at)
+            for position, originator, version, topic, state, at in zip(
+                *(c.to_pylist() for c in _columns_of(self)), strict=True
+            )
+        ]
+
+
+def _columns_of(columns: LogColumns) -> tuple[pa.Array, ...]:
+    return (
+        columns.positions,
+        columns.originators,
+        columns.versions,
+        columns.topics,
+        columns.states,
+        columns.recorded,
+    )
+
+
 class ColumnMaker:
     """Rows of the log to the Arrow tables of a load (see the module docstring)."""
 
@@ -150,12 +282,12 @@ class ColumnMaker:
         self._entry_topics: dict[str, bool] = {}
         self._classes: dict[tuple[str, str, str, bool, bool], tuple[str, str | None]] = {}
 
-    def __call__(self, rows: Sequence[Row], tables: Sequence[Table]) -> dict[str, pa.Table]:
-        entries, found, others = self._entries(rows)
+    def __call__(self, chunk: LogColumns, tables: Sequence[Table]) -> dict[str, pa.Table]:
+        entries, found, others = self._entries(chunk)
         values = [self._plain(row) or self._recorded(row) for row in others]
         columns = list(zip(*values, strict=True)) if values else [()] * _WIDTH
         made = _arrow(dict(zip(_NAMES, columns, strict=True)), tables, len(others))
-        if not entries:
+        if not found:
             return made
         bulk = _arrow(self._entry_columns(entries, found), tables, len(entries))
         if not others:
@@ -166,37 +298,49 @@ class ColumnMaker:
             out[name] = both.take(pc.sort_indices(both.column("position")))  # log order
         return out
 
-    def _entries(self, rows: Sequence[Row]) -> tuple[list[Row], list[_Found], list[Row]]:
-        """The rows that are plain audit entries (most of the log), each with its decoded
-        entry and details, and the other rows. All entries are decoded in one call (one JSON
-        array of them: no Python code an event); a chunk with an entry the decoder refuses is
-        decoded entry by entry, and a refused one goes with the other rows."""
-        candidates, others = [], []
-        for row in rows:
-            if self._is_entry(row[3]) and bytes(row[4]).count(_TAGGED) == 1:
-                candidates.append(row)
-            else:
-                others.append(row)
-        decoded = _decoded(candidates)
-        entries: list[Row] = []
+    def _entries(self, chunk: LogColumns) -> tuple[LogColumns, list[_Found], list[Row]]:
+        """The rows that are plain audit entries (most of the log), with each one's decoded
+        entry and details, and the other rows (as tuples, in log order). Candidates are found
+        in Arrow (the topic, one tagged value in the state); all are decoded in one call (one
+        JSON array of them: no Python code an event); a chunk with an entry the decoder refuses
+        is decoded entry by entry, and a refused one goes with the other rows."""
+        count = len(chunk)
+        if not count:
+            return chunk, [], []
+        topics = pc.unique(chunk.topics).to_pylist()
+        entry_topics = [t for t in topics if self._is_entry(t)]
+        if entry_topics == topics:
+            indices: list[int] = list(range(count))
+            states = chunk.states.to_pylist()
+        else:
+            is_entry = pc.is_in(chunk.topics, value_set=pa.array(entry_topics, pa.string()))
+            indices = pc.indices_nonzero(is_entry).to_pylist()
+            states = chunk.states.filter(is_entry).to_pylist()
+        once = [n for n, state in enumerate(states) if state.count(_TAGGED) == 1]
+        if len(once) < len(states):
+            indices = [indices[n] for n in once]
+            states = [states[n] for n in once]
+        decoded = _decoded(states)
+        kept: list[int] = []
         found: list[_Found] = []
-        for row, parts in zip(candidates, decoded, strict=True):
+        for index, parts in zip(indices, decoded, strict=True):
             if parts is None:
-                others.append(row)
                 continue
             stored = parts[0]
             if (
-                stored.timestamp.kind != "datetime_iso"
-                or stored.class_version is not _UNSET
-                or (stored.category == "authentication" and stored.result == "failure")
+                stored.timestamp.kind == "datetime_iso"
+                and stored.class_version is _UNSET
+                and not (stored.category == "authentication" and stored.result == "failure")
             ):  # a failed sign-in counts towards repeated failures (see `_plain`)
-                others.append(row)
-            else:
-                entries.append(row)
+                kept.append(index)
                 found.append(parts)
-        if len(others) > len(rows) - len(candidates):
-            others.sort(key=lambda r: int(r[0]))
-        return entries, found, others
+        if len(kept) == count:
+            return chunk, found, []
+        taken = [False] * count
+        for index in kept:
+            taken[index] = True
+        rest = [index for index in range(count) if not taken[index]]
+        return chunk.take(kept), found, chunk.take(rest).rows()
 
     def _is_entry(self, topic: str) -> bool:
         entry = self._entry_topics.get(topic)
@@ -204,8 +348,9 @@ class ColumnMaker:
             entry = self._entry_topics[topic] = event_type_of(resolve_topic(topic)) == _ENTRY
         return entry
 
-    def _entry_columns(self, rows: list[Row], found: list[_Found]) -> dict[str, Sequence[Any]]:
-        """The columns of plain audit entries, as `audit_record_of` makes an entry's record."""
+    def _entry_columns(self, rows: LogColumns, found: list[_Found]) -> dict[str, Any]:
+        """The columns of plain audit entries, as `audit_record_of` makes an entry's record;
+        those the log holds as they are (position, time, aggregate, payload) stay in Arrow."""
         stored = [f[0] for f in found]
         details = [f[1] for f in found]
         metas = [e.meta for e in stored]
@@ -215,19 +360,18 @@ class ColumnMaker:
             self._class_of(k, e.result, e.category, d)
             for k, e, d in zip(kinds, stored, details, strict=True)
         ]
-        aggregates = [str(r[1]) for r in rows]
         return {
-            "event_id": _event_ids(aggregates, [r[2] for r in rows]),
-            "position": [r[0] for r in rows],
+            "event_id": _event_ids(rows.originators.to_pylist(), rows.versions.to_pylist()),
+            "position": rows.positions,
             "tenant_id": tenants,
-            "occurred_at": [r[6] for r in rows],
+            "occurred_at": rows.recorded,
             "actor_id": [m.actor.sub for m in metas],
             "actor_type": [m.actor.actor_type for m in metas],
             "constitutional_hash": [m.constitutional_hash for m in metas],
-            "event_type": [_ENTRY] * len(rows),
-            "aggregate_id": aggregates,
-            "aggregate_version": [r[2] for r in rows],
-            "payload": [bytes(r[4]) for r in rows],
+            "event_type": [_ENTRY] * len(stored),
+            "aggregate_id": rows.originators,
+            "aggregate_version": rows.versions,
+            "payload": rows.states,
             # an entry's own slug is never needed (`own_slug`: tenants' events)
             "tenant_slug": [self._records.slug(t) or None for t in tenants],
             "audit_event_type": kinds,
@@ -237,7 +381,7 @@ class ColumnMaker:
             "target_resource": [e.target_resource for e in stored],
             "severity": [c[0] for c in classes],
             "alert": [c[1] for c in classes],
-            "details": [_details_text(e.details) for e in stored],
+            "details": _details_texts(stored),
         }
 
     def _class_of(
@@ -343,9 +487,8 @@ class ColumnMaker:
         )
 
 
-def _decoded(rows: Sequence[Row]) -> list[_Found | None]:
-    """Each row's stored entry and its details (None where the decoder refuses it)."""
-    states = [bytes(r[4]) for r in rows]
+def _decoded(states: list[bytes]) -> list[_Found | None]:
+    """Each stored entry and its details (None where the decoder refuses it)."""
     try:
         stored = _decode_entries(b"[" + b",".join(states) + b"]")
         details = _decode_all_details(b"[" + b",".join([e.details for e in stored]) + b"]")
@@ -362,12 +505,18 @@ def _decoded_one(state: bytes) -> _Found | None:
         return None
 
 
-def _details_text(raw: msgspec.Raw) -> bytes:
-    """An entry's details as the sink record writes them (msgspec's JSON of the dict)."""
-    text = bytes(raw)
-    if any(e in text for e in _EXPONENTS):
-        return _encode(_decode(text))
-    return text
+def _details_texts(stored: Sequence[_StoredEntry]) -> list[bytes]:
+    """Entries' details as the sink record writes them (msgspec's JSON of the dict): as stored
+    but for numbers in exponent form (written again by msgspec). The chunk's details are
+    searched at once (each `e+` or `e-`, then the bytes before it); only a chunk where such a
+    number may be is searched entry by entry."""
+    texts = [bytes(e.details) for e in stored]
+    joined = b"\n".join(texts)
+    for sign in _SIGNED.finditer(joined):
+        end = sign.end()
+        if _EXPONENT.search(joined, max(0, end - _FLOAT_BEFORE_SIGN), end):
+            return [_encode(_decode(t)) if _EXPONENT.search(t) else t for t in texts]
+    return texts
 
 
 def _event_ids(aggregates: Sequence[str], versions: Sequence[int]) -> list[str]:
@@ -401,6 +550,8 @@ def _arrow(
                 values = columns.get(name)
                 if values is None:
                     arrays[name] = pa.nulls(count, kind)
+                elif isinstance(values, pa.Array):  # the log's own column (payload: UTF-8 checked)
+                    arrays[name] = values if values.type == kind else values.cast(kind)
                 elif name in ("payload", "details") and values and type(values[0]) is bytes:
                     arrays[name] = pa.array(values, pa.binary()).cast(kind)  # JSON's bytes
                 else:

@@ -3,12 +3,15 @@ record (`chunk_of`, the reference), value for value, on the same events of a rea
 entries (decoded on their own path), other plain events (tenant and integration events), events
 only the mapper reads, alerts of every kind, repeated failed sign-ins, a new tenant's own slug,
 unicode, a NULL actor and target, numbers JSON writes in several ways, and an older release's
-narrower tables."""
+narrower tables. The sync's packed read of the log gives the columns of the log's rows, in log
+order, and which rows are in its scope."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from array import array
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
@@ -24,7 +27,7 @@ from infra.postgres.follower import LogFollower
 from infra.postgres.sink_store import SinkStore
 from projections.sinks.records import RecordMaker
 from projections.sinks.warehouse import chunk_of
-from projections.sinks.warehouse_columns import ColumnMaker
+from projections.sinks.warehouse_columns import ColumnMaker, LogColumns
 from tests.integration.kafka.support import PLATFORM
 
 pytestmark = [pytest.mark.postgres]
@@ -66,6 +69,7 @@ def _record_variety(system: System, unique: str) -> uuid.UUID:
         _entry(meta, "governance", "politique_décision", "denied", 名前="値", emoji="🙂\n\t\"'"),
         _entry(meta, "governance", "policy_gap", "success", severity=5, big=2**70, tiny=1e-05),
         _entry(meta, "governance", "shadow_compare", "success", severity=None, huge=1e16),
+        _entry(meta, "governance", "policy_decision", "success", id="ab3e-5", text="x: 1e-5 [2e+3"),
         _entry(meta, "admin", "change", "success", constitutional_validation_passed=0),
         _entry(meta, "admin", "change", "success", constitutional_validation_passed="no"),
         _entry(meta, "admin", "change", "success", constitutional_validation_passed=None),
@@ -125,14 +129,18 @@ def test_bulk_columns_equal_the_columns_made_through_sink_records(
         odd = bytes(entry[4]).replace(b'"' + hash_ + b'"', b"5")
         assert odd != bytes(entry[4])
         odd_row = (rows[-1][0] + 1, uuid.uuid4(), *entry[2:4], odd, *entry[5:])
+        entries = [r for r in rows if r[3].endswith(":AuditEntry.Recorded")]
+        others = [r for r in rows if r not in entries]
+        assert entries
+        assert others
         for chunk, tables in itertools.product(
-            (rows, [*rows, odd_row]),
+            (rows, [*rows, odd_row], entries, others, []),
             (TABLES, (without(GOVERNANCE_EVENTS, "payload"), without(AUDIT_LOG, "alert"))),
         ):
             reference = RecordMaker(system.app.mapper, store.tenant_slug)
             bulk = RecordMaker(system.app.mapper, store.tenant_slug)
             expected = chunk_of(chunk, reference(chunk)).arrow(tables)
-            made = ColumnMaker(bulk)(chunk, tables)
+            made = ColumnMaker(bulk)(LogColumns.of_rows(chunk), tables)
             for table in tables:
                 assert made[table.name].schema == expected[table.name].schema, table.name
                 assert made[table.name].to_pylist() == expected[table.name].to_pylist(), table.name
@@ -140,13 +148,15 @@ def test_bulk_columns_equal_the_columns_made_through_sink_records(
         assert any(plain), "no event took the bulk path"
         assert not all(plain), "no event was read through the mapper"
         columns = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))
-        taken = {r[0] for r in columns._entries(rows)[0]}
+        taken = set(columns._entries(LogColumns.of_rows(rows))[0].positions.to_pylist())
         entries = [r[0] in taken for r in rows]
         assert sum(entries) >= 15, "audit entries did not take their own path"
         assert any(p and not e for p, e in zip(plain, entries, strict=True)), "no other plain"
         kinds = {system.app.mapper.to_domain_event(_stored(r)).__class__.__qualname__ for r in rows}
         assert {"Tenant.Created", "Tenant.QuotasChanged", "Integration.Created"} <= kinds
-        audit = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))(rows, TABLES)
+        audit = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))(
+            LogColumns.of_rows(rows), TABLES
+        )
         alerts = audit[AUDIT_LOG.name].column("alert").to_pylist()
         assert alerts.count("repeated_failed_sign_ins") == 2
         for alert in ("policy_decision_denied", "policy_gap_critical"):
@@ -158,3 +168,53 @@ def test_bulk_columns_equal_the_columns_made_through_sink_records(
     finally:
         log.close()
         store.close()
+
+
+def _same(a: LogColumns, b: LogColumns) -> None:
+    for name in ("positions", "originators", "versions", "topics", "states", "recorded"):
+        assert getattr(a, name).to_pylist() == getattr(b, name).to_pylist(), name
+
+
+def test_the_packed_read_gives_the_columns_of_the_logs_rows_in_order_and_in_scope(
+    system: System, unique: str
+) -> None:
+    log = LogFollower(system.projector_conninfo, "columns_test", track_position=False)
+    try:
+        start = log.head()
+        tenant = _record_variety(system, unique)
+        head = log.head()
+        rows = log.read(start, 10_000)
+        packed = log.read_packed(start, 10_000, head)
+        assert (packed.count, packed.last) == (len(rows), rows[-1][0])
+        columns, scoped = LogColumns.of_packed(packed)
+        assert scoped is None
+        _same(columns, LogColumns.of_rows(rows))
+        assert [r[:5] for r in columns.rows()] == [(*r[:4], bytes(r[4])) for r in rows]
+        part = log.read_packed(start, 5, rows[2][0], tenant)  # up to the third row
+        columns, scoped = LogColumns.of_packed(part)
+        _same(columns, LogColumns.of_rows(rows[:3]))
+        assert scoped is not None
+        assert scoped.to_pylist() == [r[5] == tenant for r in rows[:3]]
+        empty = log.read_packed(head, 10, head + 10)
+        assert empty.count == 0
+        assert len(LogColumns.of_packed(empty)[0]) == 0
+        # rows aggregated in another order than the log's are put back in it
+        backwards = replace(
+            packed,
+            positions=array("q", reversed(packed.positions)),
+            versions=array("q", reversed(packed.versions)),
+            recorded_us=array("q", reversed(packed.recorded_us)),
+            originator_ids="".join(
+                reversed([packed.originator_ids[n : n + 36] for n in range(0, len(rows) * 36, 36)])
+            ),
+            topics=packed.topics[::-1],
+            states=b"".join(reversed(LogColumns.of_rows(rows).states.to_pylist())),
+            state_lengths=array("i", reversed(packed.state_lengths)),
+            in_scope=b"".join(b"1" if r[5] == tenant else b"0" for r in reversed(rows)),
+        )
+        columns, scoped = LogColumns.of_packed(backwards)
+        _same(columns, LogColumns.of_rows(rows))
+        assert scoped is not None
+        assert scoped.to_pylist() == [r[5] == tenant for r in rows]
+    finally:
+        log.close()

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import duckdb
 import psycopg
+import pyarrow as pa
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -37,7 +38,7 @@ from infra.warehouses.postgres import PostgresWarehouse
 from infra.warehouses.sql import create_table_sql, quote
 from projections.sinks.records import RecordMaker
 from projections.sinks.warehouse import Warehouse, WarehouseLoader
-from projections.sinks.warehouse_columns import ColumnMaker
+from projections.sinks.warehouse_columns import ColumnMaker, LogColumns
 from tests.integration.kafka.support import PLATFORM
 
 pytestmark = [pytest.mark.postgres]
@@ -177,7 +178,11 @@ def test_duckdb_load_of_a_range_overlapping_the_watermark_adds_only_what_is_new(
     head = _head(system)
     log = LogFollower(system.projector_conninfo, "warehouse_test", track_position=False)
     store = SinkStore(system.projector_conninfo)
-    columns = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))
+    maker = ColumnMaker(RecordMaker(system.app.mapper, store.tenant_slug))
+
+    def columns(rows: list[Any], tables: Any) -> dict[str, pa.Table]:
+        return maker(LogColumns.of_rows(rows), tables)
+
     rows = [r for r in log.read(0, 100_000) if int(r[0]) <= head]
     log.close()
     half = len(rows) // 2

@@ -4,7 +4,7 @@ syncs; a stop while it waits ends it without a sync."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -16,8 +16,8 @@ from projections.sinks.warehouse import WarehouseLoader
 
 
 class EmptyLog:
-    def read(self, after: int, limit: int | None = None) -> Sequence[Any]:
-        return []
+    def read_packed(self, after: int, limit: int, upto: int, scope: UUID | None = None) -> Any:
+        raise AssertionError("an empty log is not read")
 
     def head(self) -> int:
         return 0
