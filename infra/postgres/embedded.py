@@ -234,7 +234,10 @@ def reclaim_orphaned_clusters(shared: Path = _SHARED_CLUSTERS) -> list[Path]:
         return reclaimed
     for owner in shared.glob(f"*{_OWNER_SUFFIX}"):
         cluster = shared / owner.name.removesuffix(_OWNER_SUFFIX)
-        link = Path(owner.read_text().strip()) / "pg"
+        try:
+            link = Path(owner.read_text().strip()) / "pg"
+        except FileNotFoundError:  # another server's start reclaimed it meanwhile
+            continue
         try:
             owned = link.is_symlink() and link.resolve() == cluster.resolve()
         except OSError:

@@ -89,6 +89,21 @@ def test_clusters_whose_data_directory_is_gone_are_reclaimed_unless_running(
     assert reclaim_orphaned_clusters(tmp_path / "no-such-dir") == []
 
 
+def test_a_cluster_reclaimed_meanwhile_by_another_start_is_passed_over(tmp_path: Path) -> None:
+    """Servers starting at once (the test processes, `acgs` subprocesses) all reclaim: one may
+    delete an orphan's `.data-dir` file after another listed it. That start goes on."""
+    shared = tmp_path / "shared"
+    (shared / "gone").mkdir(parents=True)
+    # listed, then unreadable: as a file another process deleted between the two
+    (shared / "gone.data-dir").symlink_to(tmp_path / "deleted-meanwhile")
+    (shared / "orphan").mkdir()
+    (shared / "orphan.data-dir").write_text(f"{tmp_path / 'deleted'}\n")
+
+    reclaimed = reclaim_orphaned_clusters(shared)
+
+    assert [p.name for p in reclaimed] == ["orphan"]
+
+
 def test_a_failed_server_command_is_reported_with_its_error(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path)
     with pytest.raises(EmbeddedPostgresError) as failed:  # named by its last argument (pg_ctl's)
