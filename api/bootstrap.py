@@ -275,6 +275,7 @@ class System:
         settings = self.settings
         runner_settings = RunnerSettings(
             lease_seconds=settings.migration_lease_seconds,
+            progress_seconds=settings.migration_progress_seconds,
             per_tenant_cap=settings.migration_tenant_concurrency,
             constitutional_hash=settings.constitutional_hash,
         )

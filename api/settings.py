@@ -71,6 +71,7 @@ class Settings:
     migration_source_dirs: tuple[Path, ...] = ()  # server-side job sources must lie inside these
     migration_upload_max_bytes: int = 100 * 1024 * 1024  # one uploaded file or archive
     migration_lease_seconds: int = 30  # a worker's hold on a job, renewed while it works
+    migration_progress_seconds: int = 1  # at most one progress checkpoint per this many seconds
     migration_tenant_concurrency: int = 2  # running jobs per tenant, at most
     migration_conversion_processes: int = 0  # processes converting policies; 0: every core
     # Webhooks (docs/webhooks.md): targets the SSRF guard lets through although they are
@@ -137,6 +138,7 @@ class Settings:
                     e, "ACGS_MIGRATION_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, 1024, 2**40
                 ),
                 migration_lease_seconds=_int(e, "ACGS_MIGRATION_LEASE_SECONDS", 30, 1, 3600),
+                migration_progress_seconds=_int(e, "ACGS_MIGRATION_PROGRESS_SECONDS", 1, 1, 86400),
                 migration_tenant_concurrency=_int(
                     e, "ACGS_MIGRATION_TENANT_CONCURRENCY", 2, 1, 1000
                 ),

@@ -41,7 +41,6 @@ from domain.migration.job import MigrationJob
 from domain.secrets import SecretSealer
 
 log = logging.getLogger(__name__)
-PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 class JobQueue(Protocol):
@@ -56,6 +55,9 @@ class JobQueue(Protocol):
 @dataclass(frozen=True)
 class RunnerSettings:
     lease_seconds: float = 30.0
+    # At most one progress event (with its checkpoint) per this many seconds: fewer writes,
+    # against more work done again after a crash.
+    progress_seconds: float = 1.0
     poll_seconds: float = 1.0
     per_tenant_cap: int = 2
     constitutional_hash: str = ""
@@ -167,7 +169,7 @@ class MigrationRunner:
                     break
                 last = outcome
                 unrecorded += outcome.failed
-                if time.monotonic() - recorded_at >= PROGRESS_INTERVAL_SECONDS:
+                if time.monotonic() - recorded_at >= self._settings.progress_seconds:
                     held.record(
                         partial(self._progress, total=total, outcome=last, failed=unrecorded)
                     )

@@ -1,6 +1,12 @@
 """A migration job whose worker (`acgs worker --only migration_jobs`, a real process) is killed
-with SIGKILL mid-job: once its lease expires another worker re-claims the job, resumes from the
-last checkpoint, and every count comes out exact, with one registry version per policy."""
+with SIGKILL mid-job, after it has written versions beyond its last checkpoint: once its lease
+expires another worker re-claims the job, resumes from that checkpoint, and every count comes out
+exact, with one registry version per policy.
+
+The moment of the kill is made certain, not sampled: a first run (in this process) is stopped
+once it has recorded a checkpoint past 60 policies; the killed worker then resumes from it and
+records no checkpoint of its own until the job is done (`ACGS_MIGRATION_PROGRESS_SECONDS`), so
+from its first batch until its last every version it writes lies beyond the checkpoint."""
 
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ def _worker_env(pg_admin_url: str, data_dir: Path, allowed: Path) -> dict[str, s
         ACGS_MIGRATION_SOURCE_DIRS=str(allowed),
         ACGS_MIGRATION_LEASE_SECONDS=str(LEASE_SECONDS),
         ACGS_MIGRATION_CONVERSION_PROCESSES="1",
+        ACGS_MIGRATION_PROGRESS_SECONDS="86400",
     )
     return env
 
@@ -89,6 +96,27 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
     job_id = UUID(response.json()["job_id"])
     api.wait_projected()
 
+    # The first run: stopped between two batches once 60 policies are in; it records its
+    # checkpoint as it stops, and its lease is left to expire.
+    stop = threading.Event()
+    first = threading.Thread(
+        target=runner(api.system, lease_seconds=LEASE_SECONDS).run_job,
+        args=(tenant, job_id, stop),
+    )
+    first.start()
+    try:
+        _deadline(
+            lambda: _versions_written(pg_admin_url, tenant) >= 60 or not first.is_alive(),
+            90,
+            "the first 60 versions",
+        )
+    finally:
+        stop.set()
+        first.join(60)
+    checkpoint = job(api.system, tenant, job_id).processed
+    assert 60 <= checkpoint < POLICIES
+    assert _versions_written(pg_admin_url, tenant) == checkpoint
+
     log = tmp_path / "worker.log"
     with log.open("wb") as output:
         worker = subprocess.Popen(
@@ -98,26 +126,17 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
             stderr=subprocess.STDOUT,
         )
     try:
-        _deadline(
-            lambda: job(api.system, tenant, job_id).processed >= 60 or worker.poll() is not None,
-            90,
-            "progress",
-        )
-        assert worker.poll() is None, log.read_text()
-
-        # Killed once it has written versions beyond its last recorded checkpoint, so the
-        # batch it was in is done twice: the second time must add nothing. The worker is paused
-        # (SIGSTOP) while that is checked, so no checkpoint can land between check and kill.
+        # Paused (SIGSTOP) while it is checked, so the job cannot end between check and kill.
         def paused_beyond_checkpoint() -> bool:
+            assert worker.poll() is None, log.read_text()
             os.kill(worker.pid, signal.SIGSTOP)
-            time.sleep(0.3)  # what it had sent before the pause is committed meanwhile
-            written = _versions_written(pg_admin_url, tenant)
-            if written > job(api.system, tenant, job_id).processed:
+            time.sleep(0.1)  # what it had sent before the pause is committed meanwhile
+            if _versions_written(pg_admin_url, tenant) > checkpoint:
                 return True
             os.kill(worker.pid, signal.SIGCONT)
             return False
 
-        _deadline(paused_beyond_checkpoint, 60, "versions beyond the checkpoint")
+        _deadline(paused_beyond_checkpoint, 90, "versions beyond the checkpoint")
         worker.kill()  # SIGKILL (while paused): no chance to record anything more
         worker.wait(30)
     finally:
@@ -126,7 +145,8 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
             worker.wait()
     killed = job(api.system, tenant, job_id)
     assert killed.status is JobStatus.RUNNING
-    assert 60 <= killed.processed < _versions_written(pg_admin_url, tenant) < POLICIES
+    assert killed.claims == 2
+    assert killed.processed == checkpoint < _versions_written(pg_admin_url, tenant) < POLICIES
 
     resumed = runner(api.system, lease_seconds=LEASE_SECONDS)
     assert resumed.claim(tenant, job_id) is None  # the dead worker's lease still holds
@@ -140,7 +160,7 @@ def test_a_worker_killed_mid_job_is_resumed_with_exact_counts(
 
     done = job(api.system, tenant, job_id)
     assert done.status is JobStatus.COMPLETED
-    assert done.claims == 2
+    assert done.claims == 3
     assert (done.total, done.processed, done.successful, done.failed) == (POLICIES,) * 3 + (0,)
     summary = done.result_summary or {}
     assert summary["converted_policies"] == POLICIES
