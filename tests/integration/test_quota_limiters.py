@@ -68,8 +68,14 @@ class Limiters:
     def rate(self, clock: Clock, **kwargs: Any) -> RateLimiter:
         if self._redis is None:
             return SlidingWindowRateLimiter(clock=clock, **kwargs)
+        # Redis expires an idle key in real time, not on the test's clock, which stands still
+        # while a loaded machine stalls: the key must outlive any stall.
         return RedisRateLimiter(
-            self._clients(self._redis, CONTRACT_TIMEOUT), on_failure="closed", clock=clock, **kwargs
+            self._clients(self._redis, CONTRACT_TIMEOUT),
+            on_failure="closed",
+            clock=clock,
+            idle_seconds=3600,
+            **kwargs,
         )
 
     def concurrency(self, clock: Clock | None = None) -> ConcurrencyLimiter:

@@ -4,7 +4,9 @@ holds across all of them. Each check is one Lua script, so it is atomic in Redis
 - Requests per window, `tenant:{id}:rate`: a hash of one-second buckets (bucket index -> requests
   counted in it), the same sliding window as the in-process limiter (a window counts every bucket
   that overlaps it, so no window of the true length admits more than the limit). Buckets that
-  left the window are deleted by the next check; the key expires when the tenant goes quiet.
+  left the window are deleted by the next check, so the count never depends on the key's
+  expiry: the key expires (`idle_seconds`, by default the window and one bucket) only so that a
+  tenant gone quiet costs Redis nothing.
 - Requests in flight, `tenant:{id}:inflight`: a sorted set of this process's requests (member:
   the process id and a counter; score: when its lease ends). A process that dies with requests in
   flight frees their slots when their lease ends (`lease_seconds`, 5 minutes by default: a request
@@ -106,11 +108,12 @@ class RedisRateLimiter:
         buckets: int = 60,
         on_failure: str = "open",
         clock: Callable[[], float] = time.time,
+        idle_seconds: float | None = None,
     ) -> None:
         self._client = client
         self._width = window_seconds / buckets
         self._slots = buckets + 1
-        self._ttl_ms = math.ceil(self._slots * self._width * 1000)
+        self._ttl_ms = math.ceil((idle_seconds or self._slots * self._width) * 1000)
         self._clock = clock
         self._failures = _Failures(on_failure)
         self._script: Any = client.register_script(_HIT)
