@@ -101,8 +101,16 @@ _CRITICAL_MIGRATION = re.compile(r"/migrations(?:/|$)")
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, api: ApiServices, router: ASGIRouter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api: ApiServices,
+        router: ASGIRouter,
+        authenticated: ASGIApp | None = None,
+    ) -> None:
         self._app = app
+        # what serves an authenticated request (api/http/decision_route.py), else `app`
+        self._authenticated = authenticated or app
         self._api = api
         self._router = router
         hash_header = (b"x-constitutional-hash", api.constitutional_hash.encode())
@@ -148,7 +156,8 @@ class Edge:
                     ):
                         principal = await self._principal(scope, span)
                         holding = await self._admit(scope, principal, headers)
-                    await self._app(scope, receive, send_with_headers)
+                    serve = self._app if principal is None else self._authenticated
+                    await serve(scope, receive, send_with_headers)
                 except DomainError as refusal:
                     await self._refuse(send_with_headers, refusal)
                 except Exception as exc:
