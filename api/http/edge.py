@@ -10,7 +10,8 @@ concurrent requests, and storage on writes of tenant principals (a decision, `PO
 /v1/tenants/{id}/decisions`, stores nothing the tenant's storage quota counts, so it is not a
 write to that quota and stays available to a tenant whose storage is used up). A refusal is
 rendered with the one error envelope (errors.py) and never reaches a handler, so nothing is
-written.
+written. An authenticated request goes to `authenticated`: the decision route answered here
+(api/http/decision_route.py), which passes every other request to the app.
 """
 
 from __future__ import annotations
@@ -109,7 +110,6 @@ class Edge:
         authenticated: ASGIApp | None = None,
     ) -> None:
         self._app = app
-        # what serves an authenticated request (api/http/decision_route.py), else `app`
         self._authenticated = authenticated or app
         self._api = api
         self._router = router
