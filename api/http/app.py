@@ -24,6 +24,7 @@ from api.http.audit import (
 )
 from api.http.auth import principal_from_scope
 from api.http.bodies import check_body
+from api.http.decision_route import DecisionRoute
 from api.http.directory import CACHE_SECONDS
 from api.http.edge import Edge
 from api.http.errors import handle_exception
@@ -170,5 +171,7 @@ def create_app(
     complete(app)
     document_required_query(app.openapi_schema)
     resolve_exception_handlers_once(app)
-    app.asgi_handler = Edge(app.asgi_handler, api, app.asgi_router)
+    framework = app.asgi_handler
+    decisions = DecisionRoute(app, api, framework)
+    app.asgi_handler = Edge(framework, api, app.asgi_router, authenticated=decisions)
     return app

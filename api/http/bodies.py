@@ -26,7 +26,7 @@ import json
 import re
 import types
 from functools import cache
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request
@@ -35,6 +35,7 @@ from litestar.utils.scope.state import ScopeState
 from api.http.errors import QUOTED_INPUT, READ_ONLY_FIELDS, UnsupportedMediaType
 from domain.errors import ValidationFailed
 
+S = TypeVar("S", bound=msgspec.Struct)
 MAX_BODY_DEPTH = 32
 _JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 _BACKTICKED = re.compile(r"`[^`]*`")
@@ -51,10 +52,7 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         if field.is_optional:
             return
         raise _invalid([_problem("body", "is required (a JSON object)")])
-    media_type = request.headers.get("content-type")
-    if media_type is not None and not _JSON_MEDIA.fullmatch(
-        media_type.partition(";")[0].strip().lower()
-    ):
+    if not is_json_media(request.headers.get("content-type")):
         raise UnsupportedMediaType(
             "the request body must be JSON (Content-Type: application/json)",
             {"supported": ["application/json"]},
@@ -70,6 +68,13 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         problems = struct_problems(value, struct)
         if problems:
             raise _invalid(problems)
+
+
+def is_json_media(media_type: str | None) -> bool:
+    """Whether a body of this Content-Type is read (as JSON): none, or a JSON media type."""
+    return media_type is None or bool(
+        _JSON_MEDIA.fullmatch(media_type.partition(";")[0].strip().lower())
+    )
 
 
 def decode(body: bytes) -> Any:
@@ -94,13 +99,8 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
     fields = _fields(struct)
     known = _known(struct)
     problems = [_unknown(key) for key in value if key not in known]
-    if not problems:
-        try:  # the common case, a valid body: one conversion rather than one per field
-            msgspec.convert(value, struct, strict=True)
-        except msgspec.ValidationError:
-            pass  # find every problem, field by field
-        else:
-            return []
+    if not problems and converted(value, struct) is not None:
+        return []  # the common case, a valid body: one conversion rather than one per field
     for f in fields:
         if f.encode_name not in value:
             if f.required:
@@ -112,6 +112,18 @@ def struct_problems(value: Any, struct: type[msgspec.Struct]) -> list[dict[str, 
             message = QUOTED_INPUT.sub("", str(exc).partition(" - ")[0]) or "invalid value"
             problems.append(_problem(f.encode_name, message))  # never the value itself
     return problems
+
+
+def converted(value: Any, struct: type[S]) -> S | None:
+    """A decoded body as the request type, converted strictly; None when it does not convert
+    (a body `struct_problems` finds no problem in may still need the framework's conversion:
+    5.0 for an integer). Unknown fields are refused only by a type that forbids them."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return msgspec.convert(value, struct, strict=True)
+    except msgspec.ValidationError:
+        return None
 
 
 @cache

@@ -10,7 +10,8 @@ concurrent requests, and storage on writes of tenant principals (a decision, `PO
 /v1/tenants/{id}/decisions`, stores nothing the tenant's storage quota counts, so it is not a
 write to that quota and stays available to a tenant whose storage is used up). A refusal is
 rendered with the one error envelope (errors.py) and never reaches a handler, so nothing is
-written.
+written. An authenticated request goes to `authenticated`: the decision route answered here
+(api/http/decision_route.py), which passes every other request to the app.
 """
 
 from __future__ import annotations
@@ -101,8 +102,15 @@ _CRITICAL_MIGRATION = re.compile(r"/migrations(?:/|$)")
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, api: ApiServices, router: ASGIRouter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api: ApiServices,
+        router: ASGIRouter,
+        authenticated: ASGIApp | None = None,
+    ) -> None:
         self._app = app
+        self._authenticated = authenticated or app
         self._api = api
         self._router = router
         hash_header = (b"x-constitutional-hash", api.constitutional_hash.encode())
@@ -148,7 +156,8 @@ class Edge:
                     ):
                         principal = await self._principal(scope, span)
                         holding = await self._admit(scope, principal, headers)
-                    await self._app(scope, receive, send_with_headers)
+                    serve = self._app if principal is None else self._authenticated
+                    await serve(scope, receive, send_with_headers)
                 except DomainError as refusal:
                     await self._refuse(send_with_headers, refusal)
                 except Exception as exc:

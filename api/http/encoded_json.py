@@ -89,12 +89,16 @@ class _Sent(ASGIResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         del scope, receive  # an ASGI app's arguments; the body is known
-        body = self.body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": [_CONTENT_TYPE, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_json(send, self.body, self.status_code)
+
+
+async def send_json(send: Send, body: bytes, status_code: int) -> None:
+    """Send `body`, JSON, as `EncodedJson(body, status_code)` would be sent."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status_code,
+            "headers": [_CONTENT_TYPE, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})

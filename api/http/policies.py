@@ -344,23 +344,14 @@ class DecisionController(Controller):
         constitutional_hash: HashHeader = None,
     ) -> Response[DecisionResult | DecisionBatchResult]:
         # The hot path: the principal and the services are read from the scope and the app
-        # rather than resolved as dependencies, and the answer is built here (`DecisionAnswers`:
-        # all but the decision id encoded once per decision and version) rather than by the
-        # framework's serialisation, and sent as it is (`EncodedJson`).
-        principal = principal_from_scope(request.scope)
+        # rather than resolved as dependencies, and the answer is built by `decision_answer`
+        # rather than by the framework's serialisation, and sent as it is (`EncodedJson`). The
+        # edge serves most requests of this route itself (api/http/decision_route.py) with
+        # the same `decision_answer`; this handler serves the others.
         api: ApiServices = request.app.state["api"]
-        supplied = supplied_hash(data.constitutional_hash, constitutional_hash)
-        if supplied:
-            verify_constitutional_hash(supplied, api.constitutional_hash)
-        single = data.requests is UNSET
-        requests = _decision_requests(data)
-        service = _decisions(api)
-        if len(requests) <= INLINE_BATCH and service.all_cached(tenant_id, requests):
-            outcomes = service.decide(principal, tenant_id, requests)
-        else:
-            outcomes = await in_thread(partial(service.decide, principal, tenant_id, requests))
-        answers = _answers(api.constitutional_hash)
-        body = answers.one(outcomes[0]) if single else answers.batch(outcomes)
+        body = await decision_answer(
+            api, principal_from_scope(request.scope), tenant_id, data, constitutional_hash
+        )
         return EncodedJson(body)  # type: ignore[return-value]
 
     @get(
@@ -416,6 +407,32 @@ class DecisionController(Controller):
             mask_fields=list(settings.mask_fields),
             constitutional_hash=api.constitutional_hash,
         )
+
+
+async def decision_answer(
+    api: ApiServices,
+    principal: Principal,
+    tenant_id: UUID,
+    data: DecisionRequestBody,
+    header_hash: str | None,
+) -> bytes:
+    """The decision route's answer (the JSON body of its 200) to `data`, the request's body, and
+    `header_hash`, its X-Constitutional-Hash header; raises the refusal otherwise. Decisions
+    are made on the event loop when every policy asked for is cached and the batch is small,
+    else in a worker thread. The answer is `DecisionAnswers`' bytes: all but the decision id
+    encoded once per decision and version."""
+    supplied = supplied_hash(data.constitutional_hash, header_hash)
+    if supplied:
+        verify_constitutional_hash(supplied, api.constitutional_hash)
+    single = data.requests is UNSET
+    requests = _decision_requests(data)
+    service = _decisions(api)
+    if len(requests) <= INLINE_BATCH and service.all_cached(tenant_id, requests):
+        outcomes = service.decide(principal, tenant_id, requests)
+    else:
+        outcomes = await in_thread(partial(service.decide, principal, tenant_id, requests))
+    answers = _answers(api.constitutional_hash)
+    return answers.one(outcomes[0]) if single else answers.batch(outcomes)
 
 
 def _decision_requests(data: DecisionRequestBody) -> list[DecisionRequest]:
