@@ -9,9 +9,12 @@ payload) stay in Arrow for audit entries.
 Three paths, by event:
 
 - A plain audit entry (`AuditEntry.Recorded` whose stored JSON holds no value but its time that
-  JSON cannot hold): most of the log. All of a chunk's entries are decoded in one call, as one
-  JSON array, into structs of the fields their columns need (`_StoredEntry`: no dict of the
-  event, nothing the garbage collector tracks); the audit record's columns are taken from them
+  JSON cannot hold): most of the log. A chunk's candidates are found in Arrow (topic, a tagged
+  value) and their states joined there into one JSON array (no Python object a state); that
+  each holds one tagged value only is seen by counting them in the array (as many as states);
+  all are decoded in one call into structs of the fields their columns need (`_StoredEntry`:
+  no dict of the event, nothing the garbage collector tracks); the audit record's columns are
+  taken from them
   as `audit_record_of` makes an entry's record, the severity and alert by `classify` once per
   distinct answer, and the details copied as stored (Python's JSON and msgspec write them alike
   but for floats in exponent form, looked for in all of a chunk's details at once and written
@@ -23,13 +26,16 @@ Three paths, by event:
   of repeated failures, counted by the record maker): through the `RecordMaker`, as before.
 
 Columns both tables hold are converted to Arrow once; the payload (and entries' details) go into
-Arrow as the stored bytes, checked as UTF-8 once for the whole column.
+Arrow as the stored bytes, checked as UTF-8 once for the whole column. Entries' event ids take
+one SHA-1 call an event; the UUIDs' version and variant bits and their text are laid out for
+the whole chunk at once (byte translations and strided copies).
 """
 
 from __future__ import annotations
 
 import re
 from array import array
+from binascii import hexlify
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha1
@@ -52,6 +58,7 @@ Row = Sequence[Any]  # a row of the notification log (see infra.postgres.followe
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 _decode = msgspec.json.Decoder().decode
 _TAGGED = b'"_type_"'  # how the stored JSON marks a value JSON cannot hold (here: the time only)
+_TAGGED_RE = re.compile(re.escape(_TAGGED))
 _ENTRY = event_type_of(AuditEntry.Recorded)
 _UNSET: Any = msgspec.UNSET
 
@@ -97,7 +104,6 @@ _decode_entry = msgspec.json.Decoder(_StoredEntry).decode
 _decode_entries = msgspec.json.Decoder(list[_StoredEntry]).decode
 _decode_details = msgspec.json.Decoder(_Details).decode
 _decode_all_details = msgspec.json.Decoder(list[_Details]).decode
-_Found = tuple[_StoredEntry, _Details]  # an entry as decoded, and what its details say
 # Where the stored JSON (Python's `json`) and msgspec write a value differently: floats in
 # exponent form (1e+16 and 1e16; Python writes the exponent's sign always). A JSON number
 # follows a colon, a comma, a bracket or white space; this matches every one in exponent form
@@ -106,7 +112,6 @@ _EXPONENT = re.compile(rb"[:,\[\s]-?[0-9]+(?:\.[0-9]+)?e[+-]")
 _SIGNED = re.compile(rb"e[+-]")  # found fast (a literal), then `_EXPONENT` before it
 _FLOAT_BEFORE_SIGN = 32  # a float as Python writes it: at most 17 digits, a point and a sign
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:acgs:event").bytes  # `domain.events.event_id`'s
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122's variant
 # The values of one event, in this order: the columns both tables hold (the same values), then
 # governance_events' own, then audit_log's own.
 _SHARED = (
@@ -287,7 +292,7 @@ class ColumnMaker:
         values = [self._plain(row) or self._recorded(row) for row in others]
         columns = list(zip(*values, strict=True)) if values else [()] * _WIDTH
         made = _arrow(dict(zip(_NAMES, columns, strict=True)), tables, len(others))
-        if not found:
+        if not found.stored:
             return made
         bulk = _arrow(self._entry_columns(entries, found), tables, len(entries))
         if not others:
@@ -298,44 +303,57 @@ class ColumnMaker:
             out[name] = both.take(pc.sort_indices(both.column("position")))  # log order
         return out
 
-    def _entries(self, chunk: LogColumns) -> tuple[LogColumns, list[_Found], list[Row]]:
+    def _entries(self, chunk: LogColumns) -> tuple[LogColumns, _Entries, list[Row]]:
         """The rows that are plain audit entries (most of the log), with each one's decoded
         entry and details, and the other rows (as tuples, in log order). Candidates are found
-        in Arrow (the topic, one tagged value in the state); all are decoded in one call (one
-        JSON array of them: no Python code an event); a chunk with an entry the decoder refuses
-        is decoded entry by entry, and a refused one goes with the other rows."""
+        in Arrow (the topic, a tagged value in the state) and their states joined there into
+        one JSON array; that each holds one tagged value only is seen from the array (as many
+        as there are states: each has one); all are decoded in one call (no Python code an
+        event). A chunk with an entry the decoder refuses is decoded entry by entry, and a
+        refused one goes with the other rows."""
         count = len(chunk)
         if not count:
-            return chunk, [], []
+            return chunk, _Entries([], []), []
         topics = pc.unique(chunk.topics).to_pylist()
         entry_topics = [t for t in topics if self._is_entry(t)]
-        if entry_topics == topics:
-            indices: list[int] = list(range(count))
-            states = chunk.states.to_pylist()
-        else:
-            is_entry = pc.is_in(chunk.topics, value_set=pa.array(entry_topics, pa.string()))
-            indices = pc.indices_nonzero(is_entry).to_pylist()
-            states = chunk.states.filter(is_entry).to_pylist()
-        once = [n for n, state in enumerate(states) if state.count(_TAGGED) == 1]
-        if len(once) < len(states):
-            indices = [indices[n] for n in once]
-            states = [states[n] for n in once]
-        decoded = _decoded(states)
-        kept: list[int] = []
-        found: list[_Found] = []
-        for index, parts in zip(indices, decoded, strict=True):
-            if parts is None:
-                continue
-            stored = parts[0]
-            if (
-                stored.timestamp.kind == "datetime_iso"
-                and stored.class_version is _UNSET
-                and not (stored.category == "authentication" and stored.result == "failure")
-            ):  # a failed sign-in counts towards repeated failures (see `_plain`)
-                kept.append(index)
-                found.append(parts)
-        if len(kept) == count:
-            return chunk, found, []
+        candidate = pc.greater_equal(pc.find_substring(chunk.states, _TAGGED.decode()), 0)
+        if entry_topics != topics:
+            in_topics = pc.is_in(chunk.topics, value_set=pa.array(entry_topics, pa.string()))
+            candidate = pc.and_(candidate, in_topics)
+        indices = None if pc.all(candidate).as_py() else pc.indices_nonzero(candidate)
+        states = chunk.states if indices is None else chunk.states.take(indices)
+        array = _json_array(states)
+        if len(_TAGGED_RE.findall(array)) != len(states):  # some hold another tagged value
+            once = pa.array([s.count(_TAGGED) == 1 for s in states.to_pylist()], pa.bool_())
+            indices = pc.indices_nonzero(once) if indices is None else indices.filter(once)
+            states = states.filter(once)
+            array = _json_array(states)
+        decoded = _decoded(states, array)
+        return self._kept(chunk, None if indices is None else indices.to_pylist(), decoded)
+
+    def _kept(
+        self, chunk: LogColumns, indices: list[int] | None, decoded: _Decoded
+    ) -> tuple[LogColumns, _Entries, list[Row]]:
+        """Of the decoded candidates (at `indices` of the chunk, None: every row), those that
+        take the entries' path; the rest of the chunk as rows."""
+        count = len(chunk)
+        stored, details = decoded
+        plain = [
+            e is not None
+            and e.timestamp.kind == "datetime_iso"
+            and e.class_version is _UNSET
+            and not (e.category == "authentication" and e.result == "failure")
+            for e in stored
+        ]  # a failed sign-in counts towards repeated failures (see `_plain`)
+        if indices is None and all(plain):
+            return chunk, _Entries(stored, details), []  # type: ignore[arg-type]
+        if indices is None:
+            indices = list(range(count))
+        kept = [index for index, ok in zip(indices, plain, strict=True) if ok]
+        found = _Entries(
+            [e for e, ok in zip(stored, plain, strict=True) if ok],  # type: ignore[misc]
+            [d for d, ok in zip(details, plain, strict=True) if ok],  # type: ignore[misc]
+        )
         taken = [False] * count
         for index in kept:
             taken[index] = True
@@ -348,36 +366,42 @@ class ColumnMaker:
             entry = self._entry_topics[topic] = event_type_of(resolve_topic(topic)) == _ENTRY
         return entry
 
-    def _entry_columns(self, rows: LogColumns, found: list[_Found]) -> dict[str, Any]:
+    def _entry_columns(self, rows: LogColumns, found: _Entries) -> dict[str, Any]:
         """The columns of plain audit entries, as `audit_record_of` makes an entry's record;
         those the log holds as they are (position, time, aggregate, payload) stay in Arrow."""
-        stored = [f[0] for f in found]
-        details = [f[1] for f in found]
+        stored = found.stored
         metas = [e.meta for e in stored]
         tenants = [m.tenant_id for m in metas]
-        kinds = [f"{e.category}.{e.action}" for e in stored]
+        categories = [e.category for e in stored]
+        actions = [e.action for e in stored]
+        results = [e.result for e in stored]
         classes = [
-            self._class_of(k, e.result, e.category, d)
-            for k, e, d in zip(kinds, stored, details, strict=True)
+            self._class_of(
+                c, a, r, d.severity == "critical", bool(d.constitutional_validation_passed)
+            )
+            for c, a, r, d in zip(categories, actions, results, found.details, strict=True)
         ]
+        # an entry's own slug is never needed (`own_slug`: tenants' events)
+        slugs = {t: self._records.slug(t) or None for t in set(tenants)}
+        category_array = pa.array(categories, pa.string())
+        action_array = pa.array(actions, pa.string())
         return {
-            "event_id": _event_ids(rows.originators.to_pylist(), rows.versions.to_pylist()),
+            "event_id": _event_ids(rows.originators, rows.versions),
             "position": rows.positions,
             "tenant_id": tenants,
             "occurred_at": rows.recorded,
             "actor_id": [m.actor.sub for m in metas],
             "actor_type": [m.actor.actor_type for m in metas],
             "constitutional_hash": [m.constitutional_hash for m in metas],
-            "event_type": [_ENTRY] * len(stored),
+            "event_type": pa.repeat(pa.scalar(_ENTRY, pa.string()), len(stored)),
             "aggregate_id": rows.originators,
             "aggregate_version": rows.versions,
             "payload": rows.states,
-            # an entry's own slug is never needed (`own_slug`: tenants' events)
-            "tenant_slug": [self._records.slug(t) or None for t in tenants],
-            "audit_event_type": kinds,
-            "event_category": [e.category for e in stored],
-            "action": [e.action for e in stored],
-            "result": [e.result for e in stored],
+            "tenant_slug": [slugs[t] for t in tenants],
+            "audit_event_type": pc.binary_join_element_wise(category_array, action_array, "."),
+            "event_category": category_array,
+            "action": action_array,
+            "result": results,
             "target_resource": [e.target_resource for e in stored],
             "severity": [c[0] for c in classes],
             "alert": [c[1] for c in classes],
@@ -385,18 +409,18 @@ class ColumnMaker:
         }
 
     def _class_of(
-        self, kind: str, result: str, category: str, details: _Details
+        self, category: str, action: str, result: str, critical: bool, passed: bool
     ) -> tuple[str, str | None]:
         """(severity name, alert) of an entry, by `classify` on what it reads of the record
-        (kept per distinct answer: a chunk has few)."""
-        critical = str(details.severity) == "critical"
-        passed = bool(details.constitutional_validation_passed)
-        key = (kind, result, category, critical, passed)
+        (kept per distinct answer: a chunk has few). `critical`: its details' severity is
+        "critical" (a JSON value whose text is "critical" is that string); `passed`: the truth
+        of their constitutional_validation_passed."""
+        key = (category, action, result, critical, passed)
         known = self._classes.get(key)
         if known is None:
             severity, alert = classify(
                 {
-                    "event_type": kind,
+                    "event_type": f"{category}.{action}",
                     "result": result,
                     "details": {"severity": "critical" if critical else ""},
                     "constitutional_validation_passed": passed,
@@ -487,46 +511,101 @@ class ColumnMaker:
         )
 
 
-def _decoded(states: list[bytes]) -> list[_Found | None]:
-    """Each stored entry and its details (None where the decoder refuses it)."""
+@dataclass(frozen=True)
+class _Entries:
+    """Stored entries as decoded, and what each one's details say."""
+
+    stored: list[_StoredEntry]
+    details: list[_Details]
+
+
+_Decoded = tuple[list[_StoredEntry | None], list[_Details | None]]  # None: refused
+
+
+def _json_array(values: pa.Array) -> pa.Buffer:
+    """The JSON array of the JSON texts of a binary column, made in Arrow (no Python object a
+    value)."""
+    whole = pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
+    joined = pc.binary_join(whole, b",")
+    brackets = pa.array([b"["], pa.binary()), pa.array([b"]"], pa.binary())
+    array = pc.binary_join_element_wise(brackets[0], joined, brackets[1], b"")
+    buffer: pa.Buffer = array[0].as_buffer()
+    return buffer
+
+
+def _decoded(states: pa.Array, array: pa.Buffer) -> _Decoded:
+    """Each stored entry (a binary column of their JSON, and their JSON `array`) and its
+    details (None for both where the decoder refuses the entry)."""
     try:
-        stored = _decode_entries(b"[" + b",".join(states) + b"]")
-        details = _decode_all_details(b"[" + b",".join([e.details for e in stored]) + b"]")
-        return list(zip(stored, details, strict=True))
+        stored = _decode_entries(array)
+        if len(stored) == len(states):
+            details = _decode_all_details(b"[" + b",".join([e.details for e in stored]) + b"]")
+            return stored, details  # type: ignore[return-value]
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return [_decoded_one(state) for state in states]
+        pass
+    out: _Decoded = ([], [])
+    for state in states.to_pylist():
+        stored_one, details_one = _decoded_one(state)
+        out[0].append(stored_one)
+        out[1].append(details_one)
+    return out
 
 
-def _decoded_one(state: bytes) -> _Found | None:
+def _decoded_one(state: bytes) -> tuple[_StoredEntry | None, _Details | None]:
     try:
         stored = _decode_entry(state)
         return stored, _decode_details(stored.details)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+        return None, None
 
 
-def _details_texts(stored: Sequence[_StoredEntry]) -> list[bytes]:
+def _details_texts(stored: Sequence[_StoredEntry]) -> pa.Array | list[bytes]:
     """Entries' details as the sink record writes them (msgspec's JSON of the dict): as stored
     but for numbers in exponent form (written again by msgspec). The chunk's details are
     searched at once (each `e+` or `e-`, then the bytes before it); only a chunk where such a
-    number may be is searched entry by entry."""
-    texts = [bytes(e.details) for e in stored]
-    joined = b"\n".join(texts)
+    number may be is searched entry by entry. Without one, the details go into Arrow as one
+    buffer (binary; checked as UTF-8 with the column)."""
+    raws = [e.details for e in stored]
+    joined = b"\n".join(raws)
     for sign in _SIGNED.finditer(joined):
         end = sign.end()
         if _EXPONENT.search(joined, max(0, end - _FLOAT_BEFORE_SIGN), end):
+            texts = [bytes(r) for r in raws]
             return [_encode(_decode(t)) if _EXPONENT.search(t) else t for t in texts]
-    return texts
+    lengths = pa.array([len(r) for r in raws], pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum_checked(lengths)])
+    data = pa.py_buffer(b"".join(raws))
+    return pa.Array.from_buffers(pa.binary(), len(raws), [None, offsets.buffers()[1], data])
 
 
-def _event_ids(aggregates: Sequence[str], versions: Sequence[int]) -> list[str]:
-    """`domain.events.event_id_text` of each (aggregate, version): the UUID v5 from its SHA-1."""
-    out = []
-    for aggregate, version in zip(aggregates, versions, strict=True):
-        # UUID v5 is defined on SHA-1: an identifier, not a security use
-        h = sha1(_NAMESPACE + f"{aggregate}:{version}".encode(), usedforsecurity=False).hexdigest()
-        out.append(f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}")
-    return out
+_VERSION_5 = bytes((b & 0x0F) | 0x50 for b in range(256))  # a UUID's 7th byte: version 5
+_RFC_4122 = bytes((b & 0x3F) | 0x80 for b in range(256))  # its 9th: RFC 4122's variant
+_DIGEST = 20  # SHA-1's bytes (a UUID is the first 16)
+_DASHES = (8, 13, 18, 23)  # where a UUID's text has a dash
+# Each character of a UUID's text that is a hex digit, and its digit in the digest's hex text.
+_HEX_DIGITS = tuple(
+    (k, k - sum(1 for d in _DASHES if d < k)) for k in range(36) if k not in _DASHES
+)
+
+
+def _event_ids(aggregates: pa.Array, versions: pa.Array) -> pa.Array:
+    """`domain.events.event_id_text` of each (aggregate, version): the UUID v5 of its SHA-1,
+    one digest an event, its version and variant set and its text laid out in bulk."""
+    count = len(aggregates)
+    names = pc.binary_join_element_wise(aggregates, pc.cast(versions, pa.string()), ":").cast(
+        pa.binary()
+    )
+    # UUID v5 is defined on SHA-1: an identifier, not a security use
+    digests = bytearray(
+        b"".join([sha1(_NAMESPACE + n, usedforsecurity=False).digest() for n in names.to_pylist()])
+    )
+    digests[6::_DIGEST] = digests[6::_DIGEST].translate(_VERSION_5)
+    digests[8::_DIGEST] = digests[8::_DIGEST].translate(_RFC_4122)
+    hexed = hexlify(digests)
+    text = bytearray(b"-" * (36 * count))
+    for at, digit in _HEX_DIGITS:
+        text[at::36] = hexed[digit :: 2 * _DIGEST]
+    return pa.Array.from_buffers(pa.binary(36), count, [None, pa.py_buffer(text)]).cast(pa.string())
 
 
 def _arrow(

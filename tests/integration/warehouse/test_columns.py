@@ -74,6 +74,9 @@ def _record_variety(system: System, unique: str) -> uuid.UUID:
         _entry(meta, "admin", "change", "success", constitutional_validation_passed="no"),
         _entry(meta, "admin", "change", "success", constitutional_validation_passed=None),
         _entry(meta, "authorization", "read", "failure"),
+        # a second tagged value (a UUID): not an entry of the bulk path, found in the chunk's
+        # joined states
+        _entry(meta, "governance", "policy_decision", "success", subject=uuid.uuid4()),
     ]
     nobody = EventMeta(tenant, Actor(cast("str", None)), system.settings.constitutional_hash)
     entries.append(_entry(nobody, "governance", "policy_decision", "success", rule="r3"))
@@ -131,6 +134,7 @@ def test_bulk_columns_equal_the_columns_made_through_sink_records(
         odd_row = (rows[-1][0] + 1, uuid.uuid4(), *entry[2:4], odd, *entry[5:])
         entries = [r for r in rows if r[3].endswith(":AuditEntry.Recorded")]
         others = [r for r in rows if r not in entries]
+        assert any(bytes(r[4]).count(b'"_type_"') == 2 for r in entries), "no doubly tagged entry"
         assert entries
         assert others
         for chunk, tables in itertools.product(
