@@ -14,7 +14,7 @@ from domain.tenancy import SYSTEM_TENANT_ID
 from domain.tenant.aggregate import Tenant
 from tests.peers.http import HASH, Api
 
-MAX_EXAMPLES = int(os.environ.get("ACGS_FUZZ_EXAMPLES", "15"))
+MAX_EXAMPLES = int(os.environ.get("ACGS_FUZZ_EXAMPLES", "10"))
 STATEFUL_EXAMPLES = int(os.environ.get("ACGS_FUZZ_STATEFUL_EXAMPLES", "15"))
 
 
