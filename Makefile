@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 comma := ,
+# Python's bytecode cache stays on even where the environment turns it off: the project's own
+# modules (installed editable) are then compiled once, not again in every process the tests start.
+unexport PYTHONDONTWRITEBYTECODE
 # `make run KAFKA=1` also installs the local broker (the kafka-local extra), in a venv marked so.
 EXTRAS_RUN  := embedded,streaming,warehouse
 RUN_MARKER  := $(VENV)/.run-installed$(if $(KAFKA),-kafka)
