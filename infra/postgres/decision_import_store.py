@@ -47,11 +47,15 @@ STAGED_COLUMNS = (
     "action, resource, context, reason, legacy_policy_id, legacy_decision_id, dedup_key, "
     "content_sha256"
 )
+# The staged values the database takes longest to read (the context's JSON, the time, the latency)
+# are staged as text and read by the insert that adds them to the log: the COPY, during which the
+# kind does not yet read the next batch, stays short, and the reading moves into the insert,
+# during which it does.
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS decision_import_rows (decision_id UUID, "
-    "input_sha256 CHAR(64), allow BOOLEAN, latency_ms DOUBLE PRECISION, principal VARCHAR(255), "
-    "constitutional_hash VARCHAR(16), decided_at TIMESTAMPTZ, action TEXT, resource TEXT, "
-    "context JSONB, reason TEXT, legacy_policy_id TEXT, legacy_decision_id TEXT, "
+    "input_sha256 CHAR(64), allow BOOLEAN, latency_ms TEXT, principal VARCHAR(255), "
+    "constitutional_hash VARCHAR(16), decided_at TEXT, action TEXT, resource TEXT, "
+    "context TEXT, reason TEXT, legacy_policy_id TEXT, legacy_decision_id TEXT, "
     'dedup_key CHAR(64) COLLATE "C", content_sha256 CHAR(64)) ON COMMIT DELETE ROWS'
 )
 _COPY = f"COPY decision_import_rows ({STAGED_COLUMNS}) FROM STDIN"
@@ -69,8 +73,9 @@ _SETTLE = (
     "SELECT %(tenant)s, dedup_key, content_sha256 FROM decision_import_rows ORDER BY dedup_key "
     "ON CONFLICT DO NOTHING RETURNING dedup_key), "
     f"logged AS (INSERT INTO decision_logs ({_COLUMNS}) "
-    "SELECT decision_id, %(tenant)s, input_sha256, allow, '[]'::jsonb, '[]'::jsonb, latency_ms, "
-    "principal, constitutional_hash, decided_at, 'imported', action, resource, context, reason, "
+    "SELECT decision_id, %(tenant)s, input_sha256, allow, '[]'::jsonb, '[]'::jsonb, "
+    "latency_ms::float8, principal, constitutional_hash, decided_at::timestamptz, 'imported', "
+    "action, resource, context::jsonb, reason, "
     "legacy_policy_id, legacy_decision_id, %(job)s, dedup_key, content_sha256 "
     "FROM (SELECT * FROM decision_import_rows ORDER BY decision_id) s WHERE EXISTS "
     "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)) "
