@@ -234,17 +234,22 @@ class ImportCursor:
         return self._outcome(failed)
 
     def _prepared(self) -> _Prepared | None:
-        """The next batch's records, checked, its new keys encoded in chunks; None at the end.
+        """The next batch's records, checked, its new keys encoded (in the log's order); None at
+        the end.
         The records are taken one at a time, not a chunk at once: what stays alive while a chunk
         is checked is only its new decisions (fewer objects for the garbage collector to walk)."""
         records = itertools.islice(self._records, self._batch_size)
         prepared = _Prepared()
-        while True:
+        while True:  # chunk by chunk
             read = prepared.read
             new = self._checked(itertools.islice(records, CHUNK_ROWS), prepared)
             if prepared.read == read:
-                return prepared if read else None
+                break
             prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
+        if not prepared.read:
+            return None
+        prepared.chunks = self._store.in_log_order(prepared.chunks)
+        return prepared
 
     def close(self) -> None:
         try:

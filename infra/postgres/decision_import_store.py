@@ -66,7 +66,10 @@ _COPY = f"COPY decision_import_rows ({STAGED_COLUMNS}) FROM STDIN"
 # returned. Both joins with the added keys are on equality of the whole batch (hashed). The keys
 # go in in key order and the rows in decision_id order (the order of each one's primary key): a
 # batch's insertions then walk each index from one end to the other instead of at random (about
-# a tenth less database CPU for a batch, sorting included).
+# a tenth less database CPU for a batch, sorting included). The rows are staged in that order
+# (`in_log_order`, in the kind's reader thread) and a scan of the staging table, filled by one
+# COPY since it was emptied, returns them in it: the database does not sort them again (about
+# 1 of its 13 us a row; were the order lost, only the locality would be).
 _SETTLE = (
     "WITH added AS (INSERT INTO decision_import_keys "  # noqa: S608 - fixed column list, no input  # nosec B608
     "(tenant_id, dedup_key, content_sha256) "
@@ -77,7 +80,7 @@ _SETTLE = (
     "latency_ms::float8, principal, constitutional_hash, decided_at::timestamptz, 'imported', "
     "action, resource, context::jsonb, reason, "
     "legacy_policy_id, legacy_decision_id, %(job)s, dedup_key, content_sha256 "
-    "FROM (SELECT * FROM decision_import_rows ORDER BY decision_id) s WHERE EXISTS "
+    "FROM decision_import_rows s WHERE EXISTS "
     "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)) "
     "SELECT s.dedup_key FROM decision_import_rows s WHERE NOT EXISTS "
     "(SELECT FROM added a WHERE a.dedup_key = s.dedup_key)"
@@ -142,6 +145,19 @@ def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID) -> bytes:
     return _escaped_copy_text(rows, tenant)
 
 
+def in_log_order(chunks: Sequence[bytes]) -> list[bytes]:
+    """The chunks' rows as one chunk, in decision_id order. Each row is one line (a line break
+    or a carriage return in a value is escaped) that begins with the row's decision_id in 32
+    hex digits, so the lines sort as the ids do."""
+    lines = b"".join(chunks).split(b"\n")
+    lines.pop()  # what follows the last line break: nothing
+    if not lines:
+        return []
+    lines.sort()
+    lines.append(b"")
+    return [b"\n".join(lines)]
+
+
 def _optional(value: str | None) -> str:
     return _NULL if value is None else _text(value)
 
@@ -191,6 +207,9 @@ class PostgresDecisionImportStore:
 
     def encoded(self, tenant_id: UUID, rows: Sequence[ImportedDecision]) -> bytes:
         return copy_text(rows, tenant_id)
+
+    def in_log_order(self, chunks: Sequence[bytes]) -> list[bytes]:
+        return in_log_order(chunks)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:

@@ -34,6 +34,9 @@ class MemoryStore:
         self.encodings[chunk] = rows
         return chunk
 
+    def in_log_order(self, chunks: Sequence[bytes]) -> list[bytes]:
+        return list(chunks)
+
     def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:
         return self.progress_rows.get(job_id)
 
