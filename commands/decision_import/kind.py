@@ -50,7 +50,7 @@ from domain.errors import ValidationFailed
 QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
 CONFLICTS_LISTED = 20
 _BATCH_FAILURES = "batch_failures"  # kept with a batch's progress, for a catch-up after a crash
-CHUNK_ROWS = 500  # rows sent to the database at a time
+CHUNK_ROWS = 100  # rows checked, then encoded, at a time (only its decisions stay alive)
 COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
 UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
 INVALID_ROW = "Correct the named fields and import the row again."

@@ -109,6 +109,7 @@ _SAVE = (
 )
 
 
+COPY_ROWS = 500  # rows sent with one write of the COPY
 _NO_VALUE = "\x00"  # stands for NULL in a chunk built raw: no value holds a NUL
 _TABS = STAGED_COLUMNS.count(",")  # the tabs of one row
 
@@ -146,16 +147,16 @@ def copy_text(rows: Sequence[ImportedDecision], tenant_id: UUID) -> bytes:
 
 
 def in_log_order(chunks: Sequence[bytes]) -> list[bytes]:
-    """The chunks' rows as one chunk, in decision_id order. Each row is one line (a line break
-    or a carriage return in a value is escaped) that begins with the row's decision_id in 32
-    hex digits, so the lines sort as the ids do."""
+    """The chunks' rows in decision_id order, `COPY_ROWS` to a chunk. Each row is one line (a
+    line break or a carriage return in a value is escaped) that begins with the row's
+    decision_id in 32 hex digits, so the lines sort as the ids do."""
     lines = b"".join(chunks).split(b"\n")
     lines.pop()  # what follows the last line break: nothing
-    if not lines:
-        return []
     lines.sort()
-    lines.append(b"")
-    return [b"\n".join(lines)]
+    return [
+        b"\n".join(lines[start : start + COPY_ROWS]) + b"\n"
+        for start in range(0, len(lines), COPY_ROWS)
+    ]
 
 
 def _optional(value: str | None) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+import pytest
+
 from domain.decision_import.record import imported_decision
+from infra.postgres import decision_import_store
 from infra.postgres.decision_import_store import copy_text, in_log_order
 
 HASH = "cdd01ef066bc6cf2"
@@ -24,13 +27,16 @@ def _row(n: int) -> dict[str, str]:
     }
 
 
-def test_the_batch_is_its_rows_in_decision_id_order() -> None:
+def test_the_batch_is_its_rows_in_decision_id_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decision_import_store, "COPY_ROWS", 7)
     tenant = uuid4()
     rows = [imported_decision(_row(n), HASH) for n in range(1, 41)]
     chunks = [copy_text(rows[start : start + 5], tenant) for start in range(0, len(rows), 5)]
     assert sum(b"\\n" in chunk for chunk in chunks) == 4  # the escaped ones
-    [ordered] = in_log_order(chunks)
-    lines = ordered.split(b"\n")
+    ordered = in_log_order(chunks)
+    assert [chunk.count(b"\n") for chunk in ordered] == [7, 7, 7, 7, 7, 5]
+    assert all(chunk.endswith(b"\n") for chunk in ordered)
+    lines = b"".join(ordered).split(b"\n")
     assert lines.pop() == b""
     assert sorted(lines) == sorted(line for c in chunks for line in c.split(b"\n") if line)
     ids = [UUID(line[:32].decode()) for line in lines]
