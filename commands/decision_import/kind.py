@@ -21,7 +21,7 @@ with the cursor, and a new cursor reads it again from the job's committed progre
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ from domain.errors import ValidationFailed
 QuerySourceFactory = Callable[[str, str, Mapping[str, str]], QuerySource]
 CONFLICTS_LISTED = 20
 _BATCH_FAILURES = "batch_failures"  # kept with a batch's progress, for a catch-up after a crash
-CHUNK_ROWS = 500  # rows sent to the database at a time
+CHUNK_ROWS = 100  # rows checked, then encoded, at a time (only its decisions stay alive)
 COUNTS = ("rows", "imported", "skipped_duplicates", "conflicts", "invalid_rows")
 UNREADABLE_ROW = "Fix the record's format (quoting, field count, JSON) and import the row again."
 INVALID_ROW = "Correct the named fields and import the row again."
@@ -147,18 +147,20 @@ class _Tally:
     failed: list[tuple[int, FailedItem]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
 
-    def conflict(self, number: int, decision: ImportedDecision, other: str) -> None:
+    def conflict(self, number: int, key: str, legacy_id: str | None, other: str) -> None:
         self.conflicts.append(
-            {
-                "row": number,
-                "decision_id": decision.legacy_id,
-                "dedup_key": decision.dedup_key,
-                "conflicts_with": other,
-            }
+            {"row": number, "decision_id": legacy_id, "dedup_key": key, "conflicts_with": other}
         )
         self.failed.append(
             (number, FailedItem(f"row {number}", f"conflicts with {other}", CONFLICT))
         )
+
+
+# What a batch keeps of the first row of each key: (row number, content_sha256, legacy id).
+# A tuple of atomic values only, which the garbage collector stops tracking at its first pass;
+# the decisions themselves (their context included) are dropped once encoded, so the collector
+# does not walk thousands of them again and again while the batch waits for the database.
+_First = tuple[int, str, str | None]
 
 
 @dataclass
@@ -167,7 +169,7 @@ class _Prepared:
 
     read: int = 0
     tally: _Tally = field(default_factory=_Tally)
-    first: dict[str, tuple[int, ImportedDecision]] = field(default_factory=dict)  # of each key
+    first: dict[str, _First] = field(default_factory=dict)  # of each key
     repeats: dict[str, list[int]] = field(default_factory=dict)  # later rows, the same content
     chunks: list[bytes] = field(default_factory=list)  # the first rows, encoded
 
@@ -216,12 +218,12 @@ class ImportCursor:
             existing = tx.settle()
             imported = len(first) - len(existing)
             for key, content in existing.items():  # the keys imported before
-                number, decision = first[key]
-                if content == decision.content_sha256:
+                number, first_content, legacy_id = first[key]
+                if content == first_content:
                     tally.skipped += 1
                 else:  # the key's first row and its repeats all conflict
                     for row in (number, *repeats.pop(key, ())):
-                        tally.conflict(row, decision, "a decision imported before")
+                        tally.conflict(row, key, legacy_id, "a decision imported before")
             tally.skipped += sum(map(len, repeats.values()))
             rows_through = self.rows_through + prepared.read
             summary = _added(self.summary, rows_through, imported, tally)
@@ -232,14 +234,22 @@ class ImportCursor:
         return self._outcome(failed)
 
     def _prepared(self) -> _Prepared | None:
-        """The next batch's records, checked, its new keys encoded in chunks; None at the end."""
+        """The next batch's records, checked, its new keys encoded (in the log's order); None at
+        the end.
+        The records are taken one at a time, not a chunk at once: what stays alive while a chunk
+        is checked is only its new decisions (fewer objects for the garbage collector to walk)."""
         records = itertools.islice(self._records, self._batch_size)
         prepared = _Prepared()
-        while chunk := list(itertools.islice(records, CHUNK_ROWS)):
-            prepared.read += len(chunk)
-            new = self._checked(chunk, prepared)
+        while True:  # chunk by chunk
+            read = prepared.read
+            new = self._checked(itertools.islice(records, CHUNK_ROWS), prepared)
+            if prepared.read == read:
+                break
             prepared.chunks.append(self._store.encoded(self._job.tenant_id, new))
-        return prepared if prepared.read else None
+        if not prepared.read:
+            return None
+        prepared.chunks = self._store.in_log_order(prepared.chunks)
+        return prepared
 
     def close(self) -> None:
         try:
@@ -248,12 +258,14 @@ class ImportCursor:
         finally:
             self._source.close()
 
-    def _checked(self, chunk: list[Record], prepared: _Prepared) -> list[ImportedDecision]:
+    def _checked(self, chunk: Iterable[Record], prepared: _Prepared) -> list[ImportedDecision]:
         """The chunk's decisions whose key the batch had not met (the others tallied, or noted
-        as repeats of the first of their key)."""
+        as repeats of the first of their key); the chunk's records are counted as read."""
         tally, first_of, repeats = prepared.tally, prepared.first, prepared.repeats
         new: list[ImportedDecision] = []
+        read = prepared.read
         for number, fields in chunk:
+            read += 1
             if isinstance(fields, str):
                 tally.invalid += 1
                 tally.failed.append((number, FailedItem(f"row {number}", fields, UNREADABLE_ROW)))
@@ -267,12 +279,13 @@ class ImportCursor:
             key = decision.dedup_key
             first = first_of.get(key)
             if first is None:
-                first_of[key] = number, decision
+                first_of[key] = number, decision.content_sha256, decision.legacy_id
                 new.append(decision)
-            elif first[1].content_sha256 == decision.content_sha256:
+            elif first[1] == decision.content_sha256:
                 repeats.setdefault(key, []).append(number)
             else:
-                tally.conflict(number, decision, f"row {first[0]}")
+                tally.conflict(number, key, decision.legacy_id, f"row {first[0]}")
+        prepared.read = read
         return new
 
     def _outcome(self, failed: tuple[FailedItem, ...]) -> BatchOutcome:

@@ -18,8 +18,8 @@ class ImportBatch(Protocol):
     """One batch's transaction, serialised with the tenant's other imports."""
 
     def stage(self, chunks: Iterable[bytes]) -> None:
-        """Send the batch's rows (each key once, as chunks from `encoded`) on their way to the
-        decision log."""
+        """Send the batch's rows (each key once, as chunks from `encoded`, put in order by
+        `in_log_order`) on their way to the decision log."""
         ...
 
     def settle(self) -> Mapping[str, str]:
@@ -36,6 +36,12 @@ class ImportBatch(Protocol):
 class ImportedDecisionStore(Protocol):
     def encoded(self, tenant_id: UUID, rows: Sequence[ImportedDecision]) -> bytes:
         """The rows as `ImportBatch.stage` sends them; safe in any thread (no connection)."""
+        ...
+
+    def in_log_order(self, chunks: Sequence[bytes]) -> list[bytes]:
+        """A batch's chunks from `encoded`, their rows put in the order the decision log keeps
+        them (the insert then walks its primary key from one end to the other); safe in any
+        thread (no connection)."""
         ...
 
     def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:

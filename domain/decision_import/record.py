@@ -159,6 +159,13 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _unpadded(value: object) -> bool:
+    """Text that neither begins nor ends with a space (a non-blank value, told quickly)."""
+    if not isinstance(value, str) or not value:
+        return False
+    return not (value[0].isspace() or value[-1].isspace())
+
+
 def _text_of(value: object) -> str:
     if isinstance(value, str):
         return value.strip()
@@ -247,7 +254,7 @@ def _timestamp(value: object) -> datetime:
 
 def _context(value: object) -> tuple[dict[str, Any], bytes]:
     """The context and its canonical JSON."""
-    if _blank(value):
+    if not _unpadded(value) and _blank(value):  # text not padded with spaces is not blank
         return {}, b"{}"
     if isinstance(value, str):
         if len(value) > MAX_CONTEXT_BYTES:
@@ -281,6 +288,14 @@ def _decision(value: object) -> bool:
 
 
 def _latency(value: object) -> float | None:
+    if value.__class__ is str and value:
+        try:
+            latency = float(value)  # `float` ignores the spaces around a number itself
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(latency) and latency >= 0:
+                return latency
     if _blank(value):
         return None
     if isinstance(value, bool):

@@ -19,13 +19,13 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from api.bootstrap import System
-from commands.decision_import import kind as kind_module
 from commands.decision_import.kind import CONFLICTS_LISTED, DecisionImportKind
 from commands.migration_kinds import JobSource
 from domain.decision_import.errors import SourceUnreadable
 from domain.decision_import.record import imported_decision
 from domain.errors import ConcurrentModification, ValidationFailed
 from domain.registry.decision_log import input_digest
+from infra.postgres import decision_import_store
 from infra.postgres.decision_import_store import PostgresDecisionImportStore
 from tests.integration.decision_import.conftest import (
     HASH,
@@ -334,7 +334,7 @@ def test_a_crash_mid_import_resumes_from_the_last_committed_batch_exactly(
                 tx.stage = lambda chunks: real_stage(two_then_die(chunks))  # type: ignore[method-assign]
                 yield tx
 
-    monkeypatch.setattr(kind_module, "CHUNK_ROWS", 30)
+    monkeypatch.setattr(decision_import_store, "COPY_ROWS", 30)
     dying = DecisionImportKind(lambda: DyingStore(system.projector_conninfo), kind._query_source)
     cursor = dying.open(replace(context, checkpoint=first.last.checkpoint))
     with pytest.raises(Dies):

@@ -4,6 +4,7 @@ result summary."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,9 @@ class MemoryStore:
         chunk = f"{tenant_id} {len(self.encodings)}".encode()
         self.encodings[chunk] = rows
         return chunk
+
+    def in_log_order(self, chunks: Sequence[bytes]) -> list[bytes]:
+        return list(chunks)
 
     def progress(self, tenant_id: UUID, job_id: UUID) -> tuple[int, dict[str, Any]] | None:
         return self.progress_rows.get(job_id)
@@ -162,3 +166,25 @@ def test_the_report_is_the_cumulative_counts_and_the_listed_conflicts(
     }
     [listed] = report["conflicts_listed"]
     assert (listed["row"], listed["decision_id"], listed["conflicts_with"]) == (2, "D-1", "row 1")
+
+
+def test_a_batch_read_ahead_keeps_nothing_the_garbage_collector_walks(
+    kind: DecisionImportKind, tmp_path: Path
+) -> None:
+    path = tmp_path / "nested.csv"
+    rows = "".join(
+        f'D-{n},2025-01-01T00:00:00Z,user{n},read,doc/{n},allow,"{{""tags"": [{n}]}}"\n'
+        for n in range(1, 7)
+    )
+    path.write_text(HEADER.replace("reason", "context") + rows, encoding="utf-8")
+    context = _job(kind, tmp_path, [])
+    context = JobContext(**{**context.__dict__, "source": JobSource(path=path, filename="n.csv")})
+    cursor = kind.open(context)
+    assert cursor.next_batch() is not None  # the second batch is now read ahead
+    assert cursor._ahead is not None
+    ahead = cursor._ahead.result()
+    assert ahead is not None
+    assert len(ahead.first) == 3
+    gc.collect()  # what holds only atomic values is untracked here; a decision (its context) is not
+    assert not any(gc.is_tracked(kept) for kept in ahead.first.values())
+    cursor.close()

@@ -3,6 +3,7 @@ the decision log, and the keys that tell a repeat from a conflict."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 
+from domain.decision_import import record
 from domain.decision_import.record import InvalidRow, imported_decision
 from domain.registry.decision_log import input_digest
 
@@ -194,3 +196,42 @@ def test_the_log_id_is_stable_per_tenant_and_differs_between_tenants() -> None:
     a, b = uuid4(), uuid4()
     assert decision.decision_id(a) == decision.decision_id(a)
     assert decision.decision_id(a) != decision.decision_id(b)
+
+
+def _outcome(check: Any, value: object) -> object:
+    try:
+        return check(value)
+    except ValueError as bad:
+        return f"ValueError: {bad}"
+
+
+def _latency_as_written(value: object) -> float | None:
+    """The latency check without its fast path: blank, then the stripped text read as a number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a number of milliseconds")
+    try:
+        latency = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError("must be a number of milliseconds") from None
+    if not math.isfinite(latency) or latency < 0:
+        raise ValueError("must be a finite number of milliseconds, at least 0")
+    return latency
+
+
+LATENCIES = ["1.5", " 1.5 ", "\u20031.5\u2003", "1_0", "١٢", "0", "-0.0", "-1", "nan", "inf",
+             "1e400", "", "  ", "\t", "x", "1.5x", None, 3, 2.5, True]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", LATENCIES)
+def test_the_latencys_fast_path_reads_as_the_check_does(value: object) -> None:
+    assert _outcome(record._latency, value) == _outcome(_latency_as_written, value)
+
+
+@pytest.mark.parametrize(
+    "value", ['{"a": 1}', ' {"a": 1}', '{"a": 1}\u2003', "", " ", "\u2003", "\n", "{", "[1]", None]
+)
+def test_the_contexts_fast_path_tells_blank_as_the_check_does(value: object) -> None:
+    blank = value is None or (isinstance(value, str) and not value.strip())
+    assert (_outcome(record._context, value) == ({}, b"{}")) is blank
