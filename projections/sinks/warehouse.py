@@ -208,6 +208,12 @@ def _ramp(chunk: int) -> Iterator[int]:
         yield chunk
 
 
+def _tapered(size: int, left: int, chunk: int) -> int:
+    """Events a read, near the end of the log: half of what is `left` (log positions up to
+    the head), but no less than an eighth of `chunk`."""
+    return min(size, max(chunk // 8, -(-left // 2)))
+
+
 @dataclass(frozen=True)
 class _Pending:
     load: Future[None]
@@ -323,7 +329,8 @@ class WarehouseLoader:
         columns, and which rows are in scope); the next chunk is read (in `reader`) while one
         is built, so the database's work overlaps the building. The first chunks are smaller
         (`_ramp`), so the warehouse's first load starts early rather than after a whole chunk
-        is read and built: the loads, one after the other, are the longer stage."""
+        is read and built: the loads, one after the other, are the longer stage. So are the
+        last (`_tapered`): the load of the last chunk is not overlapped by anything."""
 
         sizes = _ramp(self.chunk)
 
@@ -334,7 +341,7 @@ class WarehouseLoader:
         def more(position: int) -> Future[tuple[int, LogColumns, pa.Array | None]] | None:
             if position >= head or (stop is not None and stop.is_set()):
                 return None
-            return reader.submit(read, position, next(sizes))
+            return reader.submit(read, position, _tapered(next(sizes), head - position, self.chunk))
 
         ahead = more(after)
         while ahead is not None:
