@@ -8,6 +8,7 @@ import json
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -979,15 +980,25 @@ def test_access_log_is_json_with_request_id_and_no_token(
     api: Api, platform: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = platform.headers["Authorization"].removeprefix("Bearer ")
+
+    def logged() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.name == "acgs.http.access"
+            and getattr(r, "fields", {}).get("route") == "/v1/tenants"
+        ]
+
     with caplog.at_level(logging.INFO, logger="acgs.http.access"):
         platform.get(
             "/v1/tenants", params={"token": token}, headers={"X-Request-ID": "access-log-test-1"}
         )
-    records = [
-        r
-        for r in caplog.records
-        if r.name == "acgs.http.access" and getattr(r, "fields", {}).get("route") == "/v1/tenants"
-    ]
+        # The server's thread logs the request once its answer is sent: the client may have it
+        # first.
+        deadline = time.monotonic() + 10
+        while not logged() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    records = logged()
     assert records
     line = JsonFormatter().format(records[-1])
     entry = json.loads(line)

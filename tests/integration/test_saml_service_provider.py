@@ -174,6 +174,7 @@ def test_metadata_with_two_signing_certificates_accepts_either(
     cert.text = sp_keys.cert_body
     signing[0].addnext(other)
     rotated = _provider(saml_idp, sp_keys, idp_metadata_xml=etree.tostring(root).decode())
+    saml_idp.trust(rotated.metadata(), sp_cert_pem=sp_keys.cert_pem)  # not left to other tests
     assert len(rotated.settings.get_idp_data()["x509certMulti"]["signing"]) == 2
     assert rotated.validate(_answer(saml_idp), REQUEST).name_id == "p-alice"
 
