@@ -142,23 +142,30 @@ def test_a_key_retired_through_the_cli_is_refused_by_both_processes_within_a_sec
     _acgs(deployment.env, "token", "keys", "add")
     token = _acgs(deployment.env, "token", "issue", "--platform", "--role", "AUDITOR")
     headers = {"Authorization": f"Bearer {token}"}
-    urls = (deployment.a.url, deployment.b.url)
-    for url in urls:
-        assert httpx.get(f"{url}/v1/auth/me", headers=headers, timeout=10).status_code == 200
+    # The clients are made, and connected, before the key is retired: only the answers are timed.
+    clients = [
+        httpx.Client(base_url=url, headers=headers, timeout=10)
+        for url in (deployment.a.url, deployment.b.url)
+    ]
+    for client in clients:
+        assert client.get("/v1/auth/me").status_code == 200
     _acgs(deployment.env, "token", "keys", "add")  # the retired key cannot be the last one
     _acgs(deployment.env, "token", "keys", "retire", _kid(token))
     retired_at = time.monotonic()  # the CLI has returned: the key is retired on disk
     refused_after: dict[str, float] = {}
     with ThreadPoolExecutor(2) as pool:
 
-        def refused(url: str) -> None:
-            with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-                while client.get("/v1/auth/me").status_code != 401:
-                    assert time.monotonic() - retired_at < 5.0, f"{url} still accepts it"
-                    time.sleep(0.01)
-            refused_after[url] = time.monotonic() - retired_at
+        def refused(client: httpx.Client) -> None:
+            while client.get("/v1/auth/me").status_code != 401:
+                assert time.monotonic() - retired_at < 5.0, f"{client.base_url} still accepts it"
+                time.sleep(0.01)
+            refused_after[str(client.base_url)] = time.monotonic() - retired_at
 
-        list(pool.map(refused, urls))
+        try:
+            list(pool.map(refused, clients))
+        finally:
+            for client in clients:
+                client.close()
     assert all(seconds < 1.0 for seconds in refused_after.values()), refused_after
 
 
