@@ -42,6 +42,7 @@ from infra.warehouses.sql import (
     WATERMARK,
     WATERMARK_COLUMNS,
     create_table_sql,
+    literal,
     logical_types,
     quote,
     watermark_key,
@@ -115,7 +116,7 @@ class DuckDbWarehouse:
             con = duckdb.connect(config={"temp_directory": f"{self.path}.tmp"})
             try:
                 con.execute(
-                    f"ATTACH {_literal(str(self.path))} AS {_CATALOG} "
+                    f"ATTACH {literal(str(self.path))} AS {_CATALOG} "
                     f"(ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
                 )
                 con.execute(f"USE {_CATALOG}")
@@ -205,8 +206,3 @@ class DuckDbWarehouse:
 
     def close(self) -> None:
         self.release()
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"

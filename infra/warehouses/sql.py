@@ -12,6 +12,11 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def create_table_sql(
     qualified: str, table: Table, types: Mapping[ColumnType, str], *, keyed: bool = True
 ) -> str:

@@ -113,7 +113,8 @@ class RedisRateLimiter:
         self._client = client
         self._width = window_seconds / buckets
         self._slots = buckets + 1
-        self._ttl_ms = math.ceil((idle_seconds or self._slots * self._width) * 1000)
+        idle = self._slots * self._width if idle_seconds is None else idle_seconds
+        self._ttl_ms = math.ceil(idle * 1000)
         self._clock = clock
         self._failures = _Failures(on_failure)
         self._script: Any = client.register_script(_HIT)
