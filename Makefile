@@ -128,7 +128,7 @@ CRITICAL := domain/tenancy.py,domain/tenant/*,infra/postgres/database.py,api/htt
 TEST_WORKERS ?= 4
 test: $(VENV)/.test-installed system-deps oidc-provider
 	@mkdir -p .acgs/coverage
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope \
 		$(COVERAGE) $(PYTEST_ARGS)
 	@if [ -n "$(COVERAGE)" ]; then echo "CRITICAL files (100 % required):"; \
 		$(BIN)/coverage report --fail-under=100 --skip-covered --show-missing \

@@ -1,17 +1,25 @@
 """Shared fixtures. Real peers are started by the plugins in tests/peers/ (session-scoped).
 
-The suite may run in several processes (pytest-xdist: `make test`, `--dist loadgroup`). A test
-module goes to one process as a whole (its module fixtures are set up once), unless its tests
-name a group of their own (`xdist_group`: the fuzzing, one group per principal, since one module
-of it would outlast the rest of the suite). What a test reports for the terminal summary travels
+The suite may run in several processes (pytest-xdist: `make test`). A test module goes to one
+process as a whole, so that its module fixtures are set up once (`ModuleScheduling`), except the
+fuzzing, which goes by principal: one process fuzzing all three would outlast the rest of the
+suite. What a test reports for the terminal summary travels
 in its report's user properties, which reach the process that prints the summary whichever
-process ran the test."""
+process ran the test.
+
+Under `make test` coverage is measured in the processes the tests start too (coverage's
+subprocess patch: the variable COVERAGE_PROCESS_CONFIG in their environment), except in those a
+test marked `faults` or `processes` starts: those run, for long and several at a time, code the
+rest of the suite measures already, and measuring them cost about a tenth of the suite's CPU."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 pytest_plugins = [
     "tests.peers.postgres",
@@ -51,8 +59,38 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{test}: {line}")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
+# Modules whose parametrized tests go to processes by their parameter (`ModuleScheduling`).
+SPLIT_BY_PARAMETER = ("tests/fuzz/test_openapi_fuzz.py",)
+
+
+class ModuleScheduling(LoadScopeScheduling):
+    """pytest-xdist's scheduling by scope, a scope being a test module (xdist's own `loadscope`
+    takes a class as a scope, and its `loadgroup` no longer groups under pytest 9), or, in the
+    modules of SPLIT_BY_PARAMETER, a module's tests of one parameter."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module, _, test = nodeid.partition("::")
+        if module in SPLIT_BY_PARAMETER and test.endswith("]"):
+            return module + test[test.index("[") :]
+        return module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ModuleScheduling:
+    return ModuleScheduling(config, log)
+
+
+UNMEASURED = ("faults", "processes")  # markers of tests whose processes coverage does not measure
+_COVERAGE_OF_PROCESSES = "COVERAGE_PROCESS_CONFIG"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """The test run (fixtures included) with its processes unmeasured when it is marked so."""
+    if not any(item.get_closest_marker(name) for name in UNMEASURED):
+        return (yield)
+    kept = os.environ.pop(_COVERAGE_OF_PROCESSES, None)
+    try:
+        return (yield)
+    finally:
+        if kept is not None:
+            os.environ[_COVERAGE_OF_PROCESSES] = kept

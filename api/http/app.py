@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+import anyio
 from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler
 
@@ -34,7 +35,7 @@ from api.http.identity import AuthController, PublicAuthController
 from api.http.integrations import IntegrationController
 from api.http.migrations import MigrationController
 from api.http.oidc import OidcController
-from api.http.openapi import complete
+from api.http.openapi import complete, finish_once
 from api.http.operations import OperationsController
 from api.http.policies import DecisionController, PolicyController
 from api.http.role_mappings import RoleMappingController
@@ -67,6 +68,24 @@ def resolve_exception_handlers_once(app: Litestar) -> None:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def openapi_document(app: Litestar) -> OpenAPI:
+    """The app's OpenAPI document as it is served: completed (`complete`, and the audit log's
+    required query parameters stated) the first time anything asks for it."""
+    return finish_once(app, _finish)
+
+
+def _finish(app: Litestar) -> OpenAPI:
+    document = complete(app)
+    document_required_query(document)
+    return document
+
+
+async def _document_finished(request: Request[Any, Any, Any]) -> None:
+    """Before any page under /schema: the document finished, off the event loop (the first
+    time, building it takes a good part of a second)."""
+    await anyio.to_thread.run_sync(openapi_document, request.app)
 
 
 def create_app(
@@ -151,6 +170,7 @@ def create_app(
                 SCHEMA_PATH,
                 route_handlers=[],
                 include_in_schema=False,
+                before_request=_document_finished,
                 after_request=schema_not_found_as_envelope,
             ),
             components=Components(
@@ -168,8 +188,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    complete(app)
-    document_required_query(app.openapi_schema)
     resolve_exception_handlers_once(app)
     framework = app.asgi_handler
     decisions = DecisionRoute(app, api, framework)

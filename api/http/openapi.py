@@ -1,7 +1,9 @@
 """The OpenAPI document completed from the route table, so every route (a later one too) states
 what it can really answer and a client, or a fuzzer, can follow it.
 
-Run once on the app's generated document (`complete`):
+Run once on the app's generated document (`complete`), when it is first asked for
+(`finish_once`): building it costs about half a second of CPU, which start-up does not pay, so a
+process never asked for the document never pays it.
 
 - every error response is the one envelope (`ErrorEnvelope`); the framework's own error shape,
   which the service never sends, is removed (a route may still declare a body of its own for a
@@ -20,7 +22,10 @@ Run once on the app's generated document (`complete`):
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
+from weakref import WeakValueDictionary
 
 from litestar import Litestar
 from litestar.openapi.spec import (
@@ -43,6 +48,19 @@ from api.http.examples import error_example
 
 ENVELOPE = "ErrorEnvelope"
 _METHODS = ("get", "put", "post", "patch", "delete")
+_finishing = threading.Lock()
+_finished: WeakValueDictionary[int, OpenAPI] = WeakValueDictionary()  # by id: unhashable
+
+
+def finish_once(app: Litestar, finish: Callable[[Litestar], OpenAPI]) -> OpenAPI:
+    """The app's document, `finish(app)` having run on it exactly once (whichever thread asks
+    first runs it; the others wait for it)."""
+    with _finishing:  # the framework builds the document on first use, unguarded
+        document = app.openapi_schema
+        if id(document) not in _finished:
+            finish(app)
+            _finished[id(document)] = document
+    return document
 
 
 def complete(app: Litestar) -> OpenAPI:

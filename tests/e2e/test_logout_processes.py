@@ -20,7 +20,13 @@ from tests.e2e.test_policy_cache_processes import SharedServe
 from tests.peers.http import HASH, wait_for
 from tests.peers.slapd import BASE_DN, Slapd
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.ldap, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.processes,
+    pytest.mark.postgres,
+    pytest.mark.ldap,
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture

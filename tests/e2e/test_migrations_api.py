@@ -92,6 +92,7 @@ def _run_all(api: Api, **settings: Any) -> None:
     api.wait_projected()
 
 
+@pytest.mark.processes  # two conversion processes, for 1,000 policies
 def test_a_thousand_legacy_policies_migrate_end_to_end_over_http(
     api: Api, tenant: Tenant, pg_admin_url: str
 ) -> None:

@@ -20,7 +20,7 @@ from tests.e2e.policy_support import activate, decide, rego, submitted
 from tests.peers.http import HASH, wait_for
 from tests.peers.serve import ServeProcess, acgs_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.processes, pytest.mark.postgres, pytest.mark.slow]
 
 
 class SharedServe(ServeProcess):

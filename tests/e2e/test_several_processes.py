@@ -31,7 +31,7 @@ from infra.postgres.worker_lease import lock_key
 from tests.e2e.test_policy_cache_processes import SharedServe
 from tests.peers.http import HASH, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.processes, pytest.mark.postgres, pytest.mark.slow]
 ACGS = [sys.executable, "-c", "from api.cli.main import cli; cli()"]
 
 

@@ -23,7 +23,13 @@ from tests.peers.http import HASH, wait_for
 from tests.peers.redis import Redis, running_redis
 from tests.peers.serve import acgs_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.processes,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.slow,
+]
 
 
 @dataclass

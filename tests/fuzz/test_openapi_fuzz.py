@@ -49,8 +49,6 @@ SETTINGS = hypothesis.settings(
     suppress_health_check=list(HealthCheck),
 )
 PRINCIPALS = ("platform", "tenant_admin", "low_role")
-# Each principal's runs in a process of its own under `make test` (tests/conftest.py).
-BY_PRINCIPAL = [pytest.param(p, marks=pytest.mark.xdist_group(f"fuzz-{p}")) for p in PRINCIPALS]
 # Which tenant a {tenant_id} in the path names: the principal's own, another one, the system
 # tenant, or whatever the fuzzer generated.
 TARGETS = ("own", "other", "system", "generated")
@@ -239,7 +237,7 @@ def _each(run: Callable[[], None], label: str, failures: list[str]) -> None:
         failures.append(f"{label}: {exc}")
 
 
-@pytest.mark.parametrize("principal", BY_PRINCIPAL)
+@pytest.mark.parametrize("principal", PRINCIPALS)  # a process each (tests/conftest.py)
 def test_no_input_gets_a_5xx_or_leaves_the_document(
     principal: str, world: World, served_schema: BaseSchema
 ) -> None:
@@ -251,7 +249,7 @@ def test_no_input_gets_a_5xx_or_leaves_the_document(
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.parametrize("principal", BY_PRINCIPAL)
+@pytest.mark.parametrize("principal", PRINCIPALS)  # a process each (tests/conftest.py)
 def test_linked_operations_hold_up_in_sequence(
     principal: str, world: World, served_schema: BaseSchema
 ) -> None:

@@ -1,10 +1,14 @@
 """The OpenAPI document is completed from the route table: a route added later gets the error
 envelope, the refusals the edge and the framework can give, `additionalProperties: false` on
-its body, and links from what it creates, without code of its own."""
+its body, and links from what it creates, without code of its own. The app completes it once,
+when it is first asked for."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -12,7 +16,7 @@ from litestar import Litestar, Router, get, post
 from litestar.openapi import OpenAPIConfig
 
 from api.http.errors import ErrorEnvelope
-from api.http.openapi import NO_NUL, complete
+from api.http.openapi import NO_NUL, complete, finish_once
 
 
 class Part(msgspec.Struct):
@@ -100,3 +104,28 @@ def test_what_a_route_creates_links_to_the_routes_that_take_its_id() -> None:
         "$response.body#/widget_id"
     }
     assert len(links) == 2  # read and ping
+
+
+def test_the_document_is_finished_once_however_many_threads_ask_at_once() -> None:
+    app = Litestar(
+        [Router("/v1", route_handlers=[create_widget])],
+        openapi_config=OpenAPIConfig(title="t", version="1"),
+    )
+    finished: list[object] = []
+    started = threading.Barrier(8)
+
+    def finish(app: Litestar) -> Any:
+        finished.append(app.openapi_schema)
+        time.sleep(0.05)  # the others ask meanwhile
+        return app.openapi_schema
+
+    def ask() -> object:
+        started.wait()
+        return finish_once(app, finish)
+
+    with ThreadPoolExecutor(8) as pool:
+        documents = list(pool.map(lambda _: ask(), range(8)))
+    assert finished == [app.openapi_schema]
+    assert all(document is app.openapi_schema for document in documents)
+    assert finish_once(app, finish) is app.openapi_schema
+    assert len(finished) == 1
