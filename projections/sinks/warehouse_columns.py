@@ -595,10 +595,15 @@ def _event_ids(aggregates: pa.Array, versions: pa.Array) -> pa.Array:
     names = pc.binary_join_element_wise(aggregates, pc.cast(versions, pa.string()), ":").cast(
         pa.binary()
     )
-    # UUID v5 is defined on SHA-1: an identifier, not a security use
-    digests = bytearray(
-        b"".join([sha1(_NAMESPACE + n, usedforsecurity=False).digest() for n in names.to_pylist()])
-    )
+    # UUID v5 is defined on SHA-1: an identifier, not a security use. Each digest starts from a
+    # copy of the namespace's hash state.
+    namespace = sha1(_NAMESPACE, usedforsecurity=False).copy
+    parts = []
+    for name in names.to_pylist():
+        hashed = namespace()
+        hashed.update(name)
+        parts.append(hashed.digest())
+    digests = bytearray(b"".join(parts))
     digests[6::_DIGEST] = digests[6::_DIGEST].translate(_VERSION_5)
     digests[8::_DIGEST] = digests[8::_DIGEST].translate(_RFC_4122)
     hexed = hexlify(digests)
