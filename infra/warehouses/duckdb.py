@@ -32,6 +32,11 @@ costs more CPU time for the same rows (the threads hand its parts over). The che
 closes the file runs on all of them (the thread count is reset before `release` closes it):
 nothing else runs then, and it compresses each row group as a task of its own.
 
+JSON columns go in typed as JSON (Arrow's JSON extension type over the same buffers), which
+DuckDB takes as they are: as text it would parse each value again. Their values are JSON a
+sync has decoded already (each event's stored state, entries' details as decoded or written
+again by msgspec); the text is kept byte for byte either way.
+
 The watermark's row is updated in place once it exists (an upsert's conflict check cost a
 load more than the update)."""
 
@@ -62,6 +67,8 @@ CHECKPOINT_THRESHOLD = "1GB"  # of write-ahead log before DuckDB checkpoints on 
 ROW_GROUP_SIZE = 10_240  # rows; a multiple of DuckDB's vector (2,048 rows)
 LOAD_THREADS = 1  # DuckDB's threads while the file is open; its default (the cores) to close it
 _CATALOG = "acgs_warehouse"  # the file's name in the connection
+_JSON = pa.json_(pa.string())
+_JSON_COLUMNS = {t.name: {c.name for c in t.columns if c.type is ColumnType.JSON} for t in TABLES}
 TYPES = {
     ColumnType.STRING: "VARCHAR",
     ColumnType.INT: "BIGINT",
@@ -207,7 +214,7 @@ class DuckDbWarehouse:
             for name, data in tables.items():
                 if data.num_rows:
                     view = f"_acgs_chunk_{name}"
-                    con.register(view, data)
+                    con.register(view, _json_typed(data, _JSON_COLUMNS.get(name, set())))
                     try:
                         con.execute(
                             f"INSERT INTO {self._name(self.prefix + name)} BY NAME "  # noqa: S608 - identifiers escaped by quote(); values bound  # nosec B608
@@ -235,3 +242,12 @@ class DuckDbWarehouse:
 
     def close(self) -> None:
         self.release()
+
+
+def _json_typed(data: pa.Table, names: set[str]) -> pa.Table:
+    """`data` with its text columns `names` typed as JSON (the same buffers)."""
+    fields = [
+        pa.field(f.name, _JSON, f.nullable) if f.name in names and f.type == pa.string() else f
+        for f in data.schema
+    ]
+    return data.cast(pa.schema(fields))
