@@ -1,10 +1,15 @@
 """DuckDB loads of whole row groups: written to the file at their commit (not through the
 write-ahead log), they hold every row once, as loaded, across a load that fails after its
-first table's row groups were written, a load that overlaps the watermark, and the file
-closed and opened again."""
+first table's row groups were written, a process killed during a load, a load that overlaps
+the watermark, and the file closed and opened again."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,3 +90,65 @@ def test_loads_of_whole_row_groups_hold_every_row_once_across_a_failed_load(
         assert written is not None
         assert written[0] >= 4
         assert db.execute("SELECT position FROM _acgs_watermark").fetchall() == [(last,)]
+
+
+_LOADER = """
+import sys
+from pathlib import Path
+from infra.warehouses.duckdb import ROW_GROUP_SIZE, DuckDbWarehouse
+from domain.warehouse import TABLES
+from tests.integration.warehouse.test_duckdb_row_groups import _tables
+warehouse = DuckDbWarehouse({}, Path(sys.argv[1]))
+for table in TABLES:
+    warehouse.create_table(table)
+size = 2 * ROW_GROUP_SIZE
+for start in range(0, 40 * size, size):
+    warehouse.load(_tables(start + 1, start + size), start + size)
+    print(start + size, flush=True)
+"""
+
+
+def test_a_process_killed_while_it_writes_row_groups_leaves_whole_loads_only(
+    tmp_path: Path,
+) -> None:
+    """Loads of whole row groups in their own process, killed (SIGKILL) during a load: the
+    file opened again holds the loads committed, each row once, up to the watermark, and the
+    next load (overlapping them) adds the rest."""
+    path = tmp_path / "kill.duckdb"
+    root = Path(__file__).resolve().parents[3]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _LOADER, str(path)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        committed = [int(child.stdout.readline()) for _ in range(3)]
+        time.sleep(0.05)  # into the next load
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(30)
+        if child.stdout is not None:
+            child.stdout.close()
+    warehouse = DuckDbWarehouse({}, path)
+    loaded = warehouse.watermark()
+    assert loaded >= committed[-1]
+    with warehouse._open() as con:
+        for table in TABLES:
+            found = con.execute(
+                f'SELECT count(*), count(DISTINCT position), max(position) FROM "{table.name}"'
+            ).fetchone()
+            assert found == (loaded, loaded, loaded), table.name
+    last = loaded + ROW_GROUP_SIZE + 5
+    warehouse.load(_tables(1, last), last)
+    warehouse.close()
+    with duckdb.connect(str(path), read_only=True) as db:
+        for table in TABLES:
+            names = ", ".join(f'"{c.name}"' for c in table.columns)
+            found_rows = db.execute(
+                f'SELECT {names} FROM "{table.name}" ORDER BY position'
+            ).fetchall()
+            assert [dict(zip(table.names, row, strict=True)) for row in found_rows] == (
+                _tables(1, last)[table.name].to_pylist()
+            ), table.name
