@@ -46,6 +46,8 @@ def _json_value(value: Any) -> Any:
 
 
 class BigQueryWarehouse:
+    load_unit = 1  # rows a load is best a multiple of: any count
+
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.prefix = str(config.get("table_prefix", ""))
         info = json.loads(str(config["credentials_json"]))

@@ -44,6 +44,8 @@ def csv_of(data: pa.Table) -> bytes:
 
 
 class PostgresWarehouse:
+    load_unit = 1  # rows a load is best a multiple of: any count
+
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.prefix = str(config.get("table_prefix", ""))
         self.schema = str(config.get("schema") or "public")

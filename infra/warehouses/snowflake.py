@@ -47,6 +47,8 @@ def _stage_type(kind: pa.DataType) -> str:
 
 
 class SnowflakeWarehouse:
+    load_unit = 1  # rows a load is best a multiple of: any count
+
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.prefix = str(config.get("table_prefix", ""))
         self.schema = str(config.get("schema") or "PUBLIC")

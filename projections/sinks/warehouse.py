@@ -52,8 +52,8 @@ from projections.sinks.warehouse_columns import ColumnMaker, LogColumns, Packed,
 
 log = logging.getLogger(__name__)
 Row = Sequence[Any]  # a row of the notification log (see infra.postgres.follower.LogRow)
-CHUNK = 20_000  # events per load (the next chunk is read and built while one loads; the first
-# three loads are an eighth, a quarter and a half of it)
+CHUNK = 20_480  # events per load (the next chunk is read and built while one loads; the first
+# three loads are an eighth, a quarter and a half of it); two of DuckDB's row groups
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 
 
@@ -62,6 +62,7 @@ class Warehouse(Protocol):
     configured prefix plus the table's name."""
 
     prefix: str
+    load_unit: int  # rows a load is best a whole multiple of, from one on (1: any count)
 
     def columns(self, table: str) -> dict[str, str] | None:
         """The table's columns and their logical types (ColumnType values); None if it does
@@ -214,6 +215,12 @@ def _tapered(size: int, left: int, chunk: int) -> int:
     return min(size, max(chunk // 8, -(-left // 2)))
 
 
+def _aligned(size: int, unit: int) -> int:
+    """Events a read for a warehouse whose loads are best whole multiples of `unit` rows:
+    `size` rounded down to one, or as it is below one unit."""
+    return size if size < unit else size - size % unit
+
+
 @dataclass(frozen=True)
 class _Pending:
     load: Future[None]
@@ -330,7 +337,10 @@ class WarehouseLoader:
         is built, so the database's work overlaps the building. The first chunks are smaller
         (`_ramp`), so the warehouse's first load starts early rather than after a whole chunk
         is read and built: the loads, one after the other, are the longer stage. So are the
-        last (`_tapered`): the load of the last chunk is not overlapped by anything."""
+        last (`_tapered`): the load of the last chunk is not overlapped by anything. A chunk
+        of at least the warehouse's `load_unit` is a whole multiple of it (`_aligned`: DuckDB
+        writes a load's whole row groups at its commit, the rest at its checkpoint); as many
+        rows as events in a sync of every tenant."""
 
         sizes = _ramp(self.chunk)
 
@@ -341,7 +351,8 @@ class WarehouseLoader:
         def more(position: int) -> Future[tuple[int, LogColumns, pa.Array | None]] | None:
             if position >= head or (stop is not None and stop.is_set()):
                 return None
-            return reader.submit(read, position, _tapered(next(sizes), head - position, self.chunk))
+            size = _tapered(next(sizes), head - position, self.chunk)
+            return reader.submit(read, position, _aligned(size, self.warehouse.load_unit))
 
         ahead = more(after)
         while ahead is not None:

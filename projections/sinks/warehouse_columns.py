@@ -375,12 +375,22 @@ class ColumnMaker:
         categories = [e.category for e in stored]
         actions = [e.action for e in stored]
         results = [e.result for e in stored]
-        classes = [
-            self._class_of(
-                c, a, r, d.severity == "critical", bool(d.constitutional_validation_passed)
-            )
-            for c, a, r, d in zip(categories, actions, results, found.details, strict=True)
-        ]
+        distinct: dict[tuple[str, str, str, bool, bool], int] = {}  # each one's index
+        classes = pa.array(
+            [
+                distinct.setdefault(key, len(distinct))
+                for key in zip(
+                    categories,
+                    actions,
+                    results,
+                    [d.severity == "critical" for d in found.details],
+                    [bool(d.constitutional_validation_passed) for d in found.details],
+                    strict=True,
+                )
+            ],
+            pa.int32(),
+        )
+        answers = [self._class_of(*key) for key in distinct]
         # an entry's own slug is never needed (`own_slug`: tenants' events)
         slugs = {t: self._records.slug(t) or None for t in set(tenants)}
         category_array = pa.array(categories, pa.string())
@@ -403,8 +413,8 @@ class ColumnMaker:
             "action": action_array,
             "result": results,
             "target_resource": [e.target_resource for e in stored],
-            "severity": [c[0] for c in classes],
-            "alert": [c[1] for c in classes],
+            "severity": pa.array([a[0] for a in answers], pa.string()).take(classes),
+            "alert": pa.array([a[1] for a in answers], pa.string()).take(classes),
             "details": _details_texts(stored),
         }
 
@@ -595,10 +605,15 @@ def _event_ids(aggregates: pa.Array, versions: pa.Array) -> pa.Array:
     names = pc.binary_join_element_wise(aggregates, pc.cast(versions, pa.string()), ":").cast(
         pa.binary()
     )
-    # UUID v5 is defined on SHA-1: an identifier, not a security use
-    digests = bytearray(
-        b"".join([sha1(_NAMESPACE + n, usedforsecurity=False).digest() for n in names.to_pylist()])
-    )
+    # UUID v5 is defined on SHA-1: an identifier, not a security use. Each digest starts from a
+    # copy of the namespace's hash state.
+    namespace = sha1(_NAMESPACE, usedforsecurity=False).copy
+    parts = []
+    for name in names.to_pylist():
+        hashed = namespace()
+        hashed.update(name)
+        parts.append(hashed.digest())
+    digests = bytearray(b"".join(parts))
     digests[6::_DIGEST] = digests[6::_DIGEST].translate(_VERSION_5)
     digests[8::_DIGEST] = digests[8::_DIGEST].translate(_RFC_4122)
     hexed = hexlify(digests)

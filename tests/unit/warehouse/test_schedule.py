@@ -33,6 +33,7 @@ class EmptyLog:
 
 class NoTables:
     prefix = ""
+    load_unit = 1
 
     def columns(self, table: str) -> dict[str, str] | None:
         return {}
