@@ -46,7 +46,9 @@ def compiled_machine(filename: str, module: str, package: str) -> Any | None:
         )
         machine = regorus.Rvm()
         machine.load_program(program)
-    except Exception:  # noqa: BLE001 - regorus raises bare exceptions; the interpreter decides
+    except BaseException as error:
+        if not _regorus_failure(error):
+            raise
         return None
     return machine
 
@@ -57,6 +59,15 @@ def executed(machine: Any, request: str) -> str | None:
     try:
         machine.set_input_json(request)
         result: str = machine.execute()
-    except Exception:  # noqa: BLE001 - as above
+    except BaseException as error:
+        if not _regorus_failure(error):
+            raise
         return None
     return result
+
+
+def _regorus_failure(error: BaseException) -> bool:
+    """regorus raises bare exceptions, and pyo3's PanicException (a BaseException, so that it is
+    not caught as an ordinary error) when it panics: the compiler does on a rule that needs more
+    than its 255 registers."""
+    return isinstance(error, Exception) or type(error).__name__ == "PanicException"

@@ -186,3 +186,18 @@ def test_a_negated_unification_is_left_to_the_interpreter() -> None:
     assert cache.evaluate(("s", 1), module, "s", {}, generated=True).allow
     assert not cache.evaluate(("s", 1), module, "s", {"role": "r"}, generated=True).allow
     assert (cache.compiled, cache.machine_failures) == (1, 0)  # an engine, no machine tried
+
+
+def test_a_module_the_machine_compiler_panics_on_is_left_to_the_interpreter() -> None:
+    """regorus's compiler panics (pyo3's PanicException, a BaseException) on a rule needing
+    more than its 255 registers."""
+    body = "\n".join(f"\tinput.a{i} == {i}" for i in range(150))
+    module = (
+        f"package s\n\ndefault allow := false\n\nallow if {{\n{body}\n}}\n\n"
+        "deny := set()\n\nobligations := set()\n"
+    )
+    cache = EngineCache()
+    every = {f"a{i}": i for i in range(150)}
+    assert cache.evaluate(("s", 1), module, "s", every, generated=True).allow
+    assert not cache.evaluate(("s", 1), module, "s", {**every, "a7": 0}, generated=True).allow
+    assert (cache.compiled, cache.machines, cache.machine_failures) == (1, 0, 0)
