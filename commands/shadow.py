@@ -343,7 +343,11 @@ class ShadowService:
         started = time.perf_counter()
         try:
             decision = self._decisions.evaluator.evaluate_json(
-                active.cache_key, active.rego, active.package, canonical_input(document).decode()
+                active.cache_key,
+                active.rego,
+                active.package,
+                canonical_input(document).decode(),
+                generated=active.generated,
             )
         except DomainError as failure:
             return Comparison.failed(legacy, key, routed=False, error=failure.message[:500])

@@ -371,7 +371,11 @@ def eval_policy(
         document["constitutional_hash"] = constitutional_hash
     try:
         decision = EngineCache().evaluate(
-            (chosen.policy_id, 1), chosen.rego or "", chosen.package or "", document
+            (chosen.policy_id, 1),
+            chosen.rego or "",
+            chosen.package or "",
+            document,
+            generated=chosen.source_format != "rego",
         )
     except (RegoCompileError, RegoEvaluationError) as failure:
         click.echo(f"acgs policy: evaluation failed: {failure.message}", err=True)

@@ -40,6 +40,7 @@ MAX_BODY_DEPTH = 32
 _JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 _BACKTICKED = re.compile(r"`[^`]*`")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")  # a field name shown back as given
+_encode = msgspec.json.Encoder().encode
 
 
 async def check_body(request: Request[Any, Any, Any]) -> None:
@@ -154,7 +155,14 @@ def _shape_problems(value: Any, body: bytes) -> list[dict[str, str]]:
     separates a key from its value, so the text's colons, less those inside its strings, are its
     object members; fewer members decoded means a key was repeated. A string's colons are those
     of its decoded value unless an escape (`\\u003a`) wrote one: a body with `\\u` is parsed
-    again, keeping every member (rare: JSON encoders write non-ASCII as UTF-8)."""
+    again, keeping every member (rare: JSON encoders write non-ASCII as UTF-8).
+
+    Most bodies are settled without the walk (`_plainly_well_shaped`)."""
+    return [] if _plainly_well_shaped(value, body) else _walked_problems(value, body)
+
+
+def _walked_problems(value: Any, body: bytes) -> list[dict[str, str]]:
+    """`_shape_problems` by the walk."""
     members = 0  # object members decoded
     colons = 0  # colons inside decoded keys and strings
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -180,6 +188,21 @@ def _shape_problems(value: Any, body: bytes) -> list[dict[str, str]]:
     escaped = b"\\u" in body
     repeated = _has_duplicate_keys(body) if escaped else body.count(b":") - colons != members
     return [_problem("body", "repeats a key within an object")] if repeated else []
+
+
+def _plainly_well_shaped(value: Any, body: bytes) -> bool:
+    """True when the text alone shows what the walk of `_shape_problems` would find: nothing.
+
+    Without `\\u`, a string can hold no NUL (JSON text holds no raw control character) and no
+    colon written as an escape; with at most `MAX_BODY_DEPTH` brackets, nothing nests deeper.
+    Then the decoded value, encoded again, has as many colons as the text unless a repeated
+    key's member was dropped: each member has its colon, every string its own colons, and
+    dropping a member takes its colon away."""
+    return (
+        b"\\u" not in body
+        and body.count(b"{") + body.count(b"[") <= MAX_BODY_DEPTH
+        and _encode(value).count(b":") == body.count(b":")
+    )
 
 
 def _has_duplicate_keys(body: bytes) -> bool:

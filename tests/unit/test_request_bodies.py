@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from typing import Any
 
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api.http import bodies
 from api.http.bodies import MAX_BODY_DEPTH, decode, struct_problems
 from api.http.dto import CreateTenantRequest, UpdateTenantRequest
 from domain.errors import ValidationFailed
@@ -123,3 +130,50 @@ def test_a_number_with_a_zero_fraction_is_an_integer() -> None:
     assert [p["field"] for p in struct_problems({"max_storage_gb": 5.5}, UpdateTenantRequest)] == [
         "max_storage_gb"
     ]
+
+
+_TEXTS = st.text(st.sampled_from(["a", ":", "b", "\x00", "é", "\\", '"', "u"]), max_size=4)
+
+
+def _members(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A JSON value as pairs: an object may repeat a key (as a text may)."""
+    return st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(st.tuples(_TEXTS, children), max_size=4).map(lambda pairs: ("object", pairs)),
+    )
+
+
+def _text(value: Any, escape: bool) -> str:
+    if isinstance(value, tuple):
+        items = ",".join(f"{_text(k, escape)}:{_text(v, escape)}" for k, v in value[1])
+        return "{" + items + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_text(v, escape) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=escape)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    tree=st.recursive(st.one_of(_TEXTS, st.integers(), st.none()), _members, max_leaves=40),
+    escape=st.booleans(),
+)
+def test_a_body_settled_without_the_walk_is_one_the_walk_finds_nothing_in(
+    tree: Any, escape: bool
+) -> None:
+    raw = _text(tree, escape).encode()
+    value = msgspec.json.decode(raw)
+    if bodies._plainly_well_shaped(value, raw):
+        assert bodies._walked_problems(value, raw) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        (b'{"policy_id": "p", "input": {"t": "12:00", "u": {"k": [":", 1]}}}', True),
+        (b'{"t": "12:00", "u": {"k": ":", "k": "::"}}', False),  # a repeated key
+        (b'{"a": "\\u003a"}', False),  # an escape: the walk decides
+        (b"[" * (MAX_BODY_DEPTH + 1) + b"]" * (MAX_BODY_DEPTH + 1), False),
+    ],
+)
+def test_plain_bodies_are_settled_without_the_walk(raw: bytes, plain: bool) -> None:
+    assert bodies._plainly_well_shaped(msgspec.json.decode(raw), raw) is plain

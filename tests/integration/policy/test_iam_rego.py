@@ -1,7 +1,8 @@
 """IAM-style documents through the whole converter with the real engine: the Rego equals the
 reference on documents with NotAction/NotResource and wildcards and on requests with missing or
-mistyped fields; no NotAction/NotResource statement grants a request without action or
-resource.id; every statement of the samples and of a generated IAM corpus is reached."""
+mistyped fields (on the interpreter and as decisions are served); no NotAction/NotResource
+statement grants a request without action or resource.id; every statement of the samples and
+of a generated IAM corpus is reached."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from domain.policy.reference_evaluator import evaluate
 from domain.policy.rego_generator import generate_rego, package_name
 from domain.policy.rule_model import Policy
 from domain.policy.sources import SourceFormat, parse_source
+from infra.rego.engine_cache import EngineCache
 from infra.rego.regorus_engine import RegorusEngine
 from tests.load.policy_corpus import iam_text
 from tests.unit.policy.strategies import iam_documents, iam_requests
@@ -42,9 +44,13 @@ def test_iam_rego_equals_the_reference_on_missing_and_mistyped_fields(
     document: dict[str, Any], batch: list[dict[str, Any]]
 ) -> None:
     policy = _iam(document)
-    module = generate_rego(policy)
-    actual = ENGINE.decisions("iam.rego", module, package_name(policy.policy_id), batch)
-    assert actual == [evaluate(policy, request, HASH) for request in batch]
+    module, package = generate_rego(policy), package_name(policy.policy_id)
+    expected = [evaluate(policy, request, HASH) for request in batch]
+    assert ENGINE.decisions("iam.rego", module, package, batch) == expected
+    served = EngineCache()  # as decisions are served: on the compiled machine when it suits
+    answers = [served.evaluate(("p", 1), module, package, r, generated=True) for r in batch]
+    assert answers == expected
+    assert served.machine_failures == 0
 
 
 @settings(max_examples=100, deadline=None)

@@ -125,3 +125,79 @@ def test_a_discarded_cache_never_drops_an_engine_on_another_thread() -> None:
     finally:
         sys.unraisablehook = previous
     assert failures == []
+
+
+def test_generated_rego_runs_on_the_compiled_machine_and_decides_as_the_interpreter() -> None:
+    machine, interpreter = EngineCache(), EngineCache()
+    module = _module("p", "a")
+    for request in ({"role": "a"}, {"role": "b"}, {}, {"role": "a", "n": 1}):
+        decided = machine.evaluate(("p", 1), module, "acgs.t.p", request, generated=True)
+        assert decided == interpreter.evaluate(("p", 1), module, "acgs.t.p", request)
+    assert (machine.compiled, machine.machine_failures) == (1, 0)  # no interpreter's engine
+
+
+@pytest.mark.parametrize(
+    ("module", "request_"),
+    [
+        # the machine reads a failing builtin as undefined, the interpreter raises
+        (
+            "package s\n\ndefault allow := false\n\nallow if 1 / input.n > 0\n\n"
+            "deny := set()\n\nobligations := set()\n",
+            {"n": 0},
+        ),
+        # conflicting values: the machine leaves allow undefined, the interpreter raises
+        (
+            "package s\n\nallow := true if input.a\n\nallow := false if input.b\n\n"
+            "deny := set()\n\nobligations := set()\n",
+            {"a": True, "b": True},
+        ),
+    ],
+)
+def test_submitted_rego_is_left_to_the_interpreter_whose_errors_stand(
+    module: str, request_: dict[str, object]
+) -> None:
+    with pytest.raises(RegoEvaluationError):
+        EngineCache().evaluate(("s", 1), module, "s", request_)
+
+
+def test_what_the_machine_does_not_decide_goes_to_the_interpreter_for_good() -> None:
+    cache = EngineCache()
+    conflicting = (
+        "package s\n\nallow := true if input.a\n\nallow := false if input.b\n\n"
+        "deny := set()\n\nobligations := set()\n"
+    )
+    with pytest.raises(RegoEvaluationError):  # the interpreter's error, not an undefined allow
+        cache.evaluate(("s", 1), conflicting, "s", {"a": True, "b": True}, generated=True)
+    assert cache.machine_failures == 1
+    assert cache.evaluate(("s", 1), conflicting, "s", {"a": True}, generated=True).allow
+    assert (cache.compiled, cache.machine_failures) == (2, 1)  # machine, then engine
+    with pytest.raises(RegoCompileError):  # no machine for a module it does not compile
+        cache.evaluate(("bad", 1), "package x\n\nallow if {\n", "x", {}, generated=True)
+
+
+def test_a_negated_unification_is_left_to_the_interpreter() -> None:
+    """The machine fails `not _ = input.role` when input.role is absent (the generator writes
+    it for a field that must be absent): such a module is decided by the interpreter."""
+    module = (
+        "package s\n\ndefault allow := false\n\nallow if not _ = input.role\n\n"
+        "deny := set()\n\nobligations := set()\n"
+    )
+    cache = EngineCache()
+    assert cache.evaluate(("s", 1), module, "s", {}, generated=True).allow
+    assert not cache.evaluate(("s", 1), module, "s", {"role": "r"}, generated=True).allow
+    assert (cache.compiled, cache.machine_failures) == (1, 0)  # an engine, no machine tried
+
+
+def test_a_module_the_machine_compiler_panics_on_is_left_to_the_interpreter() -> None:
+    """regorus's compiler panics (pyo3's PanicException, a BaseException) on a rule needing
+    more than its 255 registers."""
+    body = "\n".join(f"\tinput.a{i} == {i}" for i in range(150))
+    module = (
+        f"package s\n\ndefault allow := false\n\nallow if {{\n{body}\n}}\n\n"
+        "deny := set()\n\nobligations := set()\n"
+    )
+    cache = EngineCache()
+    every = {f"a{i}": i for i in range(150)}
+    assert cache.evaluate(("s", 1), module, "s", every, generated=True).allow
+    assert not cache.evaluate(("s", 1), module, "s", {**every, "a7": 0}, generated=True).allow
+    assert (cache.compiled, cache.machines, cache.machine_failures) == (1, 0, 0)
