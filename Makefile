@@ -121,14 +121,15 @@ CRITICAL := domain/tenancy.py,domain/tenant/*,infra/postgres/database.py,api/htt
 	infra/saml/*,infra/oidc/*,infra/postgres/sessions.py,infra/postgres/upstream_tokens.py,$\
 	domain/migration/*,commands/migrations.py,commands/migration_runner.py,$\
 	commands/job_secrets.py,projections/migrations.py
-# The suite runs in TEST_WORKERS processes (pytest-xdist), a test module to a process (or a
-# group its tests name: tests/conftest.py); each process starts the real peers it needs on its
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test module to a process, the
+# longest first (tests/conftest.py); each process starts the real peers it needs on its
 # own free ports. Most of a test's time is spent waiting on peers and subprocesses, so more
 # processes than cores pay (`TEST_WORKERS=0`: one process, as before).
 TEST_WORKERS ?= 4
 test: $(VENV)/.test-installed system-deps oidc-provider
 	@mkdir -p .acgs/coverage
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope \
+		--no-loadscope-reorder \
 		$(COVERAGE) $(PYTEST_ARGS)
 	@if [ -n "$(COVERAGE)" ]; then echo "CRITICAL files (100 % required):"; \
 		$(BIN)/coverage report --fail-under=100 --skip-covered --show-missing \

@@ -3,9 +3,9 @@
 The suite may run in several processes (pytest-xdist: `make test`). A test module goes to one
 process as a whole, so that its module fixtures are set up once (`ModuleScheduling`), except the
 fuzzing, which goes by principal: one process fuzzing all three would outlast the rest of the
-suite. What a test reports for the terminal summary travels
-in its report's user properties, which reach the process that prints the summary whichever
-process ran the test.
+suite. The longest modules are handed out first (`FIRST`). What a test reports for the terminal
+summary travels in its report's user properties, which reach the process that prints the
+summary whichever process ran the test.
 
 Under `make test` coverage is measured in the processes the tests start too (coverage's
 subprocess patch: the variable COVERAGE_PROCESS_CONFIG in their environment), except in those a
@@ -57,6 +57,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section(FIGURES_PROPERTY)
     for test, line in _FIGURES:
         terminalreporter.write_line(f"{test}: {line}")
+
+
+# The longest modules first (`make test` keeps this order when it hands modules to processes), so
+# that none starts late and outlasts the rest: the fuzzing, the fault suite, the browser and the
+# end-to-end tests; then the others as collected.
+FIRST = ("tests/fuzz/", "tests/faults/", "tests/browser/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, d in enumerate(FIRST) if item.nodeid.startswith(d)), len(FIRST))
+
+    items.sort(key=rank)
 
 
 # Modules whose parametrized tests go to processes by their parameter (`ModuleScheduling`).
