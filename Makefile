@@ -136,7 +136,7 @@ test: $(VENV)/.test-installed system-deps oidc-provider
 		--include='$(CRITICAL)'; fi
 
 # The API fuzzed from its OpenAPI document (tests/fuzz) with many more examples than `make test`
-# runs: FUZZ_EXAMPLES per operation and principal, FUZZ_STATEFUL stateful runs.
+# runs: FUZZ_EXAMPLES per operation (each sent as every principal), FUZZ_STATEFUL stateful runs.
 FUZZ_EXAMPLES ?= 300
 FUZZ_STATEFUL ?= 100
 fuzz: $(VENV)/.test-installed system-deps oidc-provider

@@ -17,7 +17,7 @@ from domain.constitution import DEFAULT_CONSTITUTIONAL_HASH
 from tests.peers.scratch import scratch_dir
 from tests.peers.serve import ServeProcess, alive, processes_mentioning
 
-pytestmark = [pytest.mark.e2e, pytest.mark.processes, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
 LISTENING = re.compile(r"acgs: serving process (\d+) listening on")
 
