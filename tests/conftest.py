@@ -1,9 +1,8 @@
 """Shared fixtures. Real peers are started by the plugins in tests/peers/ (session-scoped).
 
 The suite may run in several processes (pytest-xdist: `make test`). A test module goes to one
-process as a whole, so that its module fixtures are set up once (`ModuleScheduling`), except the
-fuzzing, which goes by principal: one process fuzzing all three would outlast the rest of the
-suite. The longest modules are handed out first (`FIRST`). What a test reports for the terminal
+process as a whole, so that its module fixtures are set up once (`ModuleScheduling`); the
+longest modules are handed out first (`FIRST`). What a test reports for the terminal
 summary travels in its report's user properties, which reach the process that prints the
 summary whichever process ran the test.
 
@@ -72,20 +71,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
-# Modules whose parametrized tests go to processes by their parameter (`ModuleScheduling`).
-SPLIT_BY_PARAMETER = ("tests/fuzz/test_openapi_fuzz.py",)
-
-
 class ModuleScheduling(LoadScopeScheduling):
     """pytest-xdist's scheduling by scope, a scope being a test module (xdist's own `loadscope`
-    takes a class as a scope, and its `loadgroup` no longer groups under pytest 9), or, in the
-    modules of SPLIT_BY_PARAMETER, a module's tests of one parameter."""
+    takes a class as a scope, and its `loadgroup` no longer groups under pytest 9)."""
 
     def _split_scope(self, nodeid: str) -> str:
-        module, _, test = nodeid.partition("::")
-        if module in SPLIT_BY_PARAMETER and test.endswith("]"):
-            return module + test[test.index("[") :]
-        return module
+        return nodeid.partition("::")[0]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ModuleScheduling:

@@ -259,7 +259,7 @@ def test_no_input_gets_a_5xx_or_leaves_the_document(
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.parametrize("principal", PRINCIPALS)  # a process each (tests/conftest.py)
+@pytest.mark.parametrize("principal", PRINCIPALS)
 def test_linked_operations_hold_up_in_sequence(
     principal: str, world: World, served_schema: BaseSchema
 ) -> None:
