@@ -70,13 +70,9 @@ def _same(value: Any) -> Any:
     return value
 
 
-def openapi_document(app: Litestar) -> OpenAPI:
-    """The app's OpenAPI document as it is served: completed (`complete`, and the audit log's
-    required query parameters stated) the first time anything asks for it."""
-    return finish_once(app, _finish)
-
-
 def _finish(app: Litestar) -> OpenAPI:
+    """The document as served: completed, and the audit log's required query parameters
+    stated."""
     document = complete(app)
     document_required_query(document)
     return document
@@ -85,7 +81,7 @@ def _finish(app: Litestar) -> OpenAPI:
 async def _document_finished(request: Request[Any, Any, Any]) -> None:
     """Before any page under /schema: the document finished, off the event loop (the first
     time, building it takes a good part of a second)."""
-    await anyio.to_thread.run_sync(openapi_document, request.app)
+    await anyio.to_thread.run_sync(finish_once, request.app, _finish)
 
 
 def create_app(
