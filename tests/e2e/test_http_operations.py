@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from domain.maci import MaciRole
-from tests.peers.http import HASH, Api
+from tests.peers.http import HASH, Api, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -33,6 +33,14 @@ def test_a_rate_limited_request_is_logged_and_counted_with_its_route(
     tenant_id = UUID(
         api.create_tenant(platform, f"route-{unique}", max_requests_per_minute=1)["tenant_id"]
     )
+
+    def tenants_lines() -> list[dict[str, object]]:
+        return [
+            r.fields  # type: ignore[attr-defined]
+            for r in caplog.records
+            if r.name == "acgs.http.access" and str(tenant_id) == r.fields.get("tenant_id")  # type: ignore[attr-defined]
+        ]
+
     with (
         api.client(api.token(MaciRole.EXECUTIVE, tenant_id=tenant_id)) as own,
         caplog.at_level(logging.INFO, logger="acgs.http.access"),
@@ -41,11 +49,9 @@ def test_a_rate_limited_request_is_logged_and_counted_with_its_route(
         refused = own.get(f"/v1/tenants/{tenant_id}")
         assert refused.status_code == 429
         unknown = own.get(f"/v1/no-such-route/{unique}")
-    logged = [
-        r.fields  # type: ignore[attr-defined]
-        for r in caplog.records
-        if r.name == "acgs.http.access" and str(tenant_id) == r.fields.get("tenant_id")  # type: ignore[attr-defined]
-    ]
+        # The server's thread logs a request once its answer is sent: the client may have the
+        # last answer first.
+        logged = wait_for(lambda: len(tenants_lines()) >= 3 and tenants_lines())
     assert [(f["status"], f["route"]) for f in logged] == [
         (200, "/v1/tenants/{tenant_id}"),
         (429, "/v1/tenants/{tenant_id}"),
